@@ -1,0 +1,249 @@
+// The phi-gateway CLI: parses arguments and calls the modules; nothing else lives here.
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.js';
+import { createLogger } from '../config/log.js';
+import { Gateway } from '../gateway/gateway.js';
+import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
+import { Store } from '../store/store.js';
+import { addUser, generatePassword, type Role } from '../store/users.js';
+import { WebServer } from '../web/server.js';
+
+const USAGE = `usage: phi-gateway <command>
+
+  start [smtp|web]                 run the gateway (both parts, or one of them)
+  queue list [--json]              messages and deliveries not yet finished
+  queue retry ID                   retry a deferred or held message now
+  users add EMAIL --role staff|admin
+                                   add an account; password from stdin, or generated and printed once
+  audit verify                     check the audit log's hash chain
+  audit export                     print the audit log as JSON lines
+
+Configuration: PHIGW_CONFIG (YAML) and PHIGW_* variables; see README.md.
+`;
+
+class UsageError extends Error {}
+
+function fail(message: string, code = 2): number {
+  process.stderr.write(`phi-gateway: ${message}\n`);
+  return code;
+}
+
+async function withStore<T>(config: ResolvedConfig, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await Store.open(config);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<void> {
+  const [row] = (await store.db('users').count({ n: '*' })) as Array<{ n: number | string }>;
+  if (Number(row?.n ?? 0) > 0) return;
+  const email = 'admin@phi-gateway.local';
+  const password = generatePassword();
+  await addUser(store.db, email, 'admin', password);
+  const file = path.join(config.dataDir, 'first-admin.txt');
+  await writeFile(file, `email: ${email}\npassword: ${password}\n`, { mode: 0o600 });
+  process.stderr.write(`phi-gateway: first run: created admin account ${email}; its password is in ${file}\n`);
+}
+
+async function start(config: ResolvedConfig, which: string | undefined): Promise<number> {
+  if (which !== undefined && which !== 'smtp' && which !== 'web') throw new UsageError(`start takes smtp or web, not "${which}"`);
+  const log = createLogger(config.logLevel);
+  const store = await Store.open(config);
+  await ensureFirstAdmin(store, config);
+  const gateway = which === 'web' ? undefined : new Gateway({ config, store, log });
+  const web = which === 'smtp' ? undefined : new WebServer({ config, store, log });
+  await gateway?.start();
+  const webAddr = await web?.start();
+  if (gateway) {
+    const a = gateway.intake.address();
+    process.stderr.write(`phi-gateway: SMTP on ${a.host}:${a.port} (next hop: ${config.relay.url ? 'relay' : 'built-in outbox'})\n`);
+  }
+  if (webAddr) process.stderr.write(`phi-gateway: web on http://${webAddr.host}:${webAddr.port}\n`);
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info({ evt: 'SHUTDOWN', signal }, 'shutting down');
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await web?.stop();
+  await gateway?.stop();
+  await store.close();
+  return 0;
+}
+
+function formatTime(ms: number | null): string {
+  return ms ? new Date(Number(ms)).toISOString().replace('T', ' ').slice(0, 19) : '-';
+}
+
+interface QueueMessage {
+  id: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: number;
+  created_at: number;
+  rcpt_to: string;
+  reason: string | null;
+}
+
+interface QueueEnvelope {
+  id: number;
+  message_id: string | null;
+  kind: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_code: number | null;
+}
+
+async function queueList(store: Store, json: boolean): Promise<number> {
+  const messages = (await store
+    .db('messages')
+    .whereIn('state', ['queued', 'processing', 'deferred', 'held'])
+    .orderBy('created_at')
+    .select('id', 'state', 'attempts', 'next_attempt_at', 'created_at', 'rcpt_to', 'reason')) as QueueMessage[];
+  const envelopes = (await store
+    .db('envelopes')
+    .whereIn('state', ['queued', 'sending', 'deferred', 'held'])
+    .orderBy('created_at')
+    .select('id', 'message_id', 'kind', 'state', 'attempts', 'next_attempt_at', 'last_code')) as QueueEnvelope[];
+  if (json) {
+    for (const m of messages) {
+      process.stdout.write(
+        JSON.stringify({ type: 'message', id: m.id, state: m.state, attempts: m.attempts, recipients: (JSON.parse(m.rcpt_to) as string[]).length, received: formatTime(m.created_at), nextAttempt: formatTime(m.next_attempt_at), reason: m.reason }) + '\n',
+      );
+    }
+    for (const e of envelopes) {
+      process.stdout.write(
+        JSON.stringify({ type: 'delivery', id: e.id, message: e.message_id, kind: e.kind, state: e.state, attempts: e.attempts, nextAttempt: formatTime(e.next_attempt_at), lastCode: e.last_code }) + '\n',
+      );
+    }
+    return 0;
+  }
+  process.stdout.write(`${messages.length} message(s) in processing, ${envelopes.length} delivery(ies) pending\n`);
+  if (messages.length > 0) {
+    process.stdout.write('\nMESSAGE                  STATE       TRIES  RCPTS  RECEIVED             NEXT ATTEMPT         REASON\n');
+    for (const m of messages) {
+      process.stdout.write(
+        `${m.id.padEnd(24)} ${m.state.padEnd(11)} ${String(m.attempts).padStart(5)}  ${String((JSON.parse(m.rcpt_to) as string[]).length).padStart(5)}  ${formatTime(m.created_at).padEnd(20)} ${formatTime(m.next_attempt_at).padEnd(20)} ${m.reason ?? ''}\n`,
+      );
+    }
+  }
+  if (envelopes.length > 0) {
+    process.stdout.write('\nDELIVERY  MESSAGE                  KIND      STATE       TRIES  NEXT ATTEMPT         LAST REPLY\n');
+    for (const e of envelopes) {
+      process.stdout.write(
+        `${String(e.id).padEnd(9)} ${(e.message_id ?? '-').padEnd(24)} ${e.kind.padEnd(9)} ${e.state.padEnd(11)} ${String(e.attempts).padStart(5)}  ${formatTime(e.next_attempt_at).padEnd(20)} ${e.last_code ?? ''}\n`,
+      );
+    }
+  }
+  return 0;
+}
+
+async function queueRetry(store: Store, id: string): Promise<number> {
+  const now = Date.now();
+  const changed = await store.write(async (trx) => {
+    const m = await trx('messages').where({ id }).whereIn('state', ['deferred', 'held']).update({ state: 'queued', next_attempt_at: now, updated_at: now });
+    const e = await trx('envelopes')
+      .where((q) => {
+        q.where({ message_id: id });
+        if (/^\d+$/.test(id)) q.orWhere({ id: Number(id) });
+      })
+      .whereIn('state', ['deferred', 'held'])
+      .update({ state: 'queued', next_attempt_at: now, updated_at: now });
+    if (m + e > 0) await appendAudit(trx, { type: 'queue.retry', messageId: m > 0 ? id : null, actor: 'cli', detail: { messages: m, deliveries: e } });
+    return m + e;
+  });
+  if (changed === 0) return fail(`nothing to retry for ${id} (unknown, or not deferred or held)`, 1);
+  process.stdout.write(`${id}: scheduled for retry now (${changed} item(s)); a running gateway picks it up within a second\n`);
+  return 0;
+}
+
+function readStdin(): string {
+  try {
+    return readFileSync(0, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function usersAdd(store: Store, args: string[]): Promise<number> {
+  const email = args[0];
+  const roleAt = args.indexOf('--role');
+  const role = roleAt >= 0 ? args[roleAt + 1] : undefined;
+  if (!email || email.startsWith('-')) throw new UsageError('users add needs an EMAIL');
+  if (role !== 'staff' && role !== 'admin') throw new UsageError('users add needs --role staff or --role admin');
+  let password = process.stdin.isTTY ? '' : readStdin().replace(/\r?\n$/, '');
+  const generated = password === '';
+  if (generated) password = generatePassword();
+  await addUser(store.db, email, role as Role, password);
+  await store.write((trx) => appendAudit(trx, { type: 'user.added', actor: 'cli', detail: { role: role as string } }));
+  process.stdout.write(`added ${role} ${email.trim().toLowerCase()}\n`);
+  if (generated) process.stdout.write(`password: ${password}\n(shown once; it is stored only as a hash)\n`);
+  return 0;
+}
+
+async function audit(store: Store, sub: string | undefined): Promise<number> {
+  if (sub === 'verify') {
+    const result = await verifyAudit(store.db);
+    if (result.ok) {
+      process.stdout.write(`audit log intact: ${result.events} events, hash chain verified\n`);
+      return 0;
+    }
+    process.stdout.write(`audit log BROKEN at event ${result.brokenAt}: ${result.problem} (${result.events} events verified before it)\n`);
+    return 1;
+  }
+  if (sub === 'export') {
+    let last = 0;
+    for (;;) {
+      const rows = (await store.db('audit_events').where('seq', '>', last).orderBy('seq').limit(5000)) as AuditRow[];
+      for (const r of rows) {
+        process.stdout.write(
+          JSON.stringify({ seq: r.seq, at: new Date(Number(r.at)).toISOString(), type: r.type, message: r.message_id, actor: r.actor, detail: JSON.parse(r.detail) as unknown, hash: r.hash }) + '\n',
+        );
+        last = r.seq;
+      }
+      if (rows.length < 5000) return 0;
+    }
+  }
+  throw new UsageError('audit takes verify or export');
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  try {
+    const config = loadConfig(env);
+    switch (command) {
+      case 'start':
+        return await start(config, sub);
+      case 'queue':
+        if (sub === 'list') return await withStore(config, (s) => queueList(s, rest.includes('--json')));
+        if (sub === 'retry' && rest[0]) return await withStore(config, (s) => queueRetry(s, rest[0]!));
+        throw new UsageError('queue takes list, or retry ID');
+      case 'users':
+        if (sub === 'add') return await withStore(config, (s) => usersAdd(s, rest));
+        throw new UsageError('users takes add EMAIL --role staff|admin');
+      case 'audit':
+        return await withStore(config, (s) => audit(s, sub));
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) return fail(`${err.message}\n\n${USAGE}`);
+    if (err instanceof ConfigError) return fail(err.message);
+    return fail(err instanceof Error ? err.message : String(err), 1);
+  }
+}

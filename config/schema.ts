@@ -1,0 +1,104 @@
+// The one typed schema for phi-gateway's configuration: every key, its default and its unit live here.
+// Types everywhere else are derived from it; nothing may read settings that are not declared here.
+import { z } from 'zod';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+const port = z.number().int().min(0).max(65535);
+
+export const smtpSchema = z.strictObject({
+  /** Address the SMTP listener binds to. Env: PHIGW_SMTP_HOST. */
+  host: z.string().default('127.0.0.1'),
+  /** SMTP port. 2525 so the default runs unprivileged. Env: PHIGW_SMTP_PORT. */
+  port: port.default(2525),
+  /** Name used in the greeting banner and in Received headers. Defaults to the machine's host name. */
+  hostname: z.string().optional(),
+  /** Largest message accepted, in bytes (announced with SIZE, enforced with 552). 35 MB. */
+  maxMessageSize: z.number().int().positive().default(35 * 1024 * 1024),
+  /** Most recipients in one transaction; more get 452 4.5.3 and the client sends them in another. */
+  maxRecipients: z.number().int().positive().default(100),
+  /** Most simultaneous SMTP connections in total. */
+  maxClients: z.number().int().positive().default(200),
+  /**
+   * Networks (CIDR) that may relay without AUTH, like Postfix mynetworks. Default: loopback only.
+   * Every other client must STARTTLS and AUTH before it can send; nobody else may relay.
+   */
+  trustedNetworks: z.array(z.string()).default(['127.0.0.0/8', '::1/128']),
+  /** PEM certificate and key files for STARTTLS. When unset, a self-signed pair is generated once in the data dir. */
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  /** Idle time before an SMTP connection is dropped, in milliseconds. */
+  socketTimeout: z.number().int().positive().default(5 * MINUTE),
+  /** On shutdown, how long open transactions may take to finish before connections are closed, in milliseconds. */
+  closeTimeout: z.number().int().positive().default(30 * SECOND),
+});
+
+export const webSchema = z.strictObject({
+  /** Address the web listener binds to. Env: PHIGW_WEB_HOST. */
+  host: z.string().default('127.0.0.1'),
+  /** Web port. Env: PHIGW_WEB_PORT. */
+  port: port.default(8080),
+  /** Base of the links put in mail. Env: PHIGW_PUBLIC_URL. Default: http://127.0.0.1:<web port>. */
+  publicUrl: z.url().optional(),
+});
+
+export const relaySchema = z.strictObject({
+  /**
+   * Next hop: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://… (implicit TLS).
+   * Env: PHIGW_RELAY_URL. When unset, the built-in outbox stores outgoing mail and shows it at /outbox.
+   */
+  url: z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional(),
+  /** Pooled connections kept open to the next hop. */
+  maxConnections: z.number().int().positive().default(5),
+  /** Messages sent over one pooled connection before it is recycled. */
+  maxMessagesPerConnection: z.number().int().positive().default(1000),
+  /** Time allowed for one delivery attempt (connect, transfer, reply), in milliseconds. */
+  timeout: z.number().int().positive().default(2 * MINUTE),
+  /**
+   * Accept any certificate from the next hop. Off: the next hop's certificate must be valid.
+   * Turning it on allows a man in the middle on the path to the relay to read all mail.
+   */
+  allowInvalidCertificates: z.boolean().default(false),
+});
+
+export const queueSchema = z.strictObject({
+  /** Messages processed (parse → scan → route → act) at once. */
+  workers: z.number().int().positive().default(8),
+  /** Deliveries to the next hop in flight at once. */
+  deliveryConcurrency: z.number().int().positive().default(10),
+  /** Longest a single pipeline stage may run before the message is deferred, in milliseconds. */
+  stageTimeout: z.number().int().positive().default(60 * SECOND),
+  /** Processing attempts before a message that keeps failing is held in quarantine with the reason. */
+  maxProcessingAttempts: z.number().int().positive().default(5),
+  /** First retry delay after a temporary failure, in milliseconds; doubles each time. 1 minute. */
+  retryInitialDelay: z.number().int().positive().default(1 * MINUTE),
+  /** Retry delay ceiling, in milliseconds. 1 hour. */
+  retryMaxDelay: z.number().int().positive().default(1 * HOUR),
+  /** How long delivery is retried before the sender gets a bounce, in milliseconds. 5 days. */
+  maxQueueAge: z.number().int().positive().default(5 * DAY),
+  /** How often the queue looks for due work besides being woken by new mail, in milliseconds. */
+  pollInterval: z.number().int().positive().default(1 * SECOND),
+});
+
+export const configSchema = z.strictObject({
+  /** Where state lives: database, spool, blobs, keys. Env: PHIGW_DATA_DIR. */
+  dataDir: z.string().default('./data'),
+  /** PostgreSQL URL for scale-out. Env: PHIGW_DATABASE_URL. Default: SQLite file in the data dir. */
+  databaseUrl: z.string().optional(),
+  /** The practice's name, shown in notices and neutral subjects. */
+  practiceName: z.string().default('Your practice'),
+  /** Log level: fatal, error, warn, info, debug. Logs never carry message content at any level. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'),
+  smtp: smtpSchema.default(() => smtpSchema.parse({})),
+  web: webSchema.default(() => webSchema.parse({})),
+  relay: relaySchema.default(() => relaySchema.parse({})),
+  queue: queueSchema.default(() => queueSchema.parse({})),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type SmtpConfig = z.infer<typeof smtpSchema>;
+export type RelayConfig = z.infer<typeof relaySchema>;
+export type QueueConfig = z.infer<typeof queueSchema>;

@@ -1,0 +1,334 @@
+// Outbound delivery: claims due envelopes (grouped so one message goes out in one transaction), hands them
+// to the transport and records the outcome. Acceptance by the next hop is committed before anything else,
+// so a crash afterwards cannot send the message twice. 5xx and expiry bounce to the sender (RFC 3464).
+import os from 'node:os';
+import type { ResolvedConfig } from '../config/load.js';
+import { errorCode, GatewayError } from '../config/errors.js';
+import type { Logger } from '../config/log.js';
+import { appendAudit } from '../store/audit.js';
+import type { Store, Trx } from '../store/store.js';
+import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } from './bounce.js';
+import { newQueueId } from './ids.js';
+import { retryDelay } from './retry.js';
+import { TransportError, type SendResult, type Transport } from './transport.js';
+
+export interface EnvelopeRow {
+  id: number;
+  message_id: string | null;
+  group_key: string;
+  kind: string;
+  mail_from: string;
+  rcpt: string;
+  content: 'spool' | 'blob';
+  blob_id: string | null;
+  prefix: string;
+  attempts: number;
+  created_at: number;
+}
+
+const LEASE_MS = 15 * 60 * 1000;
+const TERMINAL = ['delivered', 'bounced'];
+
+interface Failure {
+  env: EnvelopeRow;
+  code: number | null;
+  response: string;
+}
+
+export class Delivery {
+  private readonly hostname: string;
+
+  constructor(
+    private readonly store: Store,
+    private readonly config: ResolvedConfig,
+    private readonly log: Logger,
+    private readonly transport: Transport,
+    private readonly onEnqueued: () => void,
+  ) {
+    this.hostname = config.smtp.hostname ?? os.hostname();
+  }
+
+  /** Claims up to n groups of due envelopes; each group is one transaction to the next hop. */
+  claim(n: number): Promise<EnvelopeRow[][]> {
+    const now = Date.now();
+    return this.store.write(async (trx) => {
+      const rows = (await trx('envelopes')
+        .where((q) => {
+          void q
+            .whereIn('state', ['queued', 'deferred'])
+            .andWhere('next_attempt_at', '<=', now)
+            .orWhere((w) => {
+              void w.where('state', 'sending').andWhere('lease_until', '<', now);
+            });
+        })
+        .orderBy('next_attempt_at')
+        .limit(n * 20)
+        .select(
+          'id',
+          'message_id',
+          'group_key',
+          'kind',
+          'mail_from',
+          'rcpt',
+          'content',
+          'blob_id',
+          'prefix',
+          'attempts',
+          'created_at',
+        )) as EnvelopeRow[];
+      const groups = new Map<string, EnvelopeRow[]>();
+      for (const row of rows) {
+        const g = groups.get(row.group_key);
+        if (g) g.push(row);
+        else if (groups.size < n) groups.set(row.group_key, [row]);
+      }
+      const claimed = [...groups.values()];
+      const ids = claimed.flat().map((e) => e.id);
+      for (let i = 0; i < ids.length; i += 500) {
+        await trx('envelopes')
+          .whereIn('id', ids.slice(i, i + 500))
+          .update({ state: 'sending', lease_until: now + LEASE_MS, updated_at: now });
+      }
+      return claimed;
+    });
+  }
+
+  async release(groups: EnvelopeRow[][]): Promise<void> {
+    const ids = groups.flat().map((e) => e.id);
+    if (ids.length === 0) return;
+    await this.store.write((trx) =>
+      trx('envelopes').whereIn('id', ids).andWhere('state', 'sending').update({ state: 'queued', lease_until: null }),
+    );
+  }
+
+  private async content(first: EnvelopeRow): Promise<Buffer> {
+    if (first.content === 'blob') {
+      if (!first.blob_id) throw new GatewayError('SPOOL_MISSING', 'envelope without blob');
+      return this.store.unseal('blobs', first.blob_id);
+    }
+    if (!first.message_id) throw new GatewayError('SPOOL_MISSING', 'envelope without message');
+    const raw = await this.store.unseal('spool', first.message_id);
+    return Buffer.concat([Buffer.from(first.prefix, 'latin1'), raw]);
+  }
+
+  async handle(group: EnvelopeRow[]): Promise<void> {
+    const first = group[0]!;
+    const started = Date.now();
+    let raw: Buffer;
+    try {
+      raw = await this.content(first);
+    } catch (err) {
+      // The stored content is gone or fails authentication: hold, never send something else.
+      const code = errorCode(err);
+      await this.store.write(async (trx) => {
+        await trx('envelopes')
+          .whereIn(
+            'id',
+            group.map((e) => e.id),
+          )
+          .update({ state: 'held', last_response: code, lease_until: null, updated_at: Date.now() });
+        await appendAudit(trx, { type: 'envelope.held', messageId: first.message_id, detail: { reason: code, envelopes: group.length } });
+      });
+      this.log.error({ evt: 'DELIVERY_HELD', qid: first.message_id, code }, 'content unreadable; envelopes held');
+      return;
+    }
+
+    let result: SendResult;
+    try {
+      result = await this.transport.send({ from: first.mail_from, to: group.map((e) => e.rcpt), raw, kind: first.kind });
+    } catch (err) {
+      const te =
+        err instanceof TransportError ? err : new TransportError(`transport: ${errorCode(err)}`, null, errorCode(err), true);
+      result = { accepted: [], rejected: group.map((e) => ({ rcpt: e.rcpt, code: te.code, response: te.response })), response: te.response };
+    }
+    const duration = Date.now() - started;
+    const byRcpt = new Map(group.map((e) => [e.rcpt.toLowerCase(), e]));
+    const acceptedSet = new Set(result.accepted.map((a) => a.toLowerCase()));
+    const delivered = group.filter((e) => acceptedSet.has(e.rcpt.toLowerCase()));
+    const failures: Failure[] = [];
+    for (const r of result.rejected) {
+      const env = byRcpt.get(r.rcpt.toLowerCase());
+      if (env && !acceptedSet.has(env.rcpt.toLowerCase())) failures.push({ env, code: r.code, response: r.response });
+    }
+    // Anyone neither accepted nor reported rejected is retried.
+    for (const env of group) {
+      if (!acceptedSet.has(env.rcpt.toLowerCase()) && !failures.some((f) => f.env === env)) {
+        failures.push({ env, code: null, response: result.response || 'no reply for recipient' });
+      }
+    }
+
+    const now = Date.now();
+    const permanent: Failure[] = [];
+    const temporary: Failure[] = [];
+    for (const f of failures) {
+      const expired = now - Number(f.env.created_at) >= this.config.queue.maxQueueAge;
+      if ((f.code !== null && f.code >= 500) || expired) permanent.push(f);
+      else temporary.push(f);
+    }
+
+    // 1. Record what the next hop accepted, and the retries, before anything else.
+    await this.store.write(async (trx) => {
+      if (delivered.length > 0) {
+        await trx('envelopes')
+          .whereIn(
+            'id',
+            delivered.map((e) => e.id),
+          )
+          .update({
+            state: 'delivered',
+            delivered_at: now,
+            attempts: first.attempts + 1,
+            last_code: 250,
+            last_response: result.response,
+            lease_until: null,
+            updated_at: now,
+          });
+        await trx('delivery_attempts').insert(
+          delivered.map((e) => ({ envelope_id: e.id, at: now, duration_ms: duration, outcome: 'delivered', code: 250, response: result.response })),
+        );
+        await appendAudit(trx, {
+          type: 'envelope.delivered',
+          messageId: first.message_id,
+          detail: { kind: first.kind, envelopes: delivered.map((e) => String(e.id)), via: this.transport.name },
+        });
+      }
+      for (const f of temporary) {
+        const attempts = f.env.attempts + 1;
+        await trx('envelopes')
+          .where({ id: f.env.id })
+          .update({
+            state: 'deferred',
+            attempts,
+            next_attempt_at: now + retryDelay(this.config.queue, attempts),
+            last_code: f.code,
+            last_response: f.response,
+            lease_until: null,
+            updated_at: now,
+          });
+        await trx('delivery_attempts').insert({ envelope_id: f.env.id, at: now, duration_ms: duration, outcome: 'deferred', code: f.code, response: f.response });
+      }
+      if (temporary.length > 0) {
+        await appendAudit(trx, {
+          type: 'envelope.deferred',
+          messageId: first.message_id,
+          detail: { envelopes: temporary.map((f) => String(f.env.id)), code: temporary[0]!.code },
+        });
+      }
+    });
+    if (delivered.length > 0) {
+      this.log.info({ evt: 'DELIVERED', qid: first.message_id, kind: first.kind, rcpts: delivered.length, ms: duration }, 'delivered');
+    }
+    if (temporary.length > 0) {
+      this.log.warn({ evt: 'DELIVERY_DEFERRED', qid: first.message_id, rcpts: temporary.length, code: temporary[0]!.code }, 'deferred');
+    }
+
+    // 2. Permanent failures bounce to the sender (a bounce itself is never bounced).
+    if (permanent.length > 0) await this.bounce(first, permanent, raw, now, duration);
+
+    await this.finalise(first);
+  }
+
+  private async bounce(first: EnvelopeRow, permanent: Failure[], raw: Buffer, now: number, duration: number): Promise<void> {
+    const sender = first.mail_from;
+    let blobId: string | null = null;
+    if (sender !== '' && first.kind !== 'bounce') {
+      const recipients: BounceRecipient[] = permanent.map((f) => {
+        const expired = f.code === null || f.code < 500;
+        return {
+          rcpt: f.env.rcpt,
+          action: 'failed',
+          status: expired ? '4.4.7' : bounceStatus(f.code, f.response),
+          diagnostic: expired
+            ? `delivery time expired; last attempt: ${f.response || 'no answer'}`
+            : `${f.code} ${f.response.replace(/^\d{3}[ -]/, '')}`,
+        };
+      });
+      const dsn = buildBounce({
+        reportingMta: this.hostname,
+        queueId: first.message_id ?? 'unknown',
+        sender,
+        recipients,
+        arrivalDate: new Date(Number(first.created_at)),
+        originalHeaders: first.content === 'spool' ? safeOriginalHeaders(raw.subarray(Buffer.byteLength(first.prefix, 'latin1'))) : '',
+      });
+      blobId = newQueueId();
+      await this.store.seal('blobs', blobId, dsn);
+    }
+    await this.store.write(
+      async (trx) => {
+        for (const f of permanent) {
+          await trx('envelopes')
+            .where({ id: f.env.id })
+            .update({ state: 'bounced', attempts: f.env.attempts + 1, last_code: f.code, last_response: f.response, lease_until: null, updated_at: now });
+          await trx('delivery_attempts').insert({ envelope_id: f.env.id, at: now, duration_ms: duration, outcome: 'bounced', code: f.code, response: f.response });
+        }
+        if (blobId) {
+          await insertGeneratedEnvelope(trx, {
+            messageId: first.message_id,
+            kind: 'bounce',
+            mailFrom: '',
+            rcpt: sender,
+            blobId,
+            now,
+          });
+        }
+        await appendAudit(trx, {
+          type: 'envelope.bounced',
+          messageId: first.message_id,
+          detail: {
+            envelopes: permanent.map((f) => String(f.env.id)),
+            code: permanent[0]!.code,
+            notified: blobId !== null,
+          },
+        });
+      },
+      { syncDirs: blobId ? ['blobs'] : [] },
+    );
+    this.log.warn({ evt: 'DELIVERY_BOUNCED', qid: first.message_id, rcpts: permanent.length, notified: blobId !== null }, 'bounced');
+    if (blobId) this.onEnqueued();
+  }
+
+  /** When every envelope of a message is final, its spool file is destroyed (with its key). */
+  private async finalise(first: EnvelopeRow): Promise<void> {
+    if (first.content === 'blob' && first.blob_id) {
+      const open = (await this.store.db('envelopes').where({ blob_id: first.blob_id }).whereNotIn('state', TERMINAL).first('id')) as
+        | { id: number }
+        | undefined;
+      if (!open) await this.store.removeSealed('blobs', first.blob_id);
+      return;
+    }
+    if (!first.message_id) return;
+    const messageId = first.message_id;
+    const open = (await this.store
+      .db('envelopes')
+      .where({ message_id: messageId, content: 'spool' })
+      .whereNotIn('state', TERMINAL)
+      .first('id')) as { id: number } | undefined;
+    if (open) return;
+    await this.store.write((trx) =>
+      trx('messages').where({ id: messageId }).update({ state: 'done', spool_removed: true, updated_at: Date.now() }),
+    );
+    await this.store.removeSealed('spool', messageId);
+  }
+}
+
+export async function insertGeneratedEnvelope(
+  trx: Trx,
+  e: { messageId: string | null; kind: string; mailFrom: string; rcpt: string; blobId: string; now: number },
+): Promise<void> {
+  await trx('envelopes').insert({
+    message_id: e.messageId,
+    group_key: `blob:${e.blobId}`,
+    kind: e.kind,
+    mail_from: e.mailFrom,
+    rcpt: e.rcpt,
+    content: 'blob',
+    blob_id: e.blobId,
+    prefix: '',
+    state: 'queued',
+    attempts: 0,
+    created_at: e.now,
+    updated_at: e.now,
+    next_attempt_at: e.now,
+  });
+}

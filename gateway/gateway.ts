@@ -1,0 +1,96 @@
+// The gateway process: SMTP intake, message workers and delivery, wired to one store. It never serves
+// HTTP (web/ does). start() recovers anything a crash left behind before it accepts new mail.
+import os from 'node:os';
+import type { ResolvedConfig } from '../config/load.js';
+import type { Logger } from '../config/log.js';
+import type { Store } from '../store/store.js';
+import { Delivery, type EnvelopeRow } from './delivery.js';
+import { Intake } from './intake.js';
+import { defaultStages, type Stage } from './pipeline.js';
+import { Pump } from './pump.js';
+import { cleanScanner, type Scanner } from './scan.js';
+import { recoverSpool } from './spool.js';
+import { OutboxTransport, RelayTransport, type Transport } from './transport.js';
+import { MessageWorkers, type MessageRow } from './workers.js';
+
+export interface GatewayOptions {
+  config: ResolvedConfig;
+  store: Store;
+  log: Logger;
+  scanner?: Scanner;
+  stages?: Stage[];
+  transport?: Transport;
+}
+
+export class Gateway {
+  readonly intake: Intake;
+  private readonly transport: Transport;
+  private readonly messagePump: Pump<MessageRow>;
+  private readonly deliveryPump: Pump<EnvelopeRow[]>;
+  private readonly workers: MessageWorkers;
+  private readonly delivery: Delivery;
+
+  constructor(private readonly opts: GatewayOptions) {
+    const { config, store, log } = opts;
+    const relayUrl = config.relay.url;
+    this.transport =
+      opts.transport ??
+      (relayUrl
+        ? new RelayTransport({ ...config.relay, url: relayUrl }, config.smtp.hostname ?? os.hostname())
+        : new OutboxTransport(store));
+    const stages = opts.stages ?? defaultStages(opts.scanner ?? cleanScanner);
+    this.delivery = new Delivery(store, config, log, this.transport, () => this.deliveryPump.wake());
+    this.workers = new MessageWorkers(store, config, log, stages, () => this.deliveryPump.wake());
+    this.messagePump = new Pump({
+      name: 'pipeline',
+      capacity: config.queue.workers,
+      pollInterval: config.queue.pollInterval,
+      log,
+      claim: (n) => this.workers.claim(n),
+      handle: (row) => this.workers.handle(row),
+    });
+    this.deliveryPump = new Pump({
+      name: 'delivery',
+      capacity: config.queue.deliveryConcurrency,
+      pollInterval: config.queue.pollInterval,
+      log,
+      claim: (n) => this.delivery.claim(n),
+      handle: (group) => this.delivery.handle(group),
+    });
+    this.intake = new Intake({ config, store, log, onSpooled: () => this.messagePump.wake() });
+  }
+
+  get transportName(): string {
+    return this.transport.name;
+  }
+
+  async start(): Promise<void> {
+    const { store, log } = this.opts;
+    await recoverSpool(store, log);
+    if (store.engine === 'sqlite') {
+      // One node owns a SQLite store: whatever was in flight when it stopped was ours; resume it now.
+      const now = Date.now();
+      const resumed = await store.write(async (trx) => {
+        const m = await trx('messages').where('state', 'processing').update({ state: 'queued', lease_until: null, next_attempt_at: now });
+        const e = await trx('envelopes').where('state', 'sending').update({ state: 'queued', lease_until: null, next_attempt_at: now });
+        return { messages: m, envelopes: e };
+      });
+      if (resumed.messages || resumed.envelopes) log.warn({ evt: 'QUEUE_RESUMED', ...resumed }, 'resumed work interrupted by a stop');
+    }
+    this.messagePump.start();
+    this.deliveryPump.start();
+    await this.intake.start();
+    log.info({ evt: 'GATEWAY_STARTED', transport: this.transport.name }, 'gateway started');
+  }
+
+  /** Graceful: stop taking mail, finish open SMTP transactions and work in flight, then close. */
+  async stop(): Promise<void> {
+    const { log } = this.opts;
+    await this.intake.stop();
+    const [unprocessed, undelivered] = await Promise.all([this.messagePump.stop(), this.deliveryPump.stop()]);
+    await this.workers.release(unprocessed);
+    await this.delivery.release(undelivered);
+    await this.transport.close();
+    log.info({ evt: 'GATEWAY_STOPPED' }, 'gateway stopped');
+  }
+}

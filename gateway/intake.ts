@@ -1,0 +1,216 @@
+// SMTP intake: the thin edge. It checks who may relay, size, recipients and line endings, spools the
+// message durably and only then answers 250. It never parses or scans content (the workers do).
+import os from 'node:os';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { ResolvedConfig } from '../config/load.js';
+import { GatewayError, errorCode } from '../config/errors.js';
+import type { Logger } from '../config/log.js';
+import { authenticate } from '../store/users.js';
+import type { Store } from '../store/store.js';
+import { makeNetworkMatcher } from './networks.js';
+import { spoolMessage, type IntakeMeta } from './spool.js';
+import { loadTls } from './tls.js';
+
+export interface IntakeOptions {
+  config: ResolvedConfig;
+  store: Store;
+  log: Logger;
+  /** Called after a message is durably spooled, to wake the workers. */
+  onSpooled: (id: string) => void;
+}
+
+type Reply = Error & { responseCode: number };
+
+/** Finds bare CR or bare LF across chunk boundaries (SMTP smuggling relies on them). */
+export class LineEndingChecker {
+  private lastWasCR = false;
+
+  /** Returns false as soon as a bare CR or LF is seen. */
+  check(chunk: Buffer): boolean {
+    if (chunk.length === 0) return true;
+    if (this.lastWasCR !== (chunk[0] === 0x0a)) {
+      // A CR ending the last chunk needs an LF here; an LF here needs that CR.
+      if (this.lastWasCR || chunk[0] === 0x0a) return false;
+    }
+    for (let i = chunk.indexOf(0x0a, 1); i !== -1; i = chunk.indexOf(0x0a, i + 1)) {
+      if (chunk[i - 1] !== 0x0d) return false;
+    }
+    for (let i = chunk.indexOf(0x0d); i !== -1 && i < chunk.length - 1; i = chunk.indexOf(0x0d, i + 1)) {
+      if (chunk[i + 1] !== 0x0a) return false;
+    }
+    this.lastWasCR = chunk[chunk.length - 1] === 0x0d;
+    return true;
+  }
+
+  /** At end of data: a trailing lone CR is bare too. */
+  finish(): boolean {
+    return !this.lastWasCR;
+  }
+}
+
+function protocolName(session: SMTPServerSession): string {
+  const esmtp = session.openingCommand === 'EHLO';
+  return `${esmtp ? 'ESMTP' : 'SMTP'}${session.secure ? 'S' : ''}${session.user ? 'A' : ''}`;
+}
+
+function traceHeader(session: SMTPServerSession, hostname: string, id: string, now: Date): string {
+  const helo = String(session.hostNameAppearsAs || 'unknown').replace(/[^\x21-\x7e]/g, '?');
+  const ip = session.remoteAddress.replace(/^::ffff:/, '');
+  return (
+    `Received: from ${helo} ([${ip}])\r\n\tby ${hostname} (phi-gateway) with ${protocolName(session)} id ${id};\r\n` +
+    `\t${now.toUTCString().replace('GMT', '+0000')}\r\n`
+  );
+}
+
+export class Intake {
+  private server?: SMTPServer;
+  private readonly isTrusted: (ip: string) => boolean;
+  private readonly hostname: string;
+  private openTransactions = 0;
+
+  constructor(private readonly opts: IntakeOptions) {
+    this.isTrusted = makeNetworkMatcher(opts.config.smtp.trustedNetworks);
+    this.hostname = opts.config.smtp.hostname ?? os.hostname();
+  }
+
+  get listening(): boolean {
+    return !!this.server?.server.listening;
+  }
+
+  address(): { host: string; port: number } {
+    const addr = this.server?.server.address();
+    if (!addr || typeof addr === 'string') throw new Error('SMTP listener is not running');
+    return { host: addr.address, port: addr.port };
+  }
+
+  async start(): Promise<void> {
+    const { config, log, store } = this.opts;
+    const smtp = config.smtp;
+    const tls = await loadTls(smtp, config.dataDir, this.hostname);
+    const server = new SMTPServer({
+      name: this.hostname,
+      banner: 'phi-gateway ESMTP',
+      key: tls.key,
+      cert: tls.cert,
+      size: smtp.maxMessageSize,
+      maxRecipients: smtp.maxRecipients,
+      maxClients: smtp.maxClients,
+      socketTimeout: smtp.socketTimeout,
+      closeTimeout: smtp.closeTimeout,
+      authMethods: ['PLAIN', 'LOGIN'],
+      // AUTH only after STARTTLS: credentials never cross the wire in clear.
+      allowInsecureAuth: false,
+      // Trusted networks may send without AUTH; onMailFrom refuses everyone else.
+      authOptional: true,
+      disabledCommands: [],
+      logger: false,
+      disableReverseLookup: true,
+      onConnect: (session, cb) => {
+        log.debug({ evt: 'SMTP_CONNECT', session: session.id, ip: session.remoteAddress }, 'connection');
+        cb();
+      },
+      onAuth: (auth, session, cb) => {
+        authenticate(store.db, auth.username ?? '', auth.password ?? '')
+          .then((user) => {
+            if (!user) {
+              log.warn({ evt: 'SMTP_AUTH_FAILED', session: session.id, ip: session.remoteAddress }, 'auth failed');
+              cb(new GatewayError('SMTP_AUTH_FAILED').toSmtpReply());
+              return;
+            }
+            log.info({ evt: 'SMTP_AUTH_OK', session: session.id, user: user.id }, 'auth ok');
+            cb(null, { user: user.email });
+          })
+          .catch((err: unknown) => {
+            log.error({ evt: 'SMTP_AUTH_ERROR', session: session.id, err }, 'auth lookup failed');
+            cb(new GatewayError('SMTP_LOCAL_ERROR').toSmtpReply());
+          });
+      },
+      onMailFrom: (_address, session, cb) => {
+        if (session.user || this.isTrusted(session.remoteAddress)) return cb();
+        log.warn({ evt: 'SMTP_RELAY_DENIED', session: session.id, ip: session.remoteAddress }, 'relay denied');
+        cb(new GatewayError(session.secure ? 'SMTP_RELAY_DENIED' : 'SMTP_AUTH_REQUIRED').toSmtpReply());
+      },
+      onRcptTo: (address, session, cb) => {
+        // Defence in depth: a client that skipped MAIL FROM checks still cannot add recipients.
+        if (!session.user && !this.isTrusted(session.remoteAddress)) {
+          return cb(new GatewayError('SMTP_RELAY_DENIED').toSmtpReply());
+        }
+        if (!/^[^@\s]+@[^@\s]+$/.test(address.address)) return cb(new GatewayError('SMTP_BAD_ADDRESS').toSmtpReply());
+        cb();
+      },
+      onData: (stream, session, cb) => {
+        this.openTransactions++;
+        this.receive(stream, session)
+          .then((id) => cb(null, `2.0.0 Ok: queued as ${id}`))
+          .catch((err: Reply) => cb(err))
+          .finally(() => this.openTransactions--);
+      },
+    });
+    server.on('error', (err) => log.error({ evt: 'SMTP_SERVER_ERROR', err }, 'smtp server error'));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.server.once('error', reject);
+      server.listen(smtp.port, smtp.host, () => {
+        server.server.off('error', reject);
+        resolve();
+      });
+    });
+    log.info({ evt: 'SMTP_LISTENING', ...this.address() }, 'smtp listening');
+  }
+
+  /** Spools one DATA payload. Resolves with the queue id once durable; rejects with an SMTP reply. */
+  private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const { store, log, config, onSpooled } = this.opts;
+    const checker = new LineEndingChecker();
+    let refusal: GatewayError | undefined;
+    const inspect = (chunk: Buffer) => {
+      if (stream.sizeExceeded) refusal = new GatewayError('SMTP_TOO_LARGE');
+      else if (!checker.check(chunk)) refusal = new GatewayError('SMTP_BARE_LINE_ENDING');
+      if (refusal) throw refusal;
+    };
+    const ended = new Promise<void>((resolve) => stream.once('end', resolve));
+    const meta: IntakeMeta = {
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcptTo: session.envelope.rcptTo.map((r) => r.address),
+      clientIp: session.remoteAddress,
+      clientHelo: String(session.hostNameAppearsAs || ''),
+      authUser: session.user ? String(session.user) : null,
+      tls: !!session.secure,
+    };
+    try {
+      const id = await spoolMessage(store, meta, stream, {
+        inspect,
+        finish: () => {
+          if (stream.sizeExceeded) refusal = new GatewayError('SMTP_TOO_LARGE');
+          else if (!checker.finish()) refusal = new GatewayError('SMTP_BARE_LINE_ENDING');
+          if (refusal) throw refusal;
+        },
+        trace: (qid, now) => traceHeader(session, this.hostname, qid, now),
+      });
+      log.info({ evt: 'SMTP_ACCEPTED', session: session.id, qid: id, rcpts: meta.rcptTo.length, tls: meta.tls }, 'accepted');
+      onSpooled(id);
+      return id;
+    } catch (err) {
+      // Drain what is left of DATA so the reply lines up with the end of the transfer.
+      stream.resume();
+      await ended;
+      const known = refusal ?? (err instanceof GatewayError && err.code.startsWith('SMTP_') ? err : undefined);
+      if (known) {
+        log.warn({ evt: 'SMTP_REFUSED', session: session.id, code: known.code }, 'message refused');
+        throw known.toSmtpReply();
+      }
+      log.error({ evt: 'SPOOL_FAILED', session: session.id, err, code: errorCode(err) }, 'spool failed; answered 451');
+      void config;
+      throw new GatewayError('SMTP_LOCAL_ERROR').toSmtpReply();
+    }
+  }
+
+  /** Stops accepting connections and waits for open transactions to finish (bounded by closeTimeout). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    while (this.openTransactions > 0) await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,117 @@
+// The processing pipeline: named stages in a fixed order, each returning one of a closed set of verdicts.
+// A stage that throws or runs past its timeout defers the message; nothing passes because a stage failed.
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { GatewayError } from '../config/errors.js';
+import type { Scanner, ScanVerdict } from './scan.js';
+
+export interface MessageContext {
+  id: string;
+  mailFrom: string;
+  rcptTo: string[];
+  trace: string;
+  raw: Buffer;
+  parsed?: ParsedMail;
+  verdict?: ScanVerdict;
+  routes?: Route[];
+  plan?: PlannedEnvelope[];
+}
+
+/** What happens for one recipient. Only 'clean' exists until protection lands. */
+export interface Route {
+  rcpt: string;
+  action: 'clean' | 'quarantine' | 'block';
+  reason?: string;
+}
+
+export interface PlannedEnvelope {
+  rcpt: string;
+  kind: 'relay';
+  content: 'spool';
+  prefix: string;
+}
+
+export type StageVerdict =
+  | { verdict: 'continue' }
+  | { verdict: 'quarantine'; reason: string }
+  | { verdict: 'reject'; reason: string }
+  | { verdict: 'defer'; reason: string };
+
+export interface Stage {
+  readonly name: string;
+  run(ctx: MessageContext): Promise<StageVerdict>;
+}
+
+const CONTINUE: StageVerdict = { verdict: 'continue' };
+
+export const parseStage: Stage = {
+  name: 'parse',
+  async run(ctx) {
+    ctx.parsed = await simpleParser(ctx.raw, {
+      skipImageLinks: true,
+      skipTextLinks: true,
+      maxHtmlLengthToParse: 10 * 1024 * 1024,
+    });
+    return CONTINUE;
+  },
+};
+
+export function scanStage(scanner: Scanner): Stage {
+  return {
+    name: 'scan',
+    async run(ctx) {
+      if (!ctx.parsed) throw new GatewayError('STAGE_FAILED', 'scan before parse');
+      ctx.verdict = await scanner.scan(ctx.parsed);
+      return CONTINUE;
+    },
+  };
+}
+
+export const routeStage: Stage = {
+  name: 'route',
+  run(ctx) {
+    const verdict = ctx.verdict;
+    if (!verdict) throw new GatewayError('STAGE_FAILED', 'route before scan');
+    // Fail closed until protection exists: PHI may not leave in clear, so it is held.
+    if (verdict.phi || verdict.action === 'protect' || verdict.action === 'quarantine') {
+      return Promise.resolve({ verdict: 'quarantine', reason: 'PHI_NO_PROTECTION' } as const);
+    }
+    if (verdict.action === 'block') return Promise.resolve({ verdict: 'reject', reason: 'BLOCKED_BY_RULE' } as const);
+    ctx.routes = ctx.rcptTo.map((rcpt) => ({ rcpt, action: 'clean' as const }));
+    return Promise.resolve(CONTINUE);
+  },
+};
+
+/** Trace headers added to clean mail, after the Received line; type names only, never content. */
+export function traceHeaders(ctx: MessageContext): string {
+  const verdict = ctx.verdict;
+  return `${ctx.trace}X-PHI-Gateway-Id: ${ctx.id}\r\nX-PHI-Gateway-Scan: ${verdict?.phi ? 'phi' : 'clean'}\r\n`;
+}
+
+export const actStage: Stage = {
+  name: 'act',
+  run(ctx) {
+    if (!ctx.routes) throw new GatewayError('STAGE_FAILED', 'act before route');
+    const prefix = traceHeaders(ctx);
+    ctx.plan = ctx.routes
+      .filter((r) => r.action === 'clean')
+      .map((r) => ({ rcpt: r.rcpt, kind: 'relay' as const, content: 'spool' as const, prefix }));
+    return Promise.resolve(CONTINUE);
+  },
+};
+
+export function defaultStages(scanner: Scanner): Stage[] {
+  return [parseStage, scanStage(scanner), routeStage, actStage];
+}
+
+/** Runs one stage under a timeout. A timeout is an error like any other: the message is deferred. */
+export async function runStage(stage: Stage, ctx: MessageContext, timeoutMs: number): Promise<StageVerdict> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GatewayError('STAGE_TIMEOUT', `stage ${stage.name} timed out`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([stage.run(ctx), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,110 @@
+// Database schema, as knex migrations kept in code (no files to find at run time). Append only:
+// never edit a migration that has shipped; add a new one.
+import type { Knex } from 'knex';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+const migrations: Record<string, Migration> = {
+  '0001_core': {
+    async up(knex) {
+      await knex.schema.createTable('messages', (t) => {
+        t.string('id', 32).primary();
+        // queued → processing → routed (envelopes made) | deferred (retry) | held (quarantine)
+        t.string('state', 16).notNullable();
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+        t.bigInteger('next_attempt_at').notNullable();
+        t.bigInteger('lease_until');
+        t.integer('attempts').notNullable().defaultTo(0);
+        t.integer('size').notNullable();
+        t.string('mail_from', 512).notNullable();
+        t.text('rcpt_to').notNullable(); // JSON array of envelope recipients
+        t.string('client_ip', 64);
+        t.string('client_helo', 255);
+        t.string('auth_user', 255);
+        t.boolean('tls').notNullable().defaultTo(false);
+        t.text('trace').notNullable(); // the Received header added at intake
+        t.string('reason', 64); // error code when deferred or held
+        t.text('verdict'); // JSON: scan result (type names and scores only)
+        t.boolean('spool_removed').notNullable().defaultTo(false);
+        t.index(['state', 'next_attempt_at']);
+      });
+      await knex.schema.createTable('envelopes', (t) => {
+        t.increments('id');
+        t.string('message_id', 32).references('messages.id');
+        t.string('group_key', 64).notNullable(); // envelopes sharing content and sender go out in one transaction
+        t.string('kind', 24).notNullable(); // relay | bounce (X-PHI-Gateway-Kind for generated mail)
+        t.string('mail_from', 512).notNullable();
+        t.string('rcpt', 512).notNullable();
+        t.string('content', 8).notNullable(); // spool (original + prefix) | blob
+        t.string('blob_id', 32);
+        t.text('prefix').notNullable().defaultTo(''); // trace headers prepended to the original
+        // queued → sending → delivered | deferred → … | bounced | held
+        t.string('state', 16).notNullable();
+        t.integer('attempts').notNullable().defaultTo(0);
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+        t.bigInteger('next_attempt_at').notNullable();
+        t.bigInteger('lease_until');
+        t.integer('last_code');
+        t.text('last_response');
+        t.bigInteger('delivered_at');
+        t.index(['state', 'next_attempt_at']);
+        t.index(['message_id']);
+        t.index(['group_key']);
+      });
+      await knex.schema.createTable('delivery_attempts', (t) => {
+        t.increments('id');
+        t.integer('envelope_id').notNullable().references('envelopes.id');
+        t.bigInteger('at').notNullable();
+        t.integer('duration_ms').notNullable();
+        t.string('outcome', 16).notNullable(); // delivered | deferred | bounced
+        t.integer('code');
+        t.text('response');
+        t.index(['envelope_id']);
+      });
+      await knex.schema.createTable('audit_events', (t) => {
+        t.increments('seq');
+        t.bigInteger('at').notNullable();
+        t.string('type', 48).notNullable();
+        t.string('message_id', 32);
+        t.string('actor', 255);
+        t.text('detail').notNullable(); // JSON of codes and ids, never content
+        t.string('prev_hash', 64).notNullable();
+        t.string('hash', 64).notNullable();
+        t.index(['message_id']);
+      });
+      await knex.schema.createTable('users', (t) => {
+        t.increments('id');
+        t.string('email', 320).notNullable().unique();
+        t.string('role', 16).notNullable();
+        t.text('password_hash').notNullable();
+        t.bigInteger('created_at').notNullable();
+        t.boolean('disabled').notNullable().defaultTo(false);
+      });
+      await knex.schema.createTable('outbox', (t) => {
+        t.string('id', 32).primary();
+        t.bigInteger('created_at').notNullable();
+        t.string('kind', 24).notNullable();
+        t.string('mail_from', 512).notNullable();
+        t.text('rcpt_to').notNullable(); // JSON array
+        t.integer('size').notNullable();
+        t.index(['created_at']);
+      });
+    },
+    async down(knex) {
+      for (const table of ['outbox', 'users', 'audit_events', 'delivery_attempts', 'envelopes', 'messages']) {
+        await knex.schema.dropTableIfExists(table);
+      }
+    },
+  },
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: () => Promise.resolve(Object.keys(migrations).sort()),
+  getMigrationName: (name) => name,
+  getMigration: (name) => Promise.resolve(migrations[name]!),
+};

@@ -1,0 +1,167 @@
+// The store: the database (knex; SQLite in WAL mode by default), the sealed-file directories and the
+// master key. All writes go through `write`, which group-commits concurrent callers into one transaction,
+// so durability (fsync per commit) costs one sync per batch rather than one per message.
+import { mkdir, open, readdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import type { ResolvedConfig } from '../config/load.js';
+import { loadMasterKey } from './master-key.js';
+import { migrationSource } from './migrations.js';
+import { readSealed, removeSealed, syncDir, writeSealed } from './sealed-file.js';
+import type { Readable } from 'node:stream';
+
+export type Trx = Knex.Transaction;
+
+export type SealedArea = 'spool' | 'blobs' | 'outbox';
+
+interface PendingWrite {
+  fn: (trx: Trx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  syncDirs: readonly string[];
+}
+
+const MAX_BATCH = 256;
+
+export class Store {
+  private pending: PendingWrite[] = [];
+  private writing = false;
+  private closed = false;
+
+  private constructor(
+    readonly db: Knex,
+    readonly dataDir: string,
+    private readonly masterKey: Buffer,
+    readonly engine: 'sqlite' | 'postgres',
+  ) {}
+
+  static async open(config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'>, env = process.env): Promise<Store> {
+    const dataDir = config.dataDir;
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    for (const area of ['spool', 'blobs', 'outbox'] satisfies SealedArea[]) {
+      await mkdir(path.join(dataDir, area), { recursive: true, mode: 0o700 });
+    }
+    const masterKey = await loadMasterKey(dataDir, env);
+    const postgres = !!config.databaseUrl && /^postgres(ql)?:\/\//.test(config.databaseUrl);
+    if (config.databaseUrl && !postgres) throw new Error('databaseUrl must be a postgres:// URL');
+    if (!postgres) {
+      // Create the database file private before SQLite opens it; its WAL and SHM files inherit the mode.
+      const handle = await open(path.join(dataDir, 'phi-gateway.sqlite'), 'a', 0o600);
+      await handle.chmod(0o600);
+      await handle.close();
+    }
+    const db = postgres
+      ? knexFactory({ client: 'pg', connection: config.databaseUrl, pool: { min: 1, max: 10 } })
+      : knexFactory({
+          client: 'sqlite3',
+          connection: { filename: path.join(dataDir, 'phi-gateway.sqlite') },
+          useNullAsDefault: true,
+          pool: {
+            min: 1,
+            max: 1,
+            afterCreate: (conn: SqliteConn, done: (err: Error | null, conn: SqliteConn) => void) => {
+              // WAL for concurrent readers; synchronous=FULL so a commit is on disk when it returns.
+              conn.exec(
+                'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;',
+                (err) => done(err, conn),
+              );
+            },
+          },
+        });
+    await db.migrate.latest({ migrationSource });
+    return new Store(db, dataDir, masterKey, postgres ? 'postgres' : 'sqlite');
+  }
+
+  areaDir(area: SealedArea): string {
+    return path.join(this.dataDir, area);
+  }
+
+  /** Writes a sealed file; durable once the returned promise resolves and the area dir is synced. */
+  seal(area: SealedArea, id: string, source: Readable | Buffer, inspect?: (chunk: Buffer) => void) {
+    return writeSealed(this.areaDir(area), id, this.masterKey, source, inspect);
+  }
+
+  /** Reads a sealed file, authenticated. Throws SPOOL_MISSING / SPOOL_CORRUPT. */
+  unseal(area: SealedArea, id: string): Promise<Buffer> {
+    return readSealed(this.areaDir(area), id, this.masterKey);
+  }
+
+  removeSealed(area: SealedArea, id: string): Promise<void> {
+    return removeSealed(this.areaDir(area), id);
+  }
+
+  /** Lists complete sealed files and removes torn temp files (a crash mid-write leaves only `.tmp`). */
+  async scanArea(area: SealedArea): Promise<{ ids: string[]; tornRemoved: number }> {
+    const dir = this.areaDir(area);
+    const names = await readdir(dir);
+    let tornRemoved = 0;
+    const ids: string[] = [];
+    for (const name of names) {
+      if (name.endsWith('.tmp')) {
+        await unlink(path.join(dir, name)).catch(() => undefined);
+        tornRemoved++;
+      } else ids.push(name);
+    }
+    return { ids, tornRemoved };
+  }
+
+  /**
+   * Runs `fn` inside a transaction shared with other concurrent writers (group commit), after an fsync of
+   * `syncDirs` (so sealed files renamed just before are durable when the row that points at them commits).
+   * Resolves after the commit is durable. A failing `fn` fails only its own caller.
+   */
+  write<T>(fn: (trx: Trx) => Promise<T>, opts: { syncDirs?: readonly SealedArea[] } = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({
+        fn,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        syncDirs: (opts.syncDirs ?? []).map((a) => this.areaDir(a)),
+      });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_BATCH);
+        await this.commitBatch(batch);
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async commitBatch(batch: PendingWrite[]): Promise<void> {
+    try {
+      const dirs = new Set(batch.flatMap((w) => w.syncDirs));
+      await Promise.all([...dirs].map((d) => syncDir(d)));
+      const results = await this.db.transaction(async (trx) => {
+        const out: unknown[] = [];
+        for (const item of batch) out.push(await item.fn(trx));
+        return out;
+      });
+      batch.forEach((item, i) => item.resolve(results[i]));
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // Someone in the batch failed: run each alone so only the failing writer sees the error.
+      for (const item of batch) await this.commitBatch([item]);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.writing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 10));
+    await this.db.destroy();
+  }
+}
+
+interface SqliteConn {
+  exec(sql: string, cb: (err: Error | null) => void): void;
+}
