@@ -78,7 +78,8 @@ export async function writeSealed(
       if (pendingLen >= 256 * 1024) await flush();
     };
     if (Buffer.isBuffer(source)) await take(source);
-    else for await (const chunk of source) await take(chunk as Buffer);
+    // destroyOnReturn false: when inspect refuses, the caller still owns the stream (SMTP must drain it).
+    else for await (const chunk of source.iterator({ destroyOnReturn: false })) await take(chunk as Buffer);
     pending.push(cipher.final(), cipher.getAuthTag());
     pendingLen += TAG_LEN;
     await flush();
