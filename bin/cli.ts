@@ -4,11 +4,9 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.js';
 import { createLogger } from '../config/log.js';
-import { Gateway } from '../gateway/gateway.js';
 import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
 import { Store } from '../store/store.js';
 import { addUser, generatePassword, type Role } from '../store/users.js';
-import { WebServer } from '../web/server.js';
 
 const USAGE = `usage: phi-gateway <command>
 
@@ -52,6 +50,8 @@ async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<v
 
 async function start(config: ResolvedConfig, which: string | undefined): Promise<number> {
   if (which !== undefined && which !== 'smtp' && which !== 'web') throw new UsageError(`start takes smtp or web, not "${which}"`);
+  // Loaded here, not at the top: the other commands should start fast without SMTP, MIME and HTTP code.
+  const [{ Gateway }, { WebServer }] = await Promise.all([import('../gateway/gateway.js'), import('../web/server.js')]);
   const log = createLogger(config.logLevel);
   const store = await Store.open(config);
   await ensureFirstAdmin(store, config);

@@ -1,0 +1,82 @@
+// The spool's promises: a local failure answers 451 (never 250), a torn or tampered spool file is found
+// on recovery and held instead of delivered, and an unacknowledged file left by a crash is discarded.
+import { readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { CaptureServer } from '../support/capture-server.js';
+import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
+import { makeMessage, RawSmtp } from '../support/smtp-client.js';
+
+async function send(port: number, body = makeMessage()): Promise<string> {
+  const c = await RawSmtp.open(port);
+  try {
+    await c.cmd('EHLO client.example');
+    await c.cmd('MAIL FROM:<staff@clinic.example>');
+    await c.cmd('RCPT TO:<p@partner.example>');
+    await c.cmd('DATA');
+    return await c.raw(body + '.\r\n');
+  } finally {
+    c.close();
+  }
+}
+
+describe('spool (integration)', function () {
+  this.timeout(30000);
+  let capture: CaptureServer;
+  let gw: RunningGateway | undefined;
+  let dir: string;
+
+  beforeEach(async () => {
+    capture = new CaptureServer();
+    await capture.start();
+    dir = await tempDir();
+  });
+
+  afterEach(async () => {
+    await gw?.stop();
+    gw = undefined;
+    await capture.stop();
+    await removeDir(dir);
+  });
+
+  it('answers 451 when the message cannot be stored, and keeps serving', async () => {
+    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
+    const spool = path.join(dir, 'spool');
+    await rm(spool, { recursive: true });
+    await writeFile(spool, 'not a directory'); // every write into the spool now fails, as on a broken disk
+    expect(await send(gw.smtpPort)).to.match(/^451 4\.3\.0/);
+    const [row] = (await gw.store.db('messages').count({ n: '*' })) as Array<{ n: number }>;
+    expect(Number(row!.n)).to.equal(0);
+    await rm(spool);
+    await import('node:fs/promises').then((fs) => fs.mkdir(spool, { mode: 0o700 }));
+    expect(await send(gw.smtpPort)).to.match(/^250/);
+    await capture.waitFor(1);
+  });
+
+  it('holds a message whose spool file was torn or edited, and never delivers it', async () => {
+    // Next hop down so the message waits in the spool; then damage the file while the gateway is stopped.
+    const port = capture.port;
+    await capture.stop();
+    gw = await startGateway({ relayUrl: `smtp://127.0.0.1:${port}`, dataDir: dir, overrides: { queue: { retryInitialDelay: 60000 } } });
+    const reply = await send(gw.smtpPort);
+    const id = /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
+    const end = Date.now() + 10000;
+    while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first())) await new Promise((r) => setTimeout(r, 50));
+    await gw.stop();
+    await truncate(path.join(dir, 'spool', id), 100);
+    // A crash mid-write also leaves a temp file, and a sealed file whose row never committed.
+    await writeFile(path.join(dir, 'spool', 'TORN.tmp'), 'partial');
+    await writeFile(path.join(dir, 'spool', 'UNACKNOWLEDGED'), 'never answered 250');
+    capture = new CaptureServer();
+    await capture.start(port);
+    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
+    await gw.store.db('envelopes').update({ next_attempt_at: 0 }); // due now
+    const held = async () => (await gw!.store.db('envelopes').where({ state: 'held' }).first()) as { last_response: string } | undefined;
+    const end2 = Date.now() + 10000;
+    while (Date.now() < end2 && !(await held())) await new Promise((r) => setTimeout(r, 50));
+    expect((await held())?.last_response).to.equal('SPOOL_CORRUPT');
+    expect(capture.count).to.equal(0);
+    const left = await readdir(path.join(dir, 'spool'));
+    expect(left).to.deep.equal([id]);
+  });
+});
