@@ -26,7 +26,8 @@ export interface BounceInput {
 }
 
 function statusFromCode(code: number | null, response: string): string {
-  const enhanced = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(response);
+  // The enhanced code can only come first after the reply code (RFC 3463), not anywhere in the text.
+  const enhanced = /^(?:\d{3}[ -])?([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(response);
   if (enhanced) return `${enhanced[1]}.${enhanced[2]}.${enhanced[3]}`;
   if (code !== null && code >= 500) return '5.0.0';
   return '4.0.0';
@@ -46,7 +47,7 @@ const SAFE_HEADERS = /^(message-id|date|from|to|cc):/i;
 /** Picks the original's header lines that are safe to quote back to the sender (never Subject). */
 export function safeOriginalHeaders(raw: Buffer): string {
   const end = raw.indexOf('\r\n\r\n');
-  const head = raw.subarray(0, end === -1 ? Math.min(raw.length, 64 * 1024) : end).toString('latin1');
+  const head = raw.subarray(0, end === -1 ? Math.min(raw.length, 64 * 1024) : end).toString('utf8');
   const unfolded = head.replace(/\r\n[ \t]+/g, ' ').split('\r\n');
   return unfolded.filter((line) => SAFE_HEADERS.test(line)).map((l) => l.slice(0, 998)).join('\r\n');
 }

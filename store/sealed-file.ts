@@ -67,7 +67,8 @@ export async function writeSealed(
       const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
       pending.length = 0;
       pendingLen = 0;
-      await handle.write(buf);
+      // A short write (as on a nearly full disk) must not leave a torn file behind a resolved promise.
+      for (let off = 0; off < buf.length; ) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
     };
     const take = async (chunk: Buffer): Promise<void> => {
       inspect?.(chunk);

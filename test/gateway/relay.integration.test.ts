@@ -50,10 +50,10 @@ describe('relay (integration)', function () {
         'Message-ID: <m1@clinic.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n' +
         'Content-Transfer-Encoding: 8bit\r\n\r\nSee you on Friday — the usual room.\r\n..leading dots stay\r\n',
     );
-    const info = await client(gw.smtpPort).sendMail({
+    const info = (await client(gw.smtpPort).sendMail({
       envelope: { from: 'bounces@clinic.example', to: ['lab@partner.example', 'cc@partner.example'] },
       raw: original,
-    });
+    })) as { response: string };
     expect(info.response).to.match(/^250 .*queued as [0-9A-Z]+/);
     await capture.waitFor(1);
     const got = capture.messages[0]!;
@@ -122,7 +122,7 @@ describe('relay (integration)', function () {
     gw = await startGateway({ relayUrl: capture.url });
     await client(gw.smtpPort).sendMail({
       envelope: { from: 'staff@clinic.example', to: ['nobody@partner.example', 'someone@partner.example'] },
-      raw: 'Message-ID: <b1@clinic.example>\r\nSubject: Lab results for Jane\r\n\r\nbody\r\n',
+      raw: 'Message-ID: <b1@clinic.example>\r\nSubject: Quarterly figures for Jane\r\n\r\nbody\r\n',
     });
     // One copy to the good recipient, then the bounce back to the sender through the same next hop.
     await capture.waitFor(2, 15000);
@@ -137,7 +137,7 @@ describe('relay (integration)', function () {
     expect(text).to.contain('Status: 5.1.1');
     expect(text).to.contain('User unknown');
     expect(text).to.contain('Message-ID: <b1@clinic.example>');
-    expect(text, 'the subject may hold PHI and is not quoted').not.to.contain('Lab results for Jane');
+    expect(text, 'the subject may hold PHI and is not quoted').not.to.contain('Quarterly figures for Jane');
     const states = (await gw.store.db('envelopes').select('rcpt', 'state', 'kind')) as Array<{ rcpt: string; state: string; kind: string }>;
     expect(states.find((s) => s.rcpt === 'nobody@partner.example')!.state).to.equal('bounced');
     await waitUntil(async () => {
