@@ -11,6 +11,7 @@ import { addUser, generatePassword, type Role } from '../store/users.js';
 const USAGE = `usage: phi-gateway <command>
 
   start [smtp|web]                 run the gateway (both parts, or one of them)
+  scan [--json] FILE…              check files for PHI (.eml as mail, anything else as text, - for stdin)
   queue list [--json]              messages and deliveries not yet finished
   queue retry ID                   retry a deferred or held message now
   users add EMAIL --role staff|admin
@@ -42,7 +43,13 @@ async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<v
   if (Number(row?.n ?? 0) > 0) return;
   const email = 'admin@phi-gateway.local';
   const password = generatePassword();
-  await addUser(store.db, email, 'admin', password);
+  try {
+    await addUser(store.db, email, 'admin', password);
+  } catch (err) {
+    // Another process starting on the same data directory got there first.
+    if (/already exists|UNIQUE/.test((err as Error).message)) return;
+    throw err;
+  }
   const file = path.join(config.dataDir, 'first-admin.txt');
   await writeFile(file, `email: ${email}\npassword: ${password}\n`, { mode: 0o600 });
   process.stderr.write(`phi-gateway: first run: created admin account ${email}; its password is in ${file}\n`);
@@ -79,6 +86,63 @@ async function start(config: ResolvedConfig, which: string | undefined): Promise
   await gateway?.stop();
   await store.close();
   return 0;
+}
+
+interface ScanLine {
+  file: string;
+  phi: boolean;
+  score: number;
+  action: string;
+  findings: Array<{ type: string; part: string; start: number; end: number; score: number; rule: string | null }>;
+}
+
+async function scan(config: ResolvedConfig, args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const files = args.filter((a) => a !== '--json');
+  if (files.length === 0) throw new UsageError('scan needs at least one FILE (or - for standard input)');
+  const [{ RulesSource }, { DlpScanner }, { simpleParser }, { readFile }] = await Promise.all([
+    import('../gateway/rules.js'),
+    import('../gateway/scan.js'),
+    import('mailparser'),
+    import('node:fs/promises'),
+  ]);
+  const rules = new RulesSource(config.dlp.rulesFile);
+  const scanner = new DlpScanner(rules);
+  let unreadable = 0;
+  for (const file of files) {
+    let data: Buffer;
+    try {
+      data = file === '-' ? readFileSync(0) : await readFile(file);
+    } catch (err) {
+      unreadable++;
+      process.stderr.write(`phi-gateway: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+      continue;
+    }
+    const verdict = file.toLowerCase().endsWith('.eml')
+      ? await scanner.scan(await simpleParser(data))
+      : rules.analyzer.analyze([{ id: 'text', text: data.toString('utf8'), kind: 'body' }]);
+    const line: ScanLine = {
+      file,
+      phi: verdict.phi,
+      score: verdict.score,
+      action: verdict.action,
+      findings: verdict.findings.map((f) => ({ type: f.type, part: f.part, start: f.start, end: f.end, score: Math.round(f.score * 100) / 100, rule: f.rule })),
+    };
+    if (json) {
+      process.stdout.write(JSON.stringify(line) + '\n');
+      continue;
+    }
+    process.stdout.write(`${file}: ${verdict.phi ? `PHI, ${verdict.action}` : verdict.action === 'log' ? 'logged' : 'clean'} (score ${verdict.score})\n`);
+    for (const e of verdict.explanation) {
+      process.stdout.write(`  rule ${e.rule}${e.monitorOnly ? ' [monitor only]' : ''}: ${e.reason} — ${e.findingTypes.join(', ')} in ${e.parts.join(', ')}\n`);
+    }
+    const counted = line.findings.filter((f) => f.rule === null);
+    if (counted.length > 0) {
+      const types = [...new Set(counted.map((f) => f.type))].sort();
+      process.stdout.write(`  also found (no rule fired on them): ${types.join(', ')}\n`);
+    }
+  }
+  return unreadable > 0 ? 2 : 0;
 }
 
 function formatTime(ms: number | null): string {
@@ -229,6 +293,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     switch (command) {
       case 'start':
         return await start(config, sub);
+      case 'scan':
+        return await scan(config, [sub, ...rest].filter((a): a is string => a !== undefined));
       case 'queue':
         if (sub === 'list') return await withStore(config, (s) => queueList(s, rest.includes('--json')));
         if (sub === 'retry' && rest[0]) return await withStore(config, (s) => queueRetry(s, rest[0]!));

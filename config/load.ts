@@ -85,6 +85,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Resolve
       throw new ConfigError(`config: ${file} must hold a mapping of settings at the top level`);
     }
     raw = parsed as Record<string, unknown>;
+    // A section whose keys are all commented out reads as null: it means "all defaults".
+    for (const [key, value] of Object.entries(raw)) if (value === null) delete raw[key];
   }
   applyEnv(raw, env);
   const result = configSchema.safeParse(raw);
@@ -94,6 +96,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Resolve
   const resolved = {
     ...config,
     dataDir: path.resolve(file && !env.PHIGW_DATA_DIR ? base : cwd, config.dataDir),
+    smtp: {
+      ...config.smtp,
+      tlsCert: config.smtp.tlsCert ? path.resolve(base, config.smtp.tlsCert) : undefined,
+      tlsKey: config.smtp.tlsKey ? path.resolve(base, config.smtp.tlsKey) : undefined,
+    },
+    dlp: { ...config.dlp, rulesFile: config.dlp.rulesFile ? path.resolve(base, config.dlp.rulesFile) : undefined },
     publicUrl: (config.web.publicUrl ?? `http://127.0.0.1:${config.web.port}`).replace(/\/+$/, ''),
   };
   return deepFreeze(resolved);

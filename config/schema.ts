@@ -42,7 +42,7 @@ export const webSchema = z.strictObject({
   /** Web port. Env: PHIGW_WEB_PORT. */
   port: port.default(8080),
   /** Base of the links put in mail. Env: PHIGW_PUBLIC_URL. Default: http://127.0.0.1:<web port>. */
-  publicUrl: z.url().optional(),
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export const relaySchema = z.strictObject({
@@ -57,6 +57,12 @@ export const relaySchema = z.strictObject({
   maxMessagesPerConnection: z.number().int().positive().default(1000),
   /** Time allowed for one delivery attempt (connect, transfer, reply), in milliseconds. */
   timeout: z.number().int().positive().default(2 * MINUTE),
+  /**
+   * Send to an smtp:// next hop that does not offer STARTTLS. Off: STARTTLS is required (a next hop on
+   * loopback is exempt, as nothing crosses a network). Turning it on lets anyone on the path who strips the
+   * STARTTLS offer read every message in transit.
+   */
+  allowPlaintext: z.boolean().default(false),
   /**
    * Accept any certificate from the next hop. Off: the next hop's certificate must be valid.
    * Turning it on allows a man in the middle on the path to the relay to read all mail.
@@ -83,6 +89,16 @@ export const queueSchema = z.strictObject({
   pollInterval: z.number().int().positive().default(1 * SECOND),
 });
 
+export const dlpSchema = z.strictObject({
+  /**
+   * DLP rule pack (YAML). Default: config/dlp-rules.yaml shipped with phi-gateway. Changes to the file are
+   * picked up without a restart; an invalid file is refused with the reason and the previous rules stay.
+   */
+  rulesFile: z.string().optional(),
+  /** How often the rules file is checked for changes, in milliseconds. */
+  reloadInterval: z.number().int().positive().default(2 * SECOND),
+});
+
 export const configSchema = z.strictObject({
   /** Where state lives: database, spool, blobs, keys. Env: PHIGW_DATA_DIR. */
   dataDir: z.string().default('./data'),
@@ -96,9 +112,11 @@ export const configSchema = z.strictObject({
   web: webSchema.default(() => webSchema.parse({})),
   relay: relaySchema.default(() => relaySchema.parse({})),
   queue: queueSchema.default(() => queueSchema.parse({})),
+  dlp: dlpSchema.default(() => dlpSchema.parse({})),
 });
 
 export type Config = z.infer<typeof configSchema>;
 export type SmtpConfig = z.infer<typeof smtpSchema>;
 export type RelayConfig = z.infer<typeof relaySchema>;
 export type QueueConfig = z.infer<typeof queueSchema>;
+export type DlpConfig = z.infer<typeof dlpSchema>;

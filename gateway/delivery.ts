@@ -1,6 +1,7 @@
 // Outbound delivery: claims due envelopes (grouped so one message goes out in one transaction), hands them
 // to the transport and records the outcome. Acceptance by the next hop is committed before anything else,
-// so a crash afterwards cannot send the message twice. 5xx and expiry bounce to the sender (RFC 3464).
+// so a crash after that commit cannot send the message twice; a crash in the instant between the next
+// hop's 250 and our commit can (delivery is at-least-once). 5xx and expiry bounce to the sender (RFC 3464).
 import os from 'node:os';
 import type { ResolvedConfig } from '../config/load.js';
 import { errorCode, GatewayError } from '../config/errors.js';
@@ -26,7 +27,9 @@ export interface EnvelopeRow {
   created_at: number;
 }
 
-const LEASE_MS = 15 * 60 * 1000;
+/** How long a delivery attempt may hold envelopes before another worker may take them over. */
+export const ENVELOPE_LEASE_MS = 15 * 60 * 1000;
+const LEASE_MS = ENVELOPE_LEASE_MS;
 const TERMINAL = ['delivered', 'bounced'];
 
 interface Failure {
@@ -52,15 +55,10 @@ export class Delivery {
   claim(n: number): Promise<EnvelopeRow[][]> {
     const now = Date.now();
     return this.store.write(async (trx) => {
+      // Indexed on (state, next_attempt_at): cost follows the due work, not the table's history.
       const rows = (await trx('envelopes')
-        .where((q) => {
-          void q
-            .whereIn('state', ['queued', 'deferred'])
-            .andWhere('next_attempt_at', '<=', now)
-            .orWhere((w) => {
-              void w.where('state', 'sending').andWhere('lease_until', '<', now);
-            });
-        })
+        .whereIn('state', ['queued', 'deferred'])
+        .andWhere('next_attempt_at', '<=', now)
         .orderBy('next_attempt_at')
         .limit(n * 20)
         .select(
@@ -91,6 +89,14 @@ export class Delivery {
       }
       return claimed;
     });
+  }
+
+  /** Returns envelopes whose sender died mid-attempt (lease expired) to the queue. Run periodically. */
+  async reclaimExpired(): Promise<number> {
+    const now = Date.now();
+    return this.store.write((trx) =>
+      trx('envelopes').where('state', 'sending').andWhere('lease_until', '<', now).update({ state: 'queued', lease_until: null, next_attempt_at: now }),
+    );
   }
 
   async release(groups: EnvelopeRow[][]): Promise<void> {

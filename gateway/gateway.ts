@@ -8,7 +8,8 @@ import { Delivery, type EnvelopeRow } from './delivery.js';
 import { Intake } from './intake.js';
 import { defaultStages, type Stage } from './pipeline.js';
 import { Pump } from './pump.js';
-import { cleanScanner, type Scanner } from './scan.js';
+import { RulesSource } from './rules.js';
+import { DlpScanner, type Scanner } from './scan.js';
 import { recoverSpool } from './spool.js';
 import { OutboxTransport, RelayTransport, type Transport } from './transport.js';
 import { MessageWorkers, type MessageRow } from './workers.js';
@@ -29,6 +30,8 @@ export class Gateway {
   private readonly deliveryPump: Pump<EnvelopeRow[]>;
   private readonly workers: MessageWorkers;
   private readonly delivery: Delivery;
+  readonly rules?: RulesSource;
+  private sweeper?: NodeJS.Timeout;
 
   constructor(private readonly opts: GatewayOptions) {
     const { config, store, log } = opts;
@@ -38,9 +41,14 @@ export class Gateway {
       (relayUrl
         ? new RelayTransport({ ...config.relay, url: relayUrl }, config.smtp.hostname ?? os.hostname())
         : new OutboxTransport(store));
-    const stages = opts.stages ?? defaultStages(opts.scanner ?? cleanScanner);
+    let scanner = opts.scanner;
+    if (!scanner && !opts.stages) {
+      this.rules = new RulesSource(config.dlp.rulesFile, log);
+      scanner = new DlpScanner(this.rules);
+    }
+    const stages = opts.stages ?? defaultStages(scanner!);
     this.delivery = new Delivery(store, config, log, this.transport, () => this.deliveryPump.wake());
-    this.workers = new MessageWorkers(store, config, log, stages, () => this.deliveryPump.wake());
+    this.workers = new MessageWorkers(store, config, log, stages, (groups) => this.deliveryPump.offer(groups));
     this.messagePump = new Pump({
       name: 'pipeline',
       capacity: config.queue.workers,
@@ -57,7 +65,7 @@ export class Gateway {
       claim: (n) => this.delivery.claim(n),
       handle: (group) => this.delivery.handle(group),
     });
-    this.intake = new Intake({ config, store, log, onSpooled: () => this.messagePump.wake() });
+    this.intake = new Intake({ config, store, log, onSpooled: (message) => this.messagePump.offer([message]) });
   }
 
   get transportName(): string {
@@ -77,8 +85,22 @@ export class Gateway {
       });
       if (resumed.messages || resumed.envelopes) log.warn({ evt: 'QUEUE_RESUMED', ...resumed }, 'resumed work interrupted by a stop');
     }
+    this.rules?.watch(this.opts.config.dlp.reloadInterval);
     this.messagePump.start();
     this.deliveryPump.start();
+    // Work abandoned by a crashed worker or node (expired lease) goes back to the queue.
+    this.sweeper = setInterval(() => {
+      Promise.all([this.workers.reclaimExpired(), this.delivery.reclaimExpired()])
+        .then(([m, e]) => {
+          if (m + e > 0) {
+            log.warn({ evt: 'QUEUE_LEASES_EXPIRED', messages: m, envelopes: e }, 'reclaimed work whose lease expired');
+            this.messagePump.wake();
+            this.deliveryPump.wake();
+          }
+        })
+        .catch((err: unknown) => log.error({ evt: 'QUEUE_SWEEP_FAILED', err }, 'lease sweep failed'));
+    }, 30_000);
+    this.sweeper.unref();
     await this.intake.start();
     log.info({ evt: 'GATEWAY_STARTED', transport: this.transport.name }, 'gateway started');
   }
@@ -87,6 +109,8 @@ export class Gateway {
   async stop(): Promise<void> {
     const { log } = this.opts;
     await this.intake.stop();
+    this.rules?.close();
+    if (this.sweeper) clearInterval(this.sweeper);
     const [unprocessed, undelivered] = await Promise.all([this.messagePump.stop(), this.deliveryPump.stop()]);
     await this.workers.release(unprocessed);
     await this.delivery.release(undelivered);

@@ -8,15 +8,15 @@ import type { Logger } from '../config/log.js';
 import { authenticate } from '../store/users.js';
 import type { Store } from '../store/store.js';
 import { makeNetworkMatcher } from './networks.js';
-import { spoolMessage, type IntakeMeta } from './spool.js';
+import { spoolMessage, type IntakeMeta, type SpooledMessage } from './spool.js';
 import { loadTls } from './tls.js';
 
 export interface IntakeOptions {
   config: ResolvedConfig;
   store: Store;
   log: Logger;
-  /** Called after a message is durably spooled, to wake the workers. */
-  onSpooled: (id: string) => void;
+  /** Called after a message is durably spooled (and leased for processing), to hand it to the workers. */
+  onSpooled: (message: SpooledMessage) => void;
 }
 
 type Reply = Error & { responseCode: number };
@@ -92,6 +92,7 @@ export class Intake {
       banner: 'phi-gateway ESMTP',
       key: tls.key,
       cert: tls.cert,
+      minVersion: 'TLSv1.2',
       size: smtp.maxMessageSize,
       maxRecipients: smtp.maxRecipients,
       maxClients: smtp.maxClients,
@@ -107,6 +108,12 @@ export class Intake {
       disableReverseLookup: true,
       onConnect: (session, cb) => {
         log.debug({ evt: 'SMTP_CONNECT', session: session.id, ip: session.remoteAddress }, 'connection');
+        // AUTH is not even offered before STARTTLS, so no client is tempted to send a password in clear.
+        if (!session.secure) session.disabledCommands = ['AUTH'];
+        cb();
+      },
+      onSecure: (_socket, session, cb) => {
+        session.disabledCommands = undefined;
         cb();
       },
       onAuth: (auth, session, cb) => {
@@ -160,7 +167,7 @@ export class Intake {
 
   /** Spools one DATA payload. Resolves with the queue id once durable; rejects with an SMTP reply. */
   private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    const { store, log, config, onSpooled } = this.opts;
+    const { store, log, onSpooled } = this.opts;
     const checker = new LineEndingChecker();
     let refusal: GatewayError | undefined;
     const inspect = (chunk: Buffer) => {
@@ -178,7 +185,7 @@ export class Intake {
       tls: !!session.secure,
     };
     try {
-      const id = await spoolMessage(store, meta, stream, {
+      const spooled = await spoolMessage(store, meta, stream, {
         inspect,
         finish: () => {
           if (stream.sizeExceeded) refusal = new GatewayError('SMTP_TOO_LARGE');
@@ -187,9 +194,9 @@ export class Intake {
         },
         trace: (qid, now) => traceHeader(session, this.hostname, qid, now),
       });
-      log.info({ evt: 'SMTP_ACCEPTED', session: session.id, qid: id, rcpts: meta.rcptTo.length, tls: meta.tls }, 'accepted');
-      onSpooled(id);
-      return id;
+      log.info({ evt: 'SMTP_ACCEPTED', session: session.id, qid: spooled.id, rcpts: meta.rcptTo.length, tls: meta.tls }, 'accepted');
+      onSpooled(spooled);
+      return spooled.id;
     } catch (err) {
       // Drain what is left of DATA so the reply lines up with the end of the transfer.
       stream.resume();
@@ -200,7 +207,6 @@ export class Intake {
         throw known.toSmtpReply();
       }
       log.error({ evt: 'SPOOL_FAILED', session: session.id, err, code: errorCode(err) }, 'spool failed; answered 451');
-      void config;
       throw new GatewayError('SMTP_LOCAL_ERROR').toSmtpReply();
     }
   }

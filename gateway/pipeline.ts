@@ -2,7 +2,7 @@
 // A stage that throws or runs past its timeout defers the message; nothing passes because a stage failed.
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { GatewayError } from '../config/errors.js';
-import type { Scanner, ScanVerdict } from './scan.js';
+import type { Scanner, Verdict } from './scan.js';
 
 export interface MessageContext {
   id: string;
@@ -11,7 +11,7 @@ export interface MessageContext {
   trace: string;
   raw: Buffer;
   parsed?: ParsedMail;
-  verdict?: ScanVerdict;
+  verdict?: Verdict;
   routes?: Route[];
   plan?: PlannedEnvelope[];
 }
@@ -38,7 +38,8 @@ export type StageVerdict =
 
 export interface Stage {
   readonly name: string;
-  run(ctx: MessageContext): Promise<StageVerdict>;
+  /** `signal` aborts when the stage times out: long work (extraction, OCR) should stop then. */
+  run(ctx: MessageContext, signal: AbortSignal): Promise<StageVerdict>;
 }
 
 const CONTINUE: StageVerdict = { verdict: 'continue' };
@@ -58,9 +59,9 @@ export const parseStage: Stage = {
 export function scanStage(scanner: Scanner): Stage {
   return {
     name: 'scan',
-    async run(ctx) {
+    async run(ctx, signal) {
       if (!ctx.parsed) throw new GatewayError('STAGE_FAILED', 'scan before parse');
-      ctx.verdict = await scanner.scan(ctx.parsed);
+      ctx.verdict = await scanner.scan(ctx.parsed, signal);
       return CONTINUE;
     },
   };
@@ -71,20 +72,22 @@ export const routeStage: Stage = {
   run(ctx) {
     const verdict = ctx.verdict;
     if (!verdict) throw new GatewayError('STAGE_FAILED', 'route before scan');
-    // Fail closed until protection exists: PHI may not leave in clear, so it is held.
-    if (verdict.phi || verdict.action === 'protect' || verdict.action === 'quarantine') {
-      return Promise.resolve({ verdict: 'quarantine', reason: 'PHI_NO_PROTECTION' } as const);
+    // Fail closed until protection exists: PHI may not leave in clear, so it is held with the reason.
+    if (verdict.phi || verdict.action === 'quarantine' || verdict.action === 'block' || verdict.action === 'protect') {
+      const reason = verdict.action === 'block' ? 'BLOCKED_BY_RULE' : verdict.action === 'quarantine' ? 'QUARANTINED_BY_RULE' : 'PHI_NO_PROTECTION';
+      return Promise.resolve({ verdict: 'quarantine', reason } as const);
     }
-    if (verdict.action === 'block') return Promise.resolve({ verdict: 'reject', reason: 'BLOCKED_BY_RULE' } as const);
     ctx.routes = ctx.rcptTo.map((rcpt) => ({ rcpt, action: 'clean' as const }));
     return Promise.resolve(CONTINUE);
   },
 };
 
-/** Trace headers added to clean mail, after the Received line; type names only, never content. */
+/** Trace headers added to clean mail, after the Received line; rule ids and type names only, never content. */
 export function traceHeaders(ctx: MessageContext): string {
   const verdict = ctx.verdict;
-  return `${ctx.trace}X-PHI-Gateway-Id: ${ctx.id}\r\nX-PHI-Gateway-Scan: ${verdict?.phi ? 'phi' : 'clean'}\r\n`;
+  const monitored = verdict?.monitored.length ? `; monitored=${verdict.monitored.join(',')}` : '';
+  const logged = verdict?.action === 'log' ? `; logged=${verdict.rules.join(',')}` : '';
+  return `${ctx.trace}X-PHI-Gateway-Id: ${ctx.id}\r\nX-PHI-Gateway-Scan: ${verdict?.phi ? 'phi' : 'clean'}${logged}${monitored}\r\n`;
 }
 
 export const actStage: Stage = {
@@ -106,11 +109,15 @@ export function defaultStages(scanner: Scanner): Stage[] {
 /** Runs one stage under a timeout. A timeout is an error like any other: the message is deferred. */
 export async function runStage(stage: Stage, ctx: MessageContext, timeoutMs: number): Promise<StageVerdict> {
   let timer: NodeJS.Timeout | undefined;
+  const controller = new AbortController();
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new GatewayError('STAGE_TIMEOUT', `stage ${stage.name} timed out`)), timeoutMs);
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new GatewayError('STAGE_TIMEOUT', `stage ${stage.name} timed out`));
+    }, timeoutMs);
   });
   try {
-    return await Promise.race([stage.run(ctx), timeout]);
+    return await Promise.race([stage.run(ctx, controller.signal), timeout]);
   } finally {
     clearTimeout(timer);
   }

@@ -37,6 +37,17 @@ export class Pump<T> {
     if (!this.claiming) void this.fill();
   }
 
+  /**
+   * Hands over items already claimed in the database (the fast path: a message just spooled, envelopes
+   * just enqueued), so they need not be found again by a claim query. Ignored once stopped: the items keep
+   * their lease and are resumed at the next start.
+   */
+  offer(items: T[]): void {
+    if (this.stopped || items.length === 0) return;
+    this.buffer.push(...items);
+    this.runBuffered();
+  }
+
   get busy(): number {
     return this.inflight + this.buffer.length;
   }

@@ -1,36 +1,51 @@
-// The scan stage's contract with the detector. The verdict is the shape `phi-gateway scan --json` prints;
-// findings carry positions, scores and rule ids, never the matched text.
-import type { ParsedMail } from 'mailparser';
+// The scan stage's scanner: decodes a parsed message into text parts (extract.ts) and runs the DLP
+// analyzer with the rules in force. The verdict carries type names and positions, never matched text.
+import type { AddressObject, ParsedMail } from 'mailparser';
+import type { Analyzer } from '../dlp/analyzer.js';
+import type { Finding, Verdict } from '../dlp/types.js';
+import { extractParts, type AttachmentFlag, type ExtractLimits } from './extract.js';
 
-export type ScanAction = 'clean' | 'protect' | 'quarantine' | 'block' | 'log';
-
-export interface Finding {
-  type: string;
-  /** Which decoded part of the message: 'subject', 'text', 'html', 'attachment:<n>'. */
-  part: string;
-  start: number;
-  end: number;
-  score: number;
-  rule: string | null;
-}
-
-export interface ScanVerdict {
-  phi: boolean;
-  score: number;
-  action: ScanAction;
-  findings: Finding[];
-  /** Rule ids that decided the verdict. */
-  rules: string[];
-}
+export type { Verdict };
 
 export interface Scanner {
-  scan(parsed: ParsedMail): Promise<ScanVerdict>;
+  scan(parsed: ParsedMail, signal?: AbortSignal): Promise<Verdict>;
 }
 
-/**
- * The scanner until detection lands: every message is clean. It keeps the final interface so the
- * pipeline, audit and trace headers are already shaped for real verdicts.
- */
-export const cleanScanner: Scanner = {
-  scan: () => Promise.resolve({ phi: false, score: 0, action: 'clean', findings: [], rules: [] }),
-};
+/** Display names of the recipients: a recipient named in the text near health facts is PHI. */
+export function recipientNames(parsed: ParsedMail): string[] {
+  const lists: Array<AddressObject | AddressObject[] | undefined> = [parsed.to, parsed.cc];
+  const names = new Set<string>();
+  for (const list of lists) {
+    for (const obj of Array.isArray(list) ? list : list ? [list] : []) {
+      for (const addr of obj.value) {
+        const name = addr.name?.trim();
+        if (name && /\p{L}{2,}/u.test(name) && !name.includes('@')) names.add(name);
+      }
+    }
+  }
+  return [...names];
+}
+
+export function flagFindings(flags: readonly AttachmentFlag[]): Finding[] {
+  return flags.map((f) => ({
+    type: f.kind === 'image' ? 'IMAGE_ATTACHMENT' : 'UNREADABLE_ATTACHMENT',
+    category: 'attachment' as const,
+    part: f.part,
+    start: 0,
+    end: 0,
+    score: 1,
+    recognizer: `extract:${f.reason}`,
+  }));
+}
+
+export class DlpScanner implements Scanner {
+  constructor(
+    private readonly rules: { readonly analyzer: Analyzer },
+    private readonly limits: Partial<ExtractLimits> = {},
+  ) {}
+
+  async scan(parsed: ParsedMail, signal?: AbortSignal): Promise<Verdict> {
+    const { parts, flags } = await extractParts(parsed, this.limits, signal);
+    return this.rules.analyzer.analyze(parts, { headerNames: recipientNames(parsed), extraFindings: flagFindings(flags) });
+  }
+}

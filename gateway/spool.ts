@@ -24,10 +24,27 @@ export interface SpoolHooks {
   trace: (id: string, now: Date) => string;
 }
 
-/** Spools a message durably and returns its queue id. Any failure leaves nothing behind. */
-export async function spoolMessage(store: Store, meta: IntakeMeta, source: Readable | Buffer, hooks: SpoolHooks): Promise<string> {
+/** How long a worker may hold a message before another may take it over. */
+export const MESSAGE_LEASE_MS = 10 * 60 * 1000;
+
+export interface SpooledMessage {
+  id: string;
+  mail_from: string;
+  rcpt_to: string;
+  trace: string;
+  attempts: number;
+  created_at: number;
+}
+
+/**
+ * Spools a message durably and returns its row, already claimed for processing (leased), so the caller can
+ * hand it straight to a worker. Any failure leaves nothing behind.
+ */
+export async function spoolMessage(store: Store, meta: IntakeMeta, source: Readable | Buffer, hooks: SpoolHooks): Promise<SpooledMessage> {
   const now = Date.now();
   const id = newQueueId(now);
+  const trace = hooks.trace(id, new Date(now));
+  const rcptTo = JSON.stringify(meta.rcptTo);
   const { size } = await store.seal('spool', id, source, hooks.inspect);
   try {
     hooks.finish?.();
@@ -35,19 +52,20 @@ export async function spoolMessage(store: Store, meta: IntakeMeta, source: Reada
       async (trx) => {
         await trx('messages').insert({
           id,
-          state: 'queued',
+          state: 'processing',
+          lease_until: now + MESSAGE_LEASE_MS,
           created_at: now,
           updated_at: now,
           next_attempt_at: now,
           attempts: 0,
           size,
           mail_from: meta.mailFrom,
-          rcpt_to: JSON.stringify(meta.rcptTo),
+          rcpt_to: rcptTo,
           client_ip: meta.clientIp,
           client_helo: meta.clientHelo.slice(0, 255),
           auth_user: meta.authUser,
           tls: meta.tls,
-          trace: hooks.trace(id, new Date(now)),
+          trace,
         });
         await appendAudit(trx, {
           type: 'message.accepted',
@@ -62,7 +80,7 @@ export async function spoolMessage(store: Store, meta: IntakeMeta, source: Reada
     await store.removeSealed('spool', id).catch(() => undefined);
     throw err;
   }
-  return id;
+  return { id, mail_from: meta.mailFrom, rcpt_to: rcptTo, trace, attempts: 0, created_at: now };
 }
 
 /**

@@ -62,8 +62,12 @@ export class RelayTransport implements Transport {
   private readonly transporter: Mail;
 
   constructor(config: RelayConfig & { url: string }, hostname: string) {
+    const host = new URL(config.url).hostname.replace(/^\[|\]$/g, '');
+    const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
     this.transporter = nodemailer.createTransport({
       url: config.url,
+      // Never fall back to clear text across a network because STARTTLS was not offered (or was stripped).
+      requireTLS: !config.url.startsWith('smtps:') && !loopback && !config.allowPlaintext,
       pool: true,
       name: hostname,
       maxConnections: config.maxConnections,
@@ -71,7 +75,7 @@ export class RelayTransport implements Transport {
       connectionTimeout: Math.min(config.timeout, 30_000),
       greetingTimeout: Math.min(config.timeout, 30_000),
       socketTimeout: config.timeout,
-      tls: { rejectUnauthorized: !config.allowInvalidCertificates },
+      tls: { rejectUnauthorized: !config.allowInvalidCertificates, minVersion: 'TLSv1.2' },
       logger: false,
     });
   }

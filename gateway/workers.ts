@@ -7,6 +7,8 @@ import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
 import type { Store } from '../store/store.js';
 import { runStage, type MessageContext, type Stage } from './pipeline.js';
+import type { Verdict } from './scan.js';
+import { ENVELOPE_LEASE_MS, type EnvelopeRow } from './delivery.js';
 import { retryDelay } from './retry.js';
 
 export interface MessageRow {
@@ -20,28 +22,38 @@ export interface MessageRow {
 
 const LEASE_MS = 10 * 60 * 1000;
 
+/** What is kept of a verdict (database, audit): rule ids, type names and parts — never text or positions. */
+export function verdictSummary(verdict: Verdict | undefined): Record<string, string | number | boolean | string[]> {
+  if (!verdict) return { scanned: false };
+  const counted = verdict.findings.filter((f) => f.rule !== null);
+  return {
+    phi: verdict.phi,
+    action: verdict.action,
+    score: verdict.score,
+    rules: verdict.rules,
+    monitored: verdict.monitored,
+    types: [...new Set(counted.map((f) => f.type))].sort(),
+    parts: [...new Set(counted.map((f) => f.part))].sort(),
+  };
+}
+
 export class MessageWorkers {
   constructor(
     private readonly store: Store,
     private readonly config: ResolvedConfig,
     private readonly log: Logger,
     private readonly stages: readonly Stage[],
-    private readonly onEnqueued: () => void,
+    private readonly onEnqueued: (groups: EnvelopeRow[][]) => void,
   ) {}
 
   /** Claims up to n messages that are due (new, deferred and due, or abandoned by a crashed worker). */
   claim(n: number): Promise<MessageRow[]> {
     const now = Date.now();
     return this.store.write(async (trx) => {
+      // Indexed on (state, next_attempt_at): cost follows the due work, not the table's history.
       const rows = (await trx('messages')
-        .where((q) => {
-          void q
-            .whereIn('state', ['queued', 'deferred'])
-            .andWhere('next_attempt_at', '<=', now)
-            .orWhere((w) => {
-              void w.where('state', 'processing').andWhere('lease_until', '<', now);
-            });
-        })
+        .whereIn('state', ['queued', 'deferred'])
+        .andWhere('next_attempt_at', '<=', now)
         .orderBy('next_attempt_at')
         .limit(n)
         .select('id', 'mail_from', 'rcpt_to', 'trace', 'attempts', 'created_at')) as MessageRow[];
@@ -55,6 +67,14 @@ export class MessageWorkers {
       }
       return rows;
     });
+  }
+
+  /** Returns messages whose worker died (lease expired) to the queue. Run periodically, not per claim. */
+  async reclaimExpired(): Promise<number> {
+    const now = Date.now();
+    return this.store.write((trx) =>
+      trx('messages').where('state', 'processing').andWhere('lease_until', '<', now).update({ state: 'queued', lease_until: null, next_attempt_at: now }),
+    );
   }
 
   /** Puts claimed-but-unstarted messages back (on shutdown). */
@@ -92,9 +112,9 @@ export class MessageWorkers {
         return await this.hold(row, `${stage.name}:${outcome.reason}`, ctx);
       }
       stageName = 'enqueue';
-      await this.enqueue(row, ctx);
+      const groups = await this.enqueue(row, ctx);
       this.log.info({ evt: 'MESSAGE_ROUTED', qid: row.id, envelopes: ctx.plan?.length ?? 0, ms: Date.now() - started }, 'routed');
-      this.onEnqueued();
+      this.onEnqueued(groups);
     } catch (err) {
       const code = errorCode(err);
       this.log.warn({ evt: 'STAGE_FAILED', qid: row.id, stage: stageName, code, err }, 'stage failed');
@@ -109,27 +129,32 @@ export class MessageWorkers {
     }
   }
 
-  private async enqueue(row: MessageRow, ctx: MessageContext): Promise<void> {
+  private async enqueue(row: MessageRow, ctx: MessageContext): Promise<EnvelopeRow[][]> {
     const plan = ctx.plan ?? [];
     const now = Date.now();
+    const groups = new Map<string, EnvelopeRow[]>();
     await this.store.write(async (trx) => {
-      if (plan.length > 0) {
-        await trx('envelopes').insert(
-          plan.map((p) => ({
-            message_id: row.id,
-            group_key: `${row.id}:${p.kind}`,
-            kind: p.kind,
-            mail_from: row.mail_from,
-            rcpt: p.rcpt,
-            content: p.content,
-            prefix: p.prefix,
-            state: 'queued',
-            attempts: 0,
-            created_at: row.created_at,
-            updated_at: now,
-            next_attempt_at: now,
-          })),
-        );
+      for (const p of plan) {
+        // Enqueued already leased for sending: the delivery workers get them in memory, not by a claim query.
+        const env = {
+          message_id: row.id,
+          group_key: `${row.id}:${p.kind}`,
+          kind: p.kind,
+          mail_from: row.mail_from,
+          rcpt: p.rcpt,
+          content: p.content,
+          blob_id: null,
+          prefix: p.prefix,
+          attempts: 0,
+          created_at: row.created_at,
+        };
+        const [inserted] = (await trx('envelopes')
+          .insert({ ...env, state: 'sending', lease_until: now + ENVELOPE_LEASE_MS, updated_at: now, next_attempt_at: now })
+          .returning('id')) as Array<{ id: number } | number>;
+        const id = typeof inserted === 'number' ? inserted : inserted!.id;
+        const group = groups.get(env.group_key) ?? [];
+        group.push({ id, ...env });
+        groups.set(env.group_key, group);
       }
       await trx('messages')
         .where({ id: row.id })
@@ -138,15 +163,16 @@ export class MessageWorkers {
           updated_at: now,
           lease_until: null,
           reason: null,
-          verdict: JSON.stringify({ phi: ctx.verdict?.phi ?? false, action: ctx.verdict?.action ?? 'clean', rules: ctx.verdict?.rules ?? [] }),
+          verdict: JSON.stringify(verdictSummary(ctx.verdict)),
         });
       await appendAudit(trx, {
         type: 'message.routed',
         messageId: row.id,
-        detail: { clean: plan.length, phi: ctx.verdict?.phi ?? false },
+        detail: { clean: plan.length, ...verdictSummary(ctx.verdict) },
       });
     });
     if (plan.length === 0) await this.store.removeSealed('spool', row.id);
+    return [...groups.values()];
   }
 
   private async defer(row: MessageRow, reason: string): Promise<void> {
@@ -173,9 +199,9 @@ export class MessageWorkers {
           lease_until: null,
           reason: reason.slice(0, 64),
           updated_at: now,
-          verdict: ctx?.verdict ? JSON.stringify({ phi: ctx.verdict.phi, action: ctx.verdict.action, rules: ctx.verdict.rules }) : null,
+          verdict: ctx?.verdict ? JSON.stringify(verdictSummary(ctx.verdict)) : null,
         });
-      await appendAudit(trx, { type: 'message.held', messageId: row.id, detail: { reason } });
+      await appendAudit(trx, { type: 'message.held', messageId: row.id, detail: { reason, ...(ctx?.verdict ? verdictSummary(ctx.verdict) : {}) } });
     });
     this.log.warn({ evt: 'MESSAGE_HELD', qid: row.id, reason }, 'held in quarantine');
   }

@@ -19,6 +19,7 @@ interface PendingWrite {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
   syncDirs: readonly string[];
+  durable: boolean;
 }
 
 const MAX_BATCH = 256;
@@ -27,6 +28,7 @@ export class Store {
   private pending: PendingWrite[] = [];
   private writing = false;
   private closed = false;
+  private syncMode: 'FULL' | 'NORMAL' | undefined;
 
   private constructor(
     readonly db: Knex,
@@ -53,7 +55,9 @@ export class Store {
     const db = postgres
       ? knexFactory({ client: 'pg', connection: config.databaseUrl, pool: { min: 1, max: 10 } })
       : knexFactory({
-          client: 'sqlite3',
+          // better-sqlite3 runs each statement synchronously in microseconds; the async sqlite3 driver
+          // made every statement a thread-pool round trip, which capped the gateway far below target.
+          client: 'better-sqlite3',
           connection: { filename: path.join(dataDir, 'phi-gateway.sqlite') },
           useNullAsDefault: true,
           pool: {
@@ -61,10 +65,12 @@ export class Store {
             max: 1,
             afterCreate: (conn: SqliteConn, done: (err: Error | null, conn: SqliteConn) => void) => {
               // WAL for concurrent readers; synchronous=FULL so a commit is on disk when it returns.
-              conn.exec(
-                'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;',
-                (err) => done(err, conn),
-              );
+              try {
+                conn.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;');
+                done(null, conn);
+              } catch (err) {
+                done(err as Error, conn);
+              }
             },
           },
         });
@@ -108,19 +114,37 @@ export class Store {
   /**
    * Runs `fn` inside a transaction shared with other concurrent writers (group commit), after an fsync of
    * `syncDirs` (so sealed files renamed just before are durable when the row that points at them commits).
-   * Resolves after the commit is durable. A failing `fn` fails only its own caller.
+   * A failing `fn` fails only its own caller.
+   *
+   * Durability: a `durable` write (the default when `syncDirs` is given, e.g. a spooled message about to be
+   * answered 250) resolves only once its commit is fsynced. Other writes (state changes) survive a process
+   * crash at once and reach the disk with the next durable commit or checkpoint; the WAL is sequential, so
+   * a durable commit also makes every earlier commit durable. Losing one of those to a power cut means at
+   * most a repeated step (delivery is at-least-once), never a lost message.
    */
-  write<T>(fn: (trx: Trx) => Promise<T>, opts: { syncDirs?: readonly SealedArea[] } = {}): Promise<T> {
+  write<T>(fn: (trx: Trx) => Promise<T>, opts: { syncDirs?: readonly SealedArea[]; durable?: boolean } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
     return new Promise<T>((resolve, reject) => {
+      const syncDirs = (opts.syncDirs ?? []).map((a) => this.areaDir(a));
       this.pending.push({
         fn,
         resolve: resolve as (v: unknown) => void,
         reject,
-        syncDirs: (opts.syncDirs ?? []).map((a) => this.areaDir(a)),
+        syncDirs,
+        durable: opts.durable ?? syncDirs.length > 0,
       });
-      if (!this.writing) void this.drain();
+      if (!this.writing) {
+        this.writing = true;
+        // Let the other callbacks of this turn of the event loop add their writes: one commit for all.
+        setImmediate(() => void this.drain());
+      }
     });
+  }
+
+  private async setSyncMode(mode: 'FULL' | 'NORMAL'): Promise<void> {
+    if (this.engine !== 'sqlite' || this.syncMode === mode) return;
+    await this.db.raw(`PRAGMA synchronous=${mode}`);
+    this.syncMode = mode;
   }
 
   private async drain(): Promise<void> {
@@ -139,6 +163,7 @@ export class Store {
     try {
       const dirs = new Set(batch.flatMap((w) => w.syncDirs));
       await Promise.all([...dirs].map((d) => syncDir(d)));
+      await this.setSyncMode(batch.some((w) => w.durable) ? 'FULL' : 'NORMAL');
       const results = await this.db.transaction(async (trx) => {
         const out: unknown[] = [];
         for (const item of batch) out.push(await item.fn(trx));
@@ -163,5 +188,5 @@ export class Store {
 }
 
 interface SqliteConn {
-  exec(sql: string, cb: (err: Error | null) => void): void;
+  exec(sql: string): unknown;
 }

@@ -66,6 +66,8 @@ export class CaptureServer {
         });
       },
     });
+    // Peers that vanish (a gateway killed mid-transfer) reset their sockets; that is expected here.
+    server.on('error', () => undefined);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);

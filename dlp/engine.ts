@@ -1,0 +1,128 @@
+// Runs recognizers over one part: pattern matches, validators, context words, overlaps.
+// Linear-time by construction: every pattern is a bounded regular expression run once over the text,
+// and context is looked for only in a small window around each match.
+import type { AnalyzeContext, Finding, PatternRecognizer, Recognizer, TextPart } from './types.js';
+
+const DEFAULT_WINDOW = 60;
+const DEFAULT_BOOST = 0.35;
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A whole-word, case-insensitive matcher for a list of words and phrases (spaces match any whitespace). */
+export function wordListRegex(words: readonly string[], flags = 'i'): RegExp {
+  const alts = [...new Set(words.map((w) => w.toLowerCase()))]
+    .sort((a, b) => b.length - a.length)
+    .map((w) => escapeRegex(w).replace(/\s+/g, '\\s+'));
+  // Word boundaries that also work next to punctuation like "MR#" or "Pt.".
+  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${alts.join('|')})(?![\\p{L}\\p{N}])`, `${flags}u`);
+}
+
+interface CompiledPattern {
+  name: string;
+  regex: RegExp;
+  score: number;
+}
+
+interface CompiledPatternRecognizer {
+  kind: 'pattern';
+  spec: PatternRecognizer;
+  patterns: CompiledPattern[];
+  context?: RegExp;
+}
+
+type Compiled = CompiledPatternRecognizer | { kind: 'custom'; spec: Exclude<Recognizer, PatternRecognizer> };
+
+function isPattern(r: Recognizer): r is PatternRecognizer {
+  return 'patterns' in r;
+}
+
+export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled[] {
+  return recognizers.map((r) => {
+    if (!isPattern(r)) return { kind: 'custom', spec: r };
+    const patterns = r.patterns.map((p) => ({
+      name: p.name,
+      score: p.score,
+      regex: new RegExp(p.regex.source, [...new Set(`${p.regex.flags}g`)].join('')),
+    }));
+    return { kind: 'pattern', spec: r, patterns, context: r.context?.length ? wordListRegex(r.context) : undefined };
+  });
+}
+
+export type CompiledRecognizers = ReturnType<typeof compileRecognizers>;
+
+function hasContext(lower: string, start: number, end: number, window: number, context: RegExp): boolean {
+  const from = Math.max(0, start - window);
+  const to = Math.min(lower.length, end + Math.floor(window / 2));
+  return context.test(lower.slice(from, start) + ' \u0000 ' + lower.slice(end, to));
+}
+
+function runPattern(rec: CompiledPatternRecognizer, text: string, lower: string, part: string): Finding[] {
+  const out: Finding[] = [];
+  const spec = rec.spec;
+  const window = spec.contextWindow ?? DEFAULT_WINDOW;
+  // A labelled identifier cannot count without its label: skip the whole text when no label is in it.
+  if (spec.requireContext && rec.context && !rec.context.test(lower)) return out;
+  for (const pattern of rec.patterns) {
+    const re = pattern.regex;
+    re.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text)) !== null) {
+      if (m[0].length === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      // A pattern may mark the identifier itself with a named group `id` (the rest is its label).
+      const idText = m.groups?.id ?? m[0];
+      const offset = m.groups?.id !== undefined ? m[0].indexOf(idText) : 0;
+      const start = m.index + Math.max(offset, 0);
+      const end = start + idText.length;
+      let score = pattern.score;
+      if (spec.validate) {
+        const valid = spec.validate(idText);
+        if (valid === false) continue;
+        if (valid === true) score = Math.max(score, spec.validScore ?? 0.95);
+      }
+      const labelled = m.groups?.id !== undefined;
+      const near = labelled || (rec.context ? hasContext(lower, start, end, window, rec.context) : false);
+      if (spec.requireContext && !near) continue;
+      if (near) score = Math.min(1, score + (spec.contextBoost ?? DEFAULT_BOOST));
+      out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
+    }
+  }
+  return out;
+}
+
+/** Drops a finding when another of the same category covers it with a higher score (or the same score and a wider span). */
+export function resolveOverlaps(findings: Finding[]): Finding[] {
+  const sorted = [...findings].sort((a, b) => a.start - b.start || b.end - a.end || b.score - a.score);
+  const keep: Finding[] = [];
+  for (const f of sorted) {
+    const beaten = keep.some(
+      (k) =>
+        k.part === f.part &&
+        k.category === f.category &&
+        k.start <= f.start &&
+        k.end >= f.end &&
+        (k.score > f.score || (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start))),
+    );
+    if (!beaten) keep.push(f);
+  }
+  return keep;
+}
+
+export function analyzePart(compiled: CompiledRecognizers, part: TextPart, headerNames: readonly string[] = []): Finding[] {
+  const text = part.text;
+  if (!text) return [];
+  const lower = text.toLowerCase();
+  // toLowerCase can change lengths for a few exotic characters; offsets must line up, so fall back.
+  const safeLower = lower.length === text.length ? lower : text;
+  const ctx: AnalyzeContext = { part, lower: safeLower, headerNames };
+  const findings: Finding[] = [];
+  for (const rec of compiled) {
+    if (rec.kind === 'pattern') findings.push(...runPattern(rec, text, safeLower, part.id));
+    else for (const f of rec.spec.analyze(text, ctx)) findings.push({ ...f, part: part.id });
+  }
+  return resolveOverlaps(findings);
+}

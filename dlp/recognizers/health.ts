@@ -1,0 +1,611 @@
+// Health signals (category health) and care context (category care): medical codes as pattern recognizers,
+// and the vocabulary of dlp/data/medical-terms.ts as one token pass with Map look-ups (never a giant alternation).
+// A word with an everyday meaning must never make a message PHI by itself: it needs a second signal near.
+//
+// Types (category health unless noted):
+//   ICD10_CODE    ICD-10-CM code: "F32.9" 0.55 alone, 0.9 with a label (Dx, diagnosis, ICD); "I10", "E1165" only labelled
+//   CPT_CODE      CPT code (5 digits, or 4 digits + F/T), only with a label (CPT, procedure code, billed, code): 0.85
+//   HCPCS_CODE    HCPCS Level II code (letter + 4 digits, not D), only with a label: 0.85
+//   CDT_CODE      CDT dental procedure code D0100–D9999: 0.6 alone, 0.9 with CDT, procedure, tx, treatment …
+//   NDC_CODE      National Drug Code 4-4-2, 5-3-2, 5-4-1 (or 11 digits after "NDC"): 0.4 alone, 0.85 with NDC, Rx, drug …
+//   CONDITION     diagnoses, symptoms, dental conditions, allergies ("hypertension", "gingivitis")
+//   MEDICATION    drugs, with a dose scoring higher ("lisinopril 10 mg" 0.85)
+//   PROCEDURE     procedures, imaging, dental treatment, lab tests named without a value
+//   LAB_RESULT    a lab test or vital sign with its value ("A1c 7.9%", "LDL 162", "BP 140/90"): 0.85
+//   HEALTH_PHRASE clinical phrasing ("diagnosed with", "tested positive for", "weeks pregnant", "allergic to")
+//   CARE_CONTEXT  (category care) the message is about care: patient, appointment, chart, copay, claim, referral … 0.65
+import { DENTAL_CUES, GENERIC_AFTER, TERM_GROUPS, type TermGroup } from '../data/medical-terms.js';
+import type { AnalyzeContext, Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
+
+type Out = Omit<Finding, 'part'>;
+
+// ── Codes ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** ICD-10-CM chapters: the highest category number per first letter (U only for its few assigned codes). */
+const ICD_MAX: Record<string, number> = {
+  A: 99, B: 99, C: 96, D: 89, E: 89, F: 99, G: 99, H: 95, I: 99, J: 99, K: 95, L: 99, M: 99,
+  N: 99, O: 99, P: 96, Q: 99, R: 99, S: 99, T: 88, V: 99, W: 99, X: 99, Y: 99, Z: 99,
+};
+/**
+ * Category numbers that no ICD-10-CM chapter uses (gaps between blocks of the tabular list), per first letter.
+ * Generous on purpose: a gap listed here must really be empty, or a real code would be dropped.
+ */
+const ICD_GAPS: Record<string, Array<[number, number]>> = {
+  B: [[11, 14], [21, 24]],
+  E: [[14, 14], [17, 19], [37, 39], [47, 49]],
+  G: [[15, 19], [27, 29], [33, 34], [38, 39], [48, 49], [66, 69], [74, 79], [84, 88]],
+  H: [[6, 9], [12, 14], [23, 24], [29, 29], [37, 39], [45, 45], [48, 48], [58, 58], [63, 64], [76, 79], [84, 89]],
+  I: [[3, 4], [29, 29], [58, 59], [90, 94]],
+  J: [[7, 8], [19, 19], [23, 29], [48, 59], [71, 79], [87, 89]],
+  K: [[15, 19], [32, 34], [39, 39], [47, 49], [53, 54], [69, 69], [78, 79], [88, 89]],
+  L: [[9, 9], [15, 19], [31, 39], [46, 48]],
+  M: [[3, 3], [37, 39], [44, 44], [55, 59], [64, 64], [68, 69], [98, 98]],
+  N: [[9, 9], [24, 24], [54, 59], [66, 69], [78, 79]],
+  O: [[17, 19], [49, 59], [78, 79], [83, 84], [93, 93]],
+  P: [[16, 18], [30, 34], [40, 49], [62, 69], [75, 75], [79, 79], [85, 89]],
+  R: [[24, 24], [95, 96], [98, 98]],
+  T: [[0, 6], [8, 13]],
+  Z: [[54, 54]],
+};
+
+/** Categories whose third character is a letter. */
+const ICD_LETTER_CATEGORIES = new Set(['C4A', 'C7A', 'C7B', 'D3A', 'M1A', 'O9A', 'Z3A']);
+const ICD_U_CODES = new Set(['U070', 'U071', 'U099']);
+
+/** Plausibility of an ICD-10-CM code without the full code list: chapter ranges and the shape after the category. */
+export function plausibleIcd10(code: string): boolean {
+  const c = code.replace('.', '');
+  if (c.length < 3 || c.length > 7 || !/^[A-Z][0-9][0-9A-Z][0-9A-Z]*$/.test(c)) return false;
+  const letter = c[0]!;
+  const category = c.slice(0, 3);
+  if (letter === 'U') return ICD_U_CODES.has(c.slice(0, 4));
+  const max = ICD_MAX[letter];
+  if (max === undefined) return false;
+  if (/[A-Z]/.test(category[2]!)) {
+    if (!ICD_LETTER_CATEGORIES.has(category)) return false;
+  } else {
+    const n = Number(category.slice(1));
+    if (n > max || (letter === 'F' && n < 1)) return false;
+    if (ICD_GAPS[letter]?.some(([lo, hi]) => n >= lo && n <= hi)) return false;
+  }
+  // After the category: 4th to 6th characters are digits or the placeholder X; a 7th may be a letter (A, D, S …).
+  const rest = c.slice(3);
+  if (rest.length === 0) return true;
+  if (rest.length < 4) return /^[0-9X]+$/.test(rest);
+  return /^[0-9X]{3}[0-9A-Z]$/.test(rest);
+}
+
+const ICD_LABELS = ['dx', 'diagnosis', 'diagnoses', 'diagnosis code', 'diagnosis codes', 'icd', 'icd-10', 'icd10', 'icd-10-cm', 'icd code', 'icd codes', 'dx code', 'dx codes', 'assessment', 'impression'];
+
+const icd10Dotted: PatternRecognizer = {
+  id: 'icd10-dotted',
+  type: 'ICD10_CODE',
+  category: 'health',
+  // "F32.9", "E11.65", "S72.001A"; not inside words, version numbers ("E11.65.2") or ids ("AB-F32.9").
+  patterns: [{ name: 'icd10-dotted', regex: /(?<![\p{L}\p{N}.\-/])[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}(?![\p{L}\p{N}]|\.[\p{L}\p{N}])/u, score: 0.55 }],
+  context: ICD_LABELS,
+  contextBoost: 0.35,
+  validate: (m) => (plausibleIcd10(m) ? undefined : false),
+};
+
+/** A word matched in any case without the i flag ("cpt" → "[cC][pP][tT]"): the i flag slows these patterns tenfold. */
+function ci(words: string): string {
+  return words.replace(/[a-z]/g, (c) => `[${c}${c.toUpperCase()}]`);
+}
+
+/**
+ * Code patterns put the code first and check its label in a look-behind that ends with the code: the engine then
+ * tries the label only where a code stands, which keeps a megabyte of mail under a millisecond per pattern.
+ */
+const labelled = (code: string, label: string, notAfter?: string) =>
+  `(?<![\\p{L}\\p{N}.\\-/])(?<id>${code})(?![\\p{L}\\p{N}]|\\.[\\p{L}\\p{N}])` +
+  `(?<=(?<![\\p{L}\\p{N}])${label}[\\s:#=-]{0,4}${code})` +
+  (notAfter ? `(?<!${notAfter}[\\s:#=-]{0,4}${code})` : '');
+
+/** A code right after another code in a list ("Dx: I10, E11.65 and F32.9"), so one label covers the list. */
+const listed = (code: string, previous: string) =>
+  `(?<![\\p{L}\\p{N}.\\-/$,])${code}(?![\\p{L}\\p{N}]|[.,]\\p{N})(?<=${previous}(?:,\\s?|;\\s?|\\s?/\\s?|,?\\s(?:and|or|&)\\s|\\s{1,3})${code})`;
+const ICD_SHAPE = '[A-Z][0-9][0-9A-Z](?:\\.?[0-9A-Z]{1,4})?';
+
+const ICD_LABEL = `(?:${ci('dx')}|${ci('diagnos')}[iIeE][sS]|${ci('diagnosis')}[ -]${ci('code')}[sS]?|${ci('dx')}[ -]${ci('code')}[sS]?|${ci('icd')}(?:[ -]?10)?(?:[ -]?${ci('cm')})?(?:[ -]?${ci('code')}[sS]?)?)`;
+const ICD_BARE = '[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}';
+
+const icd10Bare: PatternRecognizer = {
+  id: 'icd10-labelled',
+  type: 'ICD10_CODE',
+  category: 'health',
+  // "Dx: I10", "ICD-10 E1165": too much like product codes and room numbers ("N95", "M365") to count without a label.
+  patterns: [
+    {
+      name: 'icd10-after-label',
+      regex: new RegExp(labelled(ICD_BARE, ICD_LABEL), 'u'),
+      score: 0.5,
+    },
+  ],
+  validate: (m) => (plausibleIcd10(m) ? undefined : false),
+};
+
+const icd10Listed: PatternRecognizer = {
+  id: 'icd10-listed',
+  type: 'ICD10_CODE',
+  category: 'health',
+  // Further bare codes in a labelled list ("Dx: I10, E1165 and F329").
+  patterns: [{ name: 'icd10-in-list', regex: new RegExp(listed(ICD_BARE, ICD_SHAPE), 'u'), score: 0.5 }],
+  context: ICD_LABELS,
+  contextWindow: 120,
+  requireContext: true,
+  validate: (m) => (plausibleIcd10(m) ? undefined : false),
+};
+
+/**
+ * A billing label right before a code ("CPT 99213", "billed as D2740", "procedure code: 0001F"), not a ZIP or promo
+ * code. Written as a look-behind after a look-ahead on the code itself, so the label is only tried where a code
+ * stands: a label-first pattern with the i flag runs ten times slower over a megabyte of mail.
+ */
+/** A billing label right before a code ("CPT 99213", "billed as J1100", "procedure code: 0001F"). */
+const BILLING_LABEL = `(?:${ci('cpt')}®?(?:[ -]?${ci('code')}[sS]?)?|${ci('hcpcs')}(?:[ -]?${ci('code')}[sS]?)?|${ci('procedure')}[ -]${ci('code')}[sS]?|${ci('billing')}[ -]${ci('code')}[sS]?|${ci('billed')}(?:\\s(?:as|under|with|using))?|[jJ]-?${ci('code')}[sS]?|${ci('supply')}[ -]${ci('code')}[sS]?|${ci('code')}[sS]?)`;
+/** "code" that is a ZIP code, promo code … is no billing label. */
+const NOT_BILLING = `(?:${ci('zip|postal|post|area|promo|promotional|discount|coupon|access|door|gate|alarm|security|verification|confirmation|country|source|dress|tax|product|item|sku|error|status|reference|booking|voucher|gift|pin|lock|sort|swift|bank|routing|qr|bar|zoom|meeting|invite|invitation|auth|authentication|login|otp|backup|recovery|reset|activation|license|serial')})[\\s-]${ci('code')}[sS]?`;
+
+const CPT = '\\d{4}[0-9FT]';
+
+const cptLabelled: PatternRecognizer = {
+  id: 'cpt-labelled',
+  type: 'CPT_CODE',
+  category: 'health',
+  patterns: [
+    {
+      name: 'cpt-after-label',
+      regex: new RegExp(labelled(CPT, BILLING_LABEL, NOT_BILLING), 'u'),
+      score: 0.5,
+    },
+  ],
+  validate: (m) => validCpt(m),
+};
+
+const cptListed: PatternRecognizer = {
+  id: 'cpt-listed',
+  type: 'CPT_CODE',
+  category: 'health',
+  // Further codes in a labelled list ("CPT 99213, 99214 and 90837"); the context check keeps ZIP lists out.
+  patterns: [
+    { name: 'cpt-in-list', regex: new RegExp(listed(CPT, CPT), 'u'), score: 0.5 },
+  ],
+  context: ['cpt', 'cpt code', 'cpt codes', 'procedure code', 'procedure codes', 'hcpcs', 'billed', 'billing code', 'billing codes'],
+  contextWindow: 120,
+  requireContext: true,
+  validate: (m) => validCpt(m),
+};
+
+function validCpt(m: string): boolean | undefined {
+  if (/[FT]$/i.test(m)) return /[FT]$/.test(m) ? undefined : false;
+  const n = Number(m);
+  return n >= 100 && n <= 99607 ? undefined : false;
+}
+
+const HCPCS = '[A-CEGHJ-MP-V]\\d{4}';
+const hcpcsLabelled: PatternRecognizer = {
+  id: 'hcpcs-labelled',
+  type: 'HCPCS_CODE',
+  category: 'health',
+  patterns: [
+    {
+      name: 'hcpcs-after-label',
+      regex: new RegExp(labelled(HCPCS, BILLING_LABEL, NOT_BILLING), 'u'),
+      score: 0.5,
+    },
+  ],
+};
+
+const hcpcsListed: PatternRecognizer = {
+  id: 'hcpcs-listed',
+  type: 'HCPCS_CODE',
+  category: 'health',
+  patterns: [
+    { name: 'hcpcs-in-list', regex: new RegExp(listed(HCPCS, HCPCS), 'u'), score: 0.5 },
+  ],
+  context: ['hcpcs', 'hcpcs code', 'hcpcs codes', 'j-code', 'j-codes', 'j code', 'billed', 'cpt', 'procedure code', 'procedure codes', 'supply code'],
+  contextWindow: 120,
+  requireContext: true,
+};
+
+const cdt: PatternRecognizer = {
+  id: 'cdt-code',
+  type: 'CDT_CODE',
+  category: 'health',
+  patterns: [{ name: 'cdt', regex: /(?<![\p{L}\p{N}.\-/])D\d{4}(?![\p{L}\p{N}]|\.\d)/u, score: 0.6 }],
+  context: ['cdt', 'cdt code', 'procedure', 'procedures', 'tx', 'treatment', 'code', 'codes', 'dental', 'billed', 'claim', 'ada', 'tooth', 'teeth', 'fee', 'plan'],
+  contextBoost: 0.3,
+  validate: (m) => (Number(m.slice(1)) >= 100 ? undefined : false),
+};
+
+const ndc: PatternRecognizer = {
+  id: 'ndc-code',
+  type: 'NDC_CODE',
+  category: 'health',
+  patterns: [
+    { name: 'ndc-dashed', regex: /(?<![\p{N}\-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u, score: 0.4 },
+    { name: 'ndc-labelled', regex: new RegExp(labelled('\\d{10,11}', `${ci('ndc')}(?:\\s?(?:${ci('code')}|${ci('number')}|${ci('no')}\\.?|#))?`), 'u'), score: 0.5 },
+  ],
+  context: ['ndc', 'national drug code', 'drug', 'medication', 'rx', 'dispense', 'dispensed', 'pharmacy', 'prescription'],
+  contextBoost: 0.45,
+};
+
+// ── Vocabulary ──────────────────────────────────────────────────────────────────────────────────────────────
+
+interface Term {
+  tokens: string[];
+  group: TermGroup;
+}
+
+/** Word tokens of the lower-cased text with a hash of each, so look-ups need no string per word. */
+interface Tokens {
+  count: number;
+  start: Int32Array;
+  end: Int32Array;
+  hash: Int32Array;
+}
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+
+function isWordCode(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
+}
+
+const NON_ASCII_LETTER = /[\p{L}\p{M}]/u;
+const letterClass = new Uint8Array(0x10000);
+
+function isWordChar(c: number): boolean {
+  if (c < 0x80) return isWordCode(c);
+  let k = letterClass[c]!;
+  if (k === 0) {
+    k = NON_ASCII_LETTER.test(String.fromCharCode(c)) ? 1 : 2;
+    letterClass[c] = k;
+  }
+  return k === 1;
+}
+
+function hashRange(lower: string, start: number, end: number): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ lower.charCodeAt(i), FNV_PRIME);
+  return h;
+}
+
+function hashWord(word: string): number {
+  return hashRange(word, 0, word.length);
+}
+
+/** Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". */
+function tokenize(lower: string): Tokens {
+  const n = lower.length;
+  let size = (n >> 2) + 16;
+  let start = new Int32Array(size);
+  let end = new Int32Array(size);
+  let hash = new Int32Array(size);
+  let k = 0;
+  let i = 0;
+  while (i < n) {
+    const c = lower.charCodeAt(i);
+    if (!isWordChar(c)) {
+      i++;
+      continue;
+    }
+    const s = i;
+    let h = FNV_OFFSET;
+    while (i < n) {
+      const d = lower.charCodeAt(i);
+      if (!isWordChar(d)) break;
+      h = Math.imul(h ^ d, FNV_PRIME);
+      i++;
+    }
+    if (k === size) {
+      size *= 2;
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(size);
+        b.set(a);
+        return b;
+      };
+      start = grow(start);
+      end = grow(end);
+      hash = grow(hash);
+    }
+    start[k] = s;
+    end[k] = i;
+    hash[k] = h;
+    k++;
+    const a = lower.charCodeAt(i);
+    if ((a === 39 || a === 0x2019) && lower.charCodeAt(i + 1) === 115 && !isWordChar(lower.charCodeAt(i + 2) || 32)) i += 2;
+  }
+  return { count: k, start, end, hash };
+}
+
+/** Health and care both tokenize the same part, one after the other: keep the last result. */
+let cached: { lower: string; tokens: Tokens } | null = null;
+
+function tokensOf(lower: string): Tokens {
+  if (cached?.lower !== lower) cached = { lower, tokens: tokenize(lower) };
+  return cached.tokens;
+}
+
+function termTokens(term: string): string[] {
+  const lower = term.toLowerCase();
+  const t = tokenize(lower);
+  const out: string[] = [];
+  for (let k = 0; k < t.count; k++) out.push(lower.slice(t.start[k], t.end[k]));
+  return out;
+}
+
+/** Whether token k of the text is `word`. */
+function is(lower: string, t: Tokens, k: number, word: string): boolean {
+  return t.end[k]! - t.start[k]! === word.length && lower.startsWith(word, t.start[k]);
+}
+
+/** Whether token k is the plural of `word` ("crowns", "x-rays", "cavities"). */
+function isPlural(lower: string, t: Tokens, k: number, word: string): boolean {
+  const s = t.start[k]!;
+  const len = t.end[k]! - s;
+  if (len === word.length + 1) return lower.charCodeAt(s + len - 1) === 115 && lower.startsWith(word, s);
+  if (len === word.length + 2) {
+    if (word.endsWith('y')) return lower.startsWith(word.slice(0, -1), s) && lower.startsWith('ies', s + len - 3);
+    return lower.startsWith(word, s) && lower.startsWith('es', s + len - 2);
+  }
+  return false;
+}
+
+/** A set of words looked up by a token's hash, checked against the text (no strings made). */
+class WordSet {
+  private readonly byHash = new Map<number, string[]>();
+
+  constructor(words: Iterable<string>) {
+    for (const w of words) {
+      const h = hashWord(w);
+      const list = this.byHash.get(h) ?? [];
+      list.push(w);
+      this.byHash.set(h, list);
+    }
+  }
+
+  has(lower: string, t: Tokens, k: number): boolean {
+    const list = this.byHash.get(t.hash[k]!);
+    return list !== undefined && list.some((w) => is(lower, t, k, w));
+  }
+}
+
+/** Text between two words of one term: spaces, a hyphen, slash, ampersand, dot or "#" ("x-ray", "d&c", "tylenol #3"). */
+function joins(lower: string, from: number, to: number): boolean {
+  // A possessive "'s" sits between the words of "crohn's disease".
+  const a = lower.charCodeAt(from);
+  if ((a === 39 || a === 0x2019) && lower.charCodeAt(from + 1) === 115) from += 2;
+  if (to - from < 1 || to - from > 3) return false;
+  let newlines = 0;
+  for (let i = from; i < to; i++) {
+    const c = lower.charCodeAt(i);
+    if (c === 10) newlines++;
+    else if (!(c === 32 || c === 9 || c === 13 || c === 45 || c === 47 || c === 38 || c === 46 || c === 35 || c === 0x2013)) return false;
+  }
+  return newlines <= 1;
+}
+
+interface Entry {
+  /** The word as it stands in the text (a term's first word, or its plural). */
+  word: string;
+  term: Term;
+}
+
+class Vocabulary {
+  /** First words of terms, and plurals of one-word terms ("crowns", "cavities"), by hash. */
+  private readonly byFirst = new Map<number, Entry[]>();
+
+  constructor(groups: readonly TermGroup[]) {
+    const seen = new Set<string>();
+    for (const group of groups) {
+      for (const raw of group.terms.split('|')) {
+        const tokens = termTokens(raw.trim());
+        const first = tokens[0];
+        const key = tokens.join(' ');
+        if (first === undefined || seen.has(key)) continue;
+        seen.add(key);
+        const term = { tokens, group };
+        this.add(first, term);
+        if (tokens.length === 1 && first.length > 2 && /[a-z]$/.test(first)) {
+          for (const plural of first.endsWith('y') ? [`${first}s`, `${first.slice(0, -1)}ies`] : [`${first}s`, `${first}es`]) {
+            if (!seen.has(plural)) this.add(plural, term);
+          }
+        }
+      }
+    }
+    // Longest first; an exact word before a plural form.
+    for (const list of this.byFirst.values()) list.sort((a, b) => b.term.tokens.length - a.term.tokens.length || a.word.length - b.word.length);
+  }
+
+  private add(word: string, term: Term): void {
+    const h = hashWord(word);
+    const list = this.byFirst.get(h) ?? [];
+    list.push({ word, term });
+    this.byFirst.set(h, list);
+  }
+
+  /** The longest term starting at token i. */
+  match(t: Tokens, lower: string, i: number): Term | null {
+    const list = this.byFirst.get(t.hash[i]!);
+    if (!list) return null;
+    for (const e of list) if (is(lower, t, i, e.word) && this.rest(t, lower, i, e.term)) return e.term;
+    return null;
+  }
+
+  private rest(t: Tokens, lower: string, i: number, term: Term): boolean {
+    const n = term.tokens.length;
+    if (i + n > t.count) return false;
+    for (let k = 1; k < n; k++) {
+      if (!joins(lower, t.end[i + k - 1]!, t.start[i + k]!)) return false;
+      const termWord = term.tokens[k]!;
+      if (!is(lower, t, i + k, termWord) && !(k === n - 1 && isPlural(lower, t, i + k, termWord))) return false;
+    }
+    return true;
+  }
+}
+
+const HEALTH_GROUPS = TERM_GROUPS.filter((g) => g.type !== 'CARE_CONTEXT');
+const CARE_GROUPS = TERM_GROUPS.filter((g) => g.type === 'CARE_CONTEXT');
+const healthVocabulary = new Vocabulary(HEALTH_GROUPS);
+const careVocabulary = new Vocabulary(CARE_GROUPS);
+const GENERIC = new WordSet(GENERIC_AFTER);
+const DENTAL = new WordSet(DENTAL_CUES.flatMap((c) => termTokens(c)));
+/** Care words that make an everyday health word clinical ("patient has the flu"). */
+const CLINICAL = new WordSet(['patient', 'patients', 'pt', 'dx', 'diagnosis', 'diagnosed', 'symptoms', 'chart', 'rx', 'prescription', 'prescribed', 'tx']);
+
+/** A lab value right after a test name: "A1c 7.9%", "LDL of 162", "glucose was 140 mg/dL". */
+const LAB_VALUE =
+  /[\s:=(-]{0,3}(?:(?:of|was|is|at|now|today|level|levels|reading|result|value|measured|came back|came in at|=)[\s:=]{1,3}){0,3}(?:[<>≤≥~]\s?)?(?<v>\d{1,4}(?:[.,]\d{1,2})?)(?![\d/:])\s?(?:%|mg\/dl|mmol\/l|mmol\/mol|g\/dl|mg\/l|ng\/ml|pg\/ml|miu\/l|µiu\/ml|uiu\/ml|iu\/l|u\/l|meq\/l|k\/ul|x10|bpm|mm|cm|lbs?|kg|°f|°c|f\b|c\b)?/y;
+const PRESSURE_VALUE = /[\s:=(-]{0,3}(?:(?:of|was|is|at|now|today|reading|=)[\s:=]{1,3}){0,3}\d{2,3}\s?\/\s?\d{2,3}(?!\d)(?:\s?mm\s?hg)?/y;
+/** A dose after a medication: "lisinopril 10 mg", "metformin 500mg", "insulin 20 units". */
+const DOSE = /[\s:,(-]{0,3}\d{1,5}(?:[.,]\d{1,3})?\s?(?:mg|mcg|µg|g|ml|units?|iu|%|meq|puffs?|tabs?|tablets?|caps?|capsules?)(?![\p{L}])/uy;
+/** Signs of a coded or numbered clinical context near a weak term: a CDT code, an ICD-10 code, a tooth number. */
+const CODE_NEAR = /(?:^|[^\p{L}\p{N}])(?:D\d{4}|[A-TV-Z]\d\d\.\d{1,4}|#\s?\d{1,2}(?!\d))(?![\p{L}\p{N}])|\b(?:tooth|teeth)\s#?\d{1,2}\b/u;
+
+interface Hit {
+  start: number;
+  end: number;
+  first: number;
+  last: number;
+  type: string;
+  score: number;
+  weak?: TermGroup['weak'];
+  supportedScore: number;
+  term: Term;
+}
+
+function stickyExec(re: RegExp, text: string, at: number): RegExpExecArray | null {
+  re.lastIndex = at;
+  return re.exec(text);
+}
+
+function findHealthTerms(text: string, lower: string): Out[] {
+  const t = tokensOf(lower);
+  const hits: Hit[] = [];
+  const n = t.count;
+  for (let i = 0; i < n; i++) {
+    const term = healthVocabulary.match(t, lower, i);
+    if (!term) continue;
+    const last = i + term.tokens.length - 1;
+    const g = term.group;
+    const next = last + 1;
+    // "covid-era policy", "cancer awareness month": a condition word used generically.
+    if ((g.type === 'CONDITION' || g.weak) && next < n && GENERIC.has(lower, t, next) && joins(lower, t.end[last]!, t.start[next]!)) {
+      i = next;
+      continue;
+    }
+    const start = t.start[i]!;
+    let end = t.end[last]!;
+    let type: string = g.type;
+    let score = g.score;
+    let weak = g.weak;
+    if (g.type === 'LAB') {
+      const m = stickyExec(g.value === 'pressure' ? PRESSURE_VALUE : LAB_VALUE, lower, end);
+      const value = m && (g.value === 'pressure' || !/^(?:19|20)\d\d$/.test(m.groups?.v ?? '')) ? m : null;
+      if (value && value[0].length > 0) {
+        type = 'LAB_RESULT';
+        score = 0.85;
+        end += value[0].length;
+        while (end > start && /\s/.test(lower[end - 1]!)) end--;
+      } else type = 'PROCEDURE';
+    } else if (g.type === 'MEDICATION') {
+      const m = stickyExec(DOSE, lower, end);
+      if (m && m[0].length > 0) {
+        score = Math.max(score, g.weak ? 0.6 : 0.85);
+        weak = undefined;
+        end += m[0].length;
+      }
+    }
+    hits.push({ start, end, first: i, last, type, score, weak, supportedScore: g.supportedScore ?? 0.6, term });
+    i = last;
+  }
+  // Weak words count only with a second signal near; alone they are not reported at all.
+  const out: Out[] = [];
+  for (let h = 0; h < hits.length; h++) {
+    const hit = hits[h]!;
+    if (hit.weak) {
+      if (!supported(hits, h, t, text, lower)) continue;
+      hit.score = Math.max(hit.score, hit.supportedScore);
+    }
+    out.push({ type: hit.type, category: 'health' as Category, start: hit.start, end: hit.end, score: hit.score, recognizer: 'health-terms' });
+  }
+  return out;
+}
+
+const STRONG_WINDOW = 100;
+const CUE_WINDOW = 60;
+
+function supported(hits: readonly Hit[], h: number, t: Tokens, text: string, lower: string): boolean {
+  const hit = hits[h]!;
+  // Another health term that counts by itself, or for dental words another dental word (different term).
+  for (const dir of [-1, 1]) {
+    for (let k = h + dir; k >= 0 && k < hits.length; k += dir) {
+      const other = hits[k]!;
+      const gap = dir < 0 ? hit.start - other.end : other.start - hit.end;
+      if (gap > STRONG_WINDOW) break;
+      if (!other.weak && other.score >= 0.5) return true;
+      if (hit.weak === 'dental' && other.weak === 'dental' && other.term !== hit.term && gap <= CUE_WINDOW) return true;
+    }
+  }
+  // Cue words near: clinical care words, and for dental words tooth names and numbers.
+  for (const dir of [-1, 1]) {
+    for (let k = dir < 0 ? hit.first - 1 : hit.last + 1; k >= 0 && k < t.count; k += dir) {
+      const gap = dir < 0 ? hit.start - t.end[k]! : t.start[k]! - hit.end;
+      if (gap > CUE_WINDOW) break;
+      if (CLINICAL.has(lower, t, k) || (hit.weak === 'dental' && DENTAL.has(lower, t, k))) return true;
+    }
+  }
+  const from = Math.max(0, hit.start - CUE_WINDOW);
+  return CODE_NEAR.test(text.slice(from, Math.min(text.length, hit.end + CUE_WINDOW)));
+}
+
+/** Care words close together make one finding: the rules only need to know that care is near. */
+const CARE_MERGE = 80;
+
+function findCareTerms(lower: string): Out[] {
+  const t = tokensOf(lower);
+  const out: Out[] = [];
+  let open: Out | null = null;
+  for (let i = 0; i < t.count; i++) {
+    const term = careVocabulary.match(t, lower, i);
+    if (!term) continue;
+    const last = i + term.tokens.length - 1;
+    const start = t.start[i]!;
+    const end = t.end[last]!;
+    if (open && start - open.end <= CARE_MERGE) {
+      open.end = end;
+      open.score = Math.max(open.score, term.group.score);
+    } else {
+      open = { type: 'CARE_CONTEXT', category: 'care', start, end, score: term.group.score, recognizer: 'care-context' };
+      out.push(open);
+    }
+    i = last;
+  }
+  return out;
+}
+
+export const healthTermRecognizer: CustomRecognizer = {
+  id: 'health-terms',
+  analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, ctx.lower),
+};
+
+export const careContextRecognizer: CustomRecognizer = {
+  id: 'care-context',
+  analyze: (_text: string, ctx: AnalyzeContext) => findCareTerms(ctx.lower),
+};
+
+export const healthRecognizers: Recognizer[] = [
+  icd10Dotted,
+  icd10Bare,
+  icd10Listed,
+  cptLabelled,
+  cptListed,
+  hcpcsLabelled,
+  hcpcsListed,
+  cdt,
+  ndc,
+  healthTermRecognizer,
+  careContextRecognizer,
+];

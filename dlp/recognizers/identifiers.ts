@@ -1,0 +1,321 @@
+// Identifiers with a format or a checksum of their own: SSN, ITIN, NPI, DEA, MBI, payment card, e-mail, phone and
+// fax, URL, IP address, VIN. Every pattern is bounded and anchored on a boundary, so a scan is linear in the text.
+import type { CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
+import {
+  isPlausiblePhone,
+  isValidCardNumber,
+  isValidDea,
+  isValidIpv4,
+  isValidIpv6,
+  isValidItin,
+  isValidNpi,
+  isValidSsn,
+  isValidVin,
+} from '../validators.js';
+import { scanNearLabels } from './labelled.js';
+
+/** Not inside a word or a number, and not the tail of a number written with separators ("12-345-67-8901"). */
+const START = String.raw`(?<![\p{L}\p{N}_]|\p{N}[\-./])`;
+/**
+ * The same as START, written after a pattern's first character: a pattern that opens with a character class lets the
+ * regex engine skip ahead to where that class matches, where one that opens with a lookbehind is tried at every position.
+ */
+const AFTER_FIRST_CHAR = String.raw`(?<![\p{L}\p{N}_].|\p{N}[\-./].)`;
+/** Not followed by a letter or digit, nor by a separator and a digit (the number goes on). */
+const END = String.raw`(?![\p{L}\p{N}_]|[\-./]\p{N})`;
+
+/** A range check says "impossible", never "certain": it drops a match or leaves its score alone. */
+function rangeCheck(check: (match: string) => boolean): (match: string) => boolean | undefined {
+  return (match) => (check(match) ? undefined : false);
+}
+
+const SSN_CONTEXT = ['ssn', 'ssn#', 'ss#', 'ss #', 'social security', 'social security number', 'social security no', 'social sec', 'soc sec', 'ssa'];
+
+const ssn: PatternRecognizer = {
+  id: 'us-ssn',
+  type: 'US_SSN',
+  category: 'strong',
+  patterns: [
+    { name: 'ssn-dashed', regex: new RegExp(String.raw`${START}\d{3}-\d{2}-\d{4}${END}`, 'u'), score: 0.6 },
+    { name: 'ssn-spaced', regex: new RegExp(String.raw`${START}\d{3} \d{2} \d{4}${END}`, 'u'), score: 0.4 },
+  ],
+  context: SSN_CONTEXT,
+  validate: rangeCheck(isValidSsn),
+};
+
+/** Nine bare digits are an SSN only when the text says so nearby. */
+const ssnLabelled: PatternRecognizer = {
+  id: 'us-ssn-labelled',
+  type: 'US_SSN',
+  category: 'strong',
+  patterns: [{ name: 'ssn-bare', regex: new RegExp(String.raw`${START}\d{9}${END}`, 'u'), score: 0.3 }],
+  context: SSN_CONTEXT,
+  contextWindow: 40,
+  contextBoost: 0.4,
+  requireContext: true,
+  validate: rangeCheck(isValidSsn),
+};
+
+const ITIN_CONTEXT = ['itin', 'individual taxpayer', 'taxpayer identification', 'taxpayer id', 'tin', 'tax id', 'tax identification'];
+
+const itin: PatternRecognizer = {
+  id: 'us-itin',
+  type: 'US_ITIN',
+  category: 'strong',
+  patterns: [
+    { name: 'itin-dashed', regex: new RegExp(String.raw`${START}9\d{2}-\d{2}-\d{4}${END}`, 'u'), score: 0.5 },
+    { name: 'itin-spaced', regex: new RegExp(String.raw`${START}9\d{2} \d{2} \d{4}${END}`, 'u'), score: 0.3 },
+  ],
+  context: ITIN_CONTEXT,
+  validate: rangeCheck(isValidItin),
+};
+
+const itinLabelled: PatternRecognizer = {
+  id: 'us-itin-labelled',
+  type: 'US_ITIN',
+  category: 'strong',
+  patterns: [{ name: 'itin-bare', regex: new RegExp(String.raw`${START}9\d{8}${END}`, 'u'), score: 0.3 }],
+  context: ITIN_CONTEXT,
+  contextWindow: 40,
+  contextBoost: 0.4,
+  requireContext: true,
+  validate: rangeCheck(isValidItin),
+};
+
+/**
+ * A provider's NPI says the message is about care; it is not the patient's. One random 10-digit number in ten passes
+ * the check, so alone it stays below the usual 0.5 threshold and needs a label to count.
+ */
+const npi: PatternRecognizer = {
+  id: 'npi',
+  type: 'NPI',
+  category: 'care',
+  patterns: [{ name: 'npi', regex: new RegExp(String.raw`${START}[12]\d{9}${END}`, 'u'), score: 0.1 }],
+  context: ['npi', 'npi#', 'national provider', 'national provider identifier', 'provider', 'prescriber', 'physician', 'rendering', 'referring', 'billing provider'],
+  contextBoost: 0.5,
+  validate: isValidNpi,
+  validScore: 0.4,
+};
+
+/** DEA registration: registrant type, a letter or 9, seven digits with the DEA check digit. */
+const dea: PatternRecognizer = {
+  id: 'dea-number',
+  type: 'DEA_NUMBER',
+  category: 'care',
+  patterns: [{ name: 'dea', regex: new RegExp(String.raw`[ABCDEFGHJKLMPRSTUX]${AFTER_FIRST_CHAR}[A-Z9]\d{7}${END}`, 'u'), score: 0.3 }],
+  context: ['dea', 'dea#', 'dea number', 'dea no', 'dea registration', 'prescriber', 'controlled substance', 'schedule ii'],
+  validate: isValidDea,
+  validScore: 0.6,
+};
+
+// CMS Medicare Beneficiary Identifier: C A AN N A AN N A A N N, letters without S L O I B Z.
+const MBI_ALPHA = '[AC-HJKMNP-RT-Y]';
+const MBI_ALNUM = '[AC-HJKMNP-RT-Y0-9]';
+const mbi: PatternRecognizer = {
+  id: 'medicare-mbi',
+  type: 'MEDICARE_MBI',
+  category: 'strong',
+  patterns: [
+    {
+      name: 'mbi',
+      // Dashes after the 4th and 7th characters are optional ("1EG4-TE5-MK73", "1EG4TE5MK73").
+      regex: new RegExp(String.raw`${START}[1-9]${MBI_ALPHA}${MBI_ALNUM}\d-?${MBI_ALPHA}${MBI_ALNUM}\d-?${MBI_ALPHA}{2}\d{2}${END}`, 'u'),
+      score: 0.5,
+    },
+  ],
+  context: ['medicare', 'mbi', 'medicare beneficiary', 'beneficiary', 'medicare id', 'medicare number', 'medicare no', 'hicn', 'cms'],
+};
+
+const card: PatternRecognizer = {
+  id: 'credit-card',
+  type: 'CREDIT_CARD',
+  category: 'identifier',
+  patterns: [
+    {
+      name: 'card',
+      // Bare, or in the groups printed on cards: 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4. One pass over the text.
+      regex: new RegExp(
+        String.raw`${START}(?:\d{13,19}|\d{4}-\d{4}-\d{4}-\d{1,4}(?:-\d{1,3})?|\d{4} \d{4} \d{4} \d{1,4}(?: \d{1,3})?|\d{4}[ \-]\d{6}[ \-]\d{4,5})${END}`,
+        'u',
+      ),
+      score: 0.3,
+    },
+  ],
+  context: ['card', 'credit card', 'debit card', 'card number', 'card no', 'cc', 'visa', 'mastercard', 'amex', 'american express', 'discover', 'payment'],
+  contextBoost: 0.15,
+  validate: isValidCardNumber,
+  validScore: 0.8,
+};
+
+function isAlnum(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+/** Characters of an e-mail address's local part (dot-atom, as people write them): letters, digits and . _ % + - */
+function isLocalChar(c: number): boolean {
+  return isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+}
+/** One address read forwards from where its local part starts (sticky); the domain backtracks to its last ".tld". */
+const EMAIL_FROM_START = /[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9][A-Za-z0-9.\-]{0,252}\.[A-Za-z]{2,24}(?![\p{L}\p{N}_\-]|\.[\p{L}\p{N}])/uy;
+const EMAIL_SCORE = 0.9;
+
+/**
+ * E-mail addresses, found from each "@" rather than by a pattern tried at every word: the same bounded pattern, run
+ * only where an address can start, which keeps prose fast (a pattern tried at every word start scans every word).
+ */
+const email: CustomRecognizer = {
+  id: 'email-address',
+  analyze(text) {
+    const out: Array<Omit<Finding, 'part'>> = [];
+    let from = 0;
+    for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
+      if (at < from) continue;
+      let start = at;
+      while (start > from && at - start < 64 && isLocalChar(text.charCodeAt(start - 1))) start--;
+      // Not an address when the local part runs on past 64 characters, is glued to another letter, or starts with a symbol.
+      const before = start > 0 ? text.charCodeAt(start - 1) : 32;
+      if (isLocalChar(before) || (before > 127 && /[\p{L}\p{N}]/u.test(text[start - 1] ?? ''))) continue;
+      if (!isAlnum(text.charCodeAt(start))) continue;
+      EMAIL_FROM_START.lastIndex = start;
+      const m = EMAIL_FROM_START.exec(text);
+      if (!m) continue;
+      const end = start + m[0].length;
+      out.push({ type: 'EMAIL_ADDRESS', category: 'identifier', start, end, score: EMAIL_SCORE, recognizer: 'email-address' });
+      from = end;
+    }
+    return out;
+  },
+};
+
+// North American numbers: optional country code (+1, 1-, 001), an area code that starts 2–9, an exchange and a line.
+const US_COUNTRY = String.raw`(?:\+1[\-. ]?|1[\-. ]|001[\-. ])?`;
+const US_LOCAL = String.raw`(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[\-. ])\d{3}[\-. ]\d{4}`;
+const EXTENSION = String.raw`(?:[ ]{0,2}(?:x|ext\.?|extension)[ ]{0,2}\d{1,6})?`;
+// Numbers elsewhere, always written with the + of an international prefix: "+46 (0)8 928 571 38", "+447700 921 916".
+const INTERNATIONAL = String.raw`\+[1-9]\d{0,3}(?:[ .\-]?\(0\))?[ .\-]?\d{1,10}(?:[ .\-]\d{2,6})?(?:[ .\-]\d{2,4})?(?:[ .\-]\d{2,4})?(?:[ .\-]\d{2,4})?`;
+// Digit groups in any local style ("0490 75 40 81", "(08) 8747 6301", "03.93.92.16.85", "9498777106"): only with a phone
+// word near. Seven digits in a row or two groups at least, so that most short numbers are not even candidates.
+const LOOSE_PHONE = String.raw`(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,5}\)[ .\-]?)?(?:\d{7,15}|\d{2,8}[ .\-]\d{2,8}(?:[ .\-]\d{2,5})?(?:[ .\-]\d{2,5})?(?:[ .\-]\d{2,5})?)`;
+
+const PHONE_CONTEXT = [
+  'phone', 'telephone', 'tel', 'ph', 'cell', 'cellphone', 'cell phone', 'mobile', 'mob', 'call', 'called', 'calling', 'callback',
+  'call back', 'text', 'texted', 'sms', 'message', 'messages', 'voicemail', 'voice mail', 'whatsapp', 'contact', 'reach', 'pager',
+  'landline', 'dial', 'ring', 'answer', 'answering', 'home', 'work', 'office', 'desk',
+];
+
+const phone: PatternRecognizer = {
+  id: 'phone-number',
+  type: 'PHONE_NUMBER',
+  category: 'identifier',
+  patterns: [
+    { name: 'phone-us', regex: new RegExp(String.raw`${START}${US_COUNTRY}${US_LOCAL}${EXTENSION}${END}`, 'iu'), score: 0.6 },
+    { name: 'phone-e164-us', regex: new RegExp(String.raw`(?<![\p{L}\p{N}_+])\+1[2-9]\d{9}${END}`, 'u'), score: 0.6 },
+    { name: 'phone-international', regex: new RegExp(String.raw`(?<![\p{L}\p{N}_+])${INTERNATIONAL}${EXTENSION}${END}`, 'iu'), score: 0.5 },
+  ],
+  context: PHONE_CONTEXT,
+  validate: rangeCheck((m) => isPlausiblePhone(m, 8, 15)),
+};
+
+/** Local and bare forms ("9498777106", "467 3395", "(08) 8747 6301") that look like any number until a phone word is near. */
+const phoneLabelled: PatternRecognizer = {
+  id: 'phone-number-labelled',
+  type: 'PHONE_NUMBER',
+  category: 'identifier',
+  patterns: [{ name: 'phone-loose', regex: new RegExp(String.raw`${START}${LOOSE_PHONE}${EXTENSION}${END}`, 'iu'), score: 0.25 }],
+  context: PHONE_CONTEXT,
+  contextWindow: 36,
+  requireContext: true,
+  validate: rangeCheck((m) => isPlausiblePhone(m, 7, 15)),
+};
+
+// A fax number is a phone number with "fax" written right before or after it. It scores above any phone finding
+// (1.0 against 0.95), so the overlap resolution keeps FAX_NUMBER for the same span.
+const FAX_LABEL = String.raw`(?:fax|facsimile|telefax)`;
+const fax: PatternRecognizer = {
+  id: 'fax-number',
+  type: 'FAX_NUMBER',
+  category: 'identifier',
+  patterns: [
+    {
+      name: 'fax-before',
+      regex: new RegExp(
+        String.raw`(?<![\p{L}\p{N}])${FAX_LABEL}(?:[ ]{0,2}(?:no\.?|number|num\.?|#|line))?[ \t:#.=\-]{0,4}(?:(?:at|to|is)[ ]{1,2})?(?<id>${LOOSE_PHONE}${EXTENSION})${END}`,
+        'iu',
+      ),
+      score: 0.6,
+    },
+    {
+      name: 'fax-after',
+      regex: new RegExp(String.raw`${START}(?<id>${LOOSE_PHONE}${EXTENSION})[ \t]{0,2}[\-(]?[ \t]{0,2}${FAX_LABEL}(?![\p{L}\p{N}])`, 'iu'),
+      score: 0.6,
+    },
+  ],
+  context: ['fax', 'facsimile', 'telefax'],
+  contextBoost: 0.4,
+  requireContext: true,
+  validate: rangeCheck((m) => isPlausiblePhone(m, 7, 15)),
+};
+
+/** URLs rarely identify a person (most are the practice's or a vendor's), so they score low. */
+const url: PatternRecognizer = {
+  id: 'url',
+  type: 'URL',
+  category: 'identifier',
+  patterns: [
+    {
+      name: 'url',
+      regex: new RegExp(String.raw`(?<![\p{L}\p{N}_])(?:https?://|www\.)[^\s<>"'{}|\\^\x60]{0,2047}[^\s<>"'{}|\\^\x60.,;:!?)\]]`, 'iu'),
+      score: 0.3,
+    },
+  ],
+};
+
+const HEX = '[0-9A-Fa-f]{1,4}';
+/** The first group of an address, not inside a word, a number or another address. */
+const FIRST_HEX = String.raw`[0-9A-Fa-f](?<![\p{L}\p{N}_:.].)[0-9A-Fa-f]{0,3}`;
+/** Up to eight groups joined by ":" or one "::"; the validator counts the groups and the "::". */
+const SEP_HEX = `(?::{1,2}${HEX})?`;
+const IPV6 = `${FIRST_HEX}:{1,2}${HEX}${SEP_HEX.repeat(6)}(?:::)?`;
+
+const ip: PatternRecognizer = {
+  id: 'ip-address',
+  type: 'IP_ADDRESS',
+  category: 'identifier',
+  patterns: [
+    {
+      name: 'ipv4',
+      regex: new RegExp(String.raw`(?<![\p{L}\p{N}_.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\p{L}\p{N}_]|\.\p{N})`, 'u'),
+      score: 0.5,
+    },
+    { name: 'ipv6', regex: new RegExp(String.raw`${IPV6}(?![\p{L}\p{N}_:])`, 'u'), score: 0.5 },
+  ],
+  context: ['ip', 'ip address', 'ipv4', 'ipv6', 'host', 'server', 'client', 'logged in', 'login', 'connection', 'source address'],
+  validate: rangeCheck((m) => (m.includes(':') ? isValidIpv6(m) : isValidIpv4(m))),
+};
+
+const vin: PatternRecognizer = {
+  id: 'vin',
+  type: 'VIN',
+  category: 'identifier',
+  patterns: [{ name: 'vin', regex: new RegExp(String.raw`[A-HJ-NPR-Z0-9]${AFTER_FIRST_CHAR}[A-HJ-NPR-Z0-9]{16}(?![\p{L}\p{N}_])`, 'u'), score: 0.3 }],
+  context: ['vin', 'vehicle', 'vehicle identification', 'car', 'auto', 'automobile', 'truck', 'chassis'],
+  validate: isValidVin,
+  validScore: 0.55,
+};
+
+export const identifierRecognizers: Recognizer[] = [
+  ssn,
+  scanNearLabels(ssnLabelled),
+  itin,
+  scanNearLabels(itinLabelled),
+  npi,
+  dea,
+  mbi,
+  card,
+  email,
+  phone,
+  scanNearLabels(phoneLabelled),
+  scanNearLabels(fax),
+  url,
+  ip,
+  vin,
+];

@@ -1,0 +1,664 @@
+// Person names (type PERSON, category identifier): dictionary pairs, cue words, and the recipients' own names.
+// One linear pass over word tokens with Set look-ups; it must never let capitalisation alone make a name.
+//
+// Scores (the rules count findings from 0.5):
+//   0.95 a recipient's display name (ctx.headerNames) found whole; 0.85 one of its name words
+//   0.9  after a label: "Patient: Ann Lee", "Name: …", "Pt. …", "patient Ann Lee"
+//   0.85 after a title: Mr./Mrs./Ms./Miss/Mx.; 0.6 after Dr./Prof. (often the provider, not the patient)
+//   0.85 given name + surname from the dictionaries ("Sophia Johnson"), also at the start of a sentence
+//   0.75 after "Dear", a relative ("her son Jacob"), "my name is", "I'm", a care verb ("referring", "saw"),
+//        or "for" after an appointment word ("appointment for Ann Lee"); 0.7 possessive ("Ann Lee's x-ray")
+//   0.65 given name + an unknown capitalised word ("Sophia Šušulić"); 0.6 ambiguous given name + surname ("Will Thompson")
+//   0.55 unknown capitalised word + surname mid-sentence; names in a list of three or more given names
+//   0.4  a lone given name mid-sentence, 0.3 at the start of a sentence (below the rules' 0.5: staff first names are
+//        everywhere in practice mail); names that are also common words ("Will", "May", "Grant") count only after a cue.
+import { COMMON_WORDS } from '../data/common-words.js';
+import { vocabularyWords } from '../data/medical-terms.js';
+import { FIRST_NAMES, SURNAMES } from '../data/person-names.js';
+import type { AnalyzeContext, CustomRecognizer, Finding, Recognizer } from '../types.js';
+
+type Out = Omit<Finding, 'part'>;
+
+function wordSet(list: string): Set<string> {
+  return new Set(list.split(/\s+/).filter(Boolean));
+}
+
+const FIRST = wordSet(FIRST_NAMES);
+const LAST = wordSet(SURNAMES);
+const COMMON = wordSet(COMMON_WORDS);
+/** Health vocabulary is never a name ("Hepatitis B Vaccine", "Lisinopril Metformin"). */
+const MEDICAL = new Set(vocabularyWords());
+
+/** Capitalised words that are never names in mail, whatever the dictionaries say. */
+const NOT_NAMES = wordSet(`
+monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun
+january february march april may june july august september october november december feb mar apr jun jul aug
+sep sept oct nov dec christmas easter thanksgiving halloween hanukkah kwanzaa ramadan passover memorial labor
+mr mrs ms miss mx dr prof sir madam dear re fw fwd cc bcc pt patient name attn attention regards thanks thank
+inc llc ltd corp co pc pllc dds dmd md do rn np pa lpn phd mba cpa jr sr ii iii iv esq
+alabama alaska arizona arkansas california colorado connecticut delaware florida georgia hawaii idaho illinois
+indiana iowa kansas kentucky louisiana maine maryland massachusetts michigan minnesota mississippi missouri montana
+nebraska nevada hampshire jersey mexico york carolina dakota ohio oklahoma oregon pennsylvania rhode tennessee
+texas utah vermont virginia washington wisconsin wyoming america american canada europe
+north south east west northern southern eastern western new saint san santa los las del
+street st avenue ave road rd drive lane ln terrace boulevard blvd court ct place pl parkway pkwy circle square
+highway hwy suite ste apt unit floor building bldg plaza strasse straße str via rue calle avenida rua ul
+afghanistan albania algeria argentina armenia australia austria belgium bolivia brazil bulgaria cambodia chile
+china colombia croatia cuba cyprus czech czechia denmark ecuador egypt england estonia ethiopia finland france
+germany ghana greece guatemala haiti honduras hungary iceland india indonesia iran iraq ireland israel italy
+jamaica japan kenya korea latvia lebanon lithuania luxembourg malaysia mexico morocco nepal netherlands
+nigeria norway pakistan panama peru philippines poland portugal romania russia scotland serbia singapore
+slovakia slovenia somalia spain sweden switzerland syria taiwan thailand tunisia turkey ukraine uruguay
+venezuela vietnam wales zealand africa asia kingdom republic
+english german french spanish italian polish russian chinese japanese korean dutch swedish danish norwegian
+finnish greek portuguese irish scottish british african asian european mexican canadian indian
+hipaa phi covid medicare medicaid aetna cigna humana anthem kaiser delta blue cross shield metlife guardian
+microsoft google apple amazon outlook gmail teams zoom office excel word windows android iphone
+`);
+
+/** Given names that are also everyday words not in the common list: they need a cue. */
+const AMBIGUOUS_EXTRA = wordSet(`
+april june august summer autumn winter dawn christian major sunny rusty dusty misty stormy crystal ruby pearl jewel
+amber ivy holly hazel daisy lily iris violet heather olive ginger candy brandy sandy penny robin angel destiny
+trinity faith hope grace joy charity mercy patience harmony melody serenity liberty justice royal king prince
+princess queen duke earl baron bishop deacon marshal sterling ward page bell chase drew grant mark bill will may
+rose long young cash price rich guy gene ray pat sue don art jack frank jan precious lady sonny
+`);
+
+const STREET_WORDS = wordSet(
+  'street st avenue ave road rd drive dr lane ln terrace boulevard blvd court ct place pl parkway pkwy circle square highway hwy way strasse straße str u',
+);
+const STREET_PREFIXES = wordSet('rua avenida via rue calle cite avenue boulevard piazza plaza ulica ul camino paseo largo praca');
+const PARTICLES = wordSet('de da di del della der den van von la le du dos das al bin ibn st');
+
+const HONORIFIC_STRONG = wordSet('mr mrs ms miss mx mister');
+const HONORIFIC_PROVIDER = wordSet('dr prof doctor');
+const LABEL_CUES = wordSet('patient pt name client member subscriber insured guarantor policyholder beneficiary dependent');
+const RELATIVE_CUES = wordSet(
+  'son daughter wife husband mother mom father dad child kid baby spouse sister brother grandson granddaughter grandmother grandfather guardian niece nephew',
+);
+const GREETINGS = wordSet('hi hello hey');
+/** Words after which a lower-case name may follow ("my name is lena", "dear john", "mr. lee", "call me ann"). */
+const LOWER_CUES = ['is', 'dear', 'mr', 'mrs', 'ms', 'mx', 'dr', 'prof', 'me', 'him', 'her', 'name', 'pt', 'patient'];
+const SPEECH_VERBS = wordSet('says said asked told');
+const CARE_VERB_CUES = wordSet('referring referred refer saw seen treated treating examined admitted discharged evaluated');
+const APPOINTMENT_WORDS = wordSet(
+  'appointment appointments appt booked scheduled schedule referral prescription rx claim plan results labs records consult consultation visit exam xrays rays authorization preauthorization estimate note letter order',
+);
+
+function fold(word: string): string {
+  let ascii = true;
+  for (let i = 0; i < word.length; i++) if (word.charCodeAt(i) > 0x7f) ascii = false;
+  if (ascii) return word;
+  return word
+    .normalize('NFD')
+    .replace(/\p{M}/gu, '')
+    .replace(/ø/g, 'o')
+    .replace(/ł/g, 'l')
+    .replace(/đ/g, 'd')
+    .replace(/æ/g, 'ae')
+    .replace(/œ/g, 'oe')
+    .replace(/ß/g, 'ss');
+}
+
+const LETTER = /[\p{L}\p{M}]/u;
+const IS_LETTER = 1;
+const IS_UPPER = 2;
+const KNOWN = 4;
+/** Character classes of UTF-16 code units, filled in on first sight (a regex test per character would be slow). */
+const charClass = new Uint8Array(0x10000);
+for (let c = 0; c < 0x80; c++) {
+  const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+  charClass[c] = KNOWN | (letter ? IS_LETTER : 0) | (c >= 65 && c <= 90 ? IS_UPPER : 0);
+}
+
+function classOf(c: number): number {
+  let k = charClass[c]!;
+  if (k === 0) {
+    const ch = String.fromCharCode(c);
+    const letter = LETTER.test(ch);
+    k = KNOWN | (letter ? IS_LETTER : 0) | (letter && ch !== ch.toLowerCase() ? IS_UPPER : 0);
+    charClass[c] = k;
+  }
+  return k;
+}
+
+function isLetterCode(c: number): boolean {
+  return (classOf(c) & IS_LETTER) !== 0;
+}
+
+function isUpperCode(c: number): boolean {
+  return (classOf(c) & IS_UPPER) !== 0;
+}
+
+const enum Shape {
+  Lower,
+  Cap,
+  Upper,
+}
+
+const enum Kind {
+  /** A common word or never a name. */
+  Common,
+  /** Given name. */
+  First,
+  /** Surname only. */
+  Last,
+  /** A dictionary name that is also a common word ("Will", "Young"). */
+  Ambiguous,
+  /** Not a dictionary name, not a common word: maybe a name the dictionaries lack. */
+  Unknown,
+}
+
+interface Tokens {
+  count: number;
+  /** How many words start with a capital. */
+  capitalised: number;
+  start: Int32Array;
+  /** End of the word without a possessive "'s". */
+  end: Int32Array;
+  /** 1 when the word ended in "'s". */
+  possessive: Uint8Array;
+  shape: Uint8Array;
+}
+
+/** Word tokens: letters with inner apostrophes or hyphens ("O'Brien", "Mary-Jane"); "'s" is split off as possessive. */
+function tokenize(text: string): Tokens {
+  const n = text.length;
+  // Typed arrays sized for the worst case: far faster than growing arrays on a megabyte of text.
+  const size = (n >> 1) + 1;
+  const t: Tokens = { count: 0, capitalised: 0, start: new Int32Array(size), end: new Int32Array(size), possessive: new Uint8Array(size), shape: new Uint8Array(size) };
+  let k = 0;
+  let i = 0;
+  while (i < n) {
+    let c = text.charCodeAt(i);
+    if (!isLetterCode(c)) {
+      i++;
+      continue;
+    }
+    const start = i;
+    const firstUpper = isUpperCode(c);
+    i++;
+    while (i < n) {
+      c = text.charCodeAt(i);
+      if (isLetterCode(c)) {
+        i++;
+        continue;
+      }
+      // Inner apostrophe or hyphen followed by a letter stays in the word.
+      if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+        i++;
+        continue;
+      }
+      break;
+    }
+    let end = i;
+    const a = text.charCodeAt(end - 2);
+    const s = text.charCodeAt(end - 1);
+    if (end - start > 2 && (a === 39 || a === 0x2019) && (s === 115 || s === 83)) {
+      end -= 2;
+      t.possessive[k] = 1;
+    }
+    let shape = Shape.Lower;
+    if (firstUpper) {
+      t.capitalised++;
+      shape = Shape.Upper;
+      let letters = 0;
+      for (let p = start; p < end; p++) {
+        const d = text.charCodeAt(p);
+        if (!isLetterCode(d)) continue;
+        letters++;
+        if (!isUpperCode(d)) {
+          shape = Shape.Cap;
+          break;
+        }
+      }
+      if (letters < 2) shape = Shape.Cap;
+    }
+    t.start[k] = start;
+    t.end[k] = end;
+    t.shape[k] = shape;
+    k++;
+  }
+  t.count = k;
+  return t;
+}
+
+/** A common word, or the plural of one ("investments", "services", "companies"). */
+function isCommon(word: string): boolean {
+  if (COMMON.has(word)) return true;
+  if (word.length > 3 && word.endsWith('s')) {
+    if (COMMON.has(word.slice(0, -1))) return true;
+    if (word.endsWith('es') && COMMON.has(word.slice(0, -2))) return true;
+    if (word.endsWith('ies') && COMMON.has(`${word.slice(0, -3)}y`)) return true;
+  }
+  return false;
+}
+
+/** Look-ups are the hot path: remember the kind of each word seen (bounded, cleared when full). */
+const kindCache = new Map<string, Kind>();
+
+function classifyCached(word: string): Kind {
+  let k = kindCache.get(word);
+  if (k === undefined) {
+    if (kindCache.size > 50_000) kindCache.clear();
+    k = classify(word);
+    kindCache.set(word, k);
+  }
+  return k;
+}
+
+function classify(raw: string): Kind {
+  // "O'Brien" is listed as "obrien"; "D'Angelo" as "dangelo".
+  const word = raw.includes("'") || raw.includes('’') ? raw.replace(/['’]/g, '') : raw;
+  if (word.length < 2 || NOT_NAMES.has(word)) return Kind.Common;
+  const first = FIRST.has(word);
+  const last = LAST.has(word);
+  const common = isCommon(word) || AMBIGUOUS_EXTRA.has(word) || word.length === 2;
+  if (first || last) {
+    if (common) return Kind.Ambiguous;
+    return first ? Kind.First : Kind.Last;
+  }
+  if (common || MEDICAL.has(word)) return Kind.Common;
+  // Hyphenated names: a known part makes the whole a name ("Mary-Jane", "O'Brien-Smith"); "follow-up" stays common.
+  if (word.includes('-')) {
+    const parts = word.split('-').map((p) => p.replace(/['’]/g, ''));
+    if (parts.some((p) => FIRST.has(p) && !COMMON.has(p))) return Kind.First;
+    if (parts.some((p) => (LAST.has(p) || FIRST.has(p)) && p.length > 2)) return Kind.Last;
+    if (parts.some((p) => COMMON.has(p) || MEDICAL.has(p))) return Kind.Common;
+  }
+  return Kind.Unknown;
+}
+
+function isName(k: Kind): boolean {
+  return k !== Kind.Common;
+}
+
+interface Cue {
+  score: number;
+  /** A weak cue needs a dictionary word in the name. */
+  needsDictionary: boolean;
+  /** Lower-case names count after this cue ("my name is lena andersson"). */
+  allowsLower: boolean;
+}
+
+class NameScanner {
+  private readonly t: Tokens;
+  /** Kind + 1 per token once looked up (0: not yet). */
+  private readonly kinds: Uint8Array;
+
+  /** Mostly lower-case text (chat, quick notes): lower-case given names count there too. */
+  private readonly lowerText: boolean;
+
+  constructor(
+    private readonly text: string,
+    private readonly lower: string,
+  ) {
+    this.t = tokenize(text);
+    this.kinds = new Uint8Array(this.t.count);
+    this.lowerText = this.t.capitalised < this.t.count * 0.03;
+  }
+
+  /** Whether the word before token i may be a cue that allows a lower-case name (cheap: no string is made). */
+  private lowerCueBefore(i: number): boolean {
+    if (i === 0) return false;
+    const s = this.t.start[i - 1]!;
+    const len = this.t.end[i - 1]! - s;
+    if (len > 6) return false;
+    for (const w of LOWER_CUES) if (w.length === len && this.lower.startsWith(w, s)) return true;
+    return false;
+  }
+
+  get tokens(): Tokens {
+    return this.t;
+  }
+
+  get count(): number {
+    return this.t.count;
+  }
+
+  word(i: number): string {
+    return fold(this.lower.slice(this.t.start[i], this.t.end[i]));
+  }
+
+  kind(i: number): Kind {
+    const known = this.kinds[i]!;
+    if (known !== 0) return (known - 1) as Kind;
+    const k = classifyCached(this.word(i));
+    this.kinds[i] = k + 1;
+    return k;
+  }
+
+  /** Text between token i-1 and token i. */
+  gapBefore(i: number): string {
+    const from = i > 0 ? this.t.end[i - 1]! + (this.t.possessive[i - 1] ? 2 : 0) : Math.max(0, this.t.start[i]! - 4);
+    return this.text.slice(from, this.t.start[i]);
+  }
+
+  /** Sentence start: text start, a new line, or after . ! ? : ; or a bullet. */
+  sentenceInitial(i: number): boolean {
+    let p = this.t.start[i]! - 1;
+    while (p >= 0) {
+      const c = this.text.charCodeAt(p);
+      if (c === 32 || c === 9 || c === 34 || c === 39 || c === 40 || c === 0x201c || c === 0x2018 || c === 42 || c === 0x2022 || c === 45) {
+        p--;
+        continue;
+      }
+      return c === 10 || c === 13 || c === 46 || c === 33 || c === 63 || c === 58 || c === 59 || c === 62;
+    }
+    return true;
+  }
+
+  /** Tokens i and j=i+1 sit in one name: a single space between them (or ". " after an initial). */
+  joined(i: number, j: number): boolean {
+    if (this.t.possessive[i]) return false;
+    const gap = this.text.slice(this.t.end[i], this.t.start[j]);
+    if (gap === ' ') return true;
+    if (this.t.end[i]! - this.t.start[i]! === 1 && (gap === '. ' || gap === '.')) return true;
+    return gap === '  ' || gap === '\t';
+  }
+
+  isInitial(i: number): boolean {
+    return this.t.end[i]! - this.t.start[i]! === 1 && this.t.shape[i] !== Shape.Lower;
+  }
+
+  /** Tokens first..last sit in an address: a number right before, or a street word right after. */
+  inAddress(first: number, last: number): boolean {
+    const before = this.text.slice(Math.max(0, this.t.start[first]! - 8), this.t.start[first]);
+    if (/\d[A-Za-z]?,?\s{1,3}$/.test(before)) return true;
+    if (first > 0 && STREET_PREFIXES.has(this.word(first - 1)) && this.joined(first - 1, first)) return true;
+    const next = last + 1;
+    return next < this.count && this.joined(last, next) && STREET_WORDS.has(this.word(next));
+  }
+
+  /** A single-letter word (an initial in lower-case text: "benjamin a seiler"). */
+  isLetter(i: number): boolean {
+    return this.t.end[i]! - this.t.start[i]! === 1;
+  }
+
+  /** A word that can stand in a capitalised name. */
+  nameShaped(i: number): boolean {
+    const shape = this.t.shape[i]!;
+    if (shape === Shape.Cap) return true;
+    // ALL-CAPS only for dictionary names ("PATIENT: JOHN SMITH"), never acronyms like HIPAA or MRN.
+    return shape === Shape.Upper && (this.kind(i) === Kind.First || this.kind(i) === Kind.Last);
+  }
+
+  /** "JOHN SMITH": an all-caps surname that is also a word continues an all-caps given name. */
+  private upperSurname(first: number, k: number): boolean {
+    return this.t.shape[k] === Shape.Upper && this.t.shape[first] === Shape.Upper && this.kind(first) === Kind.First && this.kind(k) === Kind.Ambiguous;
+  }
+
+  /** The cue right before token i, if any. */
+  cueBefore(i: number): Cue | null {
+    if (i === 0) return null;
+    const prev = this.word(i - 1);
+    const gap = this.gapBefore(i);
+    if (gap.length > 3 || gap.includes('\n')) {
+      // "Patient:\n  John Smith" still counts; other cues need to be on the same line.
+      if (!(LABEL_CUES.has(prev) && /^[\s:#.-]{1,8}$/.test(gap))) return null;
+    }
+    // "Mr. Lee", "MRS LEE", and in lower-case text "mr. lee" (the dot tells it from the word "miss").
+    const titled = this.t.shape[i - 1] !== Shape.Lower || gap.startsWith('.');
+    if (HONORIFIC_STRONG.has(prev) && titled) return { score: 0.85, needsDictionary: false, allowsLower: gap.startsWith('.') };
+    if (HONORIFIC_PROVIDER.has(prev) && titled) return { score: 0.6, needsDictionary: false, allowsLower: gap.startsWith('.') };
+    if (LABEL_CUES.has(prev)) {
+      // "Patient: x", "Name: x", "Pt. x", "patient x"; "member services" is stopped by the common-word check.
+      const labelled = /^\s*[:#.?-]/.test(gap);
+      if (prev === 'name' && !labelled) {
+        // "name is" handled below; a bare "name X" is no cue.
+      } else if (prev === 'pt' && !labelled && this.t.shape[i - 1] === Shape.Lower) {
+        // "5 pt font": lower-case pt without a colon or dot is no cue.
+      } else {
+        return { score: 0.9, needsDictionary: false, allowsLower: labelled };
+      }
+    }
+    if (prev === 'dear') return { score: 0.75, needsDictionary: false, allowsLower: true };
+    if (prev === 're' && gap.startsWith(':')) return { score: 0.7, needsDictionary: true, allowsLower: false };
+    if (RELATIVE_CUES.has(prev)) return { score: 0.75, needsDictionary: false, allowsLower: false };
+    if (CARE_VERB_CUES.has(prev)) return { score: 0.75, needsDictionary: true, allowsLower: false };
+    if (prev === 'is' && i >= 2 && this.word(i - 2) === 'name') return { score: 0.8, needsDictionary: false, allowsLower: true };
+    if ((prev === 'named' || prev === 'called') && gap === ' ') return { score: 0.75, needsDictionary: false, allowsLower: false };
+    // "named him Frank", "people call me Csanád", "everyone calls me Ann".
+    if ((prev === 'me' || prev === 'him' || prev === 'her') && i >= 2 && /^(?:call|calls|called|named|name)$/.test(this.word(i - 2))) {
+      return { score: 0.75, needsDictionary: false, allowsLower: true };
+    }
+    if (GREETINGS.has(prev) && gap === ' ') return { score: 0.45, needsDictionary: false, allowsLower: false };
+    if (SPEECH_VERBS.has(prev) && gap === ' ') return { score: 0.5, needsDictionary: false, allowsLower: false };
+    if (prev === "i'm" || prev === 'i’m') return { score: 0.75, needsDictionary: false, allowsLower: false };
+    if (prev === 'am' && i >= 2 && this.word(i - 2) === 'i') return { score: 0.75, needsDictionary: false, allowsLower: false };
+    if (prev === 'for') {
+      for (let k = i - 2; k >= Math.max(0, i - 6); k--) {
+        if (APPOINTMENT_WORDS.has(this.word(k))) return { score: 0.75, needsDictionary: false, allowsLower: false };
+      }
+    }
+    return null;
+  }
+
+  scan(): Out[] {
+    const found: Candidate[] = [];
+    const n = this.count;
+    let i = 0;
+    while (i < n) {
+      const c = this.nameAt(i);
+      if (c) {
+        found.push(c);
+        i = c.next;
+      } else i++;
+    }
+    this.raiseLists(found);
+    const named = found.filter((c) => c.finding.score > 0);
+    return [...named.map((c) => c.finding), ...this.repeats(named)];
+  }
+
+  /** A name word already found in this text counts again on its own ("Mrs. Ann Kowalczyk … Kowalczyk's x-ray"). */
+  private repeats(named: readonly Candidate[]): Out[] {
+    const words = new Set<string>();
+    const covered = new Uint8Array(this.count);
+    for (const c of named) {
+      for (let k = c.first; k < c.next; k++) {
+        covered[k] = 1;
+        const kind = this.kind(k);
+        if (c.finding.score >= 0.5 && kind !== Kind.Common && kind !== Kind.Ambiguous && !this.isLetter(k)) words.add(this.word(k));
+      }
+    }
+    const out: Out[] = [];
+    if (words.size === 0) return out;
+    for (let i = 0; i < this.count; i++) {
+      if (covered[i] === 1 || this.t.shape[i] === Shape.Lower || this.kind(i) === Kind.Common || !words.has(this.word(i))) continue;
+      out.push({ type: 'PERSON', category: 'identifier', start: this.t.start[i]!, end: this.t.end[i]!, score: 0.6, recognizer: 'person-name' });
+    }
+    return out;
+  }
+
+  /** Tries a name starting at token i. */
+  private nameAt(i: number): Candidate | null {
+    if (this.isInitial(i)) return null;
+    const shape = this.t.shape[i]!;
+    const lower = shape === Shape.Lower;
+    // Most words are lower-case and no name: leave them before any string is made.
+    if (lower && !this.lowerText && !this.lowerCueBefore(i)) return null;
+    const cue = this.cueBefore(i);
+    // Lower-case words start a name only as a given name, or as any name word right after a cue that allows it.
+    const lowerStart = cue?.allowsLower ? isName(this.kind(i)) && this.kind(i) !== Kind.Ambiguous : this.kind(i) === Kind.First;
+    if (lower ? !lowerStart : !this.nameShaped(i) || !isName(this.kind(i))) return null;
+    // Collect up to four name words (initials and particles in between do not count towards the four).
+    const idx: number[] = [i];
+    let initial = false;
+    let j = i;
+    while (idx.length < 4 && j + 1 < this.count && this.joined(j, j + 1)) {
+      const k = j + 1;
+      if (this.isInitial(k) || (lower && this.isLetter(k) && k + 1 < this.count && this.joined(k, k + 1))) {
+        initial = true;
+        j = k;
+        continue;
+      }
+      if (!lower && this.t.shape[k] === Shape.Lower && PARTICLES.has(this.word(k)) && k + 1 < this.count && this.joined(k, k + 1) && this.nameShaped(k + 1)) {
+        j = k;
+        continue;
+      }
+      // In lower-case text only words that are no common word continue a name ("lena andersson", not "lena in").
+      const ok = lower
+        ? this.t.shape[k] === Shape.Lower && isName(this.kind(k)) && this.kind(k) !== Kind.Ambiguous
+        : (this.nameShaped(k) && isName(this.kind(k))) || this.upperSurname(i, k);
+      if (!ok) break;
+      idx.push(k);
+      j = k;
+      if (this.t.possessive[k]) break;
+    }
+    // An initial must sit between names ("Ken N. Fukuda"), not trail them.
+    if (initial && idx.length === 1) initial = false;
+    // Part of an address, not a person: after a house number or before a street word ("12 Sophia Lane", "Victor Hugo St").
+    if (!cue && this.inAddress(i, j)) return null;
+    // Only a given name starts a name that a given name follows ("Call Sophia Lee", "Quantum Sophia Lee" → "Sophia Lee").
+    if (this.kind(i) !== Kind.First && idx.length > 1 && this.kind(idx[1]!) === Kind.First) return null;
+    const kinds = idx.map((k) => this.kind(k));
+    const last = idx[idx.length - 1]!;
+    const possessive = this.t.possessive[last] === 1;
+    let score: number;
+    if (lower) {
+      // Lower-case text: a name only after a cue that allows it, or a clear given name + surname pair (low).
+      score = cue?.allowsLower ? cue.score : kinds.length === 2 && (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown) ? 0.3 : 0;
+    } else {
+      score = this.scoreShape(kinds, i, initial);
+      if (cue && (!cue.needsDictionary || kinds.some((k) => k !== Kind.Unknown))) score = Math.max(score, cue.score);
+      if (possessive) {
+        if (kinds.some((k) => k === Kind.First || k === Kind.Last || (k === Kind.Ambiguous && kinds.length > 1))) score = Math.max(score, 0.7);
+        else if (kinds[0] === Kind.Unknown && !this.sentenceInitial(i)) score = Math.max(score, 0.4);
+      }
+    }
+    const single = idx.length === 1 && !cue && !lower;
+    if (score <= 0 && !single) return null;
+    return {
+      finding: { type: 'PERSON', category: 'identifier', start: this.t.start[i]!, end: this.t.end[last]!, score, recognizer: 'person-name' },
+      first: i,
+      next: last + 1,
+      single,
+      known: kinds[0] === Kind.First || kinds[0] === Kind.Last,
+      given: kinds[0] === Kind.First,
+    };
+  }
+
+  private scoreShape(kinds: Kind[], i: number, initial: boolean): number {
+    const first = kinds[0]!;
+    const last = kinds[kinds.length - 1]!;
+    const start = this.sentenceInitial(i);
+    if (kinds.length === 1) {
+      if (first === Kind.First) return start ? 0.3 : 0.4;
+      if (first === Kind.Last) return start ? 0 : 0.35;
+      return 0;
+    }
+    const lastIsSurname = last === Kind.Last || last === Kind.First || last === Kind.Ambiguous;
+    if (first === Kind.First && lastIsSurname) return 0.85;
+    // A middle initial is a strong sign of a name, whatever the dictionaries say ("Faina D. Yefremova").
+    if (initial && last !== Kind.Ambiguous) return 0.7;
+    if (first === Kind.First && last === Kind.Unknown) return 0.65;
+    if (first === Kind.Ambiguous && (last === Kind.Last || last === Kind.First)) return 0.6;
+    if ((first === Kind.Unknown || first === Kind.Last) && last === Kind.Last) return start ? 0.4 : 0.55;
+    if (first === Kind.Last && last === Kind.First) return start ? 0.4 : 0.5;
+    if (first === Kind.Unknown && last === Kind.Unknown) return 0.35;
+    if (first === Kind.Ambiguous && last === Kind.Unknown) return 0.3;
+    return 0;
+  }
+
+  /** Three or more single names in a list ("Ann, Ben, Kónya and Dana"), two of them in the dictionaries: each counts. */
+  private raiseLists(found: Candidate[]): void {
+    let run: Candidate[] = [];
+    const flush = () => {
+      const known = run.filter((c) => c.known).length;
+      // A list of given names counts; a list of surnames is as often a firm ("Owens, Duran and Oneal").
+      const given = run.filter((c) => c.given).length;
+      if (run.length >= 3 && known >= 2) for (const c of run) c.finding.score = Math.max(c.finding.score, given >= 2 ? 0.55 : 0.45);
+      // Two known names joined by "and" ("Marrero and Murphy"): likely people, not enough to count alone.
+      else if (run.length === 2 && known === 2) for (const c of run) c.finding.score = Math.max(c.finding.score, 0.45);
+      run = [];
+    };
+    for (const c of found) {
+      if (!c.single) {
+        flush();
+        continue;
+      }
+      const prev = run[run.length - 1];
+      if (prev !== undefined) {
+        const between = this.text.slice(prev.finding.end, c.finding.start);
+        if (!/^(?:,\s?|,?\s(?:and|or|&)\s)$/.test(between)) flush();
+      }
+      run.push(c);
+    }
+    flush();
+  }
+}
+
+interface Candidate {
+  finding: Out;
+  /** Token range [first, next). */
+  first: number;
+  next: number;
+  /** One word, no cue: may still count as part of a list of names. */
+  single: boolean;
+  known: boolean;
+  given: boolean;
+}
+
+interface HeaderWord {
+  word: string;
+  common: boolean;
+}
+
+const ORG_WORDS = wordSet(
+  'inc llc ltd corp co pc pllc group team dept department office support billing admin noreply no-reply info help desk services service clinic dental imaging lab labs insurance claims',
+);
+const TITLE_WORDS = wordSet('dr mr mrs ms miss mx prof dds dmd md do rn np pa lpn phd jr sr ii iii');
+
+/** Person-like display names: their words, or null for an organisation or a role mailbox. */
+function headerWords(display: string): HeaderWord[] | null {
+  const raw = (display.toLowerCase().match(/[\p{L}\p{M}'’-]+/gu) ?? []).map((w) => fold(w.replace(/['’]s$/, '')));
+  const words = raw.filter((w) => w.length >= 2 && !TITLE_WORDS.has(w));
+  if (words.length === 0 || words.length > 4) return null;
+  if (words.some((w) => ORG_WORDS.has(w))) return null;
+  const kinds = words.map(classify);
+  const known = kinds.some((k) => k === Kind.First || k === Kind.Last || k === Kind.Ambiguous);
+  if (!known && (words.length < 2 || kinds.some((k) => k === Kind.Common))) return null;
+  return words.map((w, n) => ({ word: w, common: kinds[n] === Kind.Common || kinds[n] === Kind.Ambiguous }));
+}
+
+function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: readonly string[]): Out[] {
+  const wanted = new Map<string, boolean>();
+  for (const display of headerNames.slice(0, 200)) {
+    for (const w of headerWords(display) ?? []) wanted.set(w.word, w.common || wanted.get(w.word) === true);
+  }
+  if (wanted.size === 0) return [];
+  const out: Out[] = [];
+  let open: Out | null = null;
+  let lastIndex = -2;
+  for (let i = 0; i < scanner.count; i++) {
+    const w = scanner.word(i);
+    const common = wanted.get(w);
+    if (common === undefined) continue;
+    // A header word that is also a common word ("Will", "Hope") counts only capitalised and mid-sentence.
+    if (common && (shapes.shape[i] === Shape.Lower || scanner.sentenceInitial(i))) continue;
+    const start = shapes.start[i]!;
+    const end = shapes.end[i]!;
+    if (open && lastIndex === i - 1 && scanner.joined(i - 1, i)) {
+      open.end = end;
+      open.score = 0.95;
+    } else {
+      open = { type: 'PERSON', category: 'identifier', start, end, score: common ? 0.6 : 0.85, recognizer: 'person-header-name' };
+      out.push(open);
+    }
+    lastIndex = i;
+  }
+  return out;
+}
+
+export const personNameRecognizer: CustomRecognizer = {
+  id: 'person-name',
+  analyze(text: string, ctx: AnalyzeContext): Out[] {
+    const scanner = new NameScanner(text, ctx.lower);
+    const found = scanner.scan();
+    if (ctx.headerNames.length > 0) found.push(...findHeaderNames(scanner, scanner.tokens, ctx.headerNames));
+    return found;
+  },
+};
+
+export const nameRecognizers: Recognizer[] = [personNameRecognizer];

@@ -1,0 +1,101 @@
+// The detector's vocabulary: parts of a message, recognizers, findings and verdicts.
+// dlp/ is a pure library: no I/O, and it imports nothing else of ours.
+
+/** What a finding means for the verdict. */
+export type Category =
+  /** Identifies a person by itself (SSN, MRN, member ID, MBI …): PHI when in a care context. */
+  | 'strong'
+  /** Identifies a person with other facts (name, DOB, phone, address, email …): PHI near a health signal. */
+  | 'identifier'
+  /** Says something about health (diagnosis, medication, procedure code, lab value …). */
+  | 'health'
+  /** A clinical payload (HL7 v2, FHIR, C-CDA, X12 837/835) that holds PHI by itself. */
+  | 'payload'
+  /** Makes a message about care (patient, appointment, billing …) without being a health fact. */
+  | 'care'
+  /** An admin's deny-list term: always counts. */
+  | 'deny'
+  /** An attachment that could hold PHI but cannot be read as text (image, encrypted, corrupt). */
+  | 'attachment';
+
+/** A decoded piece of a message, scanned on its own. */
+export interface TextPart {
+  /** 'subject', 'text', 'html', 'attachment:1', 'attachment:1/inner.txt' … */
+  id: string;
+  text: string;
+  /** The subject is short and about the whole message: it pairs with findings in every part. */
+  kind: 'subject' | 'body' | 'attachment' | 'header';
+}
+
+/** One detection. Carries positions and scores, never the matched text. */
+export interface Finding {
+  type: string;
+  category: Category;
+  part: string;
+  start: number;
+  end: number;
+  score: number;
+  recognizer: string;
+}
+
+export interface PatternSpec {
+  name: string;
+  /** Must be linear-time safe: no nested quantifiers, bounded repetition. Flags g (and i where needed) added by the engine. */
+  regex: RegExp;
+  score: number;
+}
+
+export interface PatternRecognizer {
+  id: string;
+  type: string;
+  category: Category;
+  patterns: PatternSpec[];
+  /** Whole words or phrases that raise the score when found within `contextWindow` characters before (or after) the match. */
+  context?: string[];
+  /** Characters searched around a match for context words. Default 60. */
+  contextWindow?: number;
+  /** Added to the score when a context word is near. Default 0.35. */
+  contextBoost?: number;
+  /** The match counts only with a context word near (labelled identifiers like MRN or member ID). */
+  requireContext?: boolean;
+  /**
+   * Checks the matched text (checksum, range). true raises the score to at least `validScore` (default 0.95),
+   * false drops the match, undefined leaves it as it is.
+   */
+  validate?: (match: string) => boolean | undefined;
+  validScore?: number;
+}
+
+/** A recognizer with its own logic (dictionaries, payload parsers). */
+export interface CustomRecognizer {
+  id: string;
+  /** Returns findings without part (the engine sets it). */
+  analyze(text: string, ctx: AnalyzeContext): Array<Omit<Finding, 'part'>>;
+}
+
+export type Recognizer = PatternRecognizer | CustomRecognizer;
+
+export interface AnalyzeContext {
+  part: TextPart;
+  /** Lower-cased copy of the text, same offsets. */
+  lower: string;
+  /** Person names known from the message's own headers (From/To/Cc display names). */
+  headerNames: readonly string[];
+}
+
+export type Action = 'protect' | 'quarantine' | 'block' | 'log';
+
+export interface Verdict {
+  phi: boolean;
+  /** Highest rule score among rules that fired (0 when none). */
+  score: number;
+  /** Strongest action among rules that fired and act (not monitor-only): block > quarantine > protect > log; 'clean' when none. */
+  action: Action | 'clean';
+  findings: Array<Finding & { rule: string | null }>;
+  /** Rules that fired and act. */
+  rules: string[];
+  /** Rules in monitor-only mode that would have fired. */
+  monitored: string[];
+  /** Why each fired rule fired: type names and parts, never text. */
+  explanation: Array<{ rule: string; action: Action; monitorOnly: boolean; reason: string; findingTypes: string[]; parts: string[] }>;
+}

@@ -1,0 +1,79 @@
+// The live DLP rule set: loaded from YAML at start, watched for changes, swapped in only when the new
+// file validates. A broken edit is refused with the reason and the rules in force stay in force.
+import { readFileSync, unwatchFile, watchFile, type StatWatcher } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { Analyzer, parseRuleSet } from '../dlp/analyzer.js';
+import type { Logger } from '../config/log.js';
+
+/** The rule pack shipped with phi-gateway. */
+export const DEFAULT_RULES_FILE = fileURLToPath(new URL('../../config/dlp-rules.yaml', import.meta.url));
+
+/** Reads and validates a rules file. Throws an Error whose message says what is wrong and where. */
+export function loadAnalyzer(file: string): Analyzer {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read rules file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    throw new Error(`rules file ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  try {
+    return new Analyzer(parseRuleSet(data));
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
+  }
+}
+
+export class RulesSource {
+  private current: Analyzer;
+  private watcher?: StatWatcher;
+  private lastError: string | null = null;
+
+  constructor(
+    readonly file: string = DEFAULT_RULES_FILE,
+    private readonly log?: Logger,
+  ) {
+    this.current = loadAnalyzer(file);
+  }
+
+  get analyzer(): Analyzer {
+    return this.current;
+  }
+
+  /** The reason the latest edit was refused, or null when the file in force is the file on disk. */
+  get error(): string | null {
+    return this.lastError;
+  }
+
+  /** Re-reads the file; on failure keeps the rules in force and returns the reason. */
+  reload(): string | null {
+    try {
+      this.current = loadAnalyzer(this.file);
+      this.lastError = null;
+      this.log?.info({ evt: 'RULES_RELOADED', rules: this.current.ruleSet.rules.length }, 'dlp rules reloaded');
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      // The message names keys and paths of the rules file only; it never holds message content.
+      this.log?.error({ evt: 'RULES_INVALID', reason: this.lastError }, 'dlp rules file refused; previous rules stay in force');
+    }
+    return this.lastError;
+  }
+
+  watch(intervalMs: number): void {
+    if (this.watcher) return;
+    this.watcher = watchFile(this.file, { interval: intervalMs, persistent: false }, (curr, prev) => {
+      if (curr.mtimeMs !== prev.mtimeMs || curr.size !== prev.size || curr.ino !== prev.ino) this.reload();
+    });
+  }
+
+  close(): void {
+    if (this.watcher) unwatchFile(this.file);
+    this.watcher = undefined;
+  }
+}

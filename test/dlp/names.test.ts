@@ -1,0 +1,196 @@
+// Person names: dictionary pairs, cue words, recipients' display names, and the words that must never become
+// names (common words, sentence starts, places, organisations). Tables have more negative rows than positive ones.
+import { expect } from 'chai';
+import { COMMON_WORDS } from '../../dlp/data/common-words.js';
+import { FIRST_NAMES, SURNAMES } from '../../dlp/data/person-names.js';
+import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
+import { nameRecognizers, personNameRecognizer } from '../../dlp/recognizers/names.js';
+import type { Finding } from '../../dlp/types.js';
+
+const compiled = compileRecognizers(nameRecognizers);
+
+function findPersons(text: string, headerNames: readonly string[] = []): Finding[] {
+  return analyzePart(compiled, { id: 'text', text, kind: 'body' }, headerNames).filter((f) => f.type === 'PERSON');
+}
+
+/** The names that count for the rules (score ≥ 0.5), as text. */
+function counted(text: string, headerNames: readonly string[] = []): string[] {
+  return findPersons(text, headerNames)
+    .filter((f) => f.score >= 0.5)
+    .map((f) => text.slice(f.start, f.end));
+}
+
+describe('dlp person names', () => {
+  const positives: Array<[string, string, string[]]> = [
+    ['given name + surname', 'Harper Johnson (DOB 02-12-2008) is booked Tuesday.', ['Harper Johnson']],
+    ['pair after a common word', 'Staff meeting moved. Call Sophia Johnson at 555-0100.', ['Sophia Johnson']],
+    ['welcome mail still names a person', 'Please welcome Sophia Lee, our new hygienist.', ['Sophia Lee']],
+    ['label "Name:"', 'MRN: 9881064\nName: Noah Lopez\nA1c 7.9%', ['Noah Lopez']],
+    ['label "Patient"', 'Patient Ava Anderson has a balance.', ['Ava Anderson']],
+    ['label "Pt." with an unknown surname', 'Pt. Šušulić was seen today.', ['Šušulić']],
+    ['title with an unknown surname', 'Mrs. Kowalczyk called about her results.', ['Kowalczyk']],
+    ['title with a surname that is a common word', 'Mr. Young will come in on Friday.', ['Young']],
+    ['Dr. (counts, lower)', 'Referral from Dr. Patel attached.', ['Patel']],
+    ['"Dear"', 'Dear Maria,\nyour results are ready.', ['Maria']],
+    ['"Re:" with a dictionary name', 'Re: Liam Garcia', ['Liam Garcia']],
+    ['"for" after an appointment word', 'Tx plan for Chloé Harris, born 08-28-1946', ['Chloé Harris']],
+    ['appointment for a single name', 'The appointment for Renée is moved.', ['Renée']],
+    ['possessive', "Mason Harris's ultrasound on 8/3/2014 shows a healthy pregnancy.", ['Mason Harris']],
+    ['possessive single surname', "We need Thompson's x-rays.", ['Thompson']],
+    ['accented given name', 'Referring Søren Martinez to your practice for asthma.', ['Søren Martinez']],
+    ['two given names', 'Ana Lucía Harris is here.', ['Ana Lucía Harris']],
+    ['middle initial', 'Ken N. Fukuda lives at 12 Elm.', ['Ken N. Fukuda']],
+    ['hyphen and apostrophe', 'Mr. O’Brien-Smith came in.', ['O’Brien-Smith']],
+    ['ambiguous given name + surname', 'Will Thompson called again.', ['Will Thompson']],
+    ['ambiguous given name after a cue', 'Patient Will Smith is due.', ['Will Smith']],
+    ['relative', 'Her son Jacob needs a cleaning.', ['Jacob']],
+    ['self-introduction', 'Hello, my name is Aantje Mourik.', ['Aantje Mourik']],
+    ['lower-case after "my name is"', 'my name is lena andersson and i need help', ['lena andersson']],
+    ['ALL-CAPS form field', 'PATIENT NAME: JOHN SMITH', ['JOHN SMITH']],
+    ['list of given names', 'They had 6: Kateřina, James, Christopher, Jennifer, Emily and Michael.', ['Kateřina', 'James', 'Christopher', 'Jennifer', 'Emily', 'Michael']],
+    ['a name seen again alone', 'Mrs. Kowalczyk called. Kowalczyk wants a call back.', ['Kowalczyk', 'Kowalczyk']],
+    ['given name + unknown surname', 'We saw Sophia Nishiyama today.', ['Sophia Nishiyama']],
+  ];
+  for (const [label, text, names] of positives) {
+    it(`finds ${label}`, () => {
+      expect(counted(text)).to.deep.equal(names);
+    });
+  }
+
+  const negatives: Array<[string, string]> = [
+    ['modal "Will" and verb "grant"', 'Will you grant me access?'],
+    ['month "May"', 'May we reschedule to Monday?'],
+    ['"Hope" at a sentence start', 'Hope you are well. Bill me later.'],
+    ['"Mark" and "Rose" as words', 'Mark the form. The price rose again.'],
+    ['"Young" and "Long" as words', 'Young children wait long hours.'],
+    ['sentence-initial capitals', 'Please Welcome Everyone To The Annual Meeting.'],
+    ['a lone given name is not enough', 'Thanks, Sophia'],
+    ['a lone given name at a sentence start', 'Sophia will lock up tonight.'],
+    ['greeting a colleague', 'Hi Sophia, the printer is fixed.'],
+    ['office cleaning', 'The office will be cleaned on Saturday.'],
+    ['HIPAA training', 'Annual HIPAA training covers PHI handling and encryption.'],
+    ['product codes', 'Order M365 B2B licences for Q3 2025.'],
+    ['ALL-CAPS acronyms', 'PLEASE READ: HIPAA PHI MRN DOB SSN NPI'],
+    ['shouting common words', 'CAN I SPEAK TO A REAL PERSON?'],
+    ['days and months', 'Closed Monday, Tuesday and Thursday in January.'],
+    ['organisation in a signature', 'Oakwood Dental Care\nRiverside Family Clinic'],
+    ['software names', 'Open Microsoft Teams or Zoom from Outlook.'],
+    ['street address', 'Send it to 1737 Victor Hugo Street, Apt. 4.'],
+    ['street with a given name', 'Our office is at 12 Sophia Lane.'],
+    ['country names', 'I will be travelling to New Zealand and South Africa.'],
+    ['medical words capitalised', 'Hepatitis B Vaccine and Lisinopril Metformin refills.'],
+    ['a role, not a name', 'The Hygienist and the Office Manager will attend.'],
+    ['lower-case prose', 'we will grant access to the billing portal on monday.'],
+    ['"Dr." before a common word', 'Dr. Office hours change.'],
+    ['"Re:" with common words', 'Re: Quarterly Report'],
+    ['appointment for a day', 'The appointment for Tuesday is confirmed.'],
+    ['two surnames joined by "and" only (low)', 'Johnson and Johnson shipped the gloves.'],
+    ['Princess Royal', 'The Princess Royal arrived at the hospital.'],
+    ['lower-case "patient" before common words', 'the patient portal is down'],
+  ];
+  for (const [label, text] of negatives) {
+    it(`finds no counted name in ${label}`, () => {
+      expect(counted(text)).to.deep.equal([]);
+    });
+  }
+
+  it('has at least as many negative rows as positive rows', () => {
+    expect(negatives.length).to.be.at.least(positives.length);
+  });
+
+  describe('recipient display names (ctx.headerNames)', () => {
+    const rows: Array<[string, string, string[], string[]]> = [
+      ['full name', 'Dear Harper Johnson, your results are in.', ['Harper Johnson'], ['Harper Johnson']],
+      ['given name alone', 'Hi Harper, your results are in.', ['Harper Johnson'], ['Harper']],
+      ['"Last, First" form', 'Hi Harper, see you Tuesday.', ['Johnson, Harper'], ['Harper']],
+      ['lower-case in text', 'thanks harper!', ['Harper Johnson'], ['harper']],
+      ['unknown name', 'Hi Zuzka, see you Tuesday.', ['Zuzka Ottová'], ['Zuzka']],
+      ['common-word name only capitalised mid-sentence', 'I hope it works. See you, Hope.', ['Hope Young'], ['Hope']],
+    ];
+    for (const [label, text, headers, names] of rows) {
+      it(`finds the ${label}`, () => {
+        expect(counted(text, headers)).to.deep.equal(names);
+      });
+    }
+    const negatives: Array<[string, string, string[]]> = [
+      ['an organisation', 'Your Bluepeak Insurance claim was sent.', ['Bluepeak Insurance Claims']],
+      ['a role mailbox', 'The billing team will call.', ['Billing Team']],
+      ['a common-word name at a sentence start', 'Hope you are well.', ['Hope Young']],
+      ['a common-word name in lower case', 'we hope so', ['Hope Young']],
+      ['a title only', 'The doctor is in.', ['Dr.']],
+      ['the name absent', 'Your results are in.', ['Harper Johnson']],
+    ];
+    for (const [label, text, headers] of negatives) {
+      it(`finds nothing for ${label}`, () => {
+        expect(findPersons(text, headers).filter((f) => f.recognizer === 'person-header-name')).to.deep.equal([]);
+      });
+    }
+  });
+
+  describe('scores', () => {
+    it('scores a dictionary pair well without a cue and a lone given name below the rules', () => {
+      const [pair] = findPersons('We saw Sophia Johnson today.');
+      const [single] = findPersons('We met Sophia today.');
+      expect(pair!.score).to.be.at.least(0.8);
+      expect(single!.score).to.be.below(0.5);
+    });
+
+    it('needs a cue for a pair of ambiguous words', () => {
+      expect(counted('Grant Young approved it.')).to.deep.equal([]);
+      expect(counted('Mr. Grant Young approved it.')).to.deep.equal(['Grant Young']);
+    });
+
+    it('reports positions, never text', () => {
+      for (const f of findPersons('Patient Ava Anderson')) {
+        expect(Object.keys(f).sort()).to.deep.equal(['category', 'end', 'part', 'recognizer', 'score', 'start', 'type']);
+        expect(f.category).to.equal('identifier');
+      }
+    });
+  });
+
+  describe('data', () => {
+    const words = (list: string) => new Set(list.split(/\s+/).filter(Boolean));
+    const first = words(FIRST_NAMES);
+    const last = words(SURNAMES);
+    const common = words(COMMON_WORDS);
+
+    it('holds a few thousand common given names and surnames, lower-case without accents', () => {
+      expect(first.size).to.be.within(4000, 8000);
+      expect(last.size).to.be.within(8000, 12000);
+      for (const w of ['sophia', 'liam', 'harper', 'james', 'maria', 'soren']) expect(first.has(w), w).to.equal(true);
+      for (const w of ['smith', 'johnson', 'garcia', 'nguyen', 'patel', 'kowalski']) expect(last.has(w), w).to.equal(true);
+      for (const w of [...first].slice(0, 500)) expect(w).to.match(/^[a-z][a-z'-]+$/);
+    });
+
+    it('knows which names are everyday words', () => {
+      for (const w of ['will', 'may', 'grant', 'hope', 'bill', 'mark', 'rose', 'young', 'long']) expect(common.has(w), w).to.equal(true);
+      for (const w of ['sophia', 'johnson', 'harper']) expect(common.has(w), w).to.equal(false);
+    });
+  });
+
+  describe('hostile input (each completes in well under a second)', () => {
+    const cases: Array<[string, string]> = [
+      ['one huge word', 'Abc'.repeat(350_000)],
+      ["'Dr. ' repeated", 'Dr. '.repeat(250_000)],
+      ["'A' repeated", 'A'.repeat(1_000_000)],
+      ["'Aa ' repeated", 'Aa '.repeat(333_333)],
+      ["'Mr. X' repeated", 'Mr. X '.repeat(160_000)],
+      ["apostrophes and hyphens", "a'-".repeat(333_333)],
+    ];
+    for (const [label, text] of cases) {
+      it(`handles ${label}`, () => {
+        const started = performance.now();
+        findPersons(text);
+        expect(performance.now() - started).to.be.below(1000);
+      });
+    }
+
+    it('handles a megabyte of names in the recognizer itself (the engine sorts its findings separately)', () => {
+      const text = 'Sophia Johnson, '.repeat(62_500);
+      const started = performance.now();
+      const found = personNameRecognizer.analyze(text, { part: { id: 'text', text, kind: 'body' }, lower: text.toLowerCase(), headerNames: ['Sophia Johnson'] });
+      expect(performance.now() - started).to.be.below(1000);
+      expect(found.length).to.be.at.least(62_500);
+    });
+  });
+});
