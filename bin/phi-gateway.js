@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 // The phi-gateway command: runs the compiled CLI (npm run build makes dist/).
+// Every accepted message costs file and directory fsyncs, which run on libuv's thread pool; its default
+// of 4 threads queues them behind each other. Set before any asynchronous file operation starts.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

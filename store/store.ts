@@ -1,7 +1,7 @@
 // The store: the database (knex; SQLite in WAL mode by default), the sealed-file directories and the
 // master key. All writes go through `write`, which group-commits concurrent callers into one transaction,
 // so durability (fsync per commit) costs one sync per batch rather than one per message.
-import { mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { ResolvedConfig } from '../config/load.js';
@@ -29,6 +29,7 @@ export class Store {
   private writing = false;
   private closed = false;
   private syncMode: 'FULL' | 'NORMAL' | undefined;
+  private walHandle?: Promise<FileHandle>;
 
   private constructor(
     readonly db: Knex,
@@ -159,17 +160,34 @@ export class Store {
     }
   }
 
+  /** fsync of the SQLite WAL, off the event loop: makes every commit so far durable. */
+  private async syncWal(): Promise<void> {
+    if (this.engine !== 'sqlite') return;
+    this.walHandle ??= open(path.join(this.dataDir, 'phi-gateway.sqlite-wal'), 'r');
+    await (await this.walHandle).datasync();
+  }
+
   private async commitBatch(batch: PendingWrite[]): Promise<void> {
     try {
-      const dirs = new Set(batch.flatMap((w) => w.syncDirs));
-      await Promise.all([...dirs].map((d) => syncDir(d)));
-      await this.setSyncMode(batch.some((w) => w.durable) ? 'FULL' : 'NORMAL');
+      // Commits themselves do not fsync (synchronous=NORMAL, set once): with a synchronous driver an fsync
+      // would stall the event loop. Durability is added after the commit, asynchronously: one fsync of the
+      // WAL (and of the directories sealed files were renamed into) for the whole batch, awaited only by
+      // the writers that asked for it. A durable writer resolves after both; the next batch need not wait.
+      await this.setSyncMode('NORMAL');
       const results = await this.db.transaction(async (trx) => {
         const out: unknown[] = [];
         for (const item of batch) out.push(await item.fn(trx));
         return out;
       });
-      batch.forEach((item, i) => item.resolve(results[i]));
+      const durable: Array<[PendingWrite, unknown]> = [];
+      batch.forEach((item, i) => (item.durable ? durable.push([item, results[i]]) : item.resolve(results[i])));
+      if (durable.length > 0) {
+        const dirs = new Set(durable.flatMap(([w]) => w.syncDirs));
+        Promise.all([this.syncWal(), ...[...dirs].map((d) => syncDir(d))]).then(
+          () => durable.forEach(([w, r]) => w.resolve(r)),
+          (err: unknown) => durable.forEach(([w]) => w.reject(err)),
+        );
+      }
     } catch (err) {
       if (batch.length === 1) {
         batch[0]!.reject(err);
@@ -183,6 +201,8 @@ export class Store {
   async close(): Promise<void> {
     this.closed = true;
     while (this.writing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 10));
+    await this.syncWal().catch(() => undefined);
+    if (this.walHandle) await (await this.walHandle).close();
     await this.db.destroy();
   }
 }

@@ -114,34 +114,18 @@ const icd10Bare: PatternRecognizer = {
   id: 'icd10-labelled',
   type: 'ICD10_CODE',
   category: 'health',
-  // "Dx: I10", "ICD-10 E1165": too much like product codes and room numbers ("N95", "M365") to count without a label.
+  // "Dx: I10", "ICD-10 E1165" and further codes in the list ("Dx: I10, E1165 and F329"): bare codes look too much
+  // like product codes and room numbers ("N95", "M365") to count without a label.
   patterns: [
-    {
-      name: 'icd10-after-label',
-      regex: new RegExp(labelled(ICD_BARE, ICD_LABEL), 'u'),
-      score: 0.5,
-    },
+    { name: 'icd10-after-label', regex: new RegExp(labelled(ICD_BARE, ICD_LABEL), 'u'), score: 0.5 },
+    { name: 'icd10-in-list', regex: new RegExp(listed(ICD_BARE, ICD_SHAPE), 'u'), score: 0.5 },
   ],
-  validate: (m) => (plausibleIcd10(m) ? undefined : false),
-};
-
-const icd10Listed: PatternRecognizer = {
-  id: 'icd10-listed',
-  type: 'ICD10_CODE',
-  category: 'health',
-  // Further bare codes in a labelled list ("Dx: I10, E1165 and F329").
-  patterns: [{ name: 'icd10-in-list', regex: new RegExp(listed(ICD_BARE, ICD_SHAPE), 'u'), score: 0.5 }],
   context: ICD_LABELS,
   contextWindow: 120,
   requireContext: true,
   validate: (m) => (plausibleIcd10(m) ? undefined : false),
 };
 
-/**
- * A billing label right before a code ("CPT 99213", "billed as D2740", "procedure code: 0001F"), not a ZIP or promo
- * code. Written as a look-behind after a look-ahead on the code itself, so the label is only tried where a code
- * stands: a label-first pattern with the i flag runs ten times slower over a megabyte of mail.
- */
 /** A billing label right before a code ("CPT 99213", "billed as J1100", "procedure code: 0001F"). */
 const BILLING_LABEL = `(?:${ci('cpt')}®?(?:[ -]?${ci('code')}[sS]?)?|${ci('hcpcs')}(?:[ -]?${ci('code')}[sS]?)?|${ci('procedure')}[ -]${ci('code')}[sS]?|${ci('billing')}[ -]${ci('code')}[sS]?|${ci('billed')}(?:\\s(?:as|under|with|using))?|[jJ]-?${ci('code')}[sS]?|${ci('supply')}[ -]${ci('code')}[sS]?|${ci('code')}[sS]?)`;
 /** "code" that is a ZIP code, promo code … is no billing label. */
@@ -149,29 +133,18 @@ const NOT_BILLING = `(?:${ci('zip|postal|post|area|promo|promotional|discount|co
 
 const CPT = '\\d{4}[0-9FT]';
 
-const cptLabelled: PatternRecognizer = {
-  id: 'cpt-labelled',
-  type: 'CPT_CODE',
-  category: 'health',
-  patterns: [
-    {
-      name: 'cpt-after-label',
-      regex: new RegExp(labelled(CPT, BILLING_LABEL, NOT_BILLING), 'u'),
-      score: 0.5,
-    },
-  ],
-  validate: (m) => validCpt(m),
-};
+const BILLING_CONTEXT = ['cpt', 'cpt code', 'cpt codes', 'procedure code', 'procedure codes', 'hcpcs', 'billed', 'billing code', 'billing codes', 'code', 'codes', 'j-code', 'j-codes', 'supply code'];
 
-const cptListed: PatternRecognizer = {
-  id: 'cpt-listed',
+const cpt: PatternRecognizer = {
+  id: 'cpt-code',
   type: 'CPT_CODE',
   category: 'health',
-  // Further codes in a labelled list ("CPT 99213, 99214 and 90837"); the context check keeps ZIP lists out.
+  // After a billing label, and further codes in its list ("CPT 99213, 99214 and 90837").
   patterns: [
+    { name: 'cpt-after-label', regex: new RegExp(labelled(CPT, BILLING_LABEL, NOT_BILLING), 'u'), score: 0.5 },
     { name: 'cpt-in-list', regex: new RegExp(listed(CPT, CPT), 'u'), score: 0.5 },
   ],
-  context: ['cpt', 'cpt code', 'cpt codes', 'procedure code', 'procedure codes', 'hcpcs', 'billed', 'billing code', 'billing codes'],
+  context: BILLING_CONTEXT,
   contextWindow: 120,
   requireContext: true,
   validate: (m) => validCpt(m),
@@ -184,27 +157,15 @@ function validCpt(m: string): boolean | undefined {
 }
 
 const HCPCS = '[A-CEGHJ-MP-V]\\d{4}';
-const hcpcsLabelled: PatternRecognizer = {
-  id: 'hcpcs-labelled',
+const hcpcs: PatternRecognizer = {
+  id: 'hcpcs-code',
   type: 'HCPCS_CODE',
   category: 'health',
   patterns: [
-    {
-      name: 'hcpcs-after-label',
-      regex: new RegExp(labelled(HCPCS, BILLING_LABEL, NOT_BILLING), 'u'),
-      score: 0.5,
-    },
-  ],
-};
-
-const hcpcsListed: PatternRecognizer = {
-  id: 'hcpcs-listed',
-  type: 'HCPCS_CODE',
-  category: 'health',
-  patterns: [
+    { name: 'hcpcs-after-label', regex: new RegExp(labelled(HCPCS, BILLING_LABEL, NOT_BILLING), 'u'), score: 0.5 },
     { name: 'hcpcs-in-list', regex: new RegExp(listed(HCPCS, HCPCS), 'u'), score: 0.5 },
   ],
-  context: ['hcpcs', 'hcpcs code', 'hcpcs codes', 'j-code', 'j-codes', 'j code', 'billed', 'cpt', 'procedure code', 'procedure codes', 'supply code'],
+  context: BILLING_CONTEXT,
   contextWindow: 120,
   requireContext: true,
 };
@@ -277,12 +238,15 @@ function hashWord(word: string): number {
 }
 
 /** Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". */
-function tokenize(lower: string): Tokens {
+/** Token buffers reused from part to part (analysis is synchronous); see tokensOf for the one-part cache. */
+let buffers = { start: new Int32Array(1024), end: new Int32Array(1024), hash: new Int32Array(1024) };
+
+function tokenize(lower: string, reuse = true): Tokens {
   const n = lower.length;
-  let size = (n >> 2) + 16;
-  let start = new Int32Array(size);
-  let end = new Int32Array(size);
-  let hash = new Int32Array(size);
+  let size = reuse ? buffers.start.length : (n >> 2) + 16;
+  let start = reuse ? buffers.start : new Int32Array(size);
+  let end = reuse ? buffers.end : new Int32Array(size);
+  let hash = reuse ? buffers.hash : new Int32Array(size);
   let k = 0;
   let i = 0;
   while (i < n) {
@@ -317,10 +281,11 @@ function tokenize(lower: string): Tokens {
     const a = lower.charCodeAt(i);
     if ((a === 39 || a === 0x2019) && lower.charCodeAt(i + 1) === 115 && !isWordChar(lower.charCodeAt(i + 2) || 32)) i += 2;
   }
+  if (reuse) buffers = { start, end, hash };
   return { count: k, start, end, hash };
 }
 
-/** Health and care both tokenize the same part, one after the other: keep the last result. */
+/** Health and care both tokenize the same part, one after the other: keep the last result (in the shared buffers). */
 let cached: { lower: string; tokens: Tokens } | null = null;
 
 function tokensOf(lower: string): Tokens {
@@ -330,7 +295,7 @@ function tokensOf(lower: string): Tokens {
 
 function termTokens(term: string): string[] {
   const lower = term.toLowerCase();
-  const t = tokenize(lower);
+  const t = tokenize(lower, false);
   const out: string[] = [];
   for (let k = 0; k < t.count; k++) out.push(lower.slice(t.start[k], t.end[k]));
   return out;
@@ -599,11 +564,8 @@ export const careContextRecognizer: CustomRecognizer = {
 export const healthRecognizers: Recognizer[] = [
   icd10Dotted,
   icd10Bare,
-  icd10Listed,
-  cptLabelled,
-  cptListed,
-  hcpcsLabelled,
-  hcpcsListed,
+  cpt,
+  hcpcs,
   cdt,
   ndc,
   healthTermRecognizer,

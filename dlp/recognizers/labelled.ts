@@ -7,6 +7,8 @@ import { isPlausibleDate } from '../validators.js';
 
 const DEFAULT_WINDOW = 60;
 const DEFAULT_BOOST = 0.35;
+/** Characters kept around a searched stretch for lookbehinds and lookaheads (the longest here look at three). */
+const LOOKAROUND_MARGIN = 8;
 
 /**
  * Runs a labelled recognizer (requireContext) only around its labels, with the engine's rules: same patterns, scores,
@@ -58,15 +60,19 @@ export function scanNearLabels(spec: PatternRecognizer, maxMatch = 120): CustomR
         const re = pattern.regex;
         let next = 0;
         for (const [from, to] of spans) {
-          re.lastIndex = Math.max(from, next);
-          for (let m = re.exec(text); m && m.index <= to; m = re.exec(text)) {
-            next = re.lastIndex;
+          // A search runs on until it finds a match, wherever that is: search a copy of the stretch, with a few characters
+          // before it for lookbehinds and room after it for a match that starts inside and ends outside.
+          const base = Math.max(0, from - LOOKAROUND_MARGIN);
+          const piece = text.slice(base, Math.min(text.length, to + maxMatch + LOOKAROUND_MARGIN));
+          re.lastIndex = Math.max(from, next) - base;
+          for (let m = re.exec(piece); m && base + m.index <= to; m = re.exec(piece)) {
+            next = base + re.lastIndex;
             if (m[0].length === 0) {
               re.lastIndex++;
               continue;
             }
             const id = m.groups?.id;
-            const start = m.index + (id !== undefined ? Math.max(m[0].indexOf(id), 0) : 0);
+            const start = base + m.index + (id !== undefined ? Math.max(m[0].indexOf(id), 0) : 0);
             const end = start + (id ?? m[0]).length;
             let score = pattern.score;
             if (spec.validate) {

@@ -80,6 +80,7 @@ const RELATIVE_CUES = wordSet(
 const GREETINGS = wordSet('hi hello hey');
 /** Words after which a lower-case name may follow ("my name is lena", "dear john", "mr. lee", "call me ann"). */
 const LOWER_CUES = ['is', 'dear', 'mr', 'mrs', 'ms', 'mx', 'dr', 'prof', 'me', 'him', 'her', 'name', 'pt', 'patient'];
+const LOWER_CUE_INITIALS = new Set(LOWER_CUES.map((w) => w.charCodeAt(0)));
 const SPEECH_VERBS = wordSet('says said asked told');
 const CARE_VERB_CUES = wordSet('referring referred refer saw seen treated treating examined admitted discharged evaluated');
 const APPOINTMENT_WORDS = wordSet(
@@ -162,12 +163,24 @@ interface Tokens {
   shape: Uint8Array;
 }
 
+function grow<T extends Int32Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
 /** Word tokens: letters with inner apostrophes or hyphens ("O'Brien", "Mary-Jane"); "'s" is split off as possessive. */
+/**
+ * Token buffers, reused from call to call (analysis is synchronous, and findings keep numbers, not these arrays):
+ * allocating them per part made garbage collection a quarter of the work on a megabyte of mail.
+ */
+let buffers: Tokens = { count: 0, capitalised: 0, start: new Int32Array(1024), end: new Int32Array(1024), possessive: new Uint8Array(1024), shape: new Uint8Array(1024) };
+
 function tokenize(text: string): Tokens {
   const n = text.length;
-  // Typed arrays sized for the worst case: far faster than growing arrays on a megabyte of text.
-  const size = (n >> 1) + 1;
-  const t: Tokens = { count: 0, capitalised: 0, start: new Int32Array(size), end: new Int32Array(size), possessive: new Uint8Array(size), shape: new Uint8Array(size) };
+  let size = buffers.start.length;
+  const t = buffers;
+  t.count = 0;
+  t.capitalised = 0;
   let k = 0;
   let i = 0;
   while (i < n) {
@@ -195,9 +208,10 @@ function tokenize(text: string): Tokens {
     let end = i;
     const a = text.charCodeAt(end - 2);
     const s = text.charCodeAt(end - 1);
+    let possessive = false;
     if (end - start > 2 && (a === 39 || a === 0x2019) && (s === 115 || s === 83)) {
       end -= 2;
-      t.possessive[k] = 1;
+      possessive = true;
     }
     let shape = Shape.Lower;
     if (firstUpper) {
@@ -215,6 +229,15 @@ function tokenize(text: string): Tokens {
       }
       if (letters < 2) shape = Shape.Cap;
     }
+    if (k === size) {
+      size *= 2;
+      t.start = grow(t.start, new Int32Array(size));
+      t.end = grow(t.end, new Int32Array(size));
+      t.possessive = grow(t.possessive, new Uint8Array(size));
+      t.shape = grow(t.shape, new Uint8Array(size));
+      buffers = t;
+    }
+    t.possessive[k] = possessive ? 1 : 0;
     t.start[k] = start;
     t.end[k] = end;
     t.shape[k] = shape;
@@ -290,6 +313,11 @@ class NameScanner {
   /** Mostly lower-case text (chat, quick notes): lower-case given names count there too. */
   private readonly lowerText: boolean;
 
+  /** The lower-cased text (same offsets). */
+  get lowerCopy(): string {
+    return this.lower;
+  }
+
   constructor(
     private readonly text: string,
     private readonly lower: string,
@@ -300,11 +328,11 @@ class NameScanner {
   }
 
   /** Whether the word before token i may be a cue that allows a lower-case name (cheap: no string is made). */
-  private lowerCueBefore(i: number): boolean {
+  lowerCueBefore(i: number): boolean {
     if (i === 0) return false;
     const s = this.t.start[i - 1]!;
     const len = this.t.end[i - 1]! - s;
-    if (len > 6) return false;
+    if (len < 2 || len > 7 || !LOWER_CUE_INITIALS.has(this.lower.charCodeAt(s))) return false;
     for (const w of LOWER_CUES) if (w.length === len && this.lower.startsWith(w, s)) return true;
     return false;
   }
@@ -352,10 +380,15 @@ class NameScanner {
   /** Tokens i and j=i+1 sit in one name: a single space between them (or ". " after an initial). */
   joined(i: number, j: number): boolean {
     if (this.t.possessive[i]) return false;
-    const gap = this.text.slice(this.t.end[i], this.t.start[j]);
-    if (gap === ' ') return true;
-    if (this.t.end[i]! - this.t.start[i]! === 1 && (gap === '. ' || gap === '.')) return true;
-    return gap === '  ' || gap === '\t';
+    const from = this.t.end[i]!;
+    const len = this.t.start[j]! - from;
+    const a = this.text.charCodeAt(from);
+    if (len === 1) return a === 32 || a === 9 || (a === 46 && this.t.end[i]! - this.t.start[i]! === 1);
+    if (len === 2) {
+      const b = this.text.charCodeAt(from + 1);
+      return (a === 32 && b === 32) || (a === 46 && b === 32 && this.t.end[i]! - this.t.start[i]! === 1);
+    }
+    return false;
   }
 
   isInitial(i: number): boolean {
@@ -364,8 +397,19 @@ class NameScanner {
 
   /** Tokens first..last sit in an address: a number right before, or a street word right after. */
   inAddress(first: number, last: number): boolean {
-    const before = this.text.slice(Math.max(0, this.t.start[first]! - 8), this.t.start[first]);
-    if (/\d[A-Za-z]?,?\s{1,3}$/.test(before)) return true;
+    // "1737 Victor Hugo", "12B, Sophia Lane": a house number right before.
+    let p = this.t.start[first]! - 1;
+    let spaces = 0;
+    while (p >= 0 && spaces < 4 && (this.text.charCodeAt(p) === 32 || this.text.charCodeAt(p) === 9)) {
+      p--;
+      spaces++;
+    }
+    if (spaces > 0 && p >= 0) {
+      if (this.text.charCodeAt(p) === 44) p--;
+      const c = this.text.charCodeAt(p);
+      const d = this.text.charCodeAt(p - 1);
+      if ((c >= 48 && c <= 57) || (((c | 32) >= 97 && (c | 32) <= 122) && d >= 48 && d <= 57)) return true;
+    }
     if (first > 0 && STREET_PREFIXES.has(this.word(first - 1)) && this.joined(first - 1, first)) return true;
     const next = last + 1;
     return next < this.count && this.joined(last, next) && STREET_WORDS.has(this.word(next));
@@ -439,7 +483,13 @@ class NameScanner {
     const found: Candidate[] = [];
     const n = this.count;
     let i = 0;
+    const shape = this.t.shape;
     while (i < n) {
+      // Most words are lower-case and no name: skip them before any call.
+      if (shape[i] === Shape.Lower && !this.lowerText && !this.lowerCueBefore(i)) {
+        i++;
+        continue;
+      }
       const c = this.nameAt(i);
       if (c) {
         found.push(c);
@@ -478,6 +528,8 @@ class NameScanner {
     const lower = shape === Shape.Lower;
     // Most words are lower-case and no name: leave them before any string is made.
     if (lower && !this.lowerText && !this.lowerCueBefore(i)) return null;
+    // A capitalised common word ("The", "Please") starts no name, whatever is before it.
+    if (!lower && (!this.nameShaped(i) || !isName(this.kind(i)))) return null;
     const cue = this.cueBefore(i);
     // Lower-case words start a name only as a given name, or as any name word right after a cue that allows it.
     const lowerStart = cue?.allowsLower ? isName(this.kind(i)) && this.kind(i) !== Kind.Ambiguous : this.kind(i) === Kind.First;
@@ -628,10 +680,21 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
     for (const w of headerWords(display) ?? []) wanted.set(w.word, w.common || wanted.get(w.word) === true);
   }
   if (wanted.size === 0) return [];
+  // Cheap filters before a word is made: its length and first letter must match a header word.
+  const lengths = new Set<number>();
+  const initials = new Set<number>();
+  for (const w of wanted.keys()) {
+    lengths.add(w.length);
+    initials.add(w.charCodeAt(0));
+  }
+  const lower = scanner.lowerCopy;
   const out: Out[] = [];
   let open: Out | null = null;
   let lastIndex = -2;
   for (let i = 0; i < scanner.count; i++) {
+    const s = shapes.start[i]!;
+    const len = shapes.end[i]! - s;
+    if (!lengths.has(len) || (lower.charCodeAt(s) < 0x80 && !initials.has(lower.charCodeAt(s)))) continue;
     const w = scanner.word(i);
     const common = wanted.get(w);
     if (common === undefined) continue;
