@@ -10,6 +10,7 @@ import { appendAudit } from '../store/audit.js';
 import type { Store, Trx } from '../store/store.js';
 import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } from './bounce.js';
 import { newQueueId } from './ids.js';
+import type { PlainCache } from './plain-cache.js';
 import { retryDelay } from './retry.js';
 import { TransportError, type SendResult, type Transport } from './transport.js';
 
@@ -47,6 +48,7 @@ export class Delivery {
     private readonly log: Logger,
     private readonly transport: Transport,
     private readonly onEnqueued: () => void,
+    private readonly cache?: PlainCache,
   ) {
     this.hostname = config.smtp.hostname ?? os.hostname();
   }
@@ -113,7 +115,7 @@ export class Delivery {
       return this.store.unseal('blobs', first.blob_id);
     }
     if (!first.message_id) throw new GatewayError('SPOOL_MISSING', 'envelope without message');
-    const raw = await this.store.unseal('spool', first.message_id);
+    const raw = this.cache?.get(first.message_id) ?? (await this.store.unseal('spool', first.message_id));
     return Buffer.concat([Buffer.from(first.prefix, 'latin1'), raw]);
   }
 
@@ -314,6 +316,7 @@ export class Delivery {
     await this.store.write((trx) =>
       trx('messages').where({ id: messageId }).update({ state: 'done', spool_removed: true, updated_at: Date.now() }),
     );
+    this.cache?.delete(messageId);
     await this.store.removeSealed('spool', messageId);
   }
 }

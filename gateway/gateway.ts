@@ -7,6 +7,7 @@ import type { Store } from '../store/store.js';
 import { Delivery, type EnvelopeRow } from './delivery.js';
 import { Intake } from './intake.js';
 import { defaultStages, type Stage } from './pipeline.js';
+import { PlainCache } from './plain-cache.js';
 import { Pump } from './pump.js';
 import { RulesSource } from './rules.js';
 import { DlpScanner, type Scanner } from './scan.js';
@@ -32,6 +33,7 @@ export class Gateway {
   private readonly delivery: Delivery;
   readonly rules?: RulesSource;
   private sweeper?: NodeJS.Timeout;
+  private readonly cache = new PlainCache();
 
   constructor(private readonly opts: GatewayOptions) {
     const { config, store, log } = opts;
@@ -47,8 +49,8 @@ export class Gateway {
       scanner = new DlpScanner(this.rules);
     }
     const stages = opts.stages ?? defaultStages(scanner!);
-    this.delivery = new Delivery(store, config, log, this.transport, () => this.deliveryPump.wake());
-    this.workers = new MessageWorkers(store, config, log, stages, (groups) => this.deliveryPump.offer(groups));
+    this.delivery = new Delivery(store, config, log, this.transport, () => this.deliveryPump.wake(), this.cache);
+    this.workers = new MessageWorkers(store, config, log, stages, (groups) => this.deliveryPump.offer(groups), this.cache);
     this.messagePump = new Pump({
       name: 'pipeline',
       capacity: config.queue.workers,
@@ -65,7 +67,15 @@ export class Gateway {
       claim: (n) => this.delivery.claim(n),
       handle: (group) => this.delivery.handle(group),
     });
-    this.intake = new Intake({ config, store, log, onSpooled: (message) => this.messagePump.offer([message]) });
+    this.intake = new Intake({
+      config,
+      store,
+      log,
+      onSpooled: (message, plaintext) => {
+        if (plaintext) this.cache.set(message.id, plaintext);
+        this.messagePump.offer([message]);
+      },
+    });
   }
 
   get transportName(): string {

@@ -16,7 +16,7 @@ export interface IntakeOptions {
   store: Store;
   log: Logger;
   /** Called after a message is durably spooled (and leased for processing), to hand it to the workers. */
-  onSpooled: (message: SpooledMessage) => void;
+  onSpooled: (message: SpooledMessage, plaintext: Buffer | undefined) => void;
 }
 
 type Reply = Error & { responseCode: number };
@@ -170,7 +170,15 @@ export class Intake {
     const { store, log, onSpooled } = this.opts;
     const checker = new LineEndingChecker();
     let refusal: GatewayError | undefined;
+    // Small messages are also kept in memory for the worker that takes them next (see plain-cache.ts).
+    let kept: Buffer[] | undefined = [];
+    let keptBytes = 0;
     const inspect = (chunk: Buffer) => {
+      if (kept) {
+        keptBytes += chunk.length;
+        if (keptBytes > 1024 * 1024) kept = undefined;
+        else kept.push(chunk);
+      }
       if (stream.sizeExceeded) refusal = new GatewayError('SMTP_TOO_LARGE');
       else if (!checker.check(chunk)) refusal = new GatewayError('SMTP_BARE_LINE_ENDING');
       if (refusal) throw refusal;
@@ -195,7 +203,7 @@ export class Intake {
         trace: (qid, now) => traceHeader(session, this.hostname, qid, now),
       });
       log.info({ evt: 'SMTP_ACCEPTED', session: session.id, qid: spooled.id, rcpts: meta.rcptTo.length, tls: meta.tls }, 'accepted');
-      onSpooled(spooled);
+      onSpooled(spooled, kept ? Buffer.concat(kept, keptBytes) : undefined);
       return spooled.id;
     } catch (err) {
       // Drain what is left of DATA so the reply lines up with the end of the transfer.

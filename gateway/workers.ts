@@ -8,6 +8,7 @@ import { appendAudit } from '../store/audit.js';
 import type { Store } from '../store/store.js';
 import { runStage, type MessageContext, type Stage } from './pipeline.js';
 import type { Verdict } from './scan.js';
+import type { PlainCache } from './plain-cache.js';
 import { ENVELOPE_LEASE_MS, type EnvelopeRow } from './delivery.js';
 import { retryDelay } from './retry.js';
 
@@ -44,6 +45,7 @@ export class MessageWorkers {
     private readonly log: Logger,
     private readonly stages: readonly Stage[],
     private readonly onEnqueued: (groups: EnvelopeRow[][]) => void,
+    private readonly cache?: PlainCache,
   ) {}
 
   /** Claims up to n messages that are due (new, deferred and due, or abandoned by a crashed worker). */
@@ -95,7 +97,7 @@ export class MessageWorkers {
     const started = Date.now();
     let stageName = 'load';
     try {
-      const raw = await this.store.unseal('spool', row.id);
+      const raw = this.cache?.get(row.id) ?? (await this.store.unseal('spool', row.id));
       const ctx: MessageContext = {
         id: row.id,
         mailFrom: row.mail_from,
@@ -171,7 +173,10 @@ export class MessageWorkers {
         detail: { clean: plan.length, ...verdictSummary(ctx.verdict) },
       });
     });
-    if (plan.length === 0) await this.store.removeSealed('spool', row.id);
+    if (plan.length === 0) {
+      this.cache?.delete(row.id);
+      await this.store.removeSealed('spool', row.id);
+    }
     return [...groups.values()];
   }
 
