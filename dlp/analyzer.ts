@@ -7,7 +7,7 @@ import { checkPatternSafety } from './safe-regex.js';
 import type { CustomRecognizer, Finding, PatternRecognizer, Recognizer, TextPart, Verdict } from './types.js';
 
 export interface AnalyzeOptions {
-  /** Display names from From/To/Cc: a name the message itself names is a strong hint when seen in the text. */
+  /** Display names from To/Cc (not From): a name the message itself names is a strong hint when seen in the text. */
   headerNames?: readonly string[];
   /** Findings made outside the text, e.g. for attachments that cannot be read (category 'attachment'). */
   extraFindings?: readonly Finding[];
@@ -90,8 +90,8 @@ export class Analyzer {
 
   analyze(parts: readonly TextPart[], opts: AnalyzeOptions = {}): Verdict {
     const findings: Finding[] = [];
-    for (const part of parts) findings.push(...this.findings(part, opts.headerNames ?? []));
-    findings.push(...(opts.extraFindings ?? []));
+    for (const part of parts) for (const f of this.findings(part, opts.headerNames ?? [])) findings.push(f);
+    for (const f of opts.extraFindings ?? []) findings.push(f);
     const subjectParts = new Set(parts.filter((p) => p.kind === 'subject').map((p) => p.id));
     return evaluateRules(this.ruleSet, resolveOverlaps(findings), subjectParts);
   }

@@ -44,7 +44,8 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
     const patterns = r.patterns.map((p) => ({
       name: p.name,
       score: p.score,
-      regex: new RegExp(p.regex.source, [...new Set(`${p.regex.flags}g`)].join('')),
+      // 'd' gives the exact position of an `id` group (its text may also occur inside the label).
+      regex: new RegExp(p.regex.source, [...new Set(`${p.regex.flags}g${p.regex.source.includes('(?<id>') ? 'd' : ''}`)].join('')),
     }));
     return { kind: 'pattern', spec: r, patterns, context: r.context?.length ? wordListRegex(r.context) : undefined };
   });
@@ -75,8 +76,8 @@ function runPattern(rec: CompiledPatternRecognizer, text: string, lower: string,
       }
       // A pattern may mark the identifier itself with a named group `id` (the rest is its label).
       const idText = m.groups?.id ?? m[0];
-      const offset = m.groups?.id !== undefined ? m[0].indexOf(idText) : 0;
-      const start = m.index + Math.max(offset, 0);
+      const idSpan = m.indices?.groups?.id;
+      const start = idSpan ? idSpan[0] : m.index;
       const end = start + idText.length;
       let score = pattern.score;
       if (spec.validate) {
@@ -94,35 +95,65 @@ function runPattern(rec: CompiledPatternRecognizer, text: string, lower: string,
   return out;
 }
 
-/** Drops a finding when another of the same category covers it with a higher score (or the same score and a wider span). */
+/**
+ * Drops a finding when another of the same part and category covers it with a higher score (or the same
+ * score and a wider span). One sort and a sweep: only findings still open at a position can cover it.
+ */
 export function resolveOverlaps(findings: Finding[]): Finding[] {
-  const sorted = [...findings].sort((a, b) => a.start - b.start || b.end - a.end || b.score - a.score);
+  const sorted = [...findings].sort(
+    (a, b) =>
+      (a.part < b.part ? -1 : a.part > b.part ? 1 : 0) ||
+      (a.category < b.category ? -1 : a.category > b.category ? 1 : 0) ||
+      a.start - b.start ||
+      b.end - a.end ||
+      b.score - a.score,
+  );
   const keep: Finding[] = [];
+  let open: Finding[] = [];
+  let group = '';
   for (const f of sorted) {
-    const beaten = keep.some(
-      (k) =>
-        k.part === f.part &&
-        k.category === f.category &&
-        k.start <= f.start &&
-        k.end >= f.end &&
-        (k.score > f.score || (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start))),
+    const key = `${f.part}\u0000${f.category}`;
+    if (key !== group) {
+      group = key;
+      open = [];
+    }
+    if (open.length > 0 && open.some((k) => k.end < f.start)) open = open.filter((k) => k.end >= f.start);
+    const beaten = open.some(
+      (k) => k.end >= f.end && (k.score > f.score || (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start))),
     );
-    if (!beaten) keep.push(f);
+    if (beaten) continue;
+    keep.push(f);
+    open.push(f);
   }
   return keep;
+}
+
+/** A lower-cased copy with the same length and offsets (a few characters change length when lower-cased). */
+function lowerSameLength(text: string): string {
+  const lower = text.toLowerCase();
+  if (lower.length === text.length) return lower;
+  let out = '';
+  for (const ch of text) {
+    const l = ch.toLowerCase();
+    out += l.length === ch.length ? l : ch;
+  }
+  return out;
 }
 
 export function analyzePart(compiled: CompiledRecognizers, part: TextPart, headerNames: readonly string[] = []): Finding[] {
   const text = part.text;
   if (!text) return [];
-  const lower = text.toLowerCase();
-  // toLowerCase can change lengths for a few exotic characters; offsets must line up, so fall back.
-  const safeLower = lower.length === text.length ? lower : text;
+  const safeLower = lowerSameLength(text);
   const ctx: AnalyzeContext = { part, lower: safeLower, headerNames };
   const findings: Finding[] = [];
+  // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
   for (const rec of compiled) {
-    if (rec.kind === 'pattern') findings.push(...runPattern(rec, text, safeLower, part.id));
-    else for (const f of rec.spec.analyze(text, ctx)) findings.push({ ...f, part: part.id });
+    if (rec.kind === 'pattern') for (const f of runPattern(rec, text, safeLower, part.id)) findings.push(f);
+    else {
+      for (const f of rec.spec.analyze(text, ctx)) {
+        findings.push({ type: f.type, category: f.category, part: part.id, start: f.start, end: f.end, score: f.score, recognizer: f.recognizer });
+      }
+    }
   }
   return resolveOverlaps(findings);
 }

@@ -79,7 +79,7 @@ export interface AnalyzeContext {
   part: TextPart;
   /** Lower-cased copy of the text, same offsets. */
   lower: string;
-  /** Person names known from the message's own headers (From/To/Cc display names). */
+  /** Recipient display names from the message headers (To/Cc; not From: the sender signs every mail). */
   headerNames: readonly string[];
 }
 

@@ -108,6 +108,7 @@ export function isValidIpv6(text: string): boolean {
   return groups.length >= 3 && groups.length <= 7;
 }
 
+// prettier-ignore
 const VIN_VALUES: Record<string, number> = {
   A: 1, B: 2, C: 3, D: 4, E: 5, F: 6, G: 7, H: 8, J: 1, K: 2, L: 3, M: 4, N: 5, P: 7, R: 9, S: 2, T: 3, U: 4, V: 5, W: 6, X: 7, Y: 8, Z: 9,
 };
@@ -141,7 +142,20 @@ const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', '
 
 function realDate(year: number, month: number, day: number): boolean {
   if (month < 1 || month > 12 || day < 1) return false;
-  const days = [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!;
+  const days = [
+    31,
+    year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28,
+    31,
+    30,
+    31,
+    30,
+    31,
+    31,
+    30,
+    31,
+    30,
+    31,
+  ][month - 1]!;
   return day <= days;
 }
 
@@ -153,18 +167,21 @@ function realDate(year: number, month: number, day: number): boolean {
 export function isPlausibleDate(text: string, minYear: number, maxYear: number): boolean {
   const lower = text.toLowerCase();
   const numbers = lower.match(/[0-9]+/g) ?? [];
-  const yearOk = (y: string) => y.length === 2 || (y.length === 4 && Number(y) >= minYear && Number(y) <= maxYear);
+  const yearOk = (y: string) =>
+    y.length === 2 || (y.length === 4 && Number(y) >= minYear && Number(y) <= maxYear);
   const fullYear = (y: string) => (y.length === 2 ? 2000 + Number(y) : Number(y));
   const word = /[a-z]{3,}/.exec(lower)?.[0];
   const monthIndex = word ? MONTHS.indexOf(word.slice(0, 3)) : -1;
   if (word) {
     const [day, year] = numbers;
-    if (monthIndex < 0 || numbers.length !== 2 || !day || !year || day.length > 2 || !yearOk(year)) return false;
+    if (monthIndex < 0 || numbers.length !== 2 || !day || !year || day.length > 2 || !yearOk(year))
+      return false;
     return realDate(fullYear(year), monthIndex + 1, Number(day));
   }
   const [a, b, c] = numbers;
   if (numbers.length !== 3 || !a || !b || !c) return false;
-  if (a.length === 4) return yearOk(a) && b.length <= 2 && c.length <= 2 && realDate(Number(a), Number(b), Number(c));
+  if (a.length === 4)
+    return yearOk(a) && b.length <= 2 && c.length <= 2 && realDate(Number(a), Number(b), Number(c));
   if (a.length > 2 || b.length > 2 || (c.length !== 2 && c.length !== 4) || !yearOk(c)) return false;
   const y = fullYear(c);
   return realDate(y, Number(a), Number(b)) || realDate(y, Number(b), Number(a));

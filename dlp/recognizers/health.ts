@@ -1,6 +1,9 @@
 // Health signals (category health) and care context (category care): medical codes as pattern recognizers,
 // and the vocabulary of dlp/data/medical-terms.ts as one token pass with Map look-ups (never a giant alternation).
-// A word with an everyday meaning must never make a message PHI by itself: it needs a second signal near.
+// A word with an everyday meaning must never make a message PHI by itself: it is reported only with a second
+// signal near (another health term within 100 characters; a clinical word like "patient" or "dx" within 60; for
+// dental words also a tooth, a tooth number, a CDT code). "covid-era policy", "cancer awareness" are generic: a
+// condition followed by such a word is not reported. Care words close together are merged into one finding.
 //
 // Types (category health unless noted):
 //   ICD10_CODE    ICD-10-CM code: "F32.9" 0.55 alone, 0.9 with a label (Dx, diagnosis, ICD); "I10", "E1165" only labelled
@@ -8,9 +11,10 @@
 //   HCPCS_CODE    HCPCS Level II code (letter + 4 digits, not D), only with a label: 0.85
 //   CDT_CODE      CDT dental procedure code D0100–D9999: 0.6 alone, 0.9 with CDT, procedure, tx, treatment …
 //   NDC_CODE      National Drug Code 4-4-2, 5-3-2, 5-4-1 (or 11 digits after "NDC"): 0.4 alone, 0.85 with NDC, Rx, drug …
-//   CONDITION     diagnoses, symptoms, dental conditions, allergies ("hypertension", "gingivitis")
-//   MEDICATION    drugs, with a dose scoring higher ("lisinopril 10 mg" 0.85)
-//   PROCEDURE     procedures, imaging, dental treatment, lab tests named without a value
+//   CONDITION     diagnoses, symptoms, dental conditions, allergies ("hypertension" 0.75, "fever" 0.6, "the flu" weak)
+//   MEDICATION    drugs ("metformin" 0.7, "ibuprofen" 0.5), with a dose 0.85 ("lisinopril 10 mg"); "shot", "iron" weak
+//   PROCEDURE     procedures, imaging, dental treatment ("root canal" 0.75, "crown" weak), lab tests named without a
+//                 value ("A1c" 0.55, "glucose" 0.35)
 //   LAB_RESULT    a lab test or vital sign with its value ("A1c 7.9%", "LDL 162", "BP 140/90"): 0.85
 //   HEALTH_PHRASE clinical phrasing ("diagnosed with", "tested positive for", "weeks pregnant", "allergic to")
 //   CARE_CONTEXT  (category care) the message is about care: patient, appointment, chart, copay, claim, referral … 0.65
@@ -185,7 +189,7 @@ const ndc: PatternRecognizer = {
   type: 'NDC_CODE',
   category: 'health',
   patterns: [
-    { name: 'ndc-dashed', regex: /(?<![\p{N}\-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u, score: 0.4 },
+    { name: 'ndc-dashed', regex: /(?<![\p{N}-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u, score: 0.4 },
     { name: 'ndc-labelled', regex: new RegExp(labelled('\\d{10,11}', `${ci('ndc')}(?:\\s?(?:${ci('code')}|${ci('number')}|${ci('no')}\\.?|#))?`), 'u'), score: 0.5 },
   ],
   context: ['ndc', 'national drug code', 'drug', 'medication', 'rx', 'dispense', 'dispensed', 'pharmacy', 'prescription'],
@@ -347,7 +351,10 @@ function joins(lower: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = lower.charCodeAt(i);
     if (c === 10) newlines++;
-    else if (!(c === 32 || c === 9 || c === 13 || c === 45 || c === 47 || c === 38 || c === 46 || c === 35 || c === 0x2013)) return false;
+    else if (c === 46) {
+      // A dot only after an initial ("c. diff"), never at the end of a sentence.
+      if (from >= 2 && isWordChar(lower.charCodeAt(from - 2))) return false;
+    } else if (!(c === 32 || c === 9 || c === 13 || c === 45 || c === 47 || c === 38 || c === 35 || c === 0x2013)) return false;
   }
   return newlines <= 1;
 }
@@ -356,6 +363,16 @@ interface Entry {
   /** The word as it stands in the text (a term's first word, or its plural). */
   word: string;
   term: Term;
+}
+
+/** A word right after a term that modifies it ("covid-era", "cancer awareness"): a space or hyphen between, nothing else. */
+function modifies(lower: string, from: number, to: number): boolean {
+  if (to - from < 1 || to - from > 2) return false;
+  for (let i = from; i < to; i++) {
+    const c = lower.charCodeAt(i);
+    if (c !== 32 && c !== 45) return false;
+  }
+  return true;
 }
 
 class Vocabulary {
@@ -457,7 +474,7 @@ function findHealthTerms(text: string, lower: string): Out[] {
     const g = term.group;
     const next = last + 1;
     // "covid-era policy", "cancer awareness month": a condition word used generically.
-    if ((g.type === 'CONDITION' || g.weak) && next < n && GENERIC.has(lower, t, next) && joins(lower, t.end[last]!, t.start[next]!)) {
+    if ((g.type === 'CONDITION' || g.weak) && next < n && GENERIC.has(lower, t, next) && modifies(lower, t.end[last]!, t.start[next]!)) {
       i = next;
       continue;
     }
@@ -551,14 +568,36 @@ function findCareTerms(lower: string): Out[] {
   return out;
 }
 
+/**
+ * The engine falls back to the text itself as ctx.lower when lower-casing changes its length (a Turkish "İ"):
+ * look-ups need lower case, so make a copy lower-cased character by character, same offsets.
+ */
+function alignedLower(text: string, lower: string): string {
+  if (lower !== text) return lower;
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80 ? c >= 65 && c <= 90 : true) {
+      const ch = text[i]!;
+      const low = ch.toLowerCase();
+      if (low !== ch && low.length === 1) {
+        out += text.slice(from, i) + low;
+        from = i + 1;
+      }
+    }
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+
 export const healthTermRecognizer: CustomRecognizer = {
   id: 'health-terms',
-  analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, ctx.lower),
+  analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, alignedLower(text, ctx.lower)),
 };
 
 export const careContextRecognizer: CustomRecognizer = {
   id: 'care-context',
-  analyze: (_text: string, ctx: AnalyzeContext) => findCareTerms(ctx.lower),
+  analyze: (text: string, ctx: AnalyzeContext) => findCareTerms(alignedLower(text, ctx.lower)),
 };
 
 export const healthRecognizers: Recognizer[] = [

@@ -1,196 +1,168 @@
 // Identifiers that look like any other number until a label says what they are (MRN, member ID, claim, DOB …), plus
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
-// Labelled patterns mark the identifier with a named group `id`; the label is the rest of the match.
+// A labelled identifier is found with its label in the match, so it counts only with its label by construction.
 import { wordListRegex } from '../engine.js';
-import type { CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
+import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
-const DEFAULT_WINDOW = 60;
-const DEFAULT_BOOST = 0.35;
-/** Characters kept around a searched stretch for lookbehinds and lookaheads (the longest here look at three). */
-const LOOKAROUND_MARGIN = 8;
+/** Not inside a word or a number. */
+const B = String.raw`(?<![\p{L}\p{N}_])`;
+/** Not followed by a letter or digit, nor by a separator and a digit. */
+const E = String.raw`(?![\p{L}\p{N}_]|[\-./]\p{N})`;
+/**
+ * Between a distinctive label and its value: separators and a few words, without digits, commas or sentence ends
+ * ("MRN: ", "member ID is ", "DOB (mm/dd/yyyy): "). Lazy, so the value is the first one after the label.
+ */
+const WORDS_GAP = String.raw`[^\d.,;!?]{0,20}?`;
+/** Between a label that is also an ordinary word ("chart", "claim", "account") and its value: separators and one filler word. */
+const SHORT_GAP = String.raw`[ \t]{0,3}[:#=\-]?[ \t]{0,3}(?:(?:is|no\.?|number|#)[ \t:#]{1,3})?`;
+
+/** One kind of labelled identifier: a label, a gap, the value. */
+export interface LabelledKind {
+  /** Recognizer id on its findings. */
+  id: string;
+  type: string;
+  category: Category;
+  /** The label, a regular expression (case-insensitive, on a word boundary) without capturing groups. */
+  label: string;
+  /** The value, a regular expression without capturing groups. */
+  value: string;
+  /** What may stand between the label and the value; WORDS_GAP when not given. */
+  gap?: string;
+  /** What must not follow the value; not a letter or digit when not given. */
+  end?: string;
+  /** The score of a value found with its label. */
+  score: number;
+  /** A range check on the value: false drops it. */
+  validate?: (value: string) => boolean;
+}
 
 /**
- * Runs a labelled recognizer (requireContext) only around its labels, with the engine's rules: same patterns, scores,
- * validator, window (before the match, half of it after) and boost. The engine would try the patterns over the whole
- * text and then drop every match without a label near; looking only near the labels gives the same findings for a
- * fraction of the work on long texts. `maxMatch` bounds how long a match can be, so that one ending just before a label
- * is still seen.
+ * Finds labelled identifiers of several kinds in one pass: one search for all their labels, then each kind's pattern
+ * tried where its label is. A pattern per kind over the whole text would read it once per kind, and a label-first
+ * pattern cannot be skipped to quickly, so the search is the cost. Labels of different kinds must not start the same
+ * way: where one kind's label is found, only that kind is tried.
  */
-export function scanNearLabels(spec: PatternRecognizer, maxMatch = 120): CustomRecognizer {
-  const labels = wordListRegex(spec.context ?? [], 'gi');
-  const window = spec.contextWindow ?? DEFAULT_WINDOW;
-  const after = Math.floor(window / 2);
-  const boost = spec.contextBoost ?? DEFAULT_BOOST;
-  const patterns = spec.patterns.map((p) => ({ score: p.score, regex: new RegExp(p.regex.source, [...new Set(`${p.regex.flags}g`)].join('')) }));
+export function labelScanner(id: string, kinds: readonly LabelledKind[]): CustomRecognizer {
+  const labels = new RegExp(
+    String.raw`${B}(?:${kinds.map((k) => `(${k.label})`).join('|')})(?![\p{L}])`,
+    'giu',
+  );
+  const values = kinds.map(
+    (k) =>
+      new RegExp(String.raw`(?:${k.label})(?![\p{L}])${k.gap ?? WORDS_GAP}(${k.value})${k.end ?? E}`, 'iuy'),
+  );
   return {
-    id: spec.id,
-    analyze(text, ctx) {
+    id,
+    analyze(text) {
       const out: Array<Omit<Finding, 'part'>> = [];
-      // Where the labels are, and the stretches of text where a match could have one close enough.
-      const starts: number[] = [];
-      const ends: number[] = [];
-      const spans: Array<[number, number]> = [];
+      const taken = kinds.map(() => 0);
       labels.lastIndex = 0;
-      for (let m = labels.exec(ctx.lower); m; m = labels.exec(ctx.lower)) {
-        const s = m.index;
-        const e = s + m[0].length;
-        starts.push(s);
-        ends.push(e);
-        const from = Math.max(0, s - after - maxMatch);
-        const to = Math.min(text.length, e + window);
-        const last = spans[spans.length - 1];
-        if (last && from <= last[1]) last[1] = Math.max(last[1], to);
-        else spans.push([from, to]);
-      }
-      if (starts.length === 0) return out;
-      /** A label lies wholly in [from, to). */
-      const labelWithin = (from: number, to: number): boolean => {
-        let lo = 0;
-        let hi = starts.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (starts[mid]! < from) lo = mid + 1;
-          else hi = mid;
-        }
-        for (let i = lo; i < starts.length && starts[i]! < to; i++) if (ends[i]! <= to) return true;
-        return false;
-      };
-      for (const pattern of patterns) {
-        const re = pattern.regex;
-        let next = 0;
-        for (const [from, to] of spans) {
-          // A search runs on until it finds a match, wherever that is: search a copy of the stretch, with a few characters
-          // before it for lookbehinds and room after it for a match that starts inside and ends outside.
-          const base = Math.max(0, from - LOOKAROUND_MARGIN);
-          const piece = text.slice(base, Math.min(text.length, to + maxMatch + LOOKAROUND_MARGIN));
-          re.lastIndex = Math.max(from, next) - base;
-          for (let m = re.exec(piece); m && base + m.index <= to; m = re.exec(piece)) {
-            next = base + re.lastIndex;
-            if (m[0].length === 0) {
-              re.lastIndex++;
-              continue;
-            }
-            const id = m.groups?.id;
-            const start = base + m.index + (id !== undefined ? Math.max(m[0].indexOf(id), 0) : 0);
-            const end = start + (id ?? m[0]).length;
-            let score = pattern.score;
-            if (spec.validate) {
-              const valid = spec.validate(id ?? m[0]);
-              if (valid === false) continue;
-              if (valid === true) score = Math.max(score, spec.validScore ?? 0.95);
-            }
-            if (id === undefined && !labelWithin(Math.max(0, start - window), start) && !labelWithin(end, end + after)) continue;
-            out.push({ type: spec.type, category: spec.category, start, end, score: Math.min(1, score + boost), recognizer: spec.id });
-          }
-        }
+      for (let m = labels.exec(text); m; m = labels.exec(text)) {
+        let k = 0;
+        while (k < kinds.length && m[k + 1] === undefined) k++;
+        const kind = kinds[k];
+        const re = values[k];
+        if (!kind || !re || m.index < taken[k]!) continue;
+        re.lastIndex = m.index;
+        const v = re.exec(text);
+        const value = v?.[1];
+        if (!v || value === undefined || (kind.validate && !kind.validate(value))) continue;
+        const end = m.index + v[0].length;
+        taken[k] = end;
+        out.push({
+          type: kind.type,
+          category: kind.category,
+          start: end - value.length,
+          end,
+          score: kind.score,
+          recognizer: kind.id,
+        });
       }
       return out;
     },
   };
 }
 
-/** Not inside a word or a number. */
-const B = String.raw`(?<![\p{L}\p{N}_])`;
-/** Not followed by a letter or digit, nor by a separator and a digit. */
-const E = String.raw`(?![\p{L}\p{N}_]|[\-./]\p{N})`;
-/** Between a label and its value: "MRN: ", "Chart #", "member ID is ", "DOB - ". */
-const SEP = String.raw`(?:[ \t]{0,3}[:#=.\-][ \t]{0,3}|[ \t]{1,3})?(?:(?:is|was|of|on|no\.?|number|#)[ \t:#.]{1,3})?`;
-
-/** A label followed by an identifier: case-insensitive, the label on a word boundary. */
-function labelled(label: string, id: string): RegExp {
-  return new RegExp(String.raw`${B}(?:${label})(?![\p{L}])${SEP}(?<id>${id})${E}`, 'iu');
-}
-
 // "number" in its usual abbreviations, with or without a dot.
 const NO = String.raw`(?:#|no\.?|nbr\.?|num\.?|number|id)`;
+/** A short abbreviation and its number sign, kept apart so that words are not read as labels ("PA no" but not "Pano"). */
+const ABBREV_NO = (abbrev: string) => String.raw`${abbrev}(?:[ \t]{0,2}#|\.?[ \t]{1,2}${NO})`;
 
 // Identifier shapes. Each has a digit (a lookahead, bounded), so "Member ID verified" is not a member ID.
 const HAS_DIGIT = (max: number) => String.raw`(?=[A-Z0-9\-]{0,${max}}\d)`;
-const ALNUM_ID = (min: number, max: number) => String.raw`${HAS_DIGIT(max)}[A-Z0-9][A-Z0-9\-]{${min - 2},${max - 2}}[A-Z0-9]`;
+const ALNUM_ID = (min: number, max: number) =>
+  String.raw`${HAS_DIGIT(max)}[A-Z0-9][A-Z0-9\-]{${min - 2},${max - 2}}[A-Z0-9]`;
 
 // ---------------------------------------------------------------- medical record number
 
-const MRN_LABEL = String.raw`mrn|mr[ \t]?${NO}|medical[ \t]{1,2}record(?:s)?(?:[ \t]{1,2}${NO})?|med\.?[ \t]?rec\.?(?:[ \t]{0,2}${NO})?|chart(?:[ \t]{0,2}${NO})?|(?:patient|pt\.?)[ \t]{0,2}(?:${NO}|identifier)|acc(?:ession)?[ \t]{0,2}${NO}`;
+const MRN_LABEL = String.raw`mrn|${ABBREV_NO('mr')}|medical[ \t]{1,2}records?(?:[ \t]{1,2}${NO})?|med\.?[ \t]?rec\.?(?:[ \t]{0,2}${NO})?|patient[ \t]{0,2}(?:${NO}|identifier)|${ABBREV_NO('pt')}|accession[ \t]{0,2}${NO}|${ABBREV_NO('acc')}`;
 const MRN_ID = String.raw`(?:[A-Z]{1,4}-?)?\d{5,12}(?:-\d{1,4})?`;
-const MRN_CONTEXT = ['mrn', 'mr', 'medical record', 'medical records', 'med rec', 'chart', 'patient', 'pt', 'acc', 'accession'];
 
-const mrn: PatternRecognizer = {
+const mrn: LabelledKind = {
   id: 'mrn',
   type: 'MRN',
   category: 'strong',
-  patterns: [{ name: 'mrn-labelled', regex: labelled(MRN_LABEL, MRN_ID), score: 0.6 }],
-  context: MRN_CONTEXT,
-  requireContext: true,
+  label: MRN_LABEL,
+  value: MRN_ID,
+  score: 0.95,
 };
-
-/** A number a few words from an MRN label ("MRN/DOB: 1234567 / 01/02/1950"). */
-const mrnNear: PatternRecognizer = {
-  id: 'mrn-near',
-  type: 'MRN',
-  category: 'strong',
-  patterns: [{ name: 'mrn-near', regex: new RegExp(String.raw`${B}(?:[A-Z]{1,3}-?)?\d{6,12}${E}`, 'u'), score: 0.2 }],
-  context: ['mrn', 'mr#', 'medical record', 'medical record number', 'chart number', 'chart no'],
-  contextWindow: 30,
-  requireContext: true,
-};
+/** "Chart" is an ordinary word too ("chart the progress of 12345 tasks"): the value must follow at once. */
+const chartNumber: LabelledKind = { ...mrn, label: String.raw`chart(?:[ \t]{0,2}${NO})?`, gap: SHORT_GAP };
 
 // ---------------------------------------------------------------- health plan, claim, prior authorisation
 
 const PLAN_LABEL = String.raw`(?:member|subscriber|enrollee|beneficiary|insured|insurance|policy|medicaid|medi-cal|health[ \t]plan|plan|group|grp|chip)[ \t]{0,2}(?:${NO}|identifier|id[ \t]?#)`;
-const healthPlanId: PatternRecognizer = {
+const healthPlanId: LabelledKind = {
   id: 'health-plan-id',
   type: 'HEALTH_PLAN_ID',
   category: 'strong',
-  patterns: [{ name: 'plan-labelled', regex: labelled(PLAN_LABEL, ALNUM_ID(6, 20)), score: 0.6 }],
-  context: ['member', 'subscriber', 'enrollee', 'beneficiary', 'insured', 'insurance', 'policy', 'medicaid', 'medi-cal', 'plan', 'group', 'grp', 'chip'],
-  requireContext: true,
+  label: PLAN_LABEL,
+  value: ALNUM_ID(6, 20),
+  score: 0.95,
 };
 
-const claimNumber: PatternRecognizer = {
+/** "Claim # 2023-00012345", "claim number is A1234567"; "claim" is an ordinary word, so the value must follow at once. */
+const claimNumber: LabelledKind = {
   id: 'claim-number',
   type: 'CLAIM_NUMBER',
   category: 'strong',
-  patterns: [{ name: 'claim-labelled', regex: labelled(String.raw`claim(?:[ \t]{0,2}${NO})?`, ALNUM_ID(6, 20)), score: 0.6 }],
-  context: ['claim'],
-  requireContext: true,
+  label: String.raw`claim(?:[ \t]{0,2}${NO})?`,
+  value: ALNUM_ID(6, 20),
+  gap: SHORT_GAP,
+  score: 0.95,
 };
 
-const PRIOR_AUTH_LABEL = String.raw`prior[ \t]{1,2}auth(?:orization|orisation)?\.?(?:[ \t]{0,2}(?:${NO}|code))?|pre-?auth(?:orization|orisation)?\.?(?:[ \t]{0,2}${NO})?|pa[ \t]?(?:#|no\.?|number)|auth(?:orization|orisation)?\.?[ \t]{0,2}(?:#|no\.?|number)`;
-const priorAuth: PatternRecognizer = {
+const PRIOR_AUTH_LABEL = String.raw`prior[ \t]{1,2}auth(?:orization|orisation)?\.?(?:[ \t]{0,2}(?:${NO}|code))?|pre-?auth(?:orization|orisation)?\.?(?:[ \t]{0,2}${NO})?|${ABBREV_NO('pa')}|auth(?:orization|orisation)?\.?[ \t]{0,2}(?:#|no\.?|number)`;
+const priorAuth: LabelledKind = {
   id: 'prior-auth',
   type: 'PRIOR_AUTH',
   category: 'strong',
-  patterns: [{ name: 'prior-auth-labelled', regex: labelled(PRIOR_AUTH_LABEL, ALNUM_ID(5, 20)), score: 0.6 }],
-  context: ['prior auth', 'prior authorization', 'prior authorisation', 'preauth', 'pre-auth', 'preauthorization', 'pre-authorization', 'pa', 'auth', 'authorization', 'authorisation'],
-  requireContext: true,
+  label: PRIOR_AUTH_LABEL,
+  value: ALNUM_ID(5, 20),
+  score: 0.95,
 };
 
 // ---------------------------------------------------------------- account and licence numbers
 
-const accountNumber: PatternRecognizer = {
+const accountNumber: LabelledKind = {
   id: 'account-number',
   type: 'ACCOUNT_NUMBER',
   category: 'identifier',
-  patterns: [
-    {
-      name: 'account-labelled',
-      regex: labelled(String.raw`(?:account|acct\.?|acc't|a/c)(?:[ \t]{0,2}${NO})?`, ALNUM_ID(5, 20)),
-      score: 0.5,
-    },
-  ],
-  context: ['account', 'acct', "acc't", 'a/c'],
-  requireContext: true,
+  label: String.raw`(?:account|acct\.?|acc't|a/c)(?:[ \t]{0,2}${NO})?`,
+  value: ALNUM_ID(5, 20),
+  gap: SHORT_GAP,
+  score: 0.85,
 };
 
-const LICENSE_LABEL = String.raw`driver'?s?[ \t]{1,2}licen[cs]e(?:[ \t]{0,2}${NO})?|licen[cs]e[ \t]{0,2}${NO}|lic\.?[ \t]{0,2}(?:#|no\.?|number)|dl[ \t]?(?:#|no\.?|number|num\.?)|dln`;
-const licenseNumber: PatternRecognizer = {
+const LICENSE_LABEL = String.raw`driver'?s?[ \t]{1,2}licen[cs]e(?:[ \t]{0,2}${NO})?|licen[cs]e[ \t]{0,2}${NO}|${ABBREV_NO('lic')}|${ABBREV_NO('dl')}|dln`;
+const licenseNumber: LabelledKind = {
   id: 'license-number',
   type: 'LICENSE_NUMBER',
   category: 'identifier',
-  patterns: [{ name: 'license-labelled', regex: labelled(LICENSE_LABEL, ALNUM_ID(5, 20)), score: 0.5 }],
-  context: ['driver', "driver's", 'drivers', 'license', 'licence', 'lic', 'dl', 'dln'],
-  requireContext: true,
+  label: LICENSE_LABEL,
+  value: ALNUM_ID(5, 20),
+  score: 0.85,
 };
 
 // ---------------------------------------------------------------- dates: of birth and of service
@@ -212,45 +184,50 @@ const DATE = [
   String.raw`\d{1,2}${ORDINAL}(?:[ \t]{1,2}of)?[ \t\-]{0,2}${MONTH},?[ \t\-]{0,2}(?:\d{4}|\d{2})`,
 ].join('|');
 
-const DOB_LABEL = String.raw`dob|d\.o\.b\.?|date[ \t]{1,2}of[ \t]{1,2}birth|birth[ \t]?date|birthday|born(?:[ \t]{1,2}on)?|b\.`;
-const dateOfBirth: PatternRecognizer = {
+const dateOfBirth: LabelledKind = {
   id: 'date-of-birth',
   type: 'DATE_OF_BIRTH',
   category: 'identifier',
-  patterns: [{ name: 'dob-labelled', regex: labelled(DOB_LABEL, DATE), score: 0.55 }],
-  context: ['dob', 'd.o.b', 'date of birth', 'birthdate', 'birth date', 'birthday', 'born', 'b'],
-  contextBoost: 0.4,
-  requireContext: true,
-  validate: (m) => (isPlausibleDate(m, 1880, 2099) ? undefined : false),
+  label: String.raw`dob|d\.o\.b\.?|date[ \t]{1,2}of[ \t]{1,2}birth|birth[ \t]?date|birthday|born`,
+  value: DATE,
+  score: 0.95,
+  validate: (date) => isPlausibleDate(date, 1880, 2099),
+};
+/** "b. 6/10/1998", as in a chart; the label is too short to allow words in between. */
+const dateOfBirthAbbreviated: LabelledKind = {
+  ...dateOfBirth,
+  label: String.raw`b\.`,
+  gap: String.raw`[ \t]{0,2}`,
 };
 
-/** A date a few words from a birth label ("DOB (mm/dd/yyyy): …", "01/02/1950 (DOB)"). */
-const dateOfBirthNear: PatternRecognizer = {
-  id: 'date-of-birth-near',
-  type: 'DATE_OF_BIRTH',
-  category: 'identifier',
-  patterns: [{ name: 'dob-near', regex: new RegExp(String.raw`${B}(?:${NUMERIC_DATE})${E}`, 'u'), score: 0.3 }],
-  context: ['dob', 'd.o.b', 'date of birth', 'birthdate', 'birth date', 'birthday'],
-  contextWindow: 30,
-  requireContext: true,
-  validate: (m) => (isPlausibleDate(m, 1880, 2099) ? undefined : false),
-};
-
-const DOS_LABEL = String.raw`dos|date[ \t]{1,2}of[ \t]{1,2}(?:service|visit|admission|discharge)|(?:service|visit|admission|discharge)[ \t]{1,2}date|(?:seen|visited?|admitted|discharged|treated)(?:[ \t]{1,2}(?:on|in|at))?`;
-const dateOfService: PatternRecognizer = {
+// Dates of service are PHI as well; without a label a date is too common to count.
+const dateOfService: LabelledKind = {
   id: 'date-of-service',
   type: 'DATE_OF_SERVICE',
   category: 'identifier',
-  patterns: [{ name: 'dos-labelled', regex: labelled(DOS_LABEL, DATE), score: 0.4 }],
-  context: ['dos', 'date of service', 'date of visit', 'date of admission', 'date of discharge', 'service date', 'visit date', 'admission date', 'discharge date', 'seen', 'visit', 'visited', 'admitted', 'discharged', 'treated'],
-  requireContext: true,
-  validate: (m) => (isPlausibleDate(m, 1900, 2099) ? undefined : false),
+  label: String.raw`dos|date[ \t]{1,2}of[ \t]{1,2}(?:service|visit|admission|discharge)|(?:service|visit|admission|discharge)[ \t]{1,2}date|(?:seen|visited?|admitted|discharged|treated)(?:[ \t]{1,2}(?:on|in|at))?`,
+  value: DATE,
+  score: 0.75,
+  validate: (date) => isPlausibleDate(date, 1900, 2099),
 };
 
 // ---------------------------------------------------------------- ages over 89 (Safe Harbor keeps ages up to 89)
 
 const AGE = String.raw`(?:9\d|1[01]\d|120)`;
 const NOT_A_UNIT = String.raw`(?![ \t]{0,2}(?:days?|d|weeks?|wks?|months?|mos?|hours?|hrs?|h|minutes?|mins?|seconds?|secs?|%|percent|kg|lbs?|mg|ml|cm|mm)(?![\p{L}]))`;
+/** "age 94", "aged 101", "age: 92" (but not "aged 90 days"). */
+const ageLabelled: LabelledKind = {
+  id: 'age-over-89',
+  type: 'AGE_OVER_89',
+  category: 'identifier',
+  label: String.raw`age[sd]?`,
+  value: AGE,
+  gap: String.raw`(?:[ \t]{0,2}[:=])?[ \t]{0,2}(?:(?:of|is|was)[ \t]{1,2})?`,
+  end: String.raw`(?![\p{L}\p{N}_]|[.,]\d)${NOT_A_UNIT}`,
+  score: 0.85,
+};
+
+/** "92 years old", "a 94-year-old", "95 y/o". */
 const ageOver89: PatternRecognizer = {
   id: 'age-over-89',
   type: 'AGE_OVER_89',
@@ -259,12 +236,11 @@ const ageOver89: PatternRecognizer = {
     {
       name: 'age-years-old',
       regex: new RegExp(
-        String.raw`${B}(?<id>${AGE})(?:[ \t\-]{0,2}(?:years?|yrs?\.?|y\.?)[ \t\-]{1,2}(?:old|of[ \t]age)|[ \t]{0,2}(?:y/o|y\.[ \t]?o\.?|yo|yoa|y\.?r\.?[ \t]?old)(?![\p{L}\p{N}]))`,
+        String.raw`(?<id>9(?<![\p{L}\p{N}_]9)\d|1(?<![\p{L}\p{N}_]1)(?:[01]\d|20))(?:[ \t\-]{0,2}(?:years?|yrs?\.?|y\.?)[ \t\-]{1,2}(?:old|of[ \t]age)|[ \t]{0,2}(?:y/o|y\.[ \t]?o\.?|yo|yoa|y\.?r\.?[ \t]?old)(?![\p{L}\p{N}]))`,
         'iu',
       ),
       score: 0.5,
     },
-    { name: 'age-labelled', regex: new RegExp(String.raw`${B}(?:age[sd]?|aged)(?:[ \t]{0,2}[:=])?[ \t]{0,2}(?:of[ \t]{1,2}|is[ \t]{1,2}|was[ \t]{1,2})?(?<id>${AGE})(?![\p{L}\p{N}_]|[.,]\d)${NOT_A_UNIT}`, 'iu'), score: 0.5 },
   ],
   contextBoost: 0.35,
 };
@@ -273,6 +249,7 @@ const ageOver89: PatternRecognizer = {
 
 const STATE_CODES =
   'AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|GU|VI|AS|MP';
+// prettier-ignore
 const STATE_NAMES = [
   'Alabama', 'Alaska', 'Arizona', 'Arkansas', 'California', 'Colorado', 'Connecticut', 'Delaware', 'Florida', 'Georgia', 'Hawaii', 'Idaho',
   'Illinois', 'Indiana', 'Iowa', 'Kansas', 'Kentucky', 'Louisiana', 'Maine', 'Maryland', 'Massachusetts', 'Michigan', 'Minnesota',
@@ -287,6 +264,7 @@ const ZIP = String.raw`\d{5}(?:-\d{4})?`;
  * words that end ordinary capitalised phrases, some of them clinical ("Gastric Bypass", "Stack Trace", "Test Run",
  * "Medical Center", "Route 66", "Pt" for patient).
  */
+// prettier-ignore
 const SUFFIXES = [
   'Street', 'St', 'Avenue', 'Ave', 'Av', 'Road', 'Rd', 'Boulevard', 'Blvd', 'Drive', 'Dr', 'Lane', 'Ln', 'Court', 'Ct', 'Way', 'Place', 'Pl',
   'Terrace', 'Ter', 'Parkway', 'Pkwy', 'Highway', 'Hwy', 'Circle', 'Cir', 'Square', 'Sq', 'Trail', 'Trl', 'Alley', 'Aly', 'Crescent',
@@ -305,7 +283,9 @@ function suffixForms(s: string): string[] {
   return forms;
 }
 // Case is spelled out rather than left to the i flag, so that street names must stay capitalised.
-const SUFFIX_ALTERNATIVES = [...new Set(SUFFIXES.flatMap(suffixForms))].sort((a, b) => b.length - a.length).join('|');
+const SUFFIX_ALTERNATIVES = [...new Set(SUFFIXES.flatMap(suffixForms))]
+  .sort((a, b) => b.length - a.length)
+  .join('|');
 const SUFFIX = String.raw`(?:${SUFFIX_ALTERNATIVES})\.?(?![\p{L}\p{N}])`;
 const DIRECTION = String.raw`(?:[NSEW]|N[EW]|S[EW]|North|South|East|West|Northeast|Northwest|Southeast|Southwest|NORTH|SOUTH|EAST|WEST)\.?`;
 /** A word of a street name: capitalised or upper case in any script, an ordinal ("5th"), or an initial. */
@@ -316,11 +296,11 @@ const NEWLINE = String.raw`(?:\r?\n[ \t>]{0,4})`;
 const UNIT = String.raw`(?:,?[ \t]{0,2}${NEWLINE}?[ \t]{0,2}(?:Apt|APT|apt|Apartment|Suite|SUITE|suite|Ste|STE|Unit|UNIT|unit|Bldg|Building|Fl|Floor|Rm|Room|Lot|Trlr|Dept|#)\.?[ \t]{0,2}#?[ \t]{0,2}[A-Z0-9][A-Z0-9\-]{0,6}(?![\p{L}\p{N}]))`;
 const CITY = String.raw`\p{Lu}[\p{L}'’.\-]{1,24}(?:[ \t]\p{Lu}[\p{L}'’.\-]{1,24})?(?:[ \t]\p{Lu}[\p{L}'’.\-]{1,24})?`;
 const CITY_STATE_ZIP = String.raw`(?:,?[ \t]{0,2}${NEWLINE}?[ \t]{0,2}${CITY},?[ \t]{1,2}(?:${STATE_CODES}|${STATE_NAMES})\.?(?:,?[ \t]{1,2}${ZIP})?(?![\p{L}\p{N}]))`;
-const HOUSE_NUMBER = String.raw`\d{1,6}(?:[A-Z]|-\d{1,4}|[ \t]1/2)?`;
 
 // Street name, then house number, as written in most of the world ("Puruntie 82", "Rua do Arenque 1634", "28245 Via
 // Franscini 71"). The shape is common in ordinary text ("Type 2", "Room 12", "Sodium 140"), so it counts alone only with a
 // unit after it ("Allika 46, Suite 501") and otherwise only with an address word close by.
+// prettier-ignore
 const NOT_A_STREET = [
   'Apt', 'Apartment', 'Suite', 'Ste', 'Unit', 'Room', 'Rm', 'Floor', 'Box', 'Building', 'Bldg', 'Lot', 'Bed', 'Bay', 'Type', 'Stage', 'Grade',
   'Class', 'Day', 'Days', 'Week', 'Weeks', 'Month', 'Months', 'Year', 'Years', 'Visit', 'Cycle', 'Dose', 'Level', 'Tier', 'Step', 'Phase',
@@ -333,13 +313,23 @@ const NOT_A_STREET_WORDS = new Set(NOT_A_STREET);
 /** After the capital: the rest of a street name's first word ("uruntie" of "Puruntie"). */
 const FIRST_WORD_REST = String.raw`\p{Ll}[\p{L}'’\-]{1,30}\.?`;
 
-/** Drops "Type 2", "Room 12", "3 Days Inn": the first word of the street (after a house number) is on the list above. */
+/** Words that are never part of a street name: "She lives at 1420" is a sentence, not a street. */
+// prettier-ignore
+const NOT_IN_A_STREET = new Set([
+  'a', 'an', 'and', 'are', 'as', 'at', 'be', 'been', 'by', 'for', 'from', 'had', 'has', 'have', 'he', 'her', 'his', 'i', 'in', 'is', 'it',
+  'its', 'live', 'lived', 'lives', 'living', 'my', 'on', 'or', 'our', 'she', 'the', 'their', 'they', 'to', 'was', 'we', 'were', 'with',
+  'you', 'your',
+]);
+
+/** Drops "Type 2", "Room 12", "3 Days Inn": shapes of an address whose first word is on the list above. */
 function notOrdinaryWords(match: string): false | undefined {
   const first = /^(?:\d{1,6}[ \t]{1,2})?(\p{L}+)/u.exec(match)?.[1];
-  return first !== undefined && NOT_A_STREET_WORDS.has(first) ? false : undefined;
+  if (first === undefined || !NOT_A_STREET_WORDS.has(first)) return undefined;
+  // "Unit 1293 Box 4311, DPO AE 01708" is a military address.
+  return /(?:APO|FPO|DPO)[ \t]{1,2}A[AEP]/i.test(match) ? undefined : false;
 }
-const STREET_WORD = String.raw`\p{L}[\p{L}'’\-]{0,30}\.?`;
-const NAMED_STREET_REST = String.raw`(?:[ \t]${STREET_WORD})?(?:[ \t]${STREET_WORD})?(?:[ \t]${STREET_WORD})?`;
+const STREET_WORD = String.raw`(?!(?:${[...NOT_IN_A_STREET].join('|')})(?![\p{L}]))\p{L}[\p{L}'’\-]{0,30}\.?`;
+const NAMED_STREET_REST = String.raw`(?:[ \t]${STREET_WORD})?(?:[ \t]${STREET_WORD})?`;
 const NUMBER_AFTER = String.raw`[ \t]{1,2}\d{1,5}[A-Za-z]?\.?(?![\p{L}\p{N}])`;
 /** Where such an address ends: punctuation, a line break, the end, or a capitalised word (city, "St."). */
 const ADDRESS_END = String.raw`(?=[ \t]{0,2}(?:[,;\n\r]|$|[.!?](?:\s|$)|\p{Lu}|${SUFFIX}))`;
@@ -354,70 +344,122 @@ const NAMED_STREET_ADDRESS = String.raw`(?:${HOUSE_NUMBER_FIRST}\p{Lu}|\p{Lu}(?<
 const PLACE_LINE = String.raw`(?:,?[ \t]{0,2}${NEWLINE}${NEWLINE}?[ \t]{0,3},?[ \t]{0,2}(?:\p{Lu}[\p{L}'’.()\- \t]{0,40}(?:[ \t]\d{4,6})?|\d{4,6})(?=[ \t]{0,2}(?:\r?\n|$|[,.;?!])))`;
 const PLACE_LINES = `${PLACE_LINE}?${PLACE_LINE}?${PLACE_LINE}?`;
 /** Number first, then a name of two to four words without a suffix we know ("136 Filadelfeos Str.", "31 Rue de la Gare"). */
-const NUMBERED_STREET_ADDRESS = String.raw`${HOUSE_NUMBER_FIRST}\p{Lu}${FIRST_WORD_REST}(?:[ \t]${STREET_WORD})?(?:[ \t]${STREET_WORD})?[ \t]\p{Lu}[\p{L}'’\-]{0,30}\.?`;
+const NUMBERED_STREET_ADDRESS = String.raw`${HOUSE_NUMBER_FIRST}\p{Lu}${FIRST_WORD_REST}(?:[ \t]${STREET_WORD})?(?:[ \t]${STREET_WORD})?[ \t](?!${SUFFIX})\p{Lu}[\p{L}'’\-]{0,30}\.?`;
 
+/** Words that say an address is near: they raise an address's score, and make a street name and number count. */
+// prettier-ignore
 const ADDRESS_CONTEXT = [
-  'address', 'addr', 'home address', 'mailing address', 'street', 'lives at', 'living at', 'lives on', 'resides', 'resides at', 'residing',
-  'residence', 'reside', 'home', 'mail to', 'send to', 'sent to', 'ship to', 'shipping', 'billing', 'located at', 'moved to', 'apt',
-  'apartment', 'correspondence', 'house',
+  'address', 'addresses', 'addr', 'home address', 'mailing address', 'billing address', 'shipping address', 'lives at', 'lives in', 'lives on',
+  'lived at', 'lived in', 'living at', 'living in', 'live at', 'live in', 'resides', 'resides at', 'residing', 'residence', 'located at',
+  'mail to', 'send to', 'sent to', 'ship to', 'deliver to', 'delivered to', 'moved to', 'corner of', 'intersection of', 'street', 'apt', 'apartment',
 ];
+
+// Patterns below open with a character (a digit, a capital) and check the boundary right after it: a pattern that
+// opens with a lookbehind is tried at every position of the text, one that opens with a class only where it matches.
+const US_STREET = String.raw`\d(?<![\p{L}\p{N}_]\d)\d{0,5}(?:[A-Z]|-\d{1,4}|[ \t]1/2)?[ \t]{1,2}(?:${DIRECTION}[ \t]{1,2})?${STREET_NAME}[ \t]{1,2}${SUFFIX}(?:[ \t]{1,2}${DIRECTION}(?![\p{L}\p{N}]))?${UNIT}?${UNIT}?(?:${CITY_STATE_ZIP}|${PLACE_LINES})`;
+const PO_BOX = String.raw`[Pp](?<![\p{L}\p{N}_][Pp])(?:\.?[ \t]?[Oo]\.?[ \t]?|ost[ \t][Oo]ffice[ \t])(?:Box|BOX|box)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}${E}${CITY_STATE_ZIP}?`;
+/** A word on a boundary, the boundary checked after the word. */
+const wordsAtBoundary = (words: string[]) =>
+  words.map((w) => String.raw`${w}(?<![\p{L}\p{N}_]${w})`).join('|');
+/** USPS military addresses, in any case: they are distinctive ("PSC 0413, Box 8144, APO AA 42323", "FPO AE 09001"). */
+const MILITARY_POST_OFFICE = ['APO', 'FPO', 'DPO', 'apo', 'fpo', 'dpo'];
+const MILITARY_UNIT = String.raw`(?:${wordsAtBoundary(['PSC', 'psc', 'CMR', 'cmr', 'Unit', 'UNIT', 'unit'])})[ \t]{1,2}\d{1,5},?[ \t]{1,2}(?:Box|BOX|box)[ \t]{1,2}\d{1,5},?\s{1,3}(?:${MILITARY_POST_OFFICE.join('|')})`;
+const MILITARY = String.raw`(?:${MILITARY_UNIT}|${wordsAtBoundary(MILITARY_POST_OFFICE)})[ \t]{1,2}(?:AA|AE|AP|aa|ae|ap)[ \t]{1,2}\d{5}(?:-\d{4})?${E}`;
 
 const streetAddress: PatternRecognizer = {
   id: 'street-address',
   type: 'STREET_ADDRESS',
   category: 'identifier',
   patterns: [
-    {
-      name: 'us-street',
-      regex: new RegExp(
-        String.raw`${B}${HOUSE_NUMBER}[ \t]{1,2}(?:${DIRECTION}[ \t]{1,2})?${STREET_NAME}[ \t]{1,2}${SUFFIX}(?:[ \t]{1,2}${DIRECTION}(?![\p{L}\p{N}]))?${UNIT}?${UNIT}?${CITY_STATE_ZIP}?`,
-        'u',
-      ),
-      score: 0.7,
-    },
-    { name: 'named-street-with-unit', regex: new RegExp(String.raw`${NAMED_STREET_ADDRESS}${UNIT}${UNIT}?${PLACE_LINES}`, 'u'), score: 0.6 },
-    {
-      name: 'po-box',
-      regex: new RegExp(String.raw`${B}(?:[Pp]\.?[ \t]?[Oo]\.?[ \t]?|[Pp]ost[ \t][Oo]ffice[ \t])(?:Box|BOX|box)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}${E}${CITY_STATE_ZIP}?`, 'u'),
-      score: 0.7,
-    },
-    {
-      name: 'military',
-      // USPS military addresses; distinctive enough to match in any case.
-      regex: new RegExp(String.raw`${B}(?:(?:PSC|CMR|Unit)[ \t]{1,2}\d{1,5},?[ \t]{1,2}Box[ \t]{1,2}\d{1,5}\s{1,3})?(?:APO|FPO|DPO)[ \t]{1,2}(?:AA|AE|AP)[ \t]{1,2}\d{5}(?:-\d{4})?${E}`, 'iu'),
-      score: 0.7,
-    },
+    // "1420 N Oak Avenue, Apt 3B, Springfield, IL 62704"
+    { name: 'us-street', regex: new RegExp(US_STREET, 'u'), score: 0.7 },
+    // "PO Box 123", "PSC 0413, Box 8144, APO AA 42323"
+    { name: 'po-box', regex: new RegExp(String.raw`${PO_BOX}|${MILITARY}`, 'u'), score: 0.7 },
   ],
   context: ADDRESS_CONTEXT,
-  contextBoost: 0.25,
   validate: notOrdinaryWords,
+};
+
+/** Score of a street name and number: with a unit after it, or with an address word near, or both. */
+const NAMED_STREET_SCORE = { unit: 0.6, near: 0.6, both: 0.95 };
+const NAMED_STREET_WINDOW = 40;
+const NAMED_STREET = new RegExp(
+  String.raw`${NAMED_STREET_ADDRESS}(?:(${UNIT}${UNIT}?)|${ADDRESS_END})${PLACE_LINES}`,
+  'gu',
+);
+const ADDRESS_WORDS = wordListRegex(ADDRESS_CONTEXT);
+
+/**
+ * "Puruntie 82, Apt 595", "Rua do Arenque 1634": a street name and house number counts with a unit after it or an
+ * address word near it. One pass decides both, where two pattern recognizers (one requiring the unit, one the word)
+ * would run this, the most expensive pattern here, twice.
+ */
+const namedStreet: CustomRecognizer = {
+  id: 'street-address-named',
+  analyze(text, ctx) {
+    const out: Array<Omit<Finding, 'part'>> = [];
+    const re = NAMED_STREET;
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      if (notOrdinaryWords(m[0]) === false) continue;
+      const start = m.index;
+      const end = start + m[0].length;
+      const before = ctx.lower.slice(Math.max(0, start - NAMED_STREET_WINDOW), start);
+      const after = ctx.lower.slice(end, end + NAMED_STREET_WINDOW / 2);
+      const near = ADDRESS_WORDS.test(before) || ADDRESS_WORDS.test(after);
+      const unit = m[1] !== undefined;
+      if (!unit && !near) continue;
+      const score =
+        unit && near ? NAMED_STREET_SCORE.both : unit ? NAMED_STREET_SCORE.unit : NAMED_STREET_SCORE.near;
+      out.push({
+        type: 'STREET_ADDRESS',
+        category: 'identifier',
+        start,
+        end,
+        score,
+        recognizer: 'street-address-named',
+      });
+    }
+    return out;
+  },
 };
 
 /** One side of a street corner: "Main St", "Dalbraut 99", "ul. Jesionowa 127", "159 Eleftheriou Venizelou str". */
 const CORNER_WORD = String.raw`(?:${STREET_WORD}|\d{1,3}(?:st|nd|rd|th))`;
 const CORNER_SIDE = String.raw`(?:\d{1,6}[ \t]{1,2})?${CORNER_WORD}(?:[ \t]${CORNER_WORD})?(?:[ \t]${CORNER_WORD})?(?:[ \t]${CORNER_WORD})?(?:[ \t]\d{1,5}\.?)?`;
-const INTERSECTION = String.raw`${B}(?:[Cc]orner|[Ii]ntersection)[ \t]{1,2}of[ \t]{1,2}(?<id>${CORNER_SIDE}[ \t]{1,2}(?:and|&)[ \t]{1,2}${CORNER_SIDE})(?![\p{L}\p{N}])`;
-
-const STRONG_ADDRESS_CONTEXT = [
-  'address', 'addresses', 'addr', 'home address', 'mailing address', 'billing address', 'shipping address', 'lives at', 'lives in', 'lives on',
-  'lived at', 'lived in', 'living at', 'living in', 'live at', 'live in', 'resides', 'resides at', 'residing', 'residence', 'located at',
-  'mail to', 'send to', 'sent to', 'ship to', 'deliver to', 'delivered to', 'moved to', 'corner of', 'intersection of', 'street', 'apt', 'apartment',
-];
+const CORNERS = String.raw`${CORNER_SIDE}[ \t]{1,2}(?:and|&)[ \t]{1,2}${CORNER_SIDE}`;
 
 const streetAddressLabelled: PatternRecognizer = {
   id: 'street-address-labelled',
   type: 'STREET_ADDRESS',
   category: 'identifier',
   patterns: [
-    { name: 'named-street', regex: new RegExp(String.raw`${NAMED_STREET_ADDRESS}(?:${UNIT}${UNIT}?|${ADDRESS_END})${PLACE_LINES}`, 'u'), score: 0.25 },
-    { name: 'intersection', regex: new RegExp(INTERSECTION, 'u'), score: 0.25 },
-    { name: 'numbered-street', regex: new RegExp(String.raw`${NUMBERED_STREET_ADDRESS}(?:${UNIT}${UNIT}?|${ADDRESS_END})${PLACE_LINES}`, 'u'), score: 0.25 },
+    {
+      name: 'numbered-street',
+      regex: new RegExp(
+        String.raw`${NUMBERED_STREET_ADDRESS}(?:${UNIT}${UNIT}?|${ADDRESS_END})${PLACE_LINES}`,
+        'u',
+      ),
+      score: 0.25,
+    },
   ],
-  context: STRONG_ADDRESS_CONTEXT,
+  context: ADDRESS_CONTEXT,
   contextWindow: 40,
   contextBoost: 0.4,
   requireContext: true,
   validate: notOrdinaryWords,
+};
+
+/** "the corner of Main St and 5th Ave": a street corner, said to be one. */
+const streetIntersection: LabelledKind = {
+  id: 'street-intersection',
+  type: 'STREET_ADDRESS',
+  category: 'identifier',
+  label: String.raw`corner[ \t]{1,2}of|intersection[ \t]{1,2}of`,
+  value: CORNERS,
+  gap: String.raw`[ \t]{1,2}`,
+  end: String.raw`(?![\p{L}\p{N}])`,
+  score: 0.65,
 };
 
 // ZIP codes: a five-digit number is anything until a ZIP label or a "City, ST" is right before it.
@@ -425,38 +467,52 @@ const zipAfterState: PatternRecognizer = {
   id: 'zip-code-after-state',
   type: 'ZIP_CODE',
   category: 'identifier',
-  patterns: [{ name: 'zip-after-state', regex: new RegExp(String.raw`\p{L}\.?,[ \t]{0,2}(?:${STATE_CODES})\.?,?[ \t]{1,2}(?<id>${ZIP})${E}`, 'u'), score: 0.4 }],
+  // Opens with the comma (then looks back for the city's last letter): a pattern opening with a letter class is tried at every letter.
+  patterns: [
+    {
+      name: 'zip-after-state',
+      regex: new RegExp(
+        String.raw`,(?<=\p{L}\.?,)[ \t]{0,2}(?:${STATE_CODES})\.?,?[ \t]{1,2}(?<id>${ZIP})${E}`,
+        'u',
+      ),
+      score: 0.3,
+    },
+  ],
   contextBoost: 0.35,
 };
 
-const zipLabelled: PatternRecognizer = {
+const zipLabelled: LabelledKind = {
   id: 'zip-code',
   type: 'ZIP_CODE',
   category: 'identifier',
-  patterns: [
-    { name: 'zip-labelled', regex: labelled(String.raw`zip(?:[ \t]?code)?|postal[ \t]code|post[ \t]?code`, ZIP), score: 0.4 },
-    { name: 'zip-near', regex: new RegExp(String.raw`${B}${ZIP}${E}`, 'u'), score: 0.2 },
-  ],
-  context: ['zip', 'zip code', 'zipcode', 'postal code', 'postcode', 'post code'],
-  contextWindow: 30,
-  contextBoost: 0.35,
-  requireContext: true,
+  label: String.raw`zip(?:[ \t]?code)?|postal[ \t]code|post[ \t]?code`,
+  value: ZIP,
+  gap: SHORT_GAP,
+  score: 0.75,
 };
 
+/** All labelled kinds, found in one search for their labels. */
+const labelledIdentifiers = labelScanner('labelled-identifiers', [
+  mrn,
+  chartNumber,
+  healthPlanId,
+  claimNumber,
+  priorAuth,
+  accountNumber,
+  licenseNumber,
+  dateOfBirth,
+  dateOfBirthAbbreviated,
+  dateOfService,
+  ageLabelled,
+  streetIntersection,
+  zipLabelled,
+]);
+
 export const labelledRecognizers: Recognizer[] = [
-  scanNearLabels(mrn),
-  scanNearLabels(mrnNear),
-  scanNearLabels(healthPlanId),
-  scanNearLabels(claimNumber),
-  scanNearLabels(priorAuth),
-  scanNearLabels(accountNumber),
-  scanNearLabels(licenseNumber),
-  scanNearLabels(dateOfBirth),
-  scanNearLabels(dateOfBirthNear),
-  scanNearLabels(dateOfService),
+  labelledIdentifiers,
   ageOver89,
   streetAddress,
-  scanNearLabels(streetAddressLabelled, 400),
+  namedStreet,
+  streetAddressLabelled,
   zipAfterState,
-  scanNearLabels(zipLabelled),
 ];

@@ -2,16 +2,21 @@
 // One linear pass over word tokens with Set look-ups; it must never let capitalisation alone make a name.
 //
 // Scores (the rules count findings from 0.5):
-//   0.95 a recipient's display name (ctx.headerNames) found whole; 0.85 one of its name words
+//   0.95 a recipient's display name (ctx.headerNames) found whole; 0.85 one of its name words (0.6 if also a word)
 //   0.9  after a label: "Patient: Ann Lee", "Name: …", "Pt. …", "patient Ann Lee"
 //   0.85 after a title: Mr./Mrs./Ms./Miss/Mx.; 0.6 after Dr./Prof. (often the provider, not the patient)
 //   0.85 given name + surname from the dictionaries ("Sophia Johnson"), also at the start of a sentence
-//   0.75 after "Dear", a relative ("her son Jacob"), "my name is", "I'm", a care verb ("referring", "saw"),
-//        or "for" after an appointment word ("appointment for Ann Lee"); 0.7 possessive ("Ann Lee's x-ray")
+//   0.8  after "my name is"; 0.75 after "Dear", a relative ("her son Jacob"), "I'm", "named", "call me", a care verb
+//        ("referring", "saw"), or "for" after an appointment word ("appointment for Ann Lee"); 0.7 "Re:" + a name
+//   0.7  possessive ("Ann Lee's x-ray"); a middle initial ("Faina D. Yefremova")
 //   0.65 given name + an unknown capitalised word ("Sophia Šušulić"); 0.6 ambiguous given name + surname ("Will Thompson")
-//   0.55 unknown capitalised word + surname mid-sentence; names in a list of three or more given names
-//   0.4  a lone given name mid-sentence, 0.3 at the start of a sentence (below the rules' 0.5: staff first names are
-//        everywhere in practice mail); names that are also common words ("Will", "May", "Grant") count only after a cue.
+//   0.6  a name word found again alone in the same part ("… Kowalczyk's chart")
+//   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given names
+//   below 0.5 (hints for an admin who lowers minScore; never a verdict by themselves): a lone given name (0.4 mid-sentence,
+//        0.3 at a sentence start — staff first names are everywhere in practice mail), after "Hi"/"Hello" 0.45, a lone
+//        surname 0.35, two unknown capitalised words 0.35, a subject or speaker label ("Tomomi is …", "Zuzana: …") 0.3,
+//        a lower-case given name + surname 0.3. Names that are also common words ("Will", "May", "Grant") need a cue.
+// Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places, street words, titles.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
 import { FIRST_NAMES, SURNAMES } from '../data/person-names.js';
@@ -65,6 +70,9 @@ princess queen duke earl baron bishop deacon marshal sterling ward page bell cha
 rose long young cash price rich guy gene ray pat sue don art jack frank jan precious lady sonny
 `);
 
+/** At most this many findings below 0.5 per part. */
+const MAX_WEAK_FINDINGS = 1000;
+
 const STREET_WORDS = wordSet(
   'street st avenue ave road rd drive dr lane ln terrace boulevard blvd court ct place pl parkway pkwy circle square highway hwy way strasse straße str u',
 );
@@ -78,6 +86,7 @@ const RELATIVE_CUES = wordSet(
   'son daughter wife husband mother mom father dad child kid baby spouse sister brother grandson granddaughter grandmother grandfather guardian niece nephew',
 );
 const GREETINGS = wordSet('hi hello hey');
+const PERSON_VERBS = ['is', 'was', 'has', 'had', 'lives', 'lived', 'spent', 'said', 'says', 'began', 'shouted', 'wrote', 'works', 'worked', 'went', 'came', 'told', 'asked', 'loves', 'wants', 'needs', 'just', 'will'];
 /** Words after which a lower-case name may follow ("my name is lena", "dear john", "mr. lee", "call me ann"). */
 const LOWER_CUES = ['is', 'dear', 'mr', 'mrs', 'ms', 'mx', 'dr', 'prof', 'me', 'him', 'her', 'name', 'pt', 'patient'];
 const LOWER_CUE_INITIALS = new Set(LOWER_CUES.map((w) => w.charCodeAt(0)));
@@ -260,6 +269,8 @@ function isCommon(word: string): boolean {
 
 /** Look-ups are the hot path: remember the kind of each word seen (bounded, cleared when full). */
 const kindCache = new Map<string, Kind>();
+/** The same for ASCII words, by hash, checked against the text. */
+const hashCache = new Map<number, { word: string; kind: Kind }>();
 
 function classifyCached(word: string): Kind {
   let k = kindCache.get(word);
@@ -277,12 +288,12 @@ function classify(raw: string): Kind {
   if (word.length < 2 || NOT_NAMES.has(word)) return Kind.Common;
   const first = FIRST.has(word);
   const last = LAST.has(word);
-  const common = isCommon(word) || AMBIGUOUS_EXTRA.has(word) || word.length === 2;
   if (first || last) {
-    if (common) return Kind.Ambiguous;
+    // Only the word itself counts here, not a plural: "James" is no plural of "jam", "Banks" is a name.
+    if (COMMON.has(word) || AMBIGUOUS_EXTRA.has(word) || word.length === 2) return Kind.Ambiguous;
     return first ? Kind.First : Kind.Last;
   }
-  if (common || MEDICAL.has(word)) return Kind.Common;
+  if (word.length === 2 || isCommon(word) || AMBIGUOUS_EXTRA.has(word) || MEDICAL.has(word)) return Kind.Common;
   // Hyphenated names: a known part makes the whole a name ("Mary-Jane", "O'Brien-Smith"); "follow-up" stays common.
   if (word.includes('-')) {
     const parts = word.split('-').map((p) => p.replace(/['’]/g, ''));
@@ -352,9 +363,28 @@ class NameScanner {
   kind(i: number): Kind {
     const known = this.kinds[i]!;
     if (known !== 0) return (known - 1) as Kind;
-    const k = classifyCached(this.word(i));
+    const k = this.lookUp(i);
     this.kinds[i] = k + 1;
     return k;
+  }
+
+  /** The kind of token i, by a hash of its lower-case letters when they are ASCII: no string is made per word. */
+  private lookUp(i: number): Kind {
+    const s = this.t.start[i]!;
+    const e = this.t.end[i]!;
+    let h = 0x811c9dc5 | 0;
+    for (let p = s; p < e; p++) {
+      const c = this.lower.charCodeAt(p);
+      if (c > 0x7f) return classifyCached(this.word(i));
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    const seen = hashCache.get(h);
+    if (seen !== undefined && seen.word.length === e - s && this.lower.startsWith(seen.word, s)) return seen.kind;
+    const word = this.lower.slice(s, e);
+    const kind = classify(word);
+    if (hashCache.size > 50_000) hashCache.clear();
+    hashCache.set(h, { word, kind });
+    return kind;
   }
 
   /** Text between token i-1 and token i. */
@@ -395,6 +425,25 @@ class NameScanner {
     return this.t.end[i]! - this.t.start[i]! === 1 && this.t.shape[i] !== Shape.Lower;
   }
 
+  /** Token i is followed by a verb that people do ("Tomomi is", "Asya spent", "Gerth had given"). */
+  beforeVerb(i: number): boolean {
+    const next = i + 1;
+    if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
+    const s = this.t.start[next]!;
+    const len = this.t.end[next]! - s;
+    for (const v of PERSON_VERBS) if (v.length === len && this.lower.startsWith(v, s)) return true;
+    return false;
+  }
+
+  /** Token i opens a line (or a quote) and is followed by a colon: a speaker in a transcript. */
+  speakerLabel(i: number): boolean {
+    const end = this.t.end[i]!;
+    if (this.text.charCodeAt(end) !== 58 || this.t.possessive[i]) return false;
+    const p = this.t.start[i]! - 1;
+    const c = p < 0 ? 10 : this.text.charCodeAt(p);
+    return c === 10 || c === 13 || c === 34 || c === 0x201d || c === 0x201c;
+  }
+
   /** Tokens first..last sit in an address: a number right before, or a street word right after. */
   inAddress(first: number, last: number): boolean {
     // "1737 Victor Hugo", "12B, Sophia Lane": a house number right before.
@@ -422,7 +471,7 @@ class NameScanner {
 
   /** A word that can stand in a capitalised name. */
   nameShaped(i: number): boolean {
-    const shape = this.t.shape[i]!;
+    const shape = this.t.shape[i] as Shape;
     if (shape === Shape.Cap) return true;
     // ALL-CAPS only for dictionary names ("PATIENT: JOHN SMITH"), never acronyms like HIPAA or MRN.
     return shape === Shape.Upper && (this.kind(i) === Kind.First || this.kind(i) === Kind.Last);
@@ -498,7 +547,10 @@ class NameScanner {
     }
     this.raiseLists(found);
     const named = found.filter((c) => c.finding.score > 0);
-    return [...named.map((c) => c.finding), ...this.repeats(named)];
+    const out = [...named.map((c) => c.finding), ...this.repeats(named)];
+    // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
+    let weak = 0;
+    return out.filter((f) => f.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS);
   }
 
   /** A name word already found in this text counts again on its own ("Mrs. Ann Kowalczyk … Kowalczyk's x-ray"). */
@@ -514,6 +566,10 @@ class NameScanner {
     }
     const out: Out[] = [];
     if (words.size === 0) return out;
+    // A weaker finding of one of those words counts too.
+    for (const c of named) {
+      if (c.finding.score < 0.6 && c.next - c.first === 1 && words.has(this.word(c.first))) c.finding.score = 0.6;
+    }
     for (let i = 0; i < this.count; i++) {
       if (covered[i] === 1 || this.t.shape[i] === Shape.Lower || this.kind(i) === Kind.Common || !words.has(this.word(i))) continue;
       out.push({ type: 'PERSON', category: 'identifier', start: this.t.start[i]!, end: this.t.end[i]!, score: 0.6, recognizer: 'person-name' });
@@ -524,7 +580,7 @@ class NameScanner {
   /** Tries a name starting at token i. */
   private nameAt(i: number): Candidate | null {
     if (this.isInitial(i)) return null;
-    const shape = this.t.shape[i]!;
+    const shape = this.t.shape[i] as Shape;
     const lower = shape === Shape.Lower;
     // Most words are lower-case and no name: leave them before any string is made.
     if (lower && !this.lowerText && !this.lowerCueBefore(i)) return null;
@@ -597,7 +653,10 @@ class NameScanner {
     const start = this.sentenceInitial(i);
     if (kinds.length === 1) {
       if (first === Kind.First) return start ? 0.3 : 0.4;
-      if (first === Kind.Last) return start ? 0 : 0.35;
+      if (first === Kind.Last && !start) return 0.35;
+      // Hints below the rules: a capitalised unknown word acting as a subject ("Tomomi is from …") or a speaker
+      // label at a line start ("Zuzana: …").
+      if ((first === Kind.Unknown || first === Kind.Last) && (this.beforeVerb(i) || this.speakerLabel(i))) return 0.3;
       return 0;
     }
     const lastIsSurname = last === Kind.Last || last === Kind.First || last === Kind.Ambiguous;
@@ -714,10 +773,32 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
   return out;
 }
 
+/**
+ * The engine falls back to the text itself as ctx.lower when lower-casing changes its length (a Turkish "İ"):
+ * look-ups need lower case, so make a copy lower-cased character by character, same offsets.
+ */
+function alignedLower(text: string, lower: string): string {
+  if (lower !== text) return lower;
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80 ? c >= 65 && c <= 90 : true) {
+      const ch = text[i]!;
+      const low = ch.toLowerCase();
+      if (low !== ch && low.length === 1) {
+        out += text.slice(from, i) + low;
+        from = i + 1;
+      }
+    }
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+
 export const personNameRecognizer: CustomRecognizer = {
   id: 'person-name',
   analyze(text: string, ctx: AnalyzeContext): Out[] {
-    const scanner = new NameScanner(text, ctx.lower);
+    const scanner = new NameScanner(text, alignedLower(text, ctx.lower));
     const found = scanner.scan();
     if (ctx.headerNames.length > 0) found.push(...findHeaderNames(scanner, scanner.tokens, ctx.headerNames));
     return found;

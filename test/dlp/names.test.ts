@@ -87,6 +87,8 @@ describe('dlp person names', () => {
     ['two surnames joined by "and" only (low)', 'Johnson and Johnson shipped the gloves.'],
     ['Princess Royal', 'The Princess Royal arrived at the hospital.'],
     ['lower-case "patient" before common words', 'the patient portal is down'],
+    ['a product as a subject (a hint only)', 'Dentrix is down again.'],
+    ['a heading with a colon (a hint only)', 'Bluepeak: claims portal notice'],
   ];
   for (const [label, text] of negatives) {
     it(`finds no counted name in ${label}`, () => {
