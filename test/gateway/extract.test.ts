@@ -476,9 +476,9 @@ describe('gateway/extract', () => {
       expect(Date.now() - started).to.be.below(5000);
     });
 
-    it('flags a PDF page without text as a likely scan', async () => {
+    it('flags a PDF page without text as a likely scan, unreadable (a scan or fax may be a record: fail closed)', async () => {
       const r = await extract({ attachments: [{ filename: 'fax.pdf', contentType: 'application/pdf', content: makePdf([]) }] });
-      expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'image', reason: 'scanned-pdf' }]);
+      expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'unreadable', reason: 'scanned-pdf' }]);
     });
   });
 
