@@ -568,36 +568,14 @@ function findCareTerms(lower: string): Out[] {
   return out;
 }
 
-/**
- * The engine falls back to the text itself as ctx.lower when lower-casing changes its length (a Turkish "İ"):
- * look-ups need lower case, so make a copy lower-cased character by character, same offsets.
- */
-function alignedLower(text: string, lower: string): string {
-  if (lower !== text) return lower;
-  let out = '';
-  let from = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80 ? c >= 65 && c <= 90 : true) {
-      const ch = text[i]!;
-      const low = ch.toLowerCase();
-      if (low !== ch && low.length === 1) {
-        out += text.slice(from, i) + low;
-        from = i + 1;
-      }
-    }
-  }
-  return from === 0 ? text : out + text.slice(from);
-}
-
 export const healthTermRecognizer: CustomRecognizer = {
   id: 'health-terms',
-  analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, alignedLower(text, ctx.lower)),
+  analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, ctx.lower),
 };
 
 export const careContextRecognizer: CustomRecognizer = {
   id: 'care-context',
-  analyze: (text: string, ctx: AnalyzeContext) => findCareTerms(alignedLower(text, ctx.lower)),
+  analyze: (text: string, ctx: AnalyzeContext) => findCareTerms(ctx.lower),
 };
 
 export const healthRecognizers: Recognizer[] = [
