@@ -14,7 +14,8 @@ const PARAGRAPHS = [
 
 function makeText(bytes: number): string {
   let out = '';
-  for (let i = 0; out.length < bytes; i++) out += PARAGRAPHS[i % PARAGRAPHS.length] + (i % 3 === 2 ? '\n\n' : ' ');
+  for (let i = 0; out.length < bytes; i++)
+    out += PARAGRAPHS[i % PARAGRAPHS.length] + (i % 3 === 2 ? '\n\n' : ' ');
   return out.slice(0, bytes);
 }
 
@@ -29,7 +30,11 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 }
 
-async function timeScans(scanner: DlpScanner, raw: Buffer, runs: number): Promise<{ parsed: number[]; scanOnly: number[] }> {
+async function timeScans(
+  scanner: DlpScanner,
+  raw: Buffer,
+  runs: number,
+): Promise<{ parsed: number[]; scanOnly: number[] }> {
   const parsed: number[] = [];
   const scanOnly: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -60,11 +65,21 @@ async function main(): Promise<void> {
   const s = await timeScans(scanner, small, 1000);
   const l = await timeScans(scanner, large, 20);
   console.log('\nDLP scan (one core, default rule pack)');
-  console.log(`throughput on 2 MB of mixed office/clinical text   ${mbps.toFixed(1)} MB/s   (target ≥ 20 MB/s)`);
-  console.log(`5 KB message, scan only  p50 / p99                 ${pct(s.scanOnly, 0.5).toFixed(2)} / ${pct(s.scanOnly, 0.99).toFixed(2)} ms   (target p99 ≤ 5 ms)`);
-  console.log(`5 KB message, parse+scan p50 / p99                 ${pct(s.parsed, 0.5).toFixed(2)} / ${pct(s.parsed, 0.99).toFixed(2)} ms`);
-  console.log(`1 MB message, scan only  p50 / p99                 ${pct(l.scanOnly, 0.5).toFixed(1)} / ${pct(l.scanOnly, 0.99).toFixed(1)} ms`);
-  console.log(`1 MB message, parse+scan p50 / p99                 ${pct(l.parsed, 0.5).toFixed(1)} / ${pct(l.parsed, 0.99).toFixed(1)} ms`);
+  console.log(
+    `throughput on 2 MB of mixed office/clinical text   ${mbps.toFixed(1)} MB/s   (target ≥ 20 MB/s)`,
+  );
+  console.log(
+    `5 KB message, scan only  p50 / p99                 ${pct(s.scanOnly, 0.5).toFixed(2)} / ${pct(s.scanOnly, 0.99).toFixed(2)} ms   (target p99 ≤ 5 ms)`,
+  );
+  console.log(
+    `5 KB message, parse+scan p50 / p99                 ${pct(s.parsed, 0.5).toFixed(2)} / ${pct(s.parsed, 0.99).toFixed(2)} ms`,
+  );
+  console.log(
+    `1 MB message, scan only  p50 / p99                 ${pct(l.scanOnly, 0.5).toFixed(1)} / ${pct(l.scanOnly, 0.99).toFixed(1)} ms`,
+  );
+  console.log(
+    `1 MB message, parse+scan p50 / p99                 ${pct(l.parsed, 0.5).toFixed(1)} / ${pct(l.parsed, 0.99).toFixed(1)} ms`,
+  );
 }
 
 await main();

@@ -52,13 +52,19 @@ async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<v
   }
   const file = path.join(config.dataDir, 'first-admin.txt');
   await writeFile(file, `email: ${email}\npassword: ${password}\n`, { mode: 0o600 });
-  process.stderr.write(`phi-gateway: first run: created admin account ${email}; its password is in ${file}\n`);
+  process.stderr.write(
+    `phi-gateway: first run: created admin account ${email}; its password is in ${file}\n`,
+  );
 }
 
 async function start(config: ResolvedConfig, which: string | undefined): Promise<number> {
-  if (which !== undefined && which !== 'smtp' && which !== 'web') throw new UsageError(`start takes smtp or web, not "${which}"`);
+  if (which !== undefined && which !== 'smtp' && which !== 'web')
+    throw new UsageError(`start takes smtp or web, not "${which}"`);
   // Loaded here, not at the top: the other commands should start fast without SMTP, MIME and HTTP code.
-  const [{ Gateway }, { WebServer }] = await Promise.all([import('../gateway/gateway.js'), import('../web/server.js')]);
+  const [{ Gateway }, { WebServer }] = await Promise.all([
+    import('../gateway/gateway.js'),
+    import('../web/server.js'),
+  ]);
   const log = createLogger(config.logLevel);
   const store = await Store.open(config);
   await ensureFirstAdmin(store, config);
@@ -68,7 +74,9 @@ async function start(config: ResolvedConfig, which: string | undefined): Promise
   const webAddr = await web?.start();
   if (gateway) {
     const a = gateway.intake.address();
-    process.stderr.write(`phi-gateway: SMTP on ${a.host}:${a.port} (next hop: ${config.relay.url ? 'relay' : 'built-in outbox'})\n`);
+    process.stderr.write(
+      `phi-gateway: SMTP on ${a.host}:${a.port} (next hop: ${config.relay.url ? 'relay' : 'built-in outbox'})\n`,
+    );
   }
   if (webAddr) process.stderr.write(`phi-gateway: web on http://${webAddr.host}:${webAddr.port}\n`);
 
@@ -93,7 +101,14 @@ interface ScanLine {
   phi: boolean;
   score: number;
   action: string;
-  findings: Array<{ type: string; part: string; start: number; end: number; score: number; rule: string | null }>;
+  findings: Array<{
+    type: string;
+    part: string;
+    start: number;
+    end: number;
+    score: number;
+    rule: string | null;
+  }>;
 }
 
 async function scan(config: ResolvedConfig, args: string[]): Promise<number> {
@@ -115,7 +130,9 @@ async function scan(config: ResolvedConfig, args: string[]): Promise<number> {
       data = file === '-' ? readFileSync(0) : await readFile(file);
     } catch (err) {
       unreadable++;
-      process.stderr.write(`phi-gateway: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+      process.stderr.write(
+        `phi-gateway: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`,
+      );
       continue;
     }
     const verdict = file.toLowerCase().endsWith('.eml')
@@ -126,15 +143,26 @@ async function scan(config: ResolvedConfig, args: string[]): Promise<number> {
       phi: verdict.phi,
       score: verdict.score,
       action: verdict.action,
-      findings: verdict.findings.map((f) => ({ type: f.type, part: f.part, start: f.start, end: f.end, score: Math.round(f.score * 100) / 100, rule: f.rule })),
+      findings: verdict.findings.map((f) => ({
+        type: f.type,
+        part: f.part,
+        start: f.start,
+        end: f.end,
+        score: Math.round(f.score * 100) / 100,
+        rule: f.rule,
+      })),
     };
     if (json) {
       process.stdout.write(JSON.stringify(line) + '\n');
       continue;
     }
-    process.stdout.write(`${file}: ${verdict.phi ? `PHI, ${verdict.action}` : verdict.action === 'log' ? 'logged' : 'clean'} (score ${verdict.score})\n`);
+    process.stdout.write(
+      `${file}: ${verdict.phi ? `PHI, ${verdict.action}` : verdict.action === 'log' ? 'logged' : 'clean'} (score ${verdict.score})\n`,
+    );
     for (const e of verdict.explanation) {
-      process.stdout.write(`  rule ${e.rule}${e.monitorOnly ? ' [monitor only]' : ''}: ${e.reason} — ${e.findingTypes.join(', ')} in ${e.parts.join(', ')}\n`);
+      process.stdout.write(
+        `  rule ${e.rule}${e.monitorOnly ? ' [monitor only]' : ''}: ${e.reason} — ${e.findingTypes.join(', ')} in ${e.parts.join(', ')}\n`,
+      );
     }
     const counted = line.findings.filter((f) => f.rule === null);
     if (counted.length > 0) {
@@ -174,28 +202,66 @@ async function queueList(store: Store, json: boolean): Promise<number> {
     .db('messages')
     .whereIn('state', ['queued', 'processing', 'deferred', 'held'])
     .orderBy('created_at')
-    .select('id', 'state', 'attempts', 'next_attempt_at', 'created_at', 'rcpt_to', 'reason')) as QueueMessage[];
+    .select(
+      'id',
+      'state',
+      'attempts',
+      'next_attempt_at',
+      'created_at',
+      'rcpt_to',
+      'reason',
+    )) as QueueMessage[];
   const envelopes = (await store
     .db('envelopes')
     .whereIn('state', ['queued', 'sending', 'deferred', 'held'])
     .orderBy('created_at')
-    .select('id', 'message_id', 'kind', 'state', 'attempts', 'next_attempt_at', 'last_code')) as QueueEnvelope[];
+    .select(
+      'id',
+      'message_id',
+      'kind',
+      'state',
+      'attempts',
+      'next_attempt_at',
+      'last_code',
+    )) as QueueEnvelope[];
   if (json) {
     for (const m of messages) {
       process.stdout.write(
-        JSON.stringify({ type: 'message', id: m.id, state: m.state, attempts: m.attempts, recipients: (JSON.parse(m.rcpt_to) as string[]).length, received: formatTime(m.created_at), nextAttempt: formatTime(m.next_attempt_at), reason: m.reason }) + '\n',
+        JSON.stringify({
+          type: 'message',
+          id: m.id,
+          state: m.state,
+          attempts: m.attempts,
+          recipients: (JSON.parse(m.rcpt_to) as string[]).length,
+          received: formatTime(m.created_at),
+          nextAttempt: formatTime(m.next_attempt_at),
+          reason: m.reason,
+        }) + '\n',
       );
     }
     for (const e of envelopes) {
       process.stdout.write(
-        JSON.stringify({ type: 'delivery', id: e.id, message: e.message_id, kind: e.kind, state: e.state, attempts: e.attempts, nextAttempt: formatTime(e.next_attempt_at), lastCode: e.last_code }) + '\n',
+        JSON.stringify({
+          type: 'delivery',
+          id: e.id,
+          message: e.message_id,
+          kind: e.kind,
+          state: e.state,
+          attempts: e.attempts,
+          nextAttempt: formatTime(e.next_attempt_at),
+          lastCode: e.last_code,
+        }) + '\n',
       );
     }
     return 0;
   }
-  process.stdout.write(`${messages.length} message(s) in processing, ${envelopes.length} delivery(ies) pending\n`);
+  process.stdout.write(
+    `${messages.length} message(s) in processing, ${envelopes.length} delivery(ies) pending\n`,
+  );
   if (messages.length > 0) {
-    process.stdout.write('\nMESSAGE                  STATE       TRIES  RCPTS  RECEIVED             NEXT ATTEMPT         REASON\n');
+    process.stdout.write(
+      '\nMESSAGE                  STATE       TRIES  RCPTS  RECEIVED             NEXT ATTEMPT         REASON\n',
+    );
     for (const m of messages) {
       process.stdout.write(
         `${m.id.padEnd(24)} ${m.state.padEnd(11)} ${String(m.attempts).padStart(5)}  ${String((JSON.parse(m.rcpt_to) as string[]).length).padStart(5)}  ${formatTime(m.created_at).padEnd(20)} ${formatTime(m.next_attempt_at).padEnd(20)} ${m.reason ?? ''}\n`,
@@ -203,7 +269,9 @@ async function queueList(store: Store, json: boolean): Promise<number> {
     }
   }
   if (envelopes.length > 0) {
-    process.stdout.write('\nDELIVERY  MESSAGE                  KIND      STATE       TRIES  NEXT ATTEMPT         LAST REPLY\n');
+    process.stdout.write(
+      '\nDELIVERY  MESSAGE                  KIND      STATE       TRIES  NEXT ATTEMPT         LAST REPLY\n',
+    );
     for (const e of envelopes) {
       process.stdout.write(
         `${String(e.id).padEnd(9)} ${(e.message_id ?? '-').padEnd(24)} ${e.kind.padEnd(9)} ${e.state.padEnd(11)} ${String(e.attempts).padStart(5)}  ${formatTime(e.next_attempt_at).padEnd(20)} ${e.last_code ?? ''}\n`,
@@ -216,7 +284,10 @@ async function queueList(store: Store, json: boolean): Promise<number> {
 async function queueRetry(store: Store, id: string): Promise<number> {
   const now = Date.now();
   const changed = await store.write(async (trx) => {
-    const m = await trx('messages').where({ id }).whereIn('state', ['deferred', 'held']).update({ state: 'queued', next_attempt_at: now, updated_at: now });
+    const m = await trx('messages')
+      .where({ id })
+      .whereIn('state', ['deferred', 'held'])
+      .update({ state: 'queued', next_attempt_at: now, updated_at: now });
     const e = await trx('envelopes')
       .where((q) => {
         q.where({ message_id: id });
@@ -224,11 +295,19 @@ async function queueRetry(store: Store, id: string): Promise<number> {
       })
       .whereIn('state', ['deferred', 'held'])
       .update({ state: 'queued', next_attempt_at: now, updated_at: now });
-    if (m + e > 0) await appendAudit(trx, { type: 'queue.retry', messageId: m > 0 ? id : null, actor: 'cli', detail: { messages: m, deliveries: e } });
+    if (m + e > 0)
+      await appendAudit(trx, {
+        type: 'queue.retry',
+        messageId: m > 0 ? id : null,
+        actor: 'cli',
+        detail: { messages: m, deliveries: e },
+      });
     return m + e;
   });
   if (changed === 0) return fail(`nothing to retry for ${id} (unknown, or not deferred or held)`, 1);
-  process.stdout.write(`${id}: scheduled for retry now (${changed} item(s)); a running gateway picks it up within a second\n`);
+  process.stdout.write(
+    `${id}: scheduled for retry now (${changed} item(s)); a running gateway picks it up within a second\n`,
+  );
   return 0;
 }
 
@@ -245,12 +324,15 @@ async function usersAdd(store: Store, args: string[]): Promise<number> {
   const roleAt = args.indexOf('--role');
   const role = roleAt >= 0 ? args[roleAt + 1] : undefined;
   if (!email || email.startsWith('-')) throw new UsageError('users add needs an EMAIL');
-  if (role !== 'staff' && role !== 'admin') throw new UsageError('users add needs --role staff or --role admin');
+  if (role !== 'staff' && role !== 'admin')
+    throw new UsageError('users add needs --role staff or --role admin');
   let password = process.stdin.isTTY ? '' : readStdin().replace(/\r?\n$/, '');
   const generated = password === '';
   if (generated) password = generatePassword();
   await addUser(store.db, email, role as Role, password);
-  await store.write((trx) => appendAudit(trx, { type: 'user.added', actor: 'cli', detail: { role: role as string } }));
+  await store.write((trx) =>
+    appendAudit(trx, { type: 'user.added', actor: 'cli', detail: { role: role as string } }),
+  );
   process.stdout.write(`added ${role} ${email.trim().toLowerCase()}\n`);
   if (generated) process.stdout.write(`password: ${password}\n(shown once; it is stored only as a hash)\n`);
   return 0;
@@ -263,16 +345,30 @@ async function audit(store: Store, sub: string | undefined): Promise<number> {
       process.stdout.write(`audit log intact: ${result.events} events, hash chain verified\n`);
       return 0;
     }
-    process.stdout.write(`audit log BROKEN at event ${result.brokenAt}: ${result.problem} (${result.events} events verified before it)\n`);
+    process.stdout.write(
+      `audit log BROKEN at event ${result.brokenAt}: ${result.problem} (${result.events} events verified before it)\n`,
+    );
     return 1;
   }
   if (sub === 'export') {
     let last = 0;
     for (;;) {
-      const rows = (await store.db('audit_events').where('seq', '>', last).orderBy('seq').limit(5000)) as AuditRow[];
+      const rows = (await store
+        .db('audit_events')
+        .where('seq', '>', last)
+        .orderBy('seq')
+        .limit(5000)) as AuditRow[];
       for (const r of rows) {
         process.stdout.write(
-          JSON.stringify({ seq: r.seq, at: new Date(Number(r.at)).toISOString(), type: r.type, message: r.message_id, actor: r.actor, detail: JSON.parse(r.detail) as unknown, hash: r.hash }) + '\n',
+          JSON.stringify({
+            seq: r.seq,
+            at: new Date(Number(r.at)).toISOString(),
+            type: r.type,
+            message: r.message_id,
+            actor: r.actor,
+            detail: JSON.parse(r.detail) as unknown,
+            hash: r.hash,
+          }) + '\n',
         );
         last = r.seq;
       }
@@ -294,7 +390,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case 'start':
         return await start(config, sub);
       case 'scan':
-        return await scan(config, [sub, ...rest].filter((a): a is string => a !== undefined));
+        return await scan(
+          config,
+          [sub, ...rest].filter((a): a is string => a !== undefined),
+        );
       case 'queue':
         if (sub === 'list') return await withStore(config, (s) => queueList(s, rest.includes('--json')));
         if (sub === 'retry' && rest[0]) return await withStore(config, (s) => queueRetry(s, rest[0]!));

@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 const cli = new URL('../dist/bin/cli.js', import.meta.url);
 if (!existsSync(fileURLToPath(cli))) {
-  process.stderr.write('phi-gateway: not built yet; run "npm run build" (npm start and npm test build first)\n');
+  process.stderr.write(
+    'phi-gateway: not built yet; run "npm run build" (npm start and npm test build first)\n',
+  );
   process.exit(2);
 }
 const { main } = await import(cli.href);

@@ -17,8 +17,12 @@ export const errorCatalogue = {
     smtp: { code: 550, status: '5.5.2', text: 'Bare CR or LF in message data is not allowed (use CRLF)' },
   },
   SMTP_BAD_ADDRESS: { smtp: { code: 553, status: '5.1.3', text: 'Address is not valid' } },
-  SMTP_LOCAL_ERROR: { smtp: { code: 451, status: '4.3.0', text: 'Local error, message not accepted; try again later' } },
-  SMTP_SHUTTING_DOWN: { smtp: { code: 421, status: '4.3.2', text: 'Service shutting down; try again later' } },
+  SMTP_LOCAL_ERROR: {
+    smtp: { code: 451, status: '4.3.0', text: 'Local error, message not accepted; try again later' },
+  },
+  SMTP_SHUTTING_DOWN: {
+    smtp: { code: 421, status: '4.3.2', text: 'Service shutting down; try again later' },
+  },
   SPOOL_CORRUPT: {},
   SPOOL_MISSING: {},
   STAGE_FAILED: {},

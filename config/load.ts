@@ -20,14 +20,16 @@ function setPath(target: Record<string, unknown>, keys: string[], value: unknown
   for (const key of keys.slice(0, -1)) {
     const next = node[key];
     if (next === undefined || next === null) node[key] = {};
-    else if (typeof next !== 'object') throw new ConfigError(`config: ${keys.join('.')} conflicts with a non-object value`);
+    else if (typeof next !== 'object')
+      throw new ConfigError(`config: ${keys.join('.')} conflicts with a non-object value`);
     node = node[key] as Record<string, unknown>;
   }
   node[keys[keys.length - 1]!] = value;
 }
 
 function parsePort(name: string, value: string): number {
-  if (!/^\d{1,5}$/.test(value)) throw new ConfigError(`config: ${name} must be a port number, got "${value}"`);
+  if (!/^\d{1,5}$/.test(value))
+    throw new ConfigError(`config: ${name} must be a port number, got "${value}"`);
   return Number(value);
 }
 
@@ -101,7 +103,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Resolve
       tlsCert: config.smtp.tlsCert ? path.resolve(base, config.smtp.tlsCert) : undefined,
       tlsKey: config.smtp.tlsKey ? path.resolve(base, config.smtp.tlsKey) : undefined,
     },
-    dlp: { ...config.dlp, rulesFile: config.dlp.rulesFile ? path.resolve(base, config.dlp.rulesFile) : undefined },
+    dlp: {
+      ...config.dlp,
+      rulesFile: config.dlp.rulesFile ? path.resolve(base, config.dlp.rulesFile) : undefined,
+    },
     publicUrl: (config.web.publicUrl ?? `http://127.0.0.1:${config.web.port}`).replace(/\/+$/, ''),
   };
   return deepFreeze(resolved);

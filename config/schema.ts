@@ -17,7 +17,11 @@ export const smtpSchema = z.strictObject({
   /** Name used in the greeting banner and in Received headers. Defaults to the machine's host name. */
   hostname: z.string().optional(),
   /** Largest message accepted, in bytes (announced with SIZE, enforced with 552). 35 MB. */
-  maxMessageSize: z.number().int().positive().default(35 * 1024 * 1024),
+  maxMessageSize: z
+    .number()
+    .int()
+    .positive()
+    .default(35 * 1024 * 1024),
   /** Most recipients in one transaction; more get 452 4.5.3 and the client sends them in another. */
   maxRecipients: z.number().int().positive().default(100),
   /** Most simultaneous SMTP connections in total. */
@@ -31,9 +35,17 @@ export const smtpSchema = z.strictObject({
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   /** Idle time before an SMTP connection is dropped, in milliseconds. */
-  socketTimeout: z.number().int().positive().default(5 * MINUTE),
+  socketTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(5 * MINUTE),
   /** On shutdown, how long open transactions may take to finish before connections are closed, in milliseconds. */
-  closeTimeout: z.number().int().positive().default(30 * SECOND),
+  closeTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(30 * SECOND),
 });
 
 export const webSchema = z.strictObject({
@@ -50,13 +62,20 @@ export const relaySchema = z.strictObject({
    * Next hop: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://… (implicit TLS).
    * Env: PHIGW_RELAY_URL. When unset, the built-in outbox stores outgoing mail and shows it at /outbox.
    */
-  url: z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional(),
+  url: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://')
+    .optional(),
   /** Pooled connections kept open to the next hop. */
   maxConnections: z.number().int().positive().default(5),
   /** Messages sent over one pooled connection before it is recycled. */
   maxMessagesPerConnection: z.number().int().positive().default(1000),
   /** Time allowed for one delivery attempt (connect, transfer, reply), in milliseconds. */
-  timeout: z.number().int().positive().default(2 * MINUTE),
+  timeout: z
+    .number()
+    .int()
+    .positive()
+    .default(2 * MINUTE),
   /**
    * Send to an smtp:// next hop that does not offer STARTTLS. Off: STARTTLS is required (a next hop on
    * loopback is exempt, as nothing crosses a network). Turning it on lets anyone on the path who strips the
@@ -76,17 +95,37 @@ export const queueSchema = z.strictObject({
   /** Deliveries to the next hop in flight at once. */
   deliveryConcurrency: z.number().int().positive().default(10),
   /** Longest a single pipeline stage may run before the message is deferred, in milliseconds. */
-  stageTimeout: z.number().int().positive().default(60 * SECOND),
+  stageTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(60 * SECOND),
   /** Processing attempts before a message that keeps failing is held in quarantine with the reason. */
   maxProcessingAttempts: z.number().int().positive().default(5),
   /** First retry delay after a temporary failure, in milliseconds; doubles each time. 1 minute. */
-  retryInitialDelay: z.number().int().positive().default(1 * MINUTE),
+  retryInitialDelay: z
+    .number()
+    .int()
+    .positive()
+    .default(1 * MINUTE),
   /** Retry delay ceiling, in milliseconds. 1 hour. */
-  retryMaxDelay: z.number().int().positive().default(1 * HOUR),
+  retryMaxDelay: z
+    .number()
+    .int()
+    .positive()
+    .default(1 * HOUR),
   /** How long delivery is retried before the sender gets a bounce, in milliseconds. 5 days. */
-  maxQueueAge: z.number().int().positive().default(5 * DAY),
+  maxQueueAge: z
+    .number()
+    .int()
+    .positive()
+    .default(5 * DAY),
   /** How often the queue looks for due work besides being woken by new mail, in milliseconds. */
-  pollInterval: z.number().int().positive().default(1 * SECOND),
+  pollInterval: z
+    .number()
+    .int()
+    .positive()
+    .default(1 * SECOND),
 });
 
 export const dlpSchema = z.strictObject({
@@ -96,7 +135,11 @@ export const dlpSchema = z.strictObject({
    */
   rulesFile: z.string().optional(),
   /** How often the rules file is checked for changes, in milliseconds. */
-  reloadInterval: z.number().int().positive().default(2 * SECOND),
+  reloadInterval: z
+    .number()
+    .int()
+    .positive()
+    .default(2 * SECOND),
 });
 
 export const configSchema = z.strictObject({

@@ -1,6 +1,12 @@
 // The analyzer: recognizers over every part of a message, admin allow/deny lists, then the rules.
 // Input is decoded text; output is a verdict with positions and type names, never the matched text.
-import { analyzePart, compileRecognizers, resolveOverlaps, wordListRegex, type CompiledRecognizers } from './engine.js';
+import {
+  analyzePart,
+  compileRecognizers,
+  resolveOverlaps,
+  wordListRegex,
+  type CompiledRecognizers,
+} from './engine.js';
 import { builtinRecognizers } from './recognizers/index.js';
 import { evaluateRules, ruleSetSchema, type RuleSet } from './rules.js';
 import { checkPatternSafety } from './safe-regex.js';
@@ -25,7 +31,14 @@ function denyRecognizer(terms: readonly string[]): CustomRecognizer {
       const out: Array<Omit<Finding, 'part'>> = [];
       re.lastIndex = 0;
       for (let m = re.exec(text); m; m = re.exec(text)) {
-        out.push({ type: 'DENY_TERM', category: 'deny', start: m.index, end: m.index + m[0].length, score: 1, recognizer: 'deny-list' });
+        out.push({
+          type: 'DENY_TERM',
+          category: 'deny',
+          start: m.index,
+          end: m.index + m[0].length,
+          score: 1,
+          recognizer: 'deny-list',
+        });
       }
       return out;
     },
@@ -37,7 +50,11 @@ function mrnFormatRecognizer(formats: readonly string[]): PatternRecognizer {
     id: 'mrn-org-format',
     type: 'MRN',
     category: 'strong',
-    patterns: formats.map((source, i) => ({ name: `org-format-${i + 1}`, regex: new RegExp(`(?<![\\p{L}\\p{N}])(?:${source})(?![\\p{L}\\p{N}])`, 'u'), score: 0.7 })),
+    patterns: formats.map((source, i) => ({
+      name: `org-format-${i + 1}`,
+      regex: new RegExp(`(?<![\\p{L}\\p{N}])(?:${source})(?![\\p{L}\\p{N}])`, 'u'),
+      score: 0.7,
+    })),
     context: ['mrn', 'mr#', 'medical record', 'chart', 'patient id', 'record number', 'patient'],
     contextBoost: 0.25,
   };
@@ -49,7 +66,9 @@ export function parseRuleSet(input: unknown): RuleSet {
   if (!result.success) {
     const lines = result.error.issues.map((i) => {
       const where = i.path.join('.') || '(top level)';
-      return i.code === 'unrecognized_keys' ? `${where}: unknown key(s) ${i.keys.join(', ')}` : `${where}: ${i.message}`;
+      return i.code === 'unrecognized_keys'
+        ? `${where}: unknown key(s) ${i.keys.join(', ')}`
+        : `${where}: ${i.message}`;
     });
     throw new Error(`rules are invalid:\n  ${lines.join('\n  ')}`);
   }

@@ -45,9 +45,17 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
       name: p.name,
       score: p.score,
       // 'd' gives the exact position of an `id` group (its text may also occur inside the label).
-      regex: new RegExp(p.regex.source, [...new Set(`${p.regex.flags}g${p.regex.source.includes('(?<id>') ? 'd' : ''}`)].join('')),
+      regex: new RegExp(
+        p.regex.source,
+        [...new Set(`${p.regex.flags}g${p.regex.source.includes('(?<id>') ? 'd' : ''}`)].join(''),
+      ),
     }));
-    return { kind: 'pattern', spec: r, patterns, context: r.context?.length ? wordListRegex(r.context) : undefined };
+    return {
+      kind: 'pattern',
+      spec: r,
+      patterns,
+      context: r.context?.length ? wordListRegex(r.context) : undefined,
+    };
   });
 }
 
@@ -119,7 +127,10 @@ export function resolveOverlaps(findings: Finding[]): Finding[] {
     }
     if (open.length > 0 && open.some((k) => k.end < f.start)) open = open.filter((k) => k.end >= f.start);
     const beaten = open.some(
-      (k) => k.end >= f.end && (k.score > f.score || (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start))),
+      (k) =>
+        k.end >= f.end &&
+        (k.score > f.score ||
+          (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start))),
     );
     if (beaten) continue;
     keep.push(f);
@@ -140,7 +151,11 @@ function lowerSameLength(text: string): string {
   return out;
 }
 
-export function analyzePart(compiled: CompiledRecognizers, part: TextPart, headerNames: readonly string[] = []): Finding[] {
+export function analyzePart(
+  compiled: CompiledRecognizers,
+  part: TextPart,
+  headerNames: readonly string[] = [],
+): Finding[] {
   const text = part.text;
   if (!text) return [];
   const safeLower = lowerSameLength(text);
@@ -151,7 +166,15 @@ export function analyzePart(compiled: CompiledRecognizers, part: TextPart, heade
     if (rec.kind === 'pattern') for (const f of runPattern(rec, text, safeLower, part.id)) findings.push(f);
     else {
       for (const f of rec.spec.analyze(text, ctx)) {
-        findings.push({ type: f.type, category: f.category, part: part.id, start: f.start, end: f.end, score: f.score, recognizer: f.recognizer });
+        findings.push({
+          type: f.type,
+          category: f.category,
+          part: part.id,
+          start: f.start,
+          end: f.end,
+          score: f.score,
+          recognizer: f.recognizer,
+        });
       }
     }
   }

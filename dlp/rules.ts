@@ -4,7 +4,12 @@ import { z } from 'zod';
 import type { Action, Category, Finding, Verdict } from './types.js';
 
 /** A detector selector: a finding type ("US_SSN") or a category ("@health"). */
-const selector = z.string().regex(/^(@(strong|identifier|health|payload|care|deny|attachment)|[A-Z][A-Z0-9_]*)$/, 'a finding type like US_SSN or a category like @health');
+const selector = z
+  .string()
+  .regex(
+    /^(@(strong|identifier|health|payload|care|deny|attachment)|[A-Z][A-Z0-9_]*)$/,
+    'a finding type like US_SSN or a category like @health',
+  );
 
 const anyCondition = z.strictObject({
   /** At least `minCount` findings of these types/categories, each scoring at least `minScore`. */
@@ -61,7 +66,12 @@ function distance(a: Finding, b: Finding): number {
   return Math.max(0, Math.max(a.start, b.start) - Math.min(a.end, b.end));
 }
 
-function evaluateCondition(c: Condition, findings: readonly Finding[], ruleMin: number, subjectParts: ReadonlySet<string>): Finding[] | null {
+function evaluateCondition(
+  c: Condition,
+  findings: readonly Finding[],
+  ruleMin: number,
+  subjectParts: ReadonlySet<string>,
+): Finding[] | null {
   const min = c.minScore ?? ruleMin;
   if ('any' in c) {
     const hits = findings.filter((f) => f.score >= min && selects(c.any, f));
@@ -75,7 +85,8 @@ function evaluateCondition(c: Condition, findings: readonly Finding[], ruleMin: 
     for (const y of b) {
       if (x === y) continue;
       const paired =
-        (x.part === y.part && distance(x, y) <= c.window) || (x.part !== y.part && (subjectParts.has(x.part) || subjectParts.has(y.part)));
+        (x.part === y.part && distance(x, y) <= c.window) ||
+        (x.part !== y.part && (subjectParts.has(x.part) || subjectParts.has(y.part)));
       if (paired) {
         used.add(x);
         used.add(y);
@@ -86,7 +97,11 @@ function evaluateCondition(c: Condition, findings: readonly Finding[], ruleMin: 
 }
 
 /** Applies the rules to a message's findings and explains the outcome (types and parts, never text). */
-export function evaluateRules(ruleSet: RuleSet, findings: readonly Finding[], subjectParts: ReadonlySet<string>): Verdict {
+export function evaluateRules(
+  ruleSet: RuleSet,
+  findings: readonly Finding[],
+  subjectParts: ReadonlySet<string>,
+): Verdict {
   const attributed = new Map<Finding, string>();
   const rules: string[] = [];
   const monitored: string[] = [];

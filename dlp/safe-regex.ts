@@ -41,13 +41,15 @@ export function checkPatternSafety(source: string): string | null {
       if (!inner || stack.length === 0) return 'unbalanced parentheses';
       const next = source[i + 1];
       const quantified = next === '*' || next === '+' || next === '{' || next === '?';
-      if (quantified && inner.hasQuantifier && next !== '?') return 'a repeated group contains a repetition (nested quantifiers can take exponential time)';
+      if (quantified && inner.hasQuantifier && next !== '?')
+        return 'a repeated group contains a repetition (nested quantifiers can take exponential time)';
       if (inner.hasQuantifier || quantified) stack[stack.length - 1]!.hasQuantifier = true;
       continue;
     }
     if (isQuant) stack[stack.length - 1]!.hasQuantifier = true;
   }
   if (inClass) return 'unterminated character class';
-  if (/(\.\*|\.\+|\\[sSwWdD][*+])\s*(\.\*|\.\+|\\[sSwWdD][*+])/.test(source)) return 'two unbounded repetitions in a row can take quadratic time';
+  if (/(\.\*|\.\+|\\[sSwWdD][*+])\s*(\.\*|\.\+|\\[sSwWdD][*+])/.test(source))
+    return 'two unbounded repetitions in a row can take quadratic time';
   return null;
 }

@@ -97,5 +97,12 @@ export interface Verdict {
   /** Rules in monitor-only mode that would have fired. */
   monitored: string[];
   /** Why each fired rule fired: type names and parts, never text. */
-  explanation: Array<{ rule: string; action: Action; monitorOnly: boolean; reason: string; findingTypes: string[]; parts: string[] }>;
+  explanation: Array<{
+    rule: string;
+    action: Action;
+    monitorOnly: boolean;
+    reason: string;
+    findingTypes: string[];
+    parts: string[];
+  }>;
 }

@@ -49,7 +49,10 @@ export function safeOriginalHeaders(raw: Buffer): string {
   const end = raw.indexOf('\r\n\r\n');
   const head = raw.subarray(0, end === -1 ? Math.min(raw.length, 64 * 1024) : end).toString('utf8');
   const unfolded = head.replace(/\r\n[ \t]+/g, ' ').split('\r\n');
-  return unfolded.filter((line) => SAFE_HEADERS.test(line)).map((l) => l.slice(0, 998)).join('\r\n');
+  return unfolded
+    .filter((line) => SAFE_HEADERS.test(line))
+    .map((l) => l.slice(0, 998))
+    .join('\r\n');
 }
 
 export function buildBounce(input: BounceInput): Buffer {

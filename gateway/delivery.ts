@@ -97,7 +97,10 @@ export class Delivery {
   async reclaimExpired(): Promise<number> {
     const now = Date.now();
     return this.store.write((trx) =>
-      trx('envelopes').where('state', 'sending').andWhere('lease_until', '<', now).update({ state: 'queued', lease_until: null, next_attempt_at: now }),
+      trx('envelopes')
+        .where('state', 'sending')
+        .andWhere('lease_until', '<', now)
+        .update({ state: 'queued', lease_until: null, next_attempt_at: now }),
     );
   }
 
@@ -105,7 +108,10 @@ export class Delivery {
     const ids = groups.flat().map((e) => e.id);
     if (ids.length === 0) return;
     await this.store.write((trx) =>
-      trx('envelopes').whereIn('id', ids).andWhere('state', 'sending').update({ state: 'queued', lease_until: null }),
+      trx('envelopes')
+        .whereIn('id', ids)
+        .andWhere('state', 'sending')
+        .update({ state: 'queued', lease_until: null }),
     );
   }
 
@@ -135,19 +141,37 @@ export class Delivery {
             group.map((e) => e.id),
           )
           .update({ state: 'held', last_response: code, lease_until: null, updated_at: Date.now() });
-        await appendAudit(trx, { type: 'envelope.held', messageId: first.message_id, detail: { reason: code, envelopes: group.length } });
+        await appendAudit(trx, {
+          type: 'envelope.held',
+          messageId: first.message_id,
+          detail: { reason: code, envelopes: group.length },
+        });
       });
-      this.log.error({ evt: 'DELIVERY_HELD', qid: first.message_id, code }, 'content unreadable; envelopes held');
+      this.log.error(
+        { evt: 'DELIVERY_HELD', qid: first.message_id, code },
+        'content unreadable; envelopes held',
+      );
       return;
     }
 
     let result: SendResult;
     try {
-      result = await this.transport.send({ from: first.mail_from, to: group.map((e) => e.rcpt), raw, kind: first.kind });
+      result = await this.transport.send({
+        from: first.mail_from,
+        to: group.map((e) => e.rcpt),
+        raw,
+        kind: first.kind,
+      });
     } catch (err) {
       const te =
-        err instanceof TransportError ? err : new TransportError(`transport: ${errorCode(err)}`, null, errorCode(err), true);
-      result = { accepted: [], rejected: group.map((e) => ({ rcpt: e.rcpt, code: te.code, response: te.response })), response: te.response };
+        err instanceof TransportError
+          ? err
+          : new TransportError(`transport: ${errorCode(err)}`, null, errorCode(err), true);
+      result = {
+        accepted: [],
+        rejected: group.map((e) => ({ rcpt: e.rcpt, code: te.code, response: te.response })),
+        response: te.response,
+      };
     }
     const duration = Date.now() - started;
     const byRcpt = new Map(group.map((e) => [e.rcpt.toLowerCase(), e]));
@@ -156,7 +180,8 @@ export class Delivery {
     const failures: Failure[] = [];
     for (const r of result.rejected) {
       const env = byRcpt.get(r.rcpt.toLowerCase());
-      if (env && !acceptedSet.has(env.rcpt.toLowerCase())) failures.push({ env, code: r.code, response: r.response });
+      if (env && !acceptedSet.has(env.rcpt.toLowerCase()))
+        failures.push({ env, code: r.code, response: r.response });
     }
     // Anyone neither accepted nor reported rejected is retried.
     for (const env of group) {
@@ -192,12 +217,23 @@ export class Delivery {
             updated_at: now,
           });
         await trx('delivery_attempts').insert(
-          delivered.map((e) => ({ envelope_id: e.id, at: now, duration_ms: duration, outcome: 'delivered', code: 250, response: result.response })),
+          delivered.map((e) => ({
+            envelope_id: e.id,
+            at: now,
+            duration_ms: duration,
+            outcome: 'delivered',
+            code: 250,
+            response: result.response,
+          })),
         );
         await appendAudit(trx, {
           type: 'envelope.delivered',
           messageId: first.message_id,
-          detail: { kind: first.kind, envelopes: delivered.map((e) => String(e.id)), via: this.transport.name },
+          detail: {
+            kind: first.kind,
+            envelopes: delivered.map((e) => String(e.id)),
+            via: this.transport.name,
+          },
         });
       }
       for (const f of temporary) {
@@ -213,7 +249,14 @@ export class Delivery {
             lease_until: null,
             updated_at: now,
           });
-        await trx('delivery_attempts').insert({ envelope_id: f.env.id, at: now, duration_ms: duration, outcome: 'deferred', code: f.code, response: f.response });
+        await trx('delivery_attempts').insert({
+          envelope_id: f.env.id,
+          at: now,
+          duration_ms: duration,
+          outcome: 'deferred',
+          code: f.code,
+          response: f.response,
+        });
       }
       if (temporary.length > 0) {
         await appendAudit(trx, {
@@ -224,10 +267,21 @@ export class Delivery {
       }
     });
     if (delivered.length > 0) {
-      this.log.info({ evt: 'DELIVERED', qid: first.message_id, kind: first.kind, rcpts: delivered.length, ms: duration }, 'delivered');
+      this.log.info(
+        { evt: 'DELIVERED', qid: first.message_id, kind: first.kind, rcpts: delivered.length, ms: duration },
+        'delivered',
+      );
     }
     if (temporary.length > 0) {
-      this.log.warn({ evt: 'DELIVERY_DEFERRED', qid: first.message_id, rcpts: temporary.length, code: temporary[0]!.code }, 'deferred');
+      this.log.warn(
+        {
+          evt: 'DELIVERY_DEFERRED',
+          qid: first.message_id,
+          rcpts: temporary.length,
+          code: temporary[0]!.code,
+        },
+        'deferred',
+      );
     }
 
     // 2. Permanent failures bounce to the sender (a bounce itself is never bounced).
@@ -236,7 +290,13 @@ export class Delivery {
     await this.finalise(first);
   }
 
-  private async bounce(first: EnvelopeRow, permanent: Failure[], raw: Buffer, now: number, duration: number): Promise<void> {
+  private async bounce(
+    first: EnvelopeRow,
+    permanent: Failure[],
+    raw: Buffer,
+    now: number,
+    duration: number,
+  ): Promise<void> {
     const sender = first.mail_from;
     let blobId: string | null = null;
     if (sender !== '' && first.kind !== 'bounce') {
@@ -257,7 +317,10 @@ export class Delivery {
         sender,
         recipients,
         arrivalDate: new Date(Number(first.created_at)),
-        originalHeaders: first.content === 'spool' ? safeOriginalHeaders(raw.subarray(Buffer.byteLength(first.prefix, 'latin1'))) : '',
+        originalHeaders:
+          first.content === 'spool'
+            ? safeOriginalHeaders(raw.subarray(Buffer.byteLength(first.prefix, 'latin1')))
+            : '',
       });
       blobId = newQueueId();
       await this.store.seal('blobs', blobId, dsn);
@@ -267,8 +330,22 @@ export class Delivery {
         for (const f of permanent) {
           await trx('envelopes')
             .where({ id: f.env.id })
-            .update({ state: 'bounced', attempts: f.env.attempts + 1, last_code: f.code, last_response: f.response, lease_until: null, updated_at: now });
-          await trx('delivery_attempts').insert({ envelope_id: f.env.id, at: now, duration_ms: duration, outcome: 'bounced', code: f.code, response: f.response });
+            .update({
+              state: 'bounced',
+              attempts: f.env.attempts + 1,
+              last_code: f.code,
+              last_response: f.response,
+              lease_until: null,
+              updated_at: now,
+            });
+          await trx('delivery_attempts').insert({
+            envelope_id: f.env.id,
+            at: now,
+            duration_ms: duration,
+            outcome: 'bounced',
+            code: f.code,
+            response: f.response,
+          });
         }
         if (blobId) {
           await insertGeneratedEnvelope(trx, {
@@ -292,16 +369,21 @@ export class Delivery {
       },
       { syncDirs: blobId ? ['blobs'] : [] },
     );
-    this.log.warn({ evt: 'DELIVERY_BOUNCED', qid: first.message_id, rcpts: permanent.length, notified: blobId !== null }, 'bounced');
+    this.log.warn(
+      { evt: 'DELIVERY_BOUNCED', qid: first.message_id, rcpts: permanent.length, notified: blobId !== null },
+      'bounced',
+    );
     if (blobId) this.onEnqueued();
   }
 
   /** When every envelope of a message is final, its spool file is destroyed (with its key). */
   private async finalise(first: EnvelopeRow): Promise<void> {
     if (first.content === 'blob' && first.blob_id) {
-      const open = (await this.store.db('envelopes').where({ blob_id: first.blob_id }).whereNotIn('state', TERMINAL).first('id')) as
-        | { id: number }
-        | undefined;
+      const open = (await this.store
+        .db('envelopes')
+        .where({ blob_id: first.blob_id })
+        .whereNotIn('state', TERMINAL)
+        .first('id')) as { id: number } | undefined;
       if (!open) await this.store.removeSealed('blobs', first.blob_id);
       return;
     }
@@ -314,7 +396,9 @@ export class Delivery {
       .first('id')) as { id: number } | undefined;
     if (open) return;
     await this.store.write((trx) =>
-      trx('messages').where({ id: messageId }).update({ state: 'done', spool_removed: true, updated_at: Date.now() }),
+      trx('messages')
+        .where({ id: messageId })
+        .update({ state: 'done', spool_removed: true, updated_at: Date.now() }),
     );
     this.cache?.delete(messageId);
     await this.store.removeSealed('spool', messageId);

@@ -77,33 +77,120 @@ export interface Extracted {
 }
 
 /** The same parser settings as the pipeline's parse stage, for messages attached to messages. */
-const PARSE_OPTIONS = { skipImageLinks: true, skipTextLinks: true, maxHtmlLengthToParse: 10 * 1024 * 1024 } as const;
+const PARSE_OPTIONS = {
+  skipImageLinks: true,
+  skipTextLinks: true,
+  maxHtmlLengthToParse: 10 * 1024 * 1024,
+} as const;
 
 // ---------------------------------------------------------------------------------------------------------
 // Recognising what an attachment is: bytes first (a name or a type can lie), then the declared type and name.
 
-type Format = 'text' | 'html' | 'rtf' | 'pdf' | 'zip' | 'tnef' | 'message' | 'cfb' | 'image' | 'encrypted' | 'signature' | 'unknown';
+type Format =
+  | 'text'
+  | 'html'
+  | 'rtf'
+  | 'pdf'
+  | 'zip'
+  | 'tnef'
+  | 'message'
+  | 'cfb'
+  | 'image'
+  | 'encrypted'
+  | 'signature'
+  | 'unknown';
 
 const TEXT_TYPES = new Set([
-  'application/json', 'application/xml', 'application/x-ndjson', 'application/ndjson', 'application/csv', 'application/hl7-v2',
-  'application/x-hl7', 'application/edi-x12', 'application/edi-consent', 'application/edifact', 'application/javascript',
-  'application/x-yaml', 'application/yaml', 'application/sql', 'application/x-sh', 'application/pgp-keys',
+  'application/json',
+  'application/xml',
+  'application/x-ndjson',
+  'application/ndjson',
+  'application/csv',
+  'application/hl7-v2',
+  'application/x-hl7',
+  'application/edi-x12',
+  'application/edi-consent',
+  'application/edifact',
+  'application/javascript',
+  'application/x-yaml',
+  'application/yaml',
+  'application/sql',
+  'application/x-sh',
+  'application/pgp-keys',
 ]);
 const TEXT_EXTENSIONS = new Set([
-  'txt', 'text', 'csv', 'tsv', 'tab', 'json', 'ndjson', 'xml', 'ics', 'ical', 'vcf', 'vcard', 'hl7', 'hl7v2', 'edi', 'x12', '837',
-  '835', '270', '271', 'md', 'log', 'ccd', 'cda', 'ccda', 'yaml', 'yml', 'sql', 'ini', 'cfg', 'conf', 'svg', 'eml.txt',
+  'txt',
+  'text',
+  'csv',
+  'tsv',
+  'tab',
+  'json',
+  'ndjson',
+  'xml',
+  'ics',
+  'ical',
+  'vcf',
+  'vcard',
+  'hl7',
+  'hl7v2',
+  'edi',
+  'x12',
+  '837',
+  '835',
+  '270',
+  '271',
+  'md',
+  'log',
+  'ccd',
+  'cda',
+  'ccda',
+  'yaml',
+  'yml',
+  'sql',
+  'ini',
+  'cfg',
+  'conf',
+  'svg',
+  'eml.txt',
 ]);
-const IMAGE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'jpe', 'gif', 'bmp', 'tif', 'tiff', 'webp', 'heic', 'heif', 'jp2', 'ico', 'dcm', 'dicom']);
+const IMAGE_EXTENSIONS = new Set([
+  'png',
+  'jpg',
+  'jpeg',
+  'jpe',
+  'gif',
+  'bmp',
+  'tif',
+  'tiff',
+  'webp',
+  'heic',
+  'heif',
+  'jp2',
+  'ico',
+  'dcm',
+  'dicom',
+]);
 const ZIP_TYPES = new Set([
-  'application/zip', 'application/x-zip-compressed', 'application/x-zip',
+  'application/zip',
+  'application/x-zip-compressed',
+  'application/x-zip',
   'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
   'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
   'application/vnd.openxmlformats-officedocument.presentationml.presentation',
-  'application/vnd.oasis.opendocument.text', 'application/vnd.oasis.opendocument.spreadsheet',
+  'application/vnd.oasis.opendocument.text',
+  'application/vnd.oasis.opendocument.spreadsheet',
 ]);
 const ZIP_EXTENSIONS = new Set(['zip', 'docx', 'docm', 'xlsx', 'xlsm', 'pptx', 'odt', 'ods', 'odp']);
-const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature', 'application/pgp-signature']);
-const ENCRYPTED_TYPES = new Set(['application/pkcs7-mime', 'application/x-pkcs7-mime', 'application/pgp-encrypted']);
+const SIGNATURE_TYPES = new Set([
+  'application/pkcs7-signature',
+  'application/x-pkcs7-signature',
+  'application/pgp-signature',
+]);
+const ENCRYPTED_TYPES = new Set([
+  'application/pkcs7-mime',
+  'application/x-pkcs7-mime',
+  'application/pgp-encrypted',
+]);
 
 function startsWith(buf: Buffer, bytes: readonly number[], at = 0): boolean {
   if (buf.length < at + bytes.length) return false;
@@ -124,13 +211,20 @@ function sniff(buf: Buffer): Format | null {
     startsWith(buf, [0x4d, 0x4d, 0x00, 0x2a]) ||
     startsWith(buf, [0x42, 0x4d]) ||
     (startsWith(buf, [0x52, 0x49, 0x46, 0x46]) && startsWith(buf, [0x57, 0x45, 0x42, 0x50], 8)) ||
-    (startsWith(buf, [0x66, 0x74, 0x79, 0x70], 4) && /^(heic|heix|mif1|avif)/.test(buf.toString('latin1', 8, 12))) ||
+    (startsWith(buf, [0x66, 0x74, 0x79, 0x70], 4) &&
+      /^(heic|heix|mif1|avif)/.test(buf.toString('latin1', 8, 12))) ||
     startsWith(buf, [0x44, 0x49, 0x43, 0x4d], 128)
   ) {
     return 'image';
   }
   // gzip, 7z, rar, bzip2, xz: archives nothing here opens.
-  if (startsWith(buf, [0x1f, 0x8b]) || startsWith(buf, [0x37, 0x7a, 0xbc, 0xaf]) || startsWith(buf, [0x52, 0x61, 0x72, 0x21]) || startsWith(buf, [0x42, 0x5a, 0x68]) || startsWith(buf, [0xfd, 0x37, 0x7a, 0x58])) {
+  if (
+    startsWith(buf, [0x1f, 0x8b]) ||
+    startsWith(buf, [0x37, 0x7a, 0xbc, 0xaf]) ||
+    startsWith(buf, [0x52, 0x61, 0x72, 0x21]) ||
+    startsWith(buf, [0x42, 0x5a, 0x68]) ||
+    startsWith(buf, [0xfd, 0x37, 0x7a, 0x58])
+  ) {
     return 'unknown';
   }
   return null;
@@ -162,14 +256,34 @@ function classify(buf: Buffer, contentType: string, filename: string | undefined
   if (SIGNATURE_TYPES.has(ct) || ext === 'p7s') return 'signature';
   if (ENCRYPTED_TYPES.has(ct) || ext === 'p7m' || ext === 'pgp' || ext === 'gpg') return 'encrypted';
   if (ct === 'message/rfc822' || ct === 'message/global' || ext === 'eml') return 'message';
-  if (ct === 'application/ms-tnef' || ct === 'application/vnd.ms-tnef' || (filename ?? '').toLowerCase() === 'winmail.dat') return 'tnef';
+  if (
+    ct === 'application/ms-tnef' ||
+    ct === 'application/vnd.ms-tnef' ||
+    (filename ?? '').toLowerCase() === 'winmail.dat'
+  )
+    return 'tnef';
   if (ct === 'image/svg+xml' || ext === 'svg') return 'text';
   if (ct.startsWith('image/') || IMAGE_EXTENSIONS.has(ext)) return 'image';
   if (ct === 'application/pdf' || ext === 'pdf') return 'pdf';
   if (ZIP_TYPES.has(ct) || ZIP_EXTENSIONS.has(ext)) return 'zip';
-  if (ct === 'text/html' || ct === 'application/xhtml+xml' || ext === 'html' || ext === 'htm' || ext === 'xhtml') return 'html';
+  if (
+    ct === 'text/html' ||
+    ct === 'application/xhtml+xml' ||
+    ext === 'html' ||
+    ext === 'htm' ||
+    ext === 'xhtml'
+  )
+    return 'html';
   if (ct === 'text/rtf' || ct === 'application/rtf' || ext === 'rtf') return 'rtf';
-  if (ct.startsWith('text/') || ct.startsWith('message/') || TEXT_TYPES.has(ct) || ct.endsWith('+xml') || ct.endsWith('+json') || TEXT_EXTENSIONS.has(ext)) return 'text';
+  if (
+    ct.startsWith('text/') ||
+    ct.startsWith('message/') ||
+    TEXT_TYPES.has(ct) ||
+    ct.endsWith('+xml') ||
+    ct.endsWith('+json') ||
+    TEXT_EXTENSIONS.has(ext)
+  )
+    return 'text';
   if (looksLikeText(buf)) return 'text';
   return 'unknown';
 }
@@ -199,13 +313,22 @@ function decodeText(buf: Buffer, charset?: string): string {
 }
 
 const ENTITY = /&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|lt|gt|amp|quot|apos|nbsp);/g;
-const NAMED_ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'", nbsp: '\u00a0' };
+const NAMED_ENTITIES: Record<string, string> = {
+  lt: '<',
+  gt: '>',
+  amp: '&',
+  quot: '"',
+  apos: "'",
+  nbsp: '\u00a0',
+};
 
 function decodeEntities(text: string): string {
   return text.replace(ENTITY, (whole, ref: string) => {
     if (ref.startsWith('#')) {
       const code = ref[1] === 'x' || ref[1] === 'X' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
-      return code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff) ? String.fromCodePoint(code) : whole;
+      return code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff)
+        ? String.fromCodePoint(code)
+        : whole;
     }
     return NAMED_ENTITIES[ref] ?? whole;
   });
@@ -222,7 +345,11 @@ const HTML_OPTIONS: HtmlToTextOptions = {
   wordwrap: false,
   selectors: [
     { selector: 'img', format: 'altText' },
-    { selector: 'table', format: 'dataTable', options: { uppercaseHeaderCells: false, maxColumnWidth: 10_000 } },
+    {
+      selector: 'table',
+      format: 'dataTable',
+      options: { uppercaseHeaderCells: false, maxColumnWidth: 10_000 },
+    },
   ],
   formatters: {
     // The alt text may describe the picture; the source (often a data: URI) is noise.
@@ -234,7 +361,30 @@ const HTML_OPTIONS: HtmlToTextOptions = {
 };
 
 /** Elements that never hold others, or that HTML closes by itself: they do not count towards nesting. */
-const HTML_FLAT = new Set(['br', 'img', 'hr', 'meta', 'link', 'input', 'col', 'area', 'base', 'wbr', 'source', 'track', 'embed', 'param', 'p', 'li', 'td', 'th', 'tr', 'option', 'dt', 'dd']);
+const HTML_FLAT = new Set([
+  'br',
+  'img',
+  'hr',
+  'meta',
+  'link',
+  'input',
+  'col',
+  'area',
+  'base',
+  'wbr',
+  'source',
+  'track',
+  'embed',
+  'param',
+  'p',
+  'li',
+  'td',
+  'th',
+  'tr',
+  'option',
+  'dt',
+  'dd',
+]);
 const HTML_TAG = /<(\/?)([a-zA-Z][a-zA-Z0-9-]{0,30})[^<>]*>/g;
 /** Past this nesting the converter's recursion gets slow and then overflows the stack. */
 const HTML_MAX_NESTING = 1000;
@@ -260,7 +410,10 @@ function htmlText(html: string): string {
     }
   }
   // Hostile or broken nesting: strip the tags instead of walking a tree; no text is lost to a depth limit.
-  return stripTags(html.replace(/<(script|style)[^<>]*>[^<]*<\/\1>/gi, ''), /<\/(p|div|tr|li|h[1-6])>|<br[^<>]*>/gi);
+  return stripTags(
+    html.replace(/<(script|style)[^<>]*>[^<]*<\/\1>/gi, ''),
+    /<\/(p|div|tr|li|h[1-6])>|<br[^<>]*>/gi,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -315,9 +468,36 @@ function decompressRtf(buf: Buffer, max: number): Buffer {
 
 /** Destinations whose content is not document text. */
 const RTF_SKIP = new Set([
-  'fonttbl', 'colortbl', 'stylesheet', 'info', 'pict', 'object', 'objdata', 'themedata', 'colorschememapping', 'datastore',
-  'latentstyles', 'listtable', 'listoverridetable', 'rsidtbl', 'generator', 'xmlnstbl', 'mmathPr', 'fldinst', 'filetbl',
-  'revtbl', 'pgdsctbl', 'wgrffmtfilter', 'fchars', 'lchars', 'bkmkstart', 'bkmkend', 'pntext', 'pntxta', 'pntxtb', 'htmltag',
+  'fonttbl',
+  'colortbl',
+  'stylesheet',
+  'info',
+  'pict',
+  'object',
+  'objdata',
+  'themedata',
+  'colorschememapping',
+  'datastore',
+  'latentstyles',
+  'listtable',
+  'listoverridetable',
+  'rsidtbl',
+  'generator',
+  'xmlnstbl',
+  'mmathPr',
+  'fldinst',
+  'filetbl',
+  'revtbl',
+  'pgdsctbl',
+  'wgrffmtfilter',
+  'fchars',
+  'lchars',
+  'bkmkstart',
+  'bkmkend',
+  'pntext',
+  'pntxta',
+  'pntxtb',
+  'htmltag',
 ]);
 const RTF_WORD = /\\([a-zA-Z]{1,32})(-?\d{1,10})? ?/y;
 const WIN1252 = new TextDecoder('windows-1252');
@@ -387,7 +567,11 @@ function rtfToText(rtf: string): string {
       else if (word === 'u' && param !== undefined) {
         if (!skip) out.push(String.fromCharCode(param < 0 ? param + 65536 : param));
         pendingSkip = uc;
-      } else if (!skip && (word === 'par' || word === 'line' || word === 'row' || word === 'sect' || word === 'page')) out.push('\n');
+      } else if (
+        !skip &&
+        (word === 'par' || word === 'line' || word === 'row' || word === 'sect' || word === 'page')
+      )
+        out.push('\n');
       else if (!skip && (word === 'tab' || word === 'cell')) out.push('\t');
       continue;
     }
@@ -426,7 +610,20 @@ interface Tnef {
 const TNEF_SIGNATURE = 0x223e9f78;
 const UTF16 = new TextDecoder('utf-16le');
 /** MAPI property types with a fixed size in a TNEF property stream (short and boolean are padded to 4). */
-const MAPI_FIXED: Record<number, number> = { 0x0001: 4, 0x0002: 4, 0x0003: 4, 0x0004: 4, 0x0005: 8, 0x0006: 8, 0x0007: 8, 0x000a: 4, 0x000b: 4, 0x0014: 8, 0x0040: 8, 0x0048: 16 };
+const MAPI_FIXED: Record<number, number> = {
+  0x0001: 4,
+  0x0002: 4,
+  0x0003: 4,
+  0x0004: 4,
+  0x0005: 8,
+  0x0006: 8,
+  0x0007: 8,
+  0x000a: 4,
+  0x000b: 4,
+  0x0014: 8,
+  0x0040: 8,
+  0x0048: 16,
+};
 const MAPI_VARIABLE = new Set([0x000d, 0x001e, 0x001f, 0x0102, 0x00fb, 0x00fd, 0x00fe]);
 
 class Reader {
@@ -552,7 +749,8 @@ function parseTnef(buf: Buffer, partial: Tnef, maxRtf: number): Tnef {
         const v = p.values[0];
         if (p.id === 0x0037) partial.subject = propText(p) ?? partial.subject;
         else if (p.id === 0x1000) partial.text = propText(p) ?? partial.text;
-        else if (p.id === 0x1013 && v) partial.html = p.type === 0x001f ? unicode(v) : p.type === 0x0102 ? decodeText(v) : string8(v);
+        else if (p.id === 0x1013 && v)
+          partial.html = p.type === 0x001f ? unicode(v) : p.type === 0x0102 ? decodeText(v) : string8(v);
         else if (p.id === 0x1009 && v) partial.rtf = rtfToText(decompressRtf(v, maxRtf).toString('latin1'));
       }
     } else if (id === 0x9005 && current) {
@@ -586,16 +784,32 @@ function officeKind(names: ReadonlySet<string>): OfficeKind | null {
 
 /** The XML parts of an Office package that hold its text, in reading order. */
 function officeTextParts(kind: OfficeKind, names: readonly string[]): string[] {
-  const byNumber = (a: string, b: string) => (Number(/(\d+)\.xml$/.exec(a)?.[1] ?? 0) - Number(/(\d+)\.xml$/.exec(b)?.[1] ?? 0)) || a.localeCompare(b);
+  const byNumber = (a: string, b: string) =>
+    Number(/(\d+)\.xml$/.exec(a)?.[1] ?? 0) - Number(/(\d+)\.xml$/.exec(b)?.[1] ?? 0) || a.localeCompare(b);
   const pick = (re: RegExp) => names.filter((n) => re.test(n)).sort(byNumber);
   const meta = names.filter((n) => n === 'docProps/core.xml' || n === 'meta.xml');
   switch (kind) {
     case 'docx':
-      return [...pick(/^word\/document\.xml$/), ...pick(/^word\/(header|footer)\d*\.xml$/), ...pick(/^word\/(footnotes|endnotes|comments)\.xml$/), ...meta];
+      return [
+        ...pick(/^word\/document\.xml$/),
+        ...pick(/^word\/(header|footer)\d*\.xml$/),
+        ...pick(/^word\/(footnotes|endnotes|comments)\.xml$/),
+        ...meta,
+      ];
     case 'xlsx':
-      return [...pick(/^xl\/workbook\.xml$/), ...pick(/^xl\/sharedStrings\.xml$/), ...pick(/^xl\/worksheets\/sheet\d+\.xml$/), ...pick(/^xl\/comments\d*\.xml$/), ...meta];
+      return [
+        ...pick(/^xl\/workbook\.xml$/),
+        ...pick(/^xl\/sharedStrings\.xml$/),
+        ...pick(/^xl\/worksheets\/sheet\d+\.xml$/),
+        ...pick(/^xl\/comments\d*\.xml$/),
+        ...meta,
+      ];
     case 'pptx':
-      return [...pick(/^ppt\/slides\/slide\d+\.xml$/), ...pick(/^ppt\/notesSlides\/notesSlide\d+\.xml$/), ...meta];
+      return [
+        ...pick(/^ppt\/slides\/slide\d+\.xml$/),
+        ...pick(/^ppt\/notesSlides\/notesSlide\d+\.xml$/),
+        ...meta,
+      ];
     case 'odf':
       return [...pick(/^content\.xml$/), ...meta];
   }
@@ -679,7 +893,9 @@ function officeXmlText(kind: OfficeKind, name: string, xml: string, strings: rea
   if (name === 'docProps/core.xml' || name === 'meta.xml') return stripTags(xml, /<\/[^<>]*>/g);
   if (name === 'xl/workbook.xml') {
     // Sheet names can say whose data a sheet holds.
-    return [...xml.matchAll(/<(?:[A-Za-z]{1,16}:)?sheet\s[^<>]*?name="([^"]{0,300})"/g)].map((m) => decodeEntities(m[1]!)).join('\n');
+    return [...xml.matchAll(/<(?:[A-Za-z]{1,16}:)?sheet\s[^<>]*?name="([^"]{0,300})"/g)]
+      .map((m) => decodeEntities(m[1]!))
+      .join('\n');
   }
   if (name === 'xl/sharedStrings.xml') return '';
   if (kind === 'xlsx' && name.startsWith('xl/worksheets/')) return sheetText(xml, strings);
@@ -715,7 +931,10 @@ function pdfInflatedBytes(pdf: Buffer, budget: number): number | null {
     pos = Math.max(pos, dataEnd);
     if (!PDF_FLATE_ONLY.test(dict)) continue;
     try {
-      const out = zlib.inflateSync(pdf.subarray(dataStart, dataEnd), { maxOutputLength: Math.max(1, budget - total), finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      const out = zlib.inflateSync(pdf.subarray(dataStart, dataEnd), {
+        maxOutputLength: Math.max(1, budget - total),
+        finishFlush: zlib.constants.Z_SYNC_FLUSH,
+      });
       total += out.length;
     } catch (err) {
       if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return null;
@@ -759,7 +978,14 @@ async function pdfWorkerMain(): Promise<void> {
   const threads = await import('node:worker_threads');
   const parentPort = threads.parentPort;
   const job = threads.workerData as PdfJob;
-  const result: PdfResult = { outcome: 'read', text: [], scanned: false, truncated: false, damaged: false, files: [] };
+  const result: PdfResult = {
+    outcome: 'read',
+    text: [],
+    scanned: false,
+    truncated: false,
+    damaged: false,
+    files: [],
+  };
   const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
   /** Text an annotation carries: form field values (filled-in forms) and comments. */
   const annotationText = (a: unknown): string[] => {
@@ -778,7 +1004,12 @@ async function pdfWorkerMain(): Promise<void> {
   const { getDocumentProxy } = (await import(job.unpdf)) as typeof import('unpdf');
   let doc: Awaited<ReturnType<typeof getDocumentProxy>>;
   try {
-    doc = await getDocumentProxy(job.pdf, { isEvalSupported: false, useSystemFonts: false, disableFontFace: true, verbosity: 0 });
+    doc = await getDocumentProxy(job.pdf, {
+      isEvalSupported: false,
+      useSystemFonts: false,
+      disableFontFace: true,
+      verbosity: 0,
+    });
   } catch (err) {
     result.outcome = isRecord(err) && err.name === 'PasswordException' ? 'encrypted' : 'corrupt';
     parentPort?.postMessage(result);
@@ -798,12 +1029,17 @@ async function pdfWorkerMain(): Promise<void> {
       page.cleanup();
     }
     const { info } = await doc.getMetadata();
-    if (isRecord(info)) for (const key of ['Title', 'Subject', 'Author', 'Keywords']) if (typeof info[key] === 'string') result.text.push(info[key]);
+    if (isRecord(info))
+      for (const key of ['Title', 'Subject', 'Author', 'Keywords'])
+        if (typeof info[key] === 'string') result.text.push(info[key]);
     const files: unknown = await doc.getAttachments();
     if (isRecord(files)) {
       for (const file of Object.values(files)) {
         if (!isRecord(file) || !(file.content instanceof Uint8Array)) continue;
-        result.files.push({ name: typeof file.filename === 'string' ? file.filename : undefined, data: file.content });
+        result.files.push({
+          name: typeof file.filename === 'string' ? file.filename : undefined,
+          data: file.content,
+        });
       }
     }
   } catch {
@@ -857,7 +1093,9 @@ function readPdf(content: Buffer, maxPages: number, signal?: AbortSignal): Promi
 
 function charsetOf(a: Attachment): string | undefined {
   const header = a.headers.get('content-type') as StructuredHeader | undefined;
-  return typeof header === 'object' && header !== null && 'params' in header ? header.params.charset : undefined;
+  return typeof header === 'object' && header !== null && 'params' in header
+    ? header.params.charset
+    : undefined;
 }
 
 interface Meta {
@@ -883,7 +1121,8 @@ class Extraction {
   }
 
   flag(part: string, kind: AttachmentFlag['kind'], reason: FlagReason): void {
-    if (!this.flags.some((f) => f.part === part && f.kind === kind && f.reason === reason)) this.flags.push({ part, kind, reason });
+    if (!this.flags.some((f) => f.part === part && f.kind === kind && f.reason === reason))
+      this.flags.push({ part, kind, reason });
   }
 
   addText(id: string, text: string | undefined, kind: TextPart['kind']): void {
@@ -966,7 +1205,11 @@ class Extraction {
       case 'cfb':
         // A password-protected DOCX/XLSX is an encrypted package inside a compound file; other compound files are
         // legacy Office documents or Outlook items, which nothing here reads.
-        return this.flag(id, 'unreadable', content.includes('EncryptedPackage', 0, 'utf16le') ? 'encrypted-office' : 'unsupported');
+        return this.flag(
+          id,
+          'unreadable',
+          content.includes('EncryptedPackage', 0, 'utf16le') ? 'encrypted-office' : 'unsupported',
+        );
       case 'unknown':
         return this.flag(id, 'unreadable', 'unsupported');
     }
@@ -997,7 +1240,11 @@ class Extraction {
       result = await readPdf(content, this.limits.maxPdfPages, this.signal);
     } catch (err) {
       if (this.signal?.aborted) throw err;
-      this.flag(id, 'unreadable', (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'too-large' : 'corrupt');
+      this.flag(
+        id,
+        'unreadable',
+        (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'too-large' : 'corrupt',
+      );
       return;
     }
     if (result.outcome !== 'read') {
@@ -1013,7 +1260,12 @@ class Extraction {
     let n = 0;
     for (const file of result.files) {
       n++;
-      await this.attachment(Buffer.from(file.data), { contentType: '', filename: file.name }, `${id}/${n}`, depth + 1);
+      await this.attachment(
+        Buffer.from(file.data),
+        { contentType: '', filename: file.name },
+        `${id}/${n}`,
+        depth + 1,
+      );
     }
   }
 
@@ -1036,12 +1288,18 @@ class Extraction {
       n++;
       const memberId = `${id}/${n}`;
       if (a.embedded) await this.embeddedTnef(a.embedded, a.name, memberId, depth + 1);
-      else if (a.data) await this.attachment(a.data, { contentType: '', filename: a.name }, memberId, depth + 1);
+      else if (a.data)
+        await this.attachment(a.data, { contentType: '', filename: a.name }, memberId, depth + 1);
       else if (a.name) this.addText(`${memberId}:name`, a.name, 'attachment');
     }
   }
 
-  private async embeddedTnef(stream: Buffer, name: string | undefined, id: string, depth: number): Promise<void> {
+  private async embeddedTnef(
+    stream: Buffer,
+    name: string | undefined,
+    id: string,
+    depth: number,
+  ): Promise<void> {
     if (name) this.addText(`${id}:name`, name, 'attachment');
     if (startsWith(stream, [0x78, 0x9f, 0x3e, 0x22])) return this.tnef(stream, id, depth);
     await this.attachment(stream, { contentType: '' }, id, depth);
@@ -1050,7 +1308,12 @@ class Extraction {
   private async zip(content: Buffer, id: string, depth: number): Promise<void> {
     let zip: ZipFile;
     try {
-      zip = await fromBufferPromise(content, { lazyEntries: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: false });
+      zip = await fromBufferPromise(content, {
+        lazyEntries: true,
+        decodeStrings: true,
+        validateEntrySizes: true,
+        strictFileNames: false,
+      });
     } catch {
       this.flag(id, 'unreadable', 'corrupt');
       return;
@@ -1079,12 +1342,19 @@ class Extraction {
       const memberId = `${id}/${n}`;
       const data = await this.readEntry(zip, entry, id, memberId);
       // The member's name (its path in the archive) is scanned as text and helps tell its type; it never becomes an id.
-      if (data) await this.attachment(data, { contentType: '', filename: entry.fileName }, memberId, depth + 1);
+      if (data)
+        await this.attachment(data, { contentType: '', filename: entry.fileName }, memberId, depth + 1);
       else this.addText(`${memberId}:name`, entry.fileName, 'attachment');
     }
   }
 
-  private async office(zip: ZipFile, entries: readonly Entry[], kind: OfficeKind, id: string, depth: number): Promise<void> {
+  private async office(
+    zip: ZipFile,
+    entries: readonly Entry[],
+    kind: OfficeKind,
+    id: string,
+    depth: number,
+  ): Promise<void> {
     const byName = new Map(entries.map((e) => [e.fileName, e]));
     const texts: string[] = [];
     let strings: string[] = [];
@@ -1105,12 +1375,23 @@ class Extraction {
       n++;
       const memberId = `${id}/${n}`;
       const data = await this.readEntry(zip, entry, id, memberId);
-      if (data) await this.attachment(data, { contentType: '', filename: entry.fileName.slice(entry.fileName.lastIndexOf('/') + 1) }, memberId, depth + 1);
+      if (data)
+        await this.attachment(
+          data,
+          { contentType: '', filename: entry.fileName.slice(entry.fileName.lastIndexOf('/') + 1) },
+          memberId,
+          depth + 1,
+        );
     }
   }
 
   /** Decompresses one member within the budgets: declared size checked first, actual bytes counted as they come. */
-  private async readEntry(zip: ZipFile, entry: Entry, archiveId: string, memberId: string): Promise<Buffer | null> {
+  private async readEntry(
+    zip: ZipFile,
+    entry: Entry,
+    archiveId: string,
+    memberId: string,
+  ): Promise<Buffer | null> {
     if (entry.isEncrypted()) {
       this.flag(archiveId, 'unreadable', 'password-zip');
       return null;
@@ -1156,7 +1437,11 @@ class Extraction {
  * gives up stops the work too (a timeout alone would leave a hostile PDF burning CPU after the message was deferred),
  * and the promise then rejects with the signal's reason.
  */
-export async function extractParts(parsed: ParsedMail, limits: Partial<ExtractLimits> = {}, signal?: AbortSignal): Promise<Extracted> {
+export async function extractParts(
+  parsed: ParsedMail,
+  limits: Partial<ExtractLimits> = {},
+  signal?: AbortSignal,
+): Promise<Extracted> {
   const run = new Extraction({ ...DEFAULT_EXTRACT_LIMITS, ...limits }, signal);
   await run.message(parsed, '', 0);
   return { parts: run.parts, flags: run.flags };

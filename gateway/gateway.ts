@@ -49,8 +49,22 @@ export class Gateway {
       scanner = new DlpScanner(this.rules);
     }
     const stages = opts.stages ?? defaultStages(scanner!);
-    this.delivery = new Delivery(store, config, log, this.transport, () => this.deliveryPump.wake(), this.cache);
-    this.workers = new MessageWorkers(store, config, log, stages, (groups) => this.deliveryPump.offer(groups), this.cache);
+    this.delivery = new Delivery(
+      store,
+      config,
+      log,
+      this.transport,
+      () => this.deliveryPump.wake(),
+      this.cache,
+    );
+    this.workers = new MessageWorkers(
+      store,
+      config,
+      log,
+      stages,
+      (groups) => this.deliveryPump.offer(groups),
+      this.cache,
+    );
     this.messagePump = new Pump({
       name: 'pipeline',
       capacity: config.queue.workers,
@@ -89,11 +103,16 @@ export class Gateway {
       // One node owns a SQLite store: whatever was in flight when it stopped was ours; resume it now.
       const now = Date.now();
       const resumed = await store.write(async (trx) => {
-        const m = await trx('messages').where('state', 'processing').update({ state: 'queued', lease_until: null, next_attempt_at: now });
-        const e = await trx('envelopes').where('state', 'sending').update({ state: 'queued', lease_until: null, next_attempt_at: now });
+        const m = await trx('messages')
+          .where('state', 'processing')
+          .update({ state: 'queued', lease_until: null, next_attempt_at: now });
+        const e = await trx('envelopes')
+          .where('state', 'sending')
+          .update({ state: 'queued', lease_until: null, next_attempt_at: now });
         return { messages: m, envelopes: e };
       });
-      if (resumed.messages || resumed.envelopes) log.warn({ evt: 'QUEUE_RESUMED', ...resumed }, 'resumed work interrupted by a stop');
+      if (resumed.messages || resumed.envelopes)
+        log.warn({ evt: 'QUEUE_RESUMED', ...resumed }, 'resumed work interrupted by a stop');
     }
     this.rules?.watch(this.opts.config.dlp.reloadInterval);
     this.messagePump.start();
@@ -103,7 +122,10 @@ export class Gateway {
       Promise.all([this.workers.reclaimExpired(), this.delivery.reclaimExpired()])
         .then(([m, e]) => {
           if (m + e > 0) {
-            log.warn({ evt: 'QUEUE_LEASES_EXPIRED', messages: m, envelopes: e }, 'reclaimed work whose lease expired');
+            log.warn(
+              { evt: 'QUEUE_LEASES_EXPIRED', messages: m, envelopes: e },
+              'reclaimed work whose lease expired',
+            );
             this.messagePump.wake();
             this.deliveryPump.wake();
           }

@@ -120,7 +120,10 @@ export class Intake {
         authenticate(store.db, auth.username ?? '', auth.password ?? '')
           .then((user) => {
             if (!user) {
-              log.warn({ evt: 'SMTP_AUTH_FAILED', session: session.id, ip: session.remoteAddress }, 'auth failed');
+              log.warn(
+                { evt: 'SMTP_AUTH_FAILED', session: session.id, ip: session.remoteAddress },
+                'auth failed',
+              );
               cb(new GatewayError('SMTP_AUTH_FAILED').toSmtpReply());
               return;
             }
@@ -134,7 +137,10 @@ export class Intake {
       },
       onMailFrom: (_address, session, cb) => {
         if (session.user || this.isTrusted(session.remoteAddress)) return cb();
-        log.warn({ evt: 'SMTP_RELAY_DENIED', session: session.id, ip: session.remoteAddress }, 'relay denied');
+        log.warn(
+          { evt: 'SMTP_RELAY_DENIED', session: session.id, ip: session.remoteAddress },
+          'relay denied',
+        );
         cb(new GatewayError(session.secure ? 'SMTP_RELAY_DENIED' : 'SMTP_AUTH_REQUIRED').toSmtpReply());
       },
       onRcptTo: (address, session, cb) => {
@@ -142,7 +148,8 @@ export class Intake {
         if (!session.user && !this.isTrusted(session.remoteAddress)) {
           return cb(new GatewayError('SMTP_RELAY_DENIED').toSmtpReply());
         }
-        if (!/^[^@\s]+@[^@\s]+$/.test(address.address)) return cb(new GatewayError('SMTP_BAD_ADDRESS').toSmtpReply());
+        if (!/^[^@\s]+@[^@\s]+$/.test(address.address))
+          return cb(new GatewayError('SMTP_BAD_ADDRESS').toSmtpReply());
         cb();
       },
       onData: (stream, session, cb) => {
@@ -202,19 +209,32 @@ export class Intake {
         },
         trace: (qid, now) => traceHeader(session, this.hostname, qid, now),
       });
-      log.info({ evt: 'SMTP_ACCEPTED', session: session.id, qid: spooled.id, rcpts: meta.rcptTo.length, tls: meta.tls }, 'accepted');
+      log.info(
+        {
+          evt: 'SMTP_ACCEPTED',
+          session: session.id,
+          qid: spooled.id,
+          rcpts: meta.rcptTo.length,
+          tls: meta.tls,
+        },
+        'accepted',
+      );
       onSpooled(spooled, kept ? Buffer.concat(kept, keptBytes) : undefined);
       return spooled.id;
     } catch (err) {
       // Drain what is left of DATA so the reply lines up with the end of the transfer.
       stream.resume();
       await ended;
-      const known = refusal ?? (err instanceof GatewayError && err.code.startsWith('SMTP_') ? err : undefined);
+      const known =
+        refusal ?? (err instanceof GatewayError && err.code.startsWith('SMTP_') ? err : undefined);
       if (known) {
         log.warn({ evt: 'SMTP_REFUSED', session: session.id, code: known.code }, 'message refused');
         throw known.toSmtpReply();
       }
-      log.error({ evt: 'SPOOL_FAILED', session: session.id, err, code: errorCode(err) }, 'spool failed; answered 451');
+      log.error(
+        { evt: 'SPOOL_FAILED', session: session.id, err, code: errorCode(err) },
+        'spool failed; answered 451',
+      );
       throw new GatewayError('SMTP_LOCAL_ERROR').toSmtpReply();
     }
   }

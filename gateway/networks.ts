@@ -6,9 +6,11 @@ export function makeNetworkMatcher(cidrs: readonly string[]): (ip: string) => bo
   for (const cidr of cidrs) {
     const [addr, bits, extra] = cidr.split('/');
     const type = addr && isIPv6(addr) ? 'ipv6' : 'ipv4';
-    if (!addr || !(isIPv4(addr) || isIPv6(addr)) || extra !== undefined) throw new Error(`smtp.trustedNetworks: not a network: ${cidr}`);
+    if (!addr || !(isIPv4(addr) || isIPv6(addr)) || extra !== undefined)
+      throw new Error(`smtp.trustedNetworks: not a network: ${cidr}`);
     // "10.0.0.0/" must not read as /0: that would trust every address (an open relay).
-    if (bits !== undefined && !/^\d{1,3}$/.test(bits)) throw new Error(`smtp.trustedNetworks: bad prefix length in ${cidr}`);
+    if (bits !== undefined && !/^\d{1,3}$/.test(bits))
+      throw new Error(`smtp.trustedNetworks: bad prefix length in ${cidr}`);
     const prefix = bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits);
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > (type === 'ipv4' ? 32 : 128)) {
       throw new Error(`smtp.trustedNetworks: bad prefix length in ${cidr}`);

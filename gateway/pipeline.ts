@@ -73,8 +73,18 @@ export const routeStage: Stage = {
     const verdict = ctx.verdict;
     if (!verdict) throw new GatewayError('STAGE_FAILED', 'route before scan');
     // Fail closed until protection exists: PHI may not leave in clear, so it is held with the reason.
-    if (verdict.phi || verdict.action === 'quarantine' || verdict.action === 'block' || verdict.action === 'protect') {
-      const reason = verdict.action === 'block' ? 'BLOCKED_BY_RULE' : verdict.action === 'quarantine' ? 'QUARANTINED_BY_RULE' : 'PHI_NO_PROTECTION';
+    if (
+      verdict.phi ||
+      verdict.action === 'quarantine' ||
+      verdict.action === 'block' ||
+      verdict.action === 'protect'
+    ) {
+      const reason =
+        verdict.action === 'block'
+          ? 'BLOCKED_BY_RULE'
+          : verdict.action === 'quarantine'
+            ? 'QUARANTINED_BY_RULE'
+            : 'PHI_NO_PROTECTION';
       return Promise.resolve({ verdict: 'quarantine', reason } as const);
     }
     ctx.routes = ctx.rcptTo.map((rcpt) => ({ rcpt, action: 'clean' as const }));

@@ -67,7 +67,10 @@ export class Pump<T> {
         if (items.length === want) this.dirty = true;
       }
     } catch (err) {
-      this.opts.log.error({ evt: 'QUEUE_CLAIM_FAILED', pump: this.opts.name, err }, 'claim failed; will retry');
+      this.opts.log.error(
+        { evt: 'QUEUE_CLAIM_FAILED', pump: this.opts.name, err },
+        'claim failed; will retry',
+      );
     } finally {
       this.claiming = false;
     }
@@ -79,7 +82,9 @@ export class Pump<T> {
       this.inflight++;
       this.opts
         .handle(item)
-        .catch((err: unknown) => this.opts.log.error({ evt: 'QUEUE_HANDLER_FAILED', pump: this.opts.name, err }, 'handler failed'))
+        .catch((err: unknown) =>
+          this.opts.log.error({ evt: 'QUEUE_HANDLER_FAILED', pump: this.opts.name, err }, 'handler failed'),
+        )
         .finally(() => {
           this.inflight--;
           if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();

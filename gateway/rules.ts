@@ -56,11 +56,17 @@ export class RulesSource {
     try {
       this.current = loadAnalyzer(this.file);
       this.lastError = null;
-      this.log?.info({ evt: 'RULES_RELOADED', rules: this.current.ruleSet.rules.length }, 'dlp rules reloaded');
+      this.log?.info(
+        { evt: 'RULES_RELOADED', rules: this.current.ruleSet.rules.length },
+        'dlp rules reloaded',
+      );
     } catch (err) {
       this.lastError = (err as Error).message;
       // The message names keys and paths of the rules file only; it never holds message content.
-      this.log?.error({ evt: 'RULES_INVALID', reason: this.lastError }, 'dlp rules file refused; previous rules stay in force');
+      this.log?.error(
+        { evt: 'RULES_INVALID', reason: this.lastError },
+        'dlp rules file refused; previous rules stay in force',
+      );
     }
     return this.lastError;
   }

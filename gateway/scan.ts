@@ -46,6 +46,9 @@ export class DlpScanner implements Scanner {
 
   async scan(parsed: ParsedMail, signal?: AbortSignal): Promise<Verdict> {
     const { parts, flags } = await extractParts(parsed, this.limits, signal);
-    return this.rules.analyzer.analyze(parts, { headerNames: recipientNames(parsed), extraFindings: flagFindings(flags) });
+    return this.rules.analyzer.analyze(parts, {
+      headerNames: recipientNames(parsed),
+      extraFindings: flagFindings(flags),
+    });
   }
 }

@@ -40,7 +40,12 @@ export interface SpooledMessage {
  * Spools a message durably and returns its row, already claimed for processing (leased), so the caller can
  * hand it straight to a worker. Any failure leaves nothing behind.
  */
-export async function spoolMessage(store: Store, meta: IntakeMeta, source: Readable | Buffer, hooks: SpoolHooks): Promise<SpooledMessage> {
+export async function spoolMessage(
+  store: Store,
+  meta: IntakeMeta,
+  source: Readable | Buffer,
+  hooks: SpoolHooks,
+): Promise<SpooledMessage> {
   const now = Date.now();
   const id = newQueueId(now);
   const trace = hooks.trace(id, new Date(now));
@@ -67,12 +72,16 @@ export async function spoolMessage(store: Store, meta: IntakeMeta, source: Reada
           tls: meta.tls,
           trace,
         });
-        await appendAudit(trx, {
-          type: 'message.accepted',
-          messageId: id,
-          actor: meta.authUser ?? `ip:${meta.clientIp}`,
-          detail: { size, recipients: meta.rcptTo.length, tls: meta.tls },
-        }, now);
+        await appendAudit(
+          trx,
+          {
+            type: 'message.accepted',
+            messageId: id,
+            actor: meta.authUser ?? `ip:${meta.clientIp}`,
+            detail: { size, recipients: meta.rcptTo.length, tls: meta.tls },
+          },
+          now,
+        );
       },
       { syncDirs: ['spool'] },
     );
@@ -105,6 +114,13 @@ export async function recoverSpool(store: Store, log: Logger): Promise<void> {
   }
   const blobs = await store.scanArea('blobs');
   if (tornRemoved || orphans || blobs.tornRemoved) {
-    log.warn({ evt: 'SPOOL_RECOVERED', tornRemoved: tornRemoved + blobs.tornRemoved, unacknowledgedRemoved: orphans }, 'spool recovered');
+    log.warn(
+      {
+        evt: 'SPOOL_RECOVERED',
+        tornRemoved: tornRemoved + blobs.tornRemoved,
+        unacknowledgedRemoved: orphans,
+      },
+      'spool recovered',
+    );
   }
 }

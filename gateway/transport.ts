@@ -85,7 +85,12 @@ export class RelayTransport implements Transport {
       const info = (await this.transporter.sendMail({
         envelope: { from: mail.from, to: mail.to },
         raw: mail.raw,
-      })) as { accepted?: string[]; rejected?: string[]; rejectedErrors?: SmtpErrorLike[]; response?: string };
+      })) as {
+        accepted?: string[];
+        rejected?: string[];
+        rejectedErrors?: SmtpErrorLike[];
+        response?: string;
+      };
       const rejectedErrors = info.rejectedErrors ?? [];
       const rejected = (info.rejected ?? []).map((rcpt) => {
         const e = rejectedErrors.find((x) => x.recipient === rcpt);
@@ -101,13 +106,22 @@ export class RelayTransport implements Transport {
           accepted: [],
           rejected: e.rejected.map((rcpt) => {
             const x = errs.find((r) => r.recipient === rcpt);
-            return { rcpt, code: x?.responseCode ?? e.responseCode ?? null, response: clip(x?.response ?? e.response) };
+            return {
+              rcpt,
+              code: x?.responseCode ?? e.responseCode ?? null,
+              response: clip(x?.response ?? e.response),
+            };
           }),
           response: clip(e.response),
         };
       }
       const code = typeof e.responseCode === 'number' ? e.responseCode : null;
-      throw new TransportError(`next hop: ${e.code ?? 'error'}`, code, clip(e.response ?? e.code), code === null || code < 500);
+      throw new TransportError(
+        `next hop: ${e.code ?? 'error'}`,
+        code,
+        clip(e.response ?? e.code),
+        code === null || code < 500,
+      );
     }
   }
 

@@ -24,7 +24,9 @@ export interface MessageRow {
 const LEASE_MS = 10 * 60 * 1000;
 
 /** What is kept of a verdict (database, audit): rule ids, type names and parts — never text or positions. */
-export function verdictSummary(verdict: Verdict | undefined): Record<string, string | number | boolean | string[]> {
+export function verdictSummary(
+  verdict: Verdict | undefined,
+): Record<string, string | number | boolean | string[]> {
   if (!verdict) return { scanned: false };
   const counted = verdict.findings.filter((f) => f.rule !== null);
   return {
@@ -75,7 +77,10 @@ export class MessageWorkers {
   async reclaimExpired(): Promise<number> {
     const now = Date.now();
     return this.store.write((trx) =>
-      trx('messages').where('state', 'processing').andWhere('lease_until', '<', now).update({ state: 'queued', lease_until: null, next_attempt_at: now }),
+      trx('messages')
+        .where('state', 'processing')
+        .andWhere('lease_until', '<', now)
+        .update({ state: 'queued', lease_until: null, next_attempt_at: now }),
     );
   }
 
@@ -115,7 +120,10 @@ export class MessageWorkers {
       }
       stageName = 'enqueue';
       const groups = await this.enqueue(row, ctx);
-      this.log.info({ evt: 'MESSAGE_ROUTED', qid: row.id, envelopes: ctx.plan?.length ?? 0, ms: Date.now() - started }, 'routed');
+      this.log.info(
+        { evt: 'MESSAGE_ROUTED', qid: row.id, envelopes: ctx.plan?.length ?? 0, ms: Date.now() - started },
+        'routed',
+      );
       this.onEnqueued(groups);
     } catch (err) {
       const code = errorCode(err);
@@ -151,7 +159,13 @@ export class MessageWorkers {
           created_at: row.created_at,
         };
         const [inserted] = (await trx('envelopes')
-          .insert({ ...env, state: 'sending', lease_until: now + ENVELOPE_LEASE_MS, updated_at: now, next_attempt_at: now })
+          .insert({
+            ...env,
+            state: 'sending',
+            lease_until: now + ENVELOPE_LEASE_MS,
+            updated_at: now,
+            next_attempt_at: now,
+          })
           .returning('id')) as Array<{ id: number } | number>;
         const id = typeof inserted === 'number' ? inserted : inserted!.id;
         const group = groups.get(env.group_key) ?? [];
@@ -187,10 +201,20 @@ export class MessageWorkers {
     await this.store.write(async (trx) => {
       await trx('messages')
         .where({ id: row.id })
-        .update({ state: 'deferred', attempts, next_attempt_at: next, lease_until: null, reason: reason.slice(0, 64), updated_at: now });
+        .update({
+          state: 'deferred',
+          attempts,
+          next_attempt_at: next,
+          lease_until: null,
+          reason: reason.slice(0, 64),
+          updated_at: now,
+        });
       await appendAudit(trx, { type: 'message.deferred', messageId: row.id, detail: { reason, attempts } });
     });
-    this.log.warn({ evt: 'MESSAGE_DEFERRED', qid: row.id, reason, attempts, retryInMs: next - now }, 'deferred');
+    this.log.warn(
+      { evt: 'MESSAGE_DEFERRED', qid: row.id, reason, attempts, retryInMs: next - now },
+      'deferred',
+    );
   }
 
   private async hold(row: MessageRow, reason: string, ctx?: MessageContext): Promise<void> {
@@ -206,7 +230,11 @@ export class MessageWorkers {
           updated_at: now,
           verdict: ctx?.verdict ? JSON.stringify(verdictSummary(ctx.verdict)) : null,
         });
-      await appendAudit(trx, { type: 'message.held', messageId: row.id, detail: { reason, ...(ctx?.verdict ? verdictSummary(ctx.verdict) : {}) } });
+      await appendAudit(trx, {
+        type: 'message.held',
+        messageId: row.id,
+        detail: { reason, ...(ctx?.verdict ? verdictSummary(ctx.verdict) : {}) },
+      });
     });
     this.log.warn({ evt: 'MESSAGE_HELD', qid: row.id, reason }, 'held in quarantine');
   }

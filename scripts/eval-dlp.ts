@@ -42,15 +42,24 @@ async function evalEmails(dir: string, rules: RulesSource): Promise<void> {
     } else if (verdict.phi) {
       fp++;
       falsePositives.push(
-        `  ${entry.file} (${kind}): ${verdict.explanation.filter((e) => !e.monitorOnly).map((e) => `${e.rule}[${e.findingTypes.join(',')}]`).join('; ')}`,
+        `  ${entry.file} (${kind}): ${verdict.explanation
+          .filter((e) => !e.monitorOnly)
+          .map((e) => `${e.rule}[${e.findingTypes.join(',')}]`)
+          .join('; ')}`,
       );
     } else tn++;
   }
   times.sort((a, b) => a - b);
   console.log(`\n== ${dir}: ${manifest.length} messages (${tp + fn} PHI, ${fp + tn} clean)`);
-  console.log(`message recall        ${(tp / Math.max(1, tp + fn)).toFixed(3)}  (${tp}/${tp + fn})   target ≥ 0.99`);
-  console.log(`false-positive rate   ${(fp / Math.max(1, fp + tn)).toFixed(3)}  (${fp}/${fp + tn})   target ≤ 0.05`);
-  console.log(`scan time per message p50 ${times[Math.floor(times.length / 2)]?.toFixed(2)} ms, p99 ${times[Math.floor(times.length * 0.99)]?.toFixed(2)} ms (parse not included)`);
+  console.log(
+    `message recall        ${(tp / Math.max(1, tp + fn)).toFixed(3)}  (${tp}/${tp + fn})   target ≥ 0.99`,
+  );
+  console.log(
+    `false-positive rate   ${(fp / Math.max(1, fp + tn)).toFixed(3)}  (${fp}/${fp + tn})   target ≤ 0.05`,
+  );
+  console.log(
+    `scan time per message p50 ${times[Math.floor(times.length / 2)]?.toFixed(2)} ms, p99 ${times[Math.floor(times.length * 0.99)]?.toFixed(2)} ms (parse not included)`,
+  );
   if (misses.length) console.log(`missed PHI:\n${misses.join('\n')}`);
   if (falsePositives.length) console.log(`false positives:\n${falsePositives.join('\n')}`);
 }
@@ -72,7 +81,13 @@ const SYNTH_MAP: Record<string, string[]> = {
   ZIP_CODE: ['ZIP_CODE', 'STREET_ADDRESS'],
   US_DRIVER_LICENSE: ['LICENSE_NUMBER'],
 };
-const TARGETS: Record<string, number> = { PERSON: 0.9, PHONE_NUMBER: 0.9, EMAIL_ADDRESS: 0.9, US_SSN: 0.9, STREET_ADDRESS: 0.9 };
+const TARGETS: Record<string, number> = {
+  PERSON: 0.9,
+  PHONE_NUMBER: 0.9,
+  EMAIL_ADDRESS: 0.9,
+  US_SSN: 0.9,
+  STREET_ADDRESS: 0.9,
+};
 
 function evalSynth(file: string, rules: RulesSource): void {
   const samples = JSON.parse(readFileSync(file, 'utf8')) as SynthSample[];
@@ -88,7 +103,9 @@ function evalSynth(file: string, rules: RulesSource): void {
       if (!wanted) continue;
       const st = stats.get(span.entity_type) ?? { total: 0, hit: 0, counted: 0 };
       st.total++;
-      const overlapping = findings.filter((f) => wanted.includes(f.type) && f.start < span.end_position && f.end > span.start_position);
+      const overlapping = findings.filter(
+        (f) => wanted.includes(f.type) && f.start < span.end_position && f.end > span.start_position,
+      );
       if (overlapping.length > 0) st.hit++;
       // Rules ignore findings below their minScore (0.5 in the default pack): only these can make a verdict.
       if (overlapping.some((f) => f.score >= 0.5)) st.counted++;
@@ -96,25 +113,35 @@ function evalSynth(file: string, rules: RulesSource): void {
     }
     const mapped = new Set(Object.values(SYNTH_MAP).flat());
     extra += findings.filter(
-      (f) => mapped.has(f.type) && !s.spans.some((span) => f.start < span.end_position && f.end > span.start_position),
+      (f) =>
+        mapped.has(f.type) &&
+        !s.spans.some((span) => f.start < span.end_position && f.end > span.start_position),
     ).length;
   }
   const ms = performance.now() - started;
-  console.log(`\n== ${file}: ${samples.length} samples, span recall by entity type (any score | score ≥ 0.5)`);
+  console.log(
+    `\n== ${file}: ${samples.length} samples, span recall by entity type (any score | score ≥ 0.5)`,
+  );
   for (const [type, st] of [...stats.entries()].sort()) {
     const target = TARGETS[type];
     console.log(
       `${type.padEnd(18)} ${(st.hit / st.total).toFixed(3)} | ${(st.counted / st.total).toFixed(3)}  (${st.hit}, ${st.counted} of ${st.total})${target ? `   target ≥ ${target}` : ''}`,
     );
   }
-  console.log(`findings of these types outside any labelled span: ${extra} (not all are wrong: the set labels only some entities)`);
-  console.log(`analysis speed: ${((chars / 1e6) / (ms / 1000)).toFixed(1)} MB/s over ${(chars / 1e6).toFixed(2)} MB`);
+  console.log(
+    `findings of these types outside any labelled span: ${extra} (not all are wrong: the set labels only some entities)`,
+  );
+  console.log(
+    `analysis speed: ${(chars / 1e6 / (ms / 1000)).toFixed(1)} MB/s over ${(chars / 1e6).toFixed(2)} MB`,
+  );
 }
 
 async function main(): Promise<number> {
   const paths = process.argv.slice(2);
   if (paths.length === 0) {
-    console.error('usage: npm run eval:dlp -- PATH [PATH…]   (a folder of .eml with manifest.json, or presidio-synth-pii)');
+    console.error(
+      'usage: npm run eval:dlp -- PATH [PATH…]   (a folder of .eml with manifest.json, or presidio-synth-pii)',
+    );
     return 2;
   }
   const rules = new RulesSource(process.env.PHIGW_RULES_FILE || undefined);
@@ -125,10 +152,13 @@ async function main(): Promise<number> {
     }
     const isDir = statSync(p).isDirectory();
     if (isDir && existsSync(path.join(p, 'manifest.json'))) await evalEmails(p, rules);
-    else if (isDir && existsSync(path.join(p, 'synth_dataset_v2.json'))) evalSynth(path.join(p, 'synth_dataset_v2.json'), rules);
+    else if (isDir && existsSync(path.join(p, 'synth_dataset_v2.json')))
+      evalSynth(path.join(p, 'synth_dataset_v2.json'), rules);
     else if (!isDir && p.endsWith('.json')) evalSynth(p, rules);
     else {
-      console.error(`eval:dlp: ${p}: expected a folder with manifest.json, or Presidio's synth_dataset_v2.json`);
+      console.error(
+        `eval:dlp: ${p}: expected a folder with manifest.json, or Presidio's synth_dataset_v2.json`,
+      );
       return 2;
     }
   }

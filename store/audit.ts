@@ -24,13 +24,23 @@ export interface AuditRow {
 
 const GENESIS = '0'.repeat(64);
 
-function hashEvent(prev: string, at: number, type: string, messageId: string | null, actor: string | null, detail: string) {
-  return createHash('sha256').update(JSON.stringify([prev, at, type, messageId, actor, detail])).digest('hex');
+function hashEvent(
+  prev: string,
+  at: number,
+  type: string,
+  messageId: string | null,
+  actor: string | null,
+  detail: string,
+) {
+  return createHash('sha256')
+    .update(JSON.stringify([prev, at, type, messageId, actor, detail]))
+    .digest('hex');
 }
 
 /** Appends one event inside the caller's transaction (writes are serialised by the store). */
 export async function appendAudit(trx: Knex.Transaction, event: AuditEvent, at = Date.now()): Promise<void> {
-  const last = (await trx('audit_events').select('hash').orderBy('seq', 'desc').first()) as { hash: string } | undefined;
+  const last = (await trx('audit_events').select('hash').orderBy('seq', 'desc').first()) as
+    { hash: string } | undefined;
   const prev = last?.hash ?? GENESIS;
   const messageId = event.messageId ?? null;
   const actor = event.actor ?? null;
@@ -60,11 +70,16 @@ export async function verifyAudit(db: Knex): Promise<AuditVerifyResult> {
   let lastSeq = 0;
   const pageSize = 5000;
   for (;;) {
-    const rows = (await db('audit_events').where('seq', '>', lastSeq).orderBy('seq').limit(pageSize)) as AuditRow[];
+    const rows = (await db('audit_events')
+      .where('seq', '>', lastSeq)
+      .orderBy('seq')
+      .limit(pageSize)) as AuditRow[];
     for (const row of rows) {
-      if (row.prev_hash !== prev) return { ok: false, events, brokenAt: row.seq, problem: 'a row before it was removed or changed' };
+      if (row.prev_hash !== prev)
+        return { ok: false, events, brokenAt: row.seq, problem: 'a row before it was removed or changed' };
       const expected = hashEvent(prev, Number(row.at), row.type, row.message_id, row.actor, row.detail);
-      if (expected !== row.hash) return { ok: false, events, brokenAt: row.seq, problem: 'the row was edited' };
+      if (expected !== row.hash)
+        return { ok: false, events, brokenAt: row.seq, problem: 'the row was edited' };
       prev = row.hash;
       lastSeq = row.seq;
       events++;

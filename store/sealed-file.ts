@@ -68,7 +68,8 @@ export async function writeSealed(
       pending.length = 0;
       pendingLen = 0;
       // A short write (as on a nearly full disk) must not leave a torn file behind a resolved promise.
-      for (let off = 0; off < buf.length; ) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
+      for (let off = 0; off < buf.length;)
+        off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
     };
     const take = async (chunk: Buffer): Promise<void> => {
       inspect?.(chunk);
@@ -113,7 +114,8 @@ export async function readSealed(dir: string, id: string, masterKey: Buffer): Pr
   try {
     data = await readFile(path.join(dir, id));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new GatewayError('SPOOL_MISSING', 'sealed file is missing', { cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new GatewayError('SPOOL_MISSING', 'sealed file is missing', { cause: err });
     throw err;
   }
   return openSealedBuffer(data, id, masterKey);
@@ -129,7 +131,10 @@ export function openSealedBuffer(data: Buffer, id: string, masterKey: Buffer): B
     const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(HEADER_LEN - IV_LEN));
     decipher.setAAD(header);
     decipher.setAuthTag(data.subarray(data.length - TAG_LEN));
-    return Buffer.concat([decipher.update(data.subarray(HEADER_LEN, data.length - TAG_LEN)), decipher.final()]);
+    return Buffer.concat([
+      decipher.update(data.subarray(HEADER_LEN, data.length - TAG_LEN)),
+      decipher.final(),
+    ]);
   } catch (err) {
     throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
   }

@@ -38,7 +38,10 @@ export class Store {
     readonly engine: 'sqlite' | 'postgres',
   ) {}
 
-  static async open(config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'>, env = process.env): Promise<Store> {
+  static async open(
+    config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'>,
+    env = process.env,
+  ): Promise<Store> {
     const dataDir = config.dataDir;
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     for (const area of ['spool', 'blobs', 'outbox'] satisfies SealedArea[]) {
@@ -67,7 +70,9 @@ export class Store {
             afterCreate: (conn: SqliteConn, done: (err: Error | null, conn: SqliteConn) => void) => {
               // WAL for concurrent readers; synchronous=FULL so a commit is on disk when it returns.
               try {
-                conn.exec('PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;');
+                conn.exec(
+                  'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;',
+                );
                 done(null, conn);
               } catch (err) {
                 done(err as Error, conn);
@@ -123,7 +128,10 @@ export class Store {
    * a durable commit also makes every earlier commit durable. Losing one of those to a power cut means at
    * most a repeated step (delivery is at-least-once), never a lost message.
    */
-  write<T>(fn: (trx: Trx) => Promise<T>, opts: { syncDirs?: readonly SealedArea[]; durable?: boolean } = {}): Promise<T> {
+  write<T>(
+    fn: (trx: Trx) => Promise<T>,
+    opts: { syncDirs?: readonly SealedArea[]; durable?: boolean } = {},
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
     return new Promise<T>((resolve, reject) => {
       const syncDirs = (opts.syncDirs ?? []).map((a) => this.areaDir(a));
@@ -180,7 +188,9 @@ export class Store {
         return out;
       });
       const durable: Array<[PendingWrite, unknown]> = [];
-      batch.forEach((item, i) => (item.durable ? durable.push([item, results[i]]) : item.resolve(results[i])));
+      batch.forEach((item, i) =>
+        item.durable ? durable.push([item, results[i]]) : item.resolve(results[i]),
+      );
       if (durable.length > 0) {
         const dirs = new Set(durable.flatMap(([w]) => w.syncDirs));
         Promise.all([this.syncWal(), ...[...dirs].map((d) => syncDir(d))]).then(

@@ -65,12 +65,19 @@ export async function addUser(db: Knex, email: string, role: Role, password: str
   if (password.length < 12) throw new Error('password must be at least 12 characters');
   const existing = (await db('users').where({ email: normalised }).first()) as UserRow | undefined;
   if (existing) throw new Error(`user ${normalised} already exists`);
-  await db('users').insert({ email: normalised, role, password_hash: await hashPassword(password), created_at: Date.now() });
+  await db('users').insert({
+    email: normalised,
+    role,
+    password_hash: await hashPassword(password),
+    created_at: Date.now(),
+  });
 }
 
 /** Returns the user when the password is right, otherwise null; takes the same time either way. */
 export async function authenticate(db: Knex, email: string, password: string): Promise<UserRow | null> {
-  const user = (await db('users').where({ email: normaliseEmail(email) }).first()) as UserRow | undefined;
+  const user = (await db('users')
+    .where({ email: normaliseEmail(email) })
+    .first()) as UserRow | undefined;
   if (!user || user.disabled) {
     decoyHash ??= hashPassword(generatePassword());
     await verifyPassword(password, await decoyHash);

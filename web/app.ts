@@ -36,9 +36,17 @@ function isLoopback(ip: string | undefined): boolean {
 }
 
 async function queueDepth(store: Store): Promise<{ messages: number; envelopes: number; held: number }> {
-  const [m] = (await store.db('messages').whereIn('state', ['queued', 'processing', 'deferred']).count({ n: '*' })) as Array<{ n: number | string }>;
-  const [e] = (await store.db('envelopes').whereIn('state', ['queued', 'sending', 'deferred']).count({ n: '*' })) as Array<{ n: number | string }>;
-  const [h] = (await store.db('messages').where('state', 'held').count({ n: '*' })) as Array<{ n: number | string }>;
+  const [m] = (await store
+    .db('messages')
+    .whereIn('state', ['queued', 'processing', 'deferred'])
+    .count({ n: '*' })) as Array<{ n: number | string }>;
+  const [e] = (await store
+    .db('envelopes')
+    .whereIn('state', ['queued', 'sending', 'deferred'])
+    .count({ n: '*' })) as Array<{ n: number | string }>;
+  const [h] = (await store.db('messages').where('state', 'held').count({ n: '*' })) as Array<{
+    n: number | string;
+  }>;
   return { messages: Number(m?.n ?? 0), envelopes: Number(e?.n ?? 0), held: Number(h?.n ?? 0) };
 }
 
@@ -78,7 +86,8 @@ export function createWebApp({ config, store, log }: WebOptions): express.Expres
   app.use('/static', express.static(STATIC_DIR, { index: false, maxAge: '1h' }));
 
   app.get('/healthz', async (_req, res) => {
-    const smtpHost = config.smtp.host === '0.0.0.0' ? '127.0.0.1' : config.smtp.host === '::' ? '::1' : config.smtp.host;
+    const smtpHost =
+      config.smtp.host === '0.0.0.0' ? '127.0.0.1' : config.smtp.host === '::' ? '::1' : config.smtp.host;
     const [smtpListening, database] = await Promise.all([
       probeTcp(smtpHost, config.smtp.port),
       store.db
@@ -88,7 +97,14 @@ export function createWebApp({ config, store, log }: WebOptions): express.Expres
     ]);
     const queue = database ? await queueDepth(store).catch(() => null) : null;
     const ok = smtpListening && database;
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', smtp: { listening: smtpListening }, database: { reachable: database }, queue });
+    res
+      .status(ok ? 200 : 503)
+      .json({
+        status: ok ? 'ok' : 'degraded',
+        smtp: { listening: smtpListening },
+        database: { reachable: database },
+        queue,
+      });
   });
 
   app.get('/', (_req, res) => {
@@ -116,24 +132,31 @@ export function createWebApp({ config, store, log }: WebOptions): express.Expres
     const rows = (await store.db('outbox').orderBy('created_at', 'desc').limit(200)) as OutboxRow[];
     const body = html`<h1>Outbox</h1>
 <p class="note">No relay is configured (<code>PHIGW_RELAY_URL</code>), so mail that would leave the gateway is kept here, encrypted at rest. Newest first.</p>
-${rows.length === 0
-  ? html`<p>Nothing yet. Send a message to the SMTP port and it appears here.</p>`
-  : html`<table>
+${
+  rows.length === 0
+    ? html`<p>Nothing yet. Send a message to the SMTP port and it appears here.</p>`
+    : html`<table>
 <thead><tr><th scope="col">Time</th><th scope="col">Kind</th><th scope="col">To</th><th scope="col">From</th><th scope="col">Size</th></tr></thead>
 <tbody>
 ${rows.map(
-  (r) => html`<tr><td><a href="/outbox/${r.id}">${new Date(Number(r.created_at)).toISOString().replace('T', ' ').slice(0, 19)}</a></td>
+  (
+    r,
+  ) => html`<tr><td><a href="/outbox/${r.id}">${new Date(Number(r.created_at)).toISOString().replace('T', ' ').slice(0, 19)}</a></td>
 <td><span class="kind">${r.kind}</span></td><td>${(JSON.parse(r.rcpt_to) as string[]).join(', ')}</td><td>${r.mail_from || '<>'}</td><td>${Math.ceil(Number(r.size) / 1024)} KB</td></tr>
 `,
 )}
-</tbody></table>`}`;
+</tbody></table>`
+}`;
     res.type('html').send(page('Outbox', body));
   });
   outbox.get('/:id', async (req, res) => {
     const id = String(req.params.id);
     const row = (await store.db('outbox').where({ id }).first()) as OutboxRow | undefined;
     if (!row) {
-      res.status(404).type('html').send(page('Not found', html`<h1>Not found</h1><p><a href="/outbox">Back to the outbox</a></p>`));
+      res
+        .status(404)
+        .type('html')
+        .send(page('Not found', html`<h1>Not found</h1><p><a href="/outbox">Back to the outbox</a></p>`));
       return;
     }
     const raw = await store.unseal('outbox', row.id);
@@ -162,7 +185,10 @@ ${rows.map(
   app.use('/outbox', outbox);
 
   app.use((_req, res) => {
-    res.status(404).type('html').send(page('Not found', html`<h1>Not found</h1>`));
+    res
+      .status(404)
+      .type('html')
+      .send(page('Not found', html`<h1>Not found</h1>`));
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     log.error({ evt: 'WEB_ERROR', err }, 'request failed');

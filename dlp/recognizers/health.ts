@@ -19,7 +19,14 @@
 //   HEALTH_PHRASE clinical phrasing ("diagnosed with", "tested positive for", "weeks pregnant", "allergic to")
 //   CARE_CONTEXT  (category care) the message is about care: patient, appointment, chart, copay, claim, referral … 0.65
 import { DENTAL_CUES, GENERIC_AFTER, TERM_GROUPS, type TermGroup } from '../data/medical-terms.js';
-import type { AnalyzeContext, Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
+import type {
+  AnalyzeContext,
+  Category,
+  CustomRecognizer,
+  Finding,
+  PatternRecognizer,
+  Recognizer,
+} from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
 
@@ -27,28 +34,141 @@ type Out = Omit<Finding, 'part'>;
 
 /** ICD-10-CM chapters: the highest category number per first letter (U only for its few assigned codes). */
 const ICD_MAX: Record<string, number> = {
-  A: 99, B: 99, C: 96, D: 89, E: 89, F: 99, G: 99, H: 95, I: 99, J: 99, K: 95, L: 99, M: 99,
-  N: 99, O: 99, P: 96, Q: 99, R: 99, S: 99, T: 88, V: 99, W: 99, X: 99, Y: 99, Z: 99,
+  A: 99,
+  B: 99,
+  C: 96,
+  D: 89,
+  E: 89,
+  F: 99,
+  G: 99,
+  H: 95,
+  I: 99,
+  J: 99,
+  K: 95,
+  L: 99,
+  M: 99,
+  N: 99,
+  O: 99,
+  P: 96,
+  Q: 99,
+  R: 99,
+  S: 99,
+  T: 88,
+  V: 99,
+  W: 99,
+  X: 99,
+  Y: 99,
+  Z: 99,
 };
 /**
  * Category numbers that no ICD-10-CM chapter uses (gaps between blocks of the tabular list), per first letter.
  * Generous on purpose: a gap listed here must really be empty, or a real code would be dropped.
  */
 const ICD_GAPS: Record<string, Array<[number, number]>> = {
-  B: [[11, 14], [21, 24]],
-  E: [[14, 14], [17, 19], [37, 39], [47, 49]],
-  G: [[15, 19], [27, 29], [33, 34], [38, 39], [48, 49], [66, 69], [74, 79], [84, 88]],
-  H: [[6, 9], [12, 14], [23, 24], [29, 29], [37, 39], [45, 45], [48, 48], [58, 58], [63, 64], [76, 79], [84, 89]],
-  I: [[3, 4], [29, 29], [58, 59], [90, 94]],
-  J: [[7, 8], [19, 19], [23, 29], [48, 59], [71, 79], [87, 89]],
-  K: [[15, 19], [32, 34], [39, 39], [47, 49], [53, 54], [69, 69], [78, 79], [88, 89]],
-  L: [[9, 9], [15, 19], [31, 39], [46, 48]],
-  M: [[3, 3], [37, 39], [44, 44], [55, 59], [64, 64], [68, 69], [98, 98]],
-  N: [[9, 9], [24, 24], [54, 59], [66, 69], [78, 79]],
-  O: [[17, 19], [49, 59], [78, 79], [83, 84], [93, 93]],
-  P: [[16, 18], [30, 34], [40, 49], [62, 69], [75, 75], [79, 79], [85, 89]],
-  R: [[24, 24], [95, 96], [98, 98]],
-  T: [[0, 6], [8, 13]],
+  B: [
+    [11, 14],
+    [21, 24],
+  ],
+  E: [
+    [14, 14],
+    [17, 19],
+    [37, 39],
+    [47, 49],
+  ],
+  G: [
+    [15, 19],
+    [27, 29],
+    [33, 34],
+    [38, 39],
+    [48, 49],
+    [66, 69],
+    [74, 79],
+    [84, 88],
+  ],
+  H: [
+    [6, 9],
+    [12, 14],
+    [23, 24],
+    [29, 29],
+    [37, 39],
+    [45, 45],
+    [48, 48],
+    [58, 58],
+    [63, 64],
+    [76, 79],
+    [84, 89],
+  ],
+  I: [
+    [3, 4],
+    [29, 29],
+    [58, 59],
+    [90, 94],
+  ],
+  J: [
+    [7, 8],
+    [19, 19],
+    [23, 29],
+    [48, 59],
+    [71, 79],
+    [87, 89],
+  ],
+  K: [
+    [15, 19],
+    [32, 34],
+    [39, 39],
+    [47, 49],
+    [53, 54],
+    [69, 69],
+    [78, 79],
+    [88, 89],
+  ],
+  L: [
+    [9, 9],
+    [15, 19],
+    [31, 39],
+    [46, 48],
+  ],
+  M: [
+    [3, 3],
+    [37, 39],
+    [44, 44],
+    [55, 59],
+    [64, 64],
+    [68, 69],
+    [98, 98],
+  ],
+  N: [
+    [9, 9],
+    [24, 24],
+    [54, 59],
+    [66, 69],
+    [78, 79],
+  ],
+  O: [
+    [17, 19],
+    [49, 59],
+    [78, 79],
+    [83, 84],
+    [93, 93],
+  ],
+  P: [
+    [16, 18],
+    [30, 34],
+    [40, 49],
+    [62, 69],
+    [75, 75],
+    [79, 79],
+    [85, 89],
+  ],
+  R: [
+    [24, 24],
+    [95, 96],
+    [98, 98],
+  ],
+  T: [
+    [0, 6],
+    [8, 13],
+  ],
   Z: [[54, 54]],
 };
 
@@ -79,14 +199,36 @@ export function plausibleIcd10(code: string): boolean {
   return /^[0-9X]{3}[0-9A-Z]$/.test(rest);
 }
 
-const ICD_LABELS = ['dx', 'diagnosis', 'diagnoses', 'diagnosis code', 'diagnosis codes', 'icd', 'icd-10', 'icd10', 'icd-10-cm', 'icd code', 'icd codes', 'dx code', 'dx codes', 'assessment', 'impression'];
+const ICD_LABELS = [
+  'dx',
+  'diagnosis',
+  'diagnoses',
+  'diagnosis code',
+  'diagnosis codes',
+  'icd',
+  'icd-10',
+  'icd10',
+  'icd-10-cm',
+  'icd code',
+  'icd codes',
+  'dx code',
+  'dx codes',
+  'assessment',
+  'impression',
+];
 
 const icd10Dotted: PatternRecognizer = {
   id: 'icd10-dotted',
   type: 'ICD10_CODE',
   category: 'health',
   // "F32.9", "E11.65", "S72.001A"; not inside words, version numbers ("E11.65.2") or ids ("AB-F32.9").
-  patterns: [{ name: 'icd10-dotted', regex: /(?<![\p{L}\p{N}.\-/])[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}(?![\p{L}\p{N}]|\.[\p{L}\p{N}])/u, score: 0.55 }],
+  patterns: [
+    {
+      name: 'icd10-dotted',
+      regex: /(?<![\p{L}\p{N}.\-/])[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}(?![\p{L}\p{N}]|\.[\p{L}\p{N}])/u,
+      score: 0.55,
+    },
+  ],
   context: ICD_LABELS,
   contextBoost: 0.35,
   validate: (m) => (plausibleIcd10(m) ? undefined : false),
@@ -137,7 +279,22 @@ const NOT_BILLING = `(?:${ci('zip|postal|post|area|promo|promotional|discount|co
 
 const CPT = '\\d{4}[0-9FT]';
 
-const BILLING_CONTEXT = ['cpt', 'cpt code', 'cpt codes', 'procedure code', 'procedure codes', 'hcpcs', 'billed', 'billing code', 'billing codes', 'code', 'codes', 'j-code', 'j-codes', 'supply code'];
+const BILLING_CONTEXT = [
+  'cpt',
+  'cpt code',
+  'cpt codes',
+  'procedure code',
+  'procedure codes',
+  'hcpcs',
+  'billed',
+  'billing code',
+  'billing codes',
+  'code',
+  'codes',
+  'j-code',
+  'j-codes',
+  'supply code',
+];
 
 const cpt: PatternRecognizer = {
   id: 'cpt-code',
@@ -145,7 +302,11 @@ const cpt: PatternRecognizer = {
   category: 'health',
   // After a billing label, and further codes in its list ("CPT 99213, 99214 and 90837").
   patterns: [
-    { name: 'cpt-after-label', regex: new RegExp(labelled(CPT, BILLING_LABEL, NOT_BILLING), 'u'), score: 0.5 },
+    {
+      name: 'cpt-after-label',
+      regex: new RegExp(labelled(CPT, BILLING_LABEL, NOT_BILLING), 'u'),
+      score: 0.5,
+    },
     { name: 'cpt-in-list', regex: new RegExp(listed(CPT, CPT), 'u'), score: 0.5 },
   ],
   context: BILLING_CONTEXT,
@@ -166,7 +327,11 @@ const hcpcs: PatternRecognizer = {
   type: 'HCPCS_CODE',
   category: 'health',
   patterns: [
-    { name: 'hcpcs-after-label', regex: new RegExp(labelled(HCPCS, BILLING_LABEL, NOT_BILLING), 'u'), score: 0.5 },
+    {
+      name: 'hcpcs-after-label',
+      regex: new RegExp(labelled(HCPCS, BILLING_LABEL, NOT_BILLING), 'u'),
+      score: 0.5,
+    },
     { name: 'hcpcs-in-list', regex: new RegExp(listed(HCPCS, HCPCS), 'u'), score: 0.5 },
   ],
   context: BILLING_CONTEXT,
@@ -179,7 +344,24 @@ const cdt: PatternRecognizer = {
   type: 'CDT_CODE',
   category: 'health',
   patterns: [{ name: 'cdt', regex: /(?<![\p{L}\p{N}.\-/])D\d{4}(?![\p{L}\p{N}]|\.\d)/u, score: 0.6 }],
-  context: ['cdt', 'cdt code', 'procedure', 'procedures', 'tx', 'treatment', 'code', 'codes', 'dental', 'billed', 'claim', 'ada', 'tooth', 'teeth', 'fee', 'plan'],
+  context: [
+    'cdt',
+    'cdt code',
+    'procedure',
+    'procedures',
+    'tx',
+    'treatment',
+    'code',
+    'codes',
+    'dental',
+    'billed',
+    'claim',
+    'ada',
+    'tooth',
+    'teeth',
+    'fee',
+    'plan',
+  ],
   contextBoost: 0.3,
   validate: (m) => (Number(m.slice(1)) >= 100 ? undefined : false),
 };
@@ -189,10 +371,31 @@ const ndc: PatternRecognizer = {
   type: 'NDC_CODE',
   category: 'health',
   patterns: [
-    { name: 'ndc-dashed', regex: /(?<![\p{N}-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u, score: 0.4 },
-    { name: 'ndc-labelled', regex: new RegExp(labelled('\\d{10,11}', `${ci('ndc')}(?:\\s?(?:${ci('code')}|${ci('number')}|${ci('no')}\\.?|#))?`), 'u'), score: 0.5 },
+    {
+      name: 'ndc-dashed',
+      regex: /(?<![\p{N}-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u,
+      score: 0.4,
+    },
+    {
+      name: 'ndc-labelled',
+      regex: new RegExp(
+        labelled('\\d{10,11}', `${ci('ndc')}(?:\\s?(?:${ci('code')}|${ci('number')}|${ci('no')}\\.?|#))?`),
+        'u',
+      ),
+      score: 0.5,
+    },
   ],
-  context: ['ndc', 'national drug code', 'drug', 'medication', 'rx', 'dispense', 'dispensed', 'pharmacy', 'prescription'],
+  context: [
+    'ndc',
+    'national drug code',
+    'drug',
+    'medication',
+    'rx',
+    'dispense',
+    'dispensed',
+    'pharmacy',
+    'prescription',
+  ],
   contextBoost: 0.45,
 };
 
@@ -283,7 +486,12 @@ function tokenize(lower: string, reuse = true): Tokens {
     hash[k] = h;
     k++;
     const a = lower.charCodeAt(i);
-    if ((a === 39 || a === 0x2019) && lower.charCodeAt(i + 1) === 115 && !isWordChar(lower.charCodeAt(i + 2) || 32)) i += 2;
+    if (
+      (a === 39 || a === 0x2019) &&
+      lower.charCodeAt(i + 1) === 115 &&
+      !isWordChar(lower.charCodeAt(i + 2) || 32)
+    )
+      i += 2;
   }
   if (reuse) buffers = { start, end, hash };
   return { count: k, start, end, hash };
@@ -316,7 +524,8 @@ function isPlural(lower: string, t: Tokens, k: number, word: string): boolean {
   const len = t.end[k]! - s;
   if (len === word.length + 1) return lower.charCodeAt(s + len - 1) === 115 && lower.startsWith(word, s);
   if (len === word.length + 2) {
-    if (word.endsWith('y')) return lower.startsWith(word.slice(0, -1), s) && lower.startsWith('ies', s + len - 3);
+    if (word.endsWith('y'))
+      return lower.startsWith(word.slice(0, -1), s) && lower.startsWith('ies', s + len - 3);
     return lower.startsWith(word, s) && lower.startsWith('es', s + len - 2);
   }
   return false;
@@ -354,7 +563,17 @@ function joins(lower: string, from: number, to: number): boolean {
     else if (c === 46) {
       // A dot only after an initial ("c. diff"), never at the end of a sentence.
       if (from >= 2 && isWordChar(lower.charCodeAt(from - 2))) return false;
-    } else if (!(c === 32 || c === 9 || c === 13 || c === 45 || c === 47 || c === 38 || c === 35 || c === 0x2013)) return false;
+    } else if (!(
+      c === 32 ||
+      c === 9 ||
+      c === 13 ||
+      c === 45 ||
+      c === 47 ||
+      c === 38 ||
+      c === 35 ||
+      c === 0x2013
+    ))
+      return false;
   }
   return newlines <= 1;
 }
@@ -391,14 +610,17 @@ class Vocabulary {
         const term = { tokens, group };
         this.add(first, term);
         if (tokens.length === 1 && first.length > 2 && /[a-z]$/.test(first)) {
-          for (const plural of first.endsWith('y') ? [`${first}s`, `${first.slice(0, -1)}ies`] : [`${first}s`, `${first}es`]) {
+          for (const plural of first.endsWith('y')
+            ? [`${first}s`, `${first.slice(0, -1)}ies`]
+            : [`${first}s`, `${first}es`]) {
             if (!seen.has(plural)) this.add(plural, term);
           }
         }
       }
     }
     // Longest first; an exact word before a plural form.
-    for (const list of this.byFirst.values()) list.sort((a, b) => b.term.tokens.length - a.term.tokens.length || a.word.length - b.word.length);
+    for (const list of this.byFirst.values())
+      list.sort((a, b) => b.term.tokens.length - a.term.tokens.length || a.word.length - b.word.length);
   }
 
   private add(word: string, term: Term): void {
@@ -422,7 +644,8 @@ class Vocabulary {
     for (let k = 1; k < n; k++) {
       if (!joins(lower, t.end[i + k - 1]!, t.start[i + k]!)) return false;
       const termWord = term.tokens[k]!;
-      if (!is(lower, t, i + k, termWord) && !(k === n - 1 && isPlural(lower, t, i + k, termWord))) return false;
+      if (!is(lower, t, i + k, termWord) && !(k === n - 1 && isPlural(lower, t, i + k, termWord)))
+        return false;
     }
     return true;
   }
@@ -435,16 +658,32 @@ const careVocabulary = new Vocabulary(CARE_GROUPS);
 const GENERIC = new WordSet(GENERIC_AFTER);
 const DENTAL = new WordSet(DENTAL_CUES.flatMap((c) => termTokens(c)));
 /** Care words that make an everyday health word clinical ("patient has the flu"). */
-const CLINICAL = new WordSet(['patient', 'patients', 'pt', 'dx', 'diagnosis', 'diagnosed', 'symptoms', 'chart', 'rx', 'prescription', 'prescribed', 'tx']);
+const CLINICAL = new WordSet([
+  'patient',
+  'patients',
+  'pt',
+  'dx',
+  'diagnosis',
+  'diagnosed',
+  'symptoms',
+  'chart',
+  'rx',
+  'prescription',
+  'prescribed',
+  'tx',
+]);
 
 /** A lab value right after a test name: "A1c 7.9%", "LDL of 162", "glucose was 140 mg/dL". */
 const LAB_VALUE =
   /[\s:=(-]{0,3}(?:(?:of|was|is|at|now|today|level|levels|reading|result|value|measured|came back|came in at|=)[\s:=]{1,3}){0,3}(?:[<>≤≥~]\s?)?(?<v>\d{1,4}(?:[.,]\d{1,2})?)(?![\d/:])\s?(?:%|mg\/dl|mmol\/l|mmol\/mol|g\/dl|mg\/l|ng\/ml|pg\/ml|miu\/l|µiu\/ml|uiu\/ml|iu\/l|u\/l|meq\/l|k\/ul|x10|bpm|mm|cm|lbs?|kg|°f|°c|f\b|c\b)?/y;
-const PRESSURE_VALUE = /[\s:=(-]{0,3}(?:(?:of|was|is|at|now|today|reading|=)[\s:=]{1,3}){0,3}\d{2,3}\s?\/\s?\d{2,3}(?!\d)(?:\s?mm\s?hg)?/y;
+const PRESSURE_VALUE =
+  /[\s:=(-]{0,3}(?:(?:of|was|is|at|now|today|reading|=)[\s:=]{1,3}){0,3}\d{2,3}\s?\/\s?\d{2,3}(?!\d)(?:\s?mm\s?hg)?/y;
 /** A dose after a medication: "lisinopril 10 mg", "metformin 500mg", "insulin 20 units". */
-const DOSE = /[\s:,(-]{0,3}\d{1,5}(?:[.,]\d{1,3})?\s?(?:mg|mcg|µg|g|ml|units?|iu|%|meq|puffs?|tabs?|tablets?|caps?|capsules?)(?![\p{L}])/uy;
+const DOSE =
+  /[\s:,(-]{0,3}\d{1,5}(?:[.,]\d{1,3})?\s?(?:mg|mcg|µg|g|ml|units?|iu|%|meq|puffs?|tabs?|tablets?|caps?|capsules?)(?![\p{L}])/uy;
 /** Signs of a coded or numbered clinical context near a weak term: a CDT code, an ICD-10 code, a tooth number. */
-const CODE_NEAR = /(?:^|[^\p{L}\p{N}])(?:D\d{4}|[A-TV-Z]\d\d\.\d{1,4}|#\s?\d{1,2}(?!\d))(?![\p{L}\p{N}])|\b(?:tooth|teeth)\s#?\d{1,2}\b/u;
+const CODE_NEAR =
+  /(?:^|[^\p{L}\p{N}])(?:D\d{4}|[A-TV-Z]\d\d\.\d{1,4}|#\s?\d{1,2}(?!\d))(?![\p{L}\p{N}])|\b(?:tooth|teeth)\s#?\d{1,2}\b/u;
 
 interface Hit {
   start: number;
@@ -474,7 +713,12 @@ function findHealthTerms(text: string, lower: string): Out[] {
     const g = term.group;
     const next = last + 1;
     // "covid-era policy", "cancer awareness month": a condition word used generically.
-    if ((g.type === 'CONDITION' || g.weak) && next < n && GENERIC.has(lower, t, next) && modifies(lower, t.end[last]!, t.start[next]!)) {
+    if (
+      (g.type === 'CONDITION' || g.weak) &&
+      next < n &&
+      GENERIC.has(lower, t, next) &&
+      modifies(lower, t.end[last]!, t.start[next]!)
+    ) {
       i = next;
       continue;
     }
@@ -500,7 +744,17 @@ function findHealthTerms(text: string, lower: string): Out[] {
         end += m[0].length;
       }
     }
-    hits.push({ start, end, first: i, last, type, score, weak, supportedScore: g.supportedScore ?? 0.6, term });
+    hits.push({
+      start,
+      end,
+      first: i,
+      last,
+      type,
+      score,
+      weak,
+      supportedScore: g.supportedScore ?? 0.6,
+      term,
+    });
     i = last;
   }
   // Weak words count only with a second signal near; alone they are not reported at all.
@@ -511,7 +765,14 @@ function findHealthTerms(text: string, lower: string): Out[] {
       if (!supported(hits, h, t, text, lower)) continue;
       hit.score = Math.max(hit.score, hit.supportedScore);
     }
-    out.push({ type: hit.type, category: 'health' as Category, start: hit.start, end: hit.end, score: hit.score, recognizer: 'health-terms' });
+    out.push({
+      type: hit.type,
+      category: 'health' as Category,
+      start: hit.start,
+      end: hit.end,
+      score: hit.score,
+      recognizer: 'health-terms',
+    });
   }
   return out;
 }
@@ -528,7 +789,8 @@ function supported(hits: readonly Hit[], h: number, t: Tokens, text: string, low
       const gap = dir < 0 ? hit.start - other.end : other.start - hit.end;
       if (gap > STRONG_WINDOW) break;
       if (!other.weak && other.score >= 0.5) return true;
-      if (hit.weak === 'dental' && other.weak === 'dental' && other.term !== hit.term && gap <= CUE_WINDOW) return true;
+      if (hit.weak === 'dental' && other.weak === 'dental' && other.term !== hit.term && gap <= CUE_WINDOW)
+        return true;
     }
   }
   // Cue words near: clinical care words, and for dental words tooth names and numbers.
@@ -560,7 +822,14 @@ function findCareTerms(lower: string): Out[] {
       open.end = end;
       open.score = Math.max(open.score, term.group.score);
     } else {
-      open = { type: 'CARE_CONTEXT', category: 'care', start, end, score: term.group.score, recognizer: 'care-context' };
+      open = {
+        type: 'CARE_CONTEXT',
+        category: 'care',
+        start,
+        end,
+        score: term.group.score,
+        recognizer: 'care-context',
+      };
       out.push(open);
     }
     i = last;

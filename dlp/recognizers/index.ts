@@ -7,5 +7,11 @@ import { nameRecognizers } from './names.js';
 import { payloadRecognizers } from './payloads.js';
 
 export function builtinRecognizers(): Recognizer[] {
-  return [...identifierRecognizers, ...labelledRecognizers, ...nameRecognizers, ...healthRecognizers, ...payloadRecognizers];
+  return [
+    ...identifierRecognizers,
+    ...labelledRecognizers,
+    ...nameRecognizers,
+    ...healthRecognizers,
+    ...payloadRecognizers,
+  ];
 }

@@ -76,22 +76,67 @@ const MAX_WEAK_FINDINGS = 1000;
 const STREET_WORDS = wordSet(
   'street st avenue ave road rd drive dr lane ln terrace boulevard blvd court ct place pl parkway pkwy circle square highway hwy way strasse straße str u',
 );
-const STREET_PREFIXES = wordSet('rua avenida via rue calle cite avenue boulevard piazza plaza ulica ul camino paseo largo praca');
+const STREET_PREFIXES = wordSet(
+  'rua avenida via rue calle cite avenue boulevard piazza plaza ulica ul camino paseo largo praca',
+);
 const PARTICLES = wordSet('de da di del della der den van von la le du dos das al bin ibn st');
 
 const HONORIFIC_STRONG = wordSet('mr mrs ms miss mx mister');
 const HONORIFIC_PROVIDER = wordSet('dr prof doctor');
-const LABEL_CUES = wordSet('patient pt name client member subscriber insured guarantor policyholder beneficiary dependent');
+const LABEL_CUES = wordSet(
+  'patient pt name client member subscriber insured guarantor policyholder beneficiary dependent',
+);
 const RELATIVE_CUES = wordSet(
   'son daughter wife husband mother mom father dad child kid baby spouse sister brother grandson granddaughter grandmother grandfather guardian niece nephew',
 );
 const GREETINGS = wordSet('hi hello hey');
-const PERSON_VERBS = ['is', 'was', 'has', 'had', 'lives', 'lived', 'spent', 'said', 'says', 'began', 'shouted', 'wrote', 'works', 'worked', 'went', 'came', 'told', 'asked', 'loves', 'wants', 'needs', 'just', 'will'];
+const PERSON_VERBS = [
+  'is',
+  'was',
+  'has',
+  'had',
+  'lives',
+  'lived',
+  'spent',
+  'said',
+  'says',
+  'began',
+  'shouted',
+  'wrote',
+  'works',
+  'worked',
+  'went',
+  'came',
+  'told',
+  'asked',
+  'loves',
+  'wants',
+  'needs',
+  'just',
+  'will',
+];
 /** Words after which a lower-case name may follow ("my name is lena", "dear john", "mr. lee", "call me ann"). */
-const LOWER_CUES = ['is', 'dear', 'mr', 'mrs', 'ms', 'mx', 'dr', 'prof', 'me', 'him', 'her', 'name', 'pt', 'patient'];
+const LOWER_CUES = [
+  'is',
+  'dear',
+  'mr',
+  'mrs',
+  'ms',
+  'mx',
+  'dr',
+  'prof',
+  'me',
+  'him',
+  'her',
+  'name',
+  'pt',
+  'patient',
+];
 const LOWER_CUE_INITIALS = new Set(LOWER_CUES.map((w) => w.charCodeAt(0)));
 const SPEECH_VERBS = wordSet('says said asked told');
-const CARE_VERB_CUES = wordSet('referring referred refer saw seen treated treating examined admitted discharged evaluated');
+const CARE_VERB_CUES = wordSet(
+  'referring referred refer saw seen treated treating examined admitted discharged evaluated',
+);
 const APPOINTMENT_WORDS = wordSet(
   'appointment appointments appt booked scheduled schedule referral prescription rx claim plan results labs records consult consultation visit exam xrays rays authorization preauthorization estimate note letter order',
 );
@@ -182,7 +227,14 @@ function grow<T extends Int32Array | Uint8Array>(from: T, to: T): T {
  * Token buffers, reused from call to call (analysis is synchronous, and findings keep numbers, not these arrays):
  * allocating them per part made garbage collection a quarter of the work on a megabyte of mail.
  */
-let buffers: Tokens = { count: 0, capitalised: 0, start: new Int32Array(1024), end: new Int32Array(1024), possessive: new Uint8Array(1024), shape: new Uint8Array(1024) };
+let buffers: Tokens = {
+  count: 0,
+  capitalised: 0,
+  start: new Int32Array(1024),
+  end: new Int32Array(1024),
+  possessive: new Uint8Array(1024),
+  shape: new Uint8Array(1024),
+};
 
 function tokenize(text: string): Tokens {
   const n = text.length;
@@ -293,7 +345,8 @@ function classify(raw: string): Kind {
     if (COMMON.has(word) || AMBIGUOUS_EXTRA.has(word) || word.length === 2) return Kind.Ambiguous;
     return first ? Kind.First : Kind.Last;
   }
-  if (word.length === 2 || isCommon(word) || AMBIGUOUS_EXTRA.has(word) || MEDICAL.has(word)) return Kind.Common;
+  if (word.length === 2 || isCommon(word) || AMBIGUOUS_EXTRA.has(word) || MEDICAL.has(word))
+    return Kind.Common;
   // Hyphenated names: a known part makes the whole a name ("Mary-Jane", "O'Brien-Smith"); "follow-up" stays common.
   if (word.includes('-')) {
     const parts = word.split('-').map((p) => p.replace(/['’]/g, ''));
@@ -379,7 +432,8 @@ class NameScanner {
       h = Math.imul(h ^ c, 0x01000193);
     }
     const seen = hashCache.get(h);
-    if (seen !== undefined && seen.word.length === e - s && this.lower.startsWith(seen.word, s)) return seen.kind;
+    if (seen !== undefined && seen.word.length === e - s && this.lower.startsWith(seen.word, s))
+      return seen.kind;
     const word = this.lower.slice(s, e);
     const kind = classify(word);
     if (hashCache.size > 50_000) hashCache.clear();
@@ -389,7 +443,8 @@ class NameScanner {
 
   /** Text between token i-1 and token i. */
   gapBefore(i: number): string {
-    const from = i > 0 ? this.t.end[i - 1]! + (this.t.possessive[i - 1] ? 2 : 0) : Math.max(0, this.t.start[i]! - 4);
+    const from =
+      i > 0 ? this.t.end[i - 1]! + (this.t.possessive[i - 1] ? 2 : 0) : Math.max(0, this.t.start[i]! - 4);
     return this.text.slice(from, this.t.start[i]);
   }
 
@@ -398,7 +453,18 @@ class NameScanner {
     let p = this.t.start[i]! - 1;
     while (p >= 0) {
       const c = this.text.charCodeAt(p);
-      if (c === 32 || c === 9 || c === 34 || c === 39 || c === 40 || c === 0x201c || c === 0x2018 || c === 42 || c === 0x2022 || c === 45) {
+      if (
+        c === 32 ||
+        c === 9 ||
+        c === 34 ||
+        c === 39 ||
+        c === 40 ||
+        c === 0x201c ||
+        c === 0x2018 ||
+        c === 42 ||
+        c === 0x2022 ||
+        c === 45
+      ) {
         p--;
         continue;
       }
@@ -457,7 +523,7 @@ class NameScanner {
       if (this.text.charCodeAt(p) === 44) p--;
       const c = this.text.charCodeAt(p);
       const d = this.text.charCodeAt(p - 1);
-      if ((c >= 48 && c <= 57) || (((c | 32) >= 97 && (c | 32) <= 122) && d >= 48 && d <= 57)) return true;
+      if ((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122 && d >= 48 && d <= 57)) return true;
     }
     if (first > 0 && STREET_PREFIXES.has(this.word(first - 1)) && this.joined(first - 1, first)) return true;
     const next = last + 1;
@@ -479,7 +545,12 @@ class NameScanner {
 
   /** "JOHN SMITH": an all-caps surname that is also a word continues an all-caps given name. */
   private upperSurname(first: number, k: number): boolean {
-    return this.t.shape[k] === Shape.Upper && this.t.shape[first] === Shape.Upper && this.kind(first) === Kind.First && this.kind(k) === Kind.Ambiguous;
+    return (
+      this.t.shape[k] === Shape.Upper &&
+      this.t.shape[first] === Shape.Upper &&
+      this.kind(first) === Kind.First &&
+      this.kind(k) === Kind.Ambiguous
+    );
   }
 
   /** The cue right before token i, if any. */
@@ -493,8 +564,10 @@ class NameScanner {
     }
     // "Mr. Lee", "MRS LEE", and in lower-case text "mr. lee" (the dot tells it from the word "miss").
     const titled = this.t.shape[i - 1] !== Shape.Lower || gap.startsWith('.');
-    if (HONORIFIC_STRONG.has(prev) && titled) return { score: 0.85, needsDictionary: false, allowsLower: gap.startsWith('.') };
-    if (HONORIFIC_PROVIDER.has(prev) && titled) return { score: 0.6, needsDictionary: false, allowsLower: gap.startsWith('.') };
+    if (HONORIFIC_STRONG.has(prev) && titled)
+      return { score: 0.85, needsDictionary: false, allowsLower: gap.startsWith('.') };
+    if (HONORIFIC_PROVIDER.has(prev) && titled)
+      return { score: 0.6, needsDictionary: false, allowsLower: gap.startsWith('.') };
     if (LABEL_CUES.has(prev)) {
       // "Patient: x", "Name: x", "Pt. x", "patient x"; "member services" is stopped by the common-word check.
       const labelled = /^\s*[:#.?-]/.test(gap);
@@ -507,22 +580,33 @@ class NameScanner {
       }
     }
     if (prev === 'dear') return { score: 0.75, needsDictionary: false, allowsLower: true };
-    if (prev === 're' && gap.startsWith(':')) return { score: 0.7, needsDictionary: true, allowsLower: false };
+    if (prev === 're' && gap.startsWith(':'))
+      return { score: 0.7, needsDictionary: true, allowsLower: false };
     if (RELATIVE_CUES.has(prev)) return { score: 0.75, needsDictionary: false, allowsLower: false };
     if (CARE_VERB_CUES.has(prev)) return { score: 0.75, needsDictionary: true, allowsLower: false };
-    if (prev === 'is' && i >= 2 && this.word(i - 2) === 'name') return { score: 0.8, needsDictionary: false, allowsLower: true };
-    if ((prev === 'named' || prev === 'called') && gap === ' ') return { score: 0.75, needsDictionary: false, allowsLower: false };
+    if (prev === 'is' && i >= 2 && this.word(i - 2) === 'name')
+      return { score: 0.8, needsDictionary: false, allowsLower: true };
+    if ((prev === 'named' || prev === 'called') && gap === ' ')
+      return { score: 0.75, needsDictionary: false, allowsLower: false };
     // "named him Frank", "people call me Csanád", "everyone calls me Ann".
-    if ((prev === 'me' || prev === 'him' || prev === 'her') && i >= 2 && /^(?:call|calls|called|named|name)$/.test(this.word(i - 2))) {
+    if (
+      (prev === 'me' || prev === 'him' || prev === 'her') &&
+      i >= 2 &&
+      /^(?:call|calls|called|named|name)$/.test(this.word(i - 2))
+    ) {
       return { score: 0.75, needsDictionary: false, allowsLower: true };
     }
-    if (GREETINGS.has(prev) && gap === ' ') return { score: 0.45, needsDictionary: false, allowsLower: false };
-    if (SPEECH_VERBS.has(prev) && gap === ' ') return { score: 0.5, needsDictionary: false, allowsLower: false };
+    if (GREETINGS.has(prev) && gap === ' ')
+      return { score: 0.45, needsDictionary: false, allowsLower: false };
+    if (SPEECH_VERBS.has(prev) && gap === ' ')
+      return { score: 0.5, needsDictionary: false, allowsLower: false };
     if (prev === "i'm" || prev === 'i’m') return { score: 0.75, needsDictionary: false, allowsLower: false };
-    if (prev === 'am' && i >= 2 && this.word(i - 2) === 'i') return { score: 0.75, needsDictionary: false, allowsLower: false };
+    if (prev === 'am' && i >= 2 && this.word(i - 2) === 'i')
+      return { score: 0.75, needsDictionary: false, allowsLower: false };
     if (prev === 'for') {
       for (let k = i - 2; k >= Math.max(0, i - 6); k--) {
-        if (APPOINTMENT_WORDS.has(this.word(k))) return { score: 0.75, needsDictionary: false, allowsLower: false };
+        if (APPOINTMENT_WORDS.has(this.word(k)))
+          return { score: 0.75, needsDictionary: false, allowsLower: false };
       }
     }
     return null;
@@ -561,18 +645,33 @@ class NameScanner {
       for (let k = c.first; k < c.next; k++) {
         covered[k] = 1;
         const kind = this.kind(k);
-        if (c.finding.score >= 0.5 && kind !== Kind.Common && kind !== Kind.Ambiguous && !this.isLetter(k)) words.add(this.word(k));
+        if (c.finding.score >= 0.5 && kind !== Kind.Common && kind !== Kind.Ambiguous && !this.isLetter(k))
+          words.add(this.word(k));
       }
     }
     const out: Out[] = [];
     if (words.size === 0) return out;
     // A weaker finding of one of those words counts too.
     for (const c of named) {
-      if (c.finding.score < 0.6 && c.next - c.first === 1 && words.has(this.word(c.first))) c.finding.score = 0.6;
+      if (c.finding.score < 0.6 && c.next - c.first === 1 && words.has(this.word(c.first)))
+        c.finding.score = 0.6;
     }
     for (let i = 0; i < this.count; i++) {
-      if (covered[i] === 1 || this.t.shape[i] === Shape.Lower || this.kind(i) === Kind.Common || !words.has(this.word(i))) continue;
-      out.push({ type: 'PERSON', category: 'identifier', start: this.t.start[i]!, end: this.t.end[i]!, score: 0.6, recognizer: 'person-name' });
+      if (
+        covered[i] === 1 ||
+        this.t.shape[i] === Shape.Lower ||
+        this.kind(i) === Kind.Common ||
+        !words.has(this.word(i))
+      )
+        continue;
+      out.push({
+        type: 'PERSON',
+        category: 'identifier',
+        start: this.t.start[i]!,
+        end: this.t.end[i]!,
+        score: 0.6,
+        recognizer: 'person-name',
+      });
     }
     return out;
   }
@@ -588,7 +687,9 @@ class NameScanner {
     if (!lower && (!this.nameShaped(i) || !isName(this.kind(i)))) return null;
     const cue = this.cueBefore(i);
     // Lower-case words start a name only as a given name, or as any name word right after a cue that allows it.
-    const lowerStart = cue?.allowsLower ? isName(this.kind(i)) && this.kind(i) !== Kind.Ambiguous : this.kind(i) === Kind.First;
+    const lowerStart = cue?.allowsLower
+      ? isName(this.kind(i)) && this.kind(i) !== Kind.Ambiguous
+      : this.kind(i) === Kind.First;
     if (lower ? !lowerStart : !this.nameShaped(i) || !isName(this.kind(i))) return null;
     // Collect up to four name words (initials and particles in between do not count towards the four).
     const idx: number[] = [i];
@@ -601,7 +702,14 @@ class NameScanner {
         j = k;
         continue;
       }
-      if (!lower && this.t.shape[k] === Shape.Lower && PARTICLES.has(this.word(k)) && k + 1 < this.count && this.joined(k, k + 1) && this.nameShaped(k + 1)) {
+      if (
+        !lower &&
+        this.t.shape[k] === Shape.Lower &&
+        PARTICLES.has(this.word(k)) &&
+        k + 1 < this.count &&
+        this.joined(k, k + 1) &&
+        this.nameShaped(k + 1)
+      ) {
         j = k;
         continue;
       }
@@ -626,19 +734,34 @@ class NameScanner {
     let score: number;
     if (lower) {
       // Lower-case text: a name only after a cue that allows it, or a clear given name + surname pair (low).
-      score = cue?.allowsLower ? cue.score : kinds.length === 2 && (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown) ? 0.3 : 0;
+      score = cue?.allowsLower
+        ? cue.score
+        : kinds.length === 2 && (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown)
+          ? 0.3
+          : 0;
     } else {
       score = this.scoreShape(kinds, i, initial);
-      if (cue && (!cue.needsDictionary || kinds.some((k) => k !== Kind.Unknown))) score = Math.max(score, cue.score);
+      if (cue && (!cue.needsDictionary || kinds.some((k) => k !== Kind.Unknown)))
+        score = Math.max(score, cue.score);
       if (possessive) {
-        if (kinds.some((k) => k === Kind.First || k === Kind.Last || (k === Kind.Ambiguous && kinds.length > 1))) score = Math.max(score, 0.7);
+        if (
+          kinds.some((k) => k === Kind.First || k === Kind.Last || (k === Kind.Ambiguous && kinds.length > 1))
+        )
+          score = Math.max(score, 0.7);
         else if (kinds[0] === Kind.Unknown && !this.sentenceInitial(i)) score = Math.max(score, 0.4);
       }
     }
     const single = idx.length === 1 && !cue && !lower;
     if (score <= 0 && !single) return null;
     return {
-      finding: { type: 'PERSON', category: 'identifier', start: this.t.start[i]!, end: this.t.end[last]!, score, recognizer: 'person-name' },
+      finding: {
+        type: 'PERSON',
+        category: 'identifier',
+        start: this.t.start[i]!,
+        end: this.t.end[last]!,
+        score,
+        recognizer: 'person-name',
+      },
       first: i,
       next: last + 1,
       single,
@@ -656,7 +779,8 @@ class NameScanner {
       if (first === Kind.Last && !start) return 0.35;
       // Hints below the rules: a capitalised unknown word acting as a subject ("Tomomi is from …") or a speaker
       // label at a line start ("Zuzana: …").
-      if ((first === Kind.Unknown || first === Kind.Last) && (this.beforeVerb(i) || this.speakerLabel(i))) return 0.3;
+      if ((first === Kind.Unknown || first === Kind.Last) && (this.beforeVerb(i) || this.speakerLabel(i)))
+        return 0.3;
       return 0;
     }
     const lastIsSurname = last === Kind.Last || last === Kind.First || last === Kind.Ambiguous;
@@ -679,9 +803,11 @@ class NameScanner {
       const known = run.filter((c) => c.known).length;
       // A list of given names counts; a list of surnames is as often a firm ("Owens, Duran and Oneal").
       const given = run.filter((c) => c.given).length;
-      if (run.length >= 3 && known >= 2) for (const c of run) c.finding.score = Math.max(c.finding.score, given >= 2 ? 0.55 : 0.45);
+      if (run.length >= 3 && known >= 2)
+        for (const c of run) c.finding.score = Math.max(c.finding.score, given >= 2 ? 0.55 : 0.45);
       // Two known names joined by "and" ("Marrero and Murphy"): likely people, not enough to count alone.
-      else if (run.length === 2 && known === 2) for (const c of run) c.finding.score = Math.max(c.finding.score, 0.45);
+      else if (run.length === 2 && known === 2)
+        for (const c of run) c.finding.score = Math.max(c.finding.score, 0.45);
       run = [];
     };
     for (const c of found) {
@@ -723,7 +849,9 @@ const TITLE_WORDS = wordSet('dr mr mrs ms miss mx prof dds dmd md do rn np pa lp
 
 /** Person-like display names: their words, or null for an organisation or a role mailbox. */
 function headerWords(display: string): HeaderWord[] | null {
-  const raw = (display.toLowerCase().match(/[\p{L}\p{M}'’-]+/gu) ?? []).map((w) => fold(w.replace(/['’]s$/, '')));
+  const raw = (display.toLowerCase().match(/[\p{L}\p{M}'’-]+/gu) ?? []).map((w) =>
+    fold(w.replace(/['’]s$/, '')),
+  );
   const words = raw.filter((w) => w.length >= 2 && !TITLE_WORDS.has(w));
   if (words.length === 0 || words.length > 4) return null;
   if (words.some((w) => ORG_WORDS.has(w))) return null;
@@ -765,7 +893,14 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
       open.end = end;
       open.score = 0.95;
     } else {
-      open = { type: 'PERSON', category: 'identifier', start, end, score: common ? 0.6 : 0.85, recognizer: 'person-header-name' };
+      open = {
+        type: 'PERSON',
+        category: 'identifier',
+        start,
+        end,
+        score: common ? 0.6 : 0.85,
+        recognizer: 'person-header-name',
+      };
       out.push(open);
     }
     lastIndex = i;

@@ -32,8 +32,35 @@ function escapeRegex(text: string): string {
 const HL7_PATIENT = ['PID', 'PD1', 'NK1', 'GT1', 'IN1', 'IN2', 'IN3', 'MRG', 'QRD'];
 /** Segments with clinical, visit or billing facts about the message's patient. */
 const HL7_CLINICAL = [
-  'PV1', 'PV2', 'OBX', 'OBR', 'ORC', 'DG1', 'DRG', 'PR1', 'AL1', 'IAM', 'RXA', 'RXE', 'RXO', 'RXD', 'RXG', 'RXR',
-  'SCH', 'AIS', 'AIG', 'TXA', 'SPM', 'FT1', 'ACC', 'UB1', 'UB2', 'PRB', 'GOL', 'PTH', 'TQ1',
+  'PV1',
+  'PV2',
+  'OBX',
+  'OBR',
+  'ORC',
+  'DG1',
+  'DRG',
+  'PR1',
+  'AL1',
+  'IAM',
+  'RXA',
+  'RXE',
+  'RXO',
+  'RXD',
+  'RXG',
+  'RXR',
+  'SCH',
+  'AIS',
+  'AIG',
+  'TXA',
+  'SPM',
+  'FT1',
+  'ACC',
+  'UB1',
+  'UB2',
+  'PRB',
+  'GOL',
+  'PTH',
+  'TQ1',
 ];
 const HL7_PATIENT_SET = new Set(HL7_PATIENT);
 const HL7_CLINICAL_SET = new Set(HL7_CLINICAL);
@@ -49,7 +76,10 @@ const inlineSegmentRegexes = new Map<string, RegExp>();
 function inlineSegmentRegex(fs: string): RegExp {
   let re = inlineSegmentRegexes.get(fs);
   if (!re) {
-    re = new RegExp(`[\\s\\u000b\\u001c](${[...HL7_PATIENT, ...HL7_CLINICAL].join('|')})${escapeRegex(fs)}`, 'g');
+    re = new RegExp(
+      `[\\s\\u000b\\u001c](${[...HL7_PATIENT, ...HL7_CLINICAL].join('|')})${escapeRegex(fs)}`,
+      'g',
+    );
     inlineSegmentRegexes.set(fs, re);
   }
   return re;
@@ -84,7 +114,8 @@ function parseMshHeader(text: string, i: number): string | null {
   const type = text.slice(k, k + 3);
   const after = text[k + 3];
   if (!/^[A-Z][A-Z0-9]{2}$/.test(type)) return null;
-  if (after !== undefined && after !== fs && after !== encoding[0] && after !== '\r' && after !== '\n') return null;
+  if (after !== undefined && after !== fs && after !== encoding[0] && after !== '\r' && after !== '\n')
+    return null;
   return fs;
 }
 
@@ -142,7 +173,11 @@ export const hl7v2Recognizer: CustomRecognizer = {
   analyze(text) {
     const out: Found[] = [];
     let pos = 0;
-    for (let i = text.indexOf('MSH', pos); i !== -1 && out.length < MAX_FINDINGS; i = text.indexOf('MSH', pos)) {
+    for (
+      let i = text.indexOf('MSH', pos);
+      i !== -1 && out.length < MAX_FINDINGS;
+      i = text.indexOf('MSH', pos)
+    ) {
       const fs = parseMshHeader(text, i);
       if (fs === null) {
         pos = i + 3;
@@ -153,7 +188,14 @@ export const hl7v2Recognizer: CustomRecognizer = {
       pos = Math.max(block.end, i + 3);
       // An MSH with only MSA/ERR/EVN (an acknowledgement) names nobody.
       if (block.patient || block.clinical) {
-        out.push({ type: 'HL7_V2', category: 'payload', start: i, end: block.end, score: block.patient ? 0.95 : 0.85, recognizer: 'payload-hl7v2' });
+        out.push({
+          type: 'HL7_V2',
+          category: 'payload',
+          start: i,
+          end: block.end,
+          score: block.patient ? 0.95 : 0.85,
+          recognizer: 'payload-hl7v2',
+        });
       }
     }
     return out;
@@ -167,13 +209,52 @@ export const hl7v2Recognizer: CustomRecognizer = {
 const FHIR_PERSON = new Set(['Patient', 'RelatedPerson', 'Person']);
 /** Resources recording care, coverage or payment for a patient they point at. */
 const FHIR_CLINICAL = new Set([
-  'Observation', 'Condition', 'Encounter', 'Procedure', 'DiagnosticReport', 'MedicationRequest', 'MedicationStatement',
-  'MedicationAdministration', 'MedicationDispense', 'AllergyIntolerance', 'Immunization', 'CarePlan', 'CareTeam', 'Goal',
-  'ServiceRequest', 'Appointment', 'AppointmentResponse', 'Composition', 'DocumentReference', 'QuestionnaireResponse',
-  'Specimen', 'ImagingStudy', 'EpisodeOfCare', 'FamilyMemberHistory', 'ClinicalImpression', 'RiskAssessment',
-  'NutritionOrder', 'DeviceRequest', 'DeviceUseStatement', 'Consent', 'Communication', 'Flag', 'DetectedIssue',
-  'Claim', 'ClaimResponse', 'ExplanationOfBenefit', 'Coverage', 'CoverageEligibilityRequest', 'CoverageEligibilityResponse',
-  'Account', 'Invoice', 'ChargeItem', 'MolecularSequence', 'BodyStructure', 'AdverseEvent', 'VisionPrescription',
+  'Observation',
+  'Condition',
+  'Encounter',
+  'Procedure',
+  'DiagnosticReport',
+  'MedicationRequest',
+  'MedicationStatement',
+  'MedicationAdministration',
+  'MedicationDispense',
+  'AllergyIntolerance',
+  'Immunization',
+  'CarePlan',
+  'CareTeam',
+  'Goal',
+  'ServiceRequest',
+  'Appointment',
+  'AppointmentResponse',
+  'Composition',
+  'DocumentReference',
+  'QuestionnaireResponse',
+  'Specimen',
+  'ImagingStudy',
+  'EpisodeOfCare',
+  'FamilyMemberHistory',
+  'ClinicalImpression',
+  'RiskAssessment',
+  'NutritionOrder',
+  'DeviceRequest',
+  'DeviceUseStatement',
+  'Consent',
+  'Communication',
+  'Flag',
+  'DetectedIssue',
+  'Claim',
+  'ClaimResponse',
+  'ExplanationOfBenefit',
+  'Coverage',
+  'CoverageEligibilityRequest',
+  'CoverageEligibilityResponse',
+  'Account',
+  'Invoice',
+  'ChargeItem',
+  'MolecularSequence',
+  'BodyStructure',
+  'AdverseEvent',
+  'VisionPrescription',
 ]);
 /** Fields that identify a person (family and given are parts of a name, so they count as one). */
 const FHIR_PERSON_FIELDS = new Map([
@@ -192,11 +273,13 @@ const FHIR_LINK_FIELDS = new Set(['subject', 'patient', 'beneficiary']);
 const FHIR_WINDOW = 4000;
 
 const FHIR_JSON_RESOURCE = /"resourceType"\s{0,20}:\s{0,20}"([A-Za-z]{2,64})"/y;
-const FHIR_JSON_FIELD = /"(birthDate|family|given|identifier|telecom|address|deceasedDateTime|multipleBirthInteger|subject|patient|beneficiary)"\s{0,20}:/g;
+const FHIR_JSON_FIELD =
+  /"(birthDate|family|given|identifier|telecom|address|deceasedDateTime|multipleBirthInteger|subject|patient|beneficiary)"\s{0,20}:/g;
 const FHIR_XML_NAMESPACE = '"http://hl7.org/fhir"';
 const FHIR_XML_ROOT = /^<([A-Z][A-Za-z]{1,63})\s/;
 const FHIR_XML_INNER = /<resource>\s{0,200}<([A-Z][A-Za-z]{1,63})[\s>]/g;
-const FHIR_XML_FIELD = /<(birthDate|family|given|identifier|telecom|address|deceasedDateTime|multipleBirthInteger|subject|patient|beneficiary)[\s>/]/g;
+const FHIR_XML_FIELD =
+  /<(birthDate|family|given|identifier|telecom|address|deceasedDateTime|multipleBirthInteger|subject|patient|beneficiary)[\s>/]/g;
 
 interface Mark {
   start: number;
@@ -212,7 +295,8 @@ function scoreFhir(resources: Mark[], fields: Mark[], type: string): Found[] {
   while (r < resources.length && out.length < MAX_FINDINGS) {
     // A block: resources each within the window of the one before.
     let last = r;
-    while (last + 1 < resources.length && resources[last + 1]!.start - resources[last]!.end <= FHIR_WINDOW) last++;
+    while (last + 1 < resources.length && resources[last + 1]!.start - resources[last]!.end <= FHIR_WINDOW)
+      last++;
     const first = resources[r]!;
     const final = resources[last]!;
     let person = false;
@@ -239,7 +323,8 @@ function scoreFhir(resources: Mark[], fields: Mark[], type: string): Found[] {
     else if (clinical && linked) score = 0.85;
     else if (person && identifying.size === 1) score = 0.75;
     else if (clinical && identifying.size >= 2) score = 0.75;
-    if (score > 0) out.push({ type, category: 'payload', start: first.start, end, score, recognizer: 'payload-fhir' });
+    if (score > 0)
+      out.push({ type, category: 'payload', start: first.start, end, score, recognizer: 'payload-fhir' });
     r = last + 1;
   }
   return out;
@@ -248,7 +333,8 @@ function scoreFhir(resources: Mark[], fields: Mark[], type: string): Found[] {
 function collect(re: RegExp, text: string): Mark[] {
   const marks: Mark[] = [];
   re.lastIndex = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) marks.push({ start: m.index, end: m.index + m[0].length, name: m[1]! });
+  for (let m = re.exec(text); m; m = re.exec(text))
+    marks.push({ start: m.index, end: m.index + m[0].length, name: m[1]! });
   return marks;
 }
 
@@ -313,12 +399,14 @@ export const ccdaRecognizer: CustomRecognizer = {
       // Documents do not overlap, so each character is looked at by one document's checks only.
       const doc = text.slice(start, end);
       const namespace = doc.includes('urn:hl7-org:v3');
-      const template = doc.includes('2.16.840.1.113883.10.20.22') || doc.includes('2.16.840.1.113883.3.27.1776');
+      const template =
+        doc.includes('2.16.840.1.113883.10.20.22') || doc.includes('2.16.840.1.113883.3.27.1776');
       const patient = CDA_PATIENT.test(doc);
       let score = 0;
       if ((namespace || template) && patient) score = 0.95;
       else if (namespace && template) score = 0.8;
-      if (score > 0) out.push({ type: 'CCDA_XML', category: 'payload', start, end, score, recognizer: 'payload-ccda' });
+      if (score > 0)
+        out.push({ type: 'CCDA_XML', category: 'payload', start, end, score, recognizer: 'payload-ccda' });
       CDA_OPEN.lastIndex = end;
     }
     return out;
@@ -329,7 +417,19 @@ export const ccdaRecognizer: CustomRecognizer = {
 // X12: ISA*00*…*00501*000000001*0*P*:~GS*HC*…~ST*837*0001*005010X222A1~ … NM1*IL … DMG … CLM …~SE~GE~IEA~
 
 /** Segments naming a member, patient or dependent, or their claim. */
-const X12_MEMBER_SEGMENTS = new Set(['DMG', 'PAT', 'INS', 'CLM', 'CLP', 'SBR', 'HI', 'EB', 'SV1', 'SV2', 'SV3']);
+const X12_MEMBER_SEGMENTS = new Set([
+  'DMG',
+  'PAT',
+  'INS',
+  'CLM',
+  'CLP',
+  'SBR',
+  'HI',
+  'EB',
+  'SV1',
+  'SV2',
+  'SV3',
+]);
 /** Entity codes in NM1 for the insured (IL), the patient (QC) and a dependent (03). */
 const X12_MEMBER_ENTITIES = new Set(['IL', 'QC', '03']);
 /** HIPAA transactions other than 837/835 that carry member data: eligibility, status, authorisation, enrolment. */
@@ -367,7 +467,13 @@ function parseIsa(text: string, i: number): X12Envelope | null {
   if (!isDelimiter(text[from])) return null;
   if (term === undefined || isAlnum(term) || term === es || term === ' ') return null;
   const [isa01, , , , , , , , isa09, , , isa12, isa13] = elements.map((e) => e.trim());
-  if (!/^\d{2}$/.test(isa01 ?? '') || !/^\d{6}$/.test(isa09 ?? '') || !/^\d{5}$/.test(isa12 ?? '') || !/^\d{1,9}$/.test(isa13 ?? '')) return null;
+  if (
+    !/^\d{2}$/.test(isa01 ?? '') ||
+    !/^\d{6}$/.test(isa09 ?? '') ||
+    !/^\d{5}$/.test(isa12 ?? '') ||
+    !/^\d{1,9}$/.test(isa13 ?? '')
+  )
+    return null;
   return { es, term };
 }
 
@@ -382,7 +488,8 @@ function scanX12(text: string, start: number, env: X12Envelope): X12Block {
   const block: X12Block = { end: start, sets: new Set(), member: false };
   let p = start;
   while (p < text.length) {
-    while (p < text.length && (text[p] === '\r' || text[p] === '\n' || text[p] === ' ' || text[p] === '\t')) p++;
+    while (p < text.length && (text[p] === '\r' || text[p] === '\n' || text[p] === ' ' || text[p] === '\t'))
+      p++;
     const q = text.indexOf(env.term, p);
     const segEnd = q === -1 ? text.length : q;
     // Only the first elements matter; a segment may be long.
@@ -401,7 +508,13 @@ function scanX12(text: string, start: number, env: X12Envelope): X12Block {
 
 function x12Finding(block: X12Block, start: number, envelope: boolean): Found | null {
   const sets = block.sets;
-  const type = sets.has('837') ? 'X12_837' : sets.has('835') ? 'X12_835' : [...sets].some((s) => X12_OTHER_HIPAA.has(s)) ? 'X12_HIPAA' : null;
+  const type = sets.has('837')
+    ? 'X12_837'
+    : sets.has('835')
+      ? 'X12_835'
+      : [...sets].some((s) => X12_OTHER_HIPAA.has(s))
+        ? 'X12_HIPAA'
+        : null;
   if (!type) return null;
   let score = 0;
   if (block.member) score = type === 'X12_HIPAA' ? 0.9 : 0.95;
@@ -432,7 +545,11 @@ export const x12Recognizer: CustomRecognizer = {
     const envelopes: Array<[number, number]> = [];
     if (text.indexOf('ISA') !== -1) {
       let pos = 0;
-      for (let i = text.indexOf('ISA', pos); i !== -1 && out.length < MAX_FINDINGS; i = text.indexOf('ISA', pos)) {
+      for (
+        let i = text.indexOf('ISA', pos);
+        i !== -1 && out.length < MAX_FINDINGS;
+        i = text.indexOf('ISA', pos)
+      ) {
         const env = parseIsa(text, i);
         if (!env) {
           pos = i + 3;
@@ -466,4 +583,9 @@ export const x12Recognizer: CustomRecognizer = {
   },
 };
 
-export const payloadRecognizers: Recognizer[] = [hl7v2Recognizer, fhirRecognizer, ccdaRecognizer, x12Recognizer];
+export const payloadRecognizers: Recognizer[] = [
+  hl7v2Recognizer,
+  fhirRecognizer,
+  ccdaRecognizer,
+  x12Recognizer,
+];

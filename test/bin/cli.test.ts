@@ -42,7 +42,11 @@ describe('phi-gateway CLI', function () {
   });
 
   it('adds a user with a password from stdin, usable for AUTH', async () => {
-    const r = run(dir, ['users', 'add', 'Nurse@Clinic.example', '--role', 'staff'], 'a long enough password\n');
+    const r = run(
+      dir,
+      ['users', 'add', 'Nurse@Clinic.example', '--role', 'staff'],
+      'a long enough password\n',
+    );
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.contain('added staff nurse@clinic.example');
     expect(r.out).not.to.contain('password:');
@@ -57,14 +61,24 @@ describe('phi-gateway CLI', function () {
     expect(r.code, r.err).to.equal(0);
     const password = /password: (\S+)/.exec(r.out)?.[1];
     expect(password).to.have.length(20);
-    await withStore(async (s) => expect(await authenticate(s.db, 'admin@clinic.example', password!)).to.not.equal(null));
+    await withStore(async (s) =>
+      expect(await authenticate(s.db, 'admin@clinic.example', password!)).to.not.equal(null),
+    );
   });
 
   it('refuses a bad role, a bad address, a short password and a duplicate with clear messages', () => {
-    expect(run(dir, ['users', 'add', 'x@clinic.example', '--role', 'root']).err).to.contain('--role staff or --role admin');
-    expect(run(dir, ['users', 'add', 'not-an-email', '--role', 'staff'], 'long enough password').err).to.contain('not an email address');
-    expect(run(dir, ['users', 'add', 'y@clinic.example', '--role', 'staff'], 'short').err).to.contain('at least 12');
-    expect(run(dir, ['users', 'add', 'z@clinic.example', '--role', 'staff'], 'long enough password').code).to.equal(0);
+    expect(run(dir, ['users', 'add', 'x@clinic.example', '--role', 'root']).err).to.contain(
+      '--role staff or --role admin',
+    );
+    expect(
+      run(dir, ['users', 'add', 'not-an-email', '--role', 'staff'], 'long enough password').err,
+    ).to.contain('not an email address');
+    expect(run(dir, ['users', 'add', 'y@clinic.example', '--role', 'staff'], 'short').err).to.contain(
+      'at least 12',
+    );
+    expect(
+      run(dir, ['users', 'add', 'z@clinic.example', '--role', 'staff'], 'long enough password').code,
+    ).to.equal(0);
     const dup = run(dir, ['users', 'add', 'Z@clinic.example', '--role', 'staff'], 'long enough password');
     expect(dup.code).to.equal(1);
     expect(dup.err).to.contain('already exists');

@@ -2,43 +2,17 @@
 // words that must not count (cleaning, crown molding, covid-era policy, staff roles). Tables per recognizer have
 // at least as many negative rows as positive ones; speed is measured on a megabyte of realistic mixed mail.
 import { expect } from 'chai';
+import { recognizerTable } from '../support/recognizer-table.js';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
-import { careContextRecognizer, healthRecognizers, healthTermRecognizer, plausibleIcd10 } from '../../dlp/recognizers/health.js';
+import {
+  careContextRecognizer,
+  healthRecognizers,
+  healthTermRecognizer,
+  plausibleIcd10,
+} from '../../dlp/recognizers/health.js';
 import { nameRecognizers } from '../../dlp/recognizers/names.js';
-import type { Finding } from '../../dlp/types.js';
 
-const compiled = compileRecognizers(healthRecognizers);
-
-function findAll(text: string): Finding[] {
-  return analyzePart(compiled, { id: 'text', text, kind: 'body' });
-}
-
-/** Findings of these types that count for the rules (score ≥ 0.5), as "TYPE text". */
-function counted(text: string, types: readonly string[]): string[] {
-  return findAll(text)
-    .filter((f) => f.score >= 0.5 && types.includes(f.type))
-    .map((f) => `${f.type} ${text.slice(f.start, f.end)}`);
-}
-
-type Row = [label: string, text: string, expected: string[]];
-
-function table(title: string, types: string[], positives: Row[], negatives: Array<[string, string]>): void {
-  describe(title, () => {
-    for (const [label, text, expected] of positives) {
-      it(`finds ${label}`, () => {
-        expect(counted(text, types)).to.deep.equal(expected);
-      });
-    }
-    for (const [label, text] of negatives) {
-      it(`finds nothing in ${label}`, () => {
-        expect(counted(text, types)).to.deep.equal([]);
-      });
-    }
-    it('has at least as many negative rows as positive rows', () => {
-      expect(negatives.length).to.be.at.least(positives.length);
-    });
-  });
-}
+const { findAll, table } = recognizerTable(healthRecognizers);
 
 describe('dlp health signals', () => {
   table(
@@ -50,7 +24,11 @@ describe('dlp health signals', () => {
       ['a pregnancy code', 'Z34.01 supervision', ['ICD10_CODE Z34.01']],
       ['a seven-character code', 'S72.001A hip', ['ICD10_CODE S72.001A']],
       ['a bare code after a label', 'ICD-10: I10', ['ICD10_CODE I10']],
-      ['a labelled list of bare codes', 'Dx: I10, E1165 and F329', ['ICD10_CODE I10', 'ICD10_CODE E1165', 'ICD10_CODE F329']],
+      [
+        'a labelled list of bare codes',
+        'Dx: I10, E1165 and F329',
+        ['ICD10_CODE I10', 'ICD10_CODE E1165', 'ICD10_CODE F329'],
+      ],
       ['the COVID-19 code', 'Diagnosis U07.1', ['ICD10_CODE U07.1']],
     ],
     [
@@ -70,8 +48,22 @@ describe('dlp health signals', () => {
   );
 
   it('checks ICD-10-CM plausibility by chapter', () => {
-    for (const c of ['F32.9', 'E11.65', 'Z34.01', 'S72.001A', 'I10', 'C4A.0', 'O9A.1', 'U07.1', 'T36.0X1A', 'K02.52', 'M1A.00']) expect(plausibleIcd10(c), c).to.equal(true);
-    for (const c of ['A1C', 'B2B', 'U12.3', 'E95.1', 'F00.1', 'C99', 'D3B', 'E11.6A5', 'T89.1', 'I10.ABC']) expect(plausibleIcd10(c), c).to.equal(false);
+    for (const c of [
+      'F32.9',
+      'E11.65',
+      'Z34.01',
+      'S72.001A',
+      'I10',
+      'C4A.0',
+      'O9A.1',
+      'U07.1',
+      'T36.0X1A',
+      'K02.52',
+      'M1A.00',
+    ])
+      expect(plausibleIcd10(c), c).to.equal(true);
+    for (const c of ['A1C', 'B2B', 'U12.3', 'E95.1', 'F00.1', 'C99', 'D3B', 'E11.6A5', 'T89.1', 'I10.ABC'])
+      expect(plausibleIcd10(c), c).to.equal(false);
   });
 
   table(
@@ -81,7 +73,11 @@ describe('dlp health signals', () => {
       ['a CPT label', 'CPT 99213 office visit', ['CPT_CODE 99213']],
       ['"billed as"', 'It was billed as 99214.', ['CPT_CODE 99214']],
       ['a category II code', 'procedure code: 0001F', ['CPT_CODE 0001F']],
-      ['a labelled list', 'CPT codes 99213, 99214 and 90837', ['CPT_CODE 99213', 'CPT_CODE 99214', 'CPT_CODE 90837']],
+      [
+        'a labelled list',
+        'CPT codes 99213, 99214 and 90837',
+        ['CPT_CODE 99213', 'CPT_CODE 99214', 'CPT_CODE 90837'],
+      ],
       ['a category III code', 'CPT 0042T', ['CPT_CODE 0042T']],
       ['an HCPCS label', 'HCPCS J1100 dexamethasone', ['HCPCS_CODE J1100']],
       ['a J-code', 'J-code J3301', ['HCPCS_CODE J3301']],
@@ -142,10 +138,18 @@ describe('dlp health signals', () => {
       ['hypertension', 'booked Tuesday for hypertension follow-up', ['CONDITION hypertension']],
       ['a multi-word condition', 'Referring her for type 2 diabetes.', ['CONDITION type 2 diabetes']],
       ['a long condition', 'generalized anxiety disorder', ['CONDITION generalized anxiety disorder']],
-      ['dental conditions', 'gingivitis and dental caries', ['CONDITION gingivitis', 'CONDITION dental caries']],
+      [
+        'dental conditions',
+        'gingivitis and dental caries',
+        ['CONDITION gingivitis', 'CONDITION dental caries'],
+      ],
       ['a plural', 'prevents most cavities', ['CONDITION cavities']],
       ['a possessive name', "Crohn's disease", ["CONDITION Crohn's disease"]],
-      ['an everyday word next to a clinical one', 'Patient has the flu and a fever.', ['CONDITION the flu', 'CONDITION fever']],
+      [
+        'an everyday word next to a clinical one',
+        'Patient has the flu and a fever.',
+        ['CONDITION the flu', 'CONDITION fever'],
+      ],
     ],
     [
       ['covid-era policy (generic)', 'Is the covid-era policy still in force?'],
@@ -155,7 +159,10 @@ describe('dlp health signals', () => {
       ['positive feedback', 'Thanks for the positive feedback!'],
       ['a computer virus', 'The virus scan found nothing.'],
       ['stress at work', 'Lots of stress before the audit.'],
-      ['staff roles', 'Please welcome Sophia Lee, our new hygienist. The nurse and the dentist will train her.'],
+      [
+        'staff roles',
+        'Please welcome Sophia Lee, our new hygienist. The nurse and the dentist will train her.',
+      ],
       ['HIPAA training', 'HIPAA training covers PHI handling.'],
       ['a pain in the neck', 'The new printer is a pain.'],
     ],
@@ -267,7 +274,10 @@ describe('dlp health signals', () => {
   });
 
   it('keeps everyday words below the rules unless a second signal is near', () => {
-    const lone = healthTermRecognizer.analyze('Flu shots for staff on Friday.', ctx('Flu shots for staff on Friday.'));
+    const lone = healthTermRecognizer.analyze(
+      'Flu shots for staff on Friday.',
+      ctx('Flu shots for staff on Friday.'),
+    );
     expect(lone.filter((f) => f.score >= 0.5)).to.deep.equal([]);
     const supported = findAll('Patient got a flu shot; on metformin.').filter((f) => f.type === 'MEDICATION');
     expect(supported.map((f) => f.score >= 0.5)).to.deep.equal([true, true]);
@@ -275,7 +285,15 @@ describe('dlp health signals', () => {
 
   it('reports positions, never text, in the right categories', () => {
     for (const f of findAll('Patient Ava: D7210 surgical extraction, Dx K02.9, lisinopril 10 mg')) {
-      expect(Object.keys(f).sort()).to.deep.equal(['category', 'end', 'part', 'recognizer', 'score', 'start', 'type']);
+      expect(Object.keys(f).sort()).to.deep.equal([
+        'category',
+        'end',
+        'part',
+        'recognizer',
+        'score',
+        'start',
+        'type',
+      ]);
       expect(f.category).to.equal(f.type === 'CARE_CONTEXT' ? 'care' : 'health');
     }
   });
@@ -294,14 +312,19 @@ describe('dlp health signals', () => {
       const groups = () => {
         let n = 0;
         for (const p of parts) {
-          const context = { part: { id: 'text', text: p, kind: 'body' as const }, lower: p.toLowerCase(), headerNames: ['Sophia Johnson'] };
+          const context = {
+            part: { id: 'text', text: p, kind: 'body' as const },
+            lower: p.toLowerCase(),
+            headerNames: ['Sophia Johnson'],
+          };
           for (const r of customs) if ('analyze' in r) n += r.analyze(p, context).length;
           n += analyzePart(patterns, { id: 'text', text: p, kind: 'body' }).length;
         }
         return n;
       };
       const both = compileRecognizers([...nameRecognizers, ...healthRecognizers]);
-      const endToEnd = () => parts.reduce((n, p) => n + analyzePart(both, { id: 'text', text: p, kind: 'body' }).length, 0);
+      const endToEnd = () =>
+        parts.reduce((n, p) => n + analyzePart(both, { id: 'text', text: p, kind: 'body' }).length, 0);
       // Best of several runs: a run slowed by other processes on the shared cores is not the recognizers' speed.
       const best = (f: () => number, runs: number) => {
         for (let i = 0; i < 3; i++) f();
@@ -412,25 +435,68 @@ function makeMailCorpus(bytes: number, seed = 1): string {
   const rnd = () => (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
   const num = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
-  const first = ['Sophia', 'Liam', 'Olivia', 'Noah', 'Emma', 'James', 'Ava', 'Lucas', 'Mia', 'Ethan', 'Harper', 'Mason', 'Chloé', 'Renée', 'Søren', 'Maria', 'David', 'Priya', 'Wei', 'Fatima'];
-  const last = ['Johnson', 'Lee', 'Garcia', 'Smith', 'Nguyen', 'Patel', 'Brown', 'Martinez', 'Kowalski', 'Anderson', 'Thompson', 'Pérez', "O'Brien", 'Harris'];
+  const first = [
+    'Sophia',
+    'Liam',
+    'Olivia',
+    'Noah',
+    'Emma',
+    'James',
+    'Ava',
+    'Lucas',
+    'Mia',
+    'Ethan',
+    'Harper',
+    'Mason',
+    'Chloé',
+    'Renée',
+    'Søren',
+    'Maria',
+    'David',
+    'Priya',
+    'Wei',
+    'Fatima',
+  ];
+  const last = [
+    'Johnson',
+    'Lee',
+    'Garcia',
+    'Smith',
+    'Nguyen',
+    'Patel',
+    'Brown',
+    'Martinez',
+    'Kowalski',
+    'Anderson',
+    'Thompson',
+    'Pérez',
+    "O'Brien",
+    'Harris',
+  ];
   const name = () => `${pick(first)} ${pick(last)}`;
   const office = [
     () =>
       `Hi team,\n\nThe staff meeting is moved to ${pick(['Monday', 'Tuesday', 'Thursday'])} at ${num(1, 5)}pm in the break room. Please bring your laptops; we will go over the new phone system, the parking changes and the holiday schedule. Call ${name()} at 555-${num(100, 999)}-${num(1000, 9999)} if you cannot make it.\n\nThanks,\n${name()}\nOffice Manager\n`,
-    () => `Your order #${num(1e6, 9e6)} of exam gloves, masks and paper towels shipped today. Tracking: 1Z${num(1e8, 9e8)}. Questions? Reply to this e-mail or visit our website. Product code AB-${num(1000, 9999)}, SKU M365-B2B, Q3 2025 pricing applies.\n`,
-    () => `Reminder: your network password expires in 5 days. Change it at the intranet portal. If you need help, open a ticket with IT. Do not share your password with anyone, including ${name()} from the help desk.\n`,
-    () => `Annual HIPAA training is due by December 31. It covers PHI handling, encryption, secure e-mail and reporting incidents. The office will be cleaned on Saturday; please clear your desks. Will you grant ${pick(first)} access to the shared drive?\n`,
-    () => `Please welcome ${name()}, our new hygienist, starting Monday. ${pick(first)} comes to us from Riverside Family Dental and loves hiking. Extension ${num(100, 999)}.\n`,
-    () => `Newsletter: Brushing twice a day and flossing once a day prevents most cavities. Diabetes raises the risk of gum disease, so tell us about any changes in your health. Flu shots are available at the pharmacy next door.\n`,
+    () =>
+      `Your order #${num(1e6, 9e6)} of exam gloves, masks and paper towels shipped today. Tracking: 1Z${num(1e8, 9e8)}. Questions? Reply to this e-mail or visit our website. Product code AB-${num(1000, 9999)}, SKU M365-B2B, Q3 2025 pricing applies.\n`,
+    () =>
+      `Reminder: your network password expires in 5 days. Change it at the intranet portal. If you need help, open a ticket with IT. Do not share your password with anyone, including ${name()} from the help desk.\n`,
+    () =>
+      `Annual HIPAA training is due by December 31. It covers PHI handling, encryption, secure e-mail and reporting incidents. The office will be cleaned on Saturday; please clear your desks. Will you grant ${pick(first)} access to the shared drive?\n`,
+    () =>
+      `Please welcome ${name()}, our new hygienist, starting Monday. ${pick(first)} comes to us from Riverside Family Dental and loves hiking. Extension ${num(100, 999)}.\n`,
+    () =>
+      `Newsletter: Brushing twice a day and flossing once a day prevents most cavities. Diabetes raises the risk of gum disease, so tell us about any changes in your health. Flu shots are available at the pharmacy next door.\n`,
   ];
   const clinical = [
     () =>
       `Patient ${name()} (DOB ${num(1, 12)}/${num(1, 28)}/19${num(50, 99)}) was seen today for ${pick(['hypertension', 'type 2 diabetes', 'asthma', 'depression', 'gingivitis', 'chronic periodontitis'])}. A1c 7.${num(0, 9)}%, LDL ${num(100, 190)}, BP 1${num(3, 5)}0/${num(80, 95)}. Dx ${pick(['E11.65', 'I10', 'F32.9', 'K05.10', 'J45.909'])}. Continue ${pick(['lisinopril 10 mg', 'metformin 500 mg', 'sertraline 50 mg', 'amoxicillin 500 mg'])}.\n`,
     () =>
       `Tx plan for ${name()}: ${pick(['D2740 crown on #14', 'D7210 surgical extraction of #32', 'D3330 root canal on #19', 'D4341 scaling and root planing UR'])} and D1110 prophylaxis. Insurance pre-authorization was sent to the claims department; patient copay is $${num(10, 300)}.\n`,
-    () => `Mrs. ${pick(last)} called about her ultrasound results. She is 12 weeks pregnant and was prescribed prenatal vitamins. Allergic to penicillin. Please call her back at 555-0199.\n`,
-    () => `Referring ${name()} to your practice for evaluation of ${pick(['migraine', 'sleep apnea', 'a cracked tooth', 'TMJ disorder'])}. Records and x-rays attached. CPT 99213, 99214.\n`,
+    () =>
+      `Mrs. ${pick(last)} called about her ultrasound results. She is 12 weeks pregnant and was prescribed prenatal vitamins. Allergic to penicillin. Please call her back at 555-0199.\n`,
+    () =>
+      `Referring ${name()} to your practice for evaluation of ${pick(['migraine', 'sleep apnea', 'a cracked tooth', 'TMJ disorder'])}. Records and x-rays attached. CPT 99213, 99214.\n`,
   ];
   let out = '';
   while (out.length < bytes) out += `${(rnd() < 0.7 ? pick(office) : pick(clinical))()}\n`;

@@ -3,10 +3,10 @@
 // numbers ordinary mail is full of (orders, prices, times, versions, ISBNs, tracking numbers). Both groups together must
 // survive a megabyte of hostile input and scan a megabyte of realistic mail quickly.
 import { expect } from 'chai';
+import { recognizerTable } from '../support/recognizer-table.js';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
 import { identifierRecognizers } from '../../dlp/recognizers/identifiers.js';
 import { labelledRecognizers } from '../../dlp/recognizers/labelled.js';
-import type { Finding } from '../../dlp/types.js';
 import {
   isPlausiblePhone,
   isValidCardNumber,
@@ -20,39 +20,7 @@ import {
   luhnValid,
 } from '../../dlp/validators.js';
 
-const compiled = compileRecognizers(identifierRecognizers);
-
-function findAll(text: string): Finding[] {
-  return analyzePart(compiled, { id: 'text', text, kind: 'body' });
-}
-
-/** Findings of these types scoring at least `minScore` (the rules' default threshold is 0.5), as "TYPE text". */
-function counted(text: string, types: readonly string[], minScore: number): string[] {
-  return findAll(text)
-    .filter((f) => f.score >= minScore && types.includes(f.type))
-    .map((f) => `${f.type} ${text.slice(f.start, f.end)}`);
-}
-
-type Row = [label: string, text: string, expected: string[]];
-
-function table(
-  title: string,
-  types: string[],
-  positives: Row[],
-  negatives: Array<[string, string]>,
-  minScore = 0.5,
-): void {
-  describe(title, () => {
-    for (const [label, text, expected] of positives) {
-      it(`finds ${label}`, () => expect(counted(text, types, minScore)).to.deep.equal(expected));
-    }
-    for (const [label, text] of negatives) {
-      it(`finds nothing in ${label}`, () => expect(counted(text, types, minScore)).to.deep.equal([]));
-    }
-    it('has at least as many negative rows as positive rows', () =>
-      expect(negatives.length).to.be.at.least(positives.length));
-  });
-}
+const { findAll, table } = recognizerTable(identifierRecognizers);
 
 describe('dlp identifiers', () => {
   table(

@@ -3,38 +3,11 @@
 // least as many negative rows as positive ones: the same numbers without their label, labels that are ordinary words,
 // dates that are not birthdays, and the capitalised-word-and-number shapes clinical mail is full of.
 import { expect } from 'chai';
-import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
+import { recognizerTable } from '../support/recognizer-table.js';
 import { labelledRecognizers } from '../../dlp/recognizers/labelled.js';
-import type { Finding } from '../../dlp/types.js';
 import { isPlausibleDate } from '../../dlp/validators.js';
 
-const compiled = compileRecognizers(labelledRecognizers);
-
-function findAll(text: string): Finding[] {
-  return analyzePart(compiled, { id: 'text', text, kind: 'body' });
-}
-
-/** Findings of these types that count for the rules (score ≥ 0.5, the rules' default), as "TYPE text". */
-function counted(text: string, types: readonly string[]): string[] {
-  return findAll(text)
-    .filter((f) => f.score >= 0.5 && types.includes(f.type))
-    .map((f) => `${f.type} ${text.slice(f.start, f.end)}`);
-}
-
-type Row = [label: string, text: string, expected: string[]];
-
-function table(title: string, types: string[], positives: Row[], negatives: Array<[string, string]>): void {
-  describe(title, () => {
-    for (const [label, text, expected] of positives) {
-      it(`finds ${label}`, () => expect(counted(text, types)).to.deep.equal(expected));
-    }
-    for (const [label, text] of negatives) {
-      it(`finds nothing in ${label}`, () => expect(counted(text, types)).to.deep.equal([]));
-    }
-    it('has at least as many negative rows as positive rows', () =>
-      expect(negatives.length).to.be.at.least(positives.length));
-  });
-}
+const { findAll, table } = recognizerTable(labelledRecognizers);
 
 describe('dlp labelled identifiers', () => {
   table(

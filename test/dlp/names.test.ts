@@ -10,7 +10,9 @@ import type { Finding } from '../../dlp/types.js';
 const compiled = compileRecognizers(nameRecognizers);
 
 function findPersons(text: string, headerNames: readonly string[] = []): Finding[] {
-  return analyzePart(compiled, { id: 'text', text, kind: 'body' }, headerNames).filter((f) => f.type === 'PERSON');
+  return analyzePart(compiled, { id: 'text', text, kind: 'body' }, headerNames).filter(
+    (f) => f.type === 'PERSON',
+  );
 }
 
 /** The names that count for the rules (score ≥ 0.5), as text. */
@@ -47,8 +49,16 @@ describe('dlp person names', () => {
     ['self-introduction', 'Hello, my name is Aantje Mourik.', ['Aantje Mourik']],
     ['lower-case after "my name is"', 'my name is lena andersson and i need help', ['lena andersson']],
     ['ALL-CAPS form field', 'PATIENT NAME: JOHN SMITH', ['JOHN SMITH']],
-    ['list of given names', 'They had 6: Kateřina, James, Christopher, Jennifer, Emily and Michael.', ['Kateřina', 'James', 'Christopher', 'Jennifer', 'Emily', 'Michael']],
-    ['a name seen again alone', 'Mrs. Kowalczyk called. Kowalczyk wants a call back.', ['Kowalczyk', 'Kowalczyk']],
+    [
+      'list of given names',
+      'They had 6: Kateřina, James, Christopher, Jennifer, Emily and Michael.',
+      ['Kateřina', 'James', 'Christopher', 'Jennifer', 'Emily', 'Michael'],
+    ],
+    [
+      'a name seen again alone',
+      'Mrs. Kowalczyk called. Kowalczyk wants a call back.',
+      ['Kowalczyk', 'Kowalczyk'],
+    ],
     ['given name + unknown surname', 'We saw Sophia Nishiyama today.', ['Sophia Nishiyama']],
   ];
   for (const [label, text, names] of positives) {
@@ -107,7 +117,12 @@ describe('dlp person names', () => {
       ['"Last, First" form', 'Hi Harper, see you Tuesday.', ['Johnson, Harper'], ['Harper']],
       ['lower-case in text', 'thanks harper!', ['Harper Johnson'], ['harper']],
       ['unknown name', 'Hi Zuzka, see you Tuesday.', ['Zuzka Ottová'], ['Zuzka']],
-      ['common-word name only capitalised mid-sentence', 'I hope it works. See you, Hope.', ['Hope Young'], ['Hope']],
+      [
+        'common-word name only capitalised mid-sentence',
+        'I hope it works. See you, Hope.',
+        ['Hope Young'],
+        ['Hope'],
+      ],
     ];
     for (const [label, text, headers, names] of rows) {
       it(`finds the ${label}`, () => {
@@ -124,7 +139,9 @@ describe('dlp person names', () => {
     ];
     for (const [label, text, headers] of negatives) {
       it(`finds nothing for ${label}`, () => {
-        expect(findPersons(text, headers).filter((f) => f.recognizer === 'person-header-name')).to.deep.equal([]);
+        expect(findPersons(text, headers).filter((f) => f.recognizer === 'person-header-name')).to.deep.equal(
+          [],
+        );
       });
     }
   });
@@ -144,7 +161,15 @@ describe('dlp person names', () => {
 
     it('reports positions, never text', () => {
       for (const f of findPersons('Patient Ava Anderson')) {
-        expect(Object.keys(f).sort()).to.deep.equal(['category', 'end', 'part', 'recognizer', 'score', 'start', 'type']);
+        expect(Object.keys(f).sort()).to.deep.equal([
+          'category',
+          'end',
+          'part',
+          'recognizer',
+          'score',
+          'start',
+          'type',
+        ]);
         expect(f.category).to.equal('identifier');
       }
     });
@@ -159,13 +184,16 @@ describe('dlp person names', () => {
     it('holds a few thousand common given names and surnames, lower-case without accents', () => {
       expect(first.size).to.be.within(4000, 8000);
       expect(last.size).to.be.within(8000, 12000);
-      for (const w of ['sophia', 'liam', 'harper', 'james', 'maria', 'soren']) expect(first.has(w), w).to.equal(true);
-      for (const w of ['smith', 'johnson', 'garcia', 'nguyen', 'patel', 'kowalski']) expect(last.has(w), w).to.equal(true);
+      for (const w of ['sophia', 'liam', 'harper', 'james', 'maria', 'soren'])
+        expect(first.has(w), w).to.equal(true);
+      for (const w of ['smith', 'johnson', 'garcia', 'nguyen', 'patel', 'kowalski'])
+        expect(last.has(w), w).to.equal(true);
       for (const w of [...first].slice(0, 500)) expect(w).to.match(/^[a-z][a-z'-]+$/);
     });
 
     it('knows which names are everyday words', () => {
-      for (const w of ['will', 'may', 'grant', 'hope', 'bill', 'mark', 'rose', 'young', 'long']) expect(common.has(w), w).to.equal(true);
+      for (const w of ['will', 'may', 'grant', 'hope', 'bill', 'mark', 'rose', 'young', 'long'])
+        expect(common.has(w), w).to.equal(true);
       for (const w of ['sophia', 'johnson', 'harper']) expect(common.has(w), w).to.equal(false);
     });
   });
@@ -177,7 +205,7 @@ describe('dlp person names', () => {
       ["'A' repeated", 'A'.repeat(1_000_000)],
       ["'Aa ' repeated", 'Aa '.repeat(333_333)],
       ["'Mr. X' repeated", 'Mr. X '.repeat(160_000)],
-      ["apostrophes and hyphens", "a'-".repeat(333_333)],
+      ['apostrophes and hyphens', "a'-".repeat(333_333)],
     ];
     for (const [label, text] of cases) {
       it(`handles ${label}`, () => {
@@ -190,7 +218,11 @@ describe('dlp person names', () => {
     it('handles a megabyte of names in the recognizer itself (the engine sorts its findings separately)', () => {
       const text = 'Sophia Johnson, '.repeat(62_500);
       const started = performance.now();
-      const found = personNameRecognizer.analyze(text, { part: { id: 'text', text, kind: 'body' }, lower: text.toLowerCase(), headerNames: ['Sophia Johnson'] });
+      const found = personNameRecognizer.analyze(text, {
+        part: { id: 'text', text, kind: 'body' },
+        lower: text.toLowerCase(),
+        headerNames: ['Sophia Johnson'],
+      });
       expect(performance.now() - started).to.be.below(1000);
       expect(found.length).to.be.at.least(62_500);
     });

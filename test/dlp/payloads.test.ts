@@ -22,7 +22,20 @@ function makeHl7(opts: { eol?: string; fs?: string; type?: string; segments?: st
     'PID|1||4455667^^^GENHOSP^MR||DOE^JANE^Q||19610412|F|||12 ELM ST^^SPRINGFIELD^IL^62701||(217)555-0142',
     'PV1|1|I|4W^412^1^GENHOSP||||1234^SMITH^ALAN^^^DR|||MED',
   ];
-  const msh = ['MSH', '^~\\&', 'ADT', 'GENHOSP', 'RCV', 'CLINIC', '20240501083000', '', opts.type ?? 'ADT^A01^ADT_A01', 'MSG00001', 'P', '2.5.1'].join(fs);
+  const msh = [
+    'MSH',
+    '^~\\&',
+    'ADT',
+    'GENHOSP',
+    'RCV',
+    'CLINIC',
+    '20240501083000',
+    '',
+    opts.type ?? 'ADT^A01^ADT_A01',
+    'MSG00001',
+    'P',
+    '2.5.1',
+  ].join(fs);
   return [msh, ...segments.map((s) => s.split('|').join(fs))].join(eol) + eol;
 }
 
@@ -54,7 +67,11 @@ function makeFhirBundle(): string {
       valueQuantity: { value, unit: 'mg/dL' },
     },
   });
-  return JSON.stringify({ resourceType: 'Bundle', type: 'collection', entry: [obs('2345-7', 182), obs('4548-4', 9)] });
+  return JSON.stringify({
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: [obs('2345-7', 182), obs('4548-4', 9)],
+  });
 }
 
 function makeCcda(prefix = ''): string {
@@ -76,7 +93,17 @@ function makeCcda(prefix = ''): string {
 </${p}ClinicalDocument>`;
 }
 
-function makeX12(opts: { set?: string; gs?: string; es?: string; term?: string; comp?: string; envelope?: boolean; body?: string[] } = {}): string {
+function makeX12(
+  opts: {
+    set?: string;
+    gs?: string;
+    es?: string;
+    term?: string;
+    comp?: string;
+    envelope?: boolean;
+    body?: string[];
+  } = {},
+): string {
   const es = opts.es ?? '*';
   const term = opts.term ?? '~\n';
   const comp = opts.comp ?? ':';
@@ -95,7 +122,16 @@ function makeX12(opts: { set?: string; gs?: string; es?: string; term?: string; 
   ];
   const segs = [`ST*${set}*0021*005010X222A1`, ...body, `SE*${body.length + 2}*0021`];
   const isa = `ISA*00*          *00*          *ZZ*SUBMITTERID    *ZZ*RECEIVERID     *240501*1023*^*00501*000000021*0*P*${comp}`;
-  const all = opts.envelope === false ? segs : [isa, `GS*${opts.gs ?? 'HC'}*SENDER*RECEIVER*20240501*1023*21*X*005010X222A1`, ...segs, 'GE*1*21', 'IEA*1*000000021'];
+  const all =
+    opts.envelope === false
+      ? segs
+      : [
+          isa,
+          `GS*${opts.gs ?? 'HC'}*SENDER*RECEIVER*20240501*1023*21*X*005010X222A1`,
+          ...segs,
+          'GE*1*21',
+          'IEA*1*000000021',
+        ];
   return all.map((s) => s.split('*').join(es)).join(term) + term;
 }
 
@@ -117,17 +153,57 @@ function make835(): string {
 
 const positives: Array<{ name: string; text: string; type: string; minScore: number }> = [
   { name: 'HL7 ADT^A01 with \\r segment separators', text: makeHl7(), type: 'HL7_V2', minScore: 0.95 },
-  { name: 'HL7 ADT with \\n separators inside prose', text: `Hi, here is the feed that failed:\n\n${makeHl7({ eol: '\n' })}\nThanks`, type: 'HL7_V2', minScore: 0.95 },
-  { name: 'HL7 ORU^R01 results without PID (OBR/OBX only)', text: makeHl7({ eol: '\r\n', type: 'ORU^R01', segments: ['OBR|1||5566|2345-7^GLUCOSE', 'OBX|1|NM|2345-7^GLUCOSE||182|mg/dL|70-99|H'] }), type: 'HL7_V2', minScore: 0.85 },
-  { name: 'HL7 quoted in a reply ("> ")', text: makeHl7({ eol: '\n' }).split('\n').map((l) => `> ${l}`).join('\n'), type: 'HL7_V2', minScore: 0.95 },
+  {
+    name: 'HL7 ADT with \\n separators inside prose',
+    text: `Hi, here is the feed that failed:\n\n${makeHl7({ eol: '\n' })}\nThanks`,
+    type: 'HL7_V2',
+    minScore: 0.95,
+  },
+  {
+    name: 'HL7 ORU^R01 results without PID (OBR/OBX only)',
+    text: makeHl7({
+      eol: '\r\n',
+      type: 'ORU^R01',
+      segments: ['OBR|1||5566|2345-7^GLUCOSE', 'OBX|1|NM|2345-7^GLUCOSE||182|mg/dL|70-99|H'],
+    }),
+    type: 'HL7_V2',
+    minScore: 0.85,
+  },
+  {
+    name: 'HL7 quoted in a reply ("> ")',
+    text: makeHl7({ eol: '\n' })
+      .split('\n')
+      .map((l) => `> ${l}`)
+      .join('\n'),
+    type: 'HL7_V2',
+    minScore: 0.95,
+  },
   { name: 'HL7 in MLLP framing', text: `\u000b${makeHl7()}\u001c\r`, type: 'HL7_V2', minScore: 0.95 },
-  { name: 'HL7 with segments run together on one line', text: makeHl7({ eol: ' ' }), type: 'HL7_V2', minScore: 0.95 },
-  { name: 'HL7 with a non-default field separator', text: makeHl7({ fs: '#' }), type: 'HL7_V2', minScore: 0.95 },
+  {
+    name: 'HL7 with segments run together on one line',
+    text: makeHl7({ eol: ' ' }),
+    type: 'HL7_V2',
+    minScore: 0.95,
+  },
+  {
+    name: 'HL7 with a non-default field separator',
+    text: makeHl7({ fs: '#' }),
+    type: 'HL7_V2',
+    minScore: 0.95,
+  },
   { name: 'FHIR Patient (pretty JSON)', text: makeFhirPatient(), type: 'FHIR_JSON', minScore: 0.95 },
-  { name: 'FHIR Bundle of Observations pointing at a patient', text: makeFhirBundle(), type: 'FHIR_JSON', minScore: 0.85 },
+  {
+    name: 'FHIR Bundle of Observations pointing at a patient',
+    text: makeFhirBundle(),
+    type: 'FHIR_JSON',
+    minScore: 0.85,
+  },
   {
     name: 'FHIR bulk export (ndjson)',
-    text: ['{"resourceType":"Patient","id":"1","name":[{"family":"Doe"}],"birthDate":"1961-04-12"}', '{"resourceType":"Patient","id":"2","name":[{"family":"Roe"}],"birthDate":"1970-01-02"}'].join('\n'),
+    text: [
+      '{"resourceType":"Patient","id":"1","name":[{"family":"Doe"}],"birthDate":"1961-04-12"}',
+      '{"resourceType":"Patient","id":"2","name":[{"family":"Roe"}],"birthDate":"1970-01-02"}',
+    ].join('\n'),
     type: 'FHIR_JSON',
     minScore: 0.95,
   },
@@ -140,13 +216,39 @@ const positives: Array<{ name: string; text: string; type: string; minScore: num
   { name: 'C-CDA CCD with default namespace', text: makeCcda(), type: 'CCDA_XML', minScore: 0.95 },
   { name: 'C-CDA with a namespace prefix', text: makeCcda('cda'), type: 'CCDA_XML', minScore: 0.95 },
   { name: 'X12 837P (* ~ :) with line breaks', text: makeX12(), type: 'X12_837', minScore: 0.95 },
-  { name: 'X12 837 with | elements, ^ components and \\n terminators', text: makeX12({ es: '|', term: '\n', comp: '^' }), type: 'X12_837', minScore: 0.95 },
-  { name: 'X12 837 on one line (no line breaks)', text: makeX12({ term: '~' }), type: 'X12_837', minScore: 0.95 },
+  {
+    name: 'X12 837 with | elements, ^ components and \\n terminators',
+    text: makeX12({ es: '|', term: '\n', comp: '^' }),
+    type: 'X12_837',
+    minScore: 0.95,
+  },
+  {
+    name: 'X12 837 on one line (no line breaks)',
+    text: makeX12({ term: '~' }),
+    type: 'X12_837',
+    minScore: 0.95,
+  },
   { name: 'X12 835 remittance', text: make835(), type: 'X12_835', minScore: 0.95 },
-  { name: 'X12 837 fragment pasted without its ISA envelope', text: `Claim below:\n${makeX12({ envelope: false })}`, type: 'X12_837', minScore: 0.9 },
+  {
+    name: 'X12 837 fragment pasted without its ISA envelope',
+    text: `Claim below:\n${makeX12({ envelope: false })}`,
+    type: 'X12_837',
+    minScore: 0.9,
+  },
   {
     name: 'X12 270 eligibility inquiry (another HIPAA transaction)',
-    text: makeX12({ set: '270', gs: 'HS', body: ['BHT*0022*13*10001234*20240501*1319', 'HL*1**20*1', 'NM1*PR*2*ABC COMPANY*****PI*842610001', 'HL*3*2*22*0', 'NM1*IL*1*DOE*JANE****MI*123456789A', 'DMG*D8*19610412'] }),
+    text: makeX12({
+      set: '270',
+      gs: 'HS',
+      body: [
+        'BHT*0022*13*10001234*20240501*1319',
+        'HL*1**20*1',
+        'NM1*PR*2*ABC COMPANY*****PI*842610001',
+        'HL*3*2*22*0',
+        'NM1*IL*1*DOE*JANE****MI*123456789A',
+        'DMG*D8*19610412',
+      ],
+    }),
     type: 'X12_HIPAA',
     minScore: 0.9,
   },
@@ -155,20 +257,54 @@ const positives: Array<{ name: string; text: string; type: string; minScore: num
 // ---- negative rows ---------------------------------------------------------------------------------------
 
 const negatives: Array<{ name: string; text: string }> = [
-  { name: 'pipe-delimited CSV export', text: 'id|name|dob|balance\n1|Acme Corp|2020-01-01|100.00\n2|Widget Ltd|2019-05-05|55.10\n' },
+  {
+    name: 'pipe-delimited CSV export',
+    text: 'id|name|dob|balance\n1|Acme Corp|2020-01-01|100.00\n2|Widget Ltd|2019-05-05|55.10\n',
+  },
   { name: 'pipe table whose first column is "MSH"', text: 'MSH|count|notes\nMSH|12|fine\nPID|3|also fine\n' },
   { name: 'Markdown table', text: '| Segment | Meaning |\n|---|---|\n| MSH | header |\n| PID | patient |\n' },
-  { name: 'prose mentioning HL7 and the MSH header', text: 'Our HL7 v2 interface expects every message to start with MSH|^~\\&| and we map PID-3 to the MRN.' },
-  { name: 'prose naming MSH-9 and a message type', text: 'MSH-9 carries the message type, e.g. ADT^A01, and PV1-2 the patient class.' },
-  { name: 'HL7 acknowledgement (MSH + MSA only)', text: makeHl7({ type: 'ACK^A01', segments: ['MSA|AA|MSG00001'] }) },
-  { name: 'JSON with "resourceType" in prose', text: '{"comment": "set \\"resourceType\\": \\"Patient\\" before posting", "name": "build notes", "identifier": 7, "address": "n/a"}' },
-  { name: 'prose explaining FHIR fields', text: 'A FHIR "resourceType": "Patient" resource has name, birthDate and address fields; see the spec.' },
+  {
+    name: 'prose mentioning HL7 and the MSH header',
+    text: 'Our HL7 v2 interface expects every message to start with MSH|^~\\&| and we map PID-3 to the MRN.',
+  },
+  {
+    name: 'prose naming MSH-9 and a message type',
+    text: 'MSH-9 carries the message type, e.g. ADT^A01, and PV1-2 the patient class.',
+  },
+  {
+    name: 'HL7 acknowledgement (MSH + MSA only)',
+    text: makeHl7({ type: 'ACK^A01', segments: ['MSA|AA|MSG00001'] }),
+  },
+  {
+    name: 'JSON with "resourceType" in prose',
+    text: '{"comment": "set \\"resourceType\\": \\"Patient\\" before posting", "name": "build notes", "identifier": 7, "address": "n/a"}',
+  },
+  {
+    name: 'prose explaining FHIR fields',
+    text: 'A FHIR "resourceType": "Patient" resource has name, birthDate and address fields; see the spec.',
+  },
   { name: 'FHIR Patient stub with only an id', text: '{"resourceType": "Patient", "id": "example"}' },
   {
     name: 'FHIR conformance resources (CapabilityStatement, ValueSet)',
-    text: JSON.stringify({ resourceType: 'Bundle', entry: [{ resource: { resourceType: 'CapabilityStatement', name: 'Server', identifier: [{ value: 'x' }], telecom: [{ value: 'ops@example.org' }] } }, { resource: { resourceType: 'ValueSet', name: 'Codes' } }] }),
+    text: JSON.stringify({
+      resourceType: 'Bundle',
+      entry: [
+        {
+          resource: {
+            resourceType: 'CapabilityStatement',
+            name: 'Server',
+            identifier: [{ value: 'x' }],
+            telecom: [{ value: 'ops@example.org' }],
+          },
+        },
+        { resource: { resourceType: 'ValueSet', name: 'Codes' } },
+      ],
+    }),
   },
-  { name: 'FHIR OperationOutcome', text: '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"birthDate is required"}]}' },
+  {
+    name: 'FHIR OperationOutcome',
+    text: '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","diagnostics":"birthDate is required"}]}',
+  },
   {
     name: 'XML invoice (UBL)',
     text: '<?xml version="1.0"?><Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"><cbc:ID>INV-1</cbc:ID><cac:AccountingCustomerParty><cac:Party><cbc:Name>Jane Doe</cbc:Name><cac:PostalAddress><cbc:StreetName>12 Elm St</cbc:StreetName></cac:PostalAddress></cac:Party></cac:AccountingCustomerParty></Invoice>',
@@ -177,16 +313,40 @@ const negatives: Array<{ name: string; text: string }> = [
     name: 'XSL stylesheet for CDA (names ClinicalDocument and recordTarget in XPath)',
     text: '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform" xmlns:n1="urn:hl7-org:v3"><xsl:template match="/n1:ClinicalDocument"><xsl:value-of select="n1:recordTarget/n1:patientRole/n1:patient/n1:name"/></xsl:template></xsl:stylesheet>',
   },
-  { name: 'prose about C-CDA', text: 'The C-CDA ClinicalDocument root must carry templateId 2.16.840.1.113883.10.20.22.1.1 and a recordTarget.' },
+  {
+    name: 'prose about C-CDA',
+    text: 'The C-CDA ClinicalDocument root must carry templateId 2.16.840.1.113883.10.20.22.1.1 and a recordTarget.',
+  },
   {
     name: 'X12 850 purchase order',
-    text: makeX12({ set: '850', gs: 'PO', body: ['BEG*00*SA*PO12345**20240501', 'N1*ST*JANE DOE', 'N3*12 ELM ST', 'PO1*1*10*EA*9.99**VP*GLOVES-M'] }),
+    text: makeX12({
+      set: '850',
+      gs: 'PO',
+      body: [
+        'BEG*00*SA*PO12345**20240501',
+        'N1*ST*JANE DOE',
+        'N3*12 ELM ST',
+        'PO1*1*10*EA*9.99**VP*GLOVES-M',
+      ],
+    }),
   },
-  { name: 'prose mentioning X12 837 and 835', text: 'We submit X12 837P claims and read 835 remittances; the ST*837* segment opens a claim. ISA*00 is the envelope.' },
+  {
+    name: 'prose mentioning X12 837 and 835',
+    text: 'We submit X12 837P claims and read 835 remittances; the ST*837* segment opens a claim. ISA*00 is the envelope.',
+  },
   { name: 'ISA in prose', text: 'ISA*00*: please see the ISA segment spec, and ask Isa about it.' },
-  { name: 'EDIFACT invoice', text: "UNA:+.? 'UNB+UNOC:3+SENDER+RECEIVER+240501:1023+1'UNH+1+INVOIC:D:96A:UN'NAD+BY+++JANE DOE'UNT+3+1'UNZ+1+1'" },
-  { name: 'ordinary clinic mail', text: 'Hi team, the HL7 interface and the FHIR server are down for maintenance tonight; X12 claims will be batched tomorrow.' },
-  { name: 'log lines with pipes and MSH', text: 'INFO|2024-05-01|MSH|parser started\nWARN|2024-05-01|PID|not found\n' },
+  {
+    name: 'EDIFACT invoice',
+    text: "UNA:+.? 'UNB+UNOC:3+SENDER+RECEIVER+240501:1023+1'UNH+1+INVOIC:D:96A:UN'NAD+BY+++JANE DOE'UNT+3+1'UNZ+1+1'",
+  },
+  {
+    name: 'ordinary clinic mail',
+    text: 'Hi team, the HL7 interface and the FHIR server are down for maintenance tonight; X12 claims will be batched tomorrow.',
+  },
+  {
+    name: 'log lines with pipes and MSH',
+    text: 'INFO|2024-05-01|MSH|parser started\nWARN|2024-05-01|PID|not found\n',
+  },
 ];
 
 describe('dlp/recognizers/payloads', () => {
@@ -253,19 +413,37 @@ describe('dlp/recognizers/payloads', () => {
       { name: '"MSH" over and over', text: fill('MSH') },
       { name: 'MSH headers with nothing after them', text: fill('MSH|^~\\&|') },
       { name: 'MSH headers on one endless line', text: fill('MSH|^~\\&|a|b|c|d|e||ADT^A01|') },
-      { name: 'a valid header followed by 1 MB of one segment line', text: makeHl7({ segments: [] }) + 'PID|' + 'x'.repeat(MB) },
-      { name: 'ACK messages (valid headers, no patient) one after another', text: fill(makeHl7({ type: 'ACK', segments: ['MSA|AA|1'], eol: '\n' })) },
+      {
+        name: 'a valid header followed by 1 MB of one segment line',
+        text: makeHl7({ segments: [] }) + 'PID|' + 'x'.repeat(MB),
+      },
+      {
+        name: 'ACK messages (valid headers, no patient) one after another',
+        text: fill(makeHl7({ type: 'ACK', segments: ['MSA|AA|1'], eol: '\n' })),
+      },
       { name: '"resourceType" keys without values', text: fill('"resourceType"') },
       { name: 'Patient resources with no fields', text: fill('{"resourceType":"Patient"},') },
-      { name: 'one Patient then 1 MB of identifying keys', text: '{"resourceType":"Patient",' + fill('"birthDate":1,') },
+      {
+        name: 'one Patient then 1 MB of identifying keys',
+        text: '{"resourceType":"Patient",' + fill('"birthDate":1,'),
+      },
       { name: 'FHIR namespaces without elements', text: fill('"http://hl7.org/fhir"') },
       { name: '<resource> openings padded with spaces', text: fill('<resource>' + ' '.repeat(190)) },
       { name: 'ClinicalDocument openings that never close', text: fill('<ClinicalDocument ') },
-      { name: 'prefixed ClinicalDocument with long prefixes', text: fill('<' + 'a'.repeat(30) + ':ClinicalDocument ') },
+      {
+        name: 'prefixed ClinicalDocument with long prefixes',
+        text: fill('<' + 'a'.repeat(30) + ':ClinicalDocument '),
+      },
       { name: 'ISA openings', text: fill('ISA*') },
-      { name: 'ISA headers of 15 elements that never end', text: fill('ISA*00*0*00*0*ZZ*0*ZZ*0*240501*1023*^*00501*1*0*') },
+      {
+        name: 'ISA headers of 15 elements that never end',
+        text: fill('ISA*00*0*00*0*ZZ*0*ZZ*0*240501*1023*^*00501*1*0*'),
+      },
       { name: 'ST*837 fragments with no terminator', text: fill('ST*837*') },
-      { name: 'an 837 fragment followed by 1 MB without a terminator', text: 'ST*837*0001*005010X222A1~NM1*IL*1*' + 'x'.repeat(MB) },
+      {
+        name: 'an 837 fragment followed by 1 MB without a terminator',
+        text: 'ST*837*0001*005010X222A1~NM1*IL*1*' + 'x'.repeat(MB),
+      },
       { name: 'tildes and stars', text: fill('*~') },
       { name: 'line breaks only', text: fill('\r\n') },
     ];

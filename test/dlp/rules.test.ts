@@ -6,11 +6,36 @@ import type { PatternRecognizer, TextPart } from '../../dlp/types.js';
 
 // Test recognizers with obvious markers, so the rules are tested and not the detectors.
 const recognizers: PatternRecognizer[] = [
-  { id: 't-strong', type: 'STRONG_ID', category: 'strong', patterns: [{ name: 's', regex: /\bSID-\d{4}\b/, score: 0.9 }] },
-  { id: 't-weak', type: 'WEAK_ID', category: 'strong', patterns: [{ name: 'w', regex: /\bWID-\d{4}\b/, score: 0.3 }] },
-  { id: 't-name', type: 'PERSON', category: 'identifier', patterns: [{ name: 'n', regex: /\bAlice Example\b/, score: 0.8 }] },
-  { id: 't-health', type: 'MEDICAL_TERM', category: 'health', patterns: [{ name: 'h', regex: /\bhypertension\b/, score: 0.8 }] },
-  { id: 't-care', type: 'CARE_CONTEXT', category: 'care', patterns: [{ name: 'c', regex: /\bappointment\b/, score: 0.6 }] },
+  {
+    id: 't-strong',
+    type: 'STRONG_ID',
+    category: 'strong',
+    patterns: [{ name: 's', regex: /\bSID-\d{4}\b/, score: 0.9 }],
+  },
+  {
+    id: 't-weak',
+    type: 'WEAK_ID',
+    category: 'strong',
+    patterns: [{ name: 'w', regex: /\bWID-\d{4}\b/, score: 0.3 }],
+  },
+  {
+    id: 't-name',
+    type: 'PERSON',
+    category: 'identifier',
+    patterns: [{ name: 'n', regex: /\bAlice Example\b/, score: 0.8 }],
+  },
+  {
+    id: 't-health',
+    type: 'MEDICAL_TERM',
+    category: 'health',
+    patterns: [{ name: 'h', regex: /\bhypertension\b/, score: 0.8 }],
+  },
+  {
+    id: 't-care',
+    type: 'CARE_CONTEXT',
+    category: 'care',
+    patterns: [{ name: 'c', regex: /\bappointment\b/, score: 0.6 }],
+  },
 ];
 
 function makeRules(extra: Record<string, unknown> = {}, rules?: unknown[]) {
@@ -18,8 +43,17 @@ function makeRules(extra: Record<string, unknown> = {}, rules?: unknown[]) {
     version: 1,
     ...extra,
     rules: rules ?? [
-      { id: 'strong-care', action: 'protect', minScore: 0.6, conditions: [{ any: ['@strong'] }, { any: ['@health', '@care'] }] },
-      { id: 'near-health', action: 'protect', conditions: [{ near: [['@identifier', '@strong'], ['@health']], window: 50 }] },
+      {
+        id: 'strong-care',
+        action: 'protect',
+        minScore: 0.6,
+        conditions: [{ any: ['@strong'] }, { any: ['@health', '@care'] }],
+      },
+      {
+        id: 'near-health',
+        action: 'protect',
+        conditions: [{ near: [['@identifier', '@strong'], ['@health']], window: 50 }],
+      },
       { id: 'deny', action: 'block', conditions: [{ any: ['@deny'] }] },
     ],
   });
@@ -36,8 +70,18 @@ describe('dlp rules', () => {
     ['weak-scoring strong id below minScore', [body('WID-1234 has an appointment')], false, []],
     ['name near a health term', [body('Alice Example is treated for hypertension')], true, ['near-health']],
     ['name far from a health term', [body(`Alice Example. ${'x '.repeat(60)} hypertension`)], false, []],
-    ['name and health term in different body parts', [body('Alice Example'), body('hypertension', 'attachment:1')], false, []],
-    ['name in the subject, health term in the body', [{ id: 'subject', text: 'Alice Example', kind: 'subject' }, body('hypertension follow-up')], true, ['near-health']],
+    [
+      'name and health term in different body parts',
+      [body('Alice Example'), body('hypertension', 'attachment:1')],
+      false,
+      [],
+    ],
+    [
+      'name in the subject, health term in the body',
+      [{ id: 'subject', text: 'Alice Example', kind: 'subject' }, body('hypertension follow-up')],
+      true,
+      ['near-health'],
+    ],
     ['health term alone', [body('hypertension is common')], false, []],
     ['name alone', [body('call Alice Example')], false, []],
     ['nothing at all', [body('lunch at noon')], false, []],
@@ -64,7 +108,9 @@ describe('dlp rules', () => {
   });
 
   it('records a monitor-only rule without acting on it', () => {
-    const rules = makeRules({}, [{ id: 'watch', monitorOnly: true, action: 'block', conditions: [{ any: ['PERSON'] }] }]);
+    const rules = makeRules({}, [
+      { id: 'watch', monitorOnly: true, action: 'block', conditions: [{ any: ['PERSON'] }] },
+    ]);
     const v = new Analyzer(rules, recognizers).analyze([body('Alice Example')]);
     expect(v.phi).to.equal(false);
     expect(v.action).to.equal('clean');
@@ -115,11 +161,37 @@ describe('dlp rules', () => {
   });
 
   const invalid: Array<[string, unknown, RegExp]> = [
-    ['unknown key in a rule', { version: 1, rules: [{ id: 'a', conditons: [] }] }, /unknown key\(s\) conditons/],
-    ['bad selector', { version: 1, rules: [{ id: 'a', conditions: [{ any: ['@nonsense'] }] }] }, /rules\.0\.conditions\.0/],
-    ['bad action', { version: 1, rules: [{ id: 'a', action: 'explode', conditions: [{ any: ['PERSON'] }] }] }, /rules\.0\.action/],
-    ['duplicate ids', { version: 1, rules: [{ id: 'a', conditions: [{ any: ['PERSON'] }] }, { id: 'a', conditions: [{ any: ['PERSON'] }] }] }, /used twice/],
-    ['catastrophic MRN format', { version: 1, mrnFormats: ['(\\d+)+X'], rules: [{ id: 'a', conditions: [{ any: ['PERSON'] }] }] }, /nested quantifiers/],
+    [
+      'unknown key in a rule',
+      { version: 1, rules: [{ id: 'a', conditons: [] }] },
+      /unknown key\(s\) conditons/,
+    ],
+    [
+      'bad selector',
+      { version: 1, rules: [{ id: 'a', conditions: [{ any: ['@nonsense'] }] }] },
+      /rules\.0\.conditions\.0/,
+    ],
+    [
+      'bad action',
+      { version: 1, rules: [{ id: 'a', action: 'explode', conditions: [{ any: ['PERSON'] }] }] },
+      /rules\.0\.action/,
+    ],
+    [
+      'duplicate ids',
+      {
+        version: 1,
+        rules: [
+          { id: 'a', conditions: [{ any: ['PERSON'] }] },
+          { id: 'a', conditions: [{ any: ['PERSON'] }] },
+        ],
+      },
+      /used twice/,
+    ],
+    [
+      'catastrophic MRN format',
+      { version: 1, mrnFormats: ['(\\d+)+X'], rules: [{ id: 'a', conditions: [{ any: ['PERSON'] }] }] },
+      /nested quantifiers/,
+    ],
     ['no rules', { version: 1, rules: [] }, /rules/],
     ['wrong version', { version: 2, rules: [{ id: 'a', conditions: [{ any: ['PERSON'] }] }] }, /version/],
   ];

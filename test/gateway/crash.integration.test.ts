@@ -31,7 +31,14 @@ describe('crash safety (integration, real process)', function () {
     let next = 0;
     let killed = false;
     const sender = async () => {
-      const t = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, pool: true, maxConnections: 1 });
+      const t = nodemailer.createTransport({
+        host: '127.0.0.1',
+        port,
+        secure: false,
+        ignoreTLS: true,
+        pool: true,
+        maxConnections: 1,
+      });
       t.on('error', () => undefined); // the pool reports the dropped connection; sendMail rejects too
       try {
         while (!killed && next < 2000) {
@@ -63,7 +70,8 @@ describe('crash safety (integration, real process)', function () {
     child = await spawnGateway({ dataDir, relayUrl: capture.url, smtpPort: port });
     const seqs = () => capture.messages.map((m) => Number(/X-Seq: (\d+)/.exec(m.raw.toString())![1]));
     const end = Date.now() + 60000;
-    while (Date.now() < end && ![...ackedAtKill].every((s) => seqs().includes(s))) await new Promise((r) => setTimeout(r, 100));
+    while (Date.now() < end && ![...ackedAtKill].every((s) => seqs().includes(s)))
+      await new Promise((r) => setTimeout(r, 100));
     const arrived = new Set(seqs());
     const lost = [...ackedAtKill].filter((s) => !arrived.has(s));
     expect(lost, 'acknowledged messages that never arrived').to.deep.equal([]);
@@ -75,10 +83,18 @@ describe('crash safety (integration, real process)', function () {
 
   it('finishes open work on SIGTERM and exits cleanly', async () => {
     child = await spawnGateway({ dataDir, relayUrl: capture.url });
-    const t = nodemailer.createTransport({ host: '127.0.0.1', port: child.smtpPort, secure: false, ignoreTLS: true });
+    const t = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: child.smtpPort,
+      secure: false,
+      ignoreTLS: true,
+    });
     await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        t.sendMail({ envelope: { from: 's@clinic.example', to: [`r${i}@p.example`] }, raw: `Subject: t\r\nX-Seq: ${i}\r\n\r\nbody\r\n` }),
+        t.sendMail({
+          envelope: { from: 's@clinic.example', to: [`r${i}@p.example`] },
+          raw: `Subject: t\r\nX-Seq: ${i}\r\n\r\nbody\r\n`,
+        }),
       ),
     );
     await child.kill('SIGTERM');

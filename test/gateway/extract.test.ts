@@ -32,19 +32,50 @@ let boundaries = 0;
 
 function makeMime(spec: MailSpec): string {
   const b = `b${++boundaries}-boundary`;
-  const lines = ['From: Front Desk <desk@clinic.example>', 'To: partner@lab.example', `Subject: ${spec.subject ?? 'Weekly update'}`, 'MIME-Version: 1.0', `Content-Type: multipart/mixed; boundary="${b}"`, ''];
-  const base64 = (data: Buffer | string) => (Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8')).toString('base64').replace(/.{76}/g, '$&\r\n');
+  const lines = [
+    'From: Front Desk <desk@clinic.example>',
+    'To: partner@lab.example',
+    `Subject: ${spec.subject ?? 'Weekly update'}`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/mixed; boundary="${b}"`,
+    '',
+  ];
+  const base64 = (data: Buffer | string) =>
+    (Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8')).toString('base64').replace(/.{76}/g, '$&\r\n');
   // Text and HTML together are alternatives of one body, as mail clients send them.
   const alt = spec.text !== undefined && spec.html !== undefined ? `${b}-alt` : b;
   if (alt !== b) lines.push(`--${b}`, `Content-Type: multipart/alternative; boundary="${alt}"`, '');
-  if (spec.text !== undefined) lines.push(`--${alt}`, 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: base64', '', base64(spec.text));
-  if (spec.html !== undefined) lines.push(`--${alt}`, 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: base64', '', base64(spec.html));
+  if (spec.text !== undefined)
+    lines.push(
+      `--${alt}`,
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      base64(spec.text),
+    );
+  if (spec.html !== undefined)
+    lines.push(
+      `--${alt}`,
+      'Content-Type: text/html; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      base64(spec.html),
+    );
   if (alt !== b) lines.push(`--${alt}--`);
   for (const a of spec.attachments ?? []) {
     const name = a.filename ? `; name="${a.filename}"` : '';
     const disposition = `Content-Disposition: ${a.disposition ?? 'attachment'}${a.filename ? `; filename="${a.filename}"` : ''}`;
-    if (a.encoding === '8bit') lines.push(`--${b}`, `Content-Type: ${a.contentType}${name}`, disposition, '', a.content.toString());
-    else lines.push(`--${b}`, `Content-Type: ${a.contentType}${name}`, disposition, 'Content-Transfer-Encoding: base64', '', base64(a.content));
+    if (a.encoding === '8bit')
+      lines.push(`--${b}`, `Content-Type: ${a.contentType}${name}`, disposition, '', a.content.toString());
+    else
+      lines.push(
+        `--${b}`,
+        `Content-Type: ${a.contentType}${name}`,
+        disposition,
+        'Content-Transfer-Encoding: base64',
+        '',
+        base64(a.content),
+      );
   }
   lines.push(`--${b}--`, '');
   return lines.join('\r\n');
@@ -70,19 +101,32 @@ const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000
 
 function makeZip(files: Record<string, Buffer | string>): Buffer {
   const input: Record<string, Uint8Array> = {};
-  for (const [name, data] of Object.entries(files)) input[name] = typeof data === 'string' ? strToU8(data) : new Uint8Array(data);
+  for (const [name, data] of Object.entries(files))
+    input[name] = typeof data === 'string' ? strToU8(data) : new Uint8Array(data);
   return Buffer.from(zipSync(input, { level: 6 }));
 }
 
-function makeDocx(paragraphs: string[], opts: { header?: string; title?: string; image?: boolean } = {}): Buffer {
+function makeDocx(
+  paragraphs: string[],
+  opts: { header?: string; title?: string; image?: boolean } = {},
+): Buffer {
   const w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"';
-  const body = paragraphs.map((p) => `<w:p><w:r><w:t xml:space="preserve">${p.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</w:t></w:r></w:p>`).join('');
+  const body = paragraphs
+    .map(
+      (p) =>
+        `<w:p><w:r><w:t xml:space="preserve">${p.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</w:t></w:r></w:p>`,
+    )
+    .join('');
   const files: Record<string, Buffer | string> = {
-    '[Content_Types].xml': '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+    '[Content_Types].xml':
+      '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
     'word/document.xml': `<?xml version="1.0"?><w:document ${w}><w:body>${body}</w:body></w:document>`,
   };
-  if (opts.header) files['word/header1.xml'] = `<w:hdr ${w}><w:p><w:r><w:t>${opts.header}</w:t></w:r></w:p></w:hdr>`;
-  if (opts.title) files['docProps/core.xml'] = `<cp:coreProperties xmlns:cp="x" xmlns:dc="y"><dc:title>${opts.title}</dc:title></cp:coreProperties>`;
+  if (opts.header)
+    files['word/header1.xml'] = `<w:hdr ${w}><w:p><w:r><w:t>${opts.header}</w:t></w:r></w:p></w:hdr>`;
+  if (opts.title)
+    files['docProps/core.xml'] =
+      `<cp:coreProperties xmlns:cp="x" xmlns:dc="y"><dc:title>${opts.title}</dc:title></cp:coreProperties>`;
   if (opts.image) files['word/media/image1.png'] = PNG;
   return makeZip(files);
 }
@@ -188,22 +232,36 @@ interface PdfSpec {
 
 function makePdf(lines: string[], opts: PdfSpec = {}): Buffer {
   const esc = (s: string) => s.replace(/[\\()]/g, (c) => `\\${c}`);
-  const content = lines.length ? `BT /F1 12 Tf 72 720 Td 14 TL ${lines.map((l) => `(${esc(l)}) Tj T*`).join(' ')} ET` : '';
-  const stream = opts.flate ? `<< /Length ${opts.flate.length} /Filter /FlateDecode >>\nstream\n${opts.flate.toString('latin1')}\nendstream` : `<< /Length ${content.length} >>\nstream\n${content}\nendstream`;
-  const catalog = [opts.field ? ' /AcroForm << /Fields [6 0 R] >>' : '', opts.embed ? ' /Names << /EmbeddedFiles << /Names [(file) 7 0 R] >> >>' : ''].join('');
+  const content = lines.length
+    ? `BT /F1 12 Tf 72 720 Td 14 TL ${lines.map((l) => `(${esc(l)}) Tj T*`).join(' ')} ET`
+    : '';
+  const stream = opts.flate
+    ? `<< /Length ${opts.flate.length} /Filter /FlateDecode >>\nstream\n${opts.flate.toString('latin1')}\nendstream`
+    : `<< /Length ${content.length} >>\nstream\n${content}\nendstream`;
+  const catalog = [
+    opts.field ? ' /AcroForm << /Fields [6 0 R] >>' : '',
+    opts.embed ? ' /Names << /EmbeddedFiles << /Names [(file) 7 0 R] >> >>' : '',
+  ].join('');
   const objs = [
     `<< /Type /Catalog /Pages 2 0 R${catalog} >>`,
     '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
     `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >>${opts.field ? ' /Annots [6 0 R]' : ''} >>`,
     stream,
     '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
-    opts.field ? `<< /Type /Annot /Subtype /Widget /FT /Tx /T (patient) /V (${esc(opts.field)}) /Rect [72 600 300 620] /P 3 0 R >>` : '<< >>',
+    opts.field
+      ? `<< /Type /Annot /Subtype /Widget /FT /Tx /T (patient) /V (${esc(opts.field)}) /Rect [72 600 300 620] /P 3 0 R >>`
+      : '<< >>',
   ];
   if (opts.embed) {
-    objs.push(`<< /Type /Filespec /F (${esc(opts.embed.name)}) /UF (${esc(opts.embed.name)}) /EF << /F 8 0 R >> >>`);
-    objs.push(`<< /Type /EmbeddedFile /Length ${opts.embed.data.length} >>\nstream\n${opts.embed.data}\nendstream`);
+    objs.push(
+      `<< /Type /Filespec /F (${esc(opts.embed.name)}) /UF (${esc(opts.embed.name)}) /EF << /F 8 0 R >> >>`,
+    );
+    objs.push(
+      `<< /Type /EmbeddedFile /Length ${opts.embed.data.length} >>\nstream\n${opts.embed.data}\nendstream`,
+    );
   }
-  if (opts.encrypt) objs.push(`<< /Filter /Standard /V 1 /R 2 /O <${'00'.repeat(32)}> /U <${'00'.repeat(32)}> /P -4 >>`);
+  if (opts.encrypt)
+    objs.push(`<< /Filter /Standard /V 1 /R 2 /O <${'00'.repeat(32)}> /U <${'00'.repeat(32)}> /P -4 >>`);
   let out = '%PDF-1.4\n';
   const offsets: number[] = [];
   objs.forEach((o, i) => {
@@ -212,7 +270,9 @@ function makePdf(lines: string[], opts: PdfSpec = {}): Buffer {
   });
   const xref = out.length;
   out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}`;
-  const encrypt = opts.encrypt ? ` /Encrypt ${objs.length} 0 R /ID [<${'ab'.repeat(16)}> <${'ab'.repeat(16)}>]` : '';
+  const encrypt = opts.encrypt
+    ? ` /Encrypt ${objs.length} 0 R /ID [<${'ab'.repeat(16)}> <${'ab'.repeat(16)}>]`
+    : '';
   out += `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R${encrypt} >>\nstartxref\n${xref}\n%%EOF\n`;
   return Buffer.from(out, 'latin1');
 }
@@ -277,7 +337,12 @@ function makeCompressedRtf(rtf: string): Buffer {
   return Buffer.concat([header, Buffer.from(body)]);
 }
 
-function makeTnef(spec: { subject?: string; body?: string; rtf?: string; attachments?: Array<{ name: string; data: Buffer }> }): Buffer {
+function makeTnef(spec: {
+  subject?: string;
+  body?: string;
+  rtf?: string;
+  attachments?: Array<{ name: string; data: Buffer }>;
+}): Buffer {
   const parts: Buffer[] = [];
   const sig = Buffer.alloc(6);
   sig.writeUInt32LE(0x223e9f78, 0);
@@ -292,7 +357,9 @@ function makeTnef(spec: { subject?: string; body?: string; rtf?: string; attachm
     parts.push(tnefAttribute(2, 0x9002, 0x0006, Buffer.alloc(14)));
     parts.push(tnefAttribute(2, 0x8010, 0x0001, ansi(a.name.slice(0, 8))));
     parts.push(tnefAttribute(2, 0x800f, 0x0006, a.data));
-    parts.push(tnefAttribute(2, 0x9005, 0x0006, mapiProperties([{ type: 0x001f, id: 0x3707, value: utf16(a.name) }])));
+    parts.push(
+      tnefAttribute(2, 0x9005, 0x0006, mapiProperties([{ type: 0x001f, id: 0x3707, value: utf16(a.name) }])),
+    );
   }
   return Buffer.concat(parts);
 }
@@ -307,7 +374,13 @@ function makeCompoundFile(encrypted: boolean): Buffer {
 }
 
 function makeHl7(): string {
-  return ['MSH|^~\\&|ADT|GENHOSP|RCV|CLINIC|20240501083000||ADT^A01|MSG00001|P|2.5.1', 'PID|1||4455667^^^GENHOSP^MR||DOE^JANE||19610412|F', 'PV1|1|I|4W^412^1'].join('\r') + '\r';
+  return (
+    [
+      'MSH|^~\\&|ADT|GENHOSP|RCV|CLINIC|20240501083000||ADT^A01|MSG00001|P|2.5.1',
+      'PID|1||4455667^^^GENHOSP^MR||DOE^JANE||19610412|F',
+      'PV1|1|I|4W^412^1',
+    ].join('\r') + '\r'
+  );
 }
 
 function makeInnerMessage(spec: MailSpec): string {
@@ -319,8 +392,16 @@ function makeInnerMessage(spec: MailSpec): string {
 describe('gateway/extract', () => {
   describe('the message itself', () => {
     it('gives the subject, the text body and the HTML body as text', async () => {
-      const r = await extract({ subject: 'Lab results for J. Doe', text: 'Plain body text', html: '<p>HTML <b>body</b> &amp; more</p>' });
-      expect(r.parts.find((p) => p.id === 'subject')).to.deep.equal({ id: 'subject', text: 'Lab results for J. Doe', kind: 'subject' });
+      const r = await extract({
+        subject: 'Lab results for J. Doe',
+        text: 'Plain body text',
+        html: '<p>HTML <b>body</b> &amp; more</p>',
+      });
+      expect(r.parts.find((p) => p.id === 'subject')).to.deep.equal({
+        id: 'subject',
+        text: 'Lab results for J. Doe',
+        kind: 'subject',
+      });
       expect(textOf(r, 'text')).to.equal('Plain body text');
       expect(textOf(r, 'html')).to.equal('HTML body & more');
       expect(r.parts.find((p) => p.id === 'html')!.kind).to.equal('body');
@@ -334,7 +415,9 @@ describe('gateway/extract', () => {
     });
 
     it('reads image alt text but not image sources, and keeps table cells apart', async () => {
-      const r = await extract({ html: `<img src="data:image/png;base64,${'A'.repeat(5000)}" alt="X-ray of Jane"><table><tr><td>Jane Doe</td><td>1961-04-12</td></tr></table>` });
+      const r = await extract({
+        html: `<img src="data:image/png;base64,${'A'.repeat(5000)}" alt="X-ray of Jane"><table><tr><td>Jane Doe</td><td>1961-04-12</td></tr></table>`,
+      });
       const text = textOf(r, 'html');
       expect(text).to.include('X-ray of Jane');
       expect(text).not.to.include('AAAA');
@@ -350,18 +433,61 @@ describe('gateway/extract', () => {
 
   describe('text-like attachments', () => {
     const rows: Array<{ name: string; filename?: string; contentType: string; content: string }> = [
-      { name: 'plain text', filename: 'notes.txt', contentType: 'text/plain', content: 'Patient Jane Doe, DOB 04/12/1961' },
-      { name: 'CSV', filename: 'export.csv', contentType: 'text/csv', content: 'name,dob\nJane Doe,1961-04-12\n' },
-      { name: 'JSON', filename: 'patient.json', contentType: 'application/json', content: '{"resourceType":"Patient","birthDate":"1961-04-12"}' },
-      { name: 'XML', filename: 'ccd.xml', contentType: 'application/xml', content: '<ClinicalDocument xmlns="urn:hl7-org:v3"/>' },
-      { name: 'calendar', filename: 'invite.ics', contentType: 'text/calendar', content: 'BEGIN:VCALENDAR\r\nSUMMARY:Jane Doe - colonoscopy\r\nEND:VCALENDAR\r\n' },
-      { name: 'vCard', filename: 'jane.vcf', contentType: 'text/vcard', content: 'BEGIN:VCARD\r\nFN:Jane Doe\r\nEND:VCARD\r\n' },
-      { name: 'text sent as octet-stream', filename: 'feed', contentType: 'application/octet-stream', content: makeHl7() },
-      { name: 'HL7 by extension', filename: 'adt.hl7', contentType: 'application/octet-stream', content: makeHl7() },
+      {
+        name: 'plain text',
+        filename: 'notes.txt',
+        contentType: 'text/plain',
+        content: 'Patient Jane Doe, DOB 04/12/1961',
+      },
+      {
+        name: 'CSV',
+        filename: 'export.csv',
+        contentType: 'text/csv',
+        content: 'name,dob\nJane Doe,1961-04-12\n',
+      },
+      {
+        name: 'JSON',
+        filename: 'patient.json',
+        contentType: 'application/json',
+        content: '{"resourceType":"Patient","birthDate":"1961-04-12"}',
+      },
+      {
+        name: 'XML',
+        filename: 'ccd.xml',
+        contentType: 'application/xml',
+        content: '<ClinicalDocument xmlns="urn:hl7-org:v3"/>',
+      },
+      {
+        name: 'calendar',
+        filename: 'invite.ics',
+        contentType: 'text/calendar',
+        content: 'BEGIN:VCALENDAR\r\nSUMMARY:Jane Doe - colonoscopy\r\nEND:VCALENDAR\r\n',
+      },
+      {
+        name: 'vCard',
+        filename: 'jane.vcf',
+        contentType: 'text/vcard',
+        content: 'BEGIN:VCARD\r\nFN:Jane Doe\r\nEND:VCARD\r\n',
+      },
+      {
+        name: 'text sent as octet-stream',
+        filename: 'feed',
+        contentType: 'application/octet-stream',
+        content: makeHl7(),
+      },
+      {
+        name: 'HL7 by extension',
+        filename: 'adt.hl7',
+        contentType: 'application/octet-stream',
+        content: makeHl7(),
+      },
     ];
     for (const row of rows) {
       it(`reads ${row.name}`, async () => {
-        const r = await extract({ text: 'see attached', attachments: [{ filename: row.filename, contentType: row.contentType, content: row.content }] });
+        const r = await extract({
+          text: 'see attached',
+          attachments: [{ filename: row.filename, contentType: row.contentType, content: row.content }],
+        });
         expect(textOf(r, 'attachment:1')).to.equal(row.content);
         expect(r.parts.find((p) => p.id === 'attachment:1')!.kind).to.equal('attachment');
         expect(r.flags).to.deep.equal([]);
@@ -369,21 +495,34 @@ describe('gateway/extract', () => {
     }
 
     it('reads an HTML attachment as text', async () => {
-      const r = await extract({ attachments: [{ filename: 'letter.html', contentType: 'text/html', content: '<h1>Referral</h1><p>Jane Doe &lt;MRN 4455667&gt;</p>' }] });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'letter.html',
+            contentType: 'text/html',
+            content: '<h1>Referral</h1><p>Jane Doe &lt;MRN 4455667&gt;</p>',
+          },
+        ],
+      });
       expect(textOf(r, 'attachment:1')).to.include('Jane Doe <MRN 4455667>');
       expect(textOf(r, 'attachment:1')).not.to.include('<p>');
     });
 
     it('decodes the declared charset', async () => {
       const latin1 = Buffer.from('Patientin: Zoë Müller', 'latin1');
-      const raw = makeMime({ attachments: [{ filename: 'n.txt', contentType: 'text/plain; charset=iso-8859-1', content: latin1 }] });
+      const raw = makeMime({
+        attachments: [{ filename: 'n.txt', contentType: 'text/plain; charset=iso-8859-1', content: latin1 }],
+      });
       const r = await extractParts(await simpleParser(raw));
       expect(textOf(r, 'attachment:1')).to.equal('Patientin: Zoë Müller');
     });
 
     it('reads an RTF attachment as text', async () => {
-      const rtf = '{\\rtf1\\ansi{\\fonttbl{\\f0 Arial;}}{\\colortbl;\\red255\\green0\\blue0;}\\f0 Patient: Jane Doe\\par DOB 04/12/1961\\par Caf\\\'e9 \\u8364?}';
-      const r = await extract({ attachments: [{ filename: 'letter.rtf', contentType: 'application/rtf', content: rtf }] });
+      const rtf =
+        "{\\rtf1\\ansi{\\fonttbl{\\f0 Arial;}}{\\colortbl;\\red255\\green0\\blue0;}\\f0 Patient: Jane Doe\\par DOB 04/12/1961\\par Caf\\'e9 \\u8364?}";
+      const r = await extract({
+        attachments: [{ filename: 'letter.rtf', contentType: 'application/rtf', content: rtf }],
+      });
       expect(textOf(r, 'attachment:1')).to.equal('Patient: Jane Doe\nDOB 04/12/1961\nCafé €');
     });
   });
@@ -395,10 +534,15 @@ describe('gateway/extract', () => {
         attachments: [
           { filename: name, contentType: 'application/pdf', content: makePdf(['Result: normal']) },
           { filename: 'Jane Doe.png', contentType: 'image/png', content: PNG },
-          { filename: 'Jane Doe records.zip', contentType: 'application/zip', content: makeZip({ 'Jane Doe/chart.txt': 'chart', 'Jane Doe/xray.png': PNG }) },
+          {
+            filename: 'Jane Doe records.zip',
+            contentType: 'application/zip',
+            content: makeZip({ 'Jane Doe/chart.txt': 'chart', 'Jane Doe/xray.png': PNG }),
+          },
         ],
       });
-      for (const id of [...r.parts.map((p) => p.id), ...r.flags.map((f) => f.part)]) expect(id).not.to.match(/Jane|Doe|4455667|\.pdf|\.png|chart/);
+      for (const id of [...r.parts.map((p) => p.id), ...r.flags.map((f) => f.part)])
+        expect(id).not.to.match(/Jane|Doe|4455667|\.pdf|\.png|chart/);
       expect(textOf(r, 'attachment:1:name')).to.equal(name);
       expect(textOf(r, 'attachment:2:name')).to.equal('Jane Doe.png');
       expect(textOf(r, 'attachment:3/1:name')).to.equal('Jane Doe/chart.txt');
@@ -408,43 +552,90 @@ describe('gateway/extract', () => {
 
   describe('images', () => {
     it('flags an image attachment and gives no text for it', async () => {
-      const r = await extract({ text: 'photo attached', attachments: [{ filename: 'wound.png', contentType: 'image/png', content: PNG }] });
+      const r = await extract({
+        text: 'photo attached',
+        attachments: [{ filename: 'wound.png', contentType: 'image/png', content: PNG }],
+      });
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'image', reason: 'image' }]);
       expect(r.parts.map((p) => p.id)).to.deep.equal(['subject', 'text', 'attachment:1:name']);
     });
 
     it('knows an image by its bytes whatever its declared type', async () => {
-      const r = await extract({ attachments: [{ filename: 'scan.dat', contentType: 'application/octet-stream', content: Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), Buffer.alloc(64)]) }] });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'scan.dat',
+            contentType: 'application/octet-stream',
+            content: Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), Buffer.alloc(64)]),
+          },
+        ],
+      });
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'image', reason: 'image' }]);
     });
   });
 
   describe('PDF', () => {
     it('reads the text of a PDF', async () => {
-      const r = await extract({ attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: makePdf(['Patient: Jane Doe', 'DOB 04/12/1961 (MRN 4455667)']) }] });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'r.pdf',
+            contentType: 'application/pdf',
+            content: makePdf(['Patient: Jane Doe', 'DOB 04/12/1961 (MRN 4455667)']),
+          },
+        ],
+      });
       expect(textOf(r, 'attachment:1')).to.match(/Patient: Jane Doe\s+DOB 04\/12\/1961 \(MRN 4455667\)/);
       expect(r.flags).to.deep.equal([]);
     });
 
     it('reads filled-in form fields of a PDF', async () => {
-      const r = await extract({ attachments: [{ filename: 'intake.pdf', contentType: 'application/pdf', content: makePdf(['Intake form, page 1 of 1, please print clearly'], { field: 'Jane Q Doe' }) }] });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'intake.pdf',
+            contentType: 'application/pdf',
+            content: makePdf(['Intake form, page 1 of 1, please print clearly'], { field: 'Jane Q Doe' }),
+          },
+        ],
+      });
       expect(textOf(r, 'attachment:1')).to.include('Jane Q Doe');
     });
 
     it('flags an encrypted PDF (/Encrypt in the trailer)', async () => {
-      const r = await extract({ attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: makePdf(['secret'], { encrypt: true }) }] });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'r.pdf',
+            contentType: 'application/pdf',
+            content: makePdf(['secret'], { encrypt: true }),
+          },
+        ],
+      });
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'unreadable', reason: 'encrypted-pdf' }]);
       expect(r.parts.some((p) => p.id === 'attachment:1')).to.equal(false);
     });
 
     it('flags a corrupt PDF', async () => {
-      const r = await extract({ attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: Buffer.from('%PDF-1.7\n1 0 obj << garbage') }] });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'r.pdf',
+            contentType: 'application/pdf',
+            content: Buffer.from('%PDF-1.7\n1 0 obj << garbage'),
+          },
+        ],
+      });
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'unreadable', reason: 'corrupt' }]);
     });
 
     it('reads files embedded in a PDF as its members', async () => {
-      const pdf = makePdf(['Cover letter'], { embed: { name: 'labs.csv', data: 'name,glucose\nJane Doe,182' } });
-      const r = await extract({ attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: pdf }] });
+      const pdf = makePdf(['Cover letter'], {
+        embed: { name: 'labs.csv', data: 'name,glucose\nJane Doe,182' },
+      });
+      const r = await extract({
+        attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: pdf }],
+      });
       expect(textOf(r, 'attachment:1/1')).to.equal('name,glucose\nJane Doe,182');
       expect(textOf(r, 'attachment:1/1:name')).to.equal('labs.csv');
     });
@@ -453,14 +644,25 @@ describe('gateway/extract', () => {
       const pdf = makePdf([], { flate: makeFlateContent(64) });
       expect(pdf.length).to.be.below(1024 * 1024);
       const started = Date.now();
-      const r = await extract({ attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: pdf }] }, { maxDecompressedBytes: 8 * 1024 * 1024 });
+      const r = await extract(
+        { attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: pdf }] },
+        { maxDecompressedBytes: 8 * 1024 * 1024 },
+      );
       expect(Date.now() - started).to.be.below(5000);
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'unreadable', reason: 'too-large' }]);
     });
 
     it('stops reading a slow PDF when the caller aborts', async () => {
       // Within the budget, but minutes of PDF.js work: only the caller's abort ends it early.
-      const parsed = await parse({ attachments: [{ filename: 'r.pdf', contentType: 'application/pdf', content: makePdf([], { flate: makeFlateContent(48) }) }] });
+      const parsed = await parse({
+        attachments: [
+          {
+            filename: 'r.pdf',
+            contentType: 'application/pdf',
+            content: makePdf([], { flate: makeFlateContent(48) }),
+          },
+        ],
+      });
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(new Error('scan timed out')), 300);
       const started = Date.now();
@@ -477,15 +679,29 @@ describe('gateway/extract', () => {
     });
 
     it('flags a PDF page without text as a likely scan, unreadable (a scan or fax may be a record: fail closed)', async () => {
-      const r = await extract({ attachments: [{ filename: 'fax.pdf', contentType: 'application/pdf', content: makePdf([]) }] });
+      const r = await extract({
+        attachments: [{ filename: 'fax.pdf', contentType: 'application/pdf', content: makePdf([]) }],
+      });
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'unreadable', reason: 'scanned-pdf' }]);
     });
   });
 
   describe('DOCX and XLSX', () => {
     it('reads paragraphs, headers and the title of a DOCX, and flags its pictures', async () => {
-      const docx = makeDocx(['Referral for Jane Doe', 'DOB 04/12/1961 & allergies'], { header: 'Springfield Clinic', title: 'Referral J. Doe', image: true });
-      const r = await extract({ attachments: [{ filename: 'referral.docx', contentType: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', content: docx }] });
+      const docx = makeDocx(['Referral for Jane Doe', 'DOB 04/12/1961 & allergies'], {
+        header: 'Springfield Clinic',
+        title: 'Referral J. Doe',
+        image: true,
+      });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'referral.docx',
+            contentType: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+            content: docx,
+          },
+        ],
+      });
       const text = textOf(r, 'attachment:1');
       expect(text).to.include('Referral for Jane Doe\nDOB 04/12/1961 & allergies');
       expect(text).to.include('Springfield Clinic');
@@ -498,7 +714,9 @@ describe('gateway/extract', () => {
         ['Name', 'MRN', 'Born'],
         ['Jane Doe', '4455667', 19610412],
       ]);
-      const r = await extract({ attachments: [{ filename: 'list.xlsx', contentType: 'application/octet-stream', content: xlsx }] });
+      const r = await extract({
+        attachments: [{ filename: 'list.xlsx', contentType: 'application/octet-stream', content: xlsx }],
+      });
       const text = textOf(r, 'attachment:1');
       expect(text).to.include('Doe household');
       expect(text).to.include('Name\tMRN\tBorn\nJane Doe\t4455667\t19610412');
@@ -507,7 +725,11 @@ describe('gateway/extract', () => {
     it('flags a password-protected Office file and does not call a legacy one readable', async () => {
       const r = await extract({
         attachments: [
-          { filename: 'locked.xlsx', contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', content: makeCompoundFile(true) },
+          {
+            filename: 'locked.xlsx',
+            contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+            content: makeCompoundFile(true),
+          },
           { filename: 'old.doc', contentType: 'application/msword', content: makeCompoundFile(false) },
         ],
       });
@@ -521,7 +743,9 @@ describe('gateway/extract', () => {
   describe('zip archives', () => {
     it('reads the members of a zip, numbered, with their names as their own parts', async () => {
       const zip = makeZip({ 'a.txt': 'first member', 'dir/b.csv': 'x,y\n1,2', 'c.png': PNG });
-      const r = await extract({ attachments: [{ filename: 'bundle.zip', contentType: 'application/zip', content: zip }] });
+      const r = await extract({
+        attachments: [{ filename: 'bundle.zip', contentType: 'application/zip', content: zip }],
+      });
       expect(textOf(r, 'attachment:1/1')).to.equal('first member');
       expect(textOf(r, 'attachment:1/2')).to.equal('x,y\n1,2');
       expect(textOf(r, 'attachment:1/2:name')).to.equal('dir/b.csv');
@@ -530,8 +754,11 @@ describe('gateway/extract', () => {
 
     it('opens nested zips up to the depth limit and flags the one beyond it', async () => {
       let inner = makeZip({ 'deepest.txt': 'level four text' });
-      for (let level = 3; level >= 1; level--) inner = makeZip({ [`level${level}.zip`]: inner, [`note${level}.txt`]: `level ${level} text` });
-      const r = await extract({ attachments: [{ filename: 'nest.zip', contentType: 'application/zip', content: inner }] });
+      for (let level = 3; level >= 1; level--)
+        inner = makeZip({ [`level${level}.zip`]: inner, [`note${level}.txt`]: `level ${level} text` });
+      const r = await extract({
+        attachments: [{ filename: 'nest.zip', contentType: 'application/zip', content: inner }],
+      });
       expect(textOf(r, 'attachment:1/2')).to.equal('level 1 text');
       expect(textOf(r, 'attachment:1/1/2')).to.equal('level 2 text');
       expect(textOf(r, 'attachment:1/1/1/2')).to.equal('level 3 text');
@@ -543,7 +770,9 @@ describe('gateway/extract', () => {
       const bomb = makeZipBomb();
       expect(bomb.length).to.be.below(2 * 1024 * 1024);
       const started = Date.now();
-      const r = await extract({ attachments: [{ filename: 'records.zip', contentType: 'application/zip', content: bomb }] });
+      const r = await extract({
+        attachments: [{ filename: 'records.zip', contentType: 'application/zip', content: bomb }],
+      });
       expect(Date.now() - started).to.be.below(5000);
       expect(r.flags).to.deep.equal([{ part: 'attachment:1/1', kind: 'unreadable', reason: 'too-large' }]);
       expect(r.parts.some((p) => p.id === 'attachment:1/1')).to.equal(false);
@@ -552,7 +781,9 @@ describe('gateway/extract', () => {
     it('stops a member that inflates past the size it declared', async () => {
       const data = zlib.deflateRawSync(Buffer.alloc(4 * 1024 * 1024, 'a'));
       const zip = makeRawZip([{ name: 'small.txt', data, method: 8, declaredSize: 1000 }]);
-      const r = await extract({ attachments: [{ filename: 'x.zip', contentType: 'application/zip', content: zip }] });
+      const r = await extract({
+        attachments: [{ filename: 'x.zip', contentType: 'application/zip', content: zip }],
+      });
       expect(r.flags).to.deep.equal([{ part: 'attachment:1/1', kind: 'unreadable', reason: 'corrupt' }]);
       expect(r.parts.some((p) => p.id === 'attachment:1/1')).to.equal(false);
     });
@@ -560,7 +791,10 @@ describe('gateway/extract', () => {
     it('counts decompressed bytes across the whole message', async () => {
       const member = 'x'.repeat(60_000);
       const zip = makeZip({ '1.txt': member, '2.txt': member, '3.txt': member });
-      const r = await extract({ attachments: [{ filename: 'a.zip', contentType: 'application/zip', content: zip }] }, { maxDecompressedBytes: 100_000 });
+      const r = await extract(
+        { attachments: [{ filename: 'a.zip', contentType: 'application/zip', content: zip }] },
+        { maxDecompressedBytes: 100_000 },
+      );
       expect(textOf(r, 'attachment:1/1')).to.have.length(60_000);
       expect(r.flags).to.deep.equal([
         { part: 'attachment:1/2', kind: 'unreadable', reason: 'too-large' },
@@ -571,14 +805,25 @@ describe('gateway/extract', () => {
     it('reads a bounded number of members', async () => {
       const files: Record<string, string> = {};
       for (let i = 0; i < 12; i++) files[`${i}.txt`] = `member ${i}`;
-      const r = await extract({ attachments: [{ filename: 'many.zip', contentType: 'application/zip', content: makeZip(files) }] }, { maxMembers: 5 });
+      const r = await extract(
+        { attachments: [{ filename: 'many.zip', contentType: 'application/zip', content: makeZip(files) }] },
+        { maxMembers: 5 },
+      );
       expect(r.parts.filter((p) => /^attachment:1\/\d+$/.test(p.id))).to.have.length(5);
-      expect(r.flags).to.deep.include({ part: 'attachment:1', kind: 'unreadable', reason: 'too-many-members' });
+      expect(r.flags).to.deep.include({
+        part: 'attachment:1',
+        kind: 'unreadable',
+        reason: 'too-many-members',
+      });
     });
 
     it('flags a password-protected zip (encryption flag set)', async () => {
-      const zip = makeRawZip([{ name: 'chart.txt', data: Buffer.alloc(40, 7), method: 0, declaredSize: 28, flags: 0x0001 }]);
-      const r = await extract({ attachments: [{ filename: 'locked.zip', contentType: 'application/zip', content: zip }] });
+      const zip = makeRawZip([
+        { name: 'chart.txt', data: Buffer.alloc(40, 7), method: 0, declaredSize: 28, flags: 0x0001 },
+      ]);
+      const r = await extract({
+        attachments: [{ filename: 'locked.zip', contentType: 'application/zip', content: zip }],
+      });
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'unreadable', reason: 'password-zip' }]);
     });
 
@@ -586,7 +831,11 @@ describe('gateway/extract', () => {
       const good = makeZip({ 'a.txt': 'hello there' });
       const r = await extract({
         attachments: [
-          { filename: 'a.zip', contentType: 'application/zip', content: Buffer.concat([Buffer.from('PK\u0003\u0004'), Buffer.alloc(200, 0x41)]) },
+          {
+            filename: 'a.zip',
+            contentType: 'application/zip',
+            content: Buffer.concat([Buffer.from('PK\u0003\u0004'), Buffer.alloc(200, 0x41)]),
+          },
           { filename: 'b.zip', contentType: 'application/zip', content: good.subarray(0, good.length - 30) },
         ],
       });
@@ -608,7 +857,10 @@ describe('gateway/extract', () => {
           { name: 'photo.jpg', data: Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), Buffer.alloc(32)]) },
         ],
       });
-      const r = await extract({ text: 'see attached', attachments: [{ filename: 'winmail.dat', contentType: 'application/ms-tnef', content: tnef }] });
+      const r = await extract({
+        text: 'see attached',
+        attachments: [{ filename: 'winmail.dat', contentType: 'application/ms-tnef', content: tnef }],
+      });
       expect(textOf(r, 'attachment:1/subject')).to.equal('Discharge summary');
       expect(textOf(r, 'attachment:1/text')).to.equal('Jane Doe was discharged on 05/01/2024.');
       expect(textOf(r, 'attachment:1/rtf')).to.equal('Follow-up for Jane Doe\nin two weeks');
@@ -618,8 +870,20 @@ describe('gateway/extract', () => {
     });
 
     it('scans what it could read of a damaged winmail.dat and flags the rest', async () => {
-      const tnef = makeTnef({ subject: 'Discharge summary', body: 'Jane Doe was discharged.', attachments: [{ name: 'a.txt', data: Buffer.from('more') }] });
-      const r = await extract({ attachments: [{ filename: 'winmail.dat', contentType: 'application/ms-tnef', content: tnef.subarray(0, tnef.length - 20) }] });
+      const tnef = makeTnef({
+        subject: 'Discharge summary',
+        body: 'Jane Doe was discharged.',
+        attachments: [{ name: 'a.txt', data: Buffer.from('more') }],
+      });
+      const r = await extract({
+        attachments: [
+          {
+            filename: 'winmail.dat',
+            contentType: 'application/ms-tnef',
+            content: tnef.subarray(0, tnef.length - 20),
+          },
+        ],
+      });
       expect(textOf(r, 'attachment:1/subject')).to.equal('Discharge summary');
       expect(textOf(r, 'attachment:1/text')).to.equal('Jane Doe was discharged.');
       expect(r.flags).to.deep.include({ part: 'attachment:1', kind: 'unreadable', reason: 'corrupt' });
@@ -628,8 +892,17 @@ describe('gateway/extract', () => {
 
   describe('attached messages', () => {
     it('reads an attached message/rfc822: its subject, body and its own attachments', async () => {
-      const inner = makeInnerMessage({ subject: 'Fwd: labs', text: 'Inner body about Jane', attachments: [{ filename: 'labs.csv', contentType: 'text/csv', content: 'glucose,182' }] });
-      const r = await extract({ text: 'forwarding', attachments: [{ filename: 'fwd.eml', contentType: 'message/rfc822', content: inner, encoding: '8bit' }] });
+      const inner = makeInnerMessage({
+        subject: 'Fwd: labs',
+        text: 'Inner body about Jane',
+        attachments: [{ filename: 'labs.csv', contentType: 'text/csv', content: 'glucose,182' }],
+      });
+      const r = await extract({
+        text: 'forwarding',
+        attachments: [
+          { filename: 'fwd.eml', contentType: 'message/rfc822', content: inner, encoding: '8bit' },
+        ],
+      });
       expect(textOf(r, 'attachment:1/subject')).to.equal('Fwd: labs');
       expect(r.parts.find((p) => p.id === 'attachment:1/subject')!.kind).to.equal('attachment');
       expect(textOf(r, 'attachment:1/text')).to.equal('Inner body about Jane');
@@ -639,9 +912,16 @@ describe('gateway/extract', () => {
     it('stops attached messages at the depth limit', async () => {
       let message = makeInnerMessage({ subject: 'innermost', text: 'level 3 body' });
       for (let level = 2; level >= 1; level--) {
-        message = makeInnerMessage({ subject: `level ${level}`, text: `level ${level} body`, attachments: [{ contentType: 'message/rfc822', content: message, encoding: '8bit' }] });
+        message = makeInnerMessage({
+          subject: `level ${level}`,
+          text: `level ${level} body`,
+          attachments: [{ contentType: 'message/rfc822', content: message, encoding: '8bit' }],
+        });
       }
-      const r = await extract({ attachments: [{ contentType: 'message/rfc822', content: message, encoding: '8bit' }] }, { maxDepth: 2 });
+      const r = await extract(
+        { attachments: [{ contentType: 'message/rfc822', content: message, encoding: '8bit' }] },
+        { maxDepth: 2 },
+      );
       expect(textOf(r, 'attachment:1/text')).to.equal('level 1 body');
       expect(textOf(r, 'attachment:1/1/text')).to.equal('level 2 body');
       expect(r.parts.some((p) => p.text === 'level 3 body')).to.equal(false);
@@ -653,10 +933,30 @@ describe('gateway/extract', () => {
     it('flags an unknown binary type, and encrypted mail content, but not a signature', async () => {
       const r = await extract({
         attachments: [
-          { filename: 'a.bin', contentType: 'application/octet-stream', content: Buffer.from([0, 1, 2, 3, 0xff, 0xfe, 0, 0, 9, 200, 0, 17]) },
-          { filename: 'dictation.m4a', contentType: 'audio/mp4', content: Buffer.concat([Buffer.from('0000001c66747970', 'hex'), Buffer.from('M4A '), Buffer.alloc(40)]) },
-          { filename: 'smime.p7m', contentType: 'application/pkcs7-mime', content: Buffer.from([0x30, 0x82, 0x01, 0x00, 0x06]) },
-          { filename: 'smime.p7s', contentType: 'application/pkcs7-signature', content: Buffer.from([0x30, 0x82, 0x01, 0x00, 0x06]) },
+          {
+            filename: 'a.bin',
+            contentType: 'application/octet-stream',
+            content: Buffer.from([0, 1, 2, 3, 0xff, 0xfe, 0, 0, 9, 200, 0, 17]),
+          },
+          {
+            filename: 'dictation.m4a',
+            contentType: 'audio/mp4',
+            content: Buffer.concat([
+              Buffer.from('0000001c66747970', 'hex'),
+              Buffer.from('M4A '),
+              Buffer.alloc(40),
+            ]),
+          },
+          {
+            filename: 'smime.p7m',
+            contentType: 'application/pkcs7-mime',
+            content: Buffer.from([0x30, 0x82, 0x01, 0x00, 0x06]),
+          },
+          {
+            filename: 'smime.p7s',
+            contentType: 'application/pkcs7-signature',
+            content: Buffer.from([0x30, 0x82, 0x01, 0x00, 0x06]),
+          },
         ],
       });
       expect(r.flags).to.deep.equal([
@@ -667,13 +967,22 @@ describe('gateway/extract', () => {
     });
 
     it('flags an attachment over the size limit without parsing it', async () => {
-      const r = await extract({ attachments: [{ filename: 'big.txt', contentType: 'text/plain', content: 'x'.repeat(50_000) }] }, { maxAttachmentBytes: 10_000 });
+      const r = await extract(
+        { attachments: [{ filename: 'big.txt', contentType: 'text/plain', content: 'x'.repeat(50_000) }] },
+        { maxAttachmentBytes: 10_000 },
+      );
       expect(r.flags).to.deep.equal([{ part: 'attachment:1', kind: 'unreadable', reason: 'too-large' }]);
       expect(r.parts.some((p) => p.id === 'attachment:1')).to.equal(false);
     });
 
     it('cuts text past the message budget and flags the part that was cut', async () => {
-      const r = await extract({ text: 'a'.repeat(600), attachments: [{ filename: 'n.txt', contentType: 'text/plain', content: 'b'.repeat(600) }] }, { maxTotalText: 1000 });
+      const r = await extract(
+        {
+          text: 'a'.repeat(600),
+          attachments: [{ filename: 'n.txt', contentType: 'text/plain', content: 'b'.repeat(600) }],
+        },
+        { maxTotalText: 1000 },
+      );
       const total = r.parts.reduce((n, p) => n + p.text.length, 0);
       expect(total).to.be.at.most(1000);
       expect(r.flags).to.deep.include({ part: 'attachment:1', kind: 'unreadable', reason: 'too-large' });
@@ -693,21 +1002,51 @@ describe('gateway/extract', () => {
     }
 
     const samples: Array<{ name: string; filename: string; contentType: string; content: Buffer }> = [
-      { name: 'winmail.dat', filename: 'winmail.dat', contentType: 'application/ms-tnef', content: makeTnef({ subject: 'S', body: 'body text', rtf: '{\\rtf1 hello\\par}', attachments: [{ name: 'a.txt', data: Buffer.from('member') }] }) },
-      { name: 'DOCX', filename: 'a.docx', contentType: 'application/octet-stream', content: makeDocx(['one', 'two'], { header: 'h', title: 't' }) },
-      { name: 'XLSX', filename: 'a.xlsx', contentType: 'application/octet-stream', content: makeXlsx('s', [['a', 'b', 1]]) },
-      { name: 'zip', filename: 'a.zip', contentType: 'application/zip', content: makeZip({ 'a.txt': 'x'.repeat(300), 'b/c.txt': 'y' }) },
+      {
+        name: 'winmail.dat',
+        filename: 'winmail.dat',
+        contentType: 'application/ms-tnef',
+        content: makeTnef({
+          subject: 'S',
+          body: 'body text',
+          rtf: '{\\rtf1 hello\\par}',
+          attachments: [{ name: 'a.txt', data: Buffer.from('member') }],
+        }),
+      },
+      {
+        name: 'DOCX',
+        filename: 'a.docx',
+        contentType: 'application/octet-stream',
+        content: makeDocx(['one', 'two'], { header: 'h', title: 't' }),
+      },
+      {
+        name: 'XLSX',
+        filename: 'a.xlsx',
+        contentType: 'application/octet-stream',
+        content: makeXlsx('s', [['a', 'b', 1]]),
+      },
+      {
+        name: 'zip',
+        filename: 'a.zip',
+        contentType: 'application/zip',
+        content: makeZip({ 'a.txt': 'x'.repeat(300), 'b/c.txt': 'y' }),
+      },
     ];
     for (const sample of samples) {
       it(`never throws on a truncated or bit-flipped ${sample.name}, and never loses the message's own text`, async () => {
         const random = makeRandom(sample.content.length);
         for (let round = 0; round < 40; round++) {
-          const damaged = Buffer.from(sample.content.subarray(0, 4 + Math.floor(random() * sample.content.length)));
+          const damaged = Buffer.from(
+            sample.content.subarray(0, 4 + Math.floor(random() * sample.content.length)),
+          );
           for (let flips = 0; flips < 3; flips++) {
             const at = Math.floor(random() * damaged.length);
             damaged[at] = damaged[at]! ^ (1 << Math.floor(random() * 8));
           }
-          const r = await extract({ text: 'body', attachments: [{ filename: sample.filename, contentType: sample.contentType, content: damaged }] });
+          const r = await extract({
+            text: 'body',
+            attachments: [{ filename: sample.filename, contentType: sample.contentType, content: damaged }],
+          });
           expect(textOf(r, 'text')).to.equal('body');
           for (const f of r.flags) expect(f.part).to.match(/^attachment:1(\/\d+)*$/);
           // Fail closed: whatever is left is either read as text or flagged, never silently dropped.
@@ -723,7 +1062,10 @@ describe('gateway/extract', () => {
 
     it('finds an HL7 message inside a DOCX inside a zip, in the member it came from', async () => {
       const zip = makeZip({ 'referral.docx': makeDocx(makeHl7().split('\r').filter(Boolean)) });
-      const r = await extract({ text: 'files attached', attachments: [{ filename: 'files.zip', contentType: 'application/zip', content: zip }] });
+      const r = await extract({
+        text: 'files attached',
+        attachments: [{ filename: 'files.zip', contentType: 'application/zip', content: zip }],
+      });
       const findings = r.parts.flatMap((p) => analyzePart(compiled, p));
       expect(findings.map((f) => [f.type, f.part])).to.deep.equal([['HL7_V2', 'attachment:1/1']]);
     });

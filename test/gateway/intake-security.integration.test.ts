@@ -32,7 +32,10 @@ describe('SMTP intake security (integration)', function () {
 
   describe('with loopback not trusted (stands in for any outside client)', () => {
     beforeEach(async () => {
-      gw = await startGateway({ relayUrl: capture.url, overrides: { smtp: { trustedNetworks: ['192.0.2.0/24'] } } });
+      gw = await startGateway({
+        relayUrl: capture.url,
+        overrides: { smtp: { trustedNetworks: ['192.0.2.0/24'] } },
+      });
       await addUser(gw.store.db, 'staff@clinic.example', 'staff', 'correct horse battery staple');
     });
 
@@ -66,7 +69,10 @@ describe('SMTP intake security (integration)', function () {
             tls: { rejectUnauthorized: false },
             auth: { user: 'staff@clinic.example', pass },
           })
-          .sendMail({ envelope: { from: 'staff@clinic.example', to: ['p@partner.example'] }, raw: makeMessage() });
+          .sendMail({
+            envelope: { from: 'staff@clinic.example', to: ['p@partner.example'] },
+            raw: makeMessage(),
+          });
       const err = await send('wrong password!!').then(
         () => null,
         (e: Error & { responseCode?: number }) => e,
@@ -91,7 +97,10 @@ describe('SMTP intake security (integration)', function () {
 
   describe('with loopback trusted (the default)', () => {
     beforeEach(async () => {
-      gw = await startGateway({ relayUrl: capture.url, overrides: { smtp: { maxMessageSize: 64 * 1024, maxRecipients: 3 } } });
+      gw = await startGateway({
+        relayUrl: capture.url,
+        overrides: { smtp: { maxMessageSize: 64 * 1024, maxRecipients: 3 } },
+      });
     });
 
     it('announces SIZE and answers 552 to a message over it, keeping nothing', async () => {

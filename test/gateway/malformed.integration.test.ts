@@ -23,22 +23,53 @@ const cases: Array<[string, string | Buffer]> = [
     'Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="zz"\r\n\r\n' +
       multipart('zz', ['Content-Type: text/plain\r\n\r\npart one'], false),
   ],
-  ['boundary declared but never used', 'Subject: x\r\nContent-Type: multipart/mixed; boundary="never"\r\n\r\njust text\r\n'],
-  ['multipart without a boundary parameter', 'Subject: x\r\nContent-Type: multipart/mixed\r\n\r\n--\r\nstuff\r\n'],
-  ['invalid base64', 'Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not*base64###\r\n====\r\n'],
+  [
+    'boundary declared but never used',
+    'Subject: x\r\nContent-Type: multipart/mixed; boundary="never"\r\n\r\njust text\r\n',
+  ],
+  [
+    'multipart without a boundary parameter',
+    'Subject: x\r\nContent-Type: multipart/mixed\r\n\r\n--\r\nstuff\r\n',
+  ],
+  [
+    'invalid base64',
+    'Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not*base64###\r\n====\r\n',
+  ],
   [
     'truncated base64 attachment',
     'Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="q"\r\n\r\n' +
-      multipart('q', ['Content-Type: application/pdf; name="a.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAw'], false),
+      multipart(
+        'q',
+        [
+          'Content-Type: application/pdf; name="a.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAw',
+        ],
+        false,
+      ),
   ],
-  ['broken quoted-printable', 'Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nbad =ZZ soft=\r\n=\r\n=4\r\n'],
-  ['unknown transfer encoding', 'Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-unheard-of\r\n\r\nbody\r\n'],
-  ['8-bit bytes in headers', Buffer.concat([Buffer.from('Subject: caf'), Buffer.from([0xe9, 0xff, 0xfe]), Buffer.from('\r\nFrom: J\xf6rg <j@clinic.example>\r\n\r\nbody\r\n', 'latin1')])],
+  [
+    'broken quoted-printable',
+    'Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nbad =ZZ soft=\r\n=\r\n=4\r\n',
+  ],
+  [
+    'unknown transfer encoding',
+    'Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-unheard-of\r\n\r\nbody\r\n',
+  ],
+  [
+    '8-bit bytes in headers',
+    Buffer.concat([
+      Buffer.from('Subject: caf'),
+      Buffer.from([0xe9, 0xff, 0xfe]),
+      Buffer.from('\r\nFrom: J\xf6rg <j@clinic.example>\r\n\r\nbody\r\n', 'latin1'),
+    ]),
+  ],
   ['NUL bytes in header and body', 'Subject: a\0b\r\n\r\nbody\0with\0nuls\r\n'],
   ['no header section at all', 'just a line of text with no headers\r\n'],
   ['a header line of 20 000 characters', `Subject: x\r\nX-Long: ${'a'.repeat(20000)}\r\n\r\nbody\r\n`],
   ['multipart nested 60 deep', nested(60)],
-  ['charset nobody knows', 'Subject: =?x-klingon?B?SGVsbG8=?=\r\nContent-Type: text/plain; charset=x-klingon\r\n\r\nbody\r\n'],
+  [
+    'charset nobody knows',
+    'Subject: =?x-klingon?B?SGVsbG8=?=\r\nContent-Type: text/plain; charset=x-klingon\r\n\r\nbody\r\n',
+  ],
 ];
 
 describe('malformed MIME (integration)', function () {
@@ -76,14 +107,18 @@ describe('malformed MIME (integration)', function () {
     const end = Date.now() + 30000;
     let rows: Array<{ id: string; state: string; reason: string | null }> = [];
     while (Date.now() < end) {
-      rows = (await gw.store.db('messages').whereIn('id', ids).select('id', 'state', 'reason')) as typeof rows;
+      rows = (await gw.store
+        .db('messages')
+        .whereIn('id', ids)
+        .select('id', 'state', 'reason')) as typeof rows;
       if (rows.every((r) => r.state === 'done' || r.state === 'held')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     for (const [i, [name]] of cases.entries()) {
       const row = rows.find((r) => r.id === ids[i])!;
       expect(['done', 'held'], `${name}: ${row.state}`).to.include(row.state);
-      if (row.state === 'held') expect(row.reason, `${name} held without a reason`).to.be.a('string').and.not.equal('');
+      if (row.state === 'held')
+        expect(row.reason, `${name} held without a reason`).to.be.a('string').and.not.equal('');
     }
     const delivered = rows.filter((r) => r.state === 'done').length;
     await capture.waitFor(delivered, 10000);

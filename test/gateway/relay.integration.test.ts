@@ -8,10 +8,22 @@ import { CaptureServer } from '../support/capture-server.js';
 import { removeDir, startGateway, type RunningGateway } from '../support/gateway.js';
 
 function client(port: number, pool = false) {
-  return nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, pool, maxConnections: 10, maxMessages: Infinity });
+  return nodemailer.createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    pool,
+    maxConnections: 10,
+    maxMessages: Infinity,
+  });
 }
 
-async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 15000, what = 'condition'): Promise<void> {
+async function waitUntil(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 15000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await check()) return;
@@ -61,7 +73,11 @@ describe('relay (integration)', function () {
     expect(got.to).to.deep.equal(['lab@partner.example', 'cc@partner.example']);
     const { added, rest } = splitAdded(got.raw, original);
     expect(rest.equals(original), 'original bytes intact after the added headers').to.equal(true);
-    const addedNames = added.replace(/\r\n[ \t]+/g, ' ').split('\r\n').filter(Boolean).map((l) => l.split(':')[0]);
+    const addedNames = added
+      .replace(/\r\n[ \t]+/g, ' ')
+      .split('\r\n')
+      .filter(Boolean)
+      .map((l) => l.split(':')[0]);
     expect(addedNames[0]).to.equal('Received');
     expect(addedNames.slice(1).every((n) => n!.startsWith('X-PHI-Gateway-'))).to.equal(true);
     const parsed = await simpleParser(got.raw);
@@ -103,20 +119,31 @@ describe('relay (integration)', function () {
       raw: 'Subject: wait for me\r\n\r\nbody\r\n',
     });
     const store = gw.store;
-    await waitUntil(async () => !!(await store.db('envelopes').where({ state: 'deferred' }).first()), 10000, 'a deferral');
+    await waitUntil(
+      async () => !!(await store.db('envelopes').where({ state: 'deferred' }).first()),
+      10000,
+      'a deferral',
+    );
     const deferred = (await store.db('envelopes').first()) as { attempts: number; last_response: string };
     expect(deferred.attempts).to.be.greaterThan(0);
     capture = new CaptureServer();
     await capture.start(port);
     await capture.waitFor(1, 20000);
     expect(capture.messages[0]!.to).to.deep.equal(['later@partner.example']);
-    await waitUntil(async () => !!(await store.db('envelopes').where({ state: 'delivered' }).first()), 5000, 'delivered state');
+    await waitUntil(
+      async () => !!(await store.db('envelopes').where({ state: 'delivered' }).first()),
+      5000,
+      'delivered state',
+    );
   });
 
   it('bounces to the sender at once when the next hop answers 550, naming the reason', async () => {
     await capture.stop();
     capture = new CaptureServer({
-      onRcpt: (rcpt) => (rcpt.startsWith('nobody@') ? { code: 550, message: '5.1.1 <nobody@partner.example>: Recipient address rejected: User unknown' } : undefined),
+      onRcpt: (rcpt) =>
+        rcpt.startsWith('nobody@')
+          ? { code: 550, message: '5.1.1 <nobody@partner.example>: Recipient address rejected: User unknown' }
+          : undefined,
     });
     await capture.start();
     gw = await startGateway({ relayUrl: capture.url });
@@ -138,10 +165,15 @@ describe('relay (integration)', function () {
     expect(text).to.contain('User unknown');
     expect(text).to.contain('Message-ID: <b1@clinic.example>');
     expect(text, 'the subject may hold PHI and is not quoted').not.to.contain('Quarterly figures for Jane');
-    const states = (await gw.store.db('envelopes').select('rcpt', 'state', 'kind')) as Array<{ rcpt: string; state: string; kind: string }>;
+    const states = (await gw.store.db('envelopes').select('rcpt', 'state', 'kind')) as Array<{
+      rcpt: string;
+      state: string;
+      kind: string;
+    }>;
     expect(states.find((s) => s.rcpt === 'nobody@partner.example')!.state).to.equal('bounced');
     await waitUntil(async () => {
-      const b = (await gw!.store.db('envelopes').where({ kind: 'bounce' }).first()) as { state: string } | undefined;
+      const b = (await gw!.store.db('envelopes').where({ kind: 'bounce' }).first()) as
+        { state: string } | undefined;
       return b?.state === 'delivered';
     });
   });
@@ -155,7 +187,11 @@ describe('relay (integration)', function () {
       envelope: { from: 'staff@clinic.example', to: ['p@partner.example'] },
       raw: `Subject: ${marker}\r\n\r\nBody with ${marker}\r\n`,
     });
-    await waitUntil(async () => !!(await gw!.store.db('envelopes').where({ state: 'deferred' }).first()), 10000, 'a deferral');
+    await waitUntil(
+      async () => !!(await gw!.store.db('envelopes').where({ state: 'deferred' }).first()),
+      10000,
+      'a deferral',
+    );
     const hits = (dir: string) => {
       try {
         return execFileSync('grep', ['-rla', marker, dir]).toString();
@@ -169,7 +205,10 @@ describe('relay (integration)', function () {
     await gw.stop();
     const dir = gw.dataDir;
     gw = await startGateway({ dataDir: dir });
-    await client(gw.smtpPort).sendMail({ envelope: { from: 'a@clinic.example', to: ['b@x.example'] }, raw: `Subject: ${marker}\r\n\r\n${marker}\r\n` });
+    await client(gw.smtpPort).sendMail({
+      envelope: { from: 'a@clinic.example', to: ['b@x.example'] },
+      raw: `Subject: ${marker}\r\n\r\n${marker}\r\n`,
+    });
     await waitUntil(async () => !!(await gw!.store.db('outbox').first()), 10000, 'outbox entry');
     expect(hits(gw.dataDir)).to.equal('');
   });

@@ -16,7 +16,12 @@ describe('gateway rules source', () => {
   it('loads the shipped rule pack', () => {
     const analyzer = loadAnalyzer(DEFAULT_RULES_FILE);
     const ids = analyzer.ruleSet.rules.map((r) => r.id);
-    expect(ids).to.include.members(['strong-identifier-in-care', 'identifier-near-health', 'clinical-payload', 'unreadable-attachment']);
+    expect(ids).to.include.members([
+      'strong-identifier-in-care',
+      'identifier-near-health',
+      'clinical-payload',
+      'unreadable-attachment',
+    ]);
   });
 
   it('picks up a changed file without a restart and keeps the old rules when the new file is invalid', async () => {
@@ -32,7 +37,8 @@ describe('gateway rules source', () => {
       pack.deny = ['Project Bluebird'];
       await writeFile(file, stringify(pack));
       const end = Date.now() + 5000;
-      while (Date.now() < end && !source.analyzer.analyze(text).phi) await new Promise((r) => setTimeout(r, 25));
+      while (Date.now() < end && !source.analyzer.analyze(text).phi)
+        await new Promise((r) => setTimeout(r, 25));
       expect(source.analyzer.analyze(text).phi, 'new rule in force').to.equal(true);
 
       await writeFile(file, 'version: 1\nrules:\n  - id: Bad Id\n    conditions: []\n');

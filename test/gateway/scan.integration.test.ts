@@ -25,10 +25,17 @@ async function send(port: number, message: string): Promise<string> {
   }
 }
 
-async function finalState(gw: RunningGateway, id: string): Promise<{ state: string; reason: string | null; verdict: string | null }> {
+async function finalState(
+  gw: RunningGateway,
+  id: string,
+): Promise<{ state: string; reason: string | null; verdict: string | null }> {
   const end = Date.now() + 15000;
   for (;;) {
-    const row = (await gw.store.db('messages').where({ id }).first()) as { state: string; reason: string | null; verdict: string | null };
+    const row = (await gw.store.db('messages').where({ id }).first()) as {
+      state: string;
+      reason: string | null;
+      verdict: string | null;
+    };
     if (['held', 'done'].includes(row.state) || Date.now() > end) return row;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -48,7 +55,11 @@ describe('scan stage (integration)', function () {
     await writeFile(rulesFile, stringify({ ...pack, deny: [] }));
     capture = new CaptureServer();
     await capture.start();
-    gw = await startGateway({ relayUrl: capture.url, dataDir: dir, overrides: { dlp: { rulesFile, reloadInterval: 50 } } });
+    gw = await startGateway({
+      relayUrl: capture.url,
+      dataDir: dir,
+      overrides: { dlp: { rulesFile, reloadInterval: 50 } },
+    });
   });
 
   after(async () => {
@@ -58,16 +69,25 @@ describe('scan stage (integration)', function () {
   });
 
   it('relays clean mail with the verdict in a trace header and an audited explanation', async () => {
-    const id = await send(gw.smtpPort, makeMessage({ subject: 'Team lunch', body: 'Lunch is at noon on Friday in the break room.' }));
+    const id = await send(
+      gw.smtpPort,
+      makeMessage({ subject: 'Team lunch', body: 'Lunch is at noon on Friday in the break room.' }),
+    );
     expect((await finalState(gw, id)).state).to.equal('done');
     await capture.waitFor(1);
     expect(capture.messages[0]!.raw.toString()).to.match(/\r\nX-PHI-Gateway-Scan: clean\r\n/);
-    const audit = (await gw.store.db('audit_events').where({ message_id: id, type: 'message.routed' }).first()) as { detail: string };
+    const audit = (await gw.store
+      .db('audit_events')
+      .where({ message_id: id, type: 'message.routed' })
+      .first()) as { detail: string };
     expect(JSON.parse(audit.detail)).to.include({ phi: false, action: 'clean' });
   });
 
   it('follows a rules change without a restart: the next message with a deny-listed term is held', async () => {
-    const message = makeMessage({ subject: 'Notes', body: 'Minutes of the Project Bluebird review are attached.' });
+    const message = makeMessage({
+      subject: 'Notes',
+      body: 'Minutes of the Project Bluebird review are attached.',
+    });
     const before = await send(gw.smtpPort, message);
     expect((await finalState(gw, before)).state).to.equal('done');
 
@@ -77,9 +97,22 @@ describe('scan stage (integration)', function () {
     const row = await finalState(gw, after);
     expect(row.state).to.equal('held');
     expect(row.reason).to.equal('route:PHI_NO_PROTECTION');
-    const verdict = JSON.parse(row.verdict!) as { phi: boolean; rules: string[]; types: string[]; parts: string[] };
-    expect(verdict).to.deep.include({ phi: true, rules: ['deny-list'], types: ['DENY_TERM'], parts: ['text'] });
-    const audit = (await gw.store.db('audit_events').where({ message_id: after, type: 'message.held' }).first()) as { detail: string };
+    const verdict = JSON.parse(row.verdict!) as {
+      phi: boolean;
+      rules: string[];
+      types: string[];
+      parts: string[];
+    };
+    expect(verdict).to.deep.include({
+      phi: true,
+      rules: ['deny-list'],
+      types: ['DENY_TERM'],
+      parts: ['text'],
+    });
+    const audit = (await gw.store
+      .db('audit_events')
+      .where({ message_id: after, type: 'message.held' })
+      .first()) as { detail: string };
     expect(audit.detail).to.contain('deny-list');
     expect(audit.detail, 'no content in the audit log').not.to.contain('Bluebird');
     const delivered = capture.messages.filter((m) => m.raw.toString().includes(`X-PHI-Gateway-Id: ${after}`));
@@ -109,6 +142,9 @@ describe('scan stage (integration)', function () {
     ].join('\r\n');
     const row = await finalState(gw, await send(gw.smtpPort, message));
     expect(row.state).to.equal('held');
-    expect(JSON.parse(row.verdict!)).to.deep.include({ rules: ['unreadable-attachment'], types: ['UNREADABLE_ATTACHMENT'] });
+    expect(JSON.parse(row.verdict!)).to.deep.include({
+      rules: ['unreadable-attachment'],
+      types: ['UNREADABLE_ATTACHMENT'],
+    });
   });
 });

@@ -57,11 +57,16 @@ describe('spool (integration)', function () {
     // Next hop down so the message waits in the spool; then damage the file while the gateway is stopped.
     const port = capture.port;
     await capture.stop();
-    gw = await startGateway({ relayUrl: `smtp://127.0.0.1:${port}`, dataDir: dir, overrides: { queue: { retryInitialDelay: 60000 } } });
+    gw = await startGateway({
+      relayUrl: `smtp://127.0.0.1:${port}`,
+      dataDir: dir,
+      overrides: { queue: { retryInitialDelay: 60000 } },
+    });
     const reply = await send(gw.smtpPort);
     const id = /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
     const end = Date.now() + 10000;
-    while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first())) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first()))
+      await new Promise((r) => setTimeout(r, 50));
     await gw.stop();
     await truncate(path.join(dir, 'spool', id), 100);
     // A crash mid-write also leaves a temp file, and a sealed file whose row never committed.
@@ -71,7 +76,9 @@ describe('spool (integration)', function () {
     await capture.start(port);
     gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
     await gw.store.db('envelopes').update({ next_attempt_at: 0 }); // due now
-    const held = async () => (await gw!.store.db('envelopes').where({ state: 'held' }).first()) as { last_response: string } | undefined;
+    const held = async () =>
+      (await gw!.store.db('envelopes').where({ state: 'held' }).first()) as
+        { last_response: string } | undefined;
     const end2 = Date.now() + 10000;
     while (Date.now() < end2 && !(await held())) await new Promise((r) => setTimeout(r, 50));
     expect((await held())?.last_response).to.equal('SPOOL_CORRUPT');

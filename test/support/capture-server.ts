@@ -87,7 +87,10 @@ export class CaptureServer {
   waitFor(n: number, timeoutMs = 15000): Promise<void> {
     if (this.count >= n) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`capture: ${this.count}/${n} messages after ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`capture: ${this.count}/${n} messages after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.waiters.push({
         n,
         resolve: () => {

@@ -50,13 +50,27 @@ export interface RunningGateway {
 }
 
 export async function startGateway(
-  opts: { relayUrl?: string; overrides?: ConfigOverrides; dataDir?: string; gateway?: Partial<GatewayOptions> } = {},
+  opts: {
+    relayUrl?: string;
+    overrides?: ConfigOverrides;
+    dataDir?: string;
+    gateway?: Partial<GatewayOptions>;
+  } = {},
 ): Promise<RunningGateway> {
   const dir = opts.dataDir ?? (await tempDir());
   const smtpPort = await freePort();
-  const overrides = { dataDir: dir, logLevel: 'silent', ...opts.overrides, queue: { ...testQueue, ...(opts.overrides?.queue as object) } };
+  const overrides = {
+    dataDir: dir,
+    logLevel: 'silent',
+    ...opts.overrides,
+    queue: { ...testQueue, ...(opts.overrides?.queue as object) },
+  };
   const configFile = await writeConfig(dir, overrides);
-  const config = loadConfig({ PHIGW_CONFIG: configFile, PHIGW_SMTP_PORT: String(smtpPort), PHIGW_RELAY_URL: opts.relayUrl });
+  const config = loadConfig({
+    PHIGW_CONFIG: configFile,
+    PHIGW_SMTP_PORT: String(smtpPort),
+    PHIGW_RELAY_URL: opts.relayUrl,
+  });
   const log = createLogger(config.logLevel);
   const store = await Store.open(config);
   const gateway = new Gateway({ config, store, log, ...opts.gateway });
@@ -84,9 +98,18 @@ export interface ChildGateway {
 }
 
 /** Runs `phi-gateway start smtp` as a real process; resolves once it listens. */
-export async function spawnGateway(opts: { dataDir: string; relayUrl?: string; smtpPort?: number; overrides?: ConfigOverrides }): Promise<ChildGateway> {
+export async function spawnGateway(opts: {
+  dataDir: string;
+  relayUrl?: string;
+  smtpPort?: number;
+  overrides?: ConfigOverrides;
+}): Promise<ChildGateway> {
   const smtpPort = opts.smtpPort ?? (await freePort());
-  const configFile = await writeConfig(opts.dataDir, { logLevel: 'info', ...opts.overrides, queue: { ...testQueue, ...(opts.overrides?.queue as object) } });
+  const configFile = await writeConfig(opts.dataDir, {
+    logLevel: 'info',
+    ...opts.overrides,
+    queue: { ...testQueue, ...(opts.overrides?.queue as object) },
+  });
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/phi-gateway.js'), 'start', 'smtp'], {
     env: {
       ...process.env,

@@ -77,7 +77,9 @@ export class RawSmtp {
 }
 
 /** A minimal complete message with CRLF line endings. */
-export function makeMessage(opts: { from?: string; to?: string; subject?: string; body?: string; extraHeaders?: string[] } = {}): string {
+export function makeMessage(
+  opts: { from?: string; to?: string; subject?: string; body?: string; extraHeaders?: string[] } = {},
+): string {
   const lines = [
     `From: ${opts.from ?? 'staff@clinic.example'}`,
     `To: ${opts.to ?? 'partner@example.org'}`,

@@ -27,7 +27,12 @@ describe('web app (integration)', function () {
   it('reports health as JSON: SMTP listening, database reachable, queue depth', async () => {
     const res = await fetch(`${base}/healthz`);
     expect(res.status).to.equal(200);
-    const body = (await res.json()) as { status: string; smtp: { listening: boolean }; database: { reachable: boolean }; queue: { messages: number } };
+    const body = (await res.json()) as {
+      status: string;
+      smtp: { listening: boolean };
+      database: { reachable: boolean };
+      queue: { messages: number };
+    };
     expect(body.status).to.equal('ok');
     expect(body.smtp.listening).to.equal(true);
     expect(body.database.reachable).to.equal(true);
@@ -49,9 +54,15 @@ describe('web app (integration)', function () {
   it('shows mail kept by the built-in outbox, escaped, and never cached', async () => {
     await nodemailer
       .createTransport({ host: '127.0.0.1', port: gw.smtpPort, secure: false, ignoreTLS: true })
-      .sendMail({ from: 'staff@clinic.example', to: 'friend@example.org', subject: 'Lunch <b>Friday</b>', text: 'See you at noon.' });
+      .sendMail({
+        from: 'staff@clinic.example',
+        to: 'friend@example.org',
+        subject: 'Lunch <b>Friday</b>',
+        text: 'See you at noon.',
+      });
     const end = Date.now() + 10000;
-    while (Date.now() < end && !(await gw.store.db('outbox').first())) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() < end && !(await gw.store.db('outbox').first()))
+      await new Promise((r) => setTimeout(r, 50));
     const list = await fetch(`${base}/outbox`);
     expect(list.headers.get('cache-control')).to.equal('no-store');
     const html = await list.text();
