@@ -142,6 +142,113 @@ export const dlpSchema = z.strictObject({
     .default(2 * SECOND),
 });
 
+const domainList = z.array(z.string().toLowerCase()).default([]);
+
+export const policySchema = z.strictObject({
+  /**
+   * Domains of the practice itself (and its own mail server): mail to them stays inside, so it leaves in
+   * clear even when it holds PHI. Exact domains; `*.example.org` also covers its subdomains.
+   */
+  internalDomains: domainList,
+  /** Recipient addresses or domains exempt from protection by an admin (an allow-list; use sparingly). */
+  exemptRecipients: domainList,
+  /** Recipient domains whose mail is always protected, PHI or not. */
+  alwaysProtectDomains: domainList,
+  /** Recipient domains that must get PGP: without a valid key the message is held, never sent as a pickup. */
+  requirePgpDomains: domainList,
+  /** Recipient domains that may not get a pickup: without a key the message is quarantined. */
+  noPickupDomains: domainList,
+  /** Subject tags that force protection (matched in brackets, any case, spaces tolerated) and are removed. */
+  subjectTags: z.array(z.string()).default(['secure', 'encrypt']),
+  /** Header values that force protection, as `Header-Name: value` (any case), e.g. Outlook's Sensitivity. */
+  protectHeaders: z.array(z.string()).default(['Sensitivity: Company-Confidential']),
+  /** The outer subject of protected mail whose subject holds PHI. `{practice}` is the practice name. */
+  neutralSubject: z.string().default('Secure message from {practice}'),
+});
+
+export const pgpSchema = z.strictObject({
+  /** Recipient domains whose keys may be looked up by Web Key Directory (HTTPS). Empty: WKD is off. */
+  wkdDomains: domainList,
+  /** Time allowed for one WKD lookup, in milliseconds. */
+  wkdTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(5 * SECOND),
+  /** How long a WKD answer (a key or "no key") is cached, in milliseconds. 1 day. */
+  wkdCacheTtl: z
+    .number()
+    .int()
+    .positive()
+    .default(1 * DAY),
+});
+
+export const pickupSchema = z.strictObject({
+  /** How long a pickup can be opened, in milliseconds. 30 days. Rules may set their own. */
+  expiry: z
+    .number()
+    .int()
+    .positive()
+    .default(30 * DAY),
+  /** Where the password goes: a separate email to the recipient, the sender (to pass on by phone), or an SMS webhook. */
+  passwordDelivery: z.enum(['email', 'sender', 'sms']).default('email'),
+  /** Delay between the notice and the password mail, in milliseconds. The password never goes first. */
+  passwordDelay: z
+    .number()
+    .int()
+    .min(0)
+    .default(1 * MINUTE),
+  /** For passwordDelivery: sms — URL that receives `{"to", "text", "reference"}` as JSON by POST. */
+  smsWebhookUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Notices come from the sender's address by default; set an address here to send them from the gateway (Reply-To is the sender). */
+  notifyFrom: z.string().optional(),
+  /** Failed passwords before a pickup (and the client's IP) is locked for lockoutDuration. */
+  maxFailures: z.number().int().positive().default(5),
+  /** How long a temporary lock lasts, in milliseconds. 15 minutes. */
+  lockoutDuration: z
+    .number()
+    .int()
+    .positive()
+    .default(15 * MINUTE),
+  /** Failed passwords before a hard lock that only the sender or an admin can lift. */
+  hardLockFailures: z.number().int().positive().default(20),
+  /** An opened pickup's session ends after this long without use, in milliseconds. 15 minutes. */
+  sessionIdleTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(15 * MINUTE),
+  /** Secure replies: kept sealed for the sender to read after signing in, or delivered straight to the sender. */
+  replyDelivery: z.enum(['sealed', 'direct']).default('sealed'),
+  /** Tell the sender when a recipient first opens a pickup. */
+  openedNotice: z.boolean().default(true),
+  /** How often expired pickups are purged, in milliseconds. */
+  purgeInterval: z
+    .number()
+    .int()
+    .positive()
+    .default(10 * MINUTE),
+});
+
+export const redactionSchema = z.strictObject({
+  /** Redact images of mail sent as a pickup: for external recipients (default), always, or never. */
+  gateway: z.enum(['external', 'on', 'off']).default('external'),
+  /** How a region is hidden: a frosted fill made from its surroundings, or a solid box. */
+  mode: z.enum(['frost', 'solid']).default('frost'),
+  /** OCR workers (tesseract.js). 0: one per core. */
+  workers: z.number().int().min(0).default(0),
+  /** Images larger than this many pixels are refused (sharp limitInputPixels). */
+  maxInputPixels: z.number().int().positive().default(100_000_000),
+  /** Images are scaled down to at most this many pixels for OCR. */
+  ocrMaxPixels: z.number().int().positive().default(12_000_000),
+  /** Time allowed to redact one image, in milliseconds. */
+  timeout: z
+    .number()
+    .int()
+    .positive()
+    .default(60 * SECOND),
+});
+
 export const configSchema = z.strictObject({
   /** Where state lives: database, spool, blobs, keys. Env: PHIGW_DATA_DIR. */
   dataDir: z.string().default('./data'),
@@ -156,6 +263,10 @@ export const configSchema = z.strictObject({
   relay: relaySchema.default(() => relaySchema.parse({})),
   queue: queueSchema.default(() => queueSchema.parse({})),
   dlp: dlpSchema.default(() => dlpSchema.parse({})),
+  policy: policySchema.default(() => policySchema.parse({})),
+  pgp: pgpSchema.default(() => pgpSchema.parse({})),
+  pickup: pickupSchema.default(() => pickupSchema.parse({})),
+  redaction: redactionSchema.default(() => redactionSchema.parse({})),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -163,3 +274,7 @@ export type SmtpConfig = z.infer<typeof smtpSchema>;
 export type RelayConfig = z.infer<typeof relaySchema>;
 export type QueueConfig = z.infer<typeof queueSchema>;
 export type DlpConfig = z.infer<typeof dlpSchema>;
+export type PolicyConfig = z.infer<typeof policySchema>;
+export type PgpConfig = z.infer<typeof pgpSchema>;
+export type PickupConfig = z.infer<typeof pickupSchema>;
+export type RedactionConfig = z.infer<typeof redactionSchema>;
