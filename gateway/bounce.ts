@@ -22,6 +22,10 @@ export interface BounceInput {
   arrivalDate: Date;
   /** Header lines of the original that are safe to quote (Message-ID, Date, From, To). */
   originalHeaders: string;
+  /** Replaces the closing advice (e.g. why a rule refused the message and how to send it safely). */
+  advice?: string;
+  /** Subject of the report. */
+  subject?: string;
   now?: Date;
 }
 
@@ -64,7 +68,9 @@ export function buildBounce(input: BounceInput): Buffer {
     `Your message could not be delivered to ${input.recipients.length === 1 ? 'this recipient' : 'these recipients'}:\r\n\r\n` +
     `${list}\r\n\r\n` +
     `Queue id: ${input.queueId}\r\n` +
-    `The original message is not attached. If you need to send it again, check the address and send it anew.\r\n`;
+    (input.advice ??
+      'The original message is not attached. If you need to send it again, check the address and send it anew.') +
+    '\r\n';
   const perRecipient = input.recipients
     .map((r) =>
       [
@@ -85,7 +91,7 @@ export function buildBounce(input: BounceInput): Buffer {
   const message =
     `From: Mail Delivery System <MAILER-DAEMON@${input.reportingMta}>\r\n` +
     `To: <${input.sender}>\r\n` +
-    `Subject: Undelivered Mail Returned to Sender\r\n` +
+    `Subject: ${input.subject ?? 'Undelivered Mail Returned to Sender'}\r\n` +
     `Date: ${rfc2822Date(now)}\r\n` +
     `Message-ID: <${input.queueId}.${randomBytes(6).toString('hex')}@${input.reportingMta}>\r\n` +
     `Auto-Submitted: auto-replied\r\n` +

@@ -31,7 +31,8 @@ export interface EnvelopeRow {
 /** How long a delivery attempt may hold envelopes before another worker may take them over. */
 export const ENVELOPE_LEASE_MS = 15 * 60 * 1000;
 const LEASE_MS = ENVELOPE_LEASE_MS;
-const TERMINAL = ['delivered', 'bounced'];
+// cancelled: a pickup password whose notice bounced (a password alone is never sent).
+const TERMINAL = ['delivered', 'bounced', 'cancelled'];
 
 interface Failure {
   env: EnvelopeRow;
@@ -49,6 +50,7 @@ export class Delivery {
     private readonly transport: Transport,
     private readonly onEnqueued: () => void,
     private readonly cache?: PlainCache,
+    private readonly sms?: Transport,
   ) {
     this.hostname = config.smtp.hostname ?? os.hostname();
   }
@@ -155,8 +157,9 @@ export class Delivery {
     }
 
     let result: SendResult;
+    const transport = first.kind === 'pickup-password-sms' && this.sms ? this.sms : this.transport;
     try {
-      result = await this.transport.send({
+      result = await transport.send({
         from: first.mail_from,
         to: group.map((e) => e.rcpt),
         raw,
@@ -200,6 +203,7 @@ export class Delivery {
     }
 
     // 1. Record what the next hop accepted, and the retries, before anything else.
+    let releasedWaiting = false;
     await this.store.write(async (trx) => {
       if (delivered.length > 0) {
         await trx('envelopes')
@@ -226,6 +230,20 @@ export class Delivery {
             response: result.response,
           })),
         );
+        // Passwords waiting for these notices are released after their delay.
+        const waiting = (await trx('envelopes')
+          .whereIn(
+            'after_id',
+            delivered.map((e) => e.id),
+          )
+          .andWhere('state', 'waiting')
+          .select('id', 'after_delay')) as Array<{ id: number; after_delay: number | null }>;
+        for (const w of waiting) {
+          await trx('envelopes')
+            .where({ id: w.id })
+            .update({ state: 'queued', next_attempt_at: now + Number(w.after_delay ?? 0), updated_at: now });
+        }
+        if (waiting.length > 0) releasedWaiting = true;
         await appendAudit(trx, {
           type: 'envelope.delivered',
           messageId: first.message_id,
@@ -283,6 +301,8 @@ export class Delivery {
         'deferred',
       );
     }
+
+    if (releasedWaiting) this.onEnqueued();
 
     // 2. Permanent failures bounce to the sender (a bounce itself is never bounced).
     if (permanent.length > 0) await this.bounce(first, permanent, raw, now, duration);
@@ -347,6 +367,14 @@ export class Delivery {
             response: f.response,
           });
         }
+        // A notice that cannot be delivered takes its password with it: a password alone is never sent.
+        await trx('envelopes')
+          .whereIn(
+            'after_id',
+            permanent.map((f) => f.env.id),
+          )
+          .andWhere('state', 'waiting')
+          .update({ state: 'cancelled', updated_at: now, last_response: 'notice bounced' });
         if (blobId) {
           await insertGeneratedEnvelope(trx, {
             messageId: first.message_id,

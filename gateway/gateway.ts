@@ -4,15 +4,18 @@ import os from 'node:os';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
 import type { Store } from '../store/store.js';
+import { GatewayError } from '../config/errors.js';
 import { Delivery, type EnvelopeRow } from './delivery.js';
 import { Intake } from './intake.js';
-import { defaultStages, type Stage } from './pipeline.js';
+import { parseStage, scanStage, type Stage } from './pipeline.js';
+import { actStage, routeStage, type Protection } from './protect.js';
+import { createProtection } from './protection.js';
 import { PlainCache } from './plain-cache.js';
 import { Pump } from './pump.js';
 import { RulesSource } from './rules.js';
 import { DlpScanner, type Scanner } from './scan.js';
 import { recoverSpool } from './spool.js';
-import { OutboxTransport, RelayTransport, type Transport } from './transport.js';
+import { OutboxTransport, RelayTransport, WebhookTransport, type Transport } from './transport.js';
 import { MessageWorkers, type MessageRow } from './workers.js';
 
 export interface GatewayOptions {
@@ -22,6 +25,8 @@ export interface GatewayOptions {
   scanner?: Scanner;
   stages?: Stage[];
   transport?: Transport;
+  /** Keyring, PGP/MIME and pickups; built from the store when not given. */
+  protection?: Protection;
 }
 
 export class Gateway {
@@ -34,6 +39,7 @@ export class Gateway {
   readonly rules?: RulesSource;
   private sweeper?: NodeJS.Timeout;
   private readonly cache = new PlainCache();
+  readonly protection: Protection;
 
   constructor(private readonly opts: GatewayOptions) {
     const { config, store, log } = opts;
@@ -48,7 +54,20 @@ export class Gateway {
       this.rules = new RulesSource(config.dlp.rulesFile, log);
       scanner = new DlpScanner(this.rules);
     }
-    const stages = opts.stages ?? defaultStages(scanner!);
+    const hostname = config.smtp.hostname ?? os.hostname();
+    this.protection = opts.protection ?? createProtection(store, config, log, hostname);
+    const stages = opts.stages ?? [
+      parseStage,
+      scanStage(scanner!),
+      routeStage(config, this.protection),
+      actStage(config, store, this.protection, hostname),
+    ];
+    if (config.pickup.passwordDelivery === 'sms' && !config.pickup.smsWebhookUrl) {
+      throw new GatewayError('CONFIG_INVALID', 'pickup.passwordDelivery is sms but pickup.smsWebhookUrl is not set');
+    }
+    const sms = config.pickup.smsWebhookUrl
+      ? new WebhookTransport(config.pickup.smsWebhookUrl, config.relay.timeout)
+      : undefined;
     this.delivery = new Delivery(
       store,
       config,
@@ -56,6 +75,7 @@ export class Gateway {
       this.transport,
       () => this.deliveryPump.wake(),
       this.cache,
+      sms,
     );
     this.workers = new MessageWorkers(
       store,
@@ -64,6 +84,7 @@ export class Gateway {
       stages,
       (groups) => this.deliveryPump.offer(groups),
       this.cache,
+      () => this.deliveryPump.wake(),
     );
     this.messagePump = new Pump({
       name: 'pipeline',

@@ -3,6 +3,8 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { GatewayError } from '../config/errors.js';
 import type { Scanner, Verdict } from './scan.js';
+import type { EncryptedKind, MessageDecision, RecipientRoute, Triggers } from './policy.js';
+import type { CreatedPickup } from './protect.js';
 
 export interface MessageContext {
   id: string;
@@ -12,22 +14,32 @@ export interface MessageContext {
   raw: Buffer;
   parsed?: ParsedMail;
   verdict?: Verdict;
-  routes?: Route[];
+  triggers?: Triggers;
+  encrypted?: EncryptedKind | null;
+  decision?: MessageDecision;
+  routes?: RecipientRoute[];
   plan?: PlannedEnvelope[];
+  pickups?: CreatedPickup[];
+  redaction?: { attachments: number; boxes: number };
+  /** Blobs sealed by the act stage: removed again if the message does not get enqueued. */
+  sealedBlobs?: string[];
 }
 
-/** What happens for one recipient. Only 'clean' exists until protection lands. */
-export interface Route {
-  rcpt: string;
-  action: 'clean' | 'quarantine' | 'block';
-  reason?: string;
-}
-
+/** One envelope to enqueue. */
 export interface PlannedEnvelope {
   rcpt: string;
-  kind: 'relay';
-  content: 'spool';
+  /** X-PHI-Gateway-Kind of what leaves: relay (the original), pgp, pickup-notice, pickup-password … */
+  kind: string;
+  /** Envelope sender; default the message's. */
+  mailFrom?: string;
+  content: 'spool' | 'blob';
+  blobId?: string;
   prefix: string;
+  /** Held for an admin with this reason instead of being sent. */
+  hold?: string;
+  /** Waits until the planned envelope at this index is delivered, then `afterDelay` ms more. */
+  after?: number;
+  afterDelay?: number;
 }
 
 export type StageVerdict =
@@ -67,53 +79,12 @@ export function scanStage(scanner: Scanner): Stage {
   };
 }
 
-export const routeStage: Stage = {
-  name: 'route',
-  run(ctx) {
-    const verdict = ctx.verdict;
-    if (!verdict) throw new GatewayError('STAGE_FAILED', 'route before scan');
-    // Fail closed until protection exists: PHI may not leave in clear, so it is held with the reason.
-    if (
-      verdict.phi ||
-      verdict.action === 'quarantine' ||
-      verdict.action === 'block' ||
-      verdict.action === 'protect'
-    ) {
-      const reason =
-        verdict.action === 'block'
-          ? 'BLOCKED_BY_RULE'
-          : verdict.action === 'quarantine'
-            ? 'QUARANTINED_BY_RULE'
-            : 'PHI_NO_PROTECTION';
-      return Promise.resolve({ verdict: 'quarantine', reason } as const);
-    }
-    ctx.routes = ctx.rcptTo.map((rcpt) => ({ rcpt, action: 'clean' as const }));
-    return Promise.resolve(CONTINUE);
-  },
-};
-
 /** Trace headers added to clean mail, after the Received line; rule ids and type names only, never content. */
 export function traceHeaders(ctx: MessageContext): string {
   const verdict = ctx.verdict;
   const monitored = verdict?.monitored.length ? `; monitored=${verdict.monitored.join(',')}` : '';
   const logged = verdict?.action === 'log' ? `; logged=${verdict.rules.join(',')}` : '';
   return `${ctx.trace}X-PHI-Gateway-Id: ${ctx.id}\r\nX-PHI-Gateway-Scan: ${verdict?.phi ? 'phi' : 'clean'}${logged}${monitored}\r\n`;
-}
-
-export const actStage: Stage = {
-  name: 'act',
-  run(ctx) {
-    if (!ctx.routes) throw new GatewayError('STAGE_FAILED', 'act before route');
-    const prefix = traceHeaders(ctx);
-    ctx.plan = ctx.routes
-      .filter((r) => r.action === 'clean')
-      .map((r) => ({ rcpt: r.rcpt, kind: 'relay' as const, content: 'spool' as const, prefix }));
-    return Promise.resolve(CONTINUE);
-  },
-};
-
-export function defaultStages(scanner: Scanner): Stage[] {
-  return [parseStage, scanStage(scanner), routeStage, actStage];
 }
 
 /** Runs one stage under a timeout. A timeout is an error like any other: the message is deferred. */

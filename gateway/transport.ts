@@ -158,3 +158,43 @@ export class OutboxTransport implements Transport {
     return Promise.resolve();
   }
 }
+
+/**
+ * Pickup passwords by text message: the JSON body built by notices.smsPayload is POSTed to the SMS
+ * gateway's webhook. 2xx accepts; 4xx refuses for good (the sender gets a bounce); anything else retries.
+ */
+export class WebhookTransport implements Transport {
+  readonly name = 'sms-webhook';
+  constructor(
+    private readonly url: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async send(mail: OutboundMail): Promise<SendResult> {
+    let res: Response;
+    try {
+      res = await fetch(this.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: new Uint8Array(mail.raw),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: 'error',
+      });
+    } catch (err) {
+      throw new TransportError('sms webhook unreachable', null, clip((err as Error).message), true);
+    }
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.ok) return { accepted: [...mail.to], rejected: [], response: `${res.status} sms webhook` };
+    const permanent = res.status >= 400 && res.status < 500 && res.status !== 429;
+    const code = permanent ? 550 : 451;
+    return {
+      accepted: [],
+      rejected: mail.to.map((rcpt) => ({ rcpt, code, response: `sms webhook answered ${res.status}` })),
+      response: `sms webhook answered ${res.status}`,
+    };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -9,7 +9,10 @@ import type { Store } from '../store/store.js';
 import { runStage, type MessageContext, type Stage } from './pipeline.js';
 import type { Verdict } from './scan.js';
 import type { PlainCache } from './plain-cache.js';
-import { ENVELOPE_LEASE_MS, type EnvelopeRow } from './delivery.js';
+import { ENVELOPE_LEASE_MS, insertGeneratedEnvelope, type EnvelopeRow } from './delivery.js';
+import { buildBounce, safeOriginalHeaders } from './bounce.js';
+import { newQueueId } from './ids.js';
+import os from 'node:os';
 import { retryDelay } from './retry.js';
 
 export interface MessageRow {
@@ -48,7 +51,12 @@ export class MessageWorkers {
     private readonly stages: readonly Stage[],
     private readonly onEnqueued: (groups: EnvelopeRow[][]) => void,
     private readonly cache?: PlainCache,
-  ) {}
+    private readonly onBlocked?: () => void,
+  ) {
+    this.hostname = config.smtp.hostname ?? os.hostname();
+  }
+
+  private readonly hostname: string;
 
   /** Claims up to n messages that are due (new, deferred and due, or abandoned by a crashed worker). */
   claim(n: number): Promise<MessageRow[]> {
@@ -101,9 +109,10 @@ export class MessageWorkers {
   async handle(row: MessageRow): Promise<void> {
     const started = Date.now();
     let stageName = 'load';
+    let ctx: MessageContext | undefined;
     try {
       const raw = this.cache?.get(row.id) ?? (await this.store.unseal('spool', row.id));
-      const ctx: MessageContext = {
+      ctx = {
         id: row.id,
         mailFrom: row.mail_from,
         rcptTo: JSON.parse(row.rcpt_to) as string[],
@@ -114,8 +123,9 @@ export class MessageWorkers {
         stageName = stage.name;
         const outcome = await runStage(stage, ctx, this.config.queue.stageTimeout);
         if (outcome.verdict === 'continue') continue;
+        await this.dropSealed(ctx);
         if (outcome.verdict === 'defer') return await this.defer(row, `${stage.name}:${outcome.reason}`);
-        // quarantine and reject both hold the message for an admin until protection and bounces land.
+        if (outcome.verdict === 'reject') return await this.block(row, ctx);
         return await this.hold(row, `${stage.name}:${outcome.reason}`, ctx);
       }
       stageName = 'enqueue';
@@ -126,6 +136,7 @@ export class MessageWorkers {
       );
       this.onEnqueued(groups);
     } catch (err) {
+      if (ctx) await this.dropSealed(ctx);
       const code = errorCode(err);
       this.log.warn({ evt: 'STAGE_FAILED', qid: row.id, stage: stageName, code, err }, 'stage failed');
       // A spool file that is gone or fails authentication can never succeed: hold it at once.
@@ -143,55 +154,155 @@ export class MessageWorkers {
     const plan = ctx.plan ?? [];
     const now = Date.now();
     const groups = new Map<string, EnvelopeRow[]>();
-    await this.store.write(async (trx) => {
-      for (const p of plan) {
-        // Enqueued already leased for sending: the delivery workers get them in memory, not by a claim query.
-        const env = {
-          message_id: row.id,
-          group_key: `${row.id}:${p.kind}`,
-          kind: p.kind,
-          mail_from: row.mail_from,
-          rcpt: p.rcpt,
-          content: p.content,
-          blob_id: null,
-          prefix: p.prefix,
-          attempts: 0,
-          created_at: row.created_at,
-        };
-        const [inserted] = (await trx('envelopes')
-          .insert({
-            ...env,
-            state: 'sending',
-            lease_until: now + ENVELOPE_LEASE_MS,
+    const usesSpool = plan.some((p) => p.content === 'spool');
+    const counts: Record<string, number> = {};
+    for (const r of ctx.routes ?? []) counts[r.action] = (counts[r.action] ?? 0) + 1;
+    await this.store.write(
+      async (trx) => {
+        const ids: number[] = [];
+        for (const p of plan) {
+          const waiting = p.after !== undefined;
+          const state = p.hold ? 'held' : waiting ? 'waiting' : 'sending';
+          const env = {
+            message_id: row.id,
+            // Envelopes sharing content and sender go out in one transaction.
+            group_key: p.content === 'blob' ? `${row.id}:blob:${p.blobId}` : `${row.id}:${p.kind}`,
+            kind: p.kind,
+            mail_from: p.mailFrom ?? row.mail_from,
+            rcpt: p.rcpt,
+            content: p.content,
+            blob_id: p.blobId ?? null,
+            prefix: p.prefix,
+            attempts: 0,
+            created_at: row.created_at,
+          };
+          const [inserted] = (await trx('envelopes')
+            .insert({
+              ...env,
+              state,
+              // Enqueued already leased for sending: the delivery workers get them in memory, not by a claim query.
+              lease_until: state === 'sending' ? now + ENVELOPE_LEASE_MS : null,
+              updated_at: now,
+              next_attempt_at: now,
+              hold_reason: p.hold ?? null,
+              after_id: waiting ? ids[p.after!] : null,
+              after_delay: waiting ? (p.afterDelay ?? 0) : null,
+            })
+            .returning('id')) as Array<{ id: number } | number>;
+          const id = typeof inserted === 'number' ? inserted : inserted!.id;
+          ids.push(id);
+          if (state !== 'sending') continue;
+          const group = groups.get(env.group_key) ?? [];
+          group.push({ id, ...env });
+          groups.set(env.group_key, group);
+        }
+        await trx('messages')
+          .where({ id: row.id })
+          .update({
+            state: usesSpool ? 'routed' : 'done',
+            spool_removed: !usesSpool,
             updated_at: now,
-            next_attempt_at: now,
-          })
-          .returning('id')) as Array<{ id: number } | number>;
-        const id = typeof inserted === 'number' ? inserted : inserted!.id;
-        const group = groups.get(env.group_key) ?? [];
-        group.push({ id, ...env });
-        groups.set(env.group_key, group);
-      }
-      await trx('messages')
-        .where({ id: row.id })
-        .update({
-          state: plan.length > 0 ? 'routed' : 'done',
-          updated_at: now,
-          lease_until: null,
-          reason: null,
-          verdict: JSON.stringify(verdictSummary(ctx.verdict)),
+            lease_until: null,
+            reason: null,
+            verdict: JSON.stringify(verdictSummary(ctx.verdict)),
+          });
+        await appendAudit(trx, {
+          type: 'message.routed',
+          messageId: row.id,
+          detail: {
+            ...counts,
+            envelopes: plan.length,
+            triggers: ctx.decision?.kind === 'per-recipient' ? ctx.decision.triggers : [],
+            ...(ctx.encrypted ? { passthrough: ctx.encrypted } : {}),
+            ...(ctx.pickups?.length ? { pickups: ctx.pickups.map((p) => p.id) } : {}),
+            ...(ctx.redaction ? { redactedAttachments: ctx.redaction.attachments, redactedBoxes: ctx.redaction.boxes } : {}),
+            ...verdictSummary(ctx.verdict),
+          },
         });
-      await appendAudit(trx, {
-        type: 'message.routed',
-        messageId: row.id,
-        detail: { clean: plan.length, ...verdictSummary(ctx.verdict) },
-      });
-    });
-    if (plan.length === 0) {
+      },
+      { syncDirs: ctx.sealedBlobs?.length ? ['blobs'] : [], durable: true },
+    );
+    if (!usesSpool) {
       this.cache?.delete(row.id);
       await this.store.removeSealed('spool', row.id);
     }
     return [...groups.values()];
+  }
+
+  /** A rule blocks the message: the sender gets a bounce naming the rule and the finding types, never the text. */
+  private async block(row: MessageRow, ctx: MessageContext): Promise<void> {
+    const decision = ctx.decision;
+    const rules = decision?.kind === 'block' ? decision.rules : [];
+    const types = decision?.kind === 'block' ? decision.types : [];
+    const now = Date.now();
+    let blobId: string | null = null;
+    if (row.mail_from !== '') {
+      const tag = this.config.policy.subjectTags[0];
+      const dsn = buildBounce({
+        reportingMta: this.hostname,
+        queueId: row.id,
+        sender: row.mail_from,
+        subject: 'Message not sent: it appears to contain protected health information',
+        recipients: (JSON.parse(row.rcpt_to) as string[]).map((rcpt) => ({
+          rcpt,
+          action: 'failed' as const,
+          status: '5.7.1',
+          diagnostic: `refused by rule ${rules.join(', ') || 'policy'} (found: ${types.join(', ') || 'PHI'})`,
+        })),
+        arrivalDate: new Date(Number(row.created_at)),
+        originalHeaders: safeOriginalHeaders(ctx.raw),
+        advice:
+          `Nothing was sent to any recipient. The rule${rules.length === 1 ? '' : 's'} ${rules.join(', ')} ` +
+          `found ${types.join(', ') || 'protected health information'} in it.\r\n\r\n` +
+          (tag
+            ? `To send it securely, send it again with [${tag}] in the subject: it then goes out encrypted ` +
+              `or as a secure pickup. Or remove that information and send it again.`
+            : 'Remove that information and send it again, or ask your administrator.'),
+      });
+      blobId = newQueueId();
+      await this.store.seal('blobs', blobId, dsn);
+    }
+    await this.store.write(
+      async (trx) => {
+        await trx('messages')
+          .where({ id: row.id })
+          .update({
+            state: 'blocked',
+            spool_removed: true,
+            attempts: row.attempts + 1,
+            lease_until: null,
+            reason: 'BLOCKED_BY_RULE',
+            updated_at: now,
+            verdict: JSON.stringify(verdictSummary(ctx.verdict)),
+          });
+        if (blobId) {
+          await insertGeneratedEnvelope(trx, {
+            messageId: row.id,
+            kind: 'bounce',
+            mailFrom: '',
+            rcpt: row.mail_from,
+            blobId,
+            now,
+          });
+        }
+        await appendAudit(trx, {
+          type: 'message.blocked',
+          messageId: row.id,
+          detail: { rules, types, notified: blobId !== null, ...verdictSummary(ctx.verdict) },
+        });
+      },
+      { syncDirs: blobId ? ['blobs'] : [], durable: true },
+    );
+    this.cache?.delete(row.id);
+    await this.store.removeSealed('spool', row.id);
+    this.log.warn({ evt: 'MESSAGE_BLOCKED', qid: row.id, rules }, 'blocked by rule; sender notified');
+    this.onBlocked?.();
+  }
+
+  /** Blobs the act stage sealed for a message that is not enqueued after all are removed again. */
+  private async dropSealed(ctx: MessageContext): Promise<void> {
+    for (const id of ctx.sealedBlobs ?? []) await this.store.removeSealed('blobs', id).catch(() => undefined);
+    ctx.sealedBlobs = [];
   }
 
   private async defer(row: MessageRow, reason: string): Promise<void> {

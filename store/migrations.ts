@@ -101,6 +101,62 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0004_protection': {
+    async up(knex) {
+      await knex.schema.alterTable('envelopes', (t) => {
+        // A pickup password waits for its notice: released `after_delay` ms after envelope `after_id` is delivered.
+        t.integer('after_id');
+        t.integer('after_delay');
+        // Why a recipient's copy is held for an admin (PGP_KEY_REQUIRED, PICKUP_NOT_ALLOWED …).
+        t.string('hold_reason', 64);
+        t.index(['after_id']);
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable('envelopes', (t) => {
+        t.dropIndex(['after_id']);
+        t.dropColumn('after_id');
+        t.dropColumn('after_delay');
+        t.dropColumn('hold_reason');
+      });
+    },
+  },
+  '0005_web_auth': {
+    async up(knex) {
+      await knex.schema.alterTable('users', (t) => {
+        t.text('totp_secret'); // encrypted with the master key (Store.encryptValue), never in clear
+        t.bigInteger('totp_enrolled_at');
+        t.bigInteger('totp_last_step'); // a code is accepted once (no replay within its window)
+        t.integer('failed_logins').notNullable().defaultTo(0);
+        t.bigInteger('locked_until');
+        t.bigInteger('password_changed_at');
+      });
+      await knex.schema.createTable('web_sessions', (t) => {
+        t.string('id_hash', 64).primary(); // SHA-256 of the cookie value; the value itself is never stored
+        t.integer('user_id').notNullable().references('users.id');
+        t.string('stage', 16).notNullable(); // totp | enrol | active
+        t.string('csrf', 64).notNullable();
+        t.text('pending_secret'); // TOTP seed being enrolled, encrypted
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('last_seen_at').notNullable();
+        t.string('ip', 64);
+        t.index(['user_id']);
+      });
+      await knex.schema.createTable('rate_limits', (t) => {
+        t.string('key', 128).primary(); // e.g. login-ip:203.0.113.9
+        t.bigInteger('window_start').notNullable();
+        t.integer('count').notNullable();
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTableIfExists('rate_limits');
+      await knex.schema.dropTableIfExists('web_sessions');
+      await knex.schema.alterTable('users', (t) => {
+        for (const c of ['totp_secret', 'totp_enrolled_at', 'totp_last_step', 'failed_logins', 'locked_until', 'password_changed_at'])
+          t.dropColumn(c);
+      });
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

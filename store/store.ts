@@ -1,7 +1,9 @@
 // The store: the database (knex; SQLite in WAL mode by default), the sealed-file directories and the
 // master key. All writes go through `write`, which group-commits concurrent callers into one transaction,
 // so durability (fsync per commit) costs one sync per batch rather than one per message.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { GatewayError } from '../config/errors.js';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { ResolvedConfig } from '../config/load.js';
@@ -96,6 +98,31 @@ export class Store {
   /** Reads a sealed file, authenticated. Throws SPOOL_MISSING / SPOOL_CORRUPT. */
   unseal(area: SealedArea, id: string): Promise<Buffer> {
     return readSealed(this.areaDir(area), id, this.masterKey);
+  }
+
+  /**
+   * Encrypts a small secret for a database column (TOTP seeds, the organisation key): AES-256-GCM under the
+   * master key, bound to `purpose` (e.g. `totp:42`) so a value copied to another row does not open.
+   */
+  encryptValue(purpose: string, plain: Buffer): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.masterKey, iv);
+    cipher.setAAD(Buffer.from(`phigw-value:${purpose}`));
+    const enc = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return `v1.${Buffer.concat([iv, cipher.getAuthTag(), enc]).toString('base64')}`;
+  }
+
+  decryptValue(purpose: string, value: string): Buffer {
+    if (!value.startsWith('v1.')) throw new GatewayError('SPOOL_CORRUPT', 'unknown value format');
+    const raw = Buffer.from(value.slice(3), 'base64');
+    const decipher = createDecipheriv('aes-256-gcm', this.masterKey, raw.subarray(0, 12));
+    decipher.setAAD(Buffer.from(`phigw-value:${purpose}`));
+    decipher.setAuthTag(raw.subarray(12, 28));
+    try {
+      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]);
+    } catch {
+      throw new GatewayError('SPOOL_CORRUPT', 'value failed authentication');
+    }
   }
 
   removeSealed(area: SealedArea, id: string): Promise<void> {

@@ -2,7 +2,7 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { Knex } from 'knex';
 
-export type Role = 'staff' | 'admin';
+export type Role = 'staff' | 'admin' | 'auditor';
 
 const SCRYPT = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 

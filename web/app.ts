@@ -9,6 +9,8 @@ import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
 import type { Store } from '../store/store.js';
 import { html, page } from './html.js';
+import { createStaffAuth } from './staff-auth.js';
+import { createStaffPages } from './staff-pages.js';
 
 export interface WebOptions {
   config: ResolvedConfig;
@@ -183,6 +185,11 @@ ${rows.map(
     );
   });
   app.use('/outbox', outbox);
+
+  // Staff and admin side: sign-in, then the pages and their JSON twins.
+  const auth = createStaffAuth({ config, store, log });
+  app.use(auth.router);
+  app.use(createStaffPages({ config, store, log, auth }));
 
   app.use((_req, res) => {
     res

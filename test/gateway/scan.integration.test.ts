@@ -1,6 +1,6 @@
-// The scan stage in the running gateway: PHI is held with its reason (never sent in clear until protection
-// lands), clean mail carries the verdict header, the audit log explains both, and a rules change made
-// while the gateway runs governs the very next message.
+// The scan stage in the running gateway: PHI never leaves in clear (it goes out protected), clean mail
+// carries the verdict header, the audit log explains both, and a rules change made while the gateway runs
+// governs the very next message.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,7 +36,7 @@ async function finalState(
       reason: string | null;
       verdict: string | null;
     };
-    if (['held', 'done'].includes(row.state) || Date.now() > end) return row;
+    if (['held', 'done', 'blocked'].includes(row.state) || Date.now() > end) return row;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -58,7 +58,7 @@ describe('scan stage (integration)', function () {
     gw = await startGateway({
       relayUrl: capture.url,
       dataDir: dir,
-      overrides: { dlp: { rulesFile, reloadInterval: 50 } },
+      overrides: { dlp: { rulesFile, reloadInterval: 50 }, pickup: { passwordDelay: 0 } },
     });
   });
 
@@ -83,7 +83,7 @@ describe('scan stage (integration)', function () {
     expect(JSON.parse(audit.detail)).to.include({ phi: false, action: 'clean' });
   });
 
-  it('follows a rules change without a restart: the next message with a deny-listed term is held', async () => {
+  it('follows a rules change without a restart: the next message with a deny-listed term is protected', async () => {
     const message = makeMessage({
       subject: 'Notes',
       body: 'Minutes of the Project Bluebird review are attached.',
@@ -95,8 +95,7 @@ describe('scan stage (integration)', function () {
     await new Promise((r) => setTimeout(r, 300));
     const after = await send(gw.smtpPort, message);
     const row = await finalState(gw, after);
-    expect(row.state).to.equal('held');
-    expect(row.reason).to.equal('route:PHI_NO_PROTECTION');
+    expect(row.state).to.equal('done');
     const verdict = JSON.parse(row.verdict!) as {
       phi: boolean;
       rules: string[];
@@ -111,15 +110,19 @@ describe('scan stage (integration)', function () {
     });
     const audit = (await gw.store
       .db('audit_events')
-      .where({ message_id: after, type: 'message.held' })
+      .where({ message_id: after, type: 'message.routed' })
       .first()) as { detail: string };
+    expect(JSON.parse(audit.detail)).to.deep.include({ pickup: 1, triggers: ['dlp'] });
     expect(audit.detail).to.contain('deny-list');
     expect(audit.detail, 'no content in the audit log').not.to.contain('Bluebird');
+    await capture.waitFor(3);
     const delivered = capture.messages.filter((m) => m.raw.toString().includes(`X-PHI-Gateway-Id: ${after}`));
-    expect(delivered, 'held mail never leaves').to.have.length(0);
+    expect(delivered, 'nothing of it leaves in clear').to.have.length(0);
+    expect(capture.messages.some((m) => m.raw.toString().includes('X-PHI-Gateway-Kind: pickup-notice'))).to.equal(true);
+    expect(capture.messages.every((m) => !m.raw.toString().includes('Bluebird'))).to.equal(true);
   });
 
-  it('holds a message whose attachment cannot be read (it may hold PHI)', async () => {
+  it('protects a message whose attachment cannot be read (it may hold PHI)', async () => {
     const boundary = 'b1';
     const message = [
       'From: staff@clinic.example',
@@ -141,7 +144,7 @@ describe('scan stage (integration)', function () {
       '',
     ].join('\r\n');
     const row = await finalState(gw, await send(gw.smtpPort, message));
-    expect(row.state).to.equal('held');
+    expect(row.state).to.equal('done');
     expect(JSON.parse(row.verdict!)).to.deep.include({
       rules: ['unreadable-attachment'],
       types: ['UNREADABLE_ATTACHMENT'],

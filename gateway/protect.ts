@@ -1,0 +1,261 @@
+// The route and act stages with protection: decide per recipient (policy.ts), then build what leaves —
+// the original in clear, one PGP/MIME message for the keyed recipients, or a sealed pickup with a notice
+// and a separate password for everyone else. Everything it produces is sealed before the envelopes that
+// point at it commit; it never hands anything readable to delivery for a protected recipient.
+import type { ParsedMail, AddressObject } from 'mailparser';
+import type { ResolvedConfig } from '../config/load.js';
+import { GatewayError } from '../config/errors.js';
+import type { Store } from '../store/store.js';
+import { newQueueId } from './ids.js';
+import { rewriteHeaders } from './mime-headers.js';
+import {
+  buildPasswordForSender,
+  buildPasswordMail,
+  buildPickupNotice,
+  smsPayload,
+  type NoticeContext,
+  type Party,
+} from './notices.js';
+import type { MessageContext, PlannedEnvelope, Stage, StageVerdict } from './pipeline.js';
+import { traceHeaders } from './pipeline.js';
+import {
+  decideRoutes,
+  findTriggers,
+  subjectHoldsPhi,
+  type EncryptedKind,
+  type RecipientRoute,
+} from './policy.js';
+
+export interface PickupContent {
+  from: string;
+  to: string[];
+  cc: string[];
+  subject: string;
+  date: string;
+  text: string;
+  html: string | null;
+  attachments: Array<{ filename: string; contentType: string; content: Buffer; cid?: string; inline?: boolean }>;
+}
+
+export interface CreatedPickup {
+  id: string;
+  rcpt: string;
+  token: string;
+  password: string;
+  reference: string;
+  expiresAt: number;
+}
+
+/** What protection needs from the keyring, the PGP/MIME builder and the pickup store. */
+export interface Protection {
+  detectEncrypted(raw: Buffer): EncryptedKind | null;
+  hasKey(address: string): Promise<boolean>;
+  /** One PGP/MIME message for all `rcpts` (encrypted to each one's key, signed by the organisation). */
+  encrypt(input: { raw: Buffer; rcpts: string[]; outerSubject: string; extraHeaders: string }): Promise<Buffer>;
+  createPickups(input: {
+    messageId: string;
+    sender: string;
+    recipients: string[];
+    content: PickupContent;
+    expiresAt: number;
+  }): Promise<CreatedPickup[]>;
+  /** Optional image redaction of pickup attachments (external recipients). Returns the content to seal. */
+  redact?(content: PickupContent, signal: AbortSignal): Promise<{ content: PickupContent; redacted: number; boxes: number }>;
+}
+
+function addressList(field: AddressObject | AddressObject[] | undefined): string[] {
+  const objs = Array.isArray(field) ? field : field ? [field] : [];
+  return objs.flatMap((o) => o.value.map((a) => (a.name ? `${a.name} <${a.address ?? ''}>` : (a.address ?? ''))));
+}
+
+function senderParty(parsed: ParsedMail, mailFrom: string): Party {
+  const first = parsed.from?.value[0];
+  const address = first?.address || mailFrom;
+  return { name: first?.name ?? '', address };
+}
+
+/** The pickup's content, from the parsed original (the real subject, without the tag). */
+export function pickupContent(parsed: ParsedMail, subject: string): PickupContent {
+  return {
+    from: addressList(parsed.from)[0] ?? '',
+    to: addressList(parsed.to),
+    cc: addressList(parsed.cc),
+    subject,
+    date: (parsed.date ?? new Date()).toISOString(),
+    text: parsed.text ?? '',
+    html: typeof parsed.html === 'string' ? parsed.html : null,
+    attachments: parsed.attachments.map((a, i) => ({
+      filename: a.filename ?? `attachment-${i + 1}`,
+      contentType: a.contentType || 'application/octet-stream',
+      content: a.content,
+      ...(a.cid ? { cid: a.cid } : {}),
+      ...(a.related || a.contentDisposition === 'inline' ? { inline: true } : {}),
+    })),
+  };
+}
+
+export function routeStage(config: ResolvedConfig, protection: Protection): Stage {
+  return {
+    name: 'route',
+    async run(ctx): Promise<StageVerdict> {
+      const { verdict, parsed } = ctx;
+      if (!verdict || !parsed) throw new GatewayError('STAGE_FAILED', 'route before scan');
+      ctx.triggers = findTriggers(parsed, config.policy);
+      ctx.encrypted = protection.detectEncrypted(ctx.raw);
+      const decision = await decideRoutes({
+        verdict,
+        triggers: ctx.triggers,
+        encrypted: ctx.encrypted,
+        rcptTo: ctx.rcptTo,
+        policy: config.policy,
+        hasKey: (a) => protection.hasKey(a),
+      });
+      ctx.decision = decision;
+      if (decision.kind === 'quarantine') return { verdict: 'quarantine', reason: decision.reason };
+      if (decision.kind === 'block') return { verdict: 'reject', reason: 'BLOCKED_BY_RULE' };
+      ctx.routes = decision.routes;
+      return { verdict: 'continue' };
+    },
+  };
+}
+
+function byAction(routes: readonly RecipientRoute[], action: RecipientRoute['action']): string[] {
+  return routes.filter((r) => r.action === action).map((r) => r.rcpt);
+}
+
+export function actStage(config: ResolvedConfig, store: Store, protection: Protection, hostname: string): Stage {
+  const seal = async (ctx: MessageContext, content: Buffer): Promise<string> => {
+    const id = newQueueId();
+    (ctx.sealedBlobs ??= []).push(id);
+    await store.seal('blobs', id, content);
+    return id;
+  };
+  return {
+    name: 'act',
+    async run(ctx, signal): Promise<StageVerdict> {
+      const { routes, parsed, verdict, triggers } = ctx;
+      if (!routes || !parsed || !verdict || !triggers) throw new GatewayError('STAGE_FAILED', 'act before route');
+      const plan: PlannedEnvelope[] = [];
+      const trace = traceHeaders(ctx);
+      const tagRemoved = triggers.subjectWithoutTag;
+      // The original as it may leave in clear: byte-identical, or with only the tag taken out of the subject.
+      let clearRaw: string | null = null;
+      const clean = byAction(routes, 'clean');
+      if (clean.length > 0) {
+        if (tagRemoved === null) {
+          for (const rcpt of clean) plan.push({ rcpt, kind: 'relay', content: 'spool', prefix: trace });
+        } else {
+          clearRaw = await seal(
+            ctx,
+            Buffer.concat([
+              Buffer.from(trace, 'latin1'),
+              rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } }),
+            ]),
+          );
+          for (const rcpt of clean) plan.push({ rcpt, kind: 'relay', content: 'blob', blobId: clearRaw, prefix: '' });
+        }
+      }
+      const realSubject = tagRemoved ?? parsed.subject ?? '';
+      const neutral = config.policy.neutralSubject.replace(/\{practice\}/g, config.practiceName);
+      const outerSubject = subjectHoldsPhi(verdict) ? neutral : realSubject || neutral;
+
+      const pgp = byAction(routes, 'pgp');
+      if (pgp.length > 0) {
+        const inner = tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } });
+        const encrypted = await protection.encrypt({
+          raw: inner,
+          rcpts: pgp,
+          outerSubject,
+          extraHeaders: trace,
+        });
+        const blobId = await seal(ctx, encrypted);
+        for (const rcpt of pgp) plan.push({ rcpt, kind: 'pgp', content: 'blob', blobId, prefix: '' });
+      }
+
+      const pickup = byAction(routes, 'pickup');
+      ctx.pickups = [];
+      if (pickup.length > 0) {
+        let content = pickupContent(parsed, realSubject);
+        if (protection.redact && config.redaction.gateway !== 'off') {
+          const result = await protection.redact(content, signal);
+          content = result.content;
+          ctx.redaction = { attachments: result.redacted, boxes: result.boxes };
+        }
+        const sender = senderParty(parsed, ctx.mailFrom);
+        const created = await protection.createPickups({
+          messageId: ctx.id,
+          sender: sender.address,
+          recipients: pickup,
+          content,
+          expiresAt: Date.now() + config.pickup.expiry,
+        });
+        ctx.pickups = created;
+        const notice: NoticeContext = {
+          practice: config.practiceName,
+          hostname,
+          sender,
+          notifyFrom: config.pickup.notifyFrom,
+          inReplyTo: parsed.messageId,
+        };
+        const route = config.pickup.passwordDelivery;
+        for (const p of created) {
+          const link = `${config.publicUrl}/p/${p.token}`;
+          const noticeBlob = await seal(
+            ctx,
+            await buildPickupNotice(notice, {
+              rcpt: p.rcpt,
+              link,
+              reference: p.reference,
+              expiresAt: p.expiresAt,
+              passwordRoute: route,
+            }),
+          );
+          const noticeIndex = plan.length;
+          plan.push({ rcpt: p.rcpt, kind: 'pickup-notice', content: 'blob', blobId: noticeBlob, prefix: '' });
+          if (route === 'email') {
+            const blobId = await seal(ctx, await buildPasswordMail(notice, p));
+            plan.push({
+              rcpt: p.rcpt,
+              kind: 'pickup-password',
+              content: 'blob',
+              blobId,
+              prefix: '',
+              after: noticeIndex,
+              afterDelay: config.pickup.passwordDelay,
+            });
+          } else if (route === 'sender') {
+            const blobId = await seal(ctx, await buildPasswordForSender(notice, p));
+            plan.push({
+              rcpt: sender.address,
+              kind: 'pickup-password',
+              content: 'blob',
+              blobId,
+              prefix: '',
+              mailFrom: '',
+              after: noticeIndex,
+              afterDelay: 0,
+            });
+          } else {
+            const blobId = await seal(ctx, smsPayload(notice, p));
+            plan.push({
+              rcpt: p.rcpt,
+              kind: 'pickup-password-sms',
+              content: 'blob',
+              blobId,
+              prefix: '',
+              after: noticeIndex,
+              afterDelay: config.pickup.passwordDelay,
+            });
+          }
+        }
+      }
+
+      for (const r of routes) {
+        if (r.action === 'hold')
+          plan.push({ rcpt: r.rcpt, kind: 'relay', content: 'spool', prefix: trace, hold: r.reason });
+      }
+      ctx.plan = plan;
+      return { verdict: 'continue' };
+    },
+  };
+}

@@ -1,0 +1,49 @@
+// Builds the gateway's Protection from the real parts: the recipient keyring, the organisation's signing
+// key, the PGP/MIME builder and the pickup store. Keys are loaded lazily, once, on first use.
+import type { ResolvedConfig } from '../config/load.js';
+import type { Logger } from '../config/log.js';
+import { createPickups } from '../store/pickups.js';
+import type { Store } from '../store/store.js';
+import { loadOrgKey, type OrgKey } from './org-key.js';
+import { Keyring } from './pgp-keyring.js';
+import { buildPgpMime, detectEncrypted } from './pgp-mime.js';
+import type { Protection } from './protect.js';
+import { GatewayError } from '../config/errors.js';
+
+export function createProtection(store: Store, config: ResolvedConfig, log: Logger, hostname: string): Protection {
+  const keyring = new Keyring(store, config.pgp);
+  let orgKey: Promise<OrgKey> | undefined;
+  const signingKey = (): Promise<OrgKey> => {
+    if (!orgKey) {
+      orgKey = loadOrgKey(store, { practiceName: config.practiceName, hostname });
+      // A failed load (e.g. a disk error) is retried by the next message, not cached.
+      orgKey.catch(() => {
+        orgKey = undefined;
+      });
+    }
+    return orgKey;
+  };
+  return {
+    detectEncrypted: (raw) => detectEncrypted(raw),
+    hasKey: async (address) => (await keyring.keyFor(address)) !== null,
+    async encrypt({ raw, rcpts, outerSubject, extraHeaders }) {
+      const keys = [];
+      for (const rcpt of rcpts) {
+        const key = await keyring.keyFor(rcpt);
+        // The key was valid when routing chose PGP; if it is gone now, defer rather than guess.
+        if (!key) throw new GatewayError('STAGE_FAILED', 'recipient key no longer valid');
+        keys.push(key);
+      }
+      const out = await buildPgpMime({
+        raw,
+        recipientKeys: keys,
+        signingKey: await signingKey(),
+        outerSubject,
+        extraHeaders,
+      });
+      log.debug({ evt: 'PGP_ENCRYPTED', rcpts: rcpts.length }, 'encrypted');
+      return out;
+    },
+    createPickups: (input) => createPickups(store, input),
+  };
+}
