@@ -7,6 +7,7 @@ import { createLogger } from '../config/log.js';
 import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
 import { Store } from '../store/store.js';
 import { addUser, generatePassword, type Role } from '../store/users.js';
+import { KEYS_USAGE, keysCommand } from './keys-command.js';
 
 const USAGE = `usage: phi-gateway <command>
 
@@ -18,7 +19,7 @@ const USAGE = `usage: phi-gateway <command>
                                    add an account; password from stdin, or generated and printed once
   audit verify                     check the audit log's hash chain
   audit export                     print the audit log as JSON lines
-
+${KEYS_USAGE}
 Configuration: PHIGW_CONFIG (YAML) and PHIGW_* variables; see README.md.
 `;
 
@@ -403,6 +404,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         throw new UsageError('users takes add EMAIL --role staff|admin');
       case 'audit':
         return await withStore(config, (s) => audit(s, sub));
+      case 'keys':
+        return await keysCommand(config, sub, rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

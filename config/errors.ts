@@ -29,6 +29,7 @@ export const errorCatalogue = {
   STAGE_TIMEOUT: {},
   DELIVERY_FAILED: {},
   CONFIG_INVALID: {},
+  PGP_FAILED: {},
   NOT_FOUND: { http: 404 },
 } as const satisfies Record<string, ErrorSpec>;
 

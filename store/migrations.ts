@@ -157,6 +157,41 @@ const migrations: Record<string, Migration> = {
       });
     },
   },
+  '0002_pgp_keys': {
+    async up(knex) {
+      // The recipient keyring: public keys only (a secret key given on import is cut to its public part).
+      await knex.schema.createTable('pgp_keys', (t) => {
+        t.string('fingerprint', 64).primary(); // uppercase hex, no spaces
+        t.text('armored').notNullable(); // ASCII-armoured public key (merged with every re-import)
+        t.text('emails').notNullable(); // JSON array, lowercased
+        t.text('user_ids').notNullable(); // JSON array of the user ID strings
+        t.bigInteger('created_at').notNullable(); // the key's creation time
+        t.bigInteger('expires_at'); // null: does not expire
+        t.boolean('revoked').notNullable().defaultTo(false);
+        t.boolean('can_encrypt').notNullable().defaultTo(false);
+        t.string('source', 255).notNullable(); // import:<file name> | wkd:<domain> | api
+        t.bigInteger('imported_at').notNullable(); // last import or update; parsed-key caches key on it
+      });
+      // Lookup by recipient address on the hot path, without scanning the JSON column.
+      await knex.schema.createTable('pgp_key_emails', (t) => {
+        t.string('email', 320).notNullable();
+        t.string('fingerprint', 64).notNullable().references('pgp_keys.fingerprint').onDelete('CASCADE');
+        t.primary(['email', 'fingerprint']);
+      });
+      // The organisation's own key pair: which sealed blob holds it. One row; the insert decides a race.
+      await knex.schema.createTable('org_keys', (t) => {
+        t.string('name', 32).primary(); // 'pgp'
+        t.string('fingerprint', 64).notNullable();
+        t.string('blob_id', 96).notNullable();
+        t.bigInteger('created_at').notNullable();
+      });
+    },
+    async down(knex) {
+      for (const table of ['org_keys', 'pgp_key_emails', 'pgp_keys']) {
+        await knex.schema.dropTableIfExists(table);
+      }
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

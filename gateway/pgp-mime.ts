@@ -1,0 +1,372 @@
+// PGP/MIME (RFC 3156) for the gateway: wraps a whole original message body, with protected headers,
+// into one signed-and-encrypted OpenPGP message; and tells mail that is already encrypted. The outer
+// message must never carry anything of the original beyond the addressing headers and a neutral subject.
+import { randomBytes } from 'node:crypto';
+import * as openpgp from 'openpgp';
+import { GatewayError } from '../config/errors.js';
+import type { OrgKey } from './org-key.js';
+import type { RecipientKey } from './pgp-keyring.js';
+
+export interface PgpMimeInput {
+  /** The original RFC 5322 message as received (CRLF line ends). */
+  raw: Buffer;
+  /** One key per recipient of this envelope; the message is encrypted to all of them. */
+  recipientKeys: RecipientKey[];
+  /** Signs the message (one combined signed-and-encrypted OpenPGP message, RFC 3156 §6.2). */
+  signingKey: OrgKey;
+  /** The Subject of the outer message, e.g. "Secure message from <practice>". */
+  outerSubject: string;
+  /** Replaces the Subject inside (e.g. with a [secure] tag removed); default: the original Subject line. */
+  innerSubject?: string;
+  /** Header lines for the outer message (each CRLF-terminated), e.g. trace headers; put first. */
+  extraHeaders?: string;
+}
+
+interface Field {
+  /** Lowercased field name. */
+  name: string;
+  /** The whole field as received, folding kept, with its final CRLF (latin1: bytes kept as they are). */
+  raw: string;
+}
+
+/** Headers that name the message and its people: kept outside (and inside) the encryption. */
+const OUTER_KEPT = new Set([
+  'from',
+  'to',
+  'cc',
+  'date',
+  'message-id',
+  'reply-to',
+  'in-reply-to',
+  'references',
+]);
+/** Copied into the encrypted part as protected headers (Protected Headers for Cryptographic E-mail). */
+const PROTECTED = new Set([...OUTER_KEPT, 'subject']);
+
+/** Splits a message into its header block (with the final CRLF of the last field) and its body. */
+function splitMessage(raw: Buffer): { head: string; body: Buffer } {
+  if (raw[0] === 0x0d && raw[1] === 0x0a) return { head: '', body: raw.subarray(2) };
+  let end = raw.indexOf('\r\n\r\n');
+  let sep = 4;
+  if (end < 0) {
+    end = raw.indexOf('\n\n');
+    sep = 2;
+  }
+  if (end < 0) return { head: raw.toString('latin1'), body: raw.subarray(raw.length) };
+  return { head: raw.toString('latin1', 0, end + sep / 2), body: raw.subarray(end + sep) };
+}
+
+function parseFields(head: string): Field[] {
+  const fields: Field[] = [];
+  const lines = head.split(/(?<=\n)/);
+  for (const line of lines) {
+    if ((line.startsWith(' ') || line.startsWith('\t')) && fields.length > 0) {
+      fields[fields.length - 1]!.raw += line;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue; // not a header field (e.g. an mbox "From " line): dropped
+    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), raw: line });
+  }
+  for (const f of fields) if (!f.raw.endsWith('\n')) f.raw += '\r\n';
+  return fields;
+}
+
+function fieldValue(f: Field): string {
+  return f.raw
+    .slice(f.raw.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]/g, ' ')
+    .trim();
+}
+
+/** A Subject field for a string given by us: one line, RFC 2047 encoded when not plain ASCII. */
+function subjectField(text: string): string {
+  const clean = text.replace(/[\r\n]+/g, ' ').trim();
+  if (/^[\x20-\x7e]*$/.test(clean)) return `Subject: ${clean}\r\n`;
+  const words: string[] = [];
+  let chunk = '';
+  for (const ch of clean) {
+    if (Buffer.byteLength(chunk + ch, 'utf8') > 45) {
+      words.push(chunk);
+      chunk = '';
+    }
+    chunk += ch;
+  }
+  if (chunk) words.push(chunk);
+  return `Subject: ${words.map((w) => `=?UTF-8?B?${Buffer.from(w, 'utf8').toString('base64')}?=`).join('\r\n ')}\r\n`;
+}
+
+const CRC24_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i << 16;
+    for (let j = 0; j < 8; j++) c = c & 0x800000 ? (c << 1) ^ 0x1864cfb : c << 1;
+    t[i] = c & 0xffffff;
+  }
+  return t;
+})();
+
+function crc24(data: Uint8Array): number {
+  let crc = 0xb704ce;
+  for (let i = 0; i < data.length; i++) crc = ((crc << 8) ^ CRC24_TABLE[((crc >> 16) ^ data[i]!) & 0xff]!) & 0xffffff;
+  return crc;
+}
+
+/**
+ * ASCII armour with CRLF line ends. With the CRC24 line: RFC 9580 makes it optional, but GnuPG 2.2 (still
+ * the Debian default) misreads the END line as data without it.
+ */
+function armour(data: Uint8Array): string {
+  const b64 = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+  const crc = crc24(data);
+  const lines: string[] = ['-----BEGIN PGP MESSAGE-----', ''];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  lines.push(`=${Buffer.from([crc >> 16, (crc >> 8) & 0xff, crc & 0xff]).toString('base64')}`);
+  lines.push('-----END PGP MESSAGE-----', '');
+  return lines.join('\r\n');
+}
+
+/** Builds the RFC 3156 multipart/encrypted message for one envelope. Throws GatewayError PGP_FAILED. */
+export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
+  if (input.recipientKeys.length === 0) throw new GatewayError('PGP_FAILED', 'no recipient key');
+  const extra = input.extraHeaders ?? '';
+  if (/\r\n\r\n|^\r\n/.test(extra) || (extra !== '' && !extra.endsWith('\r\n')))
+    throw new GatewayError('PGP_FAILED', 'extraHeaders must be CRLF-terminated header lines');
+
+  const { head, body } = splitMessage(input.raw);
+  const fields = parseFields(head);
+
+  // The inner entity: the original body entity (its Content-* fields and body bytes untouched), with the
+  // protected headers beside its Content-Type and `protected-headers="v1"` on it.
+  let inner = '';
+  const contentType = fields.find((f) => f.name === 'content-type');
+  inner += contentType
+    ? `${contentType.raw.replace(/[\s;]+$/, '')};\r\n protected-headers="v1"\r\n`
+    : 'Content-Type: text/plain; charset=us-ascii; protected-headers="v1"\r\n';
+  for (const f of fields) {
+    if (f.name.startsWith('content-') && f !== contentType) inner += f.raw;
+  }
+  for (const f of fields) {
+    if (!PROTECTED.has(f.name)) continue;
+    if (f.name === 'subject' && input.innerSubject !== undefined) continue;
+    inner += f.raw;
+  }
+  if (input.innerSubject !== undefined) inner += subjectField(input.innerSubject);
+  inner += '\r\n';
+  const payload = Buffer.concat([Buffer.from(inner, 'latin1'), body]);
+
+  let encrypted: Uint8Array;
+  try {
+    const message = await openpgp.createMessage({ binary: payload, format: 'binary' });
+    encrypted = await openpgp.encrypt({
+      message,
+      encryptionKeys: input.recipientKeys.map((k) => k.key),
+      signingKeys: input.signingKey.privateKey,
+      format: 'binary',
+    });
+  } catch (err) {
+    throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
+  }
+
+  const boundary = `phigw-pgp-${randomBytes(12).toString('hex')}`;
+  let outer = extra;
+  for (const f of fields) if (OUTER_KEPT.has(f.name)) outer += f.raw;
+  outer +=
+    subjectField(input.outerSubject) +
+    'MIME-Version: 1.0\r\n' +
+    `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n boundary="${boundary}"\r\n` +
+    'X-PHI-Gateway-Kind: pgp\r\n' +
+    '\r\n' +
+    'This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n' +
+    `--${boundary}\r\n` +
+    'Content-Type: application/pgp-encrypted\r\n' +
+    'Content-Description: PGP/MIME version identification\r\n' +
+    '\r\n' +
+    'Version: 1\r\n' +
+    '\r\n' +
+    `--${boundary}\r\n` +
+    'Content-Type: application/octet-stream; name="encrypted.asc"\r\n' +
+    'Content-Description: OpenPGP encrypted message\r\n' +
+    'Content-Disposition: inline; filename="encrypted.asc"\r\n' +
+    '\r\n' +
+    armour(encrypted) +
+    `\r\n--${boundary}--\r\n`;
+  return Buffer.from(outer, 'latin1');
+}
+
+// ---- Detection of mail that is already encrypted -------------------------------------------------------
+
+interface ContentType {
+  type: string;
+  params: Map<string, string>;
+}
+
+function parseContentType(value: string | undefined): ContentType | null {
+  if (!value) return null;
+  const m = /^\s*([^\s;/]+\/[^\s;]+)\s*(.*)$/s.exec(value);
+  if (!m) return null;
+  const params = new Map<string, string>();
+  const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))/g;
+  for (const p of m[2]!.matchAll(re)) params.set(p[1]!.toLowerCase(), (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1'));
+  return { type: m[1]!.toLowerCase(), params };
+}
+
+function decodeQuotedPrintable(text: string): Buffer {
+  const s = text.replace(/=\r?\n/g, '');
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x3d && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
+      out.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else out.push(c & 0xff);
+  }
+  return Buffer.from(out);
+}
+
+function decodeBody(body: Buffer, cte: string | undefined): Buffer {
+  const enc = (cte ?? '').trim().toLowerCase();
+  if (enc === 'base64') return Buffer.from(body.toString('latin1'), 'base64');
+  if (enc === 'quoted-printable') return decodeQuotedPrintable(body.toString('latin1'));
+  return body;
+}
+
+/**
+ * True when the armour holds an encrypted OpenPGP message: one or more session-key packets (PKESK, SKESK;
+ * marker packets allowed) followed by an encrypted data packet. A label alone is not enough: clear text
+ * dressed up as "encrypted" must not pass through unprotected.
+ */
+function armourIsEncrypted(text: string): boolean {
+  const m =
+    /-----BEGIN PGP MESSAGE-----[ \t]*\r?\n(?:[^\r\n]+\r?\n)*?[ \t]*\r?\n([\s\S]*?)-----END PGP MESSAGE-----/.exec(
+      text,
+    );
+  if (!m) return false;
+  const b64 = m[1]!.replace(/^=[A-Za-z0-9+/]{4}\s*$/m, '').replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) return false;
+  return packetsAreEncrypted(Buffer.from(b64, 'base64'));
+}
+
+function packetsAreEncrypted(data: Buffer): boolean {
+  let i = 0;
+  let sessionKeys = 0;
+  while (i < data.length) {
+    const b = data[i]!;
+    if (!(b & 0x80)) return false;
+    let tag: number;
+    let len: number;
+    let hdr: number;
+    if (b & 0x40) {
+      tag = b & 0x3f;
+      const l0 = data[i + 1];
+      if (l0 === undefined) return false;
+      if (l0 < 192) [len, hdr] = [l0, 2];
+      else if (l0 < 224) [len, hdr] = [((l0 - 192) << 8) + (data[i + 2] ?? 0) + 192, 3];
+      else if (l0 === 255) [len, hdr] = [data.readUInt32BE(Math.min(i + 2, data.length - 4)), 6];
+      else [len, hdr] = [-1, 2]; // partial length: only data packets may use it
+    } else {
+      tag = (b >> 2) & 0x0f;
+      const lt = b & 3;
+      if (lt === 0) [len, hdr] = [data[i + 1] ?? 0, 2];
+      else if (lt === 1) [len, hdr] = [data.length >= i + 3 ? data.readUInt16BE(i + 1) : 0, 3];
+      else if (lt === 2) [len, hdr] = [data.length >= i + 5 ? data.readUInt32BE(i + 1) : 0, 5];
+      else [len, hdr] = [-1, 1];
+    }
+    if (tag === 9 || tag === 18 || tag === 20) return sessionKeys > 0;
+    if (tag !== 1 && tag !== 3 && tag !== 10) return false;
+    if (tag !== 10) sessionKeys++;
+    if (len < 0) return false;
+    i += hdr + len;
+  }
+  return false;
+}
+
+// DER of the CMS content types (RFC 5652 envelopedData 1.2.840.113549.1.7.3; RFC 5083 authEnvelopedData).
+const ENVELOPED_OIDS = [
+  Buffer.from('06092a864886f70d010703', 'hex'),
+  Buffer.from('060b2a864886f70d0109100117', 'hex'),
+];
+
+function cmsIsEnveloped(der: Buffer): boolean {
+  if (der[0] !== 0x30 || der.length < 4) return false;
+  const l = der[1]!;
+  const off = l < 0x80 ? 2 : 2 + (l & 0x7f);
+  return ENVELOPED_OIDS.some((oid) => der.subarray(off, off + oid.length).equals(oid));
+}
+
+/** Splits a multipart body into its parts (each with headers and body), by the boundary. */
+function splitMultipart(body: Buffer, boundary: string): Buffer[] {
+  const text = body.toString('latin1');
+  const delim = `--${boundary}`;
+  const parts: Buffer[] = [];
+  const lines = text.split(/\r?\n/);
+  let current: string[] | null = null;
+  for (const line of lines) {
+    const trimmed = line.trimEnd();
+    if (trimmed === `${delim}--`) {
+      if (current) parts.push(Buffer.from(current.join('\r\n'), 'latin1'));
+      return parts;
+    }
+    if (trimmed === delim) {
+      if (current) parts.push(Buffer.from(current.join('\r\n'), 'latin1'));
+      current = [];
+      continue;
+    }
+    current?.push(line);
+  }
+  if (current) parts.push(Buffer.from(current.join('\r\n'), 'latin1'));
+  return parts;
+}
+
+function entity(raw: Buffer): { fields: Field[]; body: Buffer; get(name: string): string | undefined } {
+  const { head, body } = splitMessage(raw);
+  const fields = parseFields(head);
+  return {
+    fields,
+    body,
+    get: (name) => {
+      const f = fields.find((x) => x.name === name);
+      return f ? fieldValue(f) : undefined;
+    },
+  };
+}
+
+/**
+ * Whether a message is already encrypted end to end, so it may pass through as it is:
+ * - `pgp-mime`: top-level multipart/encrypted, protocol application/pgp-encrypted, "Version: 1" then an
+ *   encrypted OpenPGP message;
+ * - `pgp-inline`: a single text part whose whole body is one encrypted `PGP MESSAGE` armour block;
+ * - `smime`: top-level application/(x-)pkcs7-mime whose CMS content is enveloped or authEnveloped data.
+ * The payload is checked, not only the label. Signed-only mail, a message that merely quotes an armour
+ * line, inline PGP with clear attachments or encrypted parts nested in a multipart/mixed are not
+ * encrypted (null): they get protected again, which costs nothing but a second layer.
+ */
+export function detectEncrypted(raw: Buffer): 'pgp-mime' | 'pgp-inline' | 'smime' | null {
+  const top = entity(raw);
+  const ct = parseContentType(top.get('content-type')) ?? { type: 'text/plain', params: new Map() };
+  if (ct.type === 'multipart/encrypted') {
+    const boundary = ct.params.get('boundary');
+    if (ct.params.get('protocol')?.toLowerCase() !== 'application/pgp-encrypted' || !boundary) return null;
+    const parts = splitMultipart(top.body, boundary).map(entity);
+    const [control, data] = parts;
+    if (parts.length !== 2 || !control || !data) return null;
+    if (parseContentType(control.get('content-type'))?.type !== 'application/pgp-encrypted') return null;
+    if (!/^\s*Version:\s*1\s*$/m.test(control.body.toString('latin1'))) return null;
+    if (parseContentType(data.get('content-type'))?.type !== 'application/octet-stream') return null;
+    const text = decodeBody(data.body, data.get('content-transfer-encoding')).toString('latin1');
+    return armourIsEncrypted(text) ? 'pgp-mime' : null;
+  }
+  if (ct.type === 'application/pkcs7-mime' || ct.type === 'application/x-pkcs7-mime') {
+    const smimeType = ct.params.get('smime-type')?.toLowerCase();
+    if (smimeType && smimeType !== 'enveloped-data' && smimeType !== 'authenveloped-data') return null;
+    return cmsIsEnveloped(decodeBody(top.body, top.get('content-transfer-encoding'))) ? 'smime' : null;
+  }
+  if (ct.type === 'text/plain') {
+    const text = decodeBody(top.body, top.get('content-transfer-encoding')).toString('latin1').trim();
+    if (!text.startsWith('-----BEGIN PGP MESSAGE-----') || !text.endsWith('-----END PGP MESSAGE-----'))
+      return null;
+    if (text.indexOf('-----BEGIN PGP MESSAGE-----', 1) >= 0) return null; // one block, nothing around it
+    return armourIsEncrypted(text) ? 'pgp-inline' : null;
+  }
+  return null;
+}
