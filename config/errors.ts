@@ -31,6 +31,11 @@ export const errorCatalogue = {
   CONFIG_INVALID: {},
   PGP_FAILED: {},
   NOT_FOUND: { http: 404 },
+  PICKUP_UNKNOWN: { http: 404 },
+  PICKUP_GONE: { http: 410 },
+  PICKUP_LOCKED: { http: 423 },
+  PICKUP_WRONG_PASSWORD: { http: 401 },
+  PICKUP_NO_SESSION: { http: 401 },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

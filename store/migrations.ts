@@ -192,6 +192,101 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  // Secure pickup (store/pickups.ts): sealed contents, one pickup per recipient, brute-force counters,
+  // recipient sessions, secure replies and the notices the gateway side sends to senders.
+  '0003_pickups': {
+    async up(knex) {
+      await knex.schema.createTable('pickup_contents', (t) => {
+        t.string('id', 32).primary(); // file name under data/pickups/
+        t.string('message_id', 32).notNullable();
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('size').notNullable(); // sealed plaintext bytes
+        t.bigInteger('purged_at'); // file deleted (no live pickup needs it)
+        t.index(['message_id']);
+        t.index(['purged_at']);
+      });
+      await knex.schema.createTable('pickups', (t) => {
+        t.string('id', 32).primary();
+        t.string('content_id', 32).notNullable().references('pickup_contents.id');
+        t.string('message_id', 32).notNullable();
+        t.string('sender', 512).notNullable();
+        t.string('rcpt', 512).notNullable();
+        t.string('token_hash', 64).notNullable().unique(); // SHA-256 of the link token; the token is never stored
+        t.string('reference', 16).notNullable(); // short code for phone support, not secret
+        // salt(16) iv(12) wrapped data key(32) tag(16), base64; NULL once revoked or expired (crypto-shredding)
+        t.text('wrapped_key');
+        t.string('status', 16).notNullable(); // active | revoked | expired
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('expires_at').notNullable();
+        t.bigInteger('fetched_at');
+        t.bigInteger('opened_at');
+        t.bigInteger('downloaded_at');
+        t.bigInteger('ended_at'); // revoked or expired at
+        t.string('ended_by', 255);
+        t.integer('failures').notNullable().defaultTo(0); // wrong passwords since the last success or unlock
+        t.bigInteger('locked_until');
+        t.boolean('hard_locked').notNullable().defaultTo(false);
+        t.index(['message_id']);
+        t.index(['content_id']);
+        t.index(['status', 'expires_at']);
+        t.index(['sender']);
+        t.index(['reference']);
+      });
+      await knex.schema.createTable('pickup_ip_limits', (t) => {
+        t.string('ip', 64).primary();
+        t.integer('failures').notNullable().defaultTo(0);
+        t.bigInteger('window_started_at').notNullable();
+        t.bigInteger('locked_until');
+      });
+      await knex.schema.createTable('pickup_sessions', (t) => {
+        t.string('id', 64).primary(); // SHA-256 of the session id in the cookie
+        t.string('pickup_id', 32).notNullable().references('pickups.id');
+        t.text('sealed_key').notNullable(); // the pickup's data key under the key held only in the cookie
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('last_seen_at').notNullable();
+        t.index(['pickup_id']);
+      });
+      await knex.schema.createTable('pickup_replies', (t) => {
+        t.string('id', 32).primary(); // sealed (master key) as blobs/reply-<id>
+        t.string('pickup_id', 32).notNullable().references('pickups.id');
+        t.string('message_id', 32).notNullable();
+        t.string('sender', 512).notNullable(); // the original sender, who receives the reply
+        t.string('rcpt', 512).notNullable(); // the pickup recipient, who wrote it
+        t.string('delivery', 16).notNullable(); // sealed | direct
+        t.integer('size').notNullable();
+        t.integer('attachments').notNullable();
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('read_at');
+        t.index(['sender']);
+        t.index(['pickup_id']);
+      });
+      await knex.schema.createTable('pickup_notices', (t) => {
+        t.increments('id');
+        t.string('kind', 16).notNullable(); // opened | reply
+        t.string('pickup_id', 32).notNullable();
+        t.string('reply_id', 32);
+        t.string('message_id', 32).notNullable();
+        t.string('sender', 512).notNullable();
+        t.string('rcpt', 512).notNullable();
+        t.string('reference', 16).notNullable();
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('sent_at'); // NULL: the gateway side still has to send it
+        t.index(['sent_at']);
+      });
+    },
+    async down(knex) {
+      for (const table of [
+        'pickup_notices',
+        'pickup_replies',
+        'pickup_sessions',
+        'pickup_ip_limits',
+        'pickups',
+        'pickup_contents',
+      ]) {
+        await knex.schema.dropTableIfExists(table);
+      }
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

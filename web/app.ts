@@ -1,4 +1,4 @@
-// The web app: health, and the built-in outbox (mail the gateway would have relayed when no relay is set).
+// The web app: health, the pickup portal, and the built-in outbox (mail the gateway would have relayed when no relay is set).
 // It never speaks SMTP. Every response carries a strict CSP; pages that show mail are never cached.
 import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import type { Store } from '../store/store.js';
 import { html, page } from './html.js';
 import { createStaffAuth } from './staff-auth.js';
 import { createStaffPages } from './staff-pages.js';
+import { createPickupPortal } from './pickup-portal.js';
 
 export interface WebOptions {
   config: ResolvedConfig;
@@ -99,14 +100,12 @@ export function createWebApp({ config, store, log }: WebOptions): express.Expres
     ]);
     const queue = database ? await queueDepth(store).catch(() => null) : null;
     const ok = smtpListening && database;
-    res
-      .status(ok ? 200 : 503)
-      .json({
-        status: ok ? 'ok' : 'degraded',
-        smtp: { listening: smtpListening },
-        database: { reachable: database },
-        queue,
-      });
+    res.status(ok ? 200 : 503).json({
+      status: ok ? 'ok' : 'degraded',
+      smtp: { listening: smtpListening },
+      database: { reachable: database },
+      queue,
+    });
   });
 
   app.get('/', (_req, res) => {
@@ -190,6 +189,8 @@ ${rows.map(
   const auth = createStaffAuth({ config, store, log });
   app.use(auth.router);
   app.use(createStaffPages({ config, store, log, auth }));
+  // Recipients' pickup pages and the pickup JSON API (web/pickup-portal.ts).
+  app.use(createPickupPortal({ config, store, log }));
 
   app.use((_req, res) => {
     res
