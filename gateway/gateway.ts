@@ -15,6 +15,8 @@ import { Pump } from './pump.js';
 import { RulesSource } from './rules.js';
 import { DlpScanner, type Scanner } from './scan.js';
 import { recoverSpool } from './spool.js';
+import { SenderNotices } from './sender-notices.js';
+import { startPickupPurger } from '../store/pickup-purger.js';
 import { OutboxTransport, RelayTransport, WebhookTransport, type Transport } from './transport.js';
 import { MessageWorkers, type MessageRow } from './workers.js';
 
@@ -38,6 +40,8 @@ export class Gateway {
   private readonly delivery: Delivery;
   readonly rules?: RulesSource;
   private sweeper?: NodeJS.Timeout;
+  private readonly senderNotices: SenderNotices;
+  private stopPurger?: () => void;
   private readonly cache = new PlainCache();
   readonly protection: Protection;
 
@@ -102,6 +106,7 @@ export class Gateway {
       claim: (n) => this.delivery.claim(n),
       handle: (group) => this.delivery.handle(group),
     });
+    this.senderNotices = new SenderNotices(store, config, log, hostname, () => this.deliveryPump.wake());
     this.intake = new Intake({
       config,
       store,
@@ -154,6 +159,8 @@ export class Gateway {
         .catch((err: unknown) => log.error({ evt: 'QUEUE_SWEEP_FAILED', err }, 'lease sweep failed'));
     }, 30_000);
     this.sweeper.unref();
+    this.senderNotices.start(Math.max(this.opts.config.queue.pollInterval, 1000));
+    this.stopPurger = startPickupPurger(store, this.opts.config, log);
     await this.intake.start();
     log.info({ evt: 'GATEWAY_STARTED', transport: this.transport.name }, 'gateway started');
   }
@@ -164,6 +171,8 @@ export class Gateway {
     await this.intake.stop();
     this.rules?.close();
     if (this.sweeper) clearInterval(this.sweeper);
+    this.stopPurger?.();
+    await this.senderNotices.stop();
     const [unprocessed, undelivered] = await Promise.all([this.messagePump.stop(), this.deliveryPump.stop()]);
     await this.workers.release(unprocessed);
     await this.delivery.release(undelivered);

@@ -38,7 +38,6 @@ export function fieldName(field: string): string {
 /** Encodes a header value (RFC 2047 when it is not plain ASCII) and folds nothing: values stay short. */
 export function encodeHeaderValue(value: string): string {
   const clean = value.replace(/[\r\n]+/g, ' ');
-  // eslint-disable-next-line no-control-regex
   return /^[\x20-\x7e]*$/.test(clean) ? clean : encodeWords(clean, 'Q', 52);
 }
 

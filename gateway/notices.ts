@@ -78,8 +78,11 @@ async function compose(opts: {
     },
     textEncoding: 'quoted-printable',
   });
-  const built = await composer.compile().build();
-  return Buffer.from(built.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+  const built = (await composer.compile().build()).toString('latin1').replace(/\r?\n/g, '\r\n');
+  // nodemailer normalises header names (X-Phi-Gateway-Kind); ours is spelt as the contract says.
+  const end = built.indexOf('\r\n\r\n');
+  const head = built.slice(0, end).replace(/^X-Phi-Gateway-Kind:/im, 'X-PHI-Gateway-Kind:');
+  return Buffer.from(head + built.slice(end), 'latin1');
 }
 
 function htmlPage(paragraphs: string[]): string {

@@ -54,7 +54,9 @@ export function findTriggers(parsed: ParsedMail, policy: PolicyConfig): Triggers
       .trim()
       .toLowerCase();
     const value = parsed.headers.get(name);
-    const text = (typeof value === 'string' ? value : Array.isArray(value) ? value.join(',') : '')
+    const text = (
+      typeof value === 'string' ? value : Array.isArray(value) ? value.map((v) => String(v as string)).join(',') : ''
+    )
       .trim()
       .toLowerCase();
     if (text && (want === '' || text === want)) {

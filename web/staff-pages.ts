@@ -247,7 +247,7 @@ function auditQuery(store: Store, f: AuditFilter) {
   return q;
 }
 
-function csvCell(v: unknown): string {
+function csvCell(v: string | number | null | undefined): string {
   const s = v === null || v === undefined ? '' : String(v);
   // Quote always; a leading = + - @ is neutralised so a spreadsheet never runs it as a formula.
   const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;

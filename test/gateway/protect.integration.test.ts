@@ -9,13 +9,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { simpleParser } from 'mailparser';
-import * as openpgp from 'openpgp';
 import { Keyring } from '../../gateway/pgp-keyring.js';
+import { loadOrgKey } from '../../gateway/org-key.js';
 import { createLogger } from '../../config/log.js';
 import { createWebApp } from '../../web/app.js';
 import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
+import { makeKey } from '../support/pgp.js';
 
 const run = promisify(execFile);
 
@@ -66,7 +67,7 @@ async function send(port: number, message: string, rcpts: string[]): Promise<str
 }
 
 function kindOf(m: CapturedMessage): string {
-  return /\r\nX-PHI-Gateway-Kind: ([\w-]+)/i.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
+  return /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -104,12 +105,9 @@ describe('protection (integration)', function () {
         pickup: { passwordDelay: 0 },
       },
     });
-    const { privateKey, publicKey } = await openpgp.generateKey({
-      type: 'curve25519',
-      userIDs: [{ name: 'Lab Partner', email: 'partner@lab.example' }],
-      format: 'armored',
-    });
-    partnerSecret = privateKey;
+    const partner = await makeKey('partner@lab.example', { name: 'Lab Partner' });
+    const publicKey = partner.publicArmored;
+    partnerSecret = partner.privateArmored;
     const keyring = new Keyring(gw.store, gw.config.pgp);
     const imported = await keyring.importArmored(publicKey, 'test');
     expect(imported.imported).to.have.length(1);
@@ -158,8 +156,15 @@ describe('protection (integration)', function () {
     await writeFile(keyFile, partnerSecret);
     await writeFile(msgFile, armored);
     const gpg = ['--batch', '--homedir', gnupgHome, '--pinentry-mode', 'loopback', '--passphrase', ''];
-    await run('gpg', [...gpg, '--import', keyFile]);
-    const { stdout } = await run('gpg', [...gpg, '--decrypt', msgFile], { encoding: 'buffer', maxBuffer: 1 << 24 });
+    const org = await loadOrgKey(gw.store, { practiceName: 'Maple Dental', hostname: 'ignored' });
+    const orgFile = path.join(gnupgHome, 'org.asc');
+    await writeFile(orgFile, org.publicArmored);
+    await run('gpg', [...gpg, '--import', keyFile, orgFile]);
+    const { stdout, stderr } = await run('gpg', [...gpg, '--status-fd', '2', '--decrypt', msgFile], {
+      encoding: 'buffer',
+      maxBuffer: 1 << 24,
+    });
+    expect(stderr.toString(), 'signed by the organisation').to.match(new RegExp(`VALIDSIG ${org.fingerprint}`));
     const inner = await simpleParser(stdout);
     expect(inner.subject, 'protected headers carry the real subject').to.equal(`Results for ${PATIENT}`);
     expect(inner.text).to.contain(MRN).and.to.contain(DIAGNOSIS);
