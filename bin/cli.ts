@@ -8,6 +8,7 @@ import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
 import { Store } from '../store/store.js';
 import { addUser, generatePassword, type Role } from '../store/users.js';
 import { KEYS_USAGE, keysCommand } from './keys-command.js';
+import { PICKUPS_USAGE, pickupsCommand } from './pickups-command.js';
 
 const USAGE = `usage: phi-gateway <command>
 
@@ -15,11 +16,14 @@ const USAGE = `usage: phi-gateway <command>
   scan [--json] FILE…              check files for PHI (.eml as mail, anything else as text, - for stdin)
   queue list [--json]              messages and deliveries not yet finished
   queue retry ID                   retry a deferred or held message now
-  users add EMAIL --role staff|admin
+  users add EMAIL --role staff|admin|auditor
                                    add an account; password from stdin, or generated and printed once
+  users list [--json]              accounts with role, MFA and state
+  users disable EMAIL              disable an account and end its sessions
+  users reset-mfa EMAIL            remove an account's TOTP (an admin enrols again at next sign-in)
   audit verify                     check the audit log's hash chain
   audit export                     print the audit log as JSON lines
-${KEYS_USAGE}
+${KEYS_USAGE}${PICKUPS_USAGE}
 Configuration: PHIGW_CONFIG (YAML) and PHIGW_* variables; see README.md.
 `;
 
@@ -325,8 +329,8 @@ async function usersAdd(store: Store, args: string[]): Promise<number> {
   const roleAt = args.indexOf('--role');
   const role = roleAt >= 0 ? args[roleAt + 1] : undefined;
   if (!email || email.startsWith('-')) throw new UsageError('users add needs an EMAIL');
-  if (role !== 'staff' && role !== 'admin')
-    throw new UsageError('users add needs --role staff or --role admin');
+  if (role !== 'staff' && role !== 'admin' && role !== 'auditor')
+    throw new UsageError('users add needs --role staff, admin or auditor');
   let password = process.stdin.isTTY ? '' : readStdin().replace(/\r?\n$/, '');
   const generated = password === '';
   if (generated) password = generatePassword();
@@ -336,6 +340,47 @@ async function usersAdd(store: Store, args: string[]): Promise<number> {
   );
   process.stdout.write(`added ${role} ${email.trim().toLowerCase()}\n`);
   if (generated) process.stdout.write(`password: ${password}\n(shown once; it is stored only as a hash)\n`);
+  return 0;
+}
+
+async function usersList(store: Store, json: boolean): Promise<number> {
+  const rows = (await store
+    .db('users')
+    .orderBy('email')
+    .select('email', 'role', 'disabled', 'totp_enrolled_at', 'created_at', 'locked_until')) as Array<{
+    email: string;
+    role: string;
+    disabled: number | boolean;
+    totp_enrolled_at: number | null;
+    created_at: number;
+    locked_until: number | null;
+  }>;
+  const now = Date.now();
+  for (const r of rows) {
+    const state = r.disabled ? 'disabled' : Number(r.locked_until ?? 0) > now ? 'locked' : 'active';
+    const mfa = r.totp_enrolled_at ? 'totp' : 'none';
+    if (json) process.stdout.write(JSON.stringify({ email: r.email, role: r.role, state, mfa }) + '\n');
+    else process.stdout.write(`${r.email.padEnd(40)} ${r.role.padEnd(8)} ${state.padEnd(9)} mfa:${mfa}\n`);
+  }
+  if (!json && rows.length === 0) process.stdout.write('no accounts\n');
+  return 0;
+}
+
+async function usersChange(store: Store, what: 'disable' | 'reset-mfa', email: string): Promise<number> {
+  const normalised = email.trim().toLowerCase();
+  const changed = await store.write(async (trx) => {
+    const user = (await trx('users').where({ email: normalised }).first('id')) as { id: number } | undefined;
+    if (!user) return false;
+    await trx('users')
+      .where({ id: user.id })
+      .update(what === 'disable' ? { disabled: true } : { totp_secret: null, totp_enrolled_at: null, totp_last_step: null });
+    // Either way the account's sessions end: a disabled user, or one whose second factor was reset.
+    await trx('web_sessions').where({ user_id: user.id }).delete();
+    await appendAudit(trx, { type: what === 'disable' ? 'user.disabled' : 'user.mfa_reset', actor: 'cli', detail: { user: user.id } });
+    return true;
+  });
+  if (!changed) return fail(`no account ${normalised}`, 1);
+  process.stdout.write(what === 'disable' ? `${normalised}: disabled, signed out everywhere\n` : `${normalised}: TOTP removed; enrol again at next sign-in\n`);
   return 0;
 }
 
@@ -401,7 +446,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         throw new UsageError('queue takes list, or retry ID');
       case 'users':
         if (sub === 'add') return await withStore(config, (s) => usersAdd(s, rest));
-        throw new UsageError('users takes add EMAIL --role staff|admin');
+        if (sub === 'list') return await withStore(config, (s) => usersList(s, rest.includes('--json')));
+        if ((sub === 'disable' || sub === 'reset-mfa') && rest[0])
+          return await withStore(config, (s) => usersChange(s, sub, rest[0]!));
+        throw new UsageError('users takes add EMAIL --role staff|admin|auditor, list, disable EMAIL or reset-mfa EMAIL');
+      case 'pickups':
+        return await pickupsCommand(config, sub, rest);
       case 'audit':
         return await withStore(config, (s) => audit(s, sub));
       case 'keys':

@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ResolvedConfig } from '../config/load.js';
-import { loadOrgKey } from '../gateway/org-key.js';
-import { Keyring, type KeyInfo } from '../gateway/pgp-keyring.js';
+import { loadOrgKey } from '../store/org-key.js';
+import { Keyring, type KeyInfo } from '../store/pgp-keyring.js';
 import { Store } from '../store/store.js';
 
 export const KEYS_USAGE = `  keys import FILE                 add the ASCII-armoured OpenPGP public keys in FILE to the keyring

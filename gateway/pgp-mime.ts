@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { GatewayError } from '../config/errors.js';
-import type { OrgKey } from './org-key.js';
-import type { RecipientKey } from './pgp-keyring.js';
+import type { OrgKey } from '../store/org-key.js';
+import type { RecipientKey } from '../store/pgp-keyring.js';
 
 export interface PgpMimeInput {
   /** The original RFC 5322 message as received (CRLF line ends). */

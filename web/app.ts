@@ -11,6 +11,8 @@ import type { Store } from '../store/store.js';
 import { html, page } from './html.js';
 import { createStaffAuth } from './staff-auth.js';
 import { createStaffPages } from './staff-pages.js';
+import { createProtectionPages } from './admin-protection.js';
+import os from 'node:os';
 import { createPickupPortal } from './pickup-portal.js';
 
 export interface WebOptions {
@@ -189,6 +191,7 @@ ${rows.map(
   const auth = createStaffAuth({ config, store, log });
   app.use(auth.router);
   app.use(createStaffPages({ config, store, log, auth }));
+  app.use(createProtectionPages({ config, store, log, auth, hostname: config.smtp.hostname ?? os.hostname() }));
   // Recipients' pickup pages and the pickup JSON API (web/pickup-portal.ts).
   app.use(createPickupPortal({ config, store, log }));
 

@@ -2,8 +2,8 @@
 // only as a sealed blob (AES-256-GCM under the master key). A private key never lies on disk in clear.
 import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
-import { appendAudit } from '../store/audit.js';
-import type { Store } from '../store/store.js';
+import { appendAudit } from './audit.js';
+import type { Store } from './store.js';
 
 export interface OrgKey {
   /** Decrypted, ready to sign. */

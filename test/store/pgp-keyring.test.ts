@@ -5,7 +5,7 @@ import type { LookupFunction } from 'node:net';
 import { expect } from 'chai';
 import * as openpgp from 'openpgp';
 import { generate } from 'selfsigned';
-import { httpsFetch, Keyring, wkdUrls } from '../../gateway/pgp-keyring.js';
+import { httpsFetch, Keyring, wkdUrls } from '../../store/pgp-keyring.js';
 import type { Store } from '../../store/store.js';
 import { removeDir, tempDir } from '../support/gateway.js';
 import { makeKey, openStore } from '../support/pgp.js';

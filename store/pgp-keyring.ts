@@ -5,8 +5,8 @@ import { request } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import * as openpgp from 'openpgp';
 import type { PgpConfig } from '../config/schema.js';
-import { appendAudit } from '../store/audit.js';
-import type { Store, Trx } from '../store/store.js';
+import { appendAudit } from './audit.js';
+import type { Store, Trx } from './store.js';
 
 export interface KeyInfo {
   /** Uppercase hex, no spaces. */
