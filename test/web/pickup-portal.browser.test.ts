@@ -160,6 +160,7 @@ describe('web/pickup-portal (browser)', function () {
         return metrics.cssContentSize.width;
       };
       expect(await widths(), 'password page').to.be.at.most(375);
+      await page.screenshot({ path: '/tmp/pickup-phone-password.png', fullPage: true });
       await unlock(page, p);
       expect(await widths(), 'message page').to.be.at.most(375);
       expect(await page.locator('.mail-text').count()).to.equal(1);
