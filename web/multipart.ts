@@ -69,8 +69,12 @@ export function parseMultipart(
     const name = param(disposition, 'name');
     if (!/^content-disposition:\s*form-data/i.test(disposition) || name === null)
       throw new MultipartError('part without form-data name');
-    const filename = param(disposition, 'filename');
-    if (filename === null) fields.set(name, content.toString('utf8'));
+    // Browsers send `"`, CR and LF in names as %22, %0D, %0A (HTML multipart/form-data encoding).
+    const filename = param(disposition, 'filename')
+      ?.replace(/%22/g, '"')
+      .replace(/%0D/gi, '\r')
+      .replace(/%0A/gi, '\n');
+    if (filename === undefined) fields.set(name, content.toString('utf8'));
     else if (filename !== '' || content.length > 0) {
       if (files.length >= limits.maxFiles) throw new MultipartError('too many files');
       files.push({
