@@ -373,14 +373,26 @@ async function usersChange(store: Store, what: 'disable' | 'reset-mfa', email: s
     if (!user) return false;
     await trx('users')
       .where({ id: user.id })
-      .update(what === 'disable' ? { disabled: true } : { totp_secret: null, totp_enrolled_at: null, totp_last_step: null });
+      .update(
+        what === 'disable'
+          ? { disabled: true }
+          : { totp_secret: null, totp_enrolled_at: null, totp_last_step: null },
+      );
     // Either way the account's sessions end: a disabled user, or one whose second factor was reset.
     await trx('web_sessions').where({ user_id: user.id }).delete();
-    await appendAudit(trx, { type: what === 'disable' ? 'user.disabled' : 'user.mfa_reset', actor: 'cli', detail: { user: user.id } });
+    await appendAudit(trx, {
+      type: what === 'disable' ? 'user.disabled' : 'user.mfa_reset',
+      actor: 'cli',
+      detail: { user: user.id },
+    });
     return true;
   });
   if (!changed) return fail(`no account ${normalised}`, 1);
-  process.stdout.write(what === 'disable' ? `${normalised}: disabled, signed out everywhere\n` : `${normalised}: TOTP removed; enrol again at next sign-in\n`);
+  process.stdout.write(
+    what === 'disable'
+      ? `${normalised}: disabled, signed out everywhere\n`
+      : `${normalised}: TOTP removed; enrol again at next sign-in\n`,
+  );
   return 0;
 }
 
@@ -449,7 +461,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (sub === 'list') return await withStore(config, (s) => usersList(s, rest.includes('--json')));
         if ((sub === 'disable' || sub === 'reset-mfa') && rest[0])
           return await withStore(config, (s) => usersChange(s, sub, rest[0]!));
-        throw new UsageError('users takes add EMAIL --role staff|admin|auditor, list, disable EMAIL or reset-mfa EMAIL');
+        throw new UsageError(
+          'users takes add EMAIL --role staff|admin|auditor, list, disable EMAIL or reset-mfa EMAIL',
+        );
       case 'pickups':
         return await pickupsCommand(config, sub, rest);
       case 'audit':

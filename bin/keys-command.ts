@@ -60,8 +60,7 @@ export async function keysCommand(
           process.stdout.write(
             `imported ${k.fingerprint} ${k.emails.join(',')} expires ${day(k.expires)}${k.revoked ? ' (revoked)' : ''}\n`,
           );
-        for (const r of rejected)
-          process.stdout.write(`rejected ${r.fingerprint ?? '-'}: ${r.reason}\n`);
+        for (const r of rejected) process.stdout.write(`rejected ${r.fingerprint ?? '-'}: ${r.reason}\n`);
         return imported.length > 0 ? 0 : 1;
       }
       case 'list': {

@@ -19,11 +19,19 @@ function day(ms: number): string {
   return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
 }
 
-export async function pickupsCommand(config: ResolvedConfig, sub: string | undefined, args: string[]): Promise<number> {
+export async function pickupsCommand(
+  config: ResolvedConfig,
+  sub: string | undefined,
+  args: string[],
+): Promise<number> {
   const store = await Store.open(config);
   try {
     if (sub === 'list') {
-      const rows = await listPickups(store, { sender: opt(args, '--sender')?.toLowerCase(), messageId: opt(args, '--message'), limit: 1000 });
+      const rows = await listPickups(store, {
+        sender: opt(args, '--sender')?.toLowerCase(),
+        messageId: opt(args, '--message'),
+        limit: 1000,
+      });
       if (args.includes('--json')) {
         for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
         return 0;
@@ -32,7 +40,9 @@ export async function pickupsCommand(config: ResolvedConfig, sub: string | undef
         process.stdout.write('no pickups\n');
         return 0;
       }
-      process.stdout.write('ID                               REFERENCE  STATUS      CREATED           EXPIRES           RECIPIENT\n');
+      process.stdout.write(
+        'ID                               REFERENCE  STATUS      CREATED           EXPIRES           RECIPIENT\n',
+      );
       for (const r of rows) {
         process.stdout.write(
           `${r.id.padEnd(32)} ${r.reference.padEnd(10)} ${(r.status + (r.hardLocked ? '!' : '')).padEnd(11)} ${day(r.createdAt)}  ${day(r.expiresAt)}  ${r.rcpt}\n`,
@@ -42,7 +52,8 @@ export async function pickupsCommand(config: ResolvedConfig, sub: string | undef
     }
     if ((sub === 'revoke' || sub === 'unlock') && args[0]) {
       const id = args[0];
-      const ok = sub === 'revoke' ? await revokePickup(store, id, 'cli') : await unlockPickup(store, id, 'cli');
+      const ok =
+        sub === 'revoke' ? await revokePickup(store, id, 'cli') : await unlockPickup(store, id, 'cli');
       if (!ok) {
         process.stderr.write(`phi-gateway: no ${sub === 'revoke' ? 'live' : 'locked'} pickup ${id}\n`);
         return 1;

@@ -67,7 +67,10 @@ export class Gateway {
       actStage(config, store, this.protection, hostname),
     ];
     if (config.pickup.passwordDelivery === 'sms' && !config.pickup.smsWebhookUrl) {
-      throw new GatewayError('CONFIG_INVALID', 'pickup.passwordDelivery is sms but pickup.smsWebhookUrl is not set');
+      throw new GatewayError(
+        'CONFIG_INVALID',
+        'pickup.passwordDelivery is sms but pickup.smsWebhookUrl is not set',
+      );
     }
     const sms = config.pickup.smsWebhookUrl
       ? new WebhookTransport(config.pickup.smsWebhookUrl, config.relay.timeout)

@@ -24,7 +24,8 @@ export function splitMessage(raw: Buffer): SplitMessage {
   const fields: string[] = [];
   for (const line of head.split(/(?<=\r\n)/)) {
     if (line === '') continue;
-    if ((line.startsWith(' ') || line.startsWith('\t')) && fields.length > 0) fields[fields.length - 1] += line;
+    if ((line.startsWith(' ') || line.startsWith('\t')) && fields.length > 0)
+      fields[fields.length - 1] += line;
     else fields.push(line);
   }
   return { fields, body: raw.subarray(bodyStart) };

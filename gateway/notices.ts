@@ -42,12 +42,17 @@ function who(p: Party): string {
   return p.name ? `${p.name} <${p.address}>` : p.address;
 }
 
-function fromHeaders(ctx: NoticeContext): { from: string | { name: string; address: string }; replyTo?: string } {
+function fromHeaders(ctx: NoticeContext): {
+  from: string | { name: string; address: string };
+  replyTo?: string;
+} {
   if (ctx.notifyFrom) {
     const name = `${ctx.sender.name || ctx.sender.address} via ${ctx.practice}`;
     return { from: { name, address: ctx.notifyFrom }, replyTo: ctx.sender.address };
   }
-  return { from: ctx.sender.name ? { name: ctx.sender.name, address: ctx.sender.address } : ctx.sender.address };
+  return {
+    from: ctx.sender.name ? { name: ctx.sender.name, address: ctx.sender.address } : ctx.sender.address,
+  };
 }
 
 async function compose(opts: {
@@ -195,7 +200,10 @@ export function buildPasswordForSender(
 }
 
 /** Policy "sms": the body POSTed to the SMS webhook. */
-export function smsPayload(ctx: NoticeContext, p: { rcpt: string; password: string; reference: string }): Buffer {
+export function smsPayload(
+  ctx: NoticeContext,
+  p: { rcpt: string; password: string; reference: string },
+): Buffer {
   return Buffer.from(
     JSON.stringify({
       to: p.rcpt,

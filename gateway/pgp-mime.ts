@@ -108,7 +108,8 @@ const CRC24_TABLE = (() => {
 
 function crc24(data: Uint8Array): number {
   let crc = 0xb704ce;
-  for (let i = 0; i < data.length; i++) crc = ((crc << 8) ^ CRC24_TABLE[((crc >> 16) ^ data[i]!) & 0xff]!) & 0xffffff;
+  for (let i = 0; i < data.length; i++)
+    crc = ((crc << 8) ^ CRC24_TABLE[((crc >> 16) ^ data[i]!) & 0xff]!) & 0xffffff;
   return crc;
 }
 
@@ -207,7 +208,8 @@ function parseContentType(value: string | undefined): ContentType | null {
   if (!m) return null;
   const params = new Map<string, string>();
   const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))/g;
-  for (const p of m[2]!.matchAll(re)) params.set(p[1]!.toLowerCase(), (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1'));
+  for (const p of m[2]!.matchAll(re))
+    params.set(p[1]!.toLowerCase(), (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1'));
   return { type: m[1]!.toLowerCase(), params };
 }
 

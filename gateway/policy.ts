@@ -55,7 +55,11 @@ export function findTriggers(parsed: ParsedMail, policy: PolicyConfig): Triggers
       .toLowerCase();
     const value = parsed.headers.get(name);
     const text = (
-      typeof value === 'string' ? value : Array.isArray(value) ? value.map((v) => String(v as string)).join(',') : ''
+      typeof value === 'string'
+        ? value
+        : Array.isArray(value)
+          ? value.map((v) => String(v as string)).join(',')
+          : ''
     )
       .trim()
       .toLowerCase();
@@ -87,7 +91,10 @@ export function domainListed(domain: string, list: readonly string[]): boolean {
 export function addressListed(address: string, list: readonly string[]): boolean {
   const a = address.toLowerCase();
   if (list.includes(a)) return true;
-  return domainListed(domainOf(a), list.filter((e) => !e.includes('@')));
+  return domainListed(
+    domainOf(a),
+    list.filter((e) => !e.includes('@')),
+  );
 }
 
 export function domainOf(address: string): string {
@@ -131,7 +138,8 @@ export async function decideRoutes(input: DecideInput): Promise<MessageDecision>
       verdict.explanation.filter((e) => e.action === 'block' && !e.monitorOnly).map((e) => e.rule),
     );
     const types = new Set<string>();
-    for (const e of verdict.explanation) if (blocking.has(e.rule)) e.findingTypes.forEach((t) => types.add(t));
+    for (const e of verdict.explanation)
+      if (blocking.has(e.rule)) e.findingTypes.forEach((t) => types.add(t));
     return { kind: 'block', rules: [...blocking].sort(), types: [...types].sort() };
   }
   const triggerList: string[] = [];

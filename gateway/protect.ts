@@ -34,7 +34,13 @@ export interface PickupContent {
   date: string;
   text: string;
   html: string | null;
-  attachments: Array<{ filename: string; contentType: string; content: Buffer; cid?: string; inline?: boolean }>;
+  attachments: Array<{
+    filename: string;
+    contentType: string;
+    content: Buffer;
+    cid?: string;
+    inline?: boolean;
+  }>;
 }
 
 export interface CreatedPickup {
@@ -51,7 +57,12 @@ export interface Protection {
   detectEncrypted(raw: Buffer): EncryptedKind | null;
   hasKey(address: string): Promise<boolean>;
   /** One PGP/MIME message for all `rcpts` (encrypted to each one's key, signed by the organisation). */
-  encrypt(input: { raw: Buffer; rcpts: string[]; outerSubject: string; extraHeaders: string }): Promise<Buffer>;
+  encrypt(input: {
+    raw: Buffer;
+    rcpts: string[];
+    outerSubject: string;
+    extraHeaders: string;
+  }): Promise<Buffer>;
   createPickups(input: {
     messageId: string;
     sender: string;
@@ -60,12 +71,17 @@ export interface Protection {
     expiresAt: number;
   }): Promise<CreatedPickup[]>;
   /** Optional image redaction of pickup attachments (external recipients). Returns the content to seal. */
-  redact?(content: PickupContent, signal: AbortSignal): Promise<{ content: PickupContent; redacted: number; boxes: number }>;
+  redact?(
+    content: PickupContent,
+    signal: AbortSignal,
+  ): Promise<{ content: PickupContent; redacted: number; boxes: number }>;
 }
 
 function addressList(field: AddressObject | AddressObject[] | undefined): string[] {
   const objs = Array.isArray(field) ? field : field ? [field] : [];
-  return objs.flatMap((o) => o.value.map((a) => (a.name ? `${a.name} <${a.address ?? ''}>` : (a.address ?? ''))));
+  return objs.flatMap((o) =>
+    o.value.map((a) => (a.name ? `${a.name} <${a.address ?? ''}>` : (a.address ?? ''))),
+  );
 }
 
 function senderParty(parsed: ParsedMail, mailFrom: string): Party {
@@ -123,7 +139,12 @@ function byAction(routes: readonly RecipientRoute[], action: RecipientRoute['act
   return routes.filter((r) => r.action === action).map((r) => r.rcpt);
 }
 
-export function actStage(config: ResolvedConfig, store: Store, protection: Protection, hostname: string): Stage {
+export function actStage(
+  config: ResolvedConfig,
+  store: Store,
+  protection: Protection,
+  hostname: string,
+): Stage {
   const seal = async (ctx: MessageContext, content: Buffer): Promise<string> => {
     const id = newQueueId();
     (ctx.sealedBlobs ??= []).push(id);
@@ -134,7 +155,8 @@ export function actStage(config: ResolvedConfig, store: Store, protection: Prote
     name: 'act',
     async run(ctx, signal): Promise<StageVerdict> {
       const { routes, parsed, verdict, triggers } = ctx;
-      if (!routes || !parsed || !verdict || !triggers) throw new GatewayError('STAGE_FAILED', 'act before route');
+      if (!routes || !parsed || !verdict || !triggers)
+        throw new GatewayError('STAGE_FAILED', 'act before route');
       const plan: PlannedEnvelope[] = [];
       const trace = traceHeaders(ctx);
       const tagRemoved = triggers.subjectWithoutTag;
@@ -152,7 +174,8 @@ export function actStage(config: ResolvedConfig, store: Store, protection: Prote
               rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } }),
             ]),
           );
-          for (const rcpt of clean) plan.push({ rcpt, kind: 'relay', content: 'blob', blobId: clearRaw, prefix: '' });
+          for (const rcpt of clean)
+            plan.push({ rcpt, kind: 'relay', content: 'blob', blobId: clearRaw, prefix: '' });
         }
       }
       const realSubject = tagRemoved ?? parsed.subject ?? '';
@@ -161,7 +184,8 @@ export function actStage(config: ResolvedConfig, store: Store, protection: Prote
 
       const pgp = byAction(routes, 'pgp');
       if (pgp.length > 0) {
-        const inner = tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } });
+        const inner =
+          tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } });
         const encrypted = await protection.encrypt({
           raw: inner,
           rcpts: pgp,

@@ -10,7 +10,12 @@ import { buildPgpMime, detectEncrypted } from './pgp-mime.js';
 import type { Protection } from './protect.js';
 import { GatewayError } from '../config/errors.js';
 
-export function createProtection(store: Store, config: ResolvedConfig, log: Logger, hostname: string): Protection {
+export function createProtection(
+  store: Store,
+  config: ResolvedConfig,
+  log: Logger,
+  hostname: string,
+): Protection {
   const keyring = new Keyring(store, config.pgp);
   let orgKey: Promise<OrgKey> | undefined;
   const signingKey = (): Promise<OrgKey> => {

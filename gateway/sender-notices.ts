@@ -50,7 +50,10 @@ export class SenderNotices {
       const now = Date.now();
       await this.store.write(
         async (trx) => {
-          const marked = await trx('pickup_notices').where({ id: n.id }).whereNull('sent_at').update({ sent_at: now });
+          const marked = await trx('pickup_notices')
+            .where({ id: n.id })
+            .whereNull('sent_at')
+            .update({ sent_at: now });
           if (!marked || !blobId) return;
           await insertGeneratedEnvelope(trx, {
             messageId: n.messageId,
@@ -81,7 +84,9 @@ export class SenderNotices {
     const tick = () => {
       this.running = this.runOnce()
         .then(() => undefined)
-        .catch((err: unknown) => this.log.error({ evt: 'SENDER_NOTICES_FAILED', err }, 'sender notices failed'));
+        .catch((err: unknown) =>
+          this.log.error({ evt: 'SENDER_NOTICES_FAILED', err }, 'sender notices failed'),
+        );
     };
     this.timer = setInterval(tick, intervalMs);
     this.timer.unref();

@@ -215,7 +215,9 @@ export class MessageWorkers {
             triggers: ctx.decision?.kind === 'per-recipient' ? ctx.decision.triggers : [],
             ...(ctx.encrypted ? { passthrough: ctx.encrypted } : {}),
             ...(ctx.pickups?.length ? { pickups: ctx.pickups.map((p) => p.id) } : {}),
-            ...(ctx.redaction ? { redactedAttachments: ctx.redaction.attachments, redactedBoxes: ctx.redaction.boxes } : {}),
+            ...(ctx.redaction
+              ? { redactedAttachments: ctx.redaction.attachments, redactedBoxes: ctx.redaction.boxes }
+              : {}),
             ...verdictSummary(ctx.verdict),
           },
         });

@@ -152,7 +152,14 @@ const migrations: Record<string, Migration> = {
       await knex.schema.dropTableIfExists('rate_limits');
       await knex.schema.dropTableIfExists('web_sessions');
       await knex.schema.alterTable('users', (t) => {
-        for (const c of ['totp_secret', 'totp_enrolled_at', 'totp_last_step', 'failed_logins', 'locked_until', 'password_changed_at'])
+        for (const c of [
+          'totp_secret',
+          'totp_enrolled_at',
+          'totp_last_step',
+          'failed_logins',
+          'locked_until',
+          'password_changed_at',
+        ])
           t.dropColumn(c);
       });
     },

@@ -33,7 +33,10 @@ export function createProtectionPages(opts: {
   const admin = auth.require(['admin']);
   const staff = auth.require(['staff', 'admin']);
   const send = (req: Request, res: Response, title: string, body: SafeHtml, status = 200) =>
-    res.status(status).type('html').send(staffPage(title, req.staff, body));
+    res
+      .status(status)
+      .type('html')
+      .send(staffPage(title, req.staff, body));
 
   // ---- Keys ----
   const keysPage = async (req: Request, res: Response, notice?: SafeHtml) => {
@@ -57,7 +60,13 @@ ${
     ? html`<p>No recipient keys yet.</p>`
     : html`<table><thead><tr><th scope="col">Addresses</th><th scope="col">Fingerprint</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col">Source</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
 ${keys.map((k) => {
-  const state = k.revoked ? 'revoked' : k.expires !== null && k.expires <= now ? 'expired' : !k.canEncrypt ? 'cannot encrypt' : 'valid';
+  const state = k.revoked
+    ? 'revoked'
+    : k.expires !== null && k.expires <= now
+      ? 'expired'
+      : !k.canEncrypt
+        ? 'cannot encrypt'
+        : 'valid';
   return html`<tr><td>${k.emails.join(', ')}</td><td><code>${k.fingerprint.replace(/(.{4})/g, '$1 ').trim()}</code></td><td>${k.expires ? when(k.expires) : 'never'}</td><td>${state}</td><td>${k.source}</td>
 <td><form method="post" action="/admin/keys/${k.fingerprint}/remove"><input type="hidden" name="_csrf" value="${req.staff!.csrf}"><button type="submit" class="link">Remove</button></form></td></tr>`;
 })}</tbody></table>`
@@ -92,8 +101,16 @@ ${keys.map((k) => {
     const fpr = normalizeFingerprint(String(req.params.fpr));
     const removed = await keyring.remove(fpr);
     if (removed)
-      await store.write((trx) => appendAudit(trx, { type: 'keys.removed', actor: req.staff!.email, detail: { fingerprint: fpr } }));
-    await keysPage(req, res, removed ? html`<p class="ok" role="status">Removed ${fpr}.</p>` : html`<p class="error" role="alert">No such key.</p>`);
+      await store.write((trx) =>
+        appendAudit(trx, { type: 'keys.removed', actor: req.staff!.email, detail: { fingerprint: fpr } }),
+      );
+    await keysPage(
+      req,
+      res,
+      removed
+        ? html`<p class="ok" role="status">Removed ${fpr}.</p>`
+        : html`<p class="error" role="alert">No such key.</p>`,
+    );
   });
   r.get('/admin/keys/org.asc', admin, async (_req, res) => {
     const org = await loadOrgKey(store, { practiceName: config.practiceName, hostname: opts.hostname });
@@ -116,7 +133,9 @@ ${keys.map((k) => {
     const fpr = normalizeFingerprint(String(req.params.fpr));
     const removed = await keyring.remove(fpr);
     if (removed)
-      await store.write((trx) => appendAudit(trx, { type: 'keys.removed', actor: req.staff!.email, detail: { fingerprint: fpr } }));
+      await store.write((trx) =>
+        appendAudit(trx, { type: 'keys.removed', actor: req.staff!.email, detail: { fingerprint: fpr } }),
+      );
     res.status(removed ? 204 : 404).end();
   });
 
@@ -140,7 +159,9 @@ ${keys.map((k) => {
       ? html`<p>No pickups match.</p>`
       : html`<table><thead><tr><th scope="col">Sent (UTC)</th><th scope="col">Reference</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Expires</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
 ${rows.map(
-  (p) => html`<tr><td>${when(p.createdAt)}</td><td><code>${p.reference}</code></td><td>${p.sender}</td><td>${p.rcpt}</td><td><span class="kind">${p.status}${p.hardLocked ? ' (hard lock)' : ''}</span></td><td>${when(p.expiresAt)}</td>
+  (
+    p,
+  ) => html`<tr><td>${when(p.createdAt)}</td><td><code>${p.reference}</code></td><td>${p.sender}</td><td>${p.rcpt}</td><td><span class="kind">${p.status}${p.hardLocked ? ' (hard lock)' : ''}</span></td><td>${when(p.expiresAt)}</td>
 <td>${
     ['expired', 'revoked'].includes(p.status)
       ? ''
@@ -153,7 +174,8 @@ ${rows.map(
 )}</tbody></table>`;
 
   r.get('/admin/pickups', admin, async (req, res) => {
-    const sender = typeof req.query.sender === 'string' && req.query.sender ? req.query.sender.toLowerCase() : undefined;
+    const sender =
+      typeof req.query.sender === 'string' && req.query.sender ? req.query.sender.toLowerCase() : undefined;
     const rows = filterPickups(await listPickups(store, { sender, limit: 2000 }), req.query);
     const v = (k: string) => (typeof req.query[k] === 'string' ? (req.query[k] as string) : '');
     send(
@@ -164,7 +186,15 @@ ${rows.map(
 <form method="get" action="/admin/pickups" class="filters">
 <label for="p-sender">Sender</label><input id="p-sender" name="sender" value="${v('sender')}">
 <label for="p-rcpt">Recipient contains</label><input id="p-rcpt" name="rcpt" value="${v('rcpt')}">
-<label for="p-status">Status</label><select id="p-status" name="status"><option value="">any</option>${['sent', 'fetched', 'opened', 'downloaded', 'expired', 'revoked', 'locked'].map(
+<label for="p-status">Status</label><select id="p-status" name="status"><option value="">any</option>${[
+        'sent',
+        'fetched',
+        'opened',
+        'downloaded',
+        'expired',
+        'revoked',
+        'locked',
+      ].map(
         (s) => html`<option value="${s}"${new SafeHtml(v('status') === s ? ' selected' : '')}>${s}</option>`,
       )}</select>
 <label for="p-from">From</label><input id="p-from" name="from" type="date" value="${v('from')}">
@@ -175,7 +205,8 @@ ${pickupTable(req, rows, '/admin/pickups')}`,
     );
   });
   r.get('/api/admin/pickups', admin, async (req, res) => {
-    const sender = typeof req.query.sender === 'string' && req.query.sender ? req.query.sender.toLowerCase() : undefined;
+    const sender =
+      typeof req.query.sender === 'string' && req.query.sender ? req.query.sender.toLowerCase() : undefined;
     res.json({ pickups: filterPickups(await listPickups(store, { sender, limit: 2000 }), req.query) });
   });
   const act = async (req: Request, action: 'revoke' | 'unlock', own: boolean): Promise<boolean> => {
@@ -184,7 +215,9 @@ ${pickupTable(req, rows, '/admin/pickups')}`,
       const [p] = await listPickups(store, { id });
       if (!p || p.sender.toLowerCase() !== req.staff!.email) return false;
     }
-    return action === 'revoke' ? revokePickup(store, id, req.staff!.email) : unlockPickup(store, id, req.staff!.email);
+    return action === 'revoke'
+      ? revokePickup(store, id, req.staff!.email)
+      : unlockPickup(store, id, req.staff!.email);
   };
   for (const action of ['revoke', 'unlock'] as const) {
     r.post(`/admin/pickups/:id/${action}`, admin, auth.csrf, async (req, res) => {
@@ -197,10 +230,15 @@ ${pickupTable(req, rows, '/admin/pickups')}`,
   }
   r.get('/me/pickups', staff, async (req, res) => {
     const rows = await listPickups(store, { sender: req.staff!.email, limit: 500 });
-    send(req, res, 'My pickups', html`<h1>My secure pickups</h1>
+    send(
+      req,
+      res,
+      'My pickups',
+      html`<h1>My secure pickups</h1>
 <p class="note">Messages you sent as a secure pickup: whether each recipient fetched the link, opened it or downloaded an attachment. Revoke one to make it unreadable for good.</p>
 ${pickupTable(req, rows, '/me/pickups')}
-<p><a href="/me/replies">Secure replies to me</a></p>`);
+<p><a href="/me/replies">Secure replies to me</a></p>`,
+    );
   });
   r.get('/api/me/pickups', staff, async (req, res) => {
     res.json({ pickups: await listPickups(store, { sender: req.staff!.email, limit: 500 }) });
@@ -216,21 +254,29 @@ ${pickupTable(req, rows, '/me/pickups')}
   // ---- Replies ----
   r.get('/me/replies', staff, async (req, res) => {
     const replies = await listReplies(store, { sender: req.staff!.email });
-    send(req, res, 'Secure replies', html`<h1>Secure replies</h1>
+    send(
+      req,
+      res,
+      'Secure replies',
+      html`<h1>Secure replies</h1>
 ${
   replies.length === 0
     ? html`<p>No secure replies yet.</p>`
     : html`<table><thead><tr><th scope="col">Received (UTC)</th><th scope="col">From</th><th scope="col">Attachments</th><th scope="col">Read</th></tr></thead><tbody>${replies.map(
-        (x) => html`<tr><td><a href="/me/replies/${x.id}">${when(x.createdAt)}</a></td><td>${x.rcpt}</td><td>${x.attachments}</td><td>${x.readAt ? when(x.readAt) : 'new'}</td></tr>`,
+        (x) =>
+          html`<tr><td><a href="/me/replies/${x.id}">${when(x.createdAt)}</a></td><td>${x.rcpt}</td><td>${x.attachments}</td><td>${x.readAt ? when(x.readAt) : 'new'}</td></tr>`,
       )}</tbody></table>`
-}`);
+}`,
+    );
   });
   r.get('/api/me/replies', staff, async (req, res) => {
     res.json({ replies: await listReplies(store, { sender: req.staff!.email }) });
   });
   const ownReply = async (req: Request) => {
     const id = String(req.params.id);
-    const [summary] = (await listReplies(store, { sender: req.staff!.email, limit: 1000 })).filter((x) => x.id === id);
+    const [summary] = (await listReplies(store, { sender: req.staff!.email, limit: 1000 })).filter(
+      (x) => x.id === id,
+    );
     if (!summary) return null;
     return readReply(store, id, req.staff!.email);
   };
@@ -241,17 +287,23 @@ ${
       return;
     }
     const { reply, content } = found;
-    send(req, res, 'Secure reply', html`<p><a href="/me/replies">← Secure replies</a></p>
+    send(
+      req,
+      res,
+      'Secure reply',
+      html`<p><a href="/me/replies">← Secure replies</a></p>
 <h1>${content.subject || 'Secure reply'}</h1>
 <dl><dt>From</dt><dd>${reply.rcpt}</dd><dt>Received</dt><dd>${when(reply.createdAt)} UTC</dd></dl>
 <pre class="message-text">${content.text}</pre>
 ${
   content.attachments.length
     ? html`<h2>Attachments</h2><ul>${content.attachments.map(
-        (a, i) => html`<li><a href="/me/replies/${reply.id}/a/${i}">${a.filename}</a> (${Math.ceil(a.content.length / 1024)} KB)</li>`,
+        (a, i) =>
+          html`<li><a href="/me/replies/${reply.id}/a/${i}">${a.filename}</a> (${Math.ceil(a.content.length / 1024)} KB)</li>`,
       )}</ul>`
     : ''
-}`);
+}`,
+    );
   });
   r.get('/me/replies/:id/a/:n', staff, async (req, res) => {
     const found = await ownReply(req);
@@ -266,4 +318,3 @@ ${
   });
   return r;
 }
-

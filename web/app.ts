@@ -191,7 +191,9 @@ ${rows.map(
   const auth = createStaffAuth({ config, store, log });
   app.use(auth.router);
   app.use(createStaffPages({ config, store, log, auth }));
-  app.use(createProtectionPages({ config, store, log, auth, hostname: config.smtp.hostname ?? os.hostname() }));
+  app.use(
+    createProtectionPages({ config, store, log, auth, hostname: config.smtp.hostname ?? os.hostname() }),
+  );
   // Recipients' pickup pages and the pickup JSON API (web/pickup-portal.ts).
   app.use(createPickupPortal({ config, store, log }));
 

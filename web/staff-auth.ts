@@ -96,8 +96,7 @@ export async function rateLimit(
 ): Promise<{ allowed: boolean; retryAfterS: number }> {
   return store.write(async (trx) => {
     const row = (await trx('rate_limits').where({ key }).first()) as
-      | { window_start: number; count: number }
-      | undefined;
+      { window_start: number; count: number } | undefined;
     if (!row || now - Number(row.window_start) >= windowMs) {
       await trx('rate_limits')
         .insert({ key, window_start: now, count: 1 })
@@ -170,7 +169,12 @@ export function createStaffAuth({
     });
   };
 
-  async function newSession(res: Response, user: FullUser, stage: SessionRow['stage'], ip: string): Promise<void> {
+  async function newSession(
+    res: Response,
+    user: FullUser,
+    stage: SessionRow['stage'],
+    ip: string,
+  ): Promise<void> {
     const token = randomBytes(32).toString('base64url');
     const now = Date.now();
     await store.write((trx) =>
@@ -191,7 +195,8 @@ export function createStaffAuth({
     const token = parseCookies(req.headers.cookie)[cookieName];
     if (!token) return null;
     const idHash = sha256(token);
-    const session = (await store.db('web_sessions').where({ id_hash: idHash }).first()) as SessionRow | undefined;
+    const session = (await store.db('web_sessions').where({ id_hash: idHash }).first()) as
+      SessionRow | undefined;
     if (!session) return null;
     const now = Date.now();
     const user = (await store.db('users').where({ id: session.user_id }).first()) as FullUser | undefined;
@@ -206,7 +211,9 @@ export function createStaffAuth({
     }
     // Touch at most once a minute: the idle timeout needs no finer grain, and reads stay reads.
     if (now - Number(session.last_seen_at) > 60_000) {
-      await store.write((trx) => trx('web_sessions').where({ id_hash: idHash }).update({ last_seen_at: now }));
+      await store.write((trx) =>
+        trx('web_sessions').where({ id_hash: idHash }).update({ last_seen_at: now }),
+      );
     }
     return { session, user };
   }
@@ -249,7 +256,13 @@ export function createStaffAuth({
           res
             .status(403)
             .type('html')
-            .send(staffPage('Not allowed', user, html`<h1>Not allowed</h1><p>Your role (${user.role}) cannot open this page.</p>`));
+            .send(
+              staffPage(
+                'Not allowed',
+                user,
+                html`<h1>Not allowed</h1><p>Your role (${user.role}) cannot open this page.</p>`,
+              ),
+            );
         return;
       }
       next();
@@ -265,7 +278,10 @@ export function createStaffAuth({
         res.status(401).json({ error: 'sign in required' });
         return;
       }
-      res.status(403).type('text').send('Forbidden: the form expired or did not come from this site. Reload the page and try again.');
+      res
+        .status(403)
+        .type('text')
+        .send('Forbidden: the form expired or did not come from this site. Reload the page and try again.');
       return;
     }
     next();
@@ -284,7 +300,11 @@ export function createStaffAuth({
     return /^\/(?!\/)[\w\-/.?=&%]*$/.test(n) && !n.startsWith('/login') ? n : homeFor(role);
   }
 
-  function loginForm(res: Response, status: number, opts: { error?: string; email?: string; next?: string } = {}) {
+  function loginForm(
+    res: Response,
+    status: number,
+    opts: { error?: string; email?: string; next?: string } = {},
+  ) {
     const token = randomBytes(24).toString('base64url');
     setCookie(res, preCsrfCookie, token, 60 * 60 * 1000);
     res
@@ -318,17 +338,24 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
   router.post('/login', async (req, res) => {
     const body = req.body as Record<string, string | undefined>;
     if (!sameToken(body._csrf, parseCookies(req.headers.cookie)[preCsrfCookie])) {
-      res.status(403).type('text').send('Forbidden: the form expired. Reload the sign-in page and try again.');
+      res
+        .status(403)
+        .type('text')
+        .send('Forbidden: the form expired. Reload the sign-in page and try again.');
       return;
     }
     const ip = clientIp(req);
     const limit = await rateLimit(store, `login-ip:${ip}`, IP_LIMIT, IP_WINDOW_MS);
     if (!limit.allowed) {
       res.set('Retry-After', String(limit.retryAfterS));
-      loginForm(res, 429, { error: 'Too many sign-in attempts from this network. Wait a few minutes and try again.' });
+      loginForm(res, 429, {
+        error: 'Too many sign-in attempts from this network. Wait a few minutes and try again.',
+      });
       return;
     }
-    const email = String(body.email ?? '').trim().toLowerCase();
+    const email = String(body.email ?? '')
+      .trim()
+      .toLowerCase();
     const password = String(body.password ?? '');
     const now = Date.now();
     const known = (await store.db('users').where({ email }).first()) as FullUser | undefined;
@@ -342,7 +369,10 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
         await store.write(async (trx) => {
           await trx('users')
             .where({ id: known.id })
-            .update({ failed_logins: lockNow ? 0 : failures, locked_until: lockNow ? now + LOCK_MS : known.locked_until });
+            .update({
+              failed_logins: lockNow ? 0 : failures,
+              locked_until: lockNow ? now + LOCK_MS : known.locked_until,
+            });
           await appendAudit(trx, {
             type: lockNow ? 'auth.locked' : 'auth.login_failed',
             actor: known.email,
@@ -356,7 +386,8 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
       }
       log.info({ evt: 'LOGIN_FAILED', ip }, 'sign-in failed');
       loginForm(res, 401, {
-        error: 'That email and password did not work. After several failed attempts an account is locked for 15 minutes.',
+        error:
+          'That email and password did not work. After several failed attempts an account is locked for 15 minutes.',
         email,
         next: body.next ?? '',
       });
@@ -369,10 +400,19 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
     const stage: SessionRow['stage'] = user.totp_secret ? 'totp' : user.role === 'admin' ? 'enrol' : 'active';
     await newSession(res, user, stage, ip);
     if (stage === 'active') {
-      await store.write((trx) => appendAudit(trx, { type: 'auth.signed_in', actor: user.email, detail: { ip, mfa: false } }));
+      await store.write((trx) =>
+        appendAudit(trx, { type: 'auth.signed_in', actor: user.email, detail: { ip, mfa: false } }),
+      );
     }
     const next = safeNext(body.next, user.role);
-    res.redirect(303, stage === 'totp' ? `/login/mfa?next=${encodeURIComponent(next)}` : stage === 'enrol' ? '/login/mfa/setup' : next);
+    res.redirect(
+      303,
+      stage === 'totp'
+        ? `/login/mfa?next=${encodeURIComponent(next)}`
+        : stage === 'enrol'
+          ? '/login/mfa/setup'
+          : next,
+    );
   });
 
   async function pendingSession(req: Request, res: Response, want: SessionRow['stage']) {
@@ -387,7 +427,9 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
   router.get('/login/mfa', async (req, res) => {
     const found = await pendingSession(req, res, 'totp');
     if (!found) return;
-    res.type('html').send(mfaForm(found.session.csrf, typeof req.query.next === 'string' ? req.query.next : ''));
+    res
+      .type('html')
+      .send(mfaForm(found.session.csrf, typeof req.query.next === 'string' ? req.query.next : ''));
   });
 
   function mfaForm(csrfToken: string, next: string, error?: string): string {
@@ -417,7 +459,11 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
       return;
     }
     const secret = store.decryptValue(`totp:${user.id}`, user.totp_secret!);
-    const step = verifyTotp(secret, String(body.code ?? ''), user.totp_last_step === null ? null : Number(user.totp_last_step));
+    const step = verifyTotp(
+      secret,
+      String(body.code ?? ''),
+      user.totp_last_step === null ? null : Number(user.totp_last_step),
+    );
     const ip = clientIp(req);
     if (step === null) {
       const limit = await rateLimit(store, `mfa:${session.id_hash}`, MAX_TOTP_FAILURES, SESSION_IDLE_MS);
@@ -429,7 +475,16 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
         res.redirect(303, '/login');
         return;
       }
-      res.status(401).type('html').send(mfaForm(session.csrf, body.next ?? '', 'That code did not work. Codes change every 30 seconds; try the current one.'));
+      res
+        .status(401)
+        .type('html')
+        .send(
+          mfaForm(
+            session.csrf,
+            body.next ?? '',
+            'That code did not work. Codes change every 30 seconds; try the current one.',
+          ),
+        );
       return;
     }
     await store.write(async (trx) => {
@@ -452,16 +507,25 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
     } else {
       secret = newTotpSecret();
       const sealed = store.encryptValue(`totp-pending:${session.id_hash}`, secret);
-      await store.write((trx) => trx('web_sessions').where({ id_hash: session.id_hash }).update({ pending_secret: sealed }));
+      await store.write((trx) =>
+        trx('web_sessions').where({ id_hash: session.id_hash }).update({ pending_secret: sealed }),
+      );
     }
     res.type('html').send(await enrolPage(session.csrf, user.email, secret));
   });
 
-  async function enrolPage(csrfToken: string, email: string, secret: Buffer, error?: string): Promise<string> {
+  async function enrolPage(
+    csrfToken: string,
+    email: string,
+    secret: Buffer,
+    error?: string,
+  ): Promise<string> {
     const uri = otpauthUri(secret, email, issuer);
     // Inline SVG, not an <img>: the code never leaves this response and needs no image URL.
     const svg = await QRCode.toString(uri, { type: 'svg', margin: 1, errorCorrectionLevel: 'M' });
-    const grouped = base32Encode(secret).replace(/(.{4})/g, '$1 ').trim();
+    const grouped = base32Encode(secret)
+      .replace(/(.{4})/g, '$1 ')
+      .trim();
     return page(
       'Set up two-step sign-in',
       html`<section class="card narrow">
@@ -492,14 +556,28 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
     const secret = store.decryptValue(`totp-pending:${session.id_hash}`, session.pending_secret);
     const step = verifyTotp(secret, String(body.code ?? ''), null);
     if (step === null) {
-      res.status(401).type('html').send(await enrolPage(session.csrf, user.email, secret, 'That code did not match. Check the time on your phone and try the current code.'));
+      res
+        .status(401)
+        .type('html')
+        .send(
+          await enrolPage(
+            session.csrf,
+            user.email,
+            secret,
+            'That code did not match. Check the time on your phone and try the current code.',
+          ),
+        );
       return;
     }
     const ip = clientIp(req);
     await store.write(async (trx) => {
       await trx('users')
         .where({ id: user.id })
-        .update({ totp_secret: store.encryptValue(`totp:${user.id}`, secret), totp_enrolled_at: Date.now(), totp_last_step: step });
+        .update({
+          totp_secret: store.encryptValue(`totp:${user.id}`, secret),
+          totp_enrolled_at: Date.now(),
+          totp_last_step: step,
+        });
       await trx('web_sessions').where({ id_hash: session.id_hash }).delete();
       await appendAudit(trx, { type: 'auth.mfa_enrolled', actor: user.email, detail: { ip } });
       await appendAudit(trx, { type: 'auth.signed_in', actor: user.email, detail: { ip, mfa: true } });

@@ -71,14 +71,26 @@ async function dashboard(store: Store, now = Date.now()): Promise<Dashboard> {
       }
     }
   }
-  const [m] = (await store.db('messages').whereIn('state', ['queued', 'processing', 'deferred']).count({ n: '*' })) as Array<{ n: unknown }>;
-  const [e] = (await store.db('envelopes').whereIn('state', ['queued', 'sending', 'deferred', 'waiting']).count({ n: '*' })) as Array<{ n: unknown }>;
+  const [m] = (await store
+    .db('messages')
+    .whereIn('state', ['queued', 'processing', 'deferred'])
+    .count({ n: '*' })) as Array<{ n: unknown }>;
+  const [e] = (await store
+    .db('envelopes')
+    .whereIn('state', ['queued', 'sending', 'deferred', 'waiting'])
+    .count({ n: '*' })) as Array<{ n: unknown }>;
   const [h] = (await store.db('messages').where('state', 'held').count({ n: '*' })) as Array<{ n: unknown }>;
-  const [he] = (await store.db('envelopes').where('state', 'held').count({ n: '*' })) as Array<{ n: unknown }>;
-  const oldest = (await store.db('envelopes').where('state', 'deferred').min({ t: 'created_at' })) as Array<{ t: unknown }>;
+  const [he] = (await store.db('envelopes').where('state', 'held').count({ n: '*' })) as Array<{
+    n: unknown;
+  }>;
+  const oldest = (await store.db('envelopes').where('state', 'deferred').min({ t: 'created_at' })) as Array<{
+    t: unknown;
+  }>;
   const pickups = await store.db.schema.hasTable('pickups').then(async (has) => {
     if (!has) return { opened: 0, notOpened: 0 };
-    const list = (await store.db('pickups').where('created_at', '>=', since).select('opened_at')) as Array<{ opened_at: unknown }>;
+    const list = (await store.db('pickups').where('created_at', '>=', since).select('opened_at')) as Array<{
+      opened_at: unknown;
+    }>;
     const opened = list.filter((p) => p.opened_at !== null && p.opened_at !== undefined).length;
     return { opened, notOpened: list.length - opened };
   });
@@ -254,7 +266,12 @@ function csvCell(v: string | number | null | undefined): string {
   return `"${safe.replace(/"/g, '""')}"`;
 }
 
-export function createStaffPages(opts: { config: ResolvedConfig; store: Store; log: Logger; auth: StaffAuth }): express.Router {
+export function createStaffPages(opts: {
+  config: ResolvedConfig;
+  store: Store;
+  log: Logger;
+  auth: StaffAuth;
+}): express.Router {
   const { store, auth, log } = opts;
   const r = express.Router();
   r.use(express.urlencoded({ extended: false, limit: '64kb' }));
@@ -268,7 +285,9 @@ export function createStaffPages(opts: { config: ResolvedConfig; store: Store; l
   const send = (req: Request, res: Response, title: string, body: SafeHtml) =>
     res.type('html').send(staffPage(title, req.staff, body));
 
-  r.get('/admin', admin, async (req, res) => send(req, res, 'Dashboard', dashboardHtml(await dashboard(store))));
+  r.get('/admin', admin, async (req, res) =>
+    send(req, res, 'Dashboard', dashboardHtml(await dashboard(store))),
+  );
   r.get('/api/admin/dashboard', admin, async (_req, res) => {
     res.json(await dashboard(store));
   });
@@ -300,7 +319,9 @@ ${items.map(
     const f = auditFilter(req.query);
     const rows = (await auditQuery(store, f).limit(f.limit)) as AuditRow[];
     const qs = new URLSearchParams(
-      Object.entries(req.query).filter((e): e is [string, string] => typeof e[1] === 'string' && e[0] !== 'before'),
+      Object.entries(req.query).filter(
+        (e): e is [string, string] => typeof e[1] === 'string' && e[0] !== 'before',
+      ),
     );
     const last = rows[rows.length - 1];
     send(
@@ -348,8 +369,24 @@ ${rows.length === f.limit && last ? html`<p><a href="/admin/audit?${qs.toString(
     res.type('text/csv');
     const header = ['seq', 'at', 'time_utc', 'type', 'actor', 'message_id', 'detail', 'prev_hash', 'hash'];
     res.send(
-      [header.join(','), ...rows.map((e) => [e.seq, e.at, new Date(Number(e.at)).toISOString(), e.type, e.actor, e.message_id, e.detail, e.prev_hash, e.hash].map(csvCell).join(','))].join('\r\n') +
-        '\r\n',
+      [
+        header.join(','),
+        ...rows.map((e) =>
+          [
+            e.seq,
+            e.at,
+            new Date(Number(e.at)).toISOString(),
+            e.type,
+            e.actor,
+            e.message_id,
+            e.detail,
+            e.prev_hash,
+            e.hash,
+          ]
+            .map(csvCell)
+            .join(','),
+        ),
+      ].join('\r\n') + '\r\n',
     );
   });
 
@@ -400,17 +437,40 @@ ${rows.length === f.limit && last ? html`<p><a href="/admin/audit?${qs.toString(
             'message_id',
             rows.map((r) => r.id),
           )
-          .select('message_id', 'rcpt', 'kind', 'state')) as Array<{ message_id: string; rcpt: string; kind: string; state: string }>)
+          .select('message_id', 'rcpt', 'kind', 'state')) as Array<{
+          message_id: string;
+          rcpt: string;
+          kind: string;
+          state: string;
+        }>)
       : [];
     return rows.map((m) => {
       const mine = envs.filter((e) => e.message_id === m.id);
       const recipients = (JSON.parse(m.rcpt_to) as string[]).map((rcpt) => {
         const forRcpt = mine.filter((e) => e.rcpt.toLowerCase() === rcpt.toLowerCase());
         const main = forRcpt.find((e) => e.kind !== 'pickup-password') ?? forRcpt[0];
-        const how = !main ? (m.state === 'held' ? 'held' : m.state === 'blocked' ? 'blocked' : 'pending') : main.kind === 'relay' ? 'clear' : main.kind === 'pickup-notice' ? 'pickup' : main.kind;
+        const how = !main
+          ? m.state === 'held'
+            ? 'held'
+            : m.state === 'blocked'
+              ? 'blocked'
+              : 'pending'
+          : main.kind === 'relay'
+            ? 'clear'
+            : main.kind === 'pickup-notice'
+              ? 'pickup'
+              : main.kind;
         return { rcpt, how, state: main?.state ?? m.state };
       });
-      return { id: m.id, sentAt: Number(m.created_at), outcome: outcomeOf(m, mine.map((e) => e.kind)), recipients };
+      return {
+        id: m.id,
+        sentAt: Number(m.created_at),
+        outcome: outcomeOf(
+          m,
+          mine.map((e) => e.kind),
+        ),
+        recipients,
+      };
     });
   };
 
@@ -448,13 +508,30 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}${done ? html`<p
 <button type="submit">Change password</button>
 <p class="note">You will be signed out everywhere, including here, and sign in again with the new password.</p>
 </form>`;
-  r.get('/me/password', auth.require(['staff', 'admin', 'auditor']), (req, res) => send(req, res, 'Change password', passwordForm(req)));
+  r.get('/me/password', auth.require(['staff', 'admin', 'auditor']), (req, res) =>
+    send(req, res, 'Change password', passwordForm(req)),
+  );
   r.post('/me/password', auth.require(['staff', 'admin', 'auditor']), auth.csrf, async (req, res) => {
     const body = req.body as Record<string, string | undefined>;
-    const result = await changePassword(store, req.staff!.id, String(body.current ?? ''), String(body.next ?? ''));
+    const result = await changePassword(
+      store,
+      req.staff!.id,
+      String(body.current ?? ''),
+      String(body.next ?? ''),
+    );
     if (result !== 'ok') {
       res.status(400);
-      send(req, res, 'Change password', passwordForm(req, result === 'too-short' ? 'The new password must have at least 12 characters.' : 'The current password is not right.'));
+      send(
+        req,
+        res,
+        'Change password',
+        passwordForm(
+          req,
+          result === 'too-short'
+            ? 'The new password must have at least 12 characters.'
+            : 'The current password is not right.',
+        ),
+      );
       return;
     }
     res.redirect(303, '/login');

@@ -67,7 +67,12 @@ export function totp(secret: Buffer, now = Date.now()): string {
  * Checks a code against the current step and one step either side (clock drift). Returns the matching
  * step, or null. Steps at or before `lastStep` are refused: each code works once.
  */
-export function verifyTotp(secret: Buffer, code: string, lastStep: number | null, now = Date.now()): number | null {
+export function verifyTotp(
+  secret: Buffer,
+  code: string,
+  lastStep: number | null,
+  now = Date.now(),
+): number | null {
   const given = Buffer.from(code.replace(/\s/g, ''));
   if (!/^\d{6}$/.test(given.toString())) return null;
   const current = totpStep(now);

@@ -3,7 +3,13 @@ import { expect } from 'chai';
 import { simpleParser } from 'mailparser';
 import { policySchema, type PolicyConfig } from '../../config/schema.js';
 import type { Verdict } from '../../dlp/types.js';
-import { decideRoutes, domainListed, findTriggers, subjectHoldsPhi, type Triggers } from '../../gateway/policy.js';
+import {
+  decideRoutes,
+  domainListed,
+  findTriggers,
+  subjectHoldsPhi,
+  type Triggers,
+} from '../../gateway/policy.js';
 
 function makeVerdict(over: Partial<Verdict> = {}): Verdict {
   return {
@@ -24,7 +30,16 @@ const phiVerdict = makeVerdict({
   action: 'protect',
   rules: ['identifier-near-health'],
   findings: [
-    { type: 'PERSON', category: 'identifier', part: 'text', start: 0, end: 5, score: 0.8, recognizer: 'x', rule: 'r' },
+    {
+      type: 'PERSON',
+      category: 'identifier',
+      part: 'text',
+      start: 0,
+      end: 5,
+      score: 0.8,
+      recognizer: 'x',
+      rule: 'r',
+    },
   ],
   explanation: [
     {
@@ -81,7 +96,9 @@ describe('gateway/policy', () => {
       });
     }
     it('takes Sensitivity: Company-Confidential (any case) as a trigger, other values not', async () => {
-      expect((await triggersOf('Subject: x\r\nSensitivity: company-confidential')).header).to.equal('Sensitivity');
+      expect((await triggersOf('Subject: x\r\nSensitivity: company-confidential')).header).to.equal(
+        'Sensitivity',
+      );
       expect((await triggersOf('Subject: x\r\nSensitivity: Personal')).header).to.equal(null);
       expect((await triggersOf('Subject: x')).header).to.equal(null);
     });
@@ -99,7 +116,8 @@ describe('gateway/policy', () => {
       ['other.example', [], false],
     ];
     for (const [domain, list, want] of rows) {
-      it(`${domain} in [${list.join(', ')}] → ${want}`, () => expect(domainListed(domain, list)).to.equal(want));
+      it(`${domain} in [${list.join(', ')}] → ${want}`, () =>
+        expect(domainListed(domain, list)).to.equal(want));
     }
   });
 
@@ -156,7 +174,10 @@ describe('gateway/policy', () => {
         policy: policy({ alwaysProtectDomains: ['insurer.example'] }),
         hasKey,
       });
-      expect(always.kind === 'per-recipient' && always.routes.map((r) => r.action)).to.deep.equal(['pickup', 'clean']);
+      expect(always.kind === 'per-recipient' && always.routes.map((r) => r.action)).to.deep.equal([
+        'pickup',
+        'clean',
+      ]);
     });
 
     it('holds instead of a pickup where PGP is required or pickups are forbidden', async () => {
@@ -165,7 +186,10 @@ describe('gateway/policy', () => {
         triggers: noTriggers,
         encrypted: null,
         rcptTo: ['a@bank.example', 'b@hospital.example', 'partner@lab.example'],
-        policy: policy({ requirePgpDomains: ['bank.example'], noPickupDomains: ['hospital.example', 'lab.example'] }),
+        policy: policy({
+          requirePgpDomains: ['bank.example'],
+          noPickupDomains: ['hospital.example', 'lab.example'],
+        }),
         hasKey,
       });
       expect(d.kind === 'per-recipient' && d.routes.map((r) => `${r.action}:${r.reason}`)).to.deep.equal([
@@ -184,7 +208,10 @@ describe('gateway/policy', () => {
         policy: policy({ exemptRecipients: ['billing@partner.example'] }),
         hasKey,
       });
-      expect(exempt.kind === 'per-recipient' && exempt.routes.map((r) => r.action)).to.deep.equal(['clean', 'pickup']);
+      expect(exempt.kind === 'per-recipient' && exempt.routes.map((r) => r.action)).to.deep.equal([
+        'clean',
+        'pickup',
+      ]);
       const enc = await decideRoutes({
         verdict: phiVerdict,
         triggers: noTriggers,
@@ -242,8 +269,10 @@ describe('gateway/policy', () => {
       findings: [{ ...phiVerdict.findings[0]!, part: 'subject' }],
     });
     expect(subjectHoldsPhi(inSubject)).to.equal(true);
-    expect(subjectHoldsPhi(makeVerdict({ findings: [{ ...phiVerdict.findings[0]!, part: 'subject', rule: null }] }))).to.equal(
-      false,
-    );
+    expect(
+      subjectHoldsPhi(
+        makeVerdict({ findings: [{ ...phiVerdict.findings[0]!, part: 'subject', rule: null }] }),
+      ),
+    ).to.equal(false);
   });
 });

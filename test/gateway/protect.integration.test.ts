@@ -117,7 +117,11 @@ describe('protection (integration)', function () {
     await new Promise((r) => web.once('listening', r));
     webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
 
-    await send(gw.smtpPort, phiMessage(), ['partner@lab.example', 'patient@mail.example', 'colleague@clinic.example']);
+    await send(gw.smtpPort, phiMessage(), [
+      'partner@lab.example',
+      'patient@mail.example',
+      'colleague@clinic.example',
+    ]);
     await capture.waitFor(4);
     byKind = new Map();
     for (const m of capture.messages) byKind.set(kindOf(m), [...(byKind.get(kindOf(m)) ?? []), m]);
@@ -164,7 +168,9 @@ describe('protection (integration)', function () {
       encoding: 'buffer',
       maxBuffer: 1 << 24,
     });
-    expect(stderr.toString(), 'signed by the organisation').to.match(new RegExp(`VALIDSIG ${org.fingerprint}`));
+    expect(stderr.toString(), 'signed by the organisation').to.match(
+      new RegExp(`VALIDSIG ${org.fingerprint}`),
+    );
     const inner = await simpleParser(stdout);
     expect(inner.subject, 'protected headers carry the real subject').to.equal(`Results for ${PATIENT}`);
     expect(inner.text).to.contain(MRN).and.to.contain(DIAGNOSIS);
@@ -185,7 +191,9 @@ describe('protection (integration)', function () {
       const raw = m.raw.toString('latin1');
       for (const secret of [MRN, DIAGNOSIS, PATIENT, 'results.bin']) expect(raw).not.to.contain(secret);
     }
-    const link = new RegExp(`${gw.config.publicUrl.replace(/[.]/g, '\\.')}/p/([A-Za-z0-9_-]{22,})`).exec(noticeText);
+    const link = new RegExp(`${gw.config.publicUrl.replace(/[.]/g, '\\.')}/p/([A-Za-z0-9_-]{22,})`).exec(
+      noticeText,
+    );
     expect(link, 'notice holds the link').to.not.equal(null);
     expect(noticeText).not.to.match(/Password:/);
     const pw = /^Password: (\S+)$/m.exec(passwordText);
@@ -212,7 +220,9 @@ describe('protection (integration)', function () {
     };
     expect(body.subject).to.equal(`Results for ${PATIENT}`);
     expect(body.text).to.contain(MRN);
-    expect(body.attachments.map((a) => [a.filename, a.size])).to.deep.equal([['results.bin', ATTACHMENT.length]]);
+    expect(body.attachments.map((a) => [a.filename, a.size])).to.deep.equal([
+      ['results.bin', ATTACHMENT.length],
+    ]);
     const cookie = res.headers.get('set-cookie')?.split(';')[0] ?? '';
     const download = await fetch(new URL(body.attachments[0]!.url, webUrl), { headers: { cookie } });
     expect(download.status).to.equal(200);
@@ -223,13 +233,19 @@ describe('protection (integration)', function () {
     const needles = [MRN, DIAGNOSIS, 'Metformin', ATTACHMENT.subarray(0, 32).toString('base64')];
     for (const file of await filesUnder(dir)) {
       const content = (await readFile(file)).toString('latin1');
-      for (const n of needles) expect(content.includes(n), `${n} in ${path.relative(dir, file)}`).to.equal(false);
-      expect(content.includes(ATTACHMENT.subarray(0, 64).toString('latin1')), `attachment in ${file}`).to.equal(false);
+      for (const n of needles)
+        expect(content.includes(n), `${n} in ${path.relative(dir, file)}`).to.equal(false);
+      expect(
+        content.includes(ATTACHMENT.subarray(0, 64).toString('latin1')),
+        `attachment in ${file}`,
+      ).to.equal(false);
     }
   });
 
   it('records the per-recipient decision in the audit log without content', async () => {
-    const row = (await gw.store.db('audit_events').where({ type: 'message.routed' }).first()) as { detail: string };
+    const row = (await gw.store.db('audit_events').where({ type: 'message.routed' }).first()) as {
+      detail: string;
+    };
     const detail = JSON.parse(row.detail) as Record<string, unknown>;
     expect(detail).to.deep.include({ clean: 1, pgp: 1, pickup: 1 });
     expect(detail.triggers).to.include('subject-tag');

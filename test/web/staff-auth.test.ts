@@ -16,11 +16,17 @@ class Browser {
   cookies = new Map<string, string>();
   constructor(private readonly base: string) {}
 
-  async go(path: string, init: RequestInit = {}): Promise<{ status: number; body: string; location: string | null }> {
+  async go(
+    path: string,
+    init: RequestInit = {},
+  ): Promise<{ status: number; body: string; location: string | null }> {
     const res = await fetch(this.base + path, {
       ...init,
       redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string>), cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+      headers: {
+        ...(init.headers as Record<string, string>),
+        cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+      },
     });
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
@@ -94,7 +100,11 @@ describe('web/staff-auth', function () {
   it('refuses a sign-in form without its CSRF token', async () => {
     const b = new Browser(base);
     await b.go('/login');
-    const res = await b.post('/login', { _csrf: 'forged', email: 'staff@clinic.example', password: 'staff-password-123' });
+    const res = await b.post('/login', {
+      _csrf: 'forged',
+      email: 'staff@clinic.example',
+      password: 'staff-password-123',
+    });
     expect(res.status).to.equal(403);
   });
 
@@ -135,9 +145,17 @@ describe('web/staff-auth', function () {
     expect(again.location).to.match(/^\/login\/mfa\?/);
     const form = await b.go('/login/mfa');
     expect(form.body).not.to.contain('<svg');
-    const replay = await b.post('/login/mfa', { _csrf: Browser.csrf(form.body), code: totp(secret), next: '' });
+    const replay = await b.post('/login/mfa', {
+      _csrf: Browser.csrf(form.body),
+      code: totp(secret),
+      next: '',
+    });
     expect(replay.status).to.equal(401);
-    const next = await b.post('/login/mfa', { _csrf: Browser.csrf(form.body), code: totp(secret, Date.now() + 30_000), next: '' });
+    const next = await b.post('/login/mfa', {
+      _csrf: Browser.csrf(form.body),
+      code: totp(secret, Date.now() + 30_000),
+      next: '',
+    });
     expect(next.location).to.equal('/admin');
     expect((await b.go('/admin/quarantine')).status).to.equal(200);
   });
@@ -164,11 +182,17 @@ describe('web/staff-auth', function () {
     await two.signIn('audit@clinic.example', 'audit-password-123');
     expect((await two.go('/admin/audit')).status).to.equal(200);
     const form = await one.go('/me/password');
-    const res = await one.post('/me/password', { _csrf: Browser.csrf(form.body), current: 'audit-password-123', next: 'a-new-password-456' });
+    const res = await one.post('/me/password', {
+      _csrf: Browser.csrf(form.body),
+      current: 'audit-password-123',
+      next: 'a-new-password-456',
+    });
     expect(res.location).to.equal('/login');
     expect((await one.go('/admin/audit')).status).to.equal(303);
     expect((await two.go('/admin/audit')).status, 'the other session ended too').to.equal(303);
-    expect((await new Browser(base).signIn('audit@clinic.example', 'a-new-password-456')).location).to.equal('/admin/audit');
+    expect((await new Browser(base).signIn('audit@clinic.example', 'a-new-password-456')).location).to.equal(
+      '/admin/audit',
+    );
   });
 
   it('lets an auditor verify the audit log, and finds a row edited in the database', async () => {

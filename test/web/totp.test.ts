@@ -6,7 +6,18 @@ const RFC_SECRET = Buffer.from('12345678901234567890', 'ascii');
 
 describe('web/totp', () => {
   it('matches the RFC 4226 HOTP vectors', () => {
-    const want = ['755224', '287082', '359152', '969429', '338314', '254676', '287922', '162583', '399871', '520489'];
+    const want = [
+      '755224',
+      '287082',
+      '359152',
+      '969429',
+      '338314',
+      '254676',
+      '287922',
+      '162583',
+      '399871',
+      '520489',
+    ];
     want.forEach((code, counter) => expect(hotp(RFC_SECRET, counter)).to.equal(code));
   });
 
