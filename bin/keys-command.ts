@@ -4,8 +4,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ResolvedConfig } from '../config/load.js';
-import { loadOrgKey } from '../gateway/org-key.js';
-import { Keyring, type KeyInfo } from '../gateway/pgp-keyring.js';
+import type { KeyInfo } from '../gateway/pgp-keyring.js';
 import { Store } from '../store/store.js';
 
 export const KEYS_USAGE = `  keys import FILE                 add the ASCII-armoured OpenPGP public keys in FILE to the keyring
@@ -50,6 +49,11 @@ export async function keysCommand(
       return 1;
     }
   }
+  // Loaded here: openpgp is large, and cli.ts imports this file for every command.
+  const [{ Keyring }, { loadOrgKey }] = await Promise.all([
+    import('../gateway/pgp-keyring.js'),
+    import('../gateway/org-key.js'),
+  ]);
   const store = await Store.open(config);
   try {
     const keyring = new Keyring(store, config.pgp);
@@ -60,8 +64,7 @@ export async function keysCommand(
           process.stdout.write(
             `imported ${k.fingerprint} ${k.emails.join(',')} expires ${day(k.expires)}${k.revoked ? ' (revoked)' : ''}\n`,
           );
-        for (const r of rejected)
-          process.stdout.write(`rejected ${r.fingerprint ?? '-'}: ${r.reason}\n`);
+        for (const r of rejected) process.stdout.write(`rejected ${r.fingerprint ?? '-'}: ${r.reason}\n`);
         return imported.length > 0 ? 0 : 1;
       }
       case 'list': {

@@ -23,10 +23,7 @@ interface OrgKeyRow {
 const loading = new WeakMap<Store, Promise<OrgKey>>();
 
 /** Loads the organisation key, generating and storing it the first time. Safe when callers race. */
-export function loadOrgKey(
-  store: Store,
-  opts: { practiceName: string; hostname: string },
-): Promise<OrgKey> {
+export function loadOrgKey(store: Store, opts: { practiceName: string; hostname: string }): Promise<OrgKey> {
   let p = loading.get(store);
   if (!p) {
     p = loadOrCreate(store, opts);
@@ -38,8 +35,7 @@ export function loadOrgKey(
 
 async function readRow(store: Store): Promise<OrgKeyRow | undefined> {
   return (await store.db('org_keys').where({ name: 'pgp' }).first('fingerprint', 'blob_id')) as
-    | OrgKeyRow
-    | undefined;
+    OrgKeyRow | undefined;
 }
 
 async function open(store: Store, row: OrgKeyRow): Promise<OrgKey> {
@@ -59,10 +55,7 @@ function orgEmail(hostname: string): string {
     : `postmaster@${host.replace(/[^a-z0-9-]/g, '') || 'localhost'}.invalid`;
 }
 
-async function loadOrCreate(
-  store: Store,
-  opts: { practiceName: string; hostname: string },
-): Promise<OrgKey> {
+async function loadOrCreate(store: Store, opts: { practiceName: string; hostname: string }): Promise<OrgKey> {
   const row = await readRow(store);
   if (row) return open(store, row);
 

@@ -91,9 +91,7 @@ function armourBlocks(text: string): string[] {
 async function describe(key: openpgp.PublicKey, now: Date) {
   const userIds = key.users.map((u) => u.userID?.userID).filter((u): u is string => !!u);
   const emails = [
-    ...new Set(
-      key.users.map((u) => u.userID?.email?.trim().toLowerCase()).filter((e): e is string => !!e),
-    ),
+    ...new Set(key.users.map((u) => u.userID?.email?.trim().toLowerCase()).filter((e): e is string => !!e)),
   ];
   const revoked = await key.isRevoked(undefined, undefined, now).catch(() => false);
   const exp = await key.getExpirationTime().catch(() => null);
@@ -137,9 +135,7 @@ export function wkdUrls(address: string): [URL, URL] {
   const hash = zbase32(createHash('sha1').update(local.toLowerCase(), 'utf8').digest());
   const l = encodeURIComponent(local);
   return [
-    new URL(
-      `https://openpgpkey.${domain}/.well-known/openpgpkey/${domain}/hu/${hash}?l=${l}`,
-    ),
+    new URL(`https://openpgpkey.${domain}/.well-known/openpgpkey/${domain}/hu/${hash}?l=${l}`),
     new URL(`https://${domain}/.well-known/openpgpkey/hu/${hash}?l=${l}`),
   ];
 }
@@ -229,16 +225,17 @@ export class Keyring {
   ): Promise<void> {
     for (const incoming of keys) {
       const fingerprint = normalizeFingerprint(incoming.getFingerprint());
-      const existing = (await this.store.db('pgp_keys').where({ fingerprint }).first()) as
-        | KeyRow
-        | undefined;
+      const existing = (await this.store.db('pgp_keys').where({ fingerprint }).first()) as KeyRow | undefined;
       let key = incoming;
       if (existing) {
         try {
           const [stored] = await openpgp.readKeys({ armoredKeys: existing.armored });
           key = await stored!.toPublic().update(incoming, now);
         } catch (err) {
-          result.rejected.push({ fingerprint, reason: `cannot merge with the stored key: ${(err as Error).message}` });
+          result.rejected.push({
+            fingerprint,
+            reason: `cannot merge with the stored key: ${(err as Error).message}`,
+          });
           continue;
         }
       }
@@ -321,7 +318,8 @@ export class Keyring {
     if (!this.config.wkdDomains.map((d) => d.toLowerCase()).includes(domain)) return local?.chosen ?? null;
     // A key found by WKD before is refreshed after the cache period, so a revocation published there is seen.
     const fresh =
-      local && (!local.chosen.source.startsWith('wkd:') || local.importedAt + this.config.wkdCacheTtl > now.getTime());
+      local &&
+      (!local.chosen.source.startsWith('wkd:') || local.importedAt + this.config.wkdCacheTtl > now.getTime());
     if (fresh) return local.chosen;
     await this.askWkd(address.trim(), addr, domain, now);
     return (await this.localKeyFor(addr, now))?.chosen ?? null;
@@ -346,7 +344,11 @@ export class Keyring {
       const created = key.getCreationTime().getTime();
       if (best && (created < best.created || (created === best.created && importedAt <= best.importedAt)))
         continue;
-      best = { chosen: { fingerprint: r.fingerprint, address: addr, source: r.source, key }, importedAt, created };
+      best = {
+        chosen: { fingerprint: r.fingerprint, address: addr, source: r.source, key },
+        importedAt,
+        created,
+      };
     }
     return best;
   }
@@ -355,8 +357,7 @@ export class Keyring {
     const hit = this.parsed.get(fingerprint);
     if (hit && hit.importedAt === importedAt) return hit.key;
     const row = (await this.store.db('pgp_keys').where({ fingerprint }).first('armored', 'imported_at')) as
-      | Pick<KeyRow, 'armored' | 'imported_at'>
-      | undefined;
+      Pick<KeyRow, 'armored' | 'imported_at'> | undefined;
     if (!row) return null;
     try {
       const [key] = await openpgp.readKeys({ armoredKeys: row.armored });

@@ -108,7 +108,8 @@ const CRC24_TABLE = (() => {
 
 function crc24(data: Uint8Array): number {
   let crc = 0xb704ce;
-  for (let i = 0; i < data.length; i++) crc = ((crc << 8) ^ CRC24_TABLE[((crc >> 16) ^ data[i]!) & 0xff]!) & 0xffffff;
+  for (let i = 0; i < data.length; i++)
+    crc = ((crc << 8) ^ CRC24_TABLE[((crc >> 16) ^ data[i]!) & 0xff]!) & 0xffffff;
   return crc;
 }
 
@@ -158,12 +159,13 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
   let encrypted: Uint8Array;
   try {
     const message = await openpgp.createMessage({ binary: payload, format: 'binary' });
-    encrypted = await openpgp.encrypt({
+    // The declared result type names web-stream types that type-aware lint cannot resolve: say what it is.
+    encrypted = (await openpgp.encrypt({
       message,
       encryptionKeys: input.recipientKeys.map((k) => k.key),
       signingKeys: input.signingKey.privateKey,
       format: 'binary',
-    });
+    })) as Uint8Array;
   } catch (err) {
     throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
   }
@@ -207,7 +209,8 @@ function parseContentType(value: string | undefined): ContentType | null {
   if (!m) return null;
   const params = new Map<string, string>();
   const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]*))/g;
-  for (const p of m[2]!.matchAll(re)) params.set(p[1]!.toLowerCase(), (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1'));
+  for (const p of m[2]!.matchAll(re))
+    params.set(p[1]!.toLowerCase(), (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1'));
   return { type: m[1]!.toLowerCase(), params };
 }
 
@@ -343,7 +346,10 @@ function entity(raw: Buffer): { fields: Field[]; body: Buffer; get(name: string)
  */
 export function detectEncrypted(raw: Buffer): 'pgp-mime' | 'pgp-inline' | 'smime' | null {
   const top = entity(raw);
-  const ct = parseContentType(top.get('content-type')) ?? { type: 'text/plain', params: new Map() };
+  const ct = parseContentType(top.get('content-type')) ?? {
+    type: 'text/plain',
+    params: new Map<string, string>(),
+  };
   if (ct.type === 'multipart/encrypted') {
     const boundary = ct.params.get('boundary');
     if (ct.params.get('protocol')?.toLowerCase() !== 'application/pgp-encrypted' || !boundary) return null;
