@@ -96,35 +96,71 @@ function subjectField(text: string): string {
   return `Subject: ${words.map((w) => `=?UTF-8?B?${Buffer.from(w, 'utf8').toString('base64')}?=`).join('\r\n ')}\r\n`;
 }
 
-const CRC24_TABLE = (() => {
-  const t = new Int32Array(256);
+// CRC-24 of RFC 4880 §6.1, computed as a 32-bit MSB-first CRC (register shifted left by 8) so that four
+// bytes go per step ("slicing by 4"): a byte at a time was the slowest part of armouring a megabyte.
+const CRC24_TABLES = (() => {
+  const t = [0, 1, 2, 3].map(() => new Int32Array(256));
   for (let i = 0; i < 256; i++) {
-    let c = i << 16;
-    for (let j = 0; j < 8; j++) c = c & 0x800000 ? (c << 1) ^ 0x1864cfb : c << 1;
-    t[i] = c & 0xffffff;
+    let c = i << 24;
+    for (let j = 0; j < 8; j++) c = c & 0x80000000 ? (c << 1) ^ 0x864cfb00 : c << 1;
+    t[0]![i] = c;
   }
-  return t;
+  for (let k = 1; k < 4; k++)
+    for (let i = 0; i < 256; i++) {
+      const p = t[k - 1]![i]!;
+      t[k]![i] = (p << 8) ^ t[0]![(p >>> 24) & 0xff]!;
+    }
+  return t as [Int32Array, Int32Array, Int32Array, Int32Array];
 })();
 
 function crc24(data: Uint8Array): number {
-  let crc = 0xb704ce;
-  for (let i = 0; i < data.length; i++)
-    crc = ((crc << 8) ^ CRC24_TABLE[((crc >> 16) ^ data[i]!) & 0xff]!) & 0xffffff;
-  return crc;
+  const [t0, t1, t2, t3] = CRC24_TABLES;
+  const n = data.length;
+  let r = 0xb704ce00 | 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    r ^= (data[i]! << 24) | (data[i + 1]! << 16) | (data[i + 2]! << 8) | data[i + 3]!;
+    r = t3[r >>> 24]! ^ t2[(r >>> 16) & 0xff]! ^ t1[(r >>> 8) & 0xff]! ^ t0[r & 0xff]!;
+  }
+  for (; i < n; i++) r = (r << 8) ^ t0[((r >>> 24) ^ data[i]!) & 0xff]!;
+  return (r >>> 8) & 0xffffff;
 }
 
 /**
  * ASCII armour with CRLF line ends. With the CRC24 line: RFC 9580 makes it optional, but GnuPG 2.2 (still
  * the Debian default) misreads the END line as data without it.
  */
-function armour(data: Uint8Array): string {
-  const b64 = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+function armour(data: Uint8Array): Buffer {
+  // Built straight into one buffer: slicing a megabyte-sized base64 string into lines cost more than the
+  // encryption itself.
+  const b64 = Buffer.from(
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+    'latin1',
+  );
   const crc = crc24(data);
-  const lines: string[] = ['-----BEGIN PGP MESSAGE-----', ''];
-  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
-  lines.push(`=${Buffer.from([crc >> 16, (crc >> 8) & 0xff, crc & 0xff]).toString('base64')}`);
-  lines.push('-----END PGP MESSAGE-----', '');
-  return lines.join('\r\n');
+  const head = Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1');
+  const tail = Buffer.from(
+    `=${Buffer.from([crc >> 16, (crc >> 8) & 0xff, crc & 0xff]).toString('base64')}\r\n-----END PGP MESSAGE-----\r\n`,
+    'latin1',
+  );
+  const lines = Math.ceil(b64.length / 64);
+  const out = Buffer.allocUnsafe(head.length + b64.length + 2 * lines + tail.length);
+  let pos = head.copy(out, 0);
+  // A plain loop over Uint8Array views (Buffer element access is slower): per-line subarrays or string
+  // slices cost an object each on a megabyte.
+  const src = new Uint8Array(b64.buffer, b64.byteOffset, b64.length);
+  const dst = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const n = src.length;
+  for (let i = 0, col = 0; i < n; i++) {
+    dst[pos++] = src[i]!;
+    if (++col === 64 || i === n - 1) {
+      dst[pos++] = 0x0d;
+      dst[pos++] = 0x0a;
+      col = 0;
+    }
+  }
+  tail.copy(out, pos);
+  return out;
 }
 
 /** Builds the RFC 3156 multipart/encrypted message for one envelope. Throws GatewayError PGP_FAILED. */
@@ -190,10 +226,12 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
     'Content-Type: application/octet-stream; name="encrypted.asc"\r\n' +
     'Content-Description: OpenPGP encrypted message\r\n' +
     'Content-Disposition: inline; filename="encrypted.asc"\r\n' +
-    '\r\n' +
-    armour(encrypted) +
-    `\r\n--${boundary}--\r\n`;
-  return Buffer.from(outer, 'latin1');
+    '\r\n';
+  return Buffer.concat([
+    Buffer.from(outer, 'latin1'),
+    armour(encrypted),
+    Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
+  ]);
 }
 
 // ---- Detection of mail that is already encrypted -------------------------------------------------------
