@@ -72,6 +72,13 @@ function parseFields(head: string): Field[] {
   return fields;
 }
 
+/** `text` without trailing characters from `chars` (a loop: a regex here would be quadratic on spaces). */
+function trimEndOf(text: string, chars: string): string {
+  let end = text.length;
+  while (end > 0 && chars.includes(text[end - 1]!)) end--;
+  return text.slice(0, end);
+}
+
 function fieldValue(f: Field): string {
   return f.raw
     .slice(f.raw.indexOf(':') + 1)
@@ -178,7 +185,7 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
   let inner = '';
   const contentType = fields.find((f) => f.name === 'content-type');
   inner += contentType
-    ? `${contentType.raw.replace(/[\s;]+$/, '')};\r\n protected-headers="v1"\r\n`
+    ? `${trimEndOf(contentType.raw, ' \t\r\n;')};\r\n protected-headers="v1"\r\n`
     : 'Content-Type: text/plain; charset=us-ascii; protected-headers="v1"\r\n';
   for (const f of fields) {
     if (f.name.startsWith('content-') && f !== contentType) inner += f.raw;
@@ -278,14 +285,20 @@ function decodeBody(body: Buffer, cte: string | undefined): Buffer {
  * dressed up as "encrypted" must not pass through unprotected.
  */
 function armourIsEncrypted(text: string): boolean {
-  const m =
-    /-----BEGIN PGP MESSAGE-----[ \t]*\r?\n(?:[^\r\n]+\r?\n)*?[ \t]*\r?\n([\s\S]*?)-----END PGP MESSAGE-----/.exec(
-      text,
-    );
-  if (!m) return false;
-  const b64 = m[1]!.replace(/^=[A-Za-z0-9+/]{4}\s*$/m, '').replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) return false;
-  return packetsAreEncrypted(Buffer.from(b64, 'base64'));
+  // Plain index scanning, no backtracking regex: this runs on whatever a sender puts in a message.
+  const begin = text.indexOf('-----BEGIN PGP MESSAGE-----');
+  const end = text.indexOf('-----END PGP MESSAGE-----', begin + 1);
+  if (begin < 0 || end < 0) return false;
+  const lines = text.slice(begin, end).split(/\r?\n/);
+  const blank = lines.findIndex((l, i) => i > 0 && l.trim() === ''); // armour headers end at a blank line
+  if (blank < 0) return false;
+  const body = lines
+    .slice(blank + 1)
+    .filter((l) => !/^=[A-Za-z0-9+/]{4}\s*$/.test(l)) // the CRC-24 line
+    .join('')
+    .replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) return false;
+  return packetsAreEncrypted(Buffer.from(body, 'base64'));
 }
 
 function packetsAreEncrypted(data: Buffer): boolean {

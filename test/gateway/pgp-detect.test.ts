@@ -172,6 +172,11 @@ describe('detectEncrypted', function () {
       ],
       ['multipart/encrypted label around clear base64', pgpMimeLabel(literalOnly), null],
       [
+        'an armour start with no end, then 50 000 blank lines',
+        pgpMimeLabel(`-----BEGIN PGP MESSAGE-----\r\n${' \r\n'.repeat(50000)}`),
+        null,
+      ],
+      [
         'multipart/encrypted with another protocol',
         pgpMimeLabel(encryptedArmour, 'application/x-other'),
         null,
