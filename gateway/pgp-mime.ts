@@ -170,11 +170,22 @@ function armour(data: Uint8Array): Buffer {
   return out;
 }
 
+/** Header fields, each line CRLF-terminated, no empty line (which would end the header), no bare CR/LF. */
+function validHeaderLines(text: string): boolean {
+  if (text === '') return true;
+  if (!text.endsWith('\r\n')) return false;
+  const lines = text.slice(0, -2).split('\r\n');
+  return (
+    /^[!-9;-~]+:/.test(lines[0]!) &&
+    lines.every((l) => l !== '' && !/[\r\n]/.test(l) && (/^[ \t]/.test(l) || /^[!-9;-~]+:/.test(l)))
+  );
+}
+
 /** Builds the RFC 3156 multipart/encrypted message for one envelope. Throws GatewayError PGP_FAILED. */
 export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
   if (input.recipientKeys.length === 0) throw new GatewayError('PGP_FAILED', 'no recipient key');
   const extra = input.extraHeaders ?? '';
-  if (/\r\n\r\n|^\r\n/.test(extra) || (extra !== '' && !extra.endsWith('\r\n')))
+  if (!validHeaderLines(extra))
     throw new GatewayError('PGP_FAILED', 'extraHeaders must be CRLF-terminated header lines');
 
   const { head, body } = splitMessage(input.raw);
@@ -214,7 +225,7 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
   }
 
   const boundary = `phigw-pgp-${randomBytes(12).toString('hex')}`;
-  let outer = extra;
+  let outer = '';
   for (const f of fields) if (OUTER_KEPT.has(f.name)) outer += f.raw;
   outer +=
     subjectField(input.outerSubject) +
@@ -235,7 +246,8 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
     'Content-Disposition: inline; filename="encrypted.asc"\r\n' +
     '\r\n';
   return Buffer.concat([
-    Buffer.from(outer, 'latin1'),
+    Buffer.from(extra, 'utf8'), // our own lines, given as text
+    Buffer.from(outer, 'latin1'), // the original's lines: their bytes as received
     armour(encrypted),
     Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
   ]);

@@ -303,6 +303,8 @@ print(json.dumps({
       { recipientKeys: [], extraHeaders: undefined },
       { recipientKeys: [await recipient(alice)], extraHeaders: 'X-A: 1\r\n\r\nInjected: yes\r\n' },
       { recipientKeys: [await recipient(alice)], extraHeaders: 'X-A: no line end' },
+      { recipientKeys: [await recipient(alice)], extraHeaders: 'X-A: 1\n\nInjected: yes\r\n' },
+      { recipientKeys: [await recipient(alice)], extraHeaders: 'not a header\r\n' },
     ]) {
       let code = '';
       try {
