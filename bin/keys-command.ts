@@ -4,8 +4,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ResolvedConfig } from '../config/load.js';
-import { loadOrgKey } from '../store/org-key.js';
-import { Keyring, type KeyInfo } from '../store/pgp-keyring.js';
+import type { KeyInfo } from '../store/pgp-keyring.js';
 import { Store } from '../store/store.js';
 
 export const KEYS_USAGE = `  keys import FILE                 add the ASCII-armoured OpenPGP public keys in FILE to the keyring
@@ -50,6 +49,11 @@ export async function keysCommand(
       return 1;
     }
   }
+  // Loaded here: openpgp is large, and cli.ts imports this file for every command.
+  const [{ Keyring }, { loadOrgKey }] = await Promise.all([
+    import('../store/pgp-keyring.js'),
+    import('../store/org-key.js'),
+  ]);
   const store = await Store.open(config);
   try {
     const keyring = new Keyring(store, config.pgp);

@@ -80,7 +80,12 @@ function armourOf(mail: Buffer): string {
 }
 
 async function recipient(k: TestKey): Promise<RecipientKey> {
-  return { fingerprint: k.fingerprint, address: k.email, source: 'api', key: (await openpgp.readKey({ armoredKey: k.publicArmored })) as openpgp.PublicKey };
+  return {
+    fingerprint: k.fingerprint,
+    address: k.email,
+    source: 'api',
+    key: (await openpgp.readKey({ armoredKey: k.publicArmored })) as openpgp.PublicKey,
+  };
 }
 
 describe('PGP/MIME', function () {
@@ -107,7 +112,8 @@ describe('PGP/MIME', function () {
       recipientKeys: [await recipient(alice)],
       signingKey: org,
       outerSubject: 'Secure message from Smile Dental',
-      extraHeaders: 'Received: from gw ([127.0.0.1]) by gw.clinic.example; Mon, 1 Jun 2026 10:00:01 +0000\r\n',
+      extraHeaders:
+        'Received: from gw ([127.0.0.1]) by gw.clinic.example; Mon, 1 Jun 2026 10:00:01 +0000\r\n',
     });
   });
   after(async () => {
@@ -129,9 +135,13 @@ describe('PGP/MIME', function () {
       expect(r.stderr).not.to.match(/invalid|no valid OpenPGP|WARNING: message was not integrity protected/);
 
       const inner = r.stdout;
-      expect(bodyOf(inner).equals(bodyOf(original)), 'inner body identical to the original body').to.equal(true);
+      expect(bodyOf(inner).equals(bodyOf(original)), 'inner body identical to the original body').to.equal(
+        true,
+      );
       const innerHead = inner.subarray(0, inner.indexOf('\r\n\r\n') + 2).toString('latin1');
-      expect(innerHead).to.match(/^Content-Type: multipart\/mixed;\r\n boundary="MIX";\r\n protected-headers="v1"\r\n/);
+      expect(innerHead).to.match(
+        /^Content-Type: multipart\/mixed;\r\n boundary="MIX";\r\n protected-headers="v1"\r\n/,
+      );
       for (const h of [
         `Subject: ${PHI.subject}`,
         'From: "Dr. Who" <doctor@clinic.example>',
@@ -175,7 +185,8 @@ describe('PGP/MIME', function () {
       b64lines(image).split('\r\n')[1]!,
       attachment.subarray(100, 140).toString('latin1'),
     ];
-    for (const s of secrets) expect(outer.includes(s), `outer message contains ${s.slice(0, 30)}`).to.equal(false);
+    for (const s of secrets)
+      expect(outer.includes(s), `outer message contains ${s.slice(0, 30)}`).to.equal(false);
     expect(outerHead).to.match(/^Received: from gw /);
     expect(outerHead).to.contain('Subject: Secure message from Smile Dental\r\n');
     expect(outerHead).to.contain('X-PHI-Gateway-Kind: pgp\r\n');
@@ -213,9 +224,14 @@ print(json.dumps({
     expect(seen.protocol).to.equal('application/pgp-encrypted');
     expect(seen.subject).to.equal('Secure message from Smile Dental');
     expect(seen.defects).to.equal(0);
-    expect(seen.parts.map((p) => p.type)).to.deep.equal(['application/pgp-encrypted', 'application/octet-stream']);
+    expect(seen.parts.map((p) => p.type)).to.deep.equal([
+      'application/pgp-encrypted',
+      'application/octet-stream',
+    ]);
     expect(seen.parts[0]!.body.trim()).to.equal('Version: 1');
-    expect(seen.parts[1]!.body).to.match(/^-----BEGIN PGP MESSAGE-----\r?\n[\s\S]+-----END PGP MESSAGE-----\s*$/);
+    expect(seen.parts[1]!.body).to.match(
+      /^-----BEGIN PGP MESSAGE-----\r?\n[\s\S]+-----END PGP MESSAGE-----\s*$/,
+    );
   });
 
   it('mailparser reads it as two parts with the armour in the second', async () => {
@@ -270,7 +286,11 @@ print(json.dumps({
     const parsed = await simpleParser(mail);
     expect(parsed.subject).to.equal('Sichere Nachricht von Zahnärzte Müller');
     const msg = await openpgp.readMessage({ armoredMessage: armourOf(mail) });
-    const { data } = await openpgp.decrypt({ message: msg, decryptionKeys: alice.privateKey, format: 'binary' });
+    const { data } = (await openpgp.decrypt({
+      message: msg,
+      decryptionKeys: alice.privateKey,
+      format: 'binary',
+    })) as { data: Uint8Array };
     expect(Buffer.from(data).toString('latin1')).to.equal(
       'Content-Type: text/plain; charset=us-ascii; protected-headers="v1"\r\n' +
         'From: a@clinic.example\r\nTo: alice@partner.example\r\nSubject: hi\r\n\r\nplain body\r\n',
@@ -283,6 +303,8 @@ print(json.dumps({
       { recipientKeys: [], extraHeaders: undefined },
       { recipientKeys: [await recipient(alice)], extraHeaders: 'X-A: 1\r\n\r\nInjected: yes\r\n' },
       { recipientKeys: [await recipient(alice)], extraHeaders: 'X-A: no line end' },
+      { recipientKeys: [await recipient(alice)], extraHeaders: 'X-A: 1\n\nInjected: yes\r\n' },
+      { recipientKeys: [await recipient(alice)], extraHeaders: 'not a header\r\n' },
     ]) {
       let code = '';
       try {

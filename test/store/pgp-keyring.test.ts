@@ -33,7 +33,12 @@ describe('pgp keyring', function () {
     const r = await keyring.importArmored(alice.publicArmored, 'api');
     expect(r.rejected).to.deep.equal([]);
     expect(r.imported).to.have.length(1);
-    expect(r.imported[0]).to.include({ fingerprint: alice.fingerprint, revoked: false, canEncrypt: true, source: 'api' });
+    expect(r.imported[0]).to.include({
+      fingerprint: alice.fingerprint,
+      revoked: false,
+      canEncrypt: true,
+      source: 'api',
+    });
     expect(r.imported[0]!.emails).to.deep.equal(['alice@partner.example']);
     const cases: Array<[string, boolean]> = [
       ['alice@partner.example', true],
@@ -53,7 +58,10 @@ describe('pgp keyring', function () {
   it('does not use an expired, revoked, sign-only or mismatched key', async () => {
     const now = new Date();
     const expiring = await makeKey('exp@partner.example', { expiresIn: 3600 });
-    const old = await makeKey('old@partner.example', { date: new Date(Date.now() - 48 * HOUR), expiresIn: 3600 });
+    const old = await makeKey('old@partner.example', {
+      date: new Date(Date.now() - 48 * HOUR),
+      expiresIn: 3600,
+    });
     const signOnly = await makeKey('sign@partner.example', { signOnly: true });
     const mismatch = await makeKey('someone-else@partner.example');
     const good = await makeKey('good@partner.example');
@@ -116,7 +124,10 @@ describe('pgp keyring', function () {
     const oneBlock = openpgp.armor(openpgp.enums.armor.publicKey, binary);
     const r1 = await keyring.importArmored(oneBlock, 'api');
     expect(r1.imported.map((k) => k.emails[0])).to.deep.equal(['a@multi.example', 'b@multi.example']);
-    const r2 = await keyring.importArmored(`some text\n${c.publicArmored}\nmore text\n${a.publicArmored}`, 'api');
+    const r2 = await keyring.importArmored(
+      `some text\n${c.publicArmored}\nmore text\n${a.publicArmored}`,
+      'api',
+    );
     expect(r2.imported.map((k) => k.emails[0])).to.deep.equal(['c@multi.example', 'a@multi.example']);
     expect(await keyring.list()).to.have.length(3);
     const none = await keyring.importArmored('no key here', 'api');
@@ -151,7 +162,10 @@ describe('pgp keyring', function () {
   });
 
   it('chooses the newest valid key and parses each key once', async () => {
-    const older = await makeKey('g@partner.example', { date: new Date(Date.now() - 10 * HOUR), tag: 'older' });
+    const older = await makeKey('g@partner.example', {
+      date: new Date(Date.now() - 10 * HOUR),
+      tag: 'older',
+    });
     const newer = await makeKey('g@partner.example', { tag: 'newer' });
     await keyring.importArmored(newer.publicArmored + older.publicArmored, 'api');
     const k1 = await keyring.keyFor('g@partner.example');
@@ -226,7 +240,10 @@ describe('pgp keyring', function () {
 
     // Every name resolves to the local server; the certificate is still checked against the name.
     const lookup: LookupFunction = (_host, opts, cb) => {
-      if ((opts as { all?: boolean }).all) (cb as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: '127.0.0.1', family: 4 }]);
+      if ((opts as { all?: boolean }).all)
+        (cb as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [
+          { address: '127.0.0.1', family: 4 },
+        ]);
       else cb(null, '127.0.0.1', 4);
     };
 
@@ -261,7 +278,10 @@ describe('pgp keyring', function () {
       await serve(wkdUrls('dora@direct.example')[1], d.publicArmored);
       const kr = wkdKeyring(['direct.example', 'wkd.example']);
       expect((await kr.keyFor('dora@direct.example'))?.fingerprint).to.equal(d.fingerprint);
-      expect(requests.map((r) => r.split('/')[0])).to.deep.equal(['openpgpkey.direct.example', 'direct.example']);
+      expect(requests.map((r) => r.split('/')[0])).to.deep.equal([
+        'openpgpkey.direct.example',
+        'direct.example',
+      ]);
 
       requests.length = 0;
       expect(await kr.keyFor('nobody@wkd.example')).to.equal(null);

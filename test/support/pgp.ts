@@ -75,7 +75,17 @@ export async function gnupgHome(): Promise<{
     gpg(args, input) {
       const r = spawnSync(
         'gpg',
-        ['--batch', '--no-tty', '--homedir', home, '--pinentry-mode', 'loopback', '--passphrase', '', ...args],
+        [
+          '--batch',
+          '--no-tty',
+          '--homedir',
+          home,
+          '--pinentry-mode',
+          'loopback',
+          '--passphrase',
+          '',
+          ...args,
+        ],
         { input: input ?? '', maxBuffer: 64 * 1024 * 1024 },
       );
       return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
