@@ -258,3 +258,17 @@ export function buildReplyNotice(
     autoSubmitted: true,
   });
 }
+
+/** To the sender, about what an admin did with a held message: no subject, no content, only its id. */
+export function buildAdminNotice(ctx: NoticeContext, p: { subject: string; text: string }): Promise<Buffer> {
+  return compose({
+    from: { name: ctx.practice, address: `postmaster@${ctx.hostname}` },
+    to: ctx.sender.address,
+    subject: p.subject,
+    text: p.text,
+    html: htmlPage([`<p>${escapeHtml(p.text)}</p>`]),
+    kind: 'quarantine-notice',
+    hostname: ctx.hostname,
+    autoSubmitted: true,
+  });
+}

@@ -14,6 +14,8 @@ export interface MessageContext {
   raw: Buffer;
   parsed?: ParsedMail;
   verdict?: Verdict;
+  /** An admin's release decision for a message that was held. */
+  release?: 'protect' | 'clear' | null;
   triggers?: Triggers;
   encrypted?: EncryptedKind | null;
   decision?: MessageDecision;

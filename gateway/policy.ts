@@ -110,6 +110,8 @@ export interface DecideInput {
   policy: PolicyConfig;
   /** Whether a valid OpenPGP key exists for the address now. */
   hasKey(address: string): Promise<boolean>;
+  /** An admin released this message from quarantine: as protected (rules' quarantine/block set aside) or in clear. */
+  release?: 'protect' | 'clear' | null;
 }
 
 /**
@@ -122,7 +124,15 @@ export interface DecideInput {
  *    recipient's domain requires PGP or forbids pickups.
  */
 export async function decideRoutes(input: DecideInput): Promise<MessageDecision> {
-  const { verdict, triggers, encrypted, rcptTo, policy } = input;
+  const { verdict, triggers, encrypted, rcptTo, policy, release } = input;
+  if (release === 'clear') {
+    return {
+      kind: 'per-recipient',
+      protect: false,
+      triggers: ['released-clear'],
+      routes: rcptTo.map((rcpt) => ({ rcpt, action: 'clean', reason: 'RELEASED_CLEAR' })),
+    };
+  }
   if (encrypted) {
     return {
       kind: 'per-recipient',
@@ -131,8 +141,9 @@ export async function decideRoutes(input: DecideInput): Promise<MessageDecision>
       routes: rcptTo.map((rcpt) => ({ rcpt, action: 'clean', reason: 'ALREADY_ENCRYPTED' })),
     };
   }
-  const senderAsked = triggers.tag !== null || triggers.header !== null;
-  if (verdict.action === 'quarantine') return { kind: 'quarantine', reason: 'QUARANTINED_BY_RULE' };
+  const senderAsked = triggers.tag !== null || triggers.header !== null || release === 'protect';
+  if (verdict.action === 'quarantine' && release !== 'protect')
+    return { kind: 'quarantine', reason: 'QUARANTINED_BY_RULE' };
   if (verdict.action === 'block' && !senderAsked) {
     const blocking = new Set(
       verdict.explanation.filter((e) => e.action === 'block' && !e.monitorOnly).map((e) => e.rule),
@@ -146,6 +157,7 @@ export async function decideRoutes(input: DecideInput): Promise<MessageDecision>
   if (verdict.phi || verdict.action === 'protect' || verdict.action === 'block') triggerList.push('dlp');
   if (triggers.tag) triggerList.push('subject-tag');
   if (triggers.header) triggerList.push('header');
+  if (release === 'protect') triggerList.push('released-protect');
   const routes: RecipientRoute[] = [];
   for (const rcpt of rcptTo) {
     const domain = domainOf(rcpt);

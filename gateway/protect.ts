@@ -125,6 +125,7 @@ export function routeStage(config: ResolvedConfig, protection: Protection): Stag
         rcptTo: ctx.rcptTo,
         policy: config.policy,
         hasKey: (a) => protection.hasKey(a),
+        release: ctx.release ?? null,
       });
       ctx.decision = decision;
       if (decision.kind === 'quarantine') return { verdict: 'quarantine', reason: decision.reason };

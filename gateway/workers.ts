@@ -12,6 +12,7 @@ import type { PlainCache } from './plain-cache.js';
 import { ENVELOPE_LEASE_MS, insertGeneratedEnvelope, type EnvelopeRow } from './delivery.js';
 import { buildBounce, safeOriginalHeaders } from './bounce.js';
 import { newQueueId } from './ids.js';
+import { buildAdminNotice } from './notices.js';
 import os from 'node:os';
 import { retryDelay } from './retry.js';
 
@@ -22,6 +23,8 @@ export interface MessageRow {
   trace: string;
   attempts: number;
   created_at: number;
+  release?: 'protect' | 'clear' | 'delete' | null;
+  released_by?: string | null;
 }
 
 const LEASE_MS = 10 * 60 * 1000;
@@ -68,7 +71,16 @@ export class MessageWorkers {
         .andWhere('next_attempt_at', '<=', now)
         .orderBy('next_attempt_at')
         .limit(n)
-        .select('id', 'mail_from', 'rcpt_to', 'trace', 'attempts', 'created_at')) as MessageRow[];
+        .select(
+          'id',
+          'mail_from',
+          'rcpt_to',
+          'trace',
+          'attempts',
+          'created_at',
+          'release',
+          'released_by',
+        )) as MessageRow[];
       if (rows.length > 0) {
         await trx('messages')
           .whereIn(
@@ -110,6 +122,7 @@ export class MessageWorkers {
     const started = Date.now();
     let stageName = 'load';
     let ctx: MessageContext | undefined;
+    if (row.release === 'delete') return this.deleteReleased(row);
     try {
       const raw = this.cache?.get(row.id) ?? (await this.store.unseal('spool', row.id));
       ctx = {
@@ -118,6 +131,7 @@ export class MessageWorkers {
         rcptTo: JSON.parse(row.rcpt_to) as string[],
         trace: row.trace,
         raw,
+        release: row.release === 'protect' || row.release === 'clear' ? row.release : null,
       };
       for (const stage of this.stages) {
         stageName = stage.name;
@@ -135,6 +149,7 @@ export class MessageWorkers {
         'routed',
       );
       this.onEnqueued(groups);
+      if (ctx.release) await this.tellSender(row, ctx.release);
     } catch (err) {
       if (ctx) await this.dropSealed(ctx);
       const code = errorCode(err);
@@ -298,6 +313,68 @@ export class MessageWorkers {
     this.cache?.delete(row.id);
     await this.store.removeSealed('spool', row.id);
     this.log.warn({ evt: 'MESSAGE_BLOCKED', qid: row.id, rules }, 'blocked by rule; sender notified');
+    this.onBlocked?.();
+  }
+
+  /** An admin deleted a held message: its spool goes (crypto-shredded) and the sender is told. */
+  private async deleteReleased(row: MessageRow): Promise<void> {
+    const now = Date.now();
+    await this.store.write(async (trx) => {
+      await trx('messages')
+        .where({ id: row.id })
+        .update({ state: 'deleted', spool_removed: true, lease_until: null, updated_at: now });
+      await trx('envelopes')
+        .where({ message_id: row.id, state: 'held' })
+        .update({ state: 'cancelled', updated_at: now });
+      await appendAudit(trx, {
+        type: 'message.deleted',
+        messageId: row.id,
+        actor: row.released_by ?? null,
+        detail: {},
+      });
+    });
+    this.cache?.delete(row.id);
+    await this.store.removeSealed('spool', row.id).catch(() => undefined);
+    this.log.info({ evt: 'MESSAGE_DELETED', qid: row.id }, 'held message deleted by an admin');
+    await this.tellSender(row, 'delete');
+  }
+
+  /** The sender learns what an admin did with their held message (ids and dates only). */
+  private async tellSender(row: MessageRow, what: 'protect' | 'clear' | 'delete'): Promise<void> {
+    if (!row.mail_from) return;
+    const text = {
+      protect:
+        'was reviewed by an administrator and released: it has now been sent protected (encrypted or as a secure pickup).',
+      clear: 'was reviewed by an administrator and released: it has now been sent as it was.',
+      delete:
+        'was reviewed by an administrator and deleted: it was not sent. Send it again with [secure] in the subject if it must reach the recipients.',
+    }[what];
+    const mail = await buildAdminNotice(
+      {
+        practice: this.config.practiceName,
+        hostname: this.hostname,
+        sender: { name: '', address: row.mail_from },
+      },
+      {
+        subject: what === 'delete' ? 'Your held message was deleted' : 'Your held message was released',
+        text: `Your message ${row.id}, sent ${new Date(Number(row.created_at)).toUTCString()}, ${text}`,
+      },
+    );
+    const blobId = newQueueId();
+    await this.store.seal('blobs', blobId, mail);
+    const now = Date.now();
+    await this.store.write(
+      (trx) =>
+        insertGeneratedEnvelope(trx, {
+          messageId: row.id,
+          kind: 'quarantine-notice',
+          mailFrom: '',
+          rcpt: row.mail_from,
+          blobId,
+          now,
+        }),
+      { syncDirs: ['blobs'], durable: true },
+    );
     this.onBlocked?.();
   }
 

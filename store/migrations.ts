@@ -294,6 +294,21 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0007_quarantine': {
+    async up(knex) {
+      await knex.schema.alterTable('messages', (t) => {
+        // An admin's decision on a held message, carried out by the gateway: protect | clear | delete.
+        t.string('release', 8);
+        t.string('released_by', 320);
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable('messages', (t) => {
+        t.dropColumn('release');
+        t.dropColumn('released_by');
+      });
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -2,6 +2,7 @@
 // chain verification) and staff's own secure messages. Every page has a JSON twin under /api. Nothing here
 // shows message content: lists carry ids, addresses, states and reasons.
 import express, { type Request, type Response } from 'express';
+import { simpleParser } from 'mailparser';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
 import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
@@ -306,13 +307,170 @@ ${
     : html`<table><thead><tr><th scope="col">Held since</th><th scope="col">What</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Reason</th></tr></thead><tbody>
 ${items.map(
   (i) =>
-    html`<tr><td>${when(i.at)}</td><td>${i.kind === 'message' ? 'whole message' : 'one recipient'} <code>${i.messageId}</code></td><td>${i.from || '<>'}</td><td>${i.to.join(', ')}</td><td><code>${i.reason}</code></td></tr>`,
+    html`<tr><td>${when(i.at)}</td><td>${i.kind === 'message' ? html`whole message <a href="/admin/quarantine/${i.messageId}"><code>${i.messageId}</code></a>` : html`one recipient <code>${i.messageId}</code>`}</td><td>${i.from || '<>'}</td><td>${i.to.join(', ')}</td><td><code>${i.reason}</code></td></tr>`,
 )}</tbody></table>`
 }`,
     );
   });
   r.get('/api/admin/quarantine', admin, async (_req, res) => {
     res.json({ items: await quarantine(store) });
+  });
+
+  // A held message, opened by an admin: audited, never cached. Its decrypted content is shown, nothing else.
+  const heldMessage = async (id: string) =>
+    (await store.db('messages').where({ id, state: 'held' }).first()) as
+      | {
+          id: string;
+          mail_from: string;
+          rcpt_to: string;
+          reason: string | null;
+          verdict: string | null;
+          created_at: number;
+        }
+      | undefined;
+  r.get('/admin/quarantine/:id', admin, async (req, res) => {
+    const row = await heldMessage(String(req.params.id));
+    if (!row) {
+      res.status(404);
+      send(
+        req,
+        res,
+        'Not found',
+        html`<h1>Not found</h1><p>No held message with this id. <a href="/admin/quarantine">Back to quarantine</a></p>`,
+      );
+      return;
+    }
+    const parsed = await simpleParser(await store.unseal('spool', row.id));
+    await store.write((trx) =>
+      appendAudit(trx, { type: 'quarantine.opened', messageId: row.id, actor: req.staff!.email, detail: {} }),
+    );
+    let verdict: { rules?: string[]; types?: string[]; parts?: string[] } = {};
+    try {
+      verdict = JSON.parse(row.verdict ?? '{}') as typeof verdict;
+    } catch {
+      verdict = {};
+    }
+    const csrf = req.staff!.csrf;
+    send(
+      req,
+      res,
+      'Held message',
+      html`<p><a href="/admin/quarantine">← Quarantine</a></p>
+<h1>Held message <code>${row.id}</code></h1>
+<dl class="facts">
+<dt>From</dt><dd>${row.mail_from || '<>'}</dd>
+<dt>To</dt><dd>${(JSON.parse(row.rcpt_to) as string[]).join(', ')}</dd>
+<dt>Received</dt><dd>${when(row.created_at)} UTC</dd>
+<dt>Reason</dt><dd><code>${row.reason ?? ''}</code></dd>
+<dt>Rules</dt><dd>${(verdict.rules ?? []).join(', ') || 'none'}</dd>
+<dt>Found</dt><dd>${(verdict.types ?? []).join(', ') || 'none'} ${verdict.parts?.length ? html`<span class="note">in ${verdict.parts.join(', ')}</span>` : ''}</dd>
+</dl>
+<section class="card">
+<h2>${parsed.subject ?? '(no subject)'}</h2>
+<pre class="message-text">${parsed.text ?? ''}</pre>
+${parsed.attachments.length ? html`<p>Attachments: ${parsed.attachments.map((a) => a.filename ?? 'unnamed').join(', ')}</p>` : ''}
+</section>
+<section class="actions">
+<form method="post" action="/admin/quarantine/${row.id}/release" class="card">
+<input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="mode" value="protect">
+<h2>Release protected</h2><p>Send it as PGP/MIME or a secure pickup, whatever the rule said.</p>
+<button type="submit">Release protected</button>
+</form>
+<form method="post" action="/admin/quarantine/${row.id}/release" class="card">
+<input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="mode" value="clear">
+<h2>Release in clear</h2><p>Sends it unprotected. Only when you are sure it holds no PHI, or the recipient is allowed to get it in clear.</p>
+<label for="reason">Why (required, kept in the audit log)</label><textarea id="reason" name="reason" rows="2" required minlength="10"></textarea>
+<button type="submit" class="danger">Release in clear</button>
+</form>
+<form method="post" action="/admin/quarantine/${row.id}/delete" class="card">
+<input type="hidden" name="_csrf" value="${csrf}">
+<h2>Delete</h2><p>The message is destroyed and not sent. The sender is told.</p>
+<button type="submit" class="danger">Delete</button>
+</form>
+</section>`,
+    );
+  });
+
+  const decide = async (
+    req: Request,
+    id: string,
+    mode: 'protect' | 'clear' | 'delete',
+    reason: string,
+  ): Promise<{ status: number; error?: string }> => {
+    if (mode === 'clear' && reason.trim().length < 10)
+      return { status: 422, error: 'Releasing in clear needs a written reason (at least 10 characters).' };
+    const now = Date.now();
+    const changed = await store.write(async (trx) => {
+      const n = await trx('messages')
+        .where({ id, state: 'held' })
+        .update({
+          state: 'queued',
+          release: mode,
+          released_by: req.staff!.email,
+          next_attempt_at: now,
+          attempts: 0,
+          updated_at: now,
+        });
+      if (n > 0)
+        await appendAudit(trx, {
+          type:
+            mode === 'delete'
+              ? 'quarantine.delete'
+              : mode === 'clear'
+                ? 'quarantine.release_clear'
+                : 'quarantine.release_protected',
+          messageId: id,
+          actor: req.staff!.email,
+          detail: mode === 'clear' ? { reason: reason.trim().slice(0, 500) } : {},
+        });
+      return n;
+    });
+    if (!changed) return { status: 404, error: 'No held message with this id.' };
+    log.info({ evt: 'QUARANTINE_DECISION', qid: id, mode }, 'quarantine decision');
+    return { status: 200 };
+  };
+  r.post('/admin/quarantine/:id/release', admin, auth.csrf, async (req, res) => {
+    const body = req.body as Record<string, string | undefined>;
+    const mode = body.mode === 'clear' ? 'clear' : 'protect';
+    const out = await decide(req, String(req.params.id), mode, String(body.reason ?? ''));
+    if (out.error) {
+      res.status(out.status);
+      send(
+        req,
+        res,
+        'Quarantine',
+        html`<h1>Not released</h1><p class="error" role="alert">${out.error}</p><p><a href="/admin/quarantine/${String(req.params.id)}">Back</a></p>`,
+      );
+      return;
+    }
+    res.redirect(303, '/admin/quarantine');
+  });
+  r.post('/admin/quarantine/:id/delete', admin, auth.csrf, async (req, res) => {
+    await decide(req, String(req.params.id), 'delete', '');
+    res.redirect(303, '/admin/quarantine');
+  });
+  r.post('/api/admin/quarantine/:id/:action', admin, auth.csrf, async (req, res) => {
+    const action = String(req.params.action);
+    const body = req.body as Record<string, unknown>;
+    const mode =
+      action === 'delete'
+        ? 'delete'
+        : action === 'release-clear'
+          ? 'clear'
+          : action === 'release-protected'
+            ? 'protect'
+            : null;
+    if (!mode) {
+      res.status(404).json({ error: 'actions: release-protected, release-clear, delete' });
+      return;
+    }
+    const out = await decide(
+      req,
+      String(req.params.id),
+      mode,
+      typeof body.reason === 'string' ? body.reason : '',
+    );
+    res.status(out.status).json(out.error ? { error: out.error } : { ok: true });
   });
 
   r.get('/admin/audit', auditors, async (req, res) => {
