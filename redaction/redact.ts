@@ -278,9 +278,10 @@ export function normaliseBoxes(boxes: readonly Box[], width: number, height: num
     const y0 = Math.max(0, Math.floor(b.y));
     const x1 = Math.min(width, Math.ceil(b.x + b.width));
     const y1 = Math.min(height, Math.ceil(b.y + b.height));
-    if (x1 > x0 && y1 > y0) out.push({ x: x0, y: y0, width: x1 - x0, height: y1 - y0, type: b.type || 'BOX' });
+    if (x1 > x0 && y1 > y0)
+      out.push({ x: x0, y: y0, width: x1 - x0, height: y1 - y0, type: b.type || 'BOX' });
   }
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     const next: Box[] = [];
     for (const b of out) {
@@ -331,7 +332,13 @@ function sampleSide(
   const rows: number[] = [];
   for (let k = 1; k <= BAND; k++) {
     const v =
-      side === 'top' ? b.y - k : side === 'bottom' ? b.y + b.height - 1 + k : side === 'left' ? b.x - k : b.x + b.width - 1 + k;
+      side === 'top'
+        ? b.y - k
+        : side === 'bottom'
+          ? b.y + b.height - 1 + k
+          : side === 'left'
+            ? b.x - k
+            : b.x + b.width - 1 + k;
     if (v >= 0 && v < (horizontal ? height : width)) rows.push(v);
   }
   if (rows.length === 0) return null;
@@ -386,7 +393,8 @@ function paintFrost(d: Decoded, data: Buffer, b: Box): void {
   bottom ??= top;
   left ??= right;
   right ??= left;
-  const flat = (len: number) => Array.from({ length: ch }, () => new Float64Array(len).fill(ch === 4 ? 255 : 230));
+  const flat = (len: number) =>
+    Array.from({ length: ch }, () => new Float64Array(len).fill(ch === 4 ? 255 : 230));
   const rx = Math.max(2, Math.round(Math.min(b.width, b.height * 2) / 3));
   const ry = Math.max(2, Math.round(b.height / 3));
   const T = (top ?? flat(b.width)).map((a) => smooth(a, rx));
@@ -425,7 +433,13 @@ function paintFrost(d: Decoded, data: Buffer, b: Box): void {
         const vert = T[c]![i]! * (1 - v) + B[c]![i]! * v;
         const horiz = L[c]![j]! * (1 - u) + R[c]![j]! * u;
         let value =
-          useVertical && useHorizontal ? (vert + horiz) / 2 : useVertical ? vert : useHorizontal ? horiz : vert;
+          useVertical && useHorizontal
+            ? (vert + horiz) / 2
+            : useVertical
+              ? vert
+              : useHorizontal
+                ? horiz
+                : vert;
         if (c < 3) value += n * amp + fine * 2;
         data[o + c] = Math.max(0, Math.min(255, Math.round(value)));
       }
@@ -524,11 +538,16 @@ async function recognise(
 function shouldRedact(f: Finding, opts: DetectOptions): boolean {
   if (opts.ignoreTypes?.includes(f.type)) return false;
   if (f.score < (opts.minScore ?? DEFAULT_MIN_SCORE)) return false;
-  return (opts.categories ?? DEFAULT_REDACT_CATEGORIES).includes(f.category) || !!opts.types?.includes(f.type);
+  return (
+    (opts.categories ?? DEFAULT_REDACT_CATEGORIES).includes(f.category) || !!opts.types?.includes(f.type)
+  );
 }
 
 /** Joins words into text (a space between words, a newline between lines, a blank line between passes). */
-function wordsToText(passes: readonly PageWords[]): { text: string; spans: Array<{ start: number; end: number; pass: number; word: OcrWord }> } {
+function wordsToText(passes: readonly PageWords[]): {
+  text: string;
+  spans: Array<{ start: number; end: number; pass: number; word: OcrWord }>;
+} {
   let text = '';
   const spans: Array<{ start: number; end: number; pass: number; word: OcrWord }> = [];
   passes.forEach((p, pass) => {
@@ -608,7 +627,13 @@ export async function applyBoxes(
   const d = await decode(input, opts);
   const drawn = normaliseBoxes(boxes, d.width, d.height);
   const output = await encode(d, paint(d, drawn, opts.mode ?? 'frost'));
-  return { output, format: d.format, boxes: drawn, verified: false, ...(d.pages > 1 ? { pages: d.pages } : {}) };
+  return {
+    output,
+    format: d.format,
+    boxes: drawn,
+    verified: false,
+    ...(d.pages > 1 ? { pages: d.pages } : {}),
+  };
 }
 
 /**
