@@ -481,9 +481,9 @@ async function ocrPage(
   let img = sharp(d.data, { raw: { width, height: d.height, channels: d.channels } });
   if (d.pages > 1) img = img.extract({ left: 0, top: page * height, width, height });
   if (d.channels === 4) {
-    // Alpha is flattened for OCR only, onto the background opposite to the opaque pixels' brightness, so
-    // dark text on transparency lands on white and light text on black.
-    img = img.flatten({ background: opaqueIsDark(d, page) ? '#ffffff' : '#000000' });
+    // Alpha is flattened for OCR only: onto white, unless the few opaque pixels are light (light text on
+    // transparency), which would vanish on white.
+    img = img.flatten({ background: lightTextOnTransparency(d, page) ? '#000000' : '#ffffff' });
   }
   const grey = await img
     .greyscale()
@@ -503,17 +503,19 @@ async function ocrPage(
   return passes;
 }
 
-function opaqueIsDark(d: Decoded, page: number): boolean {
+function lightTextOnTransparency(d: Decoded, page: number): boolean {
   let sum = 0;
   let weight = 0;
+  let samples = 0;
   const start = page * d.pageHeight * d.width * 4;
   const end = start + d.pageHeight * d.width * 4;
   for (let o = start; o < end; o += 4 * 5) {
     const a = d.data[o + 3]! / 255;
     sum += a * (0.299 * d.data[o]! + 0.587 * d.data[o + 1]! + 0.114 * d.data[o + 2]!);
     weight += a;
+    samples++;
   }
-  return weight === 0 || sum / weight < 128;
+  return weight > 0 && weight / samples < 0.3 && sum / weight >= 128;
 }
 
 async function recognise(
@@ -543,36 +545,86 @@ function shouldRedact(f: Finding, opts: DetectOptions): boolean {
   );
 }
 
-/** Joins words into text (a space between words, a newline between lines, a blank line between passes). */
-function wordsToText(passes: readonly PageWords[]): {
-  text: string;
-  spans: Array<{ start: number; end: number; pass: number; word: OcrWord }>;
-} {
+interface Span {
+  start: number;
+  end: number;
+  pass: number;
+  word: OcrWord;
+}
+
+/** Same-length change of ALL-CAPS words to Title Case: name recognizers look for capitalised words. */
+function titleCase(text: string): string {
+  return text.replace(/\b([A-Z])([A-Z]+)\b/g, (_, a: string, b: string) => a + b.toLowerCase());
+}
+
+/** Joins rows of words into text: a space between words, a newline between rows. Offsets kept per word. */
+function joinRows(rows: ReadonlyArray<ReadonlyArray<{ pass: number; word: OcrWord }>>, caseFold: boolean) {
   let text = '';
-  const spans: Array<{ start: number; end: number; pass: number; word: OcrWord }> = [];
+  const spans: Span[] = [];
+  for (const row of rows) {
+    if (text !== '') text += '\n';
+    row.forEach(({ pass, word }, i) => {
+      if (i > 0) text += ' ';
+      spans.push({ start: text.length, end: text.length + word.text.length, pass, word });
+      text += word.text;
+    });
+  }
+  return { text: caseFold ? titleCase(text) : text, spans };
+}
+
+/**
+ * The texts the analyzer reads for one page: the OCR lines as they are; the same with ALL-CAPS words in
+ * Title Case; and a column reading, where a line is cut at wide gaps into cells and the cells are read
+ * column by column, so that a label above its value on a card ("Member" / "ANGEL BROWN") sits next to it.
+ */
+function layouts(passes: readonly PageWords[]): Array<{ text: string; spans: Span[] }> {
+  const lines: Array<Array<{ pass: number; word: OcrWord }>> = [];
   passes.forEach((p, pass) => {
-    if (pass > 0) text += '\n\n';
     let line = -1;
-    for (const w of p.words) {
-      if (line !== -1) text += w.line === line ? ' ' : '\n';
-      line = w.line;
-      spans.push({ start: text.length, end: text.length + w.text.length, pass, word: w });
-      text += w.text;
+    for (const word of p.words) {
+      if (word.line !== line || lines.length === 0) lines.push([]);
+      line = word.line;
+      lines.at(-1)!.push({ pass, word });
     }
   });
-  return { text, spans };
+  const cells: Array<{ x0: number; y0: number; h: number; words: Array<{ pass: number; word: OcrWord }> }> =
+    [];
+  for (const line of lines) {
+    const h = Math.max(...line.map(({ word }) => word.y1 - word.y0), 1);
+    let cell: (typeof cells)[number] | undefined;
+    let lastX1 = -Infinity;
+    for (const item of line) {
+      if (!cell || item.word.x0 - lastX1 > 1.5 * h) {
+        cell = { x0: item.word.x0, y0: item.word.y0, h, words: [] };
+        cells.push(cell);
+      }
+      cell.words.push(item);
+      lastX1 = item.word.x1;
+    }
+  }
+  // Columns: cells whose left edges lie within a line height of the column's first cell.
+  const byX = [...cells].sort((a, b) => a.x0 - b.x0);
+  const columns: Array<typeof cells> = [];
+  for (const c of byX) {
+    const col = columns.at(-1);
+    if (col && c.x0 - col[0]!.x0 <= col[0]!.h) col.push(c);
+    else columns.push([c]);
+  }
+  const columnRows = columns.flatMap((col) => col.sort((a, b) => a.y0 - b.y0).map((c) => c.words));
+  return [joinRows(lines, false), joinRows(lines, true), joinRows(columnRows, true)];
 }
 
 async function detectInDecoded(d: Decoded, opts: DetectOptions, deadline: number): Promise<Box[]> {
   const boxes: Box[] = [];
   for (let page = 0; page < d.pages; page++) {
     const passes = await ocrPage(d, page, opts, deadline);
-    const { text, spans } = wordsToText(passes);
-    if (text.trim() === '') continue;
-    const findings = opts.analyzer
-      .findings({ id: `image:${page + 1}`, text, kind: 'attachment' })
-      .filter((f) => shouldRedact(f, opts));
-    for (const f of findings) {
+    const found: Array<{ f: Finding; spans: Span[] }> = [];
+    for (const { text, spans } of layouts(passes)) {
+      if (text.trim() === '') continue;
+      for (const f of opts.analyzer.findings({ id: `image:${page + 1}`, text, kind: 'attachment' }))
+        if (shouldRedact(f, opts)) found.push({ f, spans });
+    }
+    for (const { f, spans } of found) {
       // One box per text line of the finding: a name split over two words on a line is one box.
       const byLine = new Map<string, Box>();
       for (const s of spans) {

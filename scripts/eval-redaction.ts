@@ -68,7 +68,9 @@ async function main(): Promise<void> {
   process.stdout.write(
     `reading engine: ${native ? 'native tesseract' : 'tesseract.js (native tesseract not found on PATH)'}\n\n`,
   );
-  process.stdout.write('IMAGE            PHI before  after   KEEP before  after   boxes   ms  still readable\n');
+  process.stdout.write(
+    'IMAGE            PHI before  after   KEEP before  after   boxes   ms  still readable\n',
+  );
   let phiBefore = 0;
   let phiAfter = 0;
   let phiTotal = 0;
