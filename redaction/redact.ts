@@ -12,10 +12,10 @@
 // animated GIF or WebP are treated as one strip of pages stacked top to bottom, and every page or frame is
 // read and redacted; `pages` in the result says how many there were.
 //
-// Irreversible: the pixels inside a box are computed only from pixels outside every box (colours sampled
-// in a band just outside it, interpolated, plus a noise texture seeded from the box geometry) or are a
-// solid fill. Boxes closer than that band to each other are merged first, so one box never samples
-// another's original pixels. A blur or pixelation of the original is never used: both can be reversed.
+// Irreversible: the pixels inside a box are computed only from original pixels outside every box (colours
+// sampled in a band just outside it, interpolated, plus a noise texture seeded from the box geometry) or
+// are a solid fill, so overlapping or touching boxes never leak each other's pixels. A blur or
+// pixelation of the original is never used: both can be reversed.
 import sharp, { type Metadata } from 'sharp';
 import { GatewayError } from '../config/errors.js';
 import type { RedactionConfig } from '../config/schema.js';
@@ -113,7 +113,7 @@ export class RedactionUnsafeError extends GatewayError {
 const MAX_INPUT_PIXELS = 100_000_000;
 const MAX_PAGES = 50;
 const OCR_MAX_PIXELS = 12_000_000;
-/** Rows/columns just outside a box that its fill is made from. Boxes closer than this are merged. */
+/** Rows/columns just outside a box that its fill is made from. */
 const BAND = 3;
 /** Images smaller than this are upscaled ×2 for OCR: small screenshot text reads much better. */
 const UPSCALE_BELOW = 1_000_000;
@@ -245,15 +245,6 @@ async function encode(d: Decoded, data: Buffer): Promise<Buffer> {
 // ---------------------------------------------------------------------------------------------------
 // Boxes
 
-function intersects(a: Box, b: Box, gap: number): boolean {
-  return (
-    a.x - gap < b.x + b.width &&
-    b.x - gap < a.x + a.width &&
-    a.y - gap < b.y + b.height &&
-    b.y - gap < a.y + a.height
-  );
-}
-
 function union(a: Box, b: Box): Box {
   const x = Math.min(a.x, b.x);
   const y = Math.min(a.y, b.y);
@@ -267,12 +258,9 @@ function union(a: Box, b: Box): Box {
   };
 }
 
-/**
- * Clamps boxes to the image, drops empty ones, and merges boxes that overlap or lie closer than the
- * sampling band, until none do (so no fill samples another box's original pixels).
- */
+/** Clamps boxes to the image, drops empty ones and boxes inside another one. Overlapping boxes stay. */
 export function normaliseBoxes(boxes: readonly Box[], width: number, height: number): Box[] {
-  let out: Box[] = [];
+  const out: Box[] = [];
   for (const b of boxes) {
     const x0 = Math.max(0, Math.floor(b.x));
     const y0 = Math.max(0, Math.floor(b.y));
@@ -281,19 +269,23 @@ export function normaliseBoxes(boxes: readonly Box[], width: number, height: num
     if (x1 > x0 && y1 > y0)
       out.push({ x: x0, y: y0, width: x1 - x0, height: y1 - y0, type: b.type || 'BOX' });
   }
-  for (let changed = true; changed;) {
-    changed = false;
-    const next: Box[] = [];
-    for (const b of out) {
-      const i = next.findIndex((n) => intersects(n, b, BAND + 1));
-      if (i >= 0) {
-        next[i] = union(next[i]!, b);
-        changed = true;
-      } else next.push(b);
-    }
-    out = next;
+  const kept: Box[] = [];
+  // Largest first, so a box inside another is folded into it (its type joins the container's).
+  for (const b of out.sort((p, q) => q.width * q.height - p.width * p.height)) {
+    const container = kept.find((k) => contains(k, b));
+    if (!container) kept.push(b);
+    else container.type = [...new Set([...container.type.split('+'), ...b.type.split('+')])].sort().join('+');
   }
-  return out.sort((a, b) => a.y - b.y || a.x - b.x);
+  return kept.sort((a, b) => a.y - b.y || a.x - b.x);
+}
+
+function contains(outer: Box, inner: Box): boolean {
+  return (
+    inner.x >= outer.x &&
+    inner.y >= outer.y &&
+    inner.x + inner.width <= outer.x + outer.width &&
+    inner.y + inner.height <= outer.y + outer.height
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -320,9 +312,13 @@ function geometrySeed(b: Box): number {
   return h >>> 0;
 }
 
-/** Mean colour of a band of pixels outside the box along one side; null when the side is off the image. */
+/**
+ * Mean colour of the band just outside one side of the box, from the original pixels that lie outside
+ * every box (`mask`); positions without such a pixel take the nearest one that has. Null when none has.
+ */
 function sampleSide(
-  d: { data: Buffer; width: number; height: number; channels: number },
+  d: Decoded,
+  mask: Uint8Array,
   b: Box,
   side: 'top' | 'bottom' | 'left' | 'right',
 ): Float64Array[] | null {
@@ -341,16 +337,34 @@ function sampleSide(
             : b.x + b.width - 1 + k;
     if (v >= 0 && v < (horizontal ? height : width)) rows.push(v);
   }
-  if (rows.length === 0) return null;
   const out: Float64Array[] = Array.from({ length: ch }, () => new Float64Array(len));
+  const valid = new Uint8Array(len);
   for (let i = 0; i < len; i++) {
+    let n = 0;
     for (const r of rows) {
       const px = horizontal ? b.x + i : r;
       const py = horizontal ? r : b.y + i;
+      if (mask[py * width + px]) continue;
       const o = (py * width + px) * ch;
-      for (let c = 0; c < ch; c++) out[c]![i]! += data[o + c]! / rows.length;
+      for (let c = 0; c < ch; c++) out[c]![i]! += data[o + c]!;
+      n++;
+    }
+    if (n > 0) {
+      valid[i] = 1;
+      for (let c = 0; c < ch; c++) out[c]![i]! /= n;
     }
   }
+  let last = -1;
+  for (let i = 0; i < len; i++) if (valid[i]) last = i;
+  if (last === -1) return null;
+  // Fill gaps from the nearest valid position (left to right, then the leading gap from the right).
+  let prev = -1;
+  for (let i = 0; i < len; i++) {
+    if (valid[i]) prev = i;
+    else if (prev >= 0) for (let c = 0; c < ch; c++) out[c]![i] = out[c]![prev]!;
+  }
+  const first = valid.indexOf(1);
+  for (let i = 0; i < first; i++) for (let c = 0; c < ch; c++) out[c]![i] = out[c]![first]!;
   return out;
 }
 
@@ -382,13 +396,12 @@ function paintSolid(d: Decoded, data: Buffer, b: Box): void {
 }
 
 /** Fills the box from the band just outside it, smoothed and interpolated, plus seeded value noise. */
-function paintFrost(d: Decoded, data: Buffer, b: Box): void {
+function paintFrost(d: Decoded, data: Buffer, b: Box, mask: Uint8Array): void {
   const ch = d.channels;
-  const src = { data, width: d.width, height: d.height, channels: ch };
-  let top = sampleSide(src, b, 'top');
-  let bottom = sampleSide(src, b, 'bottom');
-  let left = sampleSide(src, b, 'left');
-  let right = sampleSide(src, b, 'right');
+  let top = sampleSide(d, mask, b, 'top');
+  let bottom = sampleSide(d, mask, b, 'bottom');
+  let left = sampleSide(d, mask, b, 'left');
+  let right = sampleSide(d, mask, b, 'right');
   top ??= bottom;
   bottom ??= top;
   left ??= right;
@@ -448,9 +461,20 @@ function paintFrost(d: Decoded, data: Buffer, b: Box): void {
 }
 
 /** Paints normalised (non-overlapping, banded-apart) boxes into a copy of the pixels. */
+/**
+ * Paints the boxes into a copy of the pixels. A frost fill reads only original pixels outside every box,
+ * so where boxes overlap or touch, no fill carries another box's hidden pixels.
+ */
 function paint(d: Decoded, boxes: readonly Box[], mode: RedactionMode): Buffer {
   const data = Buffer.from(d.data);
-  for (const b of boxes) (mode === 'solid' ? paintSolid : paintFrost)(d, data, b);
+  if (mode === 'solid') {
+    for (const b of boxes) paintSolid(d, data, b);
+    return data;
+  }
+  const mask = new Uint8Array(d.width * d.height);
+  for (const b of boxes)
+    for (let y = b.y; y < b.y + b.height; y++) mask.fill(1, y * d.width + b.x, y * d.width + b.x + b.width);
+  for (const b of boxes) paintFrost(d, data, b, mask);
   return data;
 }
 
@@ -614,10 +638,26 @@ function layouts(passes: readonly PageWords[]): Array<{ text: string; spans: Spa
   return [joinRows(lines, false), joinRows(lines, true), joinRows(columnRows, true)];
 }
 
-async function detectInDecoded(d: Decoded, opts: DetectOptions, deadline: number): Promise<Box[]> {
+async function detectInDecoded(
+  d: Decoded,
+  opts: DetectOptions,
+  deadline: number,
+  drawn: readonly Box[] = [],
+): Promise<Box[]> {
   const boxes: Box[] = [];
   for (let page = 0; page < d.pages; page++) {
     const passes = await ocrPage(d, page, opts, deadline);
+    if (drawn.length > 0) {
+      // In the verify pass, what OCR "reads" inside a drawn box is made from the fill, which is computed from
+      // pixels outside the box only: it cannot be the hidden text, and noise read as a name would make a
+      // clean image fail. Words outside the boxes are all still checked.
+      for (const p of passes)
+        p.words = p.words.filter((w) => {
+          const cx = (w.x0 + w.x1) / 2 / p.scale;
+          const cy = (w.y0 + w.y1) / 2 / p.scale + page * d.pageHeight;
+          return !drawn.some((b) => cx >= b.x && cx < b.x + b.width && cy >= b.y && cy < b.y + b.height);
+        });
+    }
     const found: Array<{ f: Finding; spans: Span[] }> = [];
     for (const { text, spans } of layouts(passes)) {
       if (text.trim() === '') continue;
@@ -697,7 +737,7 @@ export async function redactImage(input: Buffer, opts: RedactOptions): Promise<R
   const deadline = deadlineOf(opts);
   const d = await decode(input, opts);
   let boxes = await detectInDecoded(d, opts, deadline);
-  let mode = opts.mode ?? 'frost';
+  const mode = opts.mode ?? 'frost';
   const rounds = opts.verifyRounds ?? 2;
   for (let round = 0; ; round++) {
     const output = await encode(d, paint(d, opts.unsafeDrawNoBoxes ? [] : boxes, mode));
@@ -710,20 +750,14 @@ export async function redactImage(input: Buffer, opts: RedactOptions): Promise<R
     };
     if (rounds === 0) return result;
     // Check what would be released: the encoded output, decoded again.
-    const residual = await detectInDecoded(await decode(output, opts), opts, deadline);
+    const residual = await detectInDecoded(
+      await decode(output, opts),
+      opts,
+      deadline,
+      opts.unsafeDrawNoBoxes ? [] : boxes,
+    );
     if (residual.length === 0) return { ...result, verified: true };
     if (round >= rounds) throw new RedactionUnsafeError(residual);
-    // PHI read inside a drawn box can only come from the fill: draw solid boxes from now on.
-    if (residual.some((r) => boxes.some((b) => contains(b, r)))) mode = 'solid';
     boxes = normaliseBoxes([...boxes, ...residual], d.width, d.height);
   }
-}
-
-function contains(outer: Box, inner: Box): boolean {
-  return (
-    inner.x >= outer.x &&
-    inner.y >= outer.y &&
-    inner.x + inner.width <= outer.x + outer.width &&
-    inner.y + inner.height <= outer.y + outer.height
-  );
 }
