@@ -14,6 +14,8 @@ const USAGE = `usage: phi-gateway <command>
 
   start [smtp|web]                 run the gateway (both parts, or one of them)
   scan [--json] FILE…              check files for PHI (.eml as mail, anything else as text, - for stdin)
+  redact [--json] [--boxes FILE] (IN -o OUT | --out-dir DIR IN…)
+                                   hide PHI in images (png, jpeg, gif, tiff, webp)
   queue list [--json]              messages and deliveries not yet finished
   queue retry ID                   retry a deferred or held message now
   users add EMAIL --role staff|admin|auditor
@@ -452,6 +454,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
           config,
           [sub, ...rest].filter((a): a is string => a !== undefined),
         );
+      case 'redact': {
+        const { redactCommand, RedactUsageError } = await import('./redact-command.js');
+        return await redactCommand(
+          config,
+          [sub, ...rest].filter((a): a is string => a !== undefined),
+        ).catch((err: unknown) => {
+          throw err instanceof RedactUsageError ? new UsageError(err.message) : err;
+        });
+      }
       case 'queue':
         if (sub === 'list') return await withStore(config, (s) => queueList(s, rest.includes('--json')));
         if (sub === 'retry' && rest[0]) return await withStore(config, (s) => queueRetry(s, rest[0]!));

@@ -36,6 +36,20 @@ export const errorCatalogue = {
   PICKUP_LOCKED: { http: 423 },
   PICKUP_WRONG_PASSWORD: { http: 401 },
   PICKUP_NO_SESSION: { http: 401 },
+  /** An OCR worker failed or crashed while reading an image (the worker is replaced). */
+  OCR_FAILED: {},
+  /** OCR of an image took longer than allowed (the worker is killed and replaced). */
+  OCR_TIMEOUT: {},
+  /** The OCR pool was closed. */
+  OCR_CLOSED: {},
+  /** An image format outside the redaction allow-list. */
+  REDACT_UNSUPPORTED: { http: 415 },
+  /** An image with more pixels (or pages) than allowed. */
+  REDACT_TOO_LARGE: { http: 413 },
+  /** An image that cannot be decoded (corrupt or truncated). */
+  REDACT_UNREADABLE: { http: 422 },
+  /** PHI is still readable after redaction: the image must be quarantined, never released. */
+  REDACT_UNSAFE: { http: 422 },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
