@@ -10,6 +10,7 @@ import { Intake } from './intake.js';
 import { parseStage, scanStage, type Stage } from './pipeline.js';
 import { actStage, routeStage, type Protection } from './protect.js';
 import { createProtection } from './protection.js';
+import { createImageRedactor, type ImageRedactor } from './image-redaction.js';
 import { PlainCache } from './plain-cache.js';
 import { Pump } from './pump.js';
 import { RulesSource } from './rules.js';
@@ -44,6 +45,7 @@ export class Gateway {
   private stopPurger?: () => void;
   private readonly cache = new PlainCache();
   readonly protection: Protection;
+  private images?: ImageRedactor;
 
   constructor(private readonly opts: GatewayOptions) {
     const { config, store, log } = opts;
@@ -59,7 +61,12 @@ export class Gateway {
       scanner = new DlpScanner(this.rules);
     }
     const hostname = config.smtp.hostname ?? os.hostname();
-    this.protection = opts.protection ?? createProtection(store, config, log, hostname);
+    if (config.redaction.gateway !== 'off') {
+      const rules = this.rules;
+      const fallback = rules ? undefined : new RulesSource(config.dlp.rulesFile, log);
+      this.images = createImageRedactor(config, () => (rules ?? fallback!).analyzer, log);
+    }
+    this.protection = opts.protection ?? createProtection(store, config, log, hostname, this.images);
     const stages = opts.stages ?? [
       parseStage,
       scanStage(scanner!),
@@ -180,6 +187,7 @@ export class Gateway {
     await this.workers.release(unprocessed);
     await this.delivery.release(undelivered);
     await this.transport.close();
+    await this.images?.close();
     log.info({ evt: 'GATEWAY_STOPPED' }, 'gateway stopped');
   }
 }

@@ -202,9 +202,16 @@ export function actStage(
       if (pickup.length > 0) {
         let content = pickupContent(parsed, realSubject);
         if (protection.redact && config.redaction.gateway !== 'off') {
-          const result = await protection.redact(content, signal);
-          content = result.content;
-          ctx.redaction = { attachments: result.redacted, boxes: result.boxes };
+          try {
+            const result = await protection.redact(content, signal);
+            content = result.content;
+            ctx.redaction = { attachments: result.redacted, boxes: result.boxes };
+          } catch (err) {
+            // An image that still shows PHI after redaction is never released: the message is held.
+            if (err instanceof GatewayError && err.code === 'REDACT_UNSAFE')
+              return { verdict: 'quarantine', reason: 'REDACTION_UNSAFE' };
+            throw err;
+          }
         }
         const sender = senderParty(parsed, ctx.mailFrom);
         const created = await protection.createPickups({

@@ -9,12 +9,14 @@ import { Keyring } from '../store/pgp-keyring.js';
 import { buildPgpMime, detectEncrypted } from './pgp-mime.js';
 import type { Protection } from './protect.js';
 import { GatewayError } from '../config/errors.js';
+import type { ImageRedactor } from './image-redaction.js';
 
 export function createProtection(
   store: Store,
   config: ResolvedConfig,
   log: Logger,
   hostname: string,
+  images?: ImageRedactor,
 ): Protection {
   const keyring = new Keyring(store, config.pgp);
   let orgKey: Promise<OrgKey> | undefined;
@@ -50,5 +52,6 @@ export function createProtection(
       return out;
     },
     createPickups: (input) => createPickups(store, input),
+    ...(images ? { redact: (content, signal) => images.redact(content, signal) } : {}),
   };
 }

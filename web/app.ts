@@ -12,6 +12,7 @@ import { html, page } from './html.js';
 import { createStaffAuth } from './staff-auth.js';
 import { createStaffPages } from './staff-pages.js';
 import { createProtectionPages } from './admin-protection.js';
+import { createRedactApi } from './redact-api.js';
 import os from 'node:os';
 import { createPickupPortal } from './pickup-portal.js';
 
@@ -191,6 +192,9 @@ ${rows.map(
   const auth = createStaffAuth({ config, store, log });
   app.use(auth.router);
   app.use(createStaffPages({ config, store, log, auth }));
+  const redactApi = createRedactApi({ config, store, log, auth });
+  app.use(redactApi.router);
+  (app.locals as { closers?: Array<() => Promise<void>> }).closers = [() => redactApi.close()];
   app.use(
     createProtectionPages({ config, store, log, auth, hostname: config.smtp.hostname ?? os.hostname() }),
   );

@@ -5,10 +5,12 @@ import { createWebApp } from './app.js';
 
 export class WebServer {
   private server?: Server;
+  private closers: Array<() => Promise<void>> = [];
   constructor(private readonly opts: WebOptions) {}
 
   async start(): Promise<{ host: string; port: number }> {
     const app = createWebApp(this.opts);
+    this.closers = (app.locals as { closers?: Array<() => Promise<void>> }).closers ?? [];
     const { host, port } = this.opts.config.web;
     const server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -28,5 +30,6 @@ export class WebServer {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
+    for (const close of this.closers) await close();
   }
 }

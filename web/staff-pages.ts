@@ -401,16 +401,14 @@ ${parsed.attachments.length ? html`<p>Attachments: ${parsed.attachments.map((a) 
       return { status: 422, error: 'Releasing in clear needs a written reason (at least 10 characters).' };
     const now = Date.now();
     const changed = await store.write(async (trx) => {
-      const n = await trx('messages')
-        .where({ id, state: 'held' })
-        .update({
-          state: 'queued',
-          release: mode,
-          released_by: req.staff!.email,
-          next_attempt_at: now,
-          attempts: 0,
-          updated_at: now,
-        });
+      const n = await trx('messages').where({ id, state: 'held' }).update({
+        state: 'queued',
+        release: mode,
+        released_by: req.staff!.email,
+        next_attempt_at: now,
+        attempts: 0,
+        updated_at: now,
+      });
       if (n > 0)
         await appendAudit(trx, {
           type:

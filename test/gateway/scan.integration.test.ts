@@ -119,7 +119,9 @@ describe('scan stage (integration)', function () {
     await capture.waitFor(seen + 2);
     const delivered = capture.messages.filter((m) => m.raw.toString().includes(`X-PHI-Gateway-Id: ${after}`));
     expect(delivered, 'nothing of it leaves in clear').to.have.length(0);
-    expect(capture.messages.some((m) => m.raw.toString().includes('X-PHI-Gateway-Kind: pickup-notice'))).to.equal(true);
+    expect(
+      capture.messages.some((m) => m.raw.toString().includes('X-PHI-Gateway-Kind: pickup-notice')),
+    ).to.equal(true);
     expect(capture.messages.slice(seen).every((m) => !m.raw.toString().includes('Bluebird'))).to.equal(true);
   });
 

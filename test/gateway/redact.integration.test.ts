@@ -1,0 +1,119 @@
+// Image redaction in the gateway: a PHI message with a photo of a form goes to a patient as a pickup; the
+// image inside the pickup is the redacted one (OCR of what the recipient downloads finds none of the PHI,
+// the harmless words stay), metadata is gone, and the audit log counts boxes without text.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { simpleParser } from 'mailparser';
+import sharp from 'sharp';
+import { createLogger } from '../../config/log.js';
+import { OcrPool } from '../../redaction/ocr-pool.js';
+import { createWebApp } from '../../web/app.js';
+import { CaptureServer } from '../support/capture-server.js';
+import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
+import { RawSmtp } from '../support/smtp-client.js';
+import { HARMLESS_LINE, makePng, PHI_LINE, readText } from '../redaction/fixtures.js';
+
+describe('image redaction in the gateway (integration)', function () {
+  this.timeout(120000);
+  let dir: string;
+  let capture: CaptureServer;
+  let gw: RunningGateway;
+  let server: Server;
+  let pool: OcrPool;
+
+  before(async () => {
+    dir = await tempDir();
+    capture = new CaptureServer();
+    await capture.start();
+    gw = await startGateway({
+      relayUrl: capture.url,
+      dataDir: dir,
+      overrides: { pickup: { passwordDelay: 0 }, redaction: { workers: 1 } },
+    });
+    server = createWebApp({ config: gw.config, store: gw.store, log: createLogger('silent') }).listen(
+      0,
+      '127.0.0.1',
+    );
+    await new Promise((r) => server.once('listening', r));
+    pool = new OcrPool({ size: 1 });
+  });
+
+  after(async () => {
+    server.close();
+    await pool.close();
+    await gw.stop();
+    await capture.stop();
+    await removeDir(dir);
+  });
+
+  it('seals the redacted image in the pickup, never the original', async () => {
+    const png = await sharp(await makePng({ lines: [PHI_LINE, HARMLESS_LINE] }))
+      .withMetadata({ exif: { IFD0: { Artist: 'Dr Camera Owner' } } })
+      .png()
+      .toBuffer();
+    const b = 'img-b0undary';
+    const message = [
+      'From: ann@clinic.example',
+      'To: patient@mail.example',
+      'Subject: [secure] Your form',
+      'MIME-Version: 1.0',
+      `Content-Type: multipart/mixed; boundary="${b}"`,
+      '',
+      `--${b}`,
+      'Content-Type: text/plain',
+      '',
+      'Here is the photo of your intake form.',
+      `--${b}`,
+      'Content-Type: image/png; name="form.png"',
+      'Content-Disposition: attachment; filename="form.png"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      png.toString('base64').replace(/.{76}/g, '$&\r\n'),
+      `--${b}--`,
+      '',
+    ].join('\r\n');
+    const c = await RawSmtp.open(gw.smtpPort);
+    await c.cmd('EHLO client.example');
+    await c.cmd('MAIL FROM:<ann@clinic.example>');
+    await c.cmd('RCPT TO:<patient@mail.example>');
+    await c.cmd('DATA');
+    const id = /queued as ([0-9A-Z]+)/.exec(await c.raw(message + '.\r\n'))![1]!;
+    c.close();
+    await capture.waitFor(2);
+    const text = async (kind: string) =>
+      (
+        await simpleParser(
+          capture.messages.find((m) => m.raw.toString().includes(`X-PHI-Gateway-Kind: ${kind}`))!.raw,
+        )
+      ).text ?? '';
+    const token = /\/p\/([A-Za-z0-9_-]+)/.exec(await text('pickup-notice'))![1]!;
+    const password = /^Password: (\S+)$/m.exec(await text('pickup-password'))![1]!;
+
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const res = await fetch(`${base}/api/pickups/${token}/open`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ password }),
+    });
+    expect(res.status).to.equal(200);
+    const body = (await res.json()) as { attachments: Array<{ url: string; contentType: string }> };
+    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    const download = await fetch(new URL(body.attachments[0]!.url, base), { headers: { cookie } });
+    const got = Buffer.from(await download.arrayBuffer());
+    expect(got.equals(png)).to.equal(false);
+    expect((await sharp(got).metadata()).exif, 'metadata stripped').to.equal(undefined);
+    const seen = await readText(pool, got);
+    for (const token of ['John', 'Smith', '4829301', '1962']) expect(seen).not.to.contain(token);
+    expect(seen).to.contain('quick');
+
+    const audit = (await gw.store
+      .db('audit_events')
+      .where({ message_id: id, type: 'message.routed' })
+      .first()) as { detail: string };
+    const detail = JSON.parse(audit.detail) as { redactedAttachments: number; redactedBoxes: number };
+    expect(detail.redactedAttachments).to.equal(1);
+    expect(detail.redactedBoxes).to.be.greaterThan(0);
+    expect(audit.detail).not.to.contain('Smith');
+  });
+});
