@@ -90,6 +90,25 @@ const RELATIVE_CUES = wordSet(
   'son daughter wife husband mother mom father dad child kid baby spouse sister brother grandson granddaughter grandmother grandfather guardian niece nephew',
 );
 const GREETINGS = wordSet('hi hello hey');
+/** Words before a person as the object of talking, meeting or helping ("speak with Ann", "the assistant to Ann Lee"). */
+const PERSON_BEFORE = wordSet(
+  'with to by under told tell tells ask asked asks thank thanked meet met meeting remember me leave let saw see seeing visit visited help helped contact contacted email emailed text texted page paged notify notified inform informed introduce introduced join joined give gave given send sent',
+);
+/** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
+const SIGN_OFF = wordSet(
+  'hi hello hey dear thanks thank regards best cheers sincerely love yours warmly respectfully cordially morning afternoon evening',
+);
+/**
+ * Surname endings of many languages (Slavic -ova/-ski/-vić, Nordic -sson/-sen, Greek -opoulos, Georgian -shvili,
+ * Armenian -yan, Japanese -moto/-yama …): an unknown capitalised word with one of them is likely a surname.
+ */
+const SURNAME_ENDINGS = `
+ova eva ov ev yev iev ski ska sky skiy skaya cki cka icz wicz vic vich ovna evna enko chuk czuk yuk escu eanu opoulos
+poulos akis idis oglu yan shvili dze son sen berg stein mann baum feld ez elli etti otti ucci ini moto mura yama kawa
+gawa saki zaki hara shima naga hashi zawa uchi guchi oka`
+  .split(/\s+/)
+  .filter(Boolean);
+const SURNAME_ENDING = new RegExp(`(?:${SURNAME_ENDINGS.join('|')})$`);
 const PERSON_VERBS = [
   'is',
   'was',
@@ -246,16 +265,24 @@ function tokenize(text: string): Tokens {
   let i = 0;
   while (i < n) {
     let c = text.charCodeAt(i);
-    if (!isLetterCode(c)) {
+    // ASCII first, without a call: most characters of mail are ASCII, and this loop reads every one of them.
+    let cls = c < 0x80 ? charClass[c]! : classOf(c);
+    if ((cls & IS_LETTER) === 0) {
       i++;
       continue;
     }
     const start = i;
-    const firstUpper = isUpperCode(c);
+    const firstUpper = (cls & IS_UPPER) !== 0;
+    // Shape in the same pass: upper case until a lower-case letter is seen.
+    let allUpper = firstUpper;
+    let letters = 1;
     i++;
     while (i < n) {
       c = text.charCodeAt(i);
-      if (isLetterCode(c)) {
+      cls = c < 0x80 ? charClass[c]! : classOf(c);
+      if ((cls & IS_LETTER) !== 0) {
+        letters++;
+        if ((cls & IS_UPPER) === 0) allUpper = false;
         i++;
         continue;
       }
@@ -277,18 +304,9 @@ function tokenize(text: string): Tokens {
     let shape = Shape.Lower;
     if (firstUpper) {
       t.capitalised++;
-      shape = Shape.Upper;
-      let letters = 0;
-      for (let p = start; p < end; p++) {
-        const d = text.charCodeAt(p);
-        if (!isLetterCode(d)) continue;
-        letters++;
-        if (!isUpperCode(d)) {
-          shape = Shape.Cap;
-          break;
-        }
-      }
-      if (letters < 2) shape = Shape.Cap;
+      // The shape is that of the word without its "'s" ("JOHN's" is upper case).
+      const upper = possessive ? upperWithoutPossessive(text, start, end) : allUpper && letters >= 2;
+      shape = upper ? Shape.Upper : Shape.Cap;
     }
     if (k === size) {
       size *= 2;
@@ -306,6 +324,18 @@ function tokenize(text: string): Tokens {
   }
   t.count = k;
   return t;
+}
+
+/** Whether the letters of [start, end) are all upper case (a possessive "'s" after an upper-case word). */
+function upperWithoutPossessive(text: string, start: number, end: number): boolean {
+  let letters = 0;
+  for (let p = start; p < end; p++) {
+    const d = text.charCodeAt(p);
+    if (!isLetterCode(d)) continue;
+    letters++;
+    if (!isUpperCode(d)) return false;
+  }
+  return letters >= 2;
 }
 
 /** A common word, or the plural of one ("investments", "services", "companies"). */
@@ -428,7 +458,14 @@ class NameScanner {
     let h = 0x811c9dc5 | 0;
     for (let p = s; p < e; p++) {
       const c = this.lower.charCodeAt(p);
-      if (c > 0x7f) return classifyCached(this.word(i));
+      if (c > 0x7f) {
+        // A word with diacritics is no English word, even when it folds into one ("Bašić" is not "basic").
+        const folded = this.word(i);
+        const kind = classifyCached(folded);
+        return kind === Kind.Common && !NOT_NAMES.has(folded) && !MEDICAL.has(folded) && isLetterCode(c)
+          ? Kind.Unknown
+          : kind;
+      }
       h = Math.imul(h ^ c, 0x01000193);
     }
     const seen = hashCache.get(h);
@@ -734,18 +771,29 @@ class NameScanner {
     let score: number;
     if (lower) {
       // Lower-case text: a name only after a cue that allows it, or a clear given name + surname pair (low).
+      const pair = kinds.length === 2 && (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown);
       score = cue?.allowsLower
         ? cue.score
-        : kinds.length === 2 && (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown)
-          ? 0.3
+        : pair
+          ? // "follow up with patricia desrosiers": a given name and a surname where a person is expected.
+            kinds[0] === Kind.First && (this.personBefore(i) || possessive || this.lineAlone(i, last))
+            ? 0.55
+            : 0.3
           : 0;
     } else {
-      score = this.scoreShape(kinds, i, initial);
+      score = this.scoreShape(kinds, i, initial, idx);
+      score = this.scorePosition(score, kinds, idx);
       if (cue && (!cue.needsDictionary || kinds.some((k) => k !== Kind.Unknown)))
         score = Math.max(score, cue.score);
       if (possessive) {
         if (
-          kinds.some((k) => k === Kind.First || k === Kind.Last || (k === Kind.Ambiguous && kinds.length > 1))
+          kinds.some(
+            (k, n) =>
+              k === Kind.First ||
+              k === Kind.Last ||
+              (k === Kind.Ambiguous && kinds.length > 1) ||
+              (k === Kind.Unknown && kinds.length > 1 && this.nameLike(idx[n]!)),
+          )
         )
           score = Math.max(score, 0.7);
         else if (kinds[0] === Kind.Unknown && !this.sentenceInitial(i)) score = Math.max(score, 0.4);
@@ -770,7 +818,102 @@ class NameScanner {
     };
   }
 
-  private scoreShape(kinds: Kind[], i: number, initial: boolean): number {
+  /**
+   * Raises a name by where it stands: where a person is expected ("speak with Ann Lee", "Ann Lee said"), addressed
+   * ("Don't go, Roy!"), or alone on a line above contact details (a signature or address block). Lone given names
+   * otherwise stay below the rules: staff first names are everywhere in practice mail.
+   */
+  private scorePosition(score: number, kinds: readonly Kind[], idx: readonly number[]): number {
+    const first = idx[0]!;
+    const last = idx[idx.length - 1]!;
+    const before = this.personBefore(first);
+    const after = this.beforeVerb(last);
+    const addressed = this.addressed(first, last);
+    if (idx.length === 1) {
+      const kind = kinds[0]!;
+      if (kind === Kind.First && (before || after || addressed || this.speakerLabel(first)))
+        return Math.max(score, 0.55);
+      if ((kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) && (before || addressed))
+        return Math.max(score, 0.5);
+      return score;
+    }
+    const evidence = kinds.some(
+      (k, n) => k === Kind.First || k === Kind.Last || (k === Kind.Unknown && this.nameLike(idx[n]!)),
+    );
+    if (score >= 0.3 && (before || after || addressed)) score = Math.min(0.85, score + 0.15);
+    if (this.lineAlone(first, last) && (evidence || this.contactBelow(last))) score = Math.max(score, 0.6);
+    return score;
+  }
+
+  /** An unknown capitalised word that looks like a name: letters with diacritics ("Kónya") or a surname ending. */
+  nameLike(i: number): boolean {
+    if (this.t.shape[i] === Shape.Lower || this.kind(i) !== Kind.Unknown) return false;
+    const s = this.t.start[i]!;
+    const e = this.t.end[i]!;
+    if (e - s < 4) return false;
+    for (let p = s; p < e; p++) if (this.lower.charCodeAt(p) > 0x7f) return true;
+    return SURNAME_ENDING.test(this.lower.slice(s, e));
+  }
+
+  /** The word before token i takes a person as its object ("with", "to", "told", "thank" …), one space before. */
+  personBefore(i: number): boolean {
+    if (i === 0 || !this.joined(i - 1, i) || this.t.shape[i - 1] !== Shape.Lower) return false;
+    return PERSON_BEFORE.has(this.word(i - 1));
+  }
+
+  /** Someone addressed: ", Roy!" / ", Mary?" mid-sentence, or "Leif, can I …" at a sentence start. */
+  addressed(first: number, last: number): boolean {
+    const after = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
+    const next = this.text.charCodeAt(after);
+    if (first > 0 && (next === 33 || next === 63 || next === 44)) {
+      const gap = this.gapBefore(first);
+      if (gap === ', ' && !SIGN_OFF.has(this.word(first - 1))) return true;
+    }
+    // "Leif, can I please …": a name, a comma and a lower-case word opening a sentence.
+    if (next === 44 && this.sentenceInitial(first) && this.text.charCodeAt(after + 1) === 32) {
+      const c = this.text.charCodeAt(after + 2);
+      return c >= 97 && c <= 122;
+    }
+    return false;
+  }
+
+  /** Tokens first..last fill their line (bullets and quote marks aside). */
+  lineAlone(first: number, last: number): boolean {
+    let p = this.t.start[first]! - 1;
+    while (p >= 0) {
+      const c = this.text.charCodeAt(p);
+      if (c === 10 || c === 13) break;
+      if (isLetterCode(c) || (c >= 48 && c <= 57)) return false;
+      p--;
+    }
+    const n = this.text.length;
+    let q = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
+    while (q < n) {
+      const c = this.text.charCodeAt(q);
+      if (c === 10 || c === 13) return true;
+      if (c !== 32 && c !== 9 && c !== 44) return false;
+      q++;
+    }
+    return true;
+  }
+
+  /** A digit or an @ on the next lines: contact details or an address under a name. */
+  contactBelow(last: number): boolean {
+    const from = this.t.end[last]!;
+    const to = Math.min(this.text.length, from + 120);
+    for (let p = from; p < to; p++) {
+      const c = this.text.charCodeAt(p);
+      if ((c >= 48 && c <= 57) || c === 64) return true;
+    }
+    return false;
+  }
+
+  private scoreShape(raw: Kind[], i: number, initial: boolean, idx: readonly number[]): number {
+    // In a pair, an unknown word shaped like a surname ("Szczepańska", "Petrussen") counts as one.
+    const kinds =
+      raw.length > 1
+        ? raw.map((k, n) => (k === Kind.Unknown && this.nameLike(idx[n]!) ? Kind.Last : k))
+        : raw;
     const first = kinds[0]!;
     const last = kinds[kinds.length - 1]!;
     const start = this.sentenceInitial(i);
@@ -789,8 +932,10 @@ class NameScanner {
     if (initial && last !== Kind.Ambiguous) return 0.7;
     if (first === Kind.First && last === Kind.Unknown) return 0.65;
     if (first === Kind.Ambiguous && (last === Kind.Last || last === Kind.First)) return 0.6;
-    if ((first === Kind.Unknown || first === Kind.Last) && last === Kind.Last) return start ? 0.4 : 0.55;
+    if ((first === Kind.Unknown || first === Kind.Last) && last === Kind.Last)
+      return start ? (first === Kind.Last ? 0.5 : 0.4) : 0.55;
     if (first === Kind.Last && last === Kind.First) return start ? 0.4 : 0.5;
+    if (first === Kind.Last && last === Kind.Unknown) return start ? 0.35 : 0.5;
     if (first === Kind.Unknown && last === Kind.Unknown) return 0.35;
     if (first === Kind.Ambiguous && last === Kind.Unknown) return 0.3;
     return 0;
