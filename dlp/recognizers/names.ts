@@ -94,6 +94,10 @@ const GREETINGS = wordSet('hi hello hey');
 const PERSON_BEFORE = wordSet(
   'with to by under told tell tells ask asked asks thank thanked meet met meeting remember me leave let saw see seeing visit visited help helped contact contacted email emailed text texted page paged notify notified inform informed introduce introduced join joined give gave given send sent',
 );
+/** Verbs that say a person acts: a capitalised word before one of them is someone's name. */
+const PERSON_ONLY_VERBS = wordSet(
+  'lives lived resides resided said says told asked wrote spent shouted whispered smiled laughed cried married divorced graduated studied',
+);
 /** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
 const SIGN_OFF = wordSet(
   'hi hello hey dear thanks thank regards best cheers sincerely love yours warmly respectfully cordially morning afternoon evening',
@@ -764,14 +768,23 @@ class NameScanner {
     // Part of an address, not a person: after a house number or before a street word ("12 Sophia Lane", "Victor Hugo St").
     if (!cue && this.inAddress(i, j)) return null;
     // Only a given name starts a name that a given name follows ("Call Sophia Lee", "Quantum Sophia Lee" → "Sophia Lee").
-    if (this.kind(i) !== Kind.First && idx.length > 1 && this.kind(idx[1]!) === Kind.First) return null;
+    // (A name alone on its line is whole: "Cormac Allan" above a job title.)
+    if (
+      this.kind(i) !== Kind.First &&
+      idx.length > 1 &&
+      this.kind(idx[1]!) === Kind.First &&
+      !this.lineAlone(i, idx[idx.length - 1]!)
+    )
+      return null;
     const kinds = idx.map((k) => this.kind(k));
     const last = idx[idx.length - 1]!;
     const possessive = this.t.possessive[last] === 1;
     let score: number;
     if (lower) {
       // Lower-case text: a name only after a cue that allows it, or a clear given name + surname pair (low).
-      const pair = kinds.length === 2 && (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown);
+      const pair =
+        kinds.length === 2 &&
+        (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown || kinds[1] === Kind.First);
       score = cue?.allowsLower
         ? cue.score
         : pair
@@ -835,6 +848,9 @@ class NameScanner {
         return Math.max(score, 0.55);
       if ((kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) && (before || addressed))
         return Math.max(score, 0.5);
+      // A capitalised word doing what only people do ("Ciset lives on …", "Trivo said"); "Dentrix is down" stays a hint.
+      if ((kind === Kind.Unknown || kind === Kind.Last) && this.beforePersonOnlyVerb(last))
+        return Math.max(score, 0.5);
       return score;
     }
     const evidence = kinds.some(
@@ -843,6 +859,13 @@ class NameScanner {
     if (score >= 0.3 && (before || after || addressed)) score = Math.min(0.85, score + 0.15);
     if (this.lineAlone(first, last) && (evidence || this.contactBelow(last))) score = Math.max(score, 0.6);
     return score;
+  }
+
+  /** Token i is followed by a verb that only people do ("lives", "said", "told" …). */
+  beforePersonOnlyVerb(i: number): boolean {
+    const next = i + 1;
+    if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
+    return PERSON_ONLY_VERBS.has(this.word(next));
   }
 
   /** An unknown capitalised word that looks like a name: letters with diacritics ("Kónya") or a surname ending. */
@@ -948,8 +971,13 @@ class NameScanner {
       const known = run.filter((c) => c.known).length;
       // A list of given names counts; a list of surnames is as often a firm ("Owens, Duran and Oneal").
       const given = run.filter((c) => c.given).length;
+      // A list that a colon introduces ("our founders: Kónya, Becker and Vasquez") is a list of people, not a firm.
+      const introduced =
+        run.length > 0 &&
+        /:\s{0,2}$/.test(this.text.slice(Math.max(0, run[0]!.finding.start - 3), run[0]!.finding.start));
       if (run.length >= 3 && known >= 2)
-        for (const c of run) c.finding.score = Math.max(c.finding.score, given >= 2 ? 0.55 : 0.45);
+        for (const c of run)
+          c.finding.score = Math.max(c.finding.score, given >= 2 || introduced ? 0.55 : 0.45);
       // Two known names joined by "and" ("Marrero and Murphy"): likely people, not enough to count alone.
       else if (run.length === 2 && known === 2)
         for (const c of run) c.finding.score = Math.max(c.finding.score, 0.45);
