@@ -1,0 +1,249 @@
+// Street addresses as written outside the US: a street-type word in one of many languages ("ul. Chrzanowska 61",
+// "Rua do Arenque 1634", "Magasinsgatan 7", "hegyalja út 98", "33 avenue de Provence"), or a house number on both
+// sides of a name ("4923 Parmova 109"), then units and place lines. Must never count a street name without a number.
+import { COMMON_WORDS } from '../data/common-words.js';
+import { vocabularyWords } from '../data/medical-terms.js';
+import type { AnalyzeContext, CustomRecognizer, Finding } from '../types.js';
+
+type Out = Omit<Finding, 'part'>;
+
+function wordSet(list: string): Set<string> {
+  return new Set(list.split(/\s+/).filter(Boolean));
+}
+
+/** Street-type words that stand alone, before or after the street's name ("Via Roma", "Kossuth Lajos utca"). */
+const STREET_TYPES = wordSet(`
+rue rua rúa via viale vicolo piazza piazzale corso largo calle carrer avenida avda avenue boulevard blvd chemin allée
+allee impasse quai route strada calea aleea bulevardul odos leoforos praça praca travessa estrada alameda camino paseo
+plaza ronda carretera plein straat laan weg gasse strasse straße str platz vej gade gata gatan vägen väg veien vegen
+katu kuja tänav iela gatvė sokak sokağı caddesi ul ulica ulitsa trg cesta ulice náměstí utca út útja tér
+road street lane drive close crescent grove gardens terrace court square mews parade wharf quay
+`);
+/** Endings that make a word a street name by themselves, in languages that write them as one word ("Nybyvägen"). */
+const COMPOUND_ENDINGS = [
+  'strasse',
+  'straße',
+  'gasse',
+  'weg',
+  'allee',
+  'platz',
+  'damm',
+  'ufer',
+  'gatan',
+  'gata',
+  'vägen',
+  'väg',
+  'gränd',
+  'vej',
+  'gade',
+  'veien',
+  'vegen',
+  'gate',
+  'katu',
+  'tie',
+  'kuja',
+  'straat',
+  'laan',
+  'gracht',
+  'kade',
+  'singel',
+  'plein',
+  'utca',
+  'útja',
+  'ulica',
+  'cesta',
+];
+/** Type words that are everyday English words: they need a name between them and the number ("5 square feet"). */
+const ENGLISH_TYPES = wordSet(
+  'road street lane drive close crescent grove gardens terrace court square parade wharf quay',
+);
+/** Small words inside street names ("Rue de la Gare", "Via delle Coste", "Rua Vinte e Cinco de Setembro"). */
+const PARTICLES = wordSet(
+  'de du des da das do dos di del della delle dei degli la le les el los van von der den het ter e y i u na pod nad',
+);
+/** Words that end a street name: a sentence goes on after them ("Via Roma 131 to the station"). */
+const NOT_IN_A_STREET = wordSet(
+  'a an and are as at be been by for from had has have he her his i in is it its my on or our she the their they to was we were with you your',
+);
+const COMMON = wordSet(COMMON_WORDS);
+const MEDICAL = new Set(vocabularyWords());
+// prettier-ignore
+const NOT_A_STREET = wordSet(`
+apt apartment suite ste unit room rm floor box building bldg lot bed bay type stage grade class day days week weeks month
+months year years visit cycle dose level tier step phase chapter section page figure fig table version number item part
+question option lead exam patient zone area sector row seat ward wing clinic office station terminal platform channel
+monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september
+october november december
+`);
+
+/** Every type word and compound ending, found without a left boundary (checked here): one search for all. */
+const TYPE_SEARCH = new RegExp(
+  `(?:${[...new Set([...STREET_TYPES, ...COMPOUND_ENDINGS])]
+    .sort((a, b) => b.length - a.length)
+    .map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('|')})\\.?(?![\\p{L}\\p{N}])`,
+  'gu',
+);
+
+const WORD = String.raw`[\p{L}][\p{L}'’\-]{0,30}\.?`;
+const HOUSE = String.raw`\d{1,5}[A-Za-z]?(?:[\-/]\d{1,4}[A-Za-z]?)?`;
+/** After the type word: up to five words of the name, then the house number. */
+const NAME_THEN_NUMBER = new RegExp(
+  String.raw`((?:[ \t]{1,2}${WORD}){0,5}?)[ \t]{1,2},?[ \t]?(${HOUSE})\.?(?![\p{L}\p{N}]|[.,]\d)`,
+  'uy',
+);
+/** After the type word: up to four words of the name (the number came first: "33 avenue de Provence"). */
+const NAME_AFTER = new RegExp(
+  String.raw`(?:[ \t]{1,2}(?:\p{Lu}|(?:${[...PARTICLES].join('|')})[ \t])${WORD}){0,4}`,
+  'uy',
+);
+/** Before the type word: a house number and up to three words ("3911 fourth avenue", "180 Sahantie"). */
+const NUMBER_THEN_NAME = new RegExp(
+  String.raw`(?:^|[^\p{L}\p{N}])(\d{1,6}[A-Za-z]?[ \t]{1,2})((?:${WORD}[ \t]{1,2}){0,3})$`,
+  'u',
+);
+/** A house number on both sides of one to three capitalised words ("4923 Parmova 109", "5850 Jana Nerudy 894"). */
+const NUMBER_NAME_NUMBER = new RegExp(
+  String.raw`\d(?<![\p{L}\p{N}_]\d)\d{0,5}[ \t]{1,2}(\p{Lu}[\p{L}'’\-]{1,30}(?:[ \t]{1,2}\p{Lu}[\p{L}'’\-]{1,30}){0,2})[ \t]{1,2}${HOUSE}\.?(?![\p{L}\p{N}]|[.,]\d)`,
+  'gu',
+);
+/** A unit of measure after a number: "Tylenol 500 mg" is a dose, not an address. */
+const MEASURE_AFTER =
+  /^[ \t]{0,2}(?:mg|mcg|µg|g|kg|ml|l|lb|lbs|oz|%|units?|iu|tabs?|tablets?|caps?|capsules?|pills?|x|times|mm|cm|m|km|mi|miles?|hours?|hrs?|min|minutes?|days?|weeks?)(?![\p{L}])/iu;
+/** A line break, perhaps inside a quoted reply or after a bullet ("> ", "• ", "- "). */
+const NEWLINE = String.raw`(?:\r?\n[ \t>*•·\-?]{0,4})`;
+const UNIT = String.raw`(?:,?[ \t]{0,2}${NEWLINE}?[ \t]{0,2}(?:apt|apartment|suite|ste|unit|bldg|building|fl|floor|rm|room|flat|#)\.?[ \t]{0,2}#?[ \t]{0,2}[A-Z0-9][A-Z0-9\-]{0,6}(?![\p{L}\p{N}]))`;
+/** The rest of a postal address on its own lines: city, region, country, postcode (letters, then perhaps a number). */
+const PLACE_LINE = String.raw`(?:,?[ \t]{0,2}${NEWLINE}${NEWLINE}?[ \t]{0,3},?[ \t]{0,2}(?:\p{L}[\p{L}'’.()\- \t]{0,40}(?:[ \t]\d{4,6})?|\d{4,6})(?=[ \t]{0,2}(?:\r?\n|$|[,.;?!])))`;
+/** Postcodes: UK ("SW1A 1AA"), Canada ("M5V 2T6"), and numbers of four to six digits. */
+const POSTCODE = String.raw`(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|\d{4,6}(?:-\d{3,4})?)(?![\p{L}\p{N}])`;
+/** On the same line after a comma: ", Belfast", ", Hellendoorn, OV 21072", ", Toronto ON M5V 2T6". */
+const PLACE_PART = String.raw`(?:,[ \t]{0,2}(?:\p{L}[\p{L}'’.\-]{0,30}(?:[ \t]\p{L}[\p{L}'’.\-]{0,30}){0,2}(?:[ \t]{1,2}${POSTCODE})?|${POSTCODE}))`;
+const TAIL = new RegExp(`${UNIT}?${UNIT}?(?:${PLACE_PART}){0,3}(?:${PLACE_LINE}){0,4}`, 'iuy');
+
+const LETTER = /[\p{L}\p{N}]/u;
+function isWordChar(c: number): boolean {
+  if (c < 0x80) return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57);
+  return LETTER.test(String.fromCharCode(c));
+}
+
+const ORDINALS = wordSet('first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth');
+
+/**
+ * The words of a street name: none a word a sentence goes on with; with `strict`, none an everyday English word either
+ * (particles aside); with `capitalised`, each capitalised or an ordinal ("Elm", "fourth", "5th").
+ */
+function nameWords(words: string, strict: boolean, capitalised = false): boolean {
+  for (const raw of words.trim().split(/[ \t]+/)) {
+    if (raw === '') continue;
+    const w = raw.toLowerCase().replace(/\.$/, '');
+    if (NOT_IN_A_STREET.has(w) || NOT_A_STREET.has(w)) return false;
+    if (strict && !PARTICLES.has(w) && (COMMON.has(w) || MEDICAL.has(w))) return false;
+    if (capitalised && raw[0] === w[0] && !ORDINALS.has(w) && !/^\d{1,3}(?:st|nd|rd|th)$/.test(w))
+      return false;
+  }
+  return true;
+}
+
+function extend(text: string, end: number): number {
+  TAIL.lastIndex = end;
+  const m = TAIL.exec(text);
+  return m ? end + m[0].length : end;
+}
+
+export const internationalStreetRecognizer: CustomRecognizer = {
+  id: 'street-address-intl',
+  analyze(text: string, ctx: AnalyzeContext): Out[] {
+    const out: Out[] = [];
+    const lower = ctx.lower;
+    let covered = 0;
+    const push = (start: number, end: number, score: number) => {
+      out.push({
+        type: 'STREET_ADDRESS',
+        category: 'identifier',
+        start,
+        end,
+        score,
+        recognizer: 'street-address-intl',
+      });
+      covered = end;
+    };
+    const re = TYPE_SEARCH;
+    re.lastIndex = 0;
+    for (let m = re.exec(lower); m; m = re.exec(lower)) {
+      const hit = m.index;
+      const hitEnd = hit + m[0].length;
+      if (hit < covered) continue;
+      // The word the hit ends: the type word itself, or a compound ("Magasinsgatan").
+      let wordStart = hit;
+      while (wordStart > 0 && isWordChar(lower.charCodeAt(wordStart - 1))) wordStart--;
+      const typeWord = m[0].replace(/\.$/, '');
+      const compound = wordStart < hit;
+      if (compound) {
+        // A compound needs a name before its ending and a capital ("Nybyvägen"), or lower-case text around.
+        if (hit - wordStart < 3 || !COMPOUND_ENDINGS.includes(typeWord)) continue;
+        const word = lower.slice(wordStart, hitEnd).replace(/\.$/, '');
+        if (COMMON.has(word) || MEDICAL.has(word)) continue;
+      } else if (!STREET_TYPES.has(typeWord)) continue;
+      // English order puts the type last ("Elm Street"), most others first ("Via Roma", "ul. Miła"); compounds either way.
+      const english = ENGLISH_TYPES.has(typeWord) && !compound;
+      let start = -1;
+      let end = -1;
+      // Number after the name: "Via delle Coste 41", "Magasinsgatan 7", "hegyalja út 98".
+      if (!english) {
+        NAME_THEN_NUMBER.lastIndex = hitEnd;
+        const after = NAME_THEN_NUMBER.exec(text);
+        const named = after !== null && (compound || after[1]!.trim() !== '');
+        if (after && named && nameWords(after[1]!, true)) {
+          const numberEnd = hitEnd + after[0].length;
+          if (!MEASURE_AFTER.test(text.slice(numberEnd, numberEnd + 12))) {
+            end = numberEnd;
+            // Words before the type in the same name ("hegyalja út"), and a number before them.
+            const before = NUMBER_THEN_NAME.exec(text.slice(Math.max(0, wordStart - 60), wordStart));
+            start =
+              before && nameWords(before[2]!, true)
+                ? wordStart - before[1]!.length - before[2]!.length
+                : wordStart;
+          }
+        }
+      }
+      if (start < 0) {
+        // Number first: "33 avenue de Provence", "3911 fourth avenue", "180 Sahantie".
+        const before = NUMBER_THEN_NAME.exec(text.slice(Math.max(0, wordStart - 60), wordStart));
+        if (!before) continue;
+        const words = before[2]!;
+        NAME_AFTER.lastIndex = hitEnd;
+        const rest = NAME_AFTER.exec(text);
+        const restLength = rest ? rest[0].length : 0;
+        if (english) {
+          // "3911 fourth avenue", "12 Oak Lane": a name before the type.
+          if (words.trim() === '' || !nameWords(words, false, true)) continue;
+        } else if (!compound) {
+          // "33 avenue de Provence": a name after the type, and no ordinary words before it ("3 patients via Zoom").
+          if (restLength === 0 || !nameWords(words, true)) continue;
+        } else if (!nameWords(words, true)) continue;
+        start = wordStart - before[1]!.length - words.length;
+        end = hitEnd + restLength;
+      }
+      if (start < covered) continue;
+      push(start, extend(text, end), 0.7);
+      re.lastIndex = Math.max(re.lastIndex, covered);
+    }
+    // House number, name, house number.
+    const sandwich = NUMBER_NAME_NUMBER;
+    sandwich.lastIndex = 0;
+    const typed = out.length;
+    let k = 0;
+    for (let m = sandwich.exec(text); m; m = sandwich.exec(text)) {
+      const start = m.index;
+      const end = start + m[0].length;
+      // Skip what the search above found (its findings are in text order).
+      while (k < typed && out[k]!.end <= start) k++;
+      if (k < typed && out[k]!.start < end) continue;
+      if (!nameWords(m[1]!, false) || MEASURE_AFTER.test(text.slice(end, end + 12))) continue;
+      push(start, extend(text, end), 0.6);
+      sandwich.lastIndex = Math.max(sandwich.lastIndex, covered);
+    }
+    return out;
+  },
+};
