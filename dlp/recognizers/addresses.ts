@@ -93,13 +93,15 @@ const NAME_THEN_NUMBER = new RegExp(
   'uy',
 );
 /** After the type word: up to four words of the name (the number came first: "33 avenue de Provence"). */
-const NAME_AFTER = new RegExp(
-  String.raw`(?:[ \t]{1,2}(?:\p{Lu}|(?:${[...PARTICLES].join('|')})[ \t])${WORD}){0,4}`,
-  'uy',
-);
+const NAME_AFTER = new RegExp(String.raw`(?:[ \t]{1,2}${WORD}){0,4}`, 'uy');
+/** Before the type word, without a number: the name in languages that put the type last ("Árpád fejedelem útja 62"). */
+const WORDS_BEFORE = new RegExp(String.raw`(?:^|[^\p{L}\p{N}])((?:${WORD}[ \t]{1,2}){1,3})$`, 'u');
+/** Post-office boxes in several languages, with a number: the rest of the address follows on its lines. */
+const PO_BOX =
+  /(?<![\p{L}\p{N}])(?:\d{1,6}[ \t]{1,2})?(?:p\.?[ \t]?o\.?[ \t]?box|post[ \t]office[ \t]box|postfach|apartado|caixa[ \t]postal|boîte[ \t]postale|skrytka[ \t]pocztowa)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}(?![\p{L}\p{N}])/gu;
 /** Before the type word: a house number and up to three words ("3911 fourth avenue", "180 Sahantie"). */
 const NUMBER_THEN_NAME = new RegExp(
-  String.raw`(?:^|[^\p{L}\p{N}])(\d{1,6}[A-Za-z]?[ \t]{1,2})((?:${WORD}[ \t]{1,2}){0,3})$`,
+  String.raw`(?:^|[^\p{L}\p{N}])((?:\d{1,6}[ \t]{1,2})?\d{1,6}[A-Za-z]?[ \t]{1,2})((?:${WORD}[ \t]{1,2}){0,3})$`,
   'u',
 );
 /** A house number on both sides of one to three capitalised words ("4923 Parmova 109", "5850 Jana Nerudy 894"). */
@@ -143,6 +145,25 @@ function nameWords(words: string, strict: boolean, capitalised = false): boolean
       return false;
   }
   return true;
+}
+
+/** How much of `rest` can belong to a street name: capitalised words, particles inside, no everyday words. */
+function nameAfterLength(rest: string): number {
+  let length = 0;
+  const re = /[ \t]{1,2}(\S+)/y;
+  for (let m = re.exec(rest); m; m = re.exec(rest)) {
+    const raw = m[1]!;
+    const w = raw.toLowerCase().replace(/\.$/, '');
+    if (NOT_IN_A_STREET.has(w) || NOT_A_STREET.has(w)) break;
+    if (PARTICLES.has(w)) {
+      // A particle does not end a name ("avenue de"): it counts once a word follows.
+      continue;
+    }
+    const capital = raw[0] !== w[0];
+    if (!capital && (COMMON.has(w) || MEDICAL.has(w))) break;
+    length = re.lastIndex;
+  }
+  return length;
 }
 
 function extend(text: string, end: number): number {
@@ -193,7 +214,13 @@ export const internationalStreetRecognizer: CustomRecognizer = {
       if (!english) {
         NAME_THEN_NUMBER.lastIndex = hitEnd;
         const after = NAME_THEN_NUMBER.exec(text);
-        const named = after !== null && (compound || after[1]!.trim() !== '');
+        let named = after !== null && (compound || after[1]!.trim() !== '');
+        if (after && !named) {
+          // The name before the type: "hegyalja út 98".
+          const words = WORDS_BEFORE.exec(text.slice(Math.max(0, wordStart - 60), wordStart));
+          named = words !== null && nameWords(words[1]!, true);
+          if (words && named) wordStart -= words[1]!.length;
+        }
         if (after && named && nameWords(after[1]!, true)) {
           const numberEnd = hitEnd + after[0].length;
           if (!MEASURE_AFTER.test(text.slice(numberEnd, numberEnd + 12))) {
@@ -214,7 +241,7 @@ export const internationalStreetRecognizer: CustomRecognizer = {
         const words = before[2]!;
         NAME_AFTER.lastIndex = hitEnd;
         const rest = NAME_AFTER.exec(text);
-        const restLength = rest ? rest[0].length : 0;
+        const restLength = rest ? nameAfterLength(rest[0]) : 0;
         if (english) {
           // "3911 fourth avenue", "12 Oak Lane": a name before the type.
           if (words.trim() === '' || !nameWords(words, false, true)) continue;
@@ -229,6 +256,16 @@ export const internationalStreetRecognizer: CustomRecognizer = {
       push(start, extend(text, end), 0.7);
       re.lastIndex = Math.max(re.lastIndex, covered);
     }
+    // Post-office boxes ("45818 P.O. Box 242" and the lines under it).
+    PO_BOX.lastIndex = 0;
+    for (let m = PO_BOX.exec(lower); m; m = PO_BOX.exec(lower)) {
+      const start = m.index;
+      if (start < covered) continue;
+      const end = extend(text, start + m[0].length);
+      // Only a box with more of the address after it: a bare "PO Box 12" is found by the US recognizer.
+      if (end > start + m[0].length) push(start, end, 0.7);
+    }
+    out.sort((a, b) => a.start - b.start);
     // House number, name, house number.
     const sandwich = NUMBER_NAME_NUMBER;
     sandwich.lastIndex = 0;

@@ -92,7 +92,11 @@ const RELATIVE_CUES = wordSet(
 const GREETINGS = wordSet('hi hello hey');
 /** Words before a person as the object of talking, meeting or helping ("speak with Ann", "the assistant to Ann Lee"). */
 const PERSON_BEFORE = wordSet(
-  'with to by under told tell tells ask asked asks thank thanked meet met meeting remember me leave let saw see seeing visit visited help helped contact contacted email emailed text texted page paged notify notified inform informed introduce introduced join joined give gave given send sent',
+  'with to by under me leave let contact contacted email emailed text texted page paged join joined give gave given send sent',
+);
+/** Verbs whose object is a person, hardly ever a firm or a place: enough before a lone surname ("thank Kowalski"). */
+const PERSON_BEFORE_STRONG = wordSet(
+  'told tell tells ask asked asks thank thanked meet met meeting remember saw see seeing visit visited help helped notify notified inform informed introduce introduced',
 );
 /** Verbs that say a person acts: a capitalised word before one of them is someone's name. */
 const PERSON_ONLY_VERBS = wordSet(
@@ -529,7 +533,10 @@ class NameScanner {
   }
 
   isInitial(i: number): boolean {
-    return this.t.end[i]! - this.t.start[i]! === 1 && this.t.shape[i] !== Shape.Lower;
+    if (this.t.end[i]! - this.t.start[i]! !== 1 || this.t.shape[i] === Shape.Lower) return false;
+    // "M11", "B12": a letter of a model or vitamin name, not an initial.
+    const next = this.text.charCodeAt(this.t.end[i]!);
+    return !(next >= 48 && next <= 57);
   }
 
   /** Token i is followed by a verb that people do ("Tomomi is", "Asya spent", "Gerth had given"). */
@@ -839,14 +846,18 @@ class NameScanner {
   private scorePosition(score: number, kinds: readonly Kind[], idx: readonly number[]): number {
     const first = idx[0]!;
     const last = idx[idx.length - 1]!;
-    const before = this.personBefore(first);
+    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG);
+    const before = strongBefore || this.personBefore(first, PERSON_BEFORE);
     const after = this.beforeVerb(last);
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
       if (kind === Kind.First && (before || after || addressed || this.speakerLabel(first)))
         return Math.max(score, 0.55);
-      if ((kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) && (before || addressed))
+      if (
+        (kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) &&
+        (strongBefore || addressed)
+      )
         return Math.max(score, 0.5);
       // A capitalised word doing what only people do ("Ciset lives on …", "Trivo said"); "Dentrix is down" stays a hint.
       if ((kind === Kind.Unknown || kind === Kind.Last) && this.beforePersonOnlyVerb(last))
@@ -856,7 +867,10 @@ class NameScanner {
     const evidence = kinds.some(
       (k, n) => k === Kind.First || k === Kind.Last || (k === Kind.Unknown && this.nameLike(idx[n]!)),
     );
-    if (score >= 0.3 && (before || after || addressed)) score = Math.min(0.85, score + 0.15);
+    // "Is", "has", "needs" follow products as often as people ("Primescan needs calibration"): without evidence from the
+    // words themselves, only a verb that people alone do raises a pair.
+    const acts = evidence ? after : this.beforePersonOnlyVerb(last);
+    if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
     if (this.lineAlone(first, last) && (evidence || this.contactBelow(last))) score = Math.max(score, 0.6);
     return score;
   }
@@ -870,18 +884,33 @@ class NameScanner {
 
   /** An unknown capitalised word that looks like a name: letters with diacritics ("Kónya") or a surname ending. */
   nameLike(i: number): boolean {
+    return this.hasDiacritics(i) || this.surnameEnding(i);
+  }
+
+  /** An unknown capitalised word of four letters or more with a letter outside ASCII ("Kónya", but also "Kraków"). */
+  hasDiacritics(i: number): boolean {
     if (this.t.shape[i] === Shape.Lower || this.kind(i) !== Kind.Unknown) return false;
     const s = this.t.start[i]!;
     const e = this.t.end[i]!;
     if (e - s < 4) return false;
     for (let p = s; p < e; p++) if (this.lower.charCodeAt(p) > 0x7f) return true;
-    return SURNAME_ENDING.test(this.lower.slice(s, e));
+    return false;
+  }
+
+  /** An unknown capitalised word with a surname ending ("Petrussen", "Szczepańska"). */
+  surnameEnding(i: number): boolean {
+    if (this.t.shape[i] === Shape.Lower || this.kind(i) !== Kind.Unknown) return false;
+    const s = this.t.start[i]!;
+    const e = this.t.end[i]!;
+    return e - s >= 4 && SURNAME_ENDING.test(fold(this.lower.slice(s, e)));
   }
 
   /** The word before token i takes a person as its object ("with", "to", "told", "thank" …), one space before. */
-  personBefore(i: number): boolean {
+  personBefore(i: number, words: ReadonlySet<string> = PERSON_BEFORE): boolean {
     if (i === 0 || !this.joined(i - 1, i) || this.t.shape[i - 1] !== Shape.Lower) return false;
-    return PERSON_BEFORE.has(this.word(i - 1));
+    return (
+      words.has(this.word(i - 1)) || (words === PERSON_BEFORE && PERSON_BEFORE_STRONG.has(this.word(i - 1)))
+    );
   }
 
   /** Someone addressed: ", Roy!" / ", Mary?" mid-sentence, or "Leif, can I …" at a sentence start. */
@@ -933,6 +962,13 @@ class NameScanner {
 
   private scoreShape(raw: Kind[], i: number, initial: boolean, idx: readonly number[]): number {
     // In a pair, an unknown word shaped like a surname ("Szczepańska", "Petrussen") counts as one.
+    // Letters with diacritics alone are as common in place names ("Kraków Główny"): a pair that has nothing else stays a hint.
+    if (
+      raw.length === 2 &&
+      raw.every((k, n) => k === Kind.Unknown && !this.surnameEnding(idx[n]!)) &&
+      !this.sentenceInitial(i)
+    )
+      return raw.every((_, n) => this.hasDiacritics(idx[n]!)) ? 0.45 : 0.35;
     const kinds =
       raw.length > 1
         ? raw.map((k, n) => (k === Kind.Unknown && this.nameLike(idx[n]!) ? Kind.Last : k))
@@ -958,7 +994,7 @@ class NameScanner {
     if ((first === Kind.Unknown || first === Kind.Last) && last === Kind.Last)
       return start ? (first === Kind.Last ? 0.5 : 0.4) : 0.55;
     if (first === Kind.Last && last === Kind.First) return start ? 0.4 : 0.5;
-    if (first === Kind.Last && last === Kind.Unknown) return start ? 0.35 : 0.5;
+    if (first === Kind.Last && last === Kind.Unknown) return start ? 0.35 : 0.45;
     if (first === Kind.Unknown && last === Kind.Unknown) return 0.35;
     if (first === Kind.Ambiguous && last === Kind.Unknown) return 0.3;
     return 0;
