@@ -120,7 +120,8 @@ const PLACE_LINE = String.raw`(?:,?[ \t]{0,2}${NEWLINE}${NEWLINE}?[ \t]{0,3},?[ 
 /** Postcodes: UK ("SW1A 1AA"), Canada ("M5V 2T6"), and numbers of four to six digits. */
 const POSTCODE = String.raw`(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|\d{4,6}(?:-\d{3,4})?)(?![\p{L}\p{N}])`;
 /** On the same line after a comma: ", Belfast", ", Hellendoorn, OV 21072", ", Toronto ON M5V 2T6". */
-const PLACE_PART = String.raw`(?:,[ \t]{0,2}(?:\p{L}[\p{L}'’.\-]{0,30}(?:[ \t]\p{L}[\p{L}'’.\-]{0,30}){0,2}(?:[ \t]{1,2}${POSTCODE})?|${POSTCODE}))`;
+const PLACE_WORD = String.raw`\p{L}(?:[\p{L}'’.\-]{0,29}\p{L})?(?![\p{L}\p{N}])`;
+const PLACE_PART = String.raw`(?:,[ \t]{0,2}(?:${PLACE_WORD}(?:[ \t]${PLACE_WORD}){0,2}(?:[ \t]{1,2}${POSTCODE})?|${POSTCODE}))`;
 const TAIL = new RegExp(`${UNIT}?${UNIT}?(?:${PLACE_PART}){0,3}(?:${PLACE_LINE}){0,4}`, 'iuy');
 
 const LETTER = /[\p{L}\p{N}]/u;
@@ -162,6 +163,17 @@ function nameAfterLength(rest: string): number {
     const capital = raw[0] !== w[0];
     if (!capital && (COMMON.has(w) || MEDICAL.has(w))) break;
     length = re.lastIndex;
+  }
+  return length;
+}
+
+/** How much of the words before a type word belongs to the street's name ("enter on hegyalja " → "hegyalja "). */
+function nameBeforeLength(words: string): number {
+  const parts = words.split(/(?<=[ \t])(?=\S)/);
+  let length = 0;
+  for (let k = parts.length - 1; k >= 0 && parts.length - k <= 3; k--) {
+    if (!nameWords(parts[k]!, true)) break;
+    length += parts[k]!.length;
   }
   return length;
 }
@@ -218,8 +230,9 @@ export const internationalStreetRecognizer: CustomRecognizer = {
         if (after && !named) {
           // The name before the type: "hegyalja út 98".
           const words = WORDS_BEFORE.exec(text.slice(Math.max(0, wordStart - 60), wordStart));
-          named = words !== null && nameWords(words[1]!, true);
-          if (words && named) wordStart -= words[1]!.length;
+          const length = words ? nameBeforeLength(words[1]!) : 0;
+          named = length > 0;
+          wordStart -= length;
         }
         if (after && named && nameWords(after[1]!, true)) {
           const numberEnd = hitEnd + after[0].length;
@@ -242,15 +255,15 @@ export const internationalStreetRecognizer: CustomRecognizer = {
         NAME_AFTER.lastIndex = hitEnd;
         const rest = NAME_AFTER.exec(text);
         const restLength = rest ? nameAfterLength(rest[0]) : 0;
-        if (english) {
-          // "3911 fourth avenue", "12 Oak Lane": a name before the type.
-          if (words.trim() === '' || !nameWords(words, false, true)) continue;
-        } else if (!compound) {
-          // "33 avenue de Provence": a name after the type, and no ordinary words before it ("3 patients via Zoom").
-          if (restLength === 0 || !nameWords(words, true)) continue;
-        } else if (!nameWords(words, true)) continue;
+        // "3911 fourth avenue", "12 Oak Lane": a name before the type, capitalised or an ordinal.
+        const englishOrder = words.trim() !== '' && nameWords(words, false, true);
+        // "33 avenue de Provence": a name after the type, and no ordinary words before it ("3 patients via Zoom").
+        const otherOrder = restLength > 0 && nameWords(words, true);
+        if (english ? !englishOrder : compound ? !nameWords(words, true) : !englishOrder && !otherOrder)
+          continue;
+        if (english || (englishOrder && !otherOrder)) end = hitEnd;
         start = wordStart - before[1]!.length - words.length;
-        end = hitEnd + restLength;
+        if (end < 0) end = hitEnd + restLength;
       }
       if (start < covered) continue;
       push(start, extend(text, end), 0.7);

@@ -98,6 +98,10 @@ const PERSON_BEFORE = wordSet(
 const PERSON_BEFORE_STRONG = wordSet(
   'told tell tells ask asked asks thank thanked meet met meeting remember saw see seeing visit visited help helped notify notified inform informed introduce introduced',
 );
+/** Words that open a sentence spoken to someone: "Leif, can you …", "Maria, please …". */
+const ADDRESSING = wordSet(
+  "can could would will please do did are have you we i thanks thank let call remember don’t don't be",
+);
 /** Verbs that say a person acts: a capitalised word before one of them is someone's name. */
 const PERSON_ONLY_VERBS = wordSet(
   'lives lived resides resided said says told asked wrote spent shouted whispered smiled laughed cried married divorced graduated studied',
@@ -848,11 +852,13 @@ class NameScanner {
     const last = idx[idx.length - 1]!;
     const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG);
     const before = strongBefore || this.personBefore(first, PERSON_BEFORE);
+    // "to" leads to places as often as to people ("moved to Austin"): not enough before a lone name.
+    const beforeLone = strongBefore || (before && this.word(first - 1) !== 'to');
     const after = this.beforeVerb(last);
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
-      if (kind === Kind.First && (before || after || addressed || this.speakerLabel(first)))
+      if (kind === Kind.First && (beforeLone || after || addressed || this.speakerLabel(first)))
         return Math.max(score, 0.55);
       if (
         (kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) &&
@@ -921,10 +927,10 @@ class NameScanner {
       const gap = this.gapBefore(first);
       if (gap === ', ' && !SIGN_OFF.has(this.word(first - 1))) return true;
     }
-    // "Leif, can I please …": a name, a comma and a lower-case word opening a sentence.
-    if (next === 44 && this.sentenceInitial(first) && this.text.charCodeAt(after + 1) === 32) {
-      const c = this.text.charCodeAt(after + 2);
-      return c >= 97 && c <= 122;
+    // "Leif, can I please …": a name, a comma and a word that turns to someone, opening a sentence.
+    if (next === 44 && this.sentenceInitial(first) && last + 1 < this.count) {
+      const gap = this.text.slice(after, this.t.start[last + 1]);
+      return gap === ', ' && ADDRESSING.has(this.word(last + 1));
     }
     return false;
   }
