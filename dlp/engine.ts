@@ -10,13 +10,47 @@ function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/**
+ * An alternation of literal words as a trie ("a(?:ddr(?:ess(?:es)?)?|pt)" for addr, address, addresses, apt): the regex
+ * engine tries one branch per first letter instead of every word at every position, which is several times faster
+ * for lists of dozens of words. Longer words are tried first, as in a longest-first alternation. Spaces match any
+ * whitespace.
+ */
+export function trieSource(words: Iterable<string>): string {
+  interface Node {
+    end: boolean;
+    next: Map<string, Node>;
+  }
+  const root: Node = { end: false, next: new Map() };
+  for (const word of words) {
+    let node = root;
+    for (const ch of word) {
+      let child = node.next.get(ch);
+      if (!child) {
+        child = { end: false, next: new Map() };
+        node.next.set(ch, child);
+      }
+      node = child;
+    }
+    node.end = true;
+  }
+  const emit = (node: Node): string => {
+    const branches = [...node.next.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([ch, child]) => (/\s/.test(ch) ? '\\s+' : escapeRegex(ch)) + emit(child));
+    if (branches.length === 0) return '';
+    const body = branches.length === 1 ? branches[0]! : `(?:${branches.join('|')})`;
+    if (!node.end) return body;
+    return branches.length === 1 ? `(?:${body})?` : `${body}?`;
+  };
+  return emit(root);
+}
+
 /** A whole-word, case-insensitive matcher for a list of words and phrases (spaces match any whitespace). */
 export function wordListRegex(words: readonly string[], flags = 'i'): RegExp {
-  const alts = [...new Set(words.map((w) => w.toLowerCase()))]
-    .sort((a, b) => b.length - a.length)
-    .map((w) => escapeRegex(w).replace(/\s+/g, '\\s+'));
+  const unique = new Set(words.map((w) => w.toLowerCase().trim().replace(/\s+/g, ' ')));
   // Word boundaries that also work next to punctuation like "MR#" or "Pt.".
-  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${alts.join('|')})(?![\\p{L}\\p{N}])`, `${flags}u`);
+  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${trieSource(unique)})(?![\\p{L}\\p{N}])`, `${flags}u`);
 }
 
 interface CompiledPattern {
@@ -88,7 +122,9 @@ function findContext(lower: string, context: RegExp): ContextPositions {
   // faster than the list's own regex, which must also work on text of any case.
   let re = searchForms.get(context);
   if (!re) {
-    const source = context.source.startsWith(LEFT_BOUNDARY) ? context.source.slice(LEFT_BOUNDARY.length) : context.source;
+    const source = context.source.startsWith(LEFT_BOUNDARY)
+      ? context.source.slice(LEFT_BOUNDARY.length)
+      : context.source;
     re = new RegExp(source, 'gu');
     searchForms.set(context, re);
   }
@@ -242,7 +278,8 @@ export function analyzePart(
   };
   // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
   for (const rec of compiled) {
-    if (rec.kind === 'pattern') for (const f of runPattern(rec, text, safeLower, part.id, contextOf)) findings.push(f);
+    if (rec.kind === 'pattern')
+      for (const f of runPattern(rec, text, safeLower, part.id, contextOf)) findings.push(f);
     else {
       for (const f of rec.spec.analyze(text, ctx)) {
         findings.push({

@@ -3,6 +3,7 @@
 // sides of a name ("4923 Parmova 109"), then units and place lines. Must never count a street name without a number.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
+import { trieSource } from '../engine.js';
 import type { AnalyzeContext, CustomRecognizer, Finding } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -78,10 +79,7 @@ october november december
 
 /** Every type word and compound ending, found without a left boundary (checked here): one search for all. */
 const TYPE_SEARCH = new RegExp(
-  `(?:${[...new Set([...STREET_TYPES, ...COMPOUND_ENDINGS])]
-    .sort((a, b) => b.length - a.length)
-    .map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-    .join('|')})\\.?(?![\\p{L}\\p{N}])`,
+  `(?:${trieSource(new Set([...STREET_TYPES, ...COMPOUND_ENDINGS]))})\\.?(?![\\p{L}\\p{N}])`,
   'gu',
 );
 
@@ -98,7 +96,9 @@ const NAME_AFTER = new RegExp(String.raw`(?:[ \t]{1,2}${WORD}){0,4}`, 'uy');
 const WORDS_BEFORE = new RegExp(String.raw`(?:^|[^\p{L}\p{N}])((?:${WORD}[ \t]{1,2}){1,3})$`, 'u');
 /** Post-office boxes in several languages, with a number: the rest of the address follows on its lines. */
 const PO_BOX =
-  /(?<![\p{L}\p{N}])(?:\d{1,6}[ \t]{1,2})?(?:p\.?[ \t]?o\.?[ \t]?box|post[ \t]office[ \t]box|postfach|apartado|caixa[ \t]postal|boîte[ \t]postale|skrytka[ \t]pocztowa)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}(?![\p{L}\p{N}])/gu;
+  /(?:p(?:\.?[ \t]?o\.?[ \t]?box|ost[ \t]office[ \t]box|ostfach)|apartado|caixa[ \t]postal|boîte[ \t]postale|skrytka[ \t]pocztowa)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}(?![\p{L}\p{N}])/gu;
+/** A house number or postcode right before a box ("45818 P.O. Box 242"). */
+const NUMBER_BEFORE = /(?:^|[^\p{L}\p{N}])(\d{1,6}[ \t]{1,2})$/u;
 /** Before the type word: a house number and up to three words ("3911 fourth avenue", "180 Sahantie"). */
 const NUMBER_THEN_NAME = new RegExp(
   String.raw`(?:^|[^\p{L}\p{N}])((?:\d{1,6}[ \t]{1,2})?\d{1,6}[A-Za-z]?[ \t]{1,2})((?:${WORD}[ \t]{1,2}){0,3})$`,
@@ -178,6 +178,16 @@ function nameBeforeLength(words: string): number {
   return length;
 }
 
+/** A digit in text[from, to). */
+function hasDigit(text: string, from: number, to: number): boolean {
+  const end = Math.min(text.length, to);
+  for (let p = from; p < end; p++) {
+    const c = text.charCodeAt(p);
+    if (c >= 48 && c <= 57) return true;
+  }
+  return false;
+}
+
 function extend(text: string, end: number): number {
   TAIL.lastIndex = end;
   const m = TAIL.exec(text);
@@ -218,6 +228,9 @@ export const internationalStreetRecognizer: CustomRecognizer = {
         const word = lower.slice(wordStart, hitEnd).replace(/\.$/, '');
         if (COMMON.has(word) || MEDICAL.has(word)) continue;
       } else if (!STREET_TYPES.has(typeWord)) continue;
+      // Every address here has a house number within a few words of the type word: most hits ("shared drive",
+      // "Elm Street is closed") have none, and are left before any pattern runs.
+      if (!hasDigit(text, Math.max(0, wordStart - 45), wordStart) && !hasDigit(text, hitEnd, hitEnd + 60)) continue;
       // English order puts the type last ("Elm Street"), most others first ("Via Roma", "ul. Miła"); compounds either way.
       const english = ENGLISH_TYPES.has(typeWord) && !compound;
       let start = -1;
@@ -272,11 +285,15 @@ export const internationalStreetRecognizer: CustomRecognizer = {
     // Post-office boxes ("45818 P.O. Box 242" and the lines under it).
     PO_BOX.lastIndex = 0;
     for (let m = PO_BOX.exec(lower); m; m = PO_BOX.exec(lower)) {
-      const start = m.index;
+      // Its own word: nothing of a word or number before it.
+      if (m.index > 0 && isWordChar(lower.charCodeAt(m.index - 1))) continue;
+      const number = NUMBER_BEFORE.exec(lower.slice(Math.max(0, m.index - 10), m.index));
+      const start = m.index - (number ? number[1]!.length : 0);
       if (start < covered) continue;
-      const end = extend(text, start + m[0].length);
+      const boxEnd = m.index + m[0].length;
+      const end = extend(text, boxEnd);
       // Only a box with more of the address after it: a bare "PO Box 12" is found by the US recognizer.
-      if (end > start + m[0].length) push(start, end, 0.7);
+      if (end > boxEnd) push(start, end, 0.7);
     }
     out.sort((a, b) => a.start - b.start);
     // House number, name, house number.

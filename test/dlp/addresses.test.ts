@@ -1,6 +1,7 @@
 // International street addresses: street-type words in many languages, compound street names, a house number on
 // both sides of a name, post-office boxes, and the unit and place lines under them. Negatives: ordinary sentences
 // with numbers and the same words (doses, rooms, versions, "via email").
+import { expect } from 'chai';
 import { recognizerTable } from '../support/recognizer-table.js';
 import { internationalStreetRecognizer } from '../../dlp/recognizers/addresses.js';
 
@@ -82,3 +83,28 @@ table(
     ['a product version after a count', 'Install 2 Cerec Primescan 2 units.'],
   ],
 );
+
+/** Completes, however hostile: the bench times these; here only a bound no linear scan comes near. */
+const HOSTILE_MS = 10_000;
+
+describe('dlp international street addresses on hostile input (each megabyte completes; the bench times them)', () => {
+  const cases: Array<[string, string]> = [
+    ['type words and numbers', 'ul. 1 Rua 2 strasse 3 '.repeat(45_454)],
+    ['almost addresses', '1 Via Aa '.repeat(111_111)],
+    ['compound endings without numbers', 'Aagatan Bbvej Ccstrasse '.repeat(41_666)],
+    ['numbers around capitals', '1 Aa 2 '.repeat(142_857)],
+    ['boxes without lines', 'PO Box 1 '.repeat(111_111)],
+    ['place lines without a street', 'Aa\n'.repeat(333_333)],
+  ];
+  for (const [label, text] of cases) {
+    it(`handles ${label}`, () => {
+      const started = performance.now();
+      internationalStreetRecognizer.analyze(text, {
+        part: { id: 'text', text, kind: 'body' },
+        lower: text.toLowerCase(),
+        headerNames: [],
+      });
+      expect(performance.now() - started).to.be.below(HOSTILE_MS);
+    });
+  }
+});
