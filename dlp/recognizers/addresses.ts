@@ -93,17 +93,11 @@ const NAME_THEN_NUMBER = new RegExp(
 /** After the type word: up to four words of the name (the number came first: "33 avenue de Provence"). */
 const NAME_AFTER = new RegExp(String.raw`(?:[ \t]{1,2}${WORD}){0,4}`, 'uy');
 /** Before the type word, without a number: the name in languages that put the type last ("Árpád fejedelem útja 62"). */
-const WORDS_BEFORE = new RegExp(String.raw`(?:^|[^\p{L}\p{N}])((?:${WORD}[ \t]{1,2}){1,3})$`, 'u');
 /** Post-office boxes in several languages, with a number: the rest of the address follows on its lines. */
 const PO_BOX =
   /(?:p(?:\.?[ \t]?o\.?[ \t]?box|ost[ \t]office[ \t]box|ostfach)|apartado|caixa[ \t]postal|boîte[ \t]postale|skrytka[ \t]pocztowa)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}(?![\p{L}\p{N}])/gu;
 /** A house number or postcode right before a box ("45818 P.O. Box 242"). */
 const NUMBER_BEFORE = /(?:^|[^\p{L}\p{N}])(\d{1,6}[ \t]{1,2})$/u;
-/** Before the type word: a house number and up to three words ("3911 fourth avenue", "180 Sahantie"). */
-const NUMBER_THEN_NAME = new RegExp(
-  String.raw`(?:^|[^\p{L}\p{N}])((?:\d{1,6}[ \t]{1,2})?\d{1,6}[A-Za-z]?[ \t]{1,2})((?:${WORD}[ \t]{1,2}){0,3})$`,
-  'u',
-);
 /** A house number on both sides of one to three capitalised words ("4923 Parmova 109", "5850 Jana Nerudy 894"). */
 const NUMBER_NAME_NUMBER = new RegExp(
   String.raw`\d(?<![\p{L}\p{N}_]\d)\d{0,5}[ \t]{1,2}(\p{Lu}[\p{L}'’\-]{1,30}(?:[ \t]{1,2}\p{Lu}[\p{L}'’\-]{1,30}){0,2})[ \t]{1,2}${HOUSE}\.?(?![\p{L}\p{N}]|[.,]\d)`,
@@ -178,6 +172,89 @@ function nameBeforeLength(words: string): number {
   return length;
 }
 
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** Where the word (letters, inner ' ’ -, a final dot) that ends right before `end` starts, or -1 when none does. */
+function wordStartBefore(text: string, end: number): number {
+  let p = end;
+  if (p > 0 && text.charCodeAt(p - 1) === 46) p--;
+  const last = p;
+  while (p > 0 && last - p < 32) {
+    const c = text.charCodeAt(p - 1);
+    if (c === 39 || c === 0x2019 || c === 45 || (!isDigit(c) && isWordChar(c))) p--;
+    else break;
+  }
+  if (p === last) return -1;
+  const first = text.charCodeAt(p);
+  if (isDigit(first) || first === 39 || first === 0x2019 || first === 45) return -1;
+  // Not the tail of a longer token ("x1Abc").
+  return p > 0 && isWordChar(text.charCodeAt(p - 1)) ? -1 : p;
+}
+
+/** Start of one or two blanks ending at `end` (spaces or tabs), or -1. */
+function blanksBefore(text: string, end: number): number {
+  let p = end;
+  while (p > 0 && end - p < 2 && (text.charCodeAt(p - 1) === 32 || text.charCodeAt(p - 1) === 9)) p--;
+  return p === end ? -1 : p;
+}
+
+/** Up to three words right before `pos`, with the blanks after each ("Árpád fejedelem "), or '' when none. */
+function wordsBefore(text: string, pos: number): string {
+  let start = pos;
+  for (let k = 0; k < 3; k++) {
+    const blank = blanksBefore(text, start);
+    if (blank < 0) break;
+    const word = wordStartBefore(text, blank);
+    if (word < 0) break;
+    start = word;
+  }
+  return text.slice(start, pos);
+}
+
+/**
+ * A house number (perhaps after another number: "13813 3784 …") and up to three words before `pos`: "3911 fourth ",
+ * "33 ", "180 ". Returns the number with its blanks and the words with theirs, or null.
+ */
+function numberThenName(text: string, pos: number): { number: string; words: string } | null {
+  let wordsStart = pos;
+  for (let k = 0; k <= 3; k++) {
+    const blank = blanksBefore(text, wordsStart);
+    if (blank < 0) return null;
+    // A number ends at the blank: \d{1,6} with an optional letter ("12B").
+    let p = blank;
+    if (p > 0 && !isDigit(text.charCodeAt(p - 1)) && p > 1 && isDigit(text.charCodeAt(p - 2))) {
+      const c = text.charCodeAt(p - 1);
+      if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) p--;
+    }
+    let digits = 0;
+    while (p > 0 && digits < 7 && isDigit(text.charCodeAt(p - 1))) {
+      p--;
+      digits++;
+    }
+    if (digits >= 1 && digits <= 6 && (p === 0 || !isWordChar(text.charCodeAt(p - 1)))) {
+      // Another number before it ("13813 3784 Archwood Avenue").
+      const blank2 = blanksBefore(text, p);
+      if (blank2 > 0) {
+        let q = blank2;
+        let more = 0;
+        while (q > 0 && more < 7 && isDigit(text.charCodeAt(q - 1))) {
+          q--;
+          more++;
+        }
+        if (more >= 1 && more <= 6 && (q === 0 || !isWordChar(text.charCodeAt(q - 1)))) p = q;
+      }
+      return { number: text.slice(p, wordsStart), words: text.slice(wordsStart, pos) };
+    }
+    if (k === 3) return null;
+    const word = wordStartBefore(text, blank);
+    if (word < 0) return null;
+    wordsStart = word;
+  }
+  return null;
+}
+
 /** A digit in text[from, to). */
 function hasDigit(text: string, from: number, to: number): boolean {
   const end = Math.min(text.length, to);
@@ -230,7 +307,8 @@ export const internationalStreetRecognizer: CustomRecognizer = {
       } else if (!STREET_TYPES.has(typeWord)) continue;
       // Every address here has a house number within a few words of the type word: most hits ("shared drive",
       // "Elm Street is closed") have none, and are left before any pattern runs.
-      if (!hasDigit(text, Math.max(0, wordStart - 45), wordStart) && !hasDigit(text, hitEnd, hitEnd + 60)) continue;
+      if (!hasDigit(text, Math.max(0, wordStart - 45), wordStart) && !hasDigit(text, hitEnd, hitEnd + 60))
+        continue;
       // English order puts the type last ("Elm Street"), most others first ("Via Roma", "ul. Miła"); compounds either way.
       const english = ENGLISH_TYPES.has(typeWord) && !compound;
       let start = -1;
@@ -242,8 +320,8 @@ export const internationalStreetRecognizer: CustomRecognizer = {
         let named = after !== null && (compound || after[1]!.trim() !== '');
         if (after && !named) {
           // The name before the type: "hegyalja út 98".
-          const words = WORDS_BEFORE.exec(text.slice(Math.max(0, wordStart - 60), wordStart));
-          const length = words ? nameBeforeLength(words[1]!) : 0;
+          const words = wordsBefore(text, wordStart);
+          const length = words ? nameBeforeLength(words) : 0;
           named = length > 0;
           wordStart -= length;
         }
@@ -252,19 +330,19 @@ export const internationalStreetRecognizer: CustomRecognizer = {
           if (!MEASURE_AFTER.test(text.slice(numberEnd, numberEnd + 12))) {
             end = numberEnd;
             // Words before the type in the same name ("hegyalja út"), and a number before them.
-            const before = NUMBER_THEN_NAME.exec(text.slice(Math.max(0, wordStart - 60), wordStart));
+            const before = numberThenName(text, wordStart);
             start =
-              before && nameWords(before[2]!, true)
-                ? wordStart - before[1]!.length - before[2]!.length
+              before && nameWords(before.words, true)
+                ? wordStart - before.number.length - before.words.length
                 : wordStart;
           }
         }
       }
       if (start < 0) {
         // Number first: "33 avenue de Provence", "3911 fourth avenue", "180 Sahantie".
-        const before = NUMBER_THEN_NAME.exec(text.slice(Math.max(0, wordStart - 60), wordStart));
+        const before = numberThenName(text, wordStart);
         if (!before) continue;
-        const words = before[2]!;
+        const words = before.words;
         NAME_AFTER.lastIndex = hitEnd;
         const rest = NAME_AFTER.exec(text);
         const restLength = rest ? nameAfterLength(rest[0]) : 0;
@@ -275,7 +353,7 @@ export const internationalStreetRecognizer: CustomRecognizer = {
         if (english ? !englishOrder : compound ? !nameWords(words, true) : !englishOrder && !otherOrder)
           continue;
         if (english || (englishOrder && !otherOrder)) end = hitEnd;
-        start = wordStart - before[1]!.length - words.length;
+        start = wordStart - before.number.length - words.length;
         if (end < 0) end = hitEnd + restLength;
       }
       if (start < covered) continue;
