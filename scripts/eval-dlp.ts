@@ -96,17 +96,21 @@ function evalSynth(file: string, rules: RulesSource): void {
   // Halves, to show the rules are not fitted to the set: by sample index, and by template (a template's samples share
   // their wording, so the template split is the stricter one). Rules are tuned on the even halves only.
   const halves = new Map<string, Map<string, { total: number; hit: number; counted: number }>>();
-  const halfNames = ['even samples (dev)', 'odd samples (held out)', 'even templates (dev)', 'odd templates (held out)'];
+  const halfNames = [
+    'even samples (dev)',
+    'odd samples (held out)',
+    'even templates (dev)',
+    'odd templates (held out)',
+  ];
   for (const name of halfNames) halves.set(name, new Map());
   let extra = 0;
   let chars = 0;
   const started = performance.now();
   for (const [index, s] of samples.entries()) {
     chars += s.full_text.length;
-    const inHalves = [
-      halfNames[index % 2]!,
-      halfNames[2 + (Math.abs(s.template_id ?? index) % 2)]!,
-    ].map((name) => halves.get(name)!);
+    const inHalves = [halfNames[index % 2]!, halfNames[2 + (Math.abs(s.template_id ?? index) % 2)]!].map(
+      (name) => halves.get(name)!,
+    );
     const findings = rules.analyzer.findings({ id: 'text', text: s.full_text, kind: 'body' });
     for (const span of s.spans) {
       const wanted = SYNTH_MAP[span.entity_type];
