@@ -1,8 +1,16 @@
-// Scan benchmark (part of `npm run bench`): DLP throughput on one core, and scan time per message for
-// 5 KB and 1 MB messages, parse included and not. Measures and reports; it does not pass or fail.
+// Scan benchmark (part of `npm run bench`): DLP throughput on one core, scan time per message for 5 KB and 1 MB
+// messages, the recognizer groups' own speed, and hostile inputs. Measures, reports and flags what misses its budget;
+// it does not fail (timed budgets live here, not in the tests: shared cores make timed tests flaky).
 import { simpleParser } from 'mailparser';
+import { analyzePart, compileRecognizers } from '../dlp/engine.js';
+import { builtinRecognizers } from '../dlp/recognizers/index.js';
+import { healthRecognizers } from '../dlp/recognizers/health.js';
+import { identifierRecognizers } from '../dlp/recognizers/identifiers.js';
+import { labelledRecognizers } from '../dlp/recognizers/labelled.js';
+import { nameRecognizers } from '../dlp/recognizers/names.js';
 import { RulesSource } from '../gateway/rules.js';
 import { DlpScanner } from '../gateway/scan.js';
+import { makeMail, makeMailCorpus } from './dlp-mail.js';
 
 const PARAGRAPHS = [
   'Hi team, the quarterly supply order went out on Tuesday; the invoice number is INV-20931 and the total was $4,210.55.',
@@ -49,6 +57,100 @@ async function timeScans(
   return { parsed: parsed.sort((a, b) => a - b), scanOnly: scanOnly.sort((a, b) => a - b) };
 }
 
+/** Milliseconds of this process's CPU for f, best of `runs` (waiting for a core shared with other work is not ours). */
+function bestCpuMs(f: () => unknown, runs: number): number {
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const started = process.cpuUsage();
+    f();
+    const used = process.cpuUsage(started);
+    best = Math.min(best, (used.user + used.system) / 1000);
+  }
+  return best;
+}
+
+function verdict(ok: boolean): string {
+  return ok ? 'ok' : 'OVER BUDGET';
+}
+
+/** The recognizer groups on a megabyte of generated practice mail in message-sized parts (budget 60 ms each). */
+function groupSpeeds(): void {
+  const groups: Array<[string, string, number, ReturnType<typeof compileRecognizers>]> = [
+    [
+      'names + health',
+      makeMailCorpus(1_000_000),
+      3000,
+      compileRecognizers([...nameRecognizers, ...healthRecognizers]),
+    ],
+    [
+      'identifiers + labelled',
+      makeMail(1_000_000),
+      5000,
+      compileRecognizers([...identifierRecognizers, ...labelledRecognizers]),
+    ],
+  ];
+  for (const [name, text, size, compiled] of groups) {
+    const parts: string[] = [];
+    for (let i = 0; i < text.length; i += size) parts.push(text.slice(i, i + size));
+    const run = () => {
+      for (const p of parts) analyzePart(compiled, { id: 'text', text: p, kind: 'body' }, ['Sophia Johnson']);
+    };
+    run();
+    const ms = bestCpuMs(run, 7);
+    console.log(
+      `1 MB in ${String(size / 1000).padEnd(1)} KB parts, ${name.padEnd(24)} ${ms.toFixed(1).padStart(6)} ms CPU   (budget 60 ms) ${verdict(ms <= 60)}`,
+    );
+  }
+}
+
+/** Inputs built to make patterns backtrack: each megabyte must finish in well under a second (budget 1000 ms). */
+function hostileInputs(): void {
+  const compiled = compileRecognizers(builtinRecognizers());
+  const cases: Array<[string, string]> = [
+    ['one long number', '1'.repeat(1_000_000)],
+    ['one long word', 'a'.repeat(1_000_000)],
+    ['one huge capitalised word', 'Abc'.repeat(350_000)],
+    ["'A' repeated", 'A'.repeat(1_000_000)],
+    ["'Aa ' repeated", 'Aa '.repeat(333_333)],
+    ["'Dr. ' repeated", 'Dr. '.repeat(250_000)],
+    ["'Mr. X' repeated", 'Mr. X '.repeat(160_000)],
+    ['apostrophes and hyphens', "a'-".repeat(333_333)],
+    ["'1-' repeated", '1-'.repeat(500_000)],
+    ["'a@' repeated", 'a@'.repeat(500_000)],
+    ['an MRN label and a long number', 'MRN ' + '1'.repeat(1_000_000)],
+    ['almost street addresses', '1 Main '.repeat(142_857)],
+    ['almost international addresses', '1 Via Aa '.repeat(111_111)],
+    ['street words and numbers', 'ul. 1 Rua 2 strasse 3 '.repeat(45_454)],
+    ['units without streets', 'Suite 1 '.repeat(125_000)],
+    ['address words and short numbers', 'address Aa 1 '.repeat(76_923)],
+    ['labels without dates', 'DOB '.repeat(250_000)],
+    ['link prefixes', 'http://'.repeat(142_857)],
+    ['plus signs', '+1 '.repeat(333_333)],
+    ['labels without codes', 'CPT code '.repeat(110_000)],
+    ['plural-looking words', 'crownss '.repeat(125_000)],
+    ['weak health words', 'pain crown cleaning '.repeat(50_000)],
+    ['a megabyte of names', 'Sophia Johnson, '.repeat(62_500)],
+    ['line breaks only', '\r\n'.repeat(500_000)],
+  ];
+  let worst = 0;
+  let worstName = '';
+  const slow: string[] = [];
+  for (const [name, text] of cases) {
+    const started = performance.now();
+    analyzePart(compiled, { id: 'text', text, kind: 'body' }, ['Sophia Johnson']);
+    const ms = performance.now() - started;
+    if (ms > worst) {
+      worst = ms;
+      worstName = name;
+    }
+    if (ms > 1000) slow.push(`${name} ${ms.toFixed(0)} ms`);
+  }
+  console.log(
+    `hostile inputs, 1 MB each (${cases.length}), all recognizers: slowest ${worst.toFixed(0)} ms (${worstName})   (budget 1000 ms) ${verdict(slow.length === 0)}`,
+  );
+  for (const s of slow) console.log(`  over budget: ${s}`);
+}
+
 async function main(): Promise<void> {
   const rules = new RulesSource();
   const scanner = new DlpScanner(rules);
@@ -58,6 +160,9 @@ async function main(): Promise<void> {
   const t = performance.now();
   analyzer.analyze([{ id: 'text', text, kind: 'body' }]);
   const mbps = text.length / 1e6 / ((performance.now() - t) / 1000);
+  // Best CPU time of several runs: the figure that does not depend on what else the machine is doing.
+  const cpuMbps =
+    text.length / 1e6 / (bestCpuMs(() => analyzer.analyze([{ id: 'text', text, kind: 'body' }]), 5) / 1000);
 
   const small = makeEml(5 * 1024);
   const large = makeEml(1024 * 1024);
@@ -66,10 +171,10 @@ async function main(): Promise<void> {
   const l = await timeScans(scanner, large, 20);
   console.log('\nDLP scan (one core, default rule pack)');
   console.log(
-    `throughput on 2 MB of mixed office/clinical text   ${mbps.toFixed(1)} MB/s   (target ≥ 20 MB/s)`,
+    `throughput on 2 MB of mixed office/clinical text   ${mbps.toFixed(1)} MB/s once; best of 5 by CPU time ${cpuMbps.toFixed(1)} MB/s   (target ≥ 20 MB/s) ${verdict(cpuMbps >= 20)}`,
   );
   console.log(
-    `5 KB message, scan only  p50 / p99                 ${pct(s.scanOnly, 0.5).toFixed(2)} / ${pct(s.scanOnly, 0.99).toFixed(2)} ms   (target p99 ≤ 5 ms)`,
+    `5 KB message, scan only  p50 / p99                 ${pct(s.scanOnly, 0.5).toFixed(2)} / ${pct(s.scanOnly, 0.99).toFixed(2)} ms   (target p99 ≤ 5 ms) ${verdict(pct(s.scanOnly, 0.99) <= 5)}`,
   );
   console.log(
     `5 KB message, parse+scan p50 / p99                 ${pct(s.parsed, 0.5).toFixed(2)} / ${pct(s.parsed, 0.99).toFixed(2)} ms`,
@@ -83,3 +188,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+groupSpeeds();
+hostileInputs();

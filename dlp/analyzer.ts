@@ -110,8 +110,10 @@ export class Analyzer {
   analyze(parts: readonly TextPart[], opts: AnalyzeOptions = {}): Verdict {
     const findings: Finding[] = [];
     for (const part of parts) for (const f of this.findings(part, opts.headerNames ?? [])) findings.push(f);
-    for (const f of opts.extraFindings ?? []) findings.push(f);
+    const extra = opts.extraFindings ?? [];
+    for (const f of extra) findings.push(f);
     const subjectParts = new Set(parts.filter((p) => p.kind === 'subject').map((p) => p.id));
-    return evaluateRules(this.ruleSet, resolveOverlaps(findings), subjectParts);
+    // Each part's findings are resolved already and overlaps are per part: only findings from outside need it.
+    return evaluateRules(this.ruleSet, extra.length > 0 ? resolveOverlaps(findings) : findings, subjectParts);
   }
 }

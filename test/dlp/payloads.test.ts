@@ -6,6 +6,13 @@ import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
 import { payloadRecognizers } from '../../dlp/recognizers/payloads.js';
 import type { Finding, TextPart } from '../../dlp/types.js';
 
+/**
+ * Hostile inputs must complete: catastrophic backtracking takes minutes to hours on a megabyte, linear code tens of
+ * milliseconds. The bound is that generous so the test never fails on shared, busy cores; `npm run bench` prints the
+ * real timings and flags any above a second.
+ */
+const HOSTILE_MS = 10_000;
+
 const compiled = compileRecognizers(payloadRecognizers);
 
 function scan(text: string, kind: TextPart['kind'] = 'body'): Finding[] {
@@ -448,12 +455,11 @@ describe('dlp/recognizers/payloads', () => {
       { name: 'line breaks only', text: fill('\r\n') },
     ];
     for (const row of hostile) {
-      it(`scans 1 MB of ${row.name} quickly`, () => {
+      it(`scans 1 MB of ${row.name} to the end`, () => {
         const started = process.hrtime.bigint();
         scan(row.text);
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        // Linear code takes tens of milliseconds here; quadratic code takes minutes.
-        expect(ms).to.be.below(1500);
+        expect(ms).to.be.below(HOSTILE_MS);
       });
     }
   });
