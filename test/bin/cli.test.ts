@@ -68,7 +68,7 @@ describe('phi-gateway CLI', function () {
 
   it('refuses a bad role, a bad address, a short password and a duplicate with clear messages', () => {
     expect(run(dir, ['users', 'add', 'x@clinic.example', '--role', 'root']).err).to.contain(
-      '--role staff or --role admin',
+      '--role staff, admin or auditor',
     );
     expect(
       run(dir, ['users', 'add', 'not-an-email', '--role', 'staff'], 'long enough password').err,
