@@ -12,6 +12,7 @@ import { html, page } from './html.js';
 import { createStaffAuth } from './staff-auth.js';
 import { createStaffPages } from './staff-pages.js';
 import { createProtectionPages } from './admin-protection.js';
+import { createRulesPages } from './admin-rules.js';
 import os from 'node:os';
 import { createPickupPortal } from './pickup-portal.js';
 
@@ -189,6 +190,8 @@ ${rows.map(
 
   // Staff and admin side: sign-in, then the pages and their JSON twins.
   const auth = createStaffAuth({ config, store, log });
+  // DLP rules first: its forms and tester uploads are larger than the other routers' body limits.
+  app.use(createRulesPages({ config, store, log, auth }));
   app.use(auth.router);
   app.use(createStaffPages({ config, store, log, auth }));
   app.use(
