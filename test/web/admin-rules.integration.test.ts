@@ -273,8 +273,9 @@ describe('web/admin-rules (integration)', function () {
     });
     expect(res.status).to.equal(303);
     expect(res.location).to.equal('/admin/rules/versions?rolledBack=3');
-    const v3 = await store.db('rule_versions').where({ id: 3 }).first();
-    const v1 = await store.db('rule_versions').where({ id: 1 }).first();
+    type Row = { kind: string; yaml: string };
+    const v3 = (await store.db('rule_versions').where({ id: 3 }).first()) as Row;
+    const v1 = (await store.db('rule_versions').where({ id: 1 }).first()) as Row;
     expect(v3).to.include({ kind: 'rollback', rollback_of: 1, parent_id: 2, author: 'admin@clinic.example' });
     expect(v3.yaml).to.equal(v1.yaml);
     expect(readFileSync(activeRulesFile(config), 'utf8')).to.equal(v1.yaml);
