@@ -293,6 +293,7 @@ ${submitButtons()}
     yaml: string | null,
     preErrors: RuleError[],
     again: (errors: RuleError[], status: number) => Promise<void> | void,
+    draftSaved = '/admin/rules?draft=saved',
   ) => {
     const body = req.body as Record<string, unknown>;
     const reason = str(body.reason);
@@ -304,7 +305,7 @@ ${submitButtons()}
     try {
       if (intent === 'draft') {
         await service.saveDraft(req.staff!.email, yaml, reason);
-        res.redirect(303, '/admin/rules?draft=saved');
+        res.redirect(303, draftSaved);
       } else {
         const base = Number(str(body.base));
         const v = await service.publish({
@@ -696,8 +697,14 @@ ${csrfField(req)}
       res.redirect(303, '/admin/rules/test');
       return;
     }
-    await commit(req, res, text, [], async (errors, status) =>
-      testerPage(req, res, { draftText: text, draftReason: str(body.reason), draftErrors: errors, status }),
+    await commit(
+      req,
+      res,
+      text,
+      [],
+      async (errors, status) =>
+        testerPage(req, res, { draftText: text, draftReason: str(body.reason), draftErrors: errors, status }),
+      '/admin/rules/test?draft=saved',
     );
   });
 
@@ -723,6 +730,7 @@ ${csrfField(req)}
       'Live rule tester',
       html`<h1>Live rule tester</h1>
 ${subnav('/admin/rules/test')}
+${req.query.draft !== undefined ? html`<p class="ok" role="status">Draft saved. Choose “My draft” below to test it.</p>` : ''}
 <p class="note">Try a message against the rules in force or your draft. What you paste or upload is checked in memory and shown back to you only; it is not stored or logged.</p>
 <form method="post" action="/admin/rules/test" enctype="multipart/form-data" class="card tester-form">
 ${csrfField(req)}
@@ -742,7 +750,7 @@ ${csrfField(req)}
 </form>
 ${view.error ? html`<p class="error" role="alert">${view.error}</p>` : ''}
 ${view.result && i ? resultView(view.result, useDraft ? 'your draft' : `version ${version.id}`) : ''}
-<h2 id="draft-heading">My draft</h2>
+<h2 id="draft-heading">Edit your draft</h2>
 ${errorSummary(draftErrors)}
 <form method="post" action="/admin/rules/drafts" class="card" aria-labelledby="draft-heading">
 ${csrfField(req)}
@@ -908,11 +916,9 @@ ${unplaced.length ? html`<p class="note">Attachments flagged: ${unplaced.map((f)
     const eml = typeof body.eml === 'string' ? Buffer.from(body.eml, 'base64') : undefined;
     const text = str(body.text);
     if (!eml && typeof body.text !== 'string') {
-      res
-        .status(400)
-        .json({
-          error: 'send {"text": "…"} or {"eml": "<base64>"}, optional "subject", "recipients", "draft": true',
-        });
+      res.status(400).json({
+        error: 'send {"text": "…"} or {"eml": "<base64>"}, optional "subject", "recipients", "draft": true',
+      });
       return;
     }
     if (text.length > MAX_TEST_TEXT || (eml && eml.length > MAX_TEST_EML)) {
