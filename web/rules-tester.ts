@@ -120,21 +120,36 @@ export async function runTest(
   return { verdict, parts, decision, routes, recipients };
 }
 
-/** A part's text with its findings wrapped in <mark>, everything escaped; the type is a visible label. */
+/**
+ * A part's text with its findings wrapped in <mark>, everything escaped; the types are visible labels.
+ * Overlapping findings (a deny term that is also a name) share one mark listing every type.
+ */
 export function highlight(part: TextPart, findings: Verdict['findings']): SafeHtml {
   const spans = findings
     .filter((f) => f.part === part.id && f.end > f.start)
     .sort((a, b) => a.start - b.start || b.end - a.end);
+  const clusters: Array<{ start: number; end: number; items: typeof spans }> = [];
+  for (const f of spans) {
+    const last = clusters[clusters.length - 1];
+    if (last && f.start < last.end) {
+      last.end = Math.max(last.end, f.end);
+      last.items.push(f);
+    } else clusters.push({ start: f.start, end: f.end, items: [f] });
+  }
   const out: SafeHtml[] = [];
   let pos = 0;
-  for (const f of spans) {
-    if (f.start < pos) continue; // overlaps were resolved by the analyzer; never nest marks
-    out.push(html`${part.text.slice(pos, f.start)}`);
-    const counted = f.rule !== null;
+  for (const c of clusters) {
+    out.push(html`${part.text.slice(pos, c.start)}`);
+    const items = [...c.items].sort((a, b) => Number(b.rule !== null) - Number(a.rule !== null));
+    const counted = items.some((f) => f.rule !== null);
+    const types = [...new Set(items.map((f) => f.type))];
+    const title = items
+      .map((f) => `${f.type}${f.rule !== null ? ` (rule ${f.rule})` : ' (no rule counted it)'}`)
+      .join(', ');
     out.push(
-      html`<mark class="${counted ? 'finding counted' : 'finding'}" title="${f.type}${counted ? ` (rule ${f.rule})` : ' (no rule counted it)'}"><span class="finding-type">${f.type}</span>${part.text.slice(f.start, f.end)}</mark>`,
+      html`<mark class="${counted ? 'finding counted' : 'finding'}" title="${title}"><span class="finding-type">${types.join(' · ')}</span>${part.text.slice(c.start, c.end)}</mark>`,
     );
-    pos = f.end;
+    pos = c.end;
   }
   out.push(html`${part.text.slice(pos)}`);
   return html`${out}`;

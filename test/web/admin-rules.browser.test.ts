@@ -120,7 +120,7 @@ describe('web/admin-rules (browser)', function () {
     await page.getByRole('button', { name: 'Test', exact: true }).click();
     await page.getByRole('heading', { name: 'Result with your draft' }).waitFor();
     const mark = page.locator('mark.finding.counted', { hasText: TERM });
-    expect(await mark.locator('.finding-type').innerText()).to.equal('DENY_TERM');
+    expect(await mark.locator('.finding-type').innerText()).to.match(/^DENY_TERM( · PERSON)?$/);
     expect(await page.locator('.highlighted').innerText()).to.contain('<b>thanks</b>');
     expect(await page.locator('ul.routes').innerText()).to.contain('patient@example.com: secure pickup');
     await shoot(page, 'tester');
