@@ -1,6 +1,7 @@
 // Admin pages and JSON for the DLP rules: the rules in force with their 7-day counts, a rule editor, the
 // allow/deny lists and MRN formats, a YAML view, versions with diffs and rollback, drafts, and the live
 // tester. Every change needs a reason and becomes a version; nothing of the tester's input is kept or logged.
+import { isDeepStrictEqual } from 'node:util';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { parseDocument, type Document } from 'yaml';
 import type { ResolvedConfig } from '../config/load.js';
@@ -88,7 +89,7 @@ function submitButtons(): SafeHtml {
 function editYaml(text: string, edit: (doc: Document) => void): string {
   const doc = parseDocument(text);
   edit(doc);
-  return doc.toString({ lineWidth: 0 });
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
 
 function lines(text: string): string[] {
@@ -201,9 +202,14 @@ ${draft ? html`<p class="draft-note">You have a draft saved ${when(draft.updated
   });
 
   // ---- Edit one rule (or add one) ----
-  const conditionsYaml = (rule: Rule | undefined) =>
+  /** The conditions as the admin wrote them (no schema defaults filled in), for the editor. */
+  const rawConditions = (yamlText: string, id: string): unknown => {
+    const data = parseDocument(yamlText).toJS() as { rules?: Array<{ id?: unknown; conditions?: unknown }> };
+    return data.rules?.find((x) => x.id === id)?.conditions;
+  };
+  const conditionsYaml = (rule: Rule | undefined, version: RuleVersion) =>
     rule
-      ? parseDocument(ruleSetToYaml(rule.conditions)).toString({ lineWidth: 0 })
+      ? ruleSetToYaml(rawConditions(version.yaml, rule.id))
       : "- any: ['@strong']\n- any: ['@health', '@care']\n";
   const ruleForm = (
     req: Request,
@@ -256,7 +262,7 @@ ${fieldErrors(errors, at('action'))}
 ${fieldErrors(errors, at('minScore'))}
 <label for="conditions">Conditions (YAML; all must hold)</label>
 <p class="hint" id="conditions-hint"><code>- any: ['@strong']</code> with optional <code>minCount</code> and <code>minScore</code>, or <code>- near: [['@identifier'], ['@health']]</code> with <code>window</code> in characters. Selectors are finding types (<code>US_SSN</code>, <code>DENY_TERM</code>) or categories (<code>@strong @identifier @health @care @payload @deny @attachment</code>).</p>
-<textarea id="conditions" name="conditions" rows="6" class="code" spellcheck="false" aria-describedby="conditions-hint">${val('conditions', conditionsYaml(o.rule))}</textarea>
+<textarea id="conditions" name="conditions" rows="6" class="code" spellcheck="false" aria-describedby="conditions-hint">${val('conditions', conditionsYaml(o.rule, o.version))}</textarea>
 ${fieldErrors(errors, (p) => at('conditions')(p) || p === 'conditions')}
 ${reasonField(val('reason', ''), errors)}
 ${submitButtons()}
@@ -359,9 +365,16 @@ ${submitButtons()}
         ? null
         : editYaml(version.yaml, (doc) => {
             if (isNew) doc.addIn(['rules'], doc.createNode(fields));
-            else
+            else {
+              // Only what changed is written, so the version's diff shows exactly the edit.
+              const was = { ...ruleSet.rules[index]!, conditions: rawConditions(version.yaml, id) } as Record<
+                string,
+                unknown
+              >;
               for (const [k, v] of Object.entries(fields))
-                doc.setIn(['rules', index, k], k === 'conditions' ? doc.createNode(v) : v);
+                if (!isDeepStrictEqual(was[k], v))
+                  doc.setIn(['rules', index, k], k === 'conditions' ? doc.createNode(v) : v);
+            }
           });
     const rule = isNew ? undefined : ruleSet.rules[index];
     await commit(req, res, yaml, pre, (errors, status) =>

@@ -258,6 +258,8 @@ describe('web/admin-rules (integration)', function () {
     const body = JSON.parse(api.body) as { against: number; diff: Array<{ op: string; text: string }> };
     expect(body.against).to.equal(1);
     expect(body.diff.filter((d) => d.op === '+').map((d) => d.text.trim())).to.include('action: quarantine');
+    // Only the edited keys were rewritten (description, monitorOnly, action): comments and the rest stay.
+    expect(body.diff.filter((d) => d.op !== ' ')).to.have.length(6);
     const list = JSON.parse((await admin.go('/api/admin/rules/versions')).body) as {
       versions: Array<{ id: number }>;
     };
@@ -308,18 +310,16 @@ describe('web/admin-rules (integration)', function () {
       trace: '',
       verdict: JSON.stringify(verdict),
     });
-    await store
-      .db('messages')
-      .insert([
-        row('CNT1', now - 3600_000, { rules: ['deny-list'], monitored: ['image-attachment'] }),
-        row('CNT2', now - 2 * 86_400_000, {
-          rules: ['deny-list', 'clinical-payload'],
-          monitored: ['image-attachment'],
-        }),
-        row('CNT3', now - 3 * 86_400_000, { rules: [], monitored: ['image-attachment'] }),
-        row('CNT4', now - 9 * 86_400_000, { rules: ['deny-list'], monitored: ['image-attachment'] }),
-        row('CNT5', now - 3600_000, { scanned: false }),
-      ]);
+    await store.db('messages').insert([
+      row('CNT1', now - 3600_000, { rules: ['deny-list'], monitored: ['image-attachment'] }),
+      row('CNT2', now - 2 * 86_400_000, {
+        rules: ['deny-list', 'clinical-payload'],
+        monitored: ['image-attachment'],
+      }),
+      row('CNT3', now - 3 * 86_400_000, { rules: [], monitored: ['image-attachment'] }),
+      row('CNT4', now - 9 * 86_400_000, { rules: ['deny-list'], monitored: ['image-attachment'] }),
+      row('CNT5', now - 3600_000, { scanned: false }),
+    ]);
     const page = await admin.go('/admin/rules');
     const rowOf = (id: string) =>
       new RegExp(`href="/admin/rules/rule/${id}"[\\s\\S]*?</tr>`).exec(page.body)?.[0] ?? '';
