@@ -263,6 +263,10 @@ export class RulesService {
         ...(checked.ok ? [] : checked.errors),
       ]);
     const current = await this.current();
+    if (!opts.rollbackOf && opts.yaml === current.yaml)
+      throw new RulesRefused(422, [
+        { path: '(top level)', message: `nothing changed: this is version ${current.id} as it is` },
+      ]);
     const before = checkRuleYaml(current.yaml);
     const changed = changedIds(before.ok ? before.ruleSet : null, checked.ruleSet);
     const tmp = await writeTemp(this.file, opts.yaml);

@@ -233,6 +233,18 @@ describe('web/admin-rules (integration)', function () {
     const errors = (JSON.parse(api.body) as { errors: Array<{ path: string }> }).errors.map((e) => e.path);
     expect(errors).to.include.members(['rules.0.id', 'rules.0.conditions']);
 
+    const same = await admin.post('/admin/rules/lists', {
+      _csrf: csrf,
+      base: '2',
+      allow: '',
+      deny: '',
+      mrnFormats: '',
+      reason: 'no change',
+      intent: 'publish',
+    });
+    expect(same.status).to.equal(422);
+    expect(same.body).to.contain('nothing changed');
+
     const stale = await admin.post('/admin/rules/lists', {
       _csrf: csrf,
       base: '1',
