@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, loadConfig, type ResolvedConfig } from '../config/load.js';
 import { createLogger } from '../config/log.js';
+import { rulesFileInForce } from '../config/rules-file.js';
 import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
 import { Store } from '../store/store.js';
 import { addUser, generatePassword, type Role } from '../store/users.js';
@@ -128,7 +129,7 @@ async function scan(config: ResolvedConfig, args: string[]): Promise<number> {
     import('mailparser'),
     import('node:fs/promises'),
   ]);
-  const rules = new RulesSource(config.dlp.rulesFile);
+  const rules = new RulesSource(rulesFileInForce(config));
   const scanner = new DlpScanner(rules);
   let unreadable = 0;
   for (const file of files) {

@@ -130,7 +130,8 @@ export const queueSchema = z.strictObject({
 
 export const dlpSchema = z.strictObject({
   /**
-   * DLP rule pack (YAML). Default: config/dlp-rules.yaml shipped with phi-gateway. Changes to the file are
+   * DLP rule pack (YAML). Default: <dataDir>/dlp-rules.yaml once it exists (admin publishes write it),
+   * else config/dlp-rules.yaml shipped with phi-gateway (config/rules-file.ts). Changes to the file are
    * picked up without a restart; an invalid file is refused with the reason and the previous rules stay.
    */
   rulesFile: z.string().optional(),

@@ -5,6 +5,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
 import type { Store } from '../store/store.js';
 import { GatewayError } from '../config/errors.js';
+import { activeRulesFile, SHIPPED_RULES_FILE } from '../config/rules-file.js';
 import { Delivery, type EnvelopeRow } from './delivery.js';
 import { Intake } from './intake.js';
 import { parseStage, scanStage, type Stage } from './pipeline.js';
@@ -57,7 +58,12 @@ export class Gateway {
         : new OutboxTransport(store));
     let scanner = opts.scanner;
     if (!scanner && !opts.stages) {
-      this.rules = new RulesSource(config.dlp.rulesFile, log);
+      // With no dlp.rulesFile, <dataDir>/dlp-rules.yaml (written by an admin's publish) once it exists.
+      this.rules = new RulesSource(
+        activeRulesFile(config),
+        log,
+        config.dlp.rulesFile ? undefined : SHIPPED_RULES_FILE,
+      );
       scanner = new DlpScanner(this.rules);
     }
     const hostname = config.smtp.hostname ?? os.hostname();

@@ -1,13 +1,13 @@
 // The live DLP rule set: loaded from YAML at start, watched for changes, swapped in only when the new
 // file validates. A broken edit is refused with the reason and the rules in force stay in force.
-import { readFileSync, unwatchFile, watchFile, type StatWatcher } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync, unwatchFile, watchFile, type StatWatcher } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { SHIPPED_RULES_FILE } from '../config/rules-file.js';
 import { Analyzer, parseRuleSet } from '../dlp/analyzer.js';
 import type { Logger } from '../config/log.js';
 
 /** The rule pack shipped with phi-gateway. */
-export const DEFAULT_RULES_FILE = fileURLToPath(new URL('../../config/dlp-rules.yaml', import.meta.url));
+export const DEFAULT_RULES_FILE = SHIPPED_RULES_FILE;
 
 /** Reads and validates a rules file. Throws an Error whose message says what is wrong and where. */
 export function loadAnalyzer(file: string): Analyzer {
@@ -35,11 +35,20 @@ export class RulesSource {
   private watcher?: StatWatcher;
   private lastError: string | null = null;
 
+  /**
+   * `fallback`: read while `file` does not exist (the shipped pack until an admin first publishes to the
+   * data dir). The watch is on `file` either way, so its appearance is picked up like any change.
+   */
   constructor(
     readonly file: string = DEFAULT_RULES_FILE,
     private readonly log?: Logger,
+    private readonly fallback?: string,
   ) {
-    this.current = loadAnalyzer(file);
+    this.current = loadAnalyzer(this.source());
+  }
+
+  private source(): string {
+    return this.fallback && !existsSync(this.file) ? this.fallback : this.file;
   }
 
   get analyzer(): Analyzer {
@@ -54,7 +63,7 @@ export class RulesSource {
   /** Re-reads the file; on failure keeps the rules in force and returns the reason. */
   reload(): string | null {
     try {
-      this.current = loadAnalyzer(this.file);
+      this.current = loadAnalyzer(this.source());
       this.lastError = null;
       this.log?.info(
         { evt: 'RULES_RELOADED', rules: this.current.ruleSet.rules.length },

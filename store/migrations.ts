@@ -309,6 +309,33 @@ const migrations: Record<string, Migration> = {
       });
     },
   },
+  '0006_rule_versions': {
+    async up(knex) {
+      // Every published DLP rule set, append-only; the highest id is in force (web/rules-service.ts).
+      await knex.schema.createTable('rule_versions', (t) => {
+        t.increments('id');
+        t.text('yaml').notNullable();
+        t.string('author', 512).notNullable(); // an admin's email, or 'system' for the first import
+        t.text('reason').notNullable();
+        t.string('kind', 16).notNullable(); // import | publish | rollback
+        t.integer('parent_id'); // the version in force when this one was published
+        t.integer('rollback_of'); // for kind rollback: the version copied
+        t.bigInteger('created_at').notNullable();
+      });
+      // One working draft per admin: tested in the live tester, never in force.
+      await knex.schema.createTable('rule_drafts', (t) => {
+        t.string('author', 512).primary();
+        t.text('yaml').notNullable();
+        t.text('reason').notNullable();
+        t.integer('base_version');
+        t.bigInteger('updated_at').notNullable();
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTableIfExists('rule_drafts');
+      await knex.schema.dropTableIfExists('rule_versions');
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

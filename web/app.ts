@@ -13,6 +13,7 @@ import { createStaffAuth } from './staff-auth.js';
 import { createStaffPages } from './staff-pages.js';
 import { createProtectionPages } from './admin-protection.js';
 import { createRedactApi } from './redact-api.js';
+import { createRulesPages } from './admin-rules.js';
 import os from 'node:os';
 import { createPickupPortal } from './pickup-portal.js';
 
@@ -190,11 +191,14 @@ ${rows.map(
 
   // Staff and admin side: sign-in, then the pages and their JSON twins.
   const auth = createStaffAuth({ config, store, log });
-  app.use(auth.router);
-  app.use(createStaffPages({ config, store, log, auth }));
+  // DLP rules first: its forms and tester uploads are larger than the other routers' body limits.
+  app.use(createRulesPages({ config, store, log, auth }));
+  // The redaction API takes images larger than the other routers' body limits, so it comes before them too.
   const redactApi = createRedactApi({ config, store, log, auth });
   app.use(redactApi.router);
   (app.locals as { closers?: Array<() => Promise<void>> }).closers = [() => redactApi.close()];
+  app.use(auth.router);
+  app.use(createStaffPages({ config, store, log, auth }));
   app.use(
     createProtectionPages({ config, store, log, auth, hostname: config.smtp.hostname ?? os.hostname() }),
   );

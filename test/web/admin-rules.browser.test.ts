@@ -1,0 +1,148 @@
+// DLP rules in real headless Chromium against a running gateway: an admin signs in with TOTP, adds a
+// deny-list term in the tester's draft, sees it highlighted, publishes, and the next SMTP message follows the
+// new rule without a restart. Screenshots of the list, the editor and the tester at 1280 and 360 px.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createLogger } from '../../config/log.js';
+import { createWebApp } from '../../web/app.js';
+import { totp } from '../../web/totp.js';
+import { removeDir, startGateway, type RunningGateway } from '../support/gateway.js';
+import { makeMessage, RawSmtp } from '../support/smtp-client.js';
+import { makeAdmin } from '../support/admin-browser.js';
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const TERM = 'Project Nightingale';
+
+async function send(port: number, body: string): Promise<string> {
+  const c = await RawSmtp.open(port);
+  try {
+    await c.cmd('EHLO client.example');
+    await c.cmd('MAIL FROM:<staff@clinic.example>');
+    await c.cmd('RCPT TO:<patient@example.com>');
+    await c.cmd('DATA');
+    const reply = await c.raw(makeMessage({ to: 'patient@example.com', subject: 'Update', body }) + '.\r\n');
+    return /queued as ([0-9A-Za-z]+)/.exec(reply)![1]!;
+  } finally {
+    c.close();
+  }
+}
+
+describe('web/admin-rules (browser)', function () {
+  this.timeout(90000);
+  let browser: Browser;
+  let gw: RunningGateway;
+  let server: Server;
+  let base: string;
+  let secret: Buffer;
+
+  before(async () => {
+    gw = await startGateway({ overrides: { dlp: { reloadInterval: 100 }, pickup: { passwordDelay: 0 } } });
+    secret = await makeAdmin(gw.store, 'admin@clinic.example', 'admin-password-123');
+    server = createWebApp({ config: gw.config, store: gw.store, log: createLogger('silent') }).listen(
+      0,
+      '127.0.0.1',
+    );
+    await new Promise((r) => server.once('listening', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+  after(async () => {
+    await browser?.close();
+    server?.close();
+    await gw?.stop();
+    if (gw) await removeDir(gw.dataDir);
+  });
+
+  async function verdictOf(id: string): Promise<{ rules: string[] }> {
+    const end = Date.now() + 20000;
+    for (;;) {
+      const row = (await gw.store.db('messages').where({ id }).first()) as
+        { state: string; verdict: string | null } | undefined;
+      if (row?.verdict && !['queued', 'processing'].includes(row.state))
+        return JSON.parse(row.verdict) as { rules: string[] };
+      if (Date.now() > end) throw new Error(`message ${id} not processed`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async function shoot(page: Page, name: string): Promise<void> {
+    for (const width of [1280, 360]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.screenshot({ path: `/tmp/rules-${name}-${width}.png`, fullPage: true });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${name} at ${width}px scrolls sideways`).to.be.at.most(0);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+
+  it('signs in with TOTP, publishes a deny-list term from the tester, and the next SMTP message follows it', async () => {
+    const before = await send(gw.smtpPort, `Status of ${TERM}, please.`);
+    expect((await verdictOf(before)).rules).to.not.include('deny-list');
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${base}/admin/rules`);
+    await page.getByLabel('Email').fill('admin@clinic.example');
+    await page.getByLabel('Password').fill('admin-password-123');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel(/6-digit code/).fill(totp(secret));
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { level: 1, name: 'DLP rules' }).waitFor();
+    expect(await page.locator('.rules-table tbody tr').count()).to.be.greaterThan(3);
+    await shoot(page, 'list');
+
+    await page.getByRole('link', { name: 'deny-list' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Rule deny-list' }).waitFor();
+    await shoot(page, 'editor');
+
+    await page.goto(`${base}/admin/rules/test`);
+    const draft = page.getByLabel('Draft rule set (YAML)');
+    const yaml = await draft.inputValue();
+    expect(yaml).to.contain('deny: []');
+    await draft.fill(yaml.replace('deny: []', `deny: ['${TERM}']`));
+    await page.getByLabel('Why this change?').fill('Research study code name');
+    await page.getByRole('button', { name: 'Save draft' }).click();
+    await page.getByText('Draft saved.').waitFor();
+
+    await page.getByLabel('Message text').fill(`Hello,\nwhere are we with ${TERM} enrolment? <b>thanks</b>`);
+    await page.getByLabel(/^Recipients/).fill('patient@example.com');
+    await page.getByRole('radio', { name: /^My draft/ }).check();
+    await page.getByRole('button', { name: 'Test', exact: true }).click();
+    await page.getByRole('heading', { name: 'Result with your draft' }).waitFor();
+    const mark = page.locator('mark.finding.counted', { hasText: TERM });
+    expect(await mark.locator('.finding-type').innerText()).to.match(/^DENY_TERM( · PERSON)?$/);
+    expect(await page.locator('.highlighted').innerText()).to.contain('<b>thanks</b>');
+    expect(await page.locator('ul.routes').innerText()).to.contain('patient@example.com: secure pickup');
+    await shoot(page, 'tester');
+
+    await page.getByRole('button', { name: 'Publish draft' }).click();
+    await page.getByText(/Published version 2/).waitFor();
+    await page.goto(`${base}/admin/rules/versions/2`);
+    expect(await page.locator('.diff tr.add').innerText()).to.contain(TERM);
+    await shoot(page, 'versions');
+
+    // The running gateway follows the file it watches; no restart.
+    const end = Date.now() + 10000;
+    while (!gw.gateway.rules!.analyzer.ruleSet.deny.includes(TERM)) {
+      if (Date.now() > end) throw new Error('gateway did not reload the rules');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const after = await send(gw.smtpPort, `Status of ${TERM}, please.`);
+    expect((await verdictOf(after)).rules).to.include('deny-list');
+    const kinds = (await gw.store.db('envelopes').where({ message_id: after }).select('kind')) as Array<{
+      kind: string;
+    }>;
+    expect(kinds.map((k) => k.kind)).to.include('pickup-notice');
+    await page.close();
+  });
+});
