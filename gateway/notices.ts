@@ -55,6 +55,15 @@ function fromHeaders(ctx: NoticeContext): {
   };
 }
 
+/** The composed message with CRLF line ends, and our header spelt as the contract says. */
+async function toWire(composer: MailComposer): Promise<Buffer> {
+  const built = (await composer.compile().build()).toString('latin1').replace(/\r?\n/g, '\r\n');
+  // nodemailer normalises header names (X-Phi-Gateway-Kind).
+  const end = built.indexOf('\r\n\r\n');
+  const head = built.slice(0, end).replace(/^X-Phi-Gateway-Kind:/im, 'X-PHI-Gateway-Kind:');
+  return Buffer.from(head + built.slice(end), 'latin1');
+}
+
 async function compose(opts: {
   from: string | { name: string; address: string };
   to: string;
@@ -83,11 +92,7 @@ async function compose(opts: {
     },
     textEncoding: 'quoted-printable',
   });
-  const built = (await composer.compile().build()).toString('latin1').replace(/\r?\n/g, '\r\n');
-  // nodemailer normalises header names (X-Phi-Gateway-Kind); ours is spelt as the contract says.
-  const end = built.indexOf('\r\n\r\n');
-  const head = built.slice(0, end).replace(/^X-Phi-Gateway-Kind:/im, 'X-PHI-Gateway-Kind:');
-  return Buffer.from(head + built.slice(end), 'latin1');
+  return toWire(composer);
 }
 
 function htmlPage(paragraphs: string[]): string {
@@ -271,4 +276,35 @@ export function buildAdminNotice(ctx: NoticeContext, p: { subject: string; text:
     hostname: ctx.hostname,
     autoSubmitted: true,
   });
+}
+
+/** Policy replyDelivery: direct — the recipient's secure reply itself, to the sender (internal next hop only). */
+export async function buildDirectReply(
+  ctx: NoticeContext,
+  p: {
+    rcpt: string;
+    reference: string;
+    content: {
+      subject: string;
+      text: string;
+      attachments: Array<{ filename: string; contentType: string; content: Buffer }>;
+    };
+  },
+): Promise<Buffer> {
+  const composer = new MailComposer({
+    from: { name: `${p.rcpt} (secure reply)`, address: `postmaster@${ctx.hostname}` },
+    replyTo: p.rcpt,
+    to: ctx.sender.address,
+    subject: p.content.subject || `Secure reply (reference ${p.reference})`,
+    text: `${p.content.text}\n\n-- \nSecure reply from ${p.rcpt} to your message (reference ${p.reference}), delivered by ${ctx.practice}.`,
+    attachments: p.content.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: a.content,
+    })),
+    messageId: `<${randomBytes(12).toString('hex')}@${ctx.hostname}>`,
+    date: new Date(),
+    headers: { 'X-PHI-Gateway-Kind': 'pickup-reply' },
+  });
+  return toWire(composer);
 }

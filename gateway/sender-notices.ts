@@ -8,7 +8,8 @@ import { listPendingPickupNotices, type PickupNotice } from '../store/pickups.js
 import type { Store } from '../store/store.js';
 import { insertGeneratedEnvelope } from './delivery.js';
 import { newQueueId } from './ids.js';
-import { buildOpenedNotice, buildReplyNotice, type NoticeContext } from './notices.js';
+import { buildDirectReply, buildOpenedNotice, buildReplyNotice, type NoticeContext } from './notices.js';
+import { listReplies, readReply } from '../store/pickup-replies.js';
 
 export class SenderNotices {
   private timer?: NodeJS.Timeout;
@@ -31,6 +32,17 @@ export class SenderNotices {
     if (n.kind === 'opened') {
       if (!this.config.pickup.openedNotice) return null;
       return buildOpenedNotice(ctx, { rcpt: n.rcpt, reference: n.reference, openedAt: n.createdAt });
+    }
+    const [reply] = n.replyId
+      ? await listReplies(this.store, { pickupId: n.pickupId }).then((r) =>
+          r.filter((x) => x.id === n.replyId),
+        )
+      : [];
+    if (reply?.delivery === 'direct') {
+      // Policy: the next hop is the practice's own mail server, so the reply itself goes to the sender.
+      const opened = await readReply(this.store, reply.id, 'gateway');
+      if (opened)
+        return buildDirectReply(ctx, { rcpt: n.rcpt, reference: n.reference, content: opened.content });
     }
     return buildReplyNotice(ctx, {
       rcpt: n.rcpt,

@@ -14,6 +14,8 @@ import { CaptureServer, type CapturedMessage } from '../support/capture-server.j
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { makeKey } from '../support/pgp.js';
+import { createReply } from '../../store/pickup-replies.js';
+import type { PickupRow } from '../../store/pickups.js';
 import * as openpgp from 'openpgp';
 
 const PHI_BODY =
@@ -179,6 +181,34 @@ describe('protection policies (integration)', function () {
     expect(
       arrived((m) => kindOf(m) === 'pickup-password' && m.to.includes('patient2@mail.example')),
     ).to.have.length(0);
+  });
+
+  it('delivers a secure reply straight to the sender when replyDelivery is direct', async () => {
+    const gw = await start({ pickup: { passwordDelay: 0, replyDelivery: 'direct' } });
+    const id = await send(gw.smtpPort, ['patient4@mail.example'], 'Results');
+    const pickup = await until(
+      async () => (await gw.store.db('pickups').where({ message_id: id }).first()) as PickupRow | undefined,
+    );
+    await createReply(
+      gw.store,
+      {
+        pickup,
+        subject: 'Re: results',
+        text: 'My readings are attached.',
+        attachments: [
+          { filename: 'log.csv', contentType: 'text/csv', content: Buffer.from('day,value\n1,7.9\n') },
+        ],
+        ip: '127.0.0.1',
+      },
+      { replyDelivery: 'direct' },
+    );
+    const reply = await until(
+      () => arrived((m) => kindOf(m) === 'pickup-reply' && m.to.includes('ann@clinic.example'))[0],
+    );
+    const parsed = await simpleParser(reply.raw);
+    expect(parsed.text).to.contain('My readings are attached.');
+    expect(parsed.replyTo?.text).to.contain('patient4@mail.example');
+    expect(parsed.attachments[0]?.content.toString()).to.equal('day,value\n1,7.9\n');
   });
 
   it('posts the password to the SMS webhook, after the notice', async () => {

@@ -13,6 +13,8 @@ import { Keyring } from '../../store/pgp-keyring.js';
 import { loadOrgKey } from '../../store/org-key.js';
 import { createLogger } from '../../config/log.js';
 import { createWebApp } from '../../web/app.js';
+import { createReply } from '../../store/pickup-replies.js';
+import type { PickupRow } from '../../store/pickups.js';
 import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
@@ -68,6 +70,16 @@ async function send(port: number, message: string, rcpts: string[]): Promise<str
 
 function kindOf(m: CapturedMessage): string {
   return /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
+}
+
+async function until<T>(fn: () => T | undefined | Promise<T | undefined>, ms = 15000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -227,6 +239,34 @@ describe('protection (integration)', function () {
     const download = await fetch(new URL(body.attachments[0]!.url, webUrl), { headers: { cookie } });
     expect(download.status).to.equal(200);
     expect(Buffer.compare(Buffer.from(await download.arrayBuffer()), ATTACHMENT)).to.equal(0);
+  });
+
+  it('tells the sender the pickup was opened, and that a secure reply waits behind sign-in', async () => {
+    const opened = await until(() => capture.messages.find((m) => kindOf(m) === 'pickup-opened'));
+    expect(opened.to).to.deep.equal(['ann@clinic.example']);
+    expect(opened.raw.toString('latin1')).to.contain('patient@mail.example');
+    for (const secret of [MRN, DIAGNOSIS, PATIENT])
+      expect(opened.raw.toString('latin1')).not.to.contain(secret);
+
+    const pickup = (await gw.store
+      .db('pickups')
+      .where({ rcpt: 'patient@mail.example' })
+      .first()) as PickupRow;
+    const replyId = await createReply(
+      gw.store,
+      {
+        pickup,
+        subject: 'Re: results',
+        text: 'Thank you, my glucose log is attached.',
+        attachments: [],
+        ip: '127.0.0.1',
+      },
+      { replyDelivery: 'sealed' },
+    );
+    const notice = await until(() => capture.messages.find((m) => kindOf(m) === 'pickup-reply'));
+    const text = (await simpleParser(notice.raw)).text ?? '';
+    expect(text).to.contain(`/me/replies/${replyId}`);
+    expect(notice.raw.toString('latin1')).not.to.contain('glucose');
   });
 
   it('keeps nothing of the message readable at rest', async () => {
