@@ -22,6 +22,8 @@ export interface SpoolHooks {
   finish?: () => void;
   /** The Received header for this message. */
   trace: (id: string, now: Date) => string;
+  /** 'queued' leaves the message for the workers' next claim (mail not from intake, e.g. the web). */
+  state?: 'processing' | 'queued';
 }
 
 /** How long a worker may hold a message before another may take it over. */
@@ -57,8 +59,8 @@ export async function spoolMessage(
       async (trx) => {
         await trx('messages').insert({
           id,
-          state: 'processing',
-          lease_until: now + MESSAGE_LEASE_MS,
+          state: hooks.state ?? 'processing',
+          lease_until: hooks.state === 'queued' ? null : now + MESSAGE_LEASE_MS,
           created_at: now,
           updated_at: now,
           next_attempt_at: now,

@@ -13,6 +13,7 @@ import { createStaffAuth } from './staff-auth.js';
 import { createStaffPages } from './staff-pages.js';
 import { createProtectionPages } from './admin-protection.js';
 import { createRedactApi } from './redact-api.js';
+import { createComposePages } from './compose.js';
 import { createRulesPages } from './admin-rules.js';
 import os from 'node:os';
 import { createPickupPortal } from './pickup-portal.js';
@@ -197,6 +198,7 @@ ${rows.map(
   const redactApi = createRedactApi({ config, store, log, auth });
   app.use(redactApi.router);
   (app.locals as { closers?: Array<() => Promise<void>> }).closers = [() => redactApi.close()];
+  app.use(createComposePages({ config, store, log, auth }));
   app.use(auth.router);
   app.use(createStaffPages({ config, store, log, auth }));
   app.use(

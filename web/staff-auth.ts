@@ -124,7 +124,8 @@ export function staffPage(title: string, user: StaffUser | undefined, body: Safe
     ['/admin/keys', 'Keys', ['admin']],
     ['/admin/pickups', 'Pickups', ['admin']],
     ['/admin/audit', 'Audit log', ['admin', 'auditor']],
-    ['/me', 'My secure messages', ['staff', 'admin']],
+    ['/me', 'My messages', ['staff', 'admin']],
+    ['/me/send', 'Send securely', ['staff', 'admin']],
   ];
   const nav = user
     ? html`<nav class="staff-nav" aria-label="Sections"><ul>${links
