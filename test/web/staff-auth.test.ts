@@ -131,7 +131,10 @@ describe('web/staff-auth', function () {
     const secret = base32Decode(/<code class="secret">([A-Z2-7 ]+)<\/code>/.exec(setup.body)![1]!);
     const wrong = await b.post('/login/mfa/setup', { _csrf: Browser.csrf(setup.body), code: '000000' });
     expect(wrong.status).to.equal(401);
-    const ok = await b.post('/login/mfa/setup', { _csrf: Browser.csrf(setup.body), code: totp(secret) });
+    // The exact code used to enrol, and when: replaying it later must fail even if the clock moved on.
+    const enrolledAt = Date.now();
+    const enrolCode = totp(secret, enrolledAt);
+    const ok = await b.post('/login/mfa/setup', { _csrf: Browser.csrf(setup.body), code: enrolCode });
     expect(ok.location).to.equal('/admin');
     const dash = await b.go('/admin');
     expect(dash.status).to.equal(200);
@@ -147,13 +150,13 @@ describe('web/staff-auth', function () {
     expect(form.body).not.to.contain('<svg');
     const replay = await b.post('/login/mfa', {
       _csrf: Browser.csrf(form.body),
-      code: totp(secret),
+      code: enrolCode,
       next: '',
     });
     expect(replay.status).to.equal(401);
     const next = await b.post('/login/mfa', {
       _csrf: Browser.csrf(form.body),
-      code: totp(secret, Date.now() + 30_000),
+      code: totp(secret, enrolledAt + 30_000),
       next: '',
     });
     expect(next.location).to.equal('/admin');
