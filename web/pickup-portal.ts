@@ -502,6 +502,14 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
   router.post(
     '/p/:token/reply',
     validToken,
+    // Only an opened pickup's session may upload: a stranger cannot make us read up to 25 MB.
+    (req: Request, res: Response, next: NextFunction) => {
+      const token = String(req.params.token);
+      sessionFor(req, token).then(
+        (session) => (session ? next() : noSession(res, token)),
+        (err: unknown) => next(err),
+      );
+    },
     express.raw({ type: 'multipart/form-data', limit: REPLY_MAX_BYTES }),
     async (req, res) => {
       const token = String(req.params.token);
