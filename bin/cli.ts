@@ -7,6 +7,7 @@ import { createLogger } from '../config/log.js';
 import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
 import { Store } from '../store/store.js';
 import { addUser, generatePassword, type Role } from '../store/users.js';
+import { BACKUP_USAGE, backupCommand } from './backup-command.js';
 import { KEYS_USAGE, keysCommand } from './keys-command.js';
 import { PICKUPS_USAGE, pickupsCommand } from './pickups-command.js';
 
@@ -23,7 +24,7 @@ const USAGE = `usage: phi-gateway <command>
   users reset-mfa EMAIL            remove an account's TOTP (an admin enrols again at next sign-in)
   audit verify                     check the audit log's hash chain
   audit export                     print the audit log as JSON lines
-${KEYS_USAGE}${PICKUPS_USAGE}
+${KEYS_USAGE}${PICKUPS_USAGE}${BACKUP_USAGE}
 Configuration: PHIGW_CONFIG (YAML) and PHIGW_* variables; see README.md.
 `;
 
@@ -470,6 +471,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await withStore(config, (s) => audit(s, sub));
       case 'keys':
         return await keysCommand(config, sub, rest);
+      case 'backup':
+      case 'restore':
+        return await backupCommand(config, command, [sub, ...rest].filter((a) => a !== undefined), env);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
