@@ -84,13 +84,25 @@ async function start(config: ResolvedConfig, which: string | undefined): Promise
       `phi-gateway: SMTP on ${a.host}:${a.port} (next hop: ${config.relay.url ? 'relay' : 'built-in outbox'})\n`,
     );
   }
-  if (webAddr) process.stderr.write(`phi-gateway: web on http://${webAddr.host}:${webAddr.port}\n`);
+  if (webAddr)
+    process.stderr.write(
+      `phi-gateway: web on ${web?.https ? 'https' : 'http'}://${webAddr.host}:${webAddr.port}\n`,
+    );
 
+  // SIGHUP: certificate renewal. Open connections keep their TLS session; a pair that fails keeps the old.
+  const reloadFailed = (err: unknown) =>
+    log.error({ evt: 'TLS_RELOAD_FAILED', err }, 'TLS reload failed; the old certificate stays');
+  const onHup = () => {
+    gateway?.intake.reloadTls().catch(reloadFailed);
+    web?.reloadTls().catch(reloadFailed);
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log.info({ evt: 'SHUTDOWN', signal }, 'shutting down');
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onHup);
       resolve();
     };
     process.on('SIGINT', onSignal);
@@ -473,7 +485,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await keysCommand(config, sub, rest);
       case 'backup':
       case 'restore':
-        return await backupCommand(config, command, [sub, ...rest].filter((a) => a !== undefined), env);
+        return await backupCommand(
+          config,
+          command,
+          [sub, ...rest].filter((a) => a !== undefined),
+          env,
+        );
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
