@@ -9,6 +9,7 @@ import { Store } from '../store/store.js';
 import { addUser, generatePassword, type Role } from '../store/users.js';
 import { BACKUP_USAGE, backupCommand } from './backup-command.js';
 import { KEYS_USAGE, keysCommand } from './keys-command.js';
+import { MASTER_KEY_USAGE, masterKeyCommand } from './master-key-command.js';
 import { PICKUPS_USAGE, pickupsCommand } from './pickups-command.js';
 
 const USAGE = `usage: phi-gateway <command>
@@ -24,7 +25,7 @@ const USAGE = `usage: phi-gateway <command>
   users reset-mfa EMAIL            remove an account's TOTP (an admin enrols again at next sign-in)
   audit verify                     check the audit log's hash chain
   audit export                     print the audit log as JSON lines
-${KEYS_USAGE}${PICKUPS_USAGE}${BACKUP_USAGE}
+${KEYS_USAGE}${PICKUPS_USAGE}${BACKUP_USAGE}${MASTER_KEY_USAGE}
 Configuration: PHIGW_CONFIG (YAML) and PHIGW_* variables; see README.md.
 `;
 
@@ -95,6 +96,10 @@ async function start(config: ResolvedConfig, which: string | undefined): Promise
   const onHup = () => {
     gateway?.intake.reloadTls().catch(reloadFailed);
     web?.reloadTls().catch(reloadFailed);
+    // A master key rotated by `phi-gateway master-key rotate`: seal new data with it from now on.
+    store
+      .reloadKeys()
+      .catch((err: unknown) => log.error({ evt: 'MASTER_KEY_RELOAD_FAILED', err }, 'key reload failed'));
   };
   process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
@@ -483,6 +488,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await withStore(config, (s) => audit(s, sub));
       case 'keys':
         return await keysCommand(config, sub, rest);
+      case 'master-key':
+        return await masterKeyCommand(config, sub, env);
       case 'backup':
       case 'restore':
         return await backupCommand(

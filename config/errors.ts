@@ -33,6 +33,7 @@ export const errorCatalogue = {
   BACKUP_PASSPHRASE: {},
   BACKUP_CORRUPT: {},
   BACKUP_REFUSED: {},
+  MASTER_KEY_IN_USE: {},
   NOT_FOUND: { http: 404 },
   PICKUP_UNKNOWN: { http: 404 },
   PICKUP_GONE: { http: 410 },
