@@ -8,7 +8,9 @@ import { rulesFileInForce } from '../config/rules-file.js';
 import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
 import { Store } from '../store/store.js';
 import { addUser, generatePassword, type Role } from '../store/users.js';
+import { BACKUP_USAGE, backupCommand } from './backup-command.js';
 import { KEYS_USAGE, keysCommand } from './keys-command.js';
+import { MASTER_KEY_USAGE, masterKeyCommand } from './master-key-command.js';
 import { PICKUPS_USAGE, pickupsCommand } from './pickups-command.js';
 
 const USAGE = `usage: phi-gateway <command>
@@ -26,7 +28,7 @@ const USAGE = `usage: phi-gateway <command>
   users reset-mfa EMAIL            remove an account's TOTP (an admin enrols again at next sign-in)
   audit verify                     check the audit log's hash chain
   audit export                     print the audit log as JSON lines
-${KEYS_USAGE}${PICKUPS_USAGE}
+${KEYS_USAGE}${PICKUPS_USAGE}${BACKUP_USAGE}${MASTER_KEY_USAGE}
 Configuration: PHIGW_CONFIG (YAML) and PHIGW_* variables; see README.md.
 `;
 
@@ -86,13 +88,29 @@ async function start(config: ResolvedConfig, which: string | undefined): Promise
       `phi-gateway: SMTP on ${a.host}:${a.port} (next hop: ${config.relay.url ? 'relay' : 'built-in outbox'})\n`,
     );
   }
-  if (webAddr) process.stderr.write(`phi-gateway: web on http://${webAddr.host}:${webAddr.port}\n`);
+  if (webAddr)
+    process.stderr.write(
+      `phi-gateway: web on ${web?.https ? 'https' : 'http'}://${webAddr.host}:${webAddr.port}\n`,
+    );
 
+  // SIGHUP: certificate renewal. Open connections keep their TLS session; a pair that fails keeps the old.
+  const reloadFailed = (err: unknown) =>
+    log.error({ evt: 'TLS_RELOAD_FAILED', err }, 'TLS reload failed; the old certificate stays');
+  const onHup = () => {
+    gateway?.intake.reloadTls().catch(reloadFailed);
+    web?.reloadTls().catch(reloadFailed);
+    // A master key rotated by `phi-gateway master-key rotate`: seal new data with it from now on.
+    store
+      .reloadKeys()
+      .catch((err: unknown) => log.error({ evt: 'MASTER_KEY_RELOAD_FAILED', err }, 'key reload failed'));
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log.info({ evt: 'SHUTDOWN', signal }, 'shutting down');
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onHup);
       resolve();
     };
     process.on('SIGINT', onSignal);
@@ -482,6 +500,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await withStore(config, (s) => audit(s, sub));
       case 'keys':
         return await keysCommand(config, sub, rest);
+      case 'master-key':
+        return await masterKeyCommand(config, sub, env);
+      case 'backup':
+      case 'restore':
+        return await backupCommand(
+          config,
+          command,
+          [sub, ...rest].filter((a) => a !== undefined),
+          env,
+        );
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

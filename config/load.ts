@@ -103,6 +103,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Resolve
       tlsCert: config.smtp.tlsCert ? path.resolve(base, config.smtp.tlsCert) : undefined,
       tlsKey: config.smtp.tlsKey ? path.resolve(base, config.smtp.tlsKey) : undefined,
     },
+    web: {
+      ...config.web,
+      tlsCert: config.web.tlsCert ? path.resolve(base, config.web.tlsCert) : undefined,
+      tlsKey: config.web.tlsKey ? path.resolve(base, config.web.tlsKey) : undefined,
+    },
     dlp: {
       ...config.dlp,
       rulesFile: config.dlp.rulesFile ? path.resolve(base, config.dlp.rulesFile) : undefined,

@@ -55,6 +55,15 @@ export const webSchema = z.strictObject({
   port: port.default(8080),
   /** Base of the links put in mail. Env: PHIGW_PUBLIC_URL. Default: http://127.0.0.1:<web port>. */
   publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * Reverse proxies (addresses or CIDRs; also express's names loopback, linklocal, uniquelocal) whose
+   * X-Forwarded-For / X-Forwarded-Proto are believed. Default none: the socket's peer is the client, so
+   * per-IP limits cannot be dodged with a forged header. Passed to express `trust proxy`.
+   */
+  trustProxy: z.array(z.string().min(1)).default([]),
+  /** PEM certificate and key files to serve HTTPS directly (set both or neither); reloaded on SIGHUP. */
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
 });
 
 export const relaySchema = z.strictObject({

@@ -9,7 +9,7 @@ import { authenticate } from '../store/users.js';
 import type { Store } from '../store/store.js';
 import { makeNetworkMatcher } from './networks.js';
 import { spoolMessage, type IntakeMeta, type SpooledMessage } from './spool.js';
-import { loadTls } from './tls.js';
+import { checkTls, loadTls } from './tls.js';
 
 export interface IntakeOptions {
   config: ResolvedConfig;
@@ -240,6 +240,19 @@ export class Intake {
   }
 
   /** Stops accepting connections and waits for open transactions to finish (bounded by closeTimeout). */
+  /**
+   * Reads the certificate files again (renewal, SIGHUP). STARTTLS sessions started from now on get the new
+   * pair; connections already open keep theirs. A pair that does not load is refused and the old one stays.
+   */
+  async reloadTls(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    const tls = await loadTls(this.opts.config.smtp, this.opts.config.dataDir, this.hostname);
+    checkTls(tls);
+    server.updateSecureContext({ key: tls.key, cert: tls.cert });
+    this.opts.log.info({ evt: 'SMTP_TLS_RELOADED' }, 'TLS certificate reloaded');
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;

@@ -1,5 +1,7 @@
 // STARTTLS material: the configured PEM files, or a self-signed pair generated once into the data dir.
+// Reloading never installs a pair that does not load: a bad renewal keeps the old certificate in service.
 import { readFile, writeFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import path from 'node:path';
 import { generate } from 'selfsigned';
 import type { SmtpConfig } from '../config/schema.js';
@@ -7,6 +9,11 @@ import type { SmtpConfig } from '../config/schema.js';
 export interface TlsMaterial {
   key: Buffer;
   cert: Buffer;
+}
+
+/** Throws (with OpenSSL's reason) unless key and certificate parse and belong together. */
+export function checkTls(material: TlsMaterial): void {
+  createSecureContext({ key: material.key, cert: material.cert });
 }
 
 export async function loadTls(smtp: SmtpConfig, dataDir: string, hostname: string): Promise<TlsMaterial> {

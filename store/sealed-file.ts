@@ -109,7 +109,11 @@ export async function syncDir(dir: string): Promise<void> {
  * Reads and authenticates a sealed file. Resolves only with plaintext whose integrity is proven;
  * a torn, truncated, swapped or edited file is refused with SPOOL_CORRUPT, a missing one with SPOOL_MISSING.
  */
-export async function readSealed(dir: string, id: string, masterKey: Buffer): Promise<Buffer> {
+export async function readSealed(
+  dir: string,
+  id: string,
+  masterKey: Buffer | readonly Buffer[],
+): Promise<Buffer> {
   let data: Buffer;
   try {
     data = await readFile(path.join(dir, id));
@@ -121,20 +125,45 @@ export async function readSealed(dir: string, id: string, masterKey: Buffer): Pr
   return openSealedBuffer(data, id, masterKey);
 }
 
-export function openSealedBuffer(data: Buffer, id: string, masterKey: Buffer): Buffer {
+export function openSealedBuffer(data: Buffer, id: string, masterKey: Buffer | readonly Buffer[]): Buffer {
+  return openSealedWith(data, id, Buffer.isBuffer(masterKey) ? [masterKey] : masterKey).plain;
+}
+
+/**
+ * Opens a sealed file with the first of `masterKeys` that unwraps its key (current key first, then keys
+ * retired by a rotation); `keyIndex` says which one did, so a re-wrap knows what is still under an old key.
+ */
+export function openSealedWith(
+  data: Buffer,
+  id: string,
+  masterKeys: readonly Buffer[],
+): { plain: Buffer; keyIndex: number } {
   if (data.length < HEADER_LEN + TAG_LEN || !data.subarray(0, 4).equals(MAGIC) || data[4] !== VERSION) {
     throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated or not a sealed file');
   }
+  const wrapped = data.subarray(5, 5 + IV_LEN + KEY_LEN + TAG_LEN);
+  let dataKey: Buffer | undefined;
+  let keyIndex = -1;
+  for (let i = 0; i < masterKeys.length && !dataKey; i++) {
+    try {
+      dataKey = unwrapKey(masterKeys[i]!, id, wrapped);
+      keyIndex = i;
+    } catch {
+      // not this key
+    }
+  }
+  if (!dataKey)
+    throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication (no master key opens it)');
   try {
     const header = data.subarray(0, HEADER_LEN);
-    const dataKey = unwrapKey(masterKey, id, data.subarray(5, 5 + IV_LEN + KEY_LEN + TAG_LEN));
     const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(HEADER_LEN - IV_LEN));
     decipher.setAAD(header);
     decipher.setAuthTag(data.subarray(data.length - TAG_LEN));
-    return Buffer.concat([
+    const plain = Buffer.concat([
       decipher.update(data.subarray(HEADER_LEN, data.length - TAG_LEN)),
       decipher.final(),
     ]);
+    return { plain, keyIndex };
   } catch (err) {
     throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
   }

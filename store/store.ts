@@ -7,9 +7,9 @@ import { GatewayError } from '../config/errors.js';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { ResolvedConfig } from '../config/load.js';
-import { loadMasterKey } from './master-key.js';
+import { loadMasterKeys } from './master-key.js';
 import { migrationSource } from './migrations.js';
-import { readSealed, removeSealed, syncDir, writeSealed } from './sealed-file.js';
+import { openSealedWith, readSealed, removeSealed, syncDir, writeSealed } from './sealed-file.js';
 import type { Readable } from 'node:stream';
 
 export type Trx = Knex.Transaction;
@@ -36,9 +36,28 @@ export class Store {
   private constructor(
     readonly db: Knex,
     readonly dataDir: string,
-    private readonly masterKey: Buffer,
+    /** Current master key first, then keys retired by a rotation (they only ever open, never seal). */
+    private masterKeys: Buffer[],
     readonly engine: 'sqlite' | 'postgres',
+    private readonly env: NodeJS.ProcessEnv,
   ) {}
+
+  private get masterKey(): Buffer {
+    return this.masterKeys[0]!;
+  }
+
+  /**
+   * Reads the master keys again (after `master-key rotate` by another process; SIGHUP): new files are
+   * sealed with the new current key, old ones still open with the retired keys until they are re-wrapped.
+   */
+  async reloadKeys(): Promise<void> {
+    this.masterKeys = await loadMasterKeys(this.dataDir, this.env);
+  }
+
+  /** Number of master keys this store opens data with (1 unless a rotation is in progress). */
+  get masterKeyCount(): number {
+    return this.masterKeys.length;
+  }
 
   static async open(
     config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'>,
@@ -49,7 +68,7 @@ export class Store {
     for (const area of ['spool', 'blobs', 'outbox'] satisfies SealedArea[]) {
       await mkdir(path.join(dataDir, area), { recursive: true, mode: 0o700 });
     }
-    const masterKey = await loadMasterKey(dataDir, env);
+    const masterKeys = await loadMasterKeys(dataDir, env);
     const postgres = !!config.databaseUrl && /^postgres(ql)?:\/\//.test(config.databaseUrl);
     if (config.databaseUrl && !postgres) throw new Error('databaseUrl must be a postgres:// URL');
     if (!postgres) {
@@ -83,7 +102,7 @@ export class Store {
           },
         });
     await db.migrate.latest({ migrationSource });
-    return new Store(db, dataDir, masterKey, postgres ? 'postgres' : 'sqlite');
+    return new Store(db, dataDir, masterKeys, postgres ? 'postgres' : 'sqlite', env);
   }
 
   areaDir(area: SealedArea): string {
@@ -96,8 +115,23 @@ export class Store {
   }
 
   /** Reads a sealed file, authenticated. Throws SPOOL_MISSING / SPOOL_CORRUPT. */
-  unseal(area: SealedArea, id: string): Promise<Buffer> {
-    return readSealed(this.areaDir(area), id, this.masterKey);
+  async unseal(area: SealedArea, id: string): Promise<Buffer> {
+    try {
+      return await readSealed(this.areaDir(area), id, this.masterKeys);
+    } catch (err) {
+      // Sealed by another process under a key rotated in after this one started: learn it, try once more.
+      if (!(err instanceof GatewayError && err.code === 'SPOOL_CORRUPT') || this.env.PHIGW_MASTER_KEY)
+        throw err;
+      const before = this.masterKey;
+      await this.reloadKeys();
+      if (this.masterKey.equals(before)) throw err;
+      return readSealed(this.areaDir(area), id, this.masterKeys);
+    }
+  }
+
+  /** Raw sealed bytes opened with any known key, and whether that was the current one (for re-wrapping). */
+  openSealedKeyIndex(data: Buffer, id: string): { plain: Buffer; keyIndex: number } {
+    return openSealedWith(data, id, this.masterKeys);
   }
 
   /**
@@ -113,16 +147,24 @@ export class Store {
   }
 
   decryptValue(purpose: string, value: string): Buffer {
+    return this.decryptValueWith(purpose, value).plain;
+  }
+
+  /** Like decryptValue; `keyIndex` 0 means the current master key, more a retired one. */
+  decryptValueWith(purpose: string, value: string): { plain: Buffer; keyIndex: number } {
     if (!value.startsWith('v1.')) throw new GatewayError('SPOOL_CORRUPT', 'unknown value format');
     const raw = Buffer.from(value.slice(3), 'base64');
-    const decipher = createDecipheriv('aes-256-gcm', this.masterKey, raw.subarray(0, 12));
-    decipher.setAAD(Buffer.from(`phigw-value:${purpose}`));
-    decipher.setAuthTag(raw.subarray(12, 28));
-    try {
-      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]);
-    } catch {
-      throw new GatewayError('SPOOL_CORRUPT', 'value failed authentication');
+    for (let keyIndex = 0; keyIndex < this.masterKeys.length; keyIndex++) {
+      const decipher = createDecipheriv('aes-256-gcm', this.masterKeys[keyIndex]!, raw.subarray(0, 12));
+      decipher.setAAD(Buffer.from(`phigw-value:${purpose}`));
+      decipher.setAuthTag(raw.subarray(12, 28));
+      try {
+        return { plain: Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]), keyIndex };
+      } catch {
+        // not this key
+      }
     }
+    throw new GatewayError('SPOOL_CORRUPT', 'value failed authentication');
   }
 
   removeSealed(area: SealedArea, id: string): Promise<void> {

@@ -70,6 +70,8 @@ interface OutboxRow {
 export function createWebApp({ config, store, log }: WebOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Forwarded headers only from the configured proxies (web.trustProxy); otherwise req.ip is the peer.
+  app.set('trust proxy', config.web.trustProxy.length > 0 ? [...config.web.trustProxy] : false);
   app.use(
     helmet({
       contentSecurityPolicy: {
