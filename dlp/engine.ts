@@ -169,7 +169,6 @@ function hasContext(positions: ContextPositions, start: number, end: number, win
 function runPattern(
   rec: CompiledPatternRecognizer,
   text: string,
-  lower: string,
   part: string,
   contextOf: (re: RegExp) => ContextPositions,
 ): Finding[] {
@@ -178,7 +177,7 @@ function runPattern(
   const window = spec.contextWindow ?? DEFAULT_WINDOW;
   // A labelled identifier cannot count without its label: skip the whole text when no label is in it.
   // (A test stops at the first label; all their positions are found only once a pattern matches.)
-  if (spec.requireContext && rec.context && !rec.context.test(lower)) return out;
+  if (spec.requireContext && rec.context && contextOf(rec.context).length === 0) return out;
   for (const pattern of rec.patterns) {
     const re = pattern.regex;
     re.lastIndex = 0;
@@ -278,8 +277,7 @@ export function analyzePart(
   };
   // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
   for (const rec of compiled) {
-    if (rec.kind === 'pattern')
-      for (const f of runPattern(rec, text, safeLower, part.id, contextOf)) findings.push(f);
+    if (rec.kind === 'pattern') for (const f of runPattern(rec, text, part.id, contextOf)) findings.push(f);
     else {
       for (const f of rec.spec.analyze(text, ctx)) {
         findings.push({
