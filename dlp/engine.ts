@@ -114,34 +114,27 @@ export type CompiledRecognizers = ReturnType<typeof compileRecognizers>;
 type ContextPositions = Int32Array;
 
 const LEFT_BOUNDARY = '(?<![\\p{L}\\p{N}])';
-const searchForms = new Map<RegExp, RegExp>();
-const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+/** A list's search forms: after a character that is no letter or digit, and at the very start of the text. */
+const searchForms = new Map<RegExp, { after: RegExp; atStart: RegExp }>();
 
 function findContext(lower: string, context: RegExp): ContextPositions {
-  // In the lower-cased copy, without the i flag and without the leading lookbehind (checked below): several times
-  // faster than the list's own regex, which must also work on text of any case.
-  let re = searchForms.get(context);
-  if (!re) {
+  // In the lower-cased copy, without the i flag, and as "a character that is no letter or digit, then a word": the
+  // engine looks for that rare pair instead of trying every position against a leading lookbehind.
+  let forms = searchForms.get(context);
+  if (!forms) {
     const source = context.source.startsWith(LEFT_BOUNDARY)
       ? context.source.slice(LEFT_BOUNDARY.length)
       : context.source;
-    re = new RegExp(source, 'gu');
-    searchForms.set(context, re);
+    forms = { after: new RegExp(`[^\\p{L}\\p{N}](?:${source})`, 'gu'), atStart: new RegExp(source, 'uy') };
+    searchForms.set(context, forms);
   }
   const out: number[] = [];
+  forms.atStart.lastIndex = 0;
+  const first = forms.atStart.exec(lower);
+  if (first) out.push(0, first[0].length);
+  const re = forms.after;
   re.lastIndex = 0;
-  for (let m = re.exec(lower); m; m = re.exec(lower)) {
-    const before = m.index > 0 ? lower.charCodeAt(m.index - 1) : 32;
-    const word =
-      before < 0x80
-        ? (before >= 97 && before <= 122) || (before >= 48 && before <= 57) || (before >= 65 && before <= 90)
-        : LETTER_OR_DIGIT.test(String.fromCharCode(before));
-    if (word) {
-      re.lastIndex = m.index + 1;
-      continue;
-    }
-    out.push(m.index, m.index + m[0].length);
-  }
+  for (let m = re.exec(lower); m; m = re.exec(lower)) out.push(m.index + 1, m.index + m[0].length);
   return Int32Array.from(out);
 }
 
