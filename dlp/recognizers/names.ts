@@ -166,6 +166,23 @@ const LOWER_CUES = [
 /** 1 at the char code of a cue's first letter: read for every lower-case word, so a typed array rather than a Set. */
 const LOWER_CUE_INITIALS = new Uint8Array(128);
 for (const w of LOWER_CUES) LOWER_CUE_INITIALS[w.charCodeAt(0)] = 1;
+
+/** Words by length, so a look-up compares only words of the token's length (it runs for most words of a text). */
+function byLength(words: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (const w of words) (out[w.length] ??= []).push(w);
+  return out;
+}
+const LOWER_CUES_BY_LENGTH = byLength(LOWER_CUES);
+const PERSON_VERBS_BY_LENGTH = byLength(PERSON_VERBS);
+
+/** Whether lower[s, s + len) is one of the words (grouped by length). */
+function isOneOf(lower: string, s: number, len: number, words: readonly (string[] | undefined)[]): boolean {
+  const list = words[len];
+  if (list === undefined) return false;
+  for (const w of list) if (lower.startsWith(w, s)) return true;
+  return false;
+}
 const SPEECH_VERBS = wordSet('says said asked told');
 const CARE_VERB_CUES = wordSet(
   'referring referred refer saw seen treated treating examined admitted discharged evaluated',
@@ -295,8 +312,11 @@ function tokenize(text: string): Tokens {
       c = text.charCodeAt(i);
       cls = c < 0x80 ? charClass[c]! : classOf(c);
       if ((cls & IS_LETTER) !== 0) {
-        letters++;
-        if ((cls & IS_UPPER) === 0) allUpper = false;
+        // Most words start in lower case: their shape is known, and the count of letters is not needed.
+        if (allUpper) {
+          letters++;
+          if ((cls & IS_UPPER) === 0) allUpper = false;
+        }
         i++;
         continue;
       }
@@ -441,8 +461,7 @@ class NameScanner {
     const s = this.t.start[i - 1]!;
     const len = this.t.end[i - 1]! - s;
     if (len < 2 || len > 7 || LOWER_CUE_INITIALS[this.lower.charCodeAt(s) & 127] !== 1) return false;
-    for (const w of LOWER_CUES) if (w.length === len && this.lower.startsWith(w, s)) return true;
-    return false;
+    return isOneOf(this.lower, s, len, LOWER_CUES_BY_LENGTH);
   }
 
   get tokens(): Tokens {
@@ -551,8 +570,7 @@ class NameScanner {
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
     const s = this.t.start[next]!;
     const len = this.t.end[next]! - s;
-    for (const v of PERSON_VERBS) if (v.length === len && this.lower.startsWith(v, s)) return true;
-    return false;
+    return isOneOf(this.lower, s, len, PERSON_VERBS_BY_LENGTH);
   }
 
   /** Token i opens a line (or a quote) and is followed by a colon: a speaker in a transcript. */
