@@ -496,8 +496,8 @@ const zipLabelled: LabelledKind = {
   score: 0.75,
 };
 
-/** All labelled kinds, found in one search for their labels. */
-const labelledIdentifiers = labelScanner('labelled-identifiers', [
+/** All labelled kinds of this file (builtinRecognizers searches them with the labelled numbers in one pass). */
+export const LABELLED_KINDS: readonly LabelledKind[] = [
   mrn,
   chartNumber,
   healthPlanId,
@@ -511,7 +511,10 @@ const labelledIdentifiers = labelScanner('labelled-identifiers', [
   ageLabelled,
   streetIntersection,
   zipLabelled,
-]);
+];
+
+/** All labelled kinds, found in one search for their labels. */
+export const labelledIdentifiers = labelScanner('labelled-identifiers', LABELLED_KINDS);
 
 export const labelledRecognizers: Recognizer[] = [
   labelledIdentifiers,
