@@ -61,7 +61,7 @@ const ACTION_RANK: Record<Action, number> = { log: 0, protect: 1, quarantine: 2,
 /** Selectors as two sets (made once per selector list: this runs for every finding of every rule). */
 const selectorSets = new WeakMap<readonly string[], { types: Set<string>; categories: Set<string> }>();
 
-function selects(selectors: readonly string[], f: Finding): boolean {
+function setsOf(selectors: readonly string[]): { types: Set<string>; categories: Set<string> } {
   let sets = selectorSets.get(selectors);
   if (!sets) {
     sets = { types: new Set(), categories: new Set() };
@@ -71,62 +71,85 @@ function selects(selectors: readonly string[], f: Finding): boolean {
     }
     selectorSets.set(selectors, sets);
   }
-  return sets.categories.has(f.category) || sets.types.has(f.type);
+  return sets;
+}
+
+/** Indices of the findings that a selector list takes at a minimum score. */
+function select(selectors: readonly string[], findings: readonly Finding[], min: number): number[] {
+  const { types, categories } = setsOf(selectors);
+  const out: number[] = [];
+  for (let i = 0; i < findings.length; i++) {
+    const f = findings[i]!;
+    if (f.score >= min && (categories.has(f.category) || types.has(f.type))) out.push(i);
+  }
+  return out;
 }
 
 function distance(a: Finding, b: Finding): number {
   return Math.max(0, Math.max(a.start, b.start) - Math.min(a.end, b.end));
 }
 
+/** The indices of the findings that make a condition hold, or null when it does not. */
 function evaluateCondition(
   c: Condition,
   findings: readonly Finding[],
   ruleMin: number,
   subjectParts: ReadonlySet<string>,
-): Finding[] | null {
+): number[] | null {
   const min = c.minScore ?? ruleMin;
   if ('any' in c) {
-    const hits = findings.filter((f) => f.score >= min && selects(c.any, f));
+    const hits = select(c.any, findings, min);
     return hits.length >= c.minCount ? hits : null;
   }
   const [as, bs] = c.near;
-  const a = findings.filter((f) => f.score >= min && selects(as, f));
-  const b = findings.filter((f) => f.score >= min && selects(bs, f));
-  if (a.length === 0 || b.length === 0) return null;
-  const used = new Set<Finding>();
-  for (const x of pairedWith(a, b, c.window, subjectParts)) used.add(x);
-  if (used.size === 0) return null;
-  for (const y of pairedWith(b, a, c.window, subjectParts)) used.add(y);
-  return [...used];
+  const a = select(as, findings, min);
+  if (a.length === 0) return null;
+  const b = select(bs, findings, min);
+  if (b.length === 0) return null;
+  const pairedA = pairedWith(a, b, findings, c.window, subjectParts);
+  if (pairedA.length === 0) return null;
+  const pairedB = pairedWith(b, a, findings, c.window, subjectParts);
+  // Each finding once, in the order of the findings (a Set of objects per condition was a large part of the cost).
+  const used = new Uint8Array(findings.length);
+  for (const i of pairedA) used[i] = 1;
+  for (const i of pairedB) used[i] = 1;
+  const out: number[] = [];
+  for (let i = 0; i < used.length; i++) if (used[i] === 1) out.push(i);
+  return out;
 }
 
-/** For each part, the findings sorted by start, with the running maximum of their ends. */
+/** For each part, the starts of its findings in ascending order, with the running maximum of their ends. */
 interface SortedSide {
-  starts: number[];
-  maxEnds: number[];
-  items: Finding[];
+  starts: Float64Array;
+  maxEnds: Float64Array;
 }
 
-function sortByPart(findings: readonly Finding[]): Map<string, SortedSide> {
-  const byPart = new Map<string, Finding[]>();
-  for (const f of findings) {
-    const list = byPart.get(f.part);
-    if (list) list.push(f);
-    else byPart.set(f.part, [f]);
+function sortByPart(indices: readonly number[], findings: readonly Finding[]): Map<string, SortedSide> {
+  const byPart = new Map<string, number[]>();
+  for (const i of indices) {
+    const part = findings[i]!.part;
+    const list = byPart.get(part);
+    if (list) list.push(i);
+    else byPart.set(part, [i]);
   }
   const out = new Map<string, SortedSide>();
   for (const [part, list] of byPart) {
-    list.sort((p, q) => p.start - q.start);
-    const maxEnds: number[] = [];
+    list.sort((p, q) => findings[p]!.start - findings[q]!.start);
+    const starts = new Float64Array(list.length);
+    const maxEnds = new Float64Array(list.length);
     let max = -Infinity;
-    for (const f of list) maxEnds.push((max = Math.max(max, f.end)));
-    out.set(part, { starts: list.map((f) => f.start), maxEnds, items: list });
+    for (let k = 0; k < list.length; k++) {
+      const f = findings[list[k]!]!;
+      starts[k] = f.start;
+      maxEnds[k] = max = Math.max(max, f.end);
+    }
+    out.set(part, { starts, maxEnds });
   }
   return out;
 }
 
 /** Index of the last element ≤ value in an ascending array (-1 when none). */
-function lastAtMost(sorted: readonly number[], value: number): number {
+function lastAtMost(sorted: Float64Array, value: number): number {
   let lo = 0;
   let hi = sorted.length - 1;
   let found = -1;
@@ -141,30 +164,35 @@ function lastAtMost(sorted: readonly number[], value: number): number {
 }
 
 /**
- * The findings of `xs` that pair with some finding of `ys`: within `window` characters in the same part, or in
- * different parts when either is a subject. One sort and a binary search per finding: dense text has tens of
- * thousands of findings, and comparing every pair took seconds on a megabyte.
+ * The findings of `xs` that pair with some finding of `ys` (both indices into `findings`): within `window` characters
+ * in the same part, or in different parts when either is a subject. One sort and a binary search per finding: dense
+ * text has tens of thousands of findings, and comparing every pair took seconds on a megabyte.
  */
 function pairedWith(
-  xs: readonly Finding[],
-  ys: readonly Finding[],
+  xs: readonly number[],
+  ys: readonly number[],
+  findings: readonly Finding[],
   window: number,
   subjectParts: ReadonlySet<string>,
-): Finding[] {
-  const sorted = sortByPart(ys);
-  const ySet = new Set(ys);
-  const subjectYs = ys.filter((y) => subjectParts.has(y.part));
-  const out: Finding[] = [];
-  for (const x of xs) {
+): number[] {
+  const sorted = sortByPart(ys, findings);
+  const inYs = new Uint8Array(findings.length);
+  for (const y of ys) inYs[y] = 1;
+  const subjectYs = ys.filter((y) => subjectParts.has(findings[y]!.part));
+  const out: number[] = [];
+  for (const xi of xs) {
+    const x = findings[xi]!;
     let paired = false;
-    if (ySet.has(x)) {
+    if (inYs[xi] === 1) {
       // A finding selected on both sides does not pair with itself: compare it with the others one by one.
-      paired = ys.some(
-        (y) =>
-          y !== x &&
+      paired = ys.some((yi) => {
+        const y = findings[yi]!;
+        return (
+          yi !== xi &&
           ((y.part === x.part && distance(x, y) <= window) ||
-            (y.part !== x.part && (subjectParts.has(x.part) || subjectParts.has(y.part)))),
-      );
+            (y.part !== x.part && (subjectParts.has(x.part) || subjectParts.has(y.part))))
+        );
+      });
     } else {
       const side = sorted.get(x.part);
       if (side) {
@@ -173,9 +201,9 @@ function pairedWith(
         paired = k >= 0 && side.maxEnds[k]! >= x.start - window;
       }
       if (!paired && subjectParts.has(x.part)) paired = sorted.size > (side ? 1 : 0);
-      if (!paired) paired = subjectYs.some((y) => y.part !== x.part);
+      if (!paired) paired = subjectYs.some((y) => findings[y]!.part !== x.part);
     }
-    if (paired) out.push(x);
+    if (paired) out.push(xi);
   }
   return out;
 }
@@ -186,7 +214,8 @@ export function evaluateRules(
   findings: readonly Finding[],
   subjectParts: ReadonlySet<string>,
 ): Verdict {
-  const attributed = new Map<Finding, string>();
+  // The first acting rule that a finding contributed to, by index (a Map keyed by finding was slow on dense text).
+  const attributed: Array<string | null> = new Array<string | null>(findings.length).fill(null);
   const rules: string[] = [];
   const monitored: string[] = [];
   const explanation: Verdict['explanation'] = [];
@@ -195,7 +224,7 @@ export function evaluateRules(
   let phi = false;
   for (const rule of ruleSet.rules) {
     if (!rule.enabled) continue;
-    const contributing: Finding[] = [];
+    const contributing: number[][] = [];
     let fired = true;
     for (const c of rule.conditions) {
       const hits = evaluateCondition(c, findings, rule.minScore, subjectParts);
@@ -203,27 +232,34 @@ export function evaluateRules(
         fired = false;
         break;
       }
-      for (const h of hits) contributing.push(h);
+      contributing.push(hits);
     }
     if (!fired) continue;
-    const types = [...new Set(contributing.map((f) => f.type))].sort();
-    const parts = [...new Set(contributing.map((f) => f.part))].sort();
+    const typeSet = new Set<string>();
+    const partSet = new Set<string>();
+    let ruleScore = 0;
+    for (const hits of contributing)
+      for (const i of hits) {
+        const f = findings[i]!;
+        typeSet.add(f.type);
+        partSet.add(f.part);
+        if (f.score > ruleScore) ruleScore = f.score;
+      }
     explanation.push({
       rule: rule.id,
       action: rule.action,
       monitorOnly: rule.monitorOnly,
       reason: rule.description || rule.id,
-      findingTypes: types,
-      parts,
+      findingTypes: [...typeSet].sort(),
+      parts: [...partSet].sort(),
     });
     if (rule.monitorOnly) {
       monitored.push(rule.id);
       continue;
     }
     rules.push(rule.id);
-    for (const f of contributing) if (!attributed.has(f)) attributed.set(f, rule.id);
-    let ruleScore = 0;
-    for (const f of contributing) ruleScore = Math.max(ruleScore, f.score);
+    for (const hits of contributing)
+      for (const i of hits) if (attributed[i] === null) attributed[i] = rule.id;
     score = Math.max(score, ruleScore);
     if (rule.action !== 'log') phi = true;
     if (action === 'clean' || ACTION_RANK[rule.action] > ACTION_RANK[action]) action = rule.action;
@@ -233,7 +269,7 @@ export function evaluateRules(
     score: Math.round(score * 100) / 100,
     action,
     // Built field by field: an object spread per finding was the slowest step on a megabyte of dense text.
-    findings: findings.map((f) => ({
+    findings: findings.map((f, i) => ({
       type: f.type,
       category: f.category,
       part: f.part,
@@ -241,7 +277,7 @@ export function evaluateRules(
       end: f.end,
       score: f.score,
       recognizer: f.recognizer,
-      rule: attributed.get(f) ?? null,
+      rule: attributed[i] ?? null,
     })),
     rules,
     monitored,

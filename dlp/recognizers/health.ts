@@ -594,9 +594,21 @@ function modifies(lower: string, from: number, to: number): boolean {
   return true;
 }
 
+/** Bits of a word hash that index the vocabularies' filters: 64 K bits (8 KB, so it stays in cache), a few per cent set. */
+const FILTER_BITS = 16;
+
+function filterSlot(h: number): number {
+  return (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
+}
+
 class Vocabulary {
   /** First words of terms, and plurals of one-word terms ("crowns", "cavities"), by hash. */
   private readonly byFirst = new Map<number, Entry[]>();
+  /**
+   * A bit set where some first word's hash falls: most words of a text are no term's first word, and a typed-array read turns
+   * them away before a Map look-up (this runs for every word of every part).
+   */
+  private readonly filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
 
   constructor(groups: readonly TermGroup[]) {
     const seen = new Set<string>();
@@ -625,6 +637,8 @@ class Vocabulary {
 
   private add(word: string, term: Term): void {
     const h = hashWord(word);
+    const slot = filterSlot(h);
+    this.filter[slot >>> 5]! |= 1 << (slot & 31);
     const list = this.byFirst.get(h) ?? [];
     list.push({ word, term });
     this.byFirst.set(h, list);
@@ -632,7 +646,10 @@ class Vocabulary {
 
   /** The longest term starting at token i. */
   match(t: Tokens, lower: string, i: number): Term | null {
-    const list = this.byFirst.get(t.hash[i]!);
+    const h = t.hash[i]!;
+    const slot = filterSlot(h);
+    if ((this.filter[slot >>> 5]! & (1 << (slot & 31))) === 0) return null;
+    const list = this.byFirst.get(h);
     if (!list) return null;
     for (const e of list) if (is(lower, t, i, e.word) && this.rest(t, lower, i, e.term)) return e.term;
     return null;

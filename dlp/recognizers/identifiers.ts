@@ -335,13 +335,14 @@ const faxLabelled: LabelledKind = {
 };
 
 /** Numbers named by the word before them, all kinds in one search for the words. */
-const labelledNumbers = labelScanner('labelled-numbers', [
+export const NUMBER_KINDS: readonly LabelledKind[] = [
   ssnLabelled,
   itinLabelled,
   tinLabelled,
   phoneLabelled,
   faxLabelled,
-]);
+];
+export const labelledNumbers = labelScanner('labelled-numbers', NUMBER_KINDS);
 
 /** Words written after a number to say what line it is: "555 0100 (mobile)", "085 175 7641-Office", "07700 063 966-Fax". */
 const LINE_AFTER = new RegExp(

@@ -5,8 +5,6 @@ import { wordListRegex } from '../engine.js';
 import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
-/** Not inside a word or a number. */
-const B = String.raw`(?<![\p{L}\p{N}_])`;
 /** Not followed by a letter or digit, nor by a separator and a digit. */
 const E = String.raw`(?![\p{L}\p{N}_]|[\-./]\p{N})`;
 /**
@@ -44,31 +42,33 @@ export interface LabelledKind {
  * way: where one kind's label is found, only that kind is tried.
  */
 export function labelScanner(id: string, kinds: readonly LabelledKind[]): CustomRecognizer {
-  const labels = new RegExp(
-    String.raw`${B}(?:${kinds.map((k) => `(${k.label})`).join('|')})(?![\p{L}])`,
-    'giu',
-  );
+  // Searched in the lower-cased copy (no i flag), as "a character that is no letter or digit, then a label": the
+  // engine then looks for the rare pair (space or punctuation, then a label's first letter) instead of trying every
+  // position against a leading lookbehind. A label at the very start of the text is tried on its own.
+  const alternatives = kinds.map((k) => `(${k.label})`).join('|');
+  const labels = new RegExp(String.raw`[^\p{L}\p{N}_](?:${alternatives})(?![\p{L}])`, 'gu');
+  const atStart = new RegExp(String.raw`(?:${alternatives})(?![\p{L}])`, 'uy');
   const values = kinds.map(
     (k) =>
       new RegExp(String.raw`(?:${k.label})(?![\p{L}])${k.gap ?? WORDS_GAP}(${k.value})${k.end ?? E}`, 'iuy'),
   );
   return {
     id,
-    analyze(text) {
+    analyze(text, ctx) {
       const out: Array<Omit<Finding, 'part'>> = [];
       const taken = kinds.map(() => 0);
-      labels.lastIndex = 0;
-      for (let m = labels.exec(text); m; m = labels.exec(text)) {
+      const lower = ctx.lower;
+      const found = (m: RegExpExecArray, start: number): void => {
         let k = 0;
         while (k < kinds.length && m[k + 1] === undefined) k++;
         const kind = kinds[k];
         const re = values[k];
-        if (!kind || !re || m.index < taken[k]!) continue;
-        re.lastIndex = m.index;
+        if (!kind || !re || start < taken[k]!) return;
+        re.lastIndex = start;
         const v = re.exec(text);
         const value = v?.[1];
-        if (!v || value === undefined || (kind.validate && !kind.validate(value))) continue;
-        const end = m.index + v[0].length;
+        if (!v || value === undefined || (kind.validate && !kind.validate(value))) return;
+        const end = start + v[0].length;
         taken[k] = end;
         out.push({
           type: kind.type,
@@ -78,7 +78,12 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
           score: kind.score,
           recognizer: kind.id,
         });
-      }
+      };
+      atStart.lastIndex = 0;
+      const first = atStart.exec(lower);
+      if (first) found(first, 0);
+      labels.lastIndex = 0;
+      for (let m = labels.exec(lower); m; m = labels.exec(lower)) found(m, m.index + 1);
       return out;
     },
   };
@@ -491,8 +496,8 @@ const zipLabelled: LabelledKind = {
   score: 0.75,
 };
 
-/** All labelled kinds, found in one search for their labels. */
-const labelledIdentifiers = labelScanner('labelled-identifiers', [
+/** All labelled kinds of this file (builtinRecognizers searches them with the labelled numbers in one pass). */
+export const LABELLED_KINDS: readonly LabelledKind[] = [
   mrn,
   chartNumber,
   healthPlanId,
@@ -506,7 +511,10 @@ const labelledIdentifiers = labelScanner('labelled-identifiers', [
   ageLabelled,
   streetIntersection,
   zipLabelled,
-]);
+];
+
+/** All labelled kinds, found in one search for their labels. */
+export const labelledIdentifiers = labelScanner('labelled-identifiers', LABELLED_KINDS);
 
 export const labelledRecognizers: Recognizer[] = [
   labelledIdentifiers,

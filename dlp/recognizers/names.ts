@@ -106,6 +106,10 @@ const ADDRESSING = wordSet(
 const PERSON_ONLY_VERBS = wordSet(
   'lives lived resides resided said says told asked wrote spent shouted whispered smiled laughed cried married divorced graduated studied',
 );
+/** Words of job titles: a line of them under a line that holds only a name makes that line a person's name. */
+const JOB_TITLES = wordSet(
+  'manager director writer engineer officer assistant coordinator specialist analyst consultant president ceo cfo coo cto founder administrator receptionist hygienist dentist physician nurse therapist technician supervisor editor designer developer representative associate executive secretary clerk accountant attorney counsel recruiter scientist researcher professor lecturer',
+);
 /** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
 const SIGN_OFF = wordSet(
   'hi hello hey dear thanks thank regards best cheers sincerely love yours warmly respectfully cordially morning afternoon evening',
@@ -163,7 +167,26 @@ const LOWER_CUES = [
   'pt',
   'patient',
 ];
-const LOWER_CUE_INITIALS = new Set(LOWER_CUES.map((w) => w.charCodeAt(0)));
+/** 1 at the char code of a cue's first letter: read for every lower-case word, so a typed array rather than a Set. */
+const LOWER_CUE_INITIALS = new Uint8Array(128);
+for (const w of LOWER_CUES) LOWER_CUE_INITIALS[w.charCodeAt(0)] = 1;
+
+/** Words by length, so a look-up compares only words of the token's length (it runs for most words of a text). */
+function byLength(words: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (const w of words) (out[w.length] ??= []).push(w);
+  return out;
+}
+const LOWER_CUES_BY_LENGTH = byLength(LOWER_CUES);
+const PERSON_VERBS_BY_LENGTH = byLength(PERSON_VERBS);
+
+/** Whether lower[s, s + len) is one of the words (grouped by length). */
+function isOneOf(lower: string, s: number, len: number, words: readonly (string[] | undefined)[]): boolean {
+  const list = words[len];
+  if (list === undefined) return false;
+  for (const w of list) if (lower.startsWith(w, s)) return true;
+  return false;
+}
 const SPEECH_VERBS = wordSet('says said asked told');
 const CARE_VERB_CUES = wordSet(
   'referring referred refer saw seen treated treating examined admitted discharged evaluated',
@@ -293,8 +316,11 @@ function tokenize(text: string): Tokens {
       c = text.charCodeAt(i);
       cls = c < 0x80 ? charClass[c]! : classOf(c);
       if ((cls & IS_LETTER) !== 0) {
-        letters++;
-        if ((cls & IS_UPPER) === 0) allUpper = false;
+        // Most words start in lower case: their shape is known, and the count of letters is not needed.
+        if (allUpper) {
+          letters++;
+          if ((cls & IS_UPPER) === 0) allUpper = false;
+        }
         i++;
         continue;
       }
@@ -438,9 +464,8 @@ class NameScanner {
     if (i === 0) return false;
     const s = this.t.start[i - 1]!;
     const len = this.t.end[i - 1]! - s;
-    if (len < 2 || len > 7 || !LOWER_CUE_INITIALS.has(this.lower.charCodeAt(s))) return false;
-    for (const w of LOWER_CUES) if (w.length === len && this.lower.startsWith(w, s)) return true;
-    return false;
+    if (len < 2 || len > 7 || LOWER_CUE_INITIALS[this.lower.charCodeAt(s) & 127] !== 1) return false;
+    return isOneOf(this.lower, s, len, LOWER_CUES_BY_LENGTH);
   }
 
   get tokens(): Tokens {
@@ -549,8 +574,7 @@ class NameScanner {
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
     const s = this.t.start[next]!;
     const len = this.t.end[next]! - s;
-    for (const v of PERSON_VERBS) if (v.length === len && this.lower.startsWith(v, s)) return true;
-    return false;
+    return isOneOf(this.lower, s, len, PERSON_VERBS_BY_LENGTH);
   }
 
   /** Token i opens a line (or a quote) and is followed by a colon: a speaker in a transcript. */
@@ -760,7 +784,13 @@ class NameScanner {
         PARTICLES.has(this.word(k)) &&
         k + 1 < this.count &&
         this.joined(k, k + 1) &&
-        this.nameShaped(k + 1)
+        // One particle or two ("van de Noort", "de la Cruz") before the next name word.
+        (this.nameShaped(k + 1) ||
+          (this.t.shape[k + 1] === Shape.Lower &&
+            PARTICLES.has(this.word(k + 1)) &&
+            k + 2 < this.count &&
+            this.joined(k + 1, k + 2) &&
+            this.nameShaped(k + 2)))
       ) {
         j = k;
         continue;
@@ -877,7 +907,8 @@ class NameScanner {
     // words themselves, only a verb that people alone do raises a pair.
     const acts = evidence ? after : this.beforePersonOnlyVerb(last);
     if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
-    if (this.lineAlone(first, last) && (evidence || this.contactBelow(last))) score = Math.max(score, 0.6);
+    if (this.lineAlone(first, last) && (evidence || this.contactBelow(last) || this.titleBelow(last)))
+      score = Math.max(score, 0.6);
     return score;
   }
 
@@ -964,6 +995,32 @@ class NameScanner {
       if ((c >= 48 && c <= 57) || c === 64) return true;
     }
     return false;
+  }
+
+  /**
+   * The next line is a job title ("Office Manager", "Technical writer"): the two lines of a signature or a contact
+   * card, where the line above is a person's name.
+   */
+  titleBelow(last: number): boolean {
+    const n = this.text.length;
+    let p = this.t.end[last]!;
+    while (p < n && this.text.charCodeAt(p) !== 10) p++;
+    const lineStart = p + 1;
+    let lineEnd = lineStart;
+    while (lineEnd < n && lineEnd - lineStart < 60 && this.text.charCodeAt(lineEnd) !== 10) lineEnd++;
+    // A short line: a title, not a sentence that happens to hold one of the words.
+    if (lineEnd - lineStart >= 60 || lineEnd === lineStart) return false;
+    // At most four words, the title word first or last ("Office Manager", "Director of Operations"), not one inside
+    // a phrase ("Support engineer on call").
+    let first = -1;
+    let lastWord = -1;
+    for (let k = last + 1; k < this.count && this.t.start[k]! < lineEnd; k++) {
+      if (this.t.start[k]! < lineStart) continue;
+      if (first < 0) first = k;
+      lastWord = k;
+    }
+    if (first < 0 || lastWord - first > 3) return false;
+    return JOB_TITLES.has(this.word(first)) || JOB_TITLES.has(this.word(lastWord));
   }
 
   private scoreShape(raw: Kind[], i: number, initial: boolean, idx: readonly number[]): number {

@@ -188,6 +188,12 @@ describe('dlp person names', () => {
         'follow up with patricia desrosiers in a month',
         ['patricia desrosiers'],
       ],
+      [
+        'a name alone on its line above a job title',
+        'Xoltan Vrabec\nOffice Manager\nBright Smiles Dental',
+        ['Xoltan Vrabec'],
+      ],
+      ['a name with two particles', 'The crown for Ilse van der Kwast is ready.', ['Ilse van der Kwast']],
     ];
     for (const [label, text, names] of positives) {
       it(`finds ${label}`, () => {
@@ -210,6 +216,13 @@ describe('dlp person names', () => {
       ['firms in a list after "from"', 'Tomas is from Hawkins, Richardson and Santana.'],
       ['lower-case common words after "with"', 'follow up with billing about it'],
       ['a city after "to"', 'She moved to Austin last year.'],
+      ['a heading above a job title', 'Quarterly Review\nOffice Manager notes'],
+      ['a product above a job title', 'Cerec Primescan\nSupport engineer on call'],
+      [
+        'a pair above a sentence that names a title',
+        'Cerec Primescan\nThe manager said the new scanner arrives on Friday after the update.',
+      ],
+      ['particles in a place name', 'The Tour de la France passes the office.'],
     ];
     for (const [label, text] of negatives) {
       it(`finds no counted name in ${label}`, () => {
