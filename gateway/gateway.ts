@@ -157,6 +157,7 @@ export class Gateway {
         log.warn({ evt: 'QUEUE_RESUMED', ...resumed }, 'resumed work interrupted by a stop');
     }
     this.rules?.watch(this.opts.config.dlp.reloadInterval);
+    this.rules?.warm();
     this.messagePump.start();
     this.deliveryPump.start();
     // Work abandoned by a crashed worker or node (expired lease) goes back to the queue.

@@ -6,6 +6,13 @@ import { SHIPPED_RULES_FILE } from '../config/rules-file.js';
 import { Analyzer, parseRuleSet } from '../dlp/analyzer.js';
 import type { Logger } from '../config/log.js';
 
+// Made-up text touching every recognizer family (names, dates, ids, codes, vocabulary); no real data.
+const WARM_SAMPLE =
+  'Dear Dr. Example, patient Pat Example (DOB 01/02/1970, MRN 1234567, member ID ABC123456) was seen on ' +
+  '03/04/2026 at 12 Sample Street, Springfield, IL 62701; phone (555) 010-0199, pat@example.org. ' +
+  'Assessment: type 2 diabetes mellitus E11.9, hypertension I10; CPT 99213, D0120; metformin 500 mg. ' +
+  'Please confirm the supply order and the schedule for the front desk team next week. Thanks, Sam\n';
+
 /** The rule pack shipped with phi-gateway. */
 export const DEFAULT_RULES_FILE = SHIPPED_RULES_FILE;
 
@@ -49,6 +56,16 @@ export class RulesSource {
 
   private source(): string {
     return this.fallback && !existsSync(this.file) ? this.fallback : this.file;
+  }
+
+  /**
+   * Runs the analyzer over a synthetic sample so V8 has compiled the hot paths before the first real
+   * message: a cold first scan of a large part took 3× longer than a warm one (measured).
+   */
+  warm(rounds = 2): void {
+    const sample = WARM_SAMPLE.repeat(10);
+    for (let i = 0; i < rounds; i++)
+      this.current.analyze([{ id: 'text', kind: 'body', text: sample }], { headerNames: ['Pat Example'] });
   }
 
   get analyzer(): Analyzer {
