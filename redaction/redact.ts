@@ -4,6 +4,11 @@
 // What is redacted: findings of the categories 'strong' (SSN, MRN, member ID …), 'identifier' (names, dates
 // of birth and service, phone, address, e-mail, account numbers …) and 'deny' (the admin's deny list) with
 // a score of at least 0.4 — lower than the rules' thresholds, as over-redacting a word costs little.
+// Besides the detectors, two number shapes are always redacted in images (`numberShapes`): anything written
+// like an SSN (ddd-dd-dddd), valid or not — the detectors drop sample and impossible SSNs to spare mail from
+// false alarms, but in an image a covered number costs nothing — and any number of 7 or more digits that is
+// not an amount or a date (member, policy, control and account numbers whose label OCR split off or that
+// the detectors do not know).
 // Health terms (diagnoses, procedures, codes), care context words, provider identifiers (NPI, DEA) and
 // whole clinical payloads are not identifiers of a patient by themselves and stay readable. Both are
 // options (`categories`, `types`, `ignoreTypes`, `minScore`).
@@ -67,6 +72,8 @@ export interface DetectOptions extends ImageLimits {
   ignoreTypes?: readonly string[];
   /** Findings scoring lower are left alone. Default DEFAULT_MIN_SCORE. */
   minScore?: number;
+  /** Also redact SSN-shaped numbers and numbers of 7+ digits, whatever the detectors say. Default true. */
+  numberShapes?: boolean;
 }
 
 export interface RedactOptions extends DetectOptions, ApplyBoxesOptions {
@@ -569,6 +576,39 @@ function shouldRedact(f: Finding, opts: DetectOptions): boolean {
   );
 }
 
+/** SSN-shaped, valid or not: not inside a longer number or a dashed code. */
+const SSN_SHAPE = /(?<![\p{L}\p{N}-])\d{3}-\d{2}-\d{4}(?![\p{L}\p{N}]|-\p{N})/gu;
+/** A run of digits, maybe with dashes or letters around them, that is not part of an amount or date. */
+const LONG_NUMBER = /(?<![\p{L}\p{N}$.,/-])[A-Z]{0,3}\d[\d-]*\d(?![\p{L}\p{N}]|[.,/-]\p{N})/gu;
+
+/** Findings for the number shapes every image redacts (see the top of this file). */
+function numberShapeFindings(text: string, part: string): Finding[] {
+  const out: Finding[] = [];
+  for (const m of text.matchAll(SSN_SHAPE))
+    out.push({
+      type: 'SSN_SHAPE',
+      category: 'strong',
+      part,
+      start: m.index,
+      end: m.index + m[0].length,
+      score: 0.9,
+      recognizer: 'image-number-shape',
+    });
+  for (const m of text.matchAll(LONG_NUMBER)) {
+    if (m[0].replace(/\D/g, '').length < 7) continue;
+    out.push({
+      type: 'ID_NUMBER',
+      category: 'strong',
+      part,
+      start: m.index,
+      end: m.index + m[0].length,
+      score: 0.9,
+      recognizer: 'image-number-shape',
+    });
+  }
+  return out;
+}
+
 interface Span {
   start: number;
   end: number;
@@ -661,8 +701,12 @@ async function detectInDecoded(
     const found: Array<{ f: Finding; spans: Span[] }> = [];
     for (const { text, spans } of layouts(passes)) {
       if (text.trim() === '') continue;
-      for (const f of opts.analyzer.findings({ id: `image:${page + 1}`, text, kind: 'attachment' }))
+      const part = `image:${page + 1}`;
+      for (const f of opts.analyzer.findings({ id: part, text, kind: 'attachment' }))
         if (shouldRedact(f, opts)) found.push({ f, spans });
+      if (opts.numberShapes ?? true)
+        for (const f of numberShapeFindings(text, part))
+          if (!opts.ignoreTypes?.includes(f.type)) found.push({ f, spans });
     }
     for (const { f, spans } of found) {
       // One box per text line of the finding: a name split over two words on a line is one box.
