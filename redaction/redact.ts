@@ -74,6 +74,8 @@ export interface DetectOptions extends ImageLimits {
   minScore?: number;
   /** Also redact SSN-shaped numbers and numbers of 7+ digits, whatever the detectors say. Default true. */
   numberShapes?: boolean;
+  /** Counts the OCR passes run and their time (benchmarks). */
+  ocrStats?: OcrStats;
 }
 
 export interface RedactOptions extends DetectOptions, ApplyBoxesOptions {
@@ -499,39 +501,81 @@ async function ocrPage(
   page: number,
   opts: DetectOptions,
   deadline: number,
+  stats?: OcrStats,
 ): Promise<PageWords[]> {
   const maxPixels = opts.ocrMaxPixels ?? OCR_MAX_PIXELS;
   const { width } = d;
   const height = d.pageHeight;
   const pixels = width * height;
-  let scale = Math.min(1, Math.sqrt(maxPixels / pixels));
-  if (pixels < UPSCALE_BELOW && pixels * 4 <= maxPixels) scale = 2;
-  const ocrW = Math.max(1, Math.round(width * scale));
-  const ocrH = Math.max(1, Math.round(height * scale));
+  const base = Math.min(1, Math.sqrt(maxPixels / pixels));
 
-  let img = sharp(d.data, { raw: { width, height: d.height, channels: d.channels } });
-  if (d.pages > 1) img = img.extract({ left: 0, top: page * height, width, height });
-  if (d.channels === 4) {
-    // Alpha is flattened for OCR only: onto white, unless the few opaque pixels are light (light text on
-    // transparency), which would vanish on white.
-    img = img.flatten({ background: lightTextOnTransparency(d, page) ? '#000000' : '#ffffff' });
-  }
-  const grey = await img
-    .greyscale()
-    .resize(ocrW, ocrH, { kernel: scale > 1 ? 'cubic' : 'lanczos3' })
-    .raw()
-    .toBuffer();
+  const greyAt = async (scale: number) => {
+    const w = Math.max(1, Math.round(width * scale));
+    const h = Math.max(1, Math.round(height * scale));
+    let img = sharp(d.data, { raw: { width, height: d.height, channels: d.channels } });
+    if (d.pages > 1) img = img.extract({ left: 0, top: page * height, width, height });
+    if (d.channels === 4) {
+      // Alpha is flattened for OCR only: onto white, unless the few opaque pixels are light (light text on
+      // transparency), which would vanish on white.
+      img = img.flatten({ background: lightTextOnTransparency(d, page) ? '#000000' : '#ffffff' });
+    }
+    img = img.greyscale();
+    if (scale !== 1) img = img.resize(w, h, { kernel: scale > 1 ? 'cubic' : 'lanczos3' });
+    return { grey: await img.raw().toBuffer(), w, h, scale };
+  };
+  const read = async (g: { grey: Buffer; w: number; h: number; scale: number }, negate: boolean) => {
+    const t = performance.now();
+    const words = await recognise(g.grey, g.w, g.h, negate, opts, deadline);
+    if (stats) {
+      stats.passes++;
+      stats.ms += performance.now() - t;
+    }
+    return { words, scale: g.scale };
+  };
+
+  const g1 = await greyAt(base);
   // Light text on a dark ground: tesseract reads dark on light best, so a mostly dark page is negated.
   let mean = 0;
-  for (let i = 0; i < grey.length; i += 7) mean += grey[i]!;
-  mean /= Math.ceil(grey.length / 7);
+  for (let i = 0; i < g1.grey.length; i += 7) mean += g1.grey[i]!;
+  mean /= Math.ceil(g1.grey.length / 7);
   const dark = mean < 110;
-  const first = await recognise(grey, ocrW, ocrH, dark, opts, deadline);
-  const passes: PageWords[] = [{ words: first, scale }];
+  const passes: PageWords[] = [await read(g1, dark)];
   // Little found: the page may be light-on-dark after all (or mixed); read the opposite polarity too.
-  const confident = first.filter((w) => w.confidence >= 60 && w.text.length >= 2).length;
-  if (confident < 4) passes.push({ words: await recognise(grey, ocrW, ocrH, !dark, opts, deadline), scale });
+  let polarity = dark;
+  if (confidentWords(passes[0]!.words).length < 4) {
+    const other = await read(g1, !dark);
+    passes.push(other);
+    if (confidentWords(other.words).length > confidentWords(passes[0]!.words).length) polarity = !dark;
+  }
+  // Small text (UI text in a screenshot) reads much better twice the size; text tall enough already reads
+  // as well at its own size (measured: 15 px DejaVu in a 1000×400 screenshot), so it is not read again.
+  if (pixels < UPSCALE_BELOW && pixels * 4 <= maxPixels && base === 1 && smallText(passes))
+    passes.push(await read(await greyAt(2), polarity));
   return passes;
+}
+
+/** OCR passes run and the time they took: for benchmarks. */
+export interface OcrStats {
+  passes: number;
+  ms: number;
+  /** Boxes the verify pass added (positions and types only). */
+  residuals: Box[];
+}
+
+function confidentWords(words: readonly OcrWord[]): OcrWord[] {
+  return words.filter((w) => w.confidence >= 60 && w.text.length >= 2);
+}
+
+/** Text lines shorter than this (pixels, word box height) are read again at twice the size. */
+const SMALL_TEXT_PX = 10;
+
+/** True when too few words were read with confidence, or their median height is small. */
+function smallText(passes: readonly PageWords[]): boolean {
+  const heights = passes
+    .flatMap((p) => confidentWords(p.words).map((w) => (w.y1 - w.y0) / p.scale))
+    .sort((a, b) => a - b);
+  if (heights.length < 4) return true;
+  return heights[Math.floor(heights.length / 2)]! < SMALL_TEXT_PX;
 }
 
 function lightTextOnTransparency(d: Decoded, page: number): boolean {
@@ -559,10 +603,12 @@ async function recognise(
 ): Promise<OcrWord[]> {
   const remaining = deadline - Date.now();
   if (remaining <= 0) throw new GatewayError('OCR_TIMEOUT', 'redaction took longer than allowed');
-  let img = sharp(grey, { raw: { width, height, channels: 1 } });
-  if (negate) img = img.negate();
-  const png = await img.png({ compressionLevel: 1 }).toBuffer();
-  return opts.pool.recognize(png, {
+  // A binary PGM (P5): no compression to write here and to undo in the worker, and tesseract reads the same
+  // pixels as from a PNG (measured: identical words).
+  const pixels = negate ? Buffer.allocUnsafe(grey.length) : grey;
+  if (negate) for (let i = 0; i < grey.length; i++) pixels[i] = 255 - grey[i]!;
+  const pgm = Buffer.concat([Buffer.from(`P5\n${width} ${height}\n255\n`, 'ascii'), pixels]);
+  return opts.pool.recognize(pgm, {
     timeoutMs: remaining,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
@@ -686,7 +732,7 @@ async function detectInDecoded(
 ): Promise<Box[]> {
   const boxes: Box[] = [];
   for (let page = 0; page < d.pages; page++) {
-    const passes = await ocrPage(d, page, opts, deadline);
+    const passes = await ocrPage(d, page, opts, deadline, opts.ocrStats);
     if (drawn.length > 0) {
       // In the verify pass, what OCR "reads" inside a drawn box is made from the fill, which is computed from
       // pixels outside the box only: it cannot be the hidden text, and noise read as a name would make a
@@ -784,24 +830,82 @@ export async function redactImage(input: Buffer, opts: RedactOptions): Promise<R
   const mode = opts.mode ?? 'frost';
   const rounds = opts.verifyRounds ?? 2;
   for (let round = 0; ; round++) {
-    const output = await encode(d, paint(d, opts.unsafeDrawNoBoxes ? [] : boxes, mode));
-    const result: RedactResult = {
-      output,
+    const painted = paint(d, opts.unsafeDrawNoBoxes ? [] : boxes, mode);
+    const lossless = LOSSLESS.has(d.format);
+    // A lossless format decodes to exactly the painted pixels, so it is encoded once, after the check; any
+    // other is checked as released: encoded, then decoded again.
+    let output = rounds === 0 || !lossless ? await encode(d, painted) : undefined;
+    const result = (out: Buffer, verified: boolean): RedactResult => ({
+      output: out,
       format: d.format,
       boxes,
-      verified: false,
+      verified,
       ...(d.pages > 1 ? { pages: d.pages } : {}),
-    };
-    if (rounds === 0) return result;
-    // Check what would be released: the encoded output, decoded again.
-    const residual = await detectInDecoded(
-      await decode(output, opts),
-      opts,
-      deadline,
-      opts.unsafeDrawNoBoxes ? [] : boxes,
-    );
-    if (residual.length === 0) return { ...result, verified: true };
+    });
+    if (rounds === 0) return result(output!, false);
+    const released = output ? await decode(output, opts) : { ...d, data: painted };
+    const residual = await verifyBands(released, boxes, opts.unsafeDrawNoBoxes ? [] : boxes, opts, deadline);
+    if (residual.length === 0) return result((output ??= await encode(d, painted)), true);
     if (round >= rounds) throw new RedactionUnsafeError(residual);
+    opts.ocrStats?.residuals.push(...residual);
     boxes = normaliseBoxes([...boxes, ...residual], d.width, d.height);
   }
+}
+
+/** Formats whose encoding gives back exactly the pixels painted. */
+const LOSSLESS: ReadonlySet<ImageFormat> = new Set(['png', 'tiff']);
+
+/** Rows above and below a box read again in the verify pass, in box heights. */
+const BAND_MARGIN = 2;
+
+/**
+ * The verify pass: OCR again the bands of rows around the boxes (full width, so a label stays next to what
+ * is left of its value), stacked into one image, and run the detectors. The rest of the image is unchanged
+ * pixels that the detection pass read already. Returns the residual boxes in image coordinates.
+ */
+async function verifyBands(
+  out: Decoded,
+  boxes: readonly Box[],
+  drawn: readonly Box[],
+  opts: DetectOptions,
+  deadline: number,
+): Promise<Box[]> {
+  if (boxes.length === 0) return [];
+  const spans: Array<[number, number]> = boxes
+    .map((b): [number, number] => [
+      Math.max(0, b.y - BAND_MARGIN * b.height),
+      Math.min(out.height, b.y + b.height + BAND_MARGIN * b.height),
+    ])
+    .sort((a, b) => a[0] - b[0]);
+  const bands: Array<[number, number]> = [];
+  for (const s of spans) {
+    const last = bands.at(-1);
+    if (last && s[0] <= last[1]) last[1] = Math.max(last[1], s[1]);
+    else bands.push([s[0], s[1]]);
+  }
+  const rowBytes = out.width * out.channels;
+  const height = bands.reduce((n, [a, b]) => n + b - a, 0);
+  const data = Buffer.concat(bands.map(([a, b]) => out.data.subarray(a * rowBytes, b * rowBytes)));
+  // Band offsets: image row of band k starts at `from[k]`, band row at `at[k]`.
+  const at: number[] = [];
+  let y = 0;
+  for (const [a, b] of bands) {
+    at.push(y);
+    y += b - a;
+  }
+  const toBand = (b: Box): Box[] =>
+    bands.flatMap(([a, e], k) => {
+      const y0 = Math.max(a, b.y);
+      const y1 = Math.min(e, b.y + b.height);
+      return y1 > y0 ? [{ ...b, y: at[k]! + y0 - a, height: y1 - y0 }] : [];
+    });
+  const stacked: Decoded = { ...out, height, pageHeight: height, pages: 1, data };
+  const residual = await detectInDecoded(stacked, opts, deadline, drawn.flatMap(toBand));
+  return residual.map((r) => {
+    let k = at.length - 1;
+    while (k > 0 && at[k]! > r.y) k--;
+    const band = bands[k]!;
+    const top = band[0] + r.y - at[k]!;
+    return { ...r, y: top, height: Math.min(r.height, band[1] - top) };
+  });
 }
