@@ -198,9 +198,17 @@ async function decode(input: Buffer, limits: ImageLimits): Promise<Decoded> {
     if (!multi) img = img.rotate();
     img = img.toColourspace('srgb');
     img = meta.hasAlpha ? img.ensureAlpha() : img.removeAlpha();
-    const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    const channels = info.channels === 4 ? 4 : 3;
+    const raw = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { info } = raw;
+    let data: Buffer = raw.data;
+    let channels: 3 | 4 = info.channels === 4 ? 4 : 3;
     if (info.channels !== channels) throw new Error(`unexpected channel count ${info.channels}`);
+    // An alpha channel that is opaque everywhere (common in screenshots and scans) is dropped: a quarter less
+    // to paint and to compress, and the image looks the same.
+    if (channels === 4 && opaque(data)) {
+      data = dropAlpha(data);
+      channels = 3;
+    }
     const pageHeight = multi ? info.height / pages : info.height;
     if (!Number.isInteger(pageHeight)) throw new Error('pages of different sizes');
     const out: Decoded = {
@@ -226,6 +234,21 @@ async function decode(input: Buffer, limits: ImageLimits): Promise<Decoded> {
   }
 }
 
+function opaque(rgba: Buffer): boolean {
+  for (let o = 3; o < rgba.length; o += 4) if (rgba[o] !== 255) return false;
+  return true;
+}
+
+function dropAlpha(rgba: Buffer): Buffer {
+  const rgb = Buffer.allocUnsafe((rgba.length / 4) * 3);
+  for (let i = 0, o = 0; i < rgba.length; i += 4, o += 3) {
+    rgb[o] = rgba[i]!;
+    rgb[o + 1] = rgba[i + 1]!;
+    rgb[o + 2] = rgba[i + 2]!;
+  }
+  return rgb;
+}
+
 /** Re-encodes in the input format. sharp writes no metadata unless asked (no withMetadata/keep… call here). */
 async function encode(d: Decoded, data: Buffer): Promise<Buffer> {
   const img = sharp(data, {
@@ -239,7 +262,8 @@ async function encode(d: Decoded, data: Buffer): Promise<Buffer> {
   const anim = { ...(d.loop !== undefined ? { loop: d.loop } : {}), ...(d.delay ? { delay: d.delay } : {}) };
   switch (d.format) {
     case 'png':
-      return img.png({ compressionLevel: 6 }).toBuffer();
+      // Level 3, not 6: a third of the time on a 2500×2300 scan (0.4 s instead of 1.6 s), ~15% larger.
+      return img.png({ compressionLevel: 3 }).toBuffer();
     case 'jpeg':
       return img.jpeg({ quality: 90 }).toBuffer();
     case 'webp':
@@ -502,7 +526,8 @@ async function ocrPage(
   opts: DetectOptions,
   deadline: number,
   stats?: OcrStats,
-): Promise<PageWords[]> {
+  plan?: readonly Reading[],
+): Promise<{ passes: PageWords[]; readings: Reading[] }> {
   const maxPixels = opts.ocrMaxPixels ?? OCR_MAX_PIXELS;
   const { width } = d;
   const height = d.pageHeight;
@@ -523,7 +548,9 @@ async function ocrPage(
     if (scale !== 1) img = img.resize(w, h, { kernel: scale > 1 ? 'cubic' : 'lanczos3' });
     return { grey: await img.raw().toBuffer(), w, h, scale };
   };
+  const readings: Reading[] = [];
   const read = async (g: { grey: Buffer; w: number; h: number; scale: number }, negate: boolean) => {
+    readings.push({ scale: g.scale, negate });
     const t = performance.now();
     const words = await recognise(g.grey, g.w, g.h, negate, opts, deadline);
     if (stats) {
@@ -533,6 +560,18 @@ async function ocrPage(
     return { words, scale: g.scale };
   };
 
+  if (plan) {
+    // The verify pass reads the bands the way the detection pass read the page: a band holds too few words
+    // to decide polarity or text size by itself.
+    const passes: PageWords[] = [];
+    const greys = new Map<number, Awaited<ReturnType<typeof greyAt>>>();
+    for (const r of plan) {
+      const g = greys.get(r.scale) ?? (await greyAt(r.scale));
+      greys.set(r.scale, g);
+      passes.push(await read(g, r.negate));
+    }
+    return { passes, readings };
+  }
   const g1 = await greyAt(base);
   // Light text on a dark ground: tesseract reads dark on light best, so a mostly dark page is negated.
   let mean = 0;
@@ -551,7 +590,13 @@ async function ocrPage(
   // as well at its own size (measured: 15 px DejaVu in a 1000×400 screenshot), so it is not read again.
   if (pixels < UPSCALE_BELOW && pixels * 4 <= maxPixels && base === 1 && smallText(passes))
     passes.push(await read(await greyAt(2), polarity));
-  return passes;
+  return { passes, readings };
+}
+
+/** One OCR reading of a page: the scale it was read at and whether it was negated. */
+interface Reading {
+  scale: number;
+  negate: boolean;
 }
 
 /** OCR passes run and the time they took: for benchmarks. */
@@ -729,20 +774,27 @@ async function detectInDecoded(
   opts: DetectOptions,
   deadline: number,
   drawn: readonly Box[] = [],
-): Promise<Box[]> {
+  plan?: readonly Reading[],
+): Promise<{ boxes: Box[]; readings: Reading[] }> {
   const boxes: Box[] = [];
+  const readings: Reading[] = [];
   for (let page = 0; page < d.pages; page++) {
-    const passes = await ocrPage(d, page, opts, deadline, opts.ocrStats);
+    const read = await ocrPage(d, page, opts, deadline, opts.ocrStats, plan);
+    const { passes } = read;
+    for (const r of read.readings)
+      if (!readings.some((q) => q.scale === r.scale && q.negate === r.negate)) readings.push(r);
     if (drawn.length > 0) {
       // In the verify pass, what OCR "reads" inside a drawn box is made from the fill, which is computed from
       // pixels outside the box only: it cannot be the hidden text, and noise read as a name would make a
       // clean image fail. Words outside the boxes are all still checked.
-      for (const p of passes)
+      for (const p of passes) {
         p.words = p.words.filter((w) => {
           const cx = (w.x0 + w.x1) / 2 / p.scale;
           const cy = (w.y0 + w.y1) / 2 / p.scale + page * d.pageHeight;
           return !drawn.some((b) => cx >= b.x && cx < b.x + b.width && cy >= b.y && cy < b.y + b.height);
         });
+        p.words = withPlaceholders(p.words, drawn, p.scale, page * d.pageHeight);
+      }
     }
     const found: Array<{ f: Finding; spans: Span[] }> = [];
     for (const { text, spans } of layouts(passes)) {
@@ -758,7 +810,7 @@ async function detectInDecoded(
       // One box per text line of the finding: a name split over two words on a line is one box.
       const byLine = new Map<string, Box>();
       for (const s of spans) {
-        if (s.start >= f.end || s.end <= f.start) continue;
+        if (s.start >= f.end || s.end <= f.start || PLACEHOLDERS.has(s.word)) continue;
         const scale = passes[s.pass]!.scale;
         const w = s.word;
         const pad = Math.max(2, Math.round((w.y1 - w.y0) * 0.2));
@@ -785,7 +837,36 @@ async function detectInDecoded(
       boxes.push(...byLine.values());
     }
   }
-  return normaliseBoxes(boxes, d.width, d.height);
+  return { boxes: normaliseBoxes(boxes, d.width, d.height), readings };
+}
+
+/** What a drawn box reads as in the verify pass: a lower-case word that no detector takes for PHI. */
+const PLACEHOLDER = 'redacted';
+/** The placeholder words: a finding on them is a box already drawn, not a residual. */
+const PLACEHOLDERS = new WeakSet<OcrWord>();
+
+/**
+ * Puts a placeholder word where each drawn box sits on a line, so the value slot of a label stays taken:
+ * without it, "Patient: ▒▒ DOB ▒▒" reads "Patient: DOB" and the next word after the label looks like a name.
+ */
+function withPlaceholders(words: OcrWord[], drawn: readonly Box[], scale: number, top: number): OcrWord[] {
+  const out = [...words];
+  for (const b of drawn) {
+    const x0 = b.x * scale;
+    const x1 = (b.x + b.width) * scale;
+    const y0 = (b.y - top) * scale;
+    const y1 = (b.y + b.height - top) * scale;
+    // The line whose words' vertical centres fall inside the box.
+    const onLine = out.filter((w) => (w.y0 + w.y1) / 2 >= y0 && (w.y0 + w.y1) / 2 < y1);
+    const line = onLine[0]?.line;
+    if (line === undefined || onLine.some((w) => w.text === PLACEHOLDER && w.x0 === x0)) continue;
+    const word: OcrWord = { text: PLACEHOLDER, confidence: 100, x0, y0, x1, y1, line };
+    PLACEHOLDERS.add(word);
+    const after = out.findIndex((w) => w.line === line && w.x0 > x0);
+    const lastOfLine = out.findLastIndex((w) => w.line === line);
+    out.splice(after >= 0 ? after : lastOfLine + 1, 0, word);
+  }
+  return out;
 }
 
 function deadlineOf(opts: DetectOptions): number {
@@ -796,7 +877,7 @@ function deadlineOf(opts: DetectOptions): number {
 export async function detectBoxes(input: Buffer, opts: DetectOptions): Promise<DetectResult> {
   const deadline = deadlineOf(opts);
   const d = await decode(input, opts);
-  const boxes = await detectInDecoded(d, opts, deadline);
+  const { boxes } = await detectInDecoded(d, opts, deadline);
   return { format: d.format, width: d.width, height: d.height, pages: d.pages, boxes };
 }
 
@@ -826,9 +907,13 @@ export async function applyBoxes(
 export async function redactImage(input: Buffer, opts: RedactOptions): Promise<RedactResult> {
   const deadline = deadlineOf(opts);
   const d = await decode(input, opts);
-  let boxes = await detectInDecoded(d, opts, deadline);
+  const detected = await detectInDecoded(d, opts, deadline);
+  let { boxes } = detected;
   const mode = opts.mode ?? 'frost';
   const rounds = opts.verifyRounds ?? 2;
+  // The boxes whose surroundings the next verify pass reads: all at first, then those a round added (the
+  // rest of the image is unchanged, as a fill is made from pixels just outside its own box).
+  let check = boxes;
   for (let round = 0; ; round++) {
     const painted = paint(d, opts.unsafeDrawNoBoxes ? [] : boxes, mode);
     const lossless = LOSSLESS.has(d.format);
@@ -844,11 +929,19 @@ export async function redactImage(input: Buffer, opts: RedactOptions): Promise<R
     });
     if (rounds === 0) return result(output!, false);
     const released = output ? await decode(output, opts) : { ...d, data: painted };
-    const residual = await verifyBands(released, boxes, opts.unsafeDrawNoBoxes ? [] : boxes, opts, deadline);
+    const residual = await verifyBands(
+      released,
+      check,
+      opts.unsafeDrawNoBoxes ? [] : boxes,
+      detected.readings,
+      opts,
+      deadline,
+    );
     if (residual.length === 0) return result((output ??= await encode(d, painted)), true);
     if (round >= rounds) throw new RedactionUnsafeError(residual);
     opts.ocrStats?.residuals.push(...residual);
     boxes = normaliseBoxes([...boxes, ...residual], d.width, d.height);
+    check = residual;
   }
 }
 
@@ -867,6 +960,7 @@ async function verifyBands(
   out: Decoded,
   boxes: readonly Box[],
   drawn: readonly Box[],
+  plan: readonly Reading[],
   opts: DetectOptions,
   deadline: number,
 ): Promise<Box[]> {
@@ -900,7 +994,7 @@ async function verifyBands(
       return y1 > y0 ? [{ ...b, y: at[k]! + y0 - a, height: y1 - y0 }] : [];
     });
   const stacked: Decoded = { ...out, height, pageHeight: height, pages: 1, data };
-  const residual = await detectInDecoded(stacked, opts, deadline, drawn.flatMap(toBand));
+  const { boxes: residual } = await detectInDecoded(stacked, opts, deadline, drawn.flatMap(toBand), plan);
   return residual.map((r) => {
     let k = at.length - 1;
     while (k > 0 && at[k]! > r.y) k--;
