@@ -1,21 +1,27 @@
-// Redaction benchmark (not a test): images/s and p50/p99 per image for a scanned form (1000×1400) and a
-// phone-photo-sized image (3000×4000 JPEG), with 1 and 2 OCR workers, and the event-loop delay meanwhile.
+// Redaction benchmark (not a test): images/s and p50/p99 per image for a 1000×400 screenshot and a 2500×2300
+// scan, beside native `tesseract` on the same images in the same run, OCR passes per image, and peak memory.
 // Measures and reports; it does not pass or fail. `node dist/bench/redact.js [ROUNDS]`
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import sharp from 'sharp';
 import { DEFAULT_RULES_FILE, loadAnalyzer } from '../gateway/rules.js';
 import { OcrPool } from '../redaction/ocr-pool.js';
-import { redactImage } from '../redaction/redact.js';
+import { redactImage, type OcrStats } from '../redaction/redact.js';
 import { readMemory } from './proc-stats.js';
 
 const FIRST = ['Olivia', 'Liam', 'Emma', 'Noah', 'Sophia', 'Lucas', 'Harper', 'Ethan'];
 const LAST = ['Garcia', 'Johnson', 'Miller', 'Davis', 'Martinez', 'Wilson', 'Anderson', 'Thompson'];
 
+function nameOf(i: number): string {
+  return `${FIRST[i % 8]} ${LAST[(i * 3) % 8]}`;
+}
+
 function formLines(i: number): string[] {
-  const name = `${FIRST[i % 8]} ${LAST[(i * 3) % 8]}`;
   return [
     'PATIENT REGISTRATION FORM',
-    `Patient: ${name}    DOB 0${(i % 9) + 1}/1${i % 9}/19${50 + (i % 40)}`,
+    `Patient: ${nameOf(i)}    DOB 0${(i % 9) + 1}/1${i % 9}/19${50 + (i % 40)}`,
     `MRN ${4829301 + i}    Phone (555) 123-${String(4567 + i).slice(-4)}`,
     'Address: 12 Elm Street, Springfield',
     'Reason for visit: tooth pain, lower left molar',
@@ -27,7 +33,17 @@ function formLines(i: number): string[] {
   ];
 }
 
-function svg(width: number, height: number, lines: string[], size: number): Buffer {
+function screenLines(i: number): string[] {
+  return [
+    'Appointments - Tuesday',
+    `9:00  ${nameOf(i)}   recall exam   (555) 201-${String(3300 + i).slice(-4)}`,
+    `9:45  ${nameOf(i + 3)}   crown prep   MRN ${5520100 + i}`,
+    '10:30  lunch meeting, staff room',
+    `11:15  ${nameOf(i + 5)}   DOB 04/2${i % 9}/1971   cleaning`,
+  ];
+}
+
+function svg(width: number, height: number, lines: string[], size: number, ground: string): Buffer {
   const step = Math.round(size * 2.2);
   const text = lines
     .map(
@@ -36,86 +52,165 @@ function svg(width: number, height: number, lines: string[], size: number): Buff
     )
     .join('');
   return Buffer.from(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="#fbfaf5"/>${text}</svg>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="${ground}"/>${text}</svg>`,
   );
 }
 
-/** A 1000×1400 scanned form: grey noise, slight rotation, PNG. */
+/** A 1000×400 screenshot: small UI-sized text (15 px), flat background, PNG. */
+function makeScreenshot(i: number): Promise<Buffer> {
+  return sharp(svg(1000, 400, screenLines(i), 15, '#ffffff'))
+    .png()
+    .toBuffer();
+}
+
+/** A 2500×2300 scanned page (~300 dpi): 40 px text, grey noise, slight rotation, PNG. */
 async function makeScan(i: number): Promise<Buffer> {
-  const base = await sharp(svg(1000, 1400, formLines(i), 22))
+  const base = await sharp(svg(2500, 2300, formLines(i), 40, '#fbfaf5'))
     .flatten({ background: '#fbfaf5' })
     .png()
     .toBuffer();
+  const noise = await sharp({
+    create: {
+      width: 2500,
+      height: 2300,
+      channels: 3,
+      background: '#808080',
+      noise: { type: 'gaussian', mean: 128, sigma: 12 },
+    },
+  })
+    .png()
+    .toBuffer();
   return sharp(base)
-    .rotate(1.5, { background: '#fbfaf5' })
-    .resize(1000, 1400, { fit: 'fill' })
+    .composite([{ input: noise, blend: 'soft-light' }])
+    .rotate(1.2, { background: '#fbfaf5' })
+    .resize(2500, 2300, { fit: 'fill' })
     .png()
     .toBuffer();
 }
 
-/** A phone photo: 3000×4000 JPEG of a page with larger text. */
-async function makePhoto(i: number): Promise<Buffer> {
-  return sharp(svg(3000, 4000, formLines(i), 60))
-    .flatten({ background: '#e8e4da' })
-    .jpeg({ quality: 85 })
-    .toBuffer();
-}
-
-function pct(sorted: number[], p: number): number {
+function pct(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 }
 
-async function run(name: string, images: Buffer[], workers: number): Promise<void> {
-  const pool = new OcrPool({ size: workers });
-  const analyzer = loadAnalyzer(DEFAULT_RULES_FILE);
-  await pool.warmUp();
-  await redactImage(images[0]!, { pool, analyzer }); // warm caches
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  const times: number[] = [];
-  let boxes = 0;
-  let unverified = 0;
-  loop.enable();
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (next < images.length) {
-        const img = images[next++]!;
-        const t = performance.now();
-        const r = await redactImage(img, { pool, analyzer });
-        times.push(performance.now() - t);
-        boxes += r.boxes.length;
-        if (!r.verified) unverified++;
-      }
-    }),
-  );
-  const elapsed = (performance.now() - started) / 1000;
-  loop.disable();
-  await pool.close();
-  times.sort((a, b) => a - b);
-  process.stdout.write(
-    `${name.padEnd(22)} workers ${workers}: ${(images.length / elapsed).toFixed(2)} images/s, ` +
-      `p50 ${Math.round(pct(times, 0.5))} ms, p99 ${Math.round(pct(times, 0.99))} ms per image; ` +
-      `${(boxes / images.length).toFixed(1)} boxes/image${unverified ? `, ${unverified} unverified` : ''}; ` +
-      `event-loop delay p50 ${(loop.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, ` +
-      `max ${(loop.max / 1e6).toFixed(1)} ms\n`,
-  );
+interface Figures {
+  perSecond: number;
+  p50: number;
+  p99: number;
 }
 
-const rounds = Number(process.argv[2] ?? 8);
-const scans = await Promise.all(Array.from({ length: rounds }, (_, i) => makeScan(i)));
-const photos = await Promise.all(
-  Array.from({ length: Math.max(2, Math.ceil(rounds / 2)) }, (_, i) => makePhoto(i)),
-);
-process.stdout.write(
-  `redaction benchmark: ${rounds} scans, ${photos.length} photos; OCR verify pass included\n`,
-);
-for (const workers of [1, 2]) {
-  await run('scan 1000x1400 png', scans, workers);
-  await run('photo 3000x4000 jpeg', photos, workers);
+function figures(times: number[]): Figures {
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    perSecond: (1000 * times.length) / times.reduce((a, b) => a + b, 0),
+    p50: pct(sorted, 0.5),
+    p99: pct(sorted, 0.99),
+  };
 }
-const mem = readMemory(process.pid);
-if (mem)
+
+/** `tesseract FILE stdout`, single-threaded; resolves with the child's peak RSS (bytes, from /usr/bin/time -v). */
+function nativeOnce(file: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-v', 'tesseract', file, 'stdout'], {
+      env: { ...process.env, OMP_THREAD_LIMIT: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`tesseract exited with ${code}`));
+      resolve(Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(err)?.[1] ?? NaN) * 1024);
+    });
+  });
+}
+
+interface Run {
+  pipeline: Figures;
+  native: Figures;
+  /** Mean OCR passes per image and mean milliseconds per pass in the pipeline. */
+  passes: number;
+  msPerPass: number;
+  boxes: number;
+  nativePeakRss: number;
+}
+
+/**
+ * One image at a time with one OCR worker, each image through the pipeline and then through native tesseract,
+ * so both see the same machine load (the bench machine is shared).
+ */
+async function run(images: readonly Buffer[], dir: string): Promise<Run> {
+  const pool = new OcrPool({ size: 1, recycleAfter: 1_000 });
+  const analyzer = loadAnalyzer(DEFAULT_RULES_FILE);
+  await pool.warmUp();
+  const files: string[] = [];
+  for (const [i, img] of images.entries()) {
+    const f = path.join(dir, `img-${i}.png`);
+    await writeFile(f, img);
+    files.push(f);
+  }
+  // Warm caches on both sides.
+  await redactImage(images[0]!, { pool, analyzer });
+  await nativeOnce(files[0]!);
+  const stats: OcrStats = { passes: 0, ms: 0, residuals: [] };
+  const pipeline: number[] = [];
+  const native: number[] = [];
+  let boxes = 0;
+  let nativePeakRss = 0;
+  for (const [i, img] of images.entries()) {
+    let t = performance.now();
+    const r = await redactImage(img, { pool, analyzer, ocrStats: stats });
+    pipeline.push(performance.now() - t);
+    boxes += r.boxes.length;
+    t = performance.now();
+    nativePeakRss = Math.max(nativePeakRss, await nativeOnce(files[i]!));
+    native.push(performance.now() - t);
+  }
+  await pool.close();
+  return {
+    pipeline: figures(pipeline),
+    native: figures(native),
+    passes: stats.passes / images.length,
+    msPerPass: stats.ms / Math.max(1, stats.passes),
+    boxes: boxes / images.length,
+    nativePeakRss,
+  };
+}
+
+const rounds = Number(process.argv[2] ?? 6);
+const dir = await mkdtemp(path.join(tmpdir(), 'phigw-bench-redact-'));
+const MB = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+try {
+  const sets: Array<[string, Buffer[]]> = [
+    [
+      'screenshot 1000x400 png',
+      await Promise.all(Array.from({ length: rounds }, (_, i) => makeScreenshot(i))),
+    ],
+    ['scan 2500x2300 png', await Promise.all(Array.from({ length: rounds }, (_, i) => makeScan(i)))],
+  ];
   process.stdout.write(
-    `peak RSS of this process ${(mem.peakRss / 2 ** 20).toFixed(0)} MB (OCR workers are threads in it)\n`,
+    `redaction benchmark: ${rounds} images per kind, one image at a time, 1 OCR worker; native tesseract ` +
+      'with OMP_THREAD_LIMIT=1 (single thread, as a tesseract.js worker)\n' +
+      'pipeline = decode, OCR, detect, paint, encode, verify OCR; native = `tesseract in.png stdout` (one OCR pass)\n\n' +
+      'image                     pipeline img/s  p50 ms  p99 ms  passes  ms/pass   native img/s  p50 ms  p99 ms   ratio p50\n',
   );
+  let nativePeak = 0;
+  for (const [name, images] of sets) {
+    const r = await run(images, dir);
+    nativePeak = Math.max(nativePeak, r.nativePeakRss);
+    const { pipeline: p, native: n } = r;
+    process.stdout.write(
+      `${name.padEnd(25)} ${p.perSecond.toFixed(2).padStart(14)} ${Math.round(p.p50).toString().padStart(7)} ` +
+        `${Math.round(p.p99).toString().padStart(7)} ${r.passes.toFixed(1).padStart(7)} ${Math.round(r.msPerPass).toString().padStart(8)}` +
+        `   ${n.perSecond.toFixed(2).padStart(12)} ${Math.round(n.p50).toString().padStart(7)} ${Math.round(n.p99).toString().padStart(7)}` +
+        `   ${(p.p50 / n.p50).toFixed(2).padStart(8)}x  (${r.boxes.toFixed(1)} boxes/image)\n`,
+    );
+  }
+  const mem = readMemory(process.pid);
+  process.stdout.write(
+    `\npeak RSS: this process ${mem ? MB(mem.peakRss) : 'n/a'} (node + sharp + the OCR worker thread), ` +
+      `native tesseract ${nativePeak ? MB(nativePeak) : 'n/a'} (largest child, /usr/bin/time -v)\n` +
+      'target: pipeline p50 within 1.5x of native tesseract p50\n',
+  );
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}

@@ -335,7 +335,7 @@ export const TERM_GROUPS: readonly TermGroup[] = [
       symptoms|medication|medications|procedure|procedures|surgery|admission|discharge|consult|consultation|
       telehealth|televisit|provider|providers|specialist|periodontist|endodontist|oral surgeon|orthodontist|
       cardiologist|oncologist|radiologist|dermatologist|pediatrician|obgyn|ob/gyn|psychiatrist|psychologist|
-      therapist|counselor`,
+      therapist|counselor|radiology|radiology requisition|lab requisition|requisition form`,
   },
 ];
 

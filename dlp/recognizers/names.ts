@@ -599,7 +599,12 @@ class NameScanner {
       if (this.text.charCodeAt(p) === 44) p--;
       const c = this.text.charCodeAt(p);
       const d = this.text.charCodeAt(p - 1);
-      if ((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122 && d >= 48 && d <= 57)) return true;
+      if ((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122 && d >= 48 && d <= 57)) {
+        // A time is no house number: "9:00 Olivia Garcia" in a day's schedule is a person.
+        let q = c >= 48 && c <= 57 ? p : p - 1;
+        while (q >= 0 && this.text.charCodeAt(q) >= 48 && this.text.charCodeAt(q) <= 57) q--;
+        if (q < 0 || this.text.charCodeAt(q) !== 58) return true;
+      }
     }
     if (first > 0 && STREET_PREFIXES.has(this.word(first - 1)) && this.joined(first - 1, first)) return true;
     const next = last + 1;

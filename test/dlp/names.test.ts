@@ -32,6 +32,7 @@ function counted(text: string, headerNames: readonly string[] = []): string[] {
 describe('dlp person names', () => {
   const positives: Array<[string, string, string[]]> = [
     ['given name + surname', 'Harper Johnson (DOB 02-12-2008) is booked Tuesday.', ['Harper Johnson']],
+    ['after a time in a schedule, not a house number', '9:00 Olivia Garcia recall exam', ['Olivia Garcia']],
     ['pair after a common word', 'Staff meeting moved. Call Sophia Johnson at 555-0100.', ['Sophia Johnson']],
     ['welcome mail still names a person', 'Please welcome Sophia Lee, our new hygienist.', ['Sophia Lee']],
     ['label "Name:"', 'MRN: 9881064\nName: Noah Lopez\nA1c 7.9%', ['Noah Lopez']],
@@ -97,6 +98,7 @@ describe('dlp person names', () => {
     ['software names', 'Open Microsoft Teams or Zoom from Outlook.'],
     ['street address', 'Send it to 1737 Victor Hugo Street, Apt. 4.'],
     ['street with a given name', 'Our office is at 12 Sophia Lane.'],
+    ['house number with a time earlier on the line', 'At 9:30 go to 12 Sophia Lane.'],
     ['country names', 'I will be travelling to New Zealand and South Africa.'],
     ['medical words capitalised', 'Hepatitis B Vaccine and Lisinopril Metformin refills.'],
     ['a role, not a name', 'The Hygienist and the Office Manager will attend.'],
