@@ -184,9 +184,9 @@ ${rows.map(
       'Pickups',
       html`<h1>Secure pickups</h1>
 <form method="get" action="/admin/pickups" class="filters">
-<label for="p-sender">Sender</label><input id="p-sender" name="sender" value="${v('sender')}">
-<label for="p-rcpt">Recipient contains</label><input id="p-rcpt" name="rcpt" value="${v('rcpt')}">
-<label for="p-status">Status</label><select id="p-status" name="status"><option value="">any</option>${[
+<div class="field"><label for="p-sender">Sender</label><input id="p-sender" name="sender" value="${v('sender')}"></div>
+<div class="field"><label for="p-rcpt">Recipient contains</label><input id="p-rcpt" name="rcpt" value="${v('rcpt')}"></div>
+<div class="field"><label for="p-status">Status</label><select id="p-status" name="status"><option value="">any</option>${[
         'sent',
         'fetched',
         'opened',
@@ -196,10 +196,10 @@ ${rows.map(
         'locked',
       ].map(
         (s) => html`<option value="${s}"${new SafeHtml(v('status') === s ? ' selected' : '')}>${s}</option>`,
-      )}</select>
-<label for="p-from">From</label><input id="p-from" name="from" type="date" value="${v('from')}">
-<label for="p-to">To</label><input id="p-to" name="to" type="date" value="${v('to')}">
-<button type="submit">Search</button>
+      )}</select></div>
+<div class="field"><label for="p-from">From</label><input id="p-from" name="from" type="date" value="${v('from')}"></div>
+<div class="field"><label for="p-to">To</label><input id="p-to" name="to" type="date" value="${v('to')}"></div>
+<div class="field"><button type="submit">Search</button></div>
 </form>
 ${pickupTable(req, rows, '/admin/pickups')}`,
     );

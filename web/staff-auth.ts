@@ -10,7 +10,7 @@ import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
 import type { Store } from '../store/store.js';
 import { authenticate, hashPassword, verifyPassword, type Role, type UserRow } from '../store/users.js';
-import { html, page, SafeHtml } from './html.js';
+import { html, labelTableCells, page, SafeHtml } from './html.js';
 import { newTotpSecret, otpauthUri, verifyTotp, base32Encode } from './totp.js';
 
 export const SESSION_IDLE_MS = 15 * 60 * 1000;
@@ -115,7 +115,7 @@ export function homeFor(role: Role): string {
   return role === 'staff' ? '/me' : role === 'auditor' ? '/admin/audit' : '/admin';
 }
 
-/** Pages for signed-in people: a top bar with who is signed in, the sections they may use, and sign out. */
+/** Pages for signed-in people: a top bar with the sections they may use, who is signed in, and sign out. */
 export function staffPage(title: string, user: StaffUser | undefined, body: SafeHtml): string {
   const links: Array<[string, string, Role[]]> = [
     ['/admin', 'Dashboard', ['admin']],
@@ -125,15 +125,17 @@ export function staffPage(title: string, user: StaffUser | undefined, body: Safe
     ['/admin/pickups', 'Pickups', ['admin']],
     ['/admin/audit', 'Audit log', ['admin', 'auditor']],
     ['/me', 'My messages', ['staff', 'admin']],
+    ['/me/pickups', 'My pickups', ['staff']],
+    ['/me/replies', 'Replies', ['staff']],
     ['/me/send', 'Send securely', ['staff', 'admin']],
   ];
   const nav = user
     ? html`<nav class="staff-nav" aria-label="Sections"><ul>${links
         .filter(([, , roles]) => roles.includes(user.role))
         .map(([href, label]) => html`<li><a href="${href}">${label}</a></li>`)}</ul>
-<form method="post" action="/logout" class="signout"><input type="hidden" name="_csrf" value="${user.csrf}"><span class="who">${user.email}</span> <button type="submit" class="link">Sign out</button></form></nav>`
-    : html``;
-  return page(title, html`${nav}${body}`);
+<form method="post" action="/logout" class="signout"><input type="hidden" name="_csrf" value="${user.csrf}"><a class="who" href="/me/password" title="Your account: password">${user.email}</a> <button type="submit" class="link">Sign out</button></form></nav>`
+    : undefined;
+  return page(title, new SafeHtml(labelTableCells(body.value)), nav);
 }
 
 export interface StaffAuth {

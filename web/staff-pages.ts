@@ -493,19 +493,19 @@ ${parsed.attachments.length ? html`<p>Attachments: ${parsed.attachments.map((a) 
 </form>
 </section>
 <form method="get" action="/admin/audit" class="filters">
-<label for="f-type">Event type starts with</label><input id="f-type" name="type" value="${f.type ?? ''}">
-<label for="f-actor">Actor</label><input id="f-actor" name="actor" value="${f.actor ?? ''}">
-<label for="f-message">Message id</label><input id="f-message" name="message" value="${f.messageId ?? ''}">
-<label for="f-from">From</label><input id="f-from" name="from" type="date" value="${typeof req.query.from === 'string' ? req.query.from : ''}">
-<label for="f-to">To</label><input id="f-to" name="to" type="date" value="${typeof req.query.to === 'string' ? req.query.to : ''}">
-<button type="submit">Search</button> <a href="/admin/audit.csv?${qs.toString()}">Export CSV</a>
+<div class="field"><label for="f-type">Event type starts with</label><input id="f-type" name="type" value="${f.type ?? ''}"></div>
+<div class="field"><label for="f-actor">Actor</label><input id="f-actor" name="actor" value="${f.actor ?? ''}"></div>
+<div class="field"><label for="f-message">Message id</label><input id="f-message" name="message" value="${f.messageId ?? ''}"></div>
+<div class="field"><label for="f-from">From</label><input id="f-from" name="from" type="date" value="${typeof req.query.from === 'string' ? req.query.from : ''}"></div>
+<div class="field"><label for="f-to">To</label><input id="f-to" name="to" type="date" value="${typeof req.query.to === 'string' ? req.query.to : ''}"></div>
+<div class="field filter-actions"><button type="submit">Search</button> <a href="/admin/audit.csv?${qs.toString()}" class="button-link secondary">Export CSV</a></div>
 </form>
-<table><thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Message</th><th scope="col">Detail</th></tr></thead><tbody>
+<div class="audit-log"><table><thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Message</th><th scope="col">Detail</th></tr></thead><tbody>
 ${rows.map(
   (e) =>
     html`<tr><td>${e.seq}</td><td>${when(e.at)}</td><td><code>${e.type}</code></td><td>${e.actor ?? ''}</td><td>${e.message_id ?? ''}</td><td><code class="detail">${e.detail}</code></td></tr>`,
 )}
-</tbody></table>
+</tbody></table></div>
 ${rows.length === f.limit && last ? html`<p><a href="/admin/audit?${qs.toString()}&amp;before=${last.seq}">Older events</a></p>` : ''}`,
     );
   });
