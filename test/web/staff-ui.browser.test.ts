@@ -412,6 +412,85 @@ describe('web staff and admin UI (browser)', function () {
     await ctx.close();
   });
 
+  it('adds a passkey with a virtual authenticator, signs in with it alone, and is refused once it is removed', async () => {
+    const pk = await addStaff(gw.store, 'pk.admin@clinic.example', 'admin');
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const p = await ctx.newPage();
+    const cdp = await ctx.newCDPSession(p);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    const { id } = (await gw.store.db('users').where({ email: pk.email }).first('id')) as { id: number };
+
+    // Without a session the API refuses; the sign-in options need the sign-in page's CSRF token.
+    expect((await fetch(`${base}/api/me/passkeys/options`, { method: 'POST' })).status).to.equal(401);
+    expect((await fetch(`${base}/login/passkey/options`, { method: 'POST' })).status).to.equal(403);
+
+    await p.goto(`${base}/login`);
+    await p.getByLabel('Email').fill(pk.email);
+    await p.getByLabel('Password').fill(pk.password);
+    await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await p.getByLabel(/6-digit code/).fill(totp(pk.totpSecret));
+    await p.getByRole('button', { name: 'Continue' }).click();
+    await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+    await p.getByRole('link', { name: pk.email }).click();
+    await p.getByRole('heading', { level: 1, name: 'Sign-in and security' }).waitFor();
+    expect(await p.locator('p.empty').innerText()).to.contain('no passkeys');
+    await check(p, 'me-passkeys-empty');
+    await p.getByLabel('Name for a new passkey').fill('Test laptop');
+    await p.getByRole('button', { name: 'Add a passkey' }).click();
+    await p.getByRole('status').waitFor();
+    expect(await p.locator('main table').innerText()).to.contain('Test laptop');
+    const rows = (await gw.store.db('passkeys').where({ user_id: id })) as Array<{
+      public_key: string;
+      counter: number;
+    }>;
+    expect(rows).to.have.length(1);
+    await check(p, 'me-passkeys');
+
+    // Signed out, the passkey alone (with user verification) signs the admin in: no password, no TOTP code.
+    await p.getByRole('button', { name: 'Sign out' }).click();
+    await p.waitForURL(/\/login$/);
+    await p.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+    const signedIn = (await gw.store
+      .db('audit_events')
+      .where({ type: 'auth.signed_in', actor: pk.email })
+      .orderBy('seq', 'desc')
+      .first()) as { detail: string };
+    expect(JSON.parse(signedIn.detail)).to.include({ mfa: true, method: 'passkey' });
+    const used = (await gw.store.db('passkeys').where({ user_id: id }).first()) as {
+      last_used_at: number | null;
+    };
+    expect(used.last_used_at).to.be.a('number');
+
+    // Removed on the server, the same authenticator no longer gets in.
+    await p.goto(`${base}/me/passkeys`);
+    await p.getByRole('button', { name: 'Remove passkey Test laptop' }).click();
+    await p.getByText('Passkey removed.').waitFor();
+    expect(await gw.store.db('passkeys').where({ user_id: id })).to.have.length(0);
+    await p.getByRole('button', { name: 'Sign out' }).click();
+    await p.waitForURL(/\/login$/);
+    await p.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await p.getByText('That passkey did not work').waitFor();
+    expect(new URL(p.url()).pathname).to.equal('/login');
+    await check(p, 'login-passkey-refused');
+    const failed = await gw.store.db('audit_events').where({ type: 'auth.passkey_failed' });
+    expect(failed.map((f: { detail: string }) => JSON.parse(f.detail).reason)).to.include(
+      'unknown-credential',
+    );
+    await ctx.close();
+    assertClean();
+  });
+
   it('checked every page', () => {
     expect(checked.length).to.be.at.least(30);
     assertClean();
