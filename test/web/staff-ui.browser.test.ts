@@ -142,7 +142,8 @@ describe('web staff and admin UI (browser)', function () {
       `axe.run(document, { resultTypes: ['violations'] }).then(r => ({ violations: r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => ({ target: n.target })) })) }))`,
     );
     if (process.env.AXE_VERBOSE)
-      for (const v of result.violations) console.log(`  axe ${name}: ${v.impact} ${v.id} ${v.help}`);
+      for (const v of result.violations)
+        process.stdout.write(`  axe ${name}: ${v.impact} ${v.id} ${v.help}\n`);
     for (const v of result.violations) {
       if (v.impact === 'serious' || v.impact === 'critical')
         problems.push(
@@ -483,8 +484,10 @@ describe('web staff and admin UI (browser)', function () {
     await p.getByText('That passkey did not work').waitFor();
     expect(new URL(p.url()).pathname).to.equal('/login');
     await check(p, 'login-passkey-refused');
-    const failed = await gw.store.db('audit_events').where({ type: 'auth.passkey_failed' });
-    expect(failed.map((f: { detail: string }) => JSON.parse(f.detail).reason)).to.include(
+    const failed = (await gw.store.db('audit_events').where({ type: 'auth.passkey_failed' })) as Array<{
+      detail: string;
+    }>;
+    expect(failed.map((f) => (JSON.parse(f.detail) as { reason: string }).reason)).to.include(
       'unknown-credential',
     );
     await ctx.close();
