@@ -146,7 +146,7 @@ function dashboardHtml(d: Dashboard): SafeHtml {
 </section>
 <h2>Messages per day, by outcome</h2>
 ${chartSvg(d, max)}
-<table>
+<table class="matrix">
 <caption class="visually-hidden">Messages per day by outcome</caption>
 <thead><tr><th scope="col">Day</th>${OUTCOMES.map((o) => html`<th scope="col"><span class="dot seg-${o.replace(/[^a-z]/g, '')}"></span>${o}</th>`)}</tr></thead>
 <tbody>${d.days.map((day) => html`<tr><th scope="row">${day.day}</th>${OUTCOMES.map((o) => html`<td>${day.counts[o] ?? 0}</td>`)}</tr>`)}</tbody>
