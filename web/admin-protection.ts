@@ -57,7 +57,7 @@ ${notice ?? ''}
 </form>
 ${
   keys.length === 0
-    ? html`<p>No recipient keys yet.</p>`
+    ? html`<p class="empty">No recipient keys yet.</p>`
     : html`<table><thead><tr><th scope="col">Addresses</th><th scope="col">Fingerprint</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col">Source</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
 ${keys.map((k) => {
   const state = k.revoked
@@ -156,7 +156,7 @@ ${keys.map((k) => {
   };
   const pickupTable = (req: Request, rows: PickupSummary[], base: string) =>
     rows.length === 0
-      ? html`<p>No pickups match.</p>`
+      ? html`<p class="empty">No pickups match.</p>`
       : html`<table><thead><tr><th scope="col">Sent (UTC)</th><th scope="col">Reference</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Expires</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
 ${rows.map(
   (
@@ -261,7 +261,7 @@ ${pickupTable(req, rows, '/me/pickups')}
       html`<h1>Secure replies</h1>
 ${
   replies.length === 0
-    ? html`<p>No secure replies yet.</p>`
+    ? html`<p class="empty">No secure replies yet.</p>`
     : html`<table><thead><tr><th scope="col">Received (UTC)</th><th scope="col">From</th><th scope="col">Attachments</th><th scope="col">Read</th></tr></thead><tbody>${replies.map(
         (x) =>
           html`<tr><td><a href="/me/replies/${x.id}">${when(x.createdAt)}</a></td><td>${x.rcpt}</td><td>${x.attachments}</td><td>${x.readAt ? when(x.readAt) : 'new'}</td></tr>`,

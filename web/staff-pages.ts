@@ -303,7 +303,7 @@ export function createStaffPages(opts: {
 <p class="note">Messages and recipients held for review, newest first. The reason says which rule or policy held them.</p>
 ${
   items.length === 0
-    ? html`<p>Nothing is held.</p>`
+    ? html`<p class="empty">Nothing is held.</p>`
     : html`<table><thead><tr><th scope="col">Held since</th><th scope="col">What</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Reason</th></tr></thead><tbody>
 ${items.map(
   (i) =>
@@ -640,7 +640,7 @@ ${rows.length === f.limit && last ? html`<p><a href="/admin/audit?${qs.toString(
 <p class="note">Mail you sent through the gateway in the last while, and how it left for each recipient.</p>
 ${
   list.length === 0
-    ? html`<p>You have not sent anything through the gateway yet.</p>`
+    ? html`<p class="empty">You have not sent anything through the gateway yet.</p>`
     : html`<table><thead><tr><th scope="col">Sent (UTC)</th><th scope="col">Reference</th><th scope="col">Recipients</th><th scope="col">Outcome</th></tr></thead><tbody>
 ${list.map(
   (m) =>
