@@ -460,8 +460,22 @@ describe('web staff and admin UI (browser)', function () {
     // Signed out, the passkey alone (with user verification) signs the admin in: no password, no TOTP code.
     await p.getByRole('button', { name: 'Sign out' }).click();
     await p.waitForURL(/\/login$/);
+    const answer = p.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/login/passkey'));
     await p.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+    // The same signed answer sent again (same cookies, same CSRF token) finds its challenge used up.
+    const sent = await answer;
+    const replay = await fetch(sent.url(), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-csrf-token': (await sent.headerValue('x-csrf-token')) ?? '',
+        cookie: (await sent.headerValue('cookie')) ?? '',
+      },
+      body: sent.postData() ?? '',
+    });
+    expect(replay.status).to.equal(401);
+    expect(replay.headers.getSetCookie().join()).not.to.match(/phigw_staff=[^;]/);
     const signedIn = (await gw.store
       .db('audit_events')
       .where({ type: 'auth.signed_in', actor: pk.email })
@@ -487,9 +501,10 @@ describe('web staff and admin UI (browser)', function () {
     const failed = (await gw.store.db('audit_events').where({ type: 'auth.passkey_failed' })) as Array<{
       detail: string;
     }>;
-    expect(failed.map((f) => (JSON.parse(f.detail) as { reason: string }).reason)).to.include(
+    expect(failed.map((f) => (JSON.parse(f.detail) as { reason: string }).reason)).to.include.members([
+      'no-challenge',
       'unknown-credential',
-    );
+    ]);
     await ctx.close();
     assertClean();
   });
