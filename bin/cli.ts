@@ -25,7 +25,7 @@ const USAGE = `usage: phi-gateway <command>
                                    add an account; password from stdin, or generated and printed once
   users list [--json]              accounts with role, MFA and state
   users disable EMAIL              disable an account and end its sessions
-  users reset-mfa EMAIL            remove an account's TOTP (an admin enrols again at next sign-in)
+  users reset-mfa EMAIL            remove an account's TOTP and passkeys (an admin enrols again at next sign-in)
   audit verify                     check the audit log's hash chain
   audit export                     print the audit log as JSON lines
 ${KEYS_USAGE}${PICKUPS_USAGE}${BACKUP_USAGE}${MASTER_KEY_USAGE}
@@ -399,6 +399,8 @@ async function usersChange(store: Store, what: 'disable' | 'reset-mfa', email: s
           ? { disabled: true }
           : { totp_secret: null, totp_enrolled_at: null, totp_last_step: null },
       );
+    // A reset second factor includes passkeys: a lost device must not keep signing in.
+    if (what === 'reset-mfa') await trx('passkeys').where({ user_id: user.id }).delete();
     // Either way the account's sessions end: a disabled user, or one whose second factor was reset.
     await trx('web_sessions').where({ user_id: user.id }).delete();
     await appendAudit(trx, {

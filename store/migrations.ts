@@ -336,6 +336,35 @@ const migrations: Record<string, Migration> = {
       await knex.schema.dropTableIfExists('rule_versions');
     },
   },
+  '0008_passkeys': {
+    async up(knex) {
+      // WebAuthn credentials of staff and admins: public keys only (the private key never leaves the device).
+      await knex.schema.createTable('passkeys', (t) => {
+        t.increments('id');
+        t.integer('user_id').notNullable().references('users.id');
+        t.string('credential_id', 1024).notNullable().unique(); // base64url, as the authenticator gave it
+        t.text('public_key').notNullable(); // COSE public key, base64url
+        t.bigInteger('counter').notNullable().defaultTo(0); // signature counter: a clone shows as a step back
+        t.text('transports').notNullable(); // JSON array, e.g. ["internal","hybrid"]
+        t.string('name', 100).notNullable(); // the user's own label ("Work laptop")
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('last_used_at');
+        t.index(['user_id']);
+      });
+      // A challenge lives between the options call and the answer: in the database, so any node can finish it.
+      await knex.schema.createTable('webauthn_challenges', (t) => {
+        t.string('id_hash', 64).primary(); // SHA-256 of the cookie or session it belongs to
+        t.string('purpose', 16).notNullable(); // register | login
+        t.integer('user_id'); // for register: who is adding a passkey
+        t.string('challenge', 128).notNullable();
+        t.bigInteger('expires_at').notNullable();
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTableIfExists('webauthn_challenges');
+      await knex.schema.dropTableIfExists('passkeys');
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -57,7 +57,7 @@ ${notice ?? ''}
 </form>
 ${
   keys.length === 0
-    ? html`<p>No recipient keys yet.</p>`
+    ? html`<p class="empty">No recipient keys yet.</p>`
     : html`<table><thead><tr><th scope="col">Addresses</th><th scope="col">Fingerprint</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col">Source</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
 ${keys.map((k) => {
   const state = k.revoked
@@ -156,7 +156,7 @@ ${keys.map((k) => {
   };
   const pickupTable = (req: Request, rows: PickupSummary[], base: string) =>
     rows.length === 0
-      ? html`<p>No pickups match.</p>`
+      ? html`<p class="empty">No pickups match.</p>`
       : html`<table><thead><tr><th scope="col">Sent (UTC)</th><th scope="col">Reference</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Expires</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
 ${rows.map(
   (
@@ -184,9 +184,9 @@ ${rows.map(
       'Pickups',
       html`<h1>Secure pickups</h1>
 <form method="get" action="/admin/pickups" class="filters">
-<label for="p-sender">Sender</label><input id="p-sender" name="sender" value="${v('sender')}">
-<label for="p-rcpt">Recipient contains</label><input id="p-rcpt" name="rcpt" value="${v('rcpt')}">
-<label for="p-status">Status</label><select id="p-status" name="status"><option value="">any</option>${[
+<div class="field"><label for="p-sender">Sender</label><input id="p-sender" name="sender" value="${v('sender')}"></div>
+<div class="field"><label for="p-rcpt">Recipient contains</label><input id="p-rcpt" name="rcpt" value="${v('rcpt')}"></div>
+<div class="field"><label for="p-status">Status</label><select id="p-status" name="status"><option value="">any</option>${[
         'sent',
         'fetched',
         'opened',
@@ -196,10 +196,10 @@ ${rows.map(
         'locked',
       ].map(
         (s) => html`<option value="${s}"${new SafeHtml(v('status') === s ? ' selected' : '')}>${s}</option>`,
-      )}</select>
-<label for="p-from">From</label><input id="p-from" name="from" type="date" value="${v('from')}">
-<label for="p-to">To</label><input id="p-to" name="to" type="date" value="${v('to')}">
-<button type="submit">Search</button>
+      )}</select></div>
+<div class="field"><label for="p-from">From</label><input id="p-from" name="from" type="date" value="${v('from')}"></div>
+<div class="field"><label for="p-to">To</label><input id="p-to" name="to" type="date" value="${v('to')}"></div>
+<div class="field"><button type="submit">Search</button></div>
 </form>
 ${pickupTable(req, rows, '/admin/pickups')}`,
     );
@@ -261,7 +261,7 @@ ${pickupTable(req, rows, '/me/pickups')}
       html`<h1>Secure replies</h1>
 ${
   replies.length === 0
-    ? html`<p>No secure replies yet.</p>`
+    ? html`<p class="empty">No secure replies yet.</p>`
     : html`<table><thead><tr><th scope="col">Received (UTC)</th><th scope="col">From</th><th scope="col">Attachments</th><th scope="col">Read</th></tr></thead><tbody>${replies.map(
         (x) =>
           html`<tr><td><a href="/me/replies/${x.id}">${when(x.createdAt)}</a></td><td>${x.rcpt}</td><td>${x.attachments}</td><td>${x.readAt ? when(x.readAt) : 'new'}</td></tr>`,

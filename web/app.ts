@@ -17,6 +17,7 @@ import { createComposePages } from './compose.js';
 import { createRulesPages } from './admin-rules.js';
 import os from 'node:os';
 import { createPickupPortal } from './pickup-portal.js';
+import { createPasskeyPages } from './passkeys.js';
 
 export interface WebOptions {
   config: ResolvedConfig;
@@ -202,6 +203,7 @@ ${rows.map(
   (app.locals as { closers?: Array<() => Promise<void>> }).closers = [() => redactApi.close()];
   app.use(createComposePages({ config, store, log, auth }));
   app.use(auth.router);
+  app.use(createPasskeyPages({ config, store, log, auth }));
   app.use(createStaffPages({ config, store, log, auth }));
   app.use(
     createProtectionPages({ config, store, log, auth, hostname: config.smtp.hostname ?? os.hostname() }),

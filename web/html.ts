@@ -29,7 +29,8 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): SafeHtm
   return new SafeHtml(out);
 }
 
-export function page(title: string, body: SafeHtml): string {
+/** A whole page; `nav` (the signed-in sections and sign-out) goes into the top bar. */
+export function page(title: string, body: SafeHtml, nav?: SafeHtml): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -39,11 +40,40 @@ export function page(title: string, body: SafeHtml): string {
 <link rel="stylesheet" href="/static/app.css">
 </head>
 <body>
-<header class="top"><a class="brand" href="/">phi-gateway</a></header>
-<main>
+<a class="skip" href="#main">Skip to content</a>
+<header class="top"><div class="top-inner"><a class="brand" href="/">phi-gateway</a>${nav ?? ''}</div></header>
+<main id="main">
 ${body}
 </main>
 </body>
 </html>
 `.value;
+}
+
+/**
+ * Gives every body cell of a table with a header row the text of its column header as data-label, and the
+ * table the class "stack", so a phone shows each row as a small card of "label: value" lines (app.css).
+ * It reads only our own markup: every interpolated value is escaped, so no "<td" or "<th" comes from data.
+ */
+export function labelTableCells(markup: string): string {
+  return markup.replace(/<table>([\s\S]*?)<\/table>/g, (whole, inner: string) => {
+    const head = /<thead>([\s\S]*?)<\/thead>/.exec(inner);
+    if (!head) return whole;
+    const labels = [...head[1]!.matchAll(/<th\b[^>]*>([\s\S]*?)<\/th>/g)].map((m) =>
+      m[1]!
+        .replace(/<span class="visually-hidden">[\s\S]*?<\/span>/g, '')
+        .replace(/<[^>]+>/g, '')
+        .trim(),
+    );
+    const body = inner
+      .slice(head.index + head[0].length)
+      .replace(/<tr>([\s\S]*?)<\/tr>/g, (_row, cells: string) => {
+        let i = 0;
+        return `<tr>${cells.replace(/<(td|th scope="row")(?=[\s>])/g, (open: string) => {
+          const label = labels[i++] ?? '';
+          return label ? `${open} data-label="${label}"` : open;
+        })}</tr>`;
+      });
+    return `<table class="stack">${inner.slice(0, head.index + head[0].length)}${body}</table>`;
+  });
 }

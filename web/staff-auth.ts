@@ -10,7 +10,7 @@ import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
 import type { Store } from '../store/store.js';
 import { authenticate, hashPassword, verifyPassword, type Role, type UserRow } from '../store/users.js';
-import { html, page, SafeHtml } from './html.js';
+import { html, labelTableCells, page, SafeHtml } from './html.js';
 import { newTotpSecret, otpauthUri, verifyTotp, base32Encode } from './totp.js';
 
 export const SESSION_IDLE_MS = 15 * 60 * 1000;
@@ -115,7 +115,7 @@ export function homeFor(role: Role): string {
   return role === 'staff' ? '/me' : role === 'auditor' ? '/admin/audit' : '/admin';
 }
 
-/** Pages for signed-in people: a top bar with who is signed in, the sections they may use, and sign out. */
+/** Pages for signed-in people: a top bar with the sections they may use, who is signed in, and sign out. */
 export function staffPage(title: string, user: StaffUser | undefined, body: SafeHtml): string {
   const links: Array<[string, string, Role[]]> = [
     ['/admin', 'Dashboard', ['admin']],
@@ -125,15 +125,17 @@ export function staffPage(title: string, user: StaffUser | undefined, body: Safe
     ['/admin/pickups', 'Pickups', ['admin']],
     ['/admin/audit', 'Audit log', ['admin', 'auditor']],
     ['/me', 'My messages', ['staff', 'admin']],
+    ['/me/pickups', 'My pickups', ['staff']],
+    ['/me/replies', 'Replies', ['staff']],
     ['/me/send', 'Send securely', ['staff', 'admin']],
   ];
   const nav = user
     ? html`<nav class="staff-nav" aria-label="Sections"><ul>${links
         .filter(([, , roles]) => roles.includes(user.role))
         .map(([href, label]) => html`<li><a href="${href}">${label}</a></li>`)}</ul>
-<form method="post" action="/logout" class="signout"><input type="hidden" name="_csrf" value="${user.csrf}"><span class="who">${user.email}</span> <button type="submit" class="link">Sign out</button></form></nav>`
-    : html``;
-  return page(title, html`${nav}${body}`);
+<form method="post" action="/logout" class="signout"><input type="hidden" name="_csrf" value="${user.csrf}"><a class="who" href="/me/passkeys" title="Sign-in and security: passkeys, password">${user.email}</a> <button type="submit" class="link">Sign out</button></form></nav>`
+    : undefined;
+  return page(title, new SafeHtml(labelTableCells(body.value)), nav);
 }
 
 export interface StaffAuth {
@@ -144,6 +146,12 @@ export interface StaffAuth {
   require(roles: Role[]): express.RequestHandler;
   /** Requires the session's CSRF token on state-changing requests (form field _csrf or X-CSRF-Token). */
   csrf: express.RequestHandler;
+  /** Whether `token` is the sign-in page's CSRF token (the cookie set with the form), for passkey sign-in. */
+  loginCsrfOk(req: Request, token: string | undefined): boolean;
+  /** Starts a fully signed-in session for `userId` (after a passkey): audited, a fresh session id. */
+  signInVerified(res: Response, userId: number, ip: string, method: string): Promise<boolean>;
+  /** Where to go after sign-in: `next` when it is a local path, else the role's home. */
+  nextFor(next: unknown, role: Role): string;
 }
 
 export function createStaffAuth({
@@ -326,8 +334,14 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>
-<p class="note">Use the account you send mail with. Administrators also need their authenticator app.</p>
-</section>`,
+<div class="passkey-login" data-passkey-login hidden>
+<p class="or"><span>or</span></p>
+<button type="button" class="secondary wide" data-passkey-signin>Sign in with a passkey</button>
+<p class="error" role="alert" data-passkey-error hidden></p>
+</div>
+<p class="note">Use the account you send mail with. Administrators also need their authenticator app, or a passkey.</p>
+</section>
+<script src="/static/passkeys.js" defer></script>`,
         ),
       );
   }
@@ -597,7 +611,25 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
     res.redirect(303, '/login');
   });
 
-  return { router, load, require, csrf };
+  const loginCsrfOk = (req: Request, token: string | undefined) =>
+    sameToken(token, parseCookies(req.headers.cookie)[preCsrfCookie]);
+
+  const signInVerified = async (res: Response, userId: number, ip: string, method: string) => {
+    const user = (await store.db('users').where({ id: userId }).first()) as FullUser | undefined;
+    if (!user || user.disabled) return false;
+    await store.write(async (trx) => {
+      await trx('users').where({ id: user.id }).update({ failed_logins: 0, locked_until: null });
+      await appendAudit(trx, {
+        type: 'auth.signed_in',
+        actor: user.email,
+        detail: { ip, mfa: true, method },
+      });
+    });
+    await newSession(res, user, 'active', ip);
+    return true;
+  };
+
+  return { router, load, require, csrf, loginCsrfOk, signInVerified, nextFor: safeNext };
 }
 
 /** Changes a password and signs the user out everywhere (every session of theirs is deleted). */

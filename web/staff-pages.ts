@@ -146,7 +146,7 @@ function dashboardHtml(d: Dashboard): SafeHtml {
 </section>
 <h2>Messages per day, by outcome</h2>
 ${chartSvg(d, max)}
-<table>
+<table class="matrix">
 <caption class="visually-hidden">Messages per day by outcome</caption>
 <thead><tr><th scope="col">Day</th>${OUTCOMES.map((o) => html`<th scope="col"><span class="dot seg-${o.replace(/[^a-z]/g, '')}"></span>${o}</th>`)}</tr></thead>
 <tbody>${d.days.map((day) => html`<tr><th scope="row">${day.day}</th>${OUTCOMES.map((o) => html`<td>${day.counts[o] ?? 0}</td>`)}</tr>`)}</tbody>
@@ -303,7 +303,7 @@ export function createStaffPages(opts: {
 <p class="note">Messages and recipients held for review, newest first. The reason says which rule or policy held them.</p>
 ${
   items.length === 0
-    ? html`<p>Nothing is held.</p>`
+    ? html`<p class="empty">Nothing is held.</p>`
     : html`<table><thead><tr><th scope="col">Held since</th><th scope="col">What</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Reason</th></tr></thead><tbody>
 ${items.map(
   (i) =>
@@ -493,19 +493,19 @@ ${parsed.attachments.length ? html`<p>Attachments: ${parsed.attachments.map((a) 
 </form>
 </section>
 <form method="get" action="/admin/audit" class="filters">
-<label for="f-type">Event type starts with</label><input id="f-type" name="type" value="${f.type ?? ''}">
-<label for="f-actor">Actor</label><input id="f-actor" name="actor" value="${f.actor ?? ''}">
-<label for="f-message">Message id</label><input id="f-message" name="message" value="${f.messageId ?? ''}">
-<label for="f-from">From</label><input id="f-from" name="from" type="date" value="${typeof req.query.from === 'string' ? req.query.from : ''}">
-<label for="f-to">To</label><input id="f-to" name="to" type="date" value="${typeof req.query.to === 'string' ? req.query.to : ''}">
-<button type="submit">Search</button> <a href="/admin/audit.csv?${qs.toString()}">Export CSV</a>
+<div class="field"><label for="f-type">Event type starts with</label><input id="f-type" name="type" value="${f.type ?? ''}"></div>
+<div class="field"><label for="f-actor">Actor</label><input id="f-actor" name="actor" value="${f.actor ?? ''}"></div>
+<div class="field"><label for="f-message">Message id</label><input id="f-message" name="message" value="${f.messageId ?? ''}"></div>
+<div class="field"><label for="f-from">From</label><input id="f-from" name="from" type="date" value="${typeof req.query.from === 'string' ? req.query.from : ''}"></div>
+<div class="field"><label for="f-to">To</label><input id="f-to" name="to" type="date" value="${typeof req.query.to === 'string' ? req.query.to : ''}"></div>
+<div class="field filter-actions"><button type="submit">Search</button> <a href="/admin/audit.csv?${qs.toString()}" class="button-link secondary">Export CSV</a></div>
 </form>
-<table><thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Message</th><th scope="col">Detail</th></tr></thead><tbody>
+<div class="audit-log"><table><thead><tr><th scope="col">#</th><th scope="col">Time (UTC)</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Message</th><th scope="col">Detail</th></tr></thead><tbody>
 ${rows.map(
   (e) =>
     html`<tr><td>${e.seq}</td><td>${when(e.at)}</td><td><code>${e.type}</code></td><td>${e.actor ?? ''}</td><td>${e.message_id ?? ''}</td><td><code class="detail">${e.detail}</code></td></tr>`,
 )}
-</tbody></table>
+</tbody></table></div>
 ${rows.length === f.limit && last ? html`<p><a href="/admin/audit?${qs.toString()}&amp;before=${last.seq}">Older events</a></p>` : ''}`,
     );
   });
@@ -640,7 +640,7 @@ ${rows.length === f.limit && last ? html`<p><a href="/admin/audit?${qs.toString(
 <p class="note">Mail you sent through the gateway in the last while, and how it left for each recipient.</p>
 ${
   list.length === 0
-    ? html`<p>You have not sent anything through the gateway yet.</p>`
+    ? html`<p class="empty">You have not sent anything through the gateway yet.</p>`
     : html`<table><thead><tr><th scope="col">Sent (UTC)</th><th scope="col">Reference</th><th scope="col">Recipients</th><th scope="col">Outcome</th></tr></thead><tbody>
 ${list.map(
   (m) =>

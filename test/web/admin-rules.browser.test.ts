@@ -94,7 +94,7 @@ describe('web/admin-rules (browser)', function () {
     await page.goto(`${base}/admin/rules`);
     await page.getByLabel('Email').fill('admin@clinic.example');
     await page.getByLabel('Password').fill('admin-password-123');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByLabel(/6-digit code/).fill(totp(secret));
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByRole('heading', { level: 1, name: 'DLP rules' }).waitFor();
