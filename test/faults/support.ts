@@ -104,7 +104,8 @@ export class Ledger {
   }
 }
 
-export function smtpClient(port: number, connections = 1) {
+/** A pooled client; `patience` is its connect/greeting timeout (30 s is what nodemailer and Outlook wait). */
+export function smtpClient(port: number, connections = 1, patience = 5000) {
   const t = nodemailer.createTransport({
     host: '127.0.0.1',
     port,
@@ -113,9 +114,9 @@ export function smtpClient(port: number, connections = 1) {
     pool: true,
     maxConnections: connections,
     maxMessages: Infinity,
-    connectionTimeout: 5000,
-    greetingTimeout: 5000,
-    socketTimeout: 20000,
+    connectionTimeout: patience,
+    greetingTimeout: patience,
+    socketTimeout: Math.max(20000, patience),
   });
   t.on('error', () => undefined);
   return t;
