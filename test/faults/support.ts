@@ -194,3 +194,34 @@ export function vmHwmKb(pid: number): number {
 export function report(line: string): void {
   process.stdout.write(`${line}\n`);
 }
+
+export type Outcome = 'delivered' | 'protected' | 'held' | 'pending';
+
+/**
+ * What became of queued message `qid`: delivered in clear, protected (PGP or pickup notice), held with a
+ * reason (message or a recipient's envelope), or still pending. A hold without a reason counts as pending.
+ */
+export function outcomeOf(db: SqliteDb, qid: string): { outcome: Outcome; reason?: string } {
+  const m = db.prepare('SELECT state, reason FROM messages WHERE id = ?').get(qid) as
+    { state: string; reason: string | null } | undefined;
+  if (!m) return { outcome: 'pending', reason: 'no row' };
+  if (m.state === 'held' || m.state === 'blocked')
+    return m.reason
+      ? { outcome: 'held', reason: m.reason }
+      : { outcome: 'pending', reason: 'held without reason' };
+  if (m.state !== 'routed' && m.state !== 'done') return { outcome: 'pending', reason: m.state };
+  const envs = db
+    .prepare('SELECT kind, state, hold_reason FROM envelopes WHERE message_id = ?')
+    .all(qid) as Array<{ kind: string; state: string; hold_reason: string | null }>;
+  if (envs.some((e) => !['delivered', 'held', 'bounced', 'cancelled', 'waiting'].includes(e.state)))
+    return { outcome: 'pending', reason: 'envelopes in flight' };
+  const held = envs.find((e) => e.state === 'held');
+  if (held) return held.hold_reason ? { outcome: 'held', reason: held.hold_reason } : { outcome: 'pending' };
+  if (envs.some((e) => e.kind === 'pgp' || e.kind.startsWith('pickup'))) return { outcome: 'protected' };
+  if (envs.some((e) => e.kind === 'relay' && e.state === 'delivered')) return { outcome: 'delivered' };
+  return { outcome: 'pending', reason: envs.map((e) => `${e.kind}:${e.state}`).join(',') || 'no envelopes' };
+}
+
+export function queueIdOf(reply: string): string | undefined {
+  return /queued as (\S+)/.exec(reply)?.[1];
+}
