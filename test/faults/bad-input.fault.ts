@@ -19,7 +19,7 @@ import {
 } from './support.js';
 
 const CORPUS = process.env.MIME_CORPUS ?? path.join(ROOT, '../shared/corpus/external/mimekit-testdata');
-const MEMORY_LIMIT_MB = 900;
+const MEMORY_LIMIT_MB = 512;
 
 function crlf(data: Buffer): Buffer {
   const text = data.toString('latin1').replace(/\r?\n/g, '\r\n');
@@ -167,7 +167,11 @@ describe('fault: bad input through the full pipeline (real process)', function (
     child = await spawnGateway({
       dataDir,
       relayUrl: capture.url,
-      overrides: { logLevel: 'warn', queue: { stageTimeout: 20000, maxProcessingAttempts: 2 } },
+      overrides: {
+        logLevel: 'warn',
+        queue: { stageTimeout: 20000, maxProcessingAttempts: 2 },
+        pickup: { passwordDelay: 0 },
+      },
     });
   });
 
@@ -251,6 +255,7 @@ describe('fault: bad input through the full pipeline (real process)', function (
     expect(child!.child.exitCode, 'the gateway crashed').to.equal(null);
     expect(tally.pending).to.equal(0);
     expect(hwm, 'peak memory of the gateway process').to.be.below(MEMORY_LIMIT_MB);
+    expect(slowest.ms, 'time from 250 to an outcome (stageTimeout is 20 s)').to.be.below(30000);
     return { sent, refused, tally };
   }
 
