@@ -61,9 +61,16 @@ describe('fault: SIGKILL during sustained load (real process, many rounds)', fun
         };
         const senders = Array.from({ length: CONNECTIONS }, () => sender());
         const all = Promise.all(senders);
-        // Anywhere from the first messages to well after the load ends (then mid-delivery).
-        const killAt = 100 + Math.floor(rnd() * 3500);
-        const finishedFirst = await Promise.race([all.then(() => true), sleep(killAt).then(() => false)]);
+        // Even rounds: anywhere in the load. Odd rounds: after the last 250, while the queue drains.
+        let finishedFirst: boolean;
+        if (round % 2 === 0) {
+          const killAt = 100 + Math.floor(rnd() * 2500);
+          finishedFirst = await Promise.race([all.then(() => true), sleep(killAt).then(() => false)]);
+        } else {
+          await all;
+          await sleep(Math.floor(rnd() * 400));
+          finishedFirst = true;
+        }
         await child.kill('SIGKILL');
         dead = true;
         kills++;
