@@ -20,6 +20,9 @@ export const errorCatalogue = {
   SMTP_LOCAL_ERROR: {
     smtp: { code: 451, status: '4.3.0', text: 'Local error, message not accepted; try again later' },
   },
+  SMTP_TOO_MANY_CONNECTIONS: {
+    smtp: { code: 421, status: '4.7.0', text: 'Too many connections from your address; try again later' },
+  },
   SMTP_SHUTTING_DOWN: {
     smtp: { code: 421, status: '4.3.2', text: 'Service shutting down; try again later' },
   },

@@ -27,6 +27,11 @@ export const smtpSchema = z.strictObject({
   /** Most simultaneous SMTP connections in total. */
   maxClients: z.number().int().positive().default(200),
   /**
+   * Most simultaneous SMTP connections from one IP address; more get 421 at once, so one host cannot take
+   * every slot of maxClients (Postfix smtpd_client_connection_count_limit). Trusted networks are exempt.
+   */
+  maxClientsPerIp: z.number().int().positive().default(20),
+  /**
    * Networks (CIDR) that may relay without AUTH, like Postfix mynetworks. Default: loopback only.
    * Every other client must STARTTLS and AUTH before it can send; nobody else may relay.
    */

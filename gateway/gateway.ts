@@ -4,7 +4,7 @@ import os from 'node:os';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
 import type { Store } from '../store/store.js';
-import { GatewayError } from '../config/errors.js';
+import { GatewayError, errorCode } from '../config/errors.js';
 import { activeRulesFile, SHIPPED_RULES_FILE } from '../config/rules-file.js';
 import { Delivery, type EnvelopeRow } from './delivery.js';
 import { Intake } from './intake.js';
@@ -16,6 +16,7 @@ import { PlainCache } from './plain-cache.js';
 import { Pump } from './pump.js';
 import { RulesSource } from './rules.js';
 import { DlpScanner, type Scanner } from './scan.js';
+import { retryDelay } from './retry.js';
 import { recoverSpool } from './spool.js';
 import { SenderNotices } from './sender-notices.js';
 import { startPickupPurger } from '../store/pickup-purger.js';
@@ -112,7 +113,8 @@ export class Gateway {
       pollInterval: config.queue.pollInterval,
       log,
       claim: (n) => this.workers.claim(n),
-      handle: (row) => this.workers.handle(row),
+      handle: (row) =>
+        this.workers.handle(row).catch((err: unknown) => this.retryLater('messages', [row.id], err)),
     });
     this.deliveryPump = new Pump({
       name: 'delivery',
@@ -120,7 +122,14 @@ export class Gateway {
       pollInterval: config.queue.pollInterval,
       log,
       claim: (n) => this.delivery.claim(n),
-      handle: (group) => this.delivery.handle(group),
+      handle: (group) =>
+        this.delivery.handle(group).catch((err: unknown) =>
+          this.retryLater(
+            'envelopes',
+            group.map((e) => e.id),
+            err,
+          ),
+        ),
     });
     this.senderNotices = new SenderNotices(store, config, log, hostname, () => this.deliveryPump.wake());
     this.intake = new Intake({
@@ -132,6 +141,36 @@ export class Gateway {
         this.messagePump.offer([message]);
       },
     });
+  }
+
+  /**
+   * A handler that failed before it could record an outcome (the disk filled up, the database was locked)
+   * leaves its rows leased for 10-15 minutes. Give them back, due after the first retry delay, as soon as a
+   * write succeeds again; never at once, as an envelope the next hop already took would be sent again in a loop.
+   */
+  private retryLater(table: 'messages' | 'envelopes', ids: Array<string | number>, err: unknown): void {
+    const { store, log, config } = this.opts;
+    const leased = table === 'messages' ? 'processing' : 'sending';
+    log.error(
+      { evt: 'QUEUE_HANDLER_FAILED', table, count: ids.length, code: errorCode(err) },
+      'handler failed',
+    );
+    let tries = 0;
+    const attempt = () => {
+      const delay = retryDelay(config.queue, ++tries);
+      store
+        .write((trx) =>
+          trx(table)
+            .whereIn('id', ids)
+            .andWhere('state', leased)
+            .update({ state: 'deferred', lease_until: null, next_attempt_at: Date.now() + delay }),
+        )
+        .catch(() => {
+          // Still failing: try again later; the lease sweeper remains the last resort.
+          if (tries < 10) setTimeout(attempt, delay).unref();
+        });
+    };
+    setTimeout(attempt, 0).unref();
   }
 
   get transportName(): string {

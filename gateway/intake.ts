@@ -48,6 +48,18 @@ export class LineEndingChecker {
   }
 }
 
+/**
+ * No control bytes and no bytes that were not UTF-8 (the parser turns them into U+FFFD): such an address
+ * would reach the next hop as something the client never sent.
+ */
+function cleanAddress(address: string): boolean {
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0xfffd) return false;
+  }
+  return true;
+}
+
 function protocolName(session: SMTPServerSession): string {
   const esmtp = session.openingCommand === 'EHLO';
   return `${esmtp ? 'ESMTP' : 'SMTP'}${session.secure ? 'S' : ''}${session.user ? 'A' : ''}`;
@@ -67,6 +79,9 @@ export class Intake {
   private readonly isTrusted: (ip: string) => boolean;
   private readonly hostname: string;
   private openTransactions = 0;
+  /** Open connections per untrusted client IP (sessions counted, so each is released once). */
+  private readonly perIp = new Map<string, number>();
+  private readonly counted = new Set<string>();
 
   constructor(private readonly opts: IntakeOptions) {
     this.isTrusted = makeNetworkMatcher(opts.config.smtp.trustedNetworks);
@@ -108,9 +123,25 @@ export class Intake {
       disableReverseLookup: true,
       onConnect: (session, cb) => {
         log.debug({ evt: 'SMTP_CONNECT', session: session.id, ip: session.remoteAddress }, 'connection');
+        const ip = session.remoteAddress;
+        if (!this.isTrusted(ip)) {
+          const open = this.perIp.get(ip) ?? 0;
+          if (open >= smtp.maxClientsPerIp) {
+            log.warn({ evt: 'SMTP_TOO_MANY_CONNECTIONS', session: session.id, ip }, 'per-IP limit');
+            return cb(new GatewayError('SMTP_TOO_MANY_CONNECTIONS').toSmtpReply());
+          }
+          this.perIp.set(ip, open + 1);
+          this.counted.add(session.id);
+        }
         // AUTH is not even offered before STARTTLS, so no client is tempted to send a password in clear.
         if (!session.secure) session.disabledCommands = ['AUTH'];
         cb();
+      },
+      onClose: (session) => {
+        if (!this.counted.delete(session.id)) return;
+        const left = (this.perIp.get(session.remoteAddress) ?? 1) - 1;
+        if (left > 0) this.perIp.set(session.remoteAddress, left);
+        else this.perIp.delete(session.remoteAddress);
       },
       onSecure: (_socket, session, cb) => {
         session.disabledCommands = undefined;
@@ -135,7 +166,8 @@ export class Intake {
             cb(new GatewayError('SMTP_LOCAL_ERROR').toSmtpReply());
           });
       },
-      onMailFrom: (_address, session, cb) => {
+      onMailFrom: (address, session, cb) => {
+        if (!cleanAddress(address.address)) return cb(new GatewayError('SMTP_BAD_ADDRESS').toSmtpReply());
         if (session.user || this.isTrusted(session.remoteAddress)) return cb();
         log.warn(
           { evt: 'SMTP_RELAY_DENIED', session: session.id, ip: session.remoteAddress },
@@ -148,7 +180,7 @@ export class Intake {
         if (!session.user && !this.isTrusted(session.remoteAddress)) {
           return cb(new GatewayError('SMTP_RELAY_DENIED').toSmtpReply());
         }
-        if (!/^[^@\s]+@[^@\s]+$/.test(address.address))
+        if (!/^[^@\s]+@[^@\s]+$/.test(address.address) || !cleanAddress(address.address))
           return cb(new GatewayError('SMTP_BAD_ADDRESS').toSmtpReply());
         cb();
       },

@@ -115,7 +115,9 @@ export class RelayTransport implements Transport {
           response: clip(e.response),
         };
       }
-      const code = typeof e.responseCode === 'number' ? e.responseCode : null;
+      // A refused or failed STARTTLS (ETLS) is a fault of the path or of the next hop's set-up, which an
+      // attacker who strips STARTTLS can also cause: retry it like an outage, never bounce on it.
+      const code = typeof e.responseCode === 'number' && e.code !== 'ETLS' ? e.responseCode : null;
       throw new TransportError(
         `next hop: ${e.code ?? 'error'}`,
         code,
