@@ -6,6 +6,7 @@ import type { ParsedMail, AddressObject } from 'mailparser';
 import type { ResolvedConfig } from '../config/load.js';
 import { GatewayError } from '../config/errors.js';
 import type { Store } from '../store/store.js';
+import type { CreatedPickup, PickupContent } from '../store/pickups.js';
 import { newQueueId } from './ids.js';
 import { rewriteHeaders } from './mime-headers.js';
 import {
@@ -26,31 +27,7 @@ import {
   type RecipientRoute,
 } from './policy.js';
 
-export interface PickupContent {
-  from: string;
-  to: string[];
-  cc: string[];
-  subject: string;
-  date: string;
-  text: string;
-  html: string | null;
-  attachments: Array<{
-    filename: string;
-    contentType: string;
-    content: Buffer;
-    cid?: string;
-    inline?: boolean;
-  }>;
-}
-
-export interface CreatedPickup {
-  id: string;
-  rcpt: string;
-  token: string;
-  password: string;
-  reference: string;
-  expiresAt: number;
-}
+export type { CreatedPickup, PickupContent };
 
 /** What protection needs from the keyring, the PGP/MIME builder and the pickup store. */
 export interface Protection {

@@ -6,7 +6,7 @@ import { newTotpSecret, totp } from '../../web/totp.js';
 
 export class StaffBrowser {
   cookies = new Map<string, string>();
-  constructor(private readonly base: string) {}
+  constructor(readonly base: string) {}
 
   async go(
     path: string,

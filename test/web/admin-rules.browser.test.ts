@@ -11,17 +11,8 @@ import { totp } from '../../web/totp.js';
 import { removeDir, startGateway, type RunningGateway } from '../support/gateway.js';
 import { makeMessage, RawSmtp } from '../support/smtp-client.js';
 import { makeAdmin } from '../support/admin-browser.js';
+import { CHROMIUM_ARGS } from '../support/chromium.js';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const TERM = 'Project Nightingale';
 
 async function send(port: number, body: string): Promise<string> {

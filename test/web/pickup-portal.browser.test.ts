@@ -6,17 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createPickups, listPickups, type CreatedPickup } from '../../store/pickups.js';
 import { MARKER, PDF, PNG, makeWebContent, startPortal } from '../support/portal.js';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { CHROMIUM_ARGS } from '../support/chromium.js';
 
 describe('web/pickup-portal (browser)', function () {
   this.timeout(60000);

@@ -11,51 +11,7 @@ import { addUser } from '../../store/users.js';
 import { createWebApp } from '../../web/app.js';
 import { base32Decode, totp } from '../../web/totp.js';
 import { removeDir, tempDir } from '../support/gateway.js';
-
-class Browser {
-  cookies = new Map<string, string>();
-  constructor(private readonly base: string) {}
-
-  async go(
-    path: string,
-    init: RequestInit = {},
-  ): Promise<{ status: number; body: string; location: string | null }> {
-    const res = await fetch(this.base + path, {
-      ...init,
-      redirect: 'manual',
-      headers: {
-        ...(init.headers as Record<string, string>),
-        cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
-      },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq);
-      const value = pair!.slice(eq + 1);
-      if (value === '' || /Expires=Thu, 01 Jan 1970/.test(c)) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return { status: res.status, body: await res.text(), location: res.headers.get('location') };
-  }
-
-  post(path: string, form: Record<string, string>) {
-    return this.go(path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(form).toString(),
-    });
-  }
-
-  static csrf(body: string): string {
-    return /name="_csrf" value="([^"]+)"/.exec(body)?.[1] ?? '';
-  }
-
-  async signIn(email: string, password: string) {
-    const form = await this.go('/login');
-    return this.post('/login', { _csrf: Browser.csrf(form.body), email, password, next: '' });
-  }
-}
+import { StaffBrowser as Browser } from '../support/staff-browser.js';
 
 describe('web/staff-auth', function () {
   this.timeout(30000);

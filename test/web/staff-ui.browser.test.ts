@@ -19,17 +19,8 @@ import { CaptureServer, type CapturedMessage } from '../support/capture-server.j
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { addStaff } from '../support/staff-browser.js';
+import { CHROMIUM_ARGS } from '../support/chromium.js';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SHOTS = '/tmp/ui-shots';
 const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: string }).source;
 
