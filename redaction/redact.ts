@@ -27,6 +27,7 @@ import type { RedactionConfig } from '../config/schema.js';
 import type { Analyzer } from '../dlp/analyzer.js';
 import type { Category, Finding } from '../dlp/types.js';
 import type { OcrPool, OcrWord } from './ocr-pool.js';
+import { isDicom, redactDicom } from './dicom.js';
 
 export const ALLOWED_FORMATS = ['png', 'jpeg', 'gif', 'tiff', 'webp'] as const;
 export type ImageFormat = (typeof ALLOWED_FORMATS)[number];
@@ -92,7 +93,8 @@ export interface RedactOptions extends DetectOptions, ApplyBoxesOptions {
 export interface RedactResult {
   /** The redacted image, in the input's format, with no metadata (EXIF, XMP, ICC, comments). */
   output: Buffer;
-  format: ImageFormat;
+  /** 'dicom' only from redactImage given a DICOM file (see dicom.ts). */
+  format: ImageFormat | 'dicom';
   boxes: Box[];
   /** True when an OCR pass over the output found no PHI. */
   verified: boolean;
@@ -905,6 +907,8 @@ export async function applyBoxes(
  * OCR fails, and RedactionUnsafeError (REDACT_UNSAFE) when PHI is still readable after every round.
  */
 export async function redactImage(input: Buffer, opts: RedactOptions): Promise<RedactResult> {
+  // A DICOM file (preamble + "DICM"): header PHI blanked, pixels redacted at their own depth (dicom.ts).
+  if (isDicom(input)) return redactDicom(input, opts);
   const deadline = deadlineOf(opts);
   const d = await decode(input, opts);
   const detected = await detectInDecoded(d, opts, deadline);
