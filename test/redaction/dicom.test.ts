@@ -9,7 +9,7 @@ import {
   redactDicom,
   type Element,
 } from '../../redaction/dicom.js';
-import { redactImage, type Box, type RedactOptions } from '../../redaction/redact.js';
+import { redactImage, RedactionUnsafeError, type Box, type RedactOptions } from '../../redaction/redact.js';
 import { closeSharedOcr, readText, sharedOcr } from './fixtures.js';
 import { greyPixels, makeDicom, type DicomSpec } from './dicom-writer.js';
 
@@ -216,6 +216,15 @@ describe('redaction: DICOM', function () {
     }
     const noMagic = Buffer.alloc(300);
     await expectCode(redactDicom(noMagic, opts()), 'REDACT_UNREADABLE');
+  });
+
+  it('an image whose burned-in PHI stays readable is refused (RedactionUnsafeError), not written', async () => {
+    const input = makeDicom({ explicit: true, bits: 8, grey: await grey() });
+    const err = await expectCode(
+      redactDicom(input, opts({ unsafeDrawNoBoxes: true, verifyRounds: 1 })),
+      'REDACT_UNSAFE',
+    );
+    expect((err as RedactionUnsafeError).boxes.length).to.be.greaterThan(0);
   });
 
   it('refuses colour and multi-frame images with REDACT_UNSUPPORTED', async () => {
