@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { GatewayError } from '../config/errors.js';
 import type { ResolvedConfig } from '../config/load.js';
 import { OcrPool } from '../redaction/ocr-pool.js';
+import { applyDicomBoxes, isDicom } from '../redaction/dicom.js';
 import { applyBoxes, redactImage, redactOptionsFromConfig, type Box } from '../redaction/redact.js';
 import { DEFAULT_RULES_FILE, loadAnalyzer } from '../gateway/rules.js';
 
@@ -127,7 +128,9 @@ export async function redactCommand(config: ResolvedConfig, argv: readonly strin
       try {
         const result =
           boxes !== undefined
-            ? await applyBoxes(input, boxes, base)
+            ? isDicom(input)
+              ? await applyDicomBoxes(input, boxes, base)
+              : await applyBoxes(input, boxes, base)
             : await redactImage(input, { ...base, pool: pool!, analyzer: analyzer! });
         try {
           await writeAtomically(out, result.output);

@@ -27,6 +27,7 @@ import type { RedactionConfig } from '../config/schema.js';
 import type { Analyzer } from '../dlp/analyzer.js';
 import type { Category, Finding } from '../dlp/types.js';
 import type { OcrPool, OcrWord } from './ocr-pool.js';
+import { isDicom, redactDicom } from './dicom.js';
 
 export const ALLOWED_FORMATS = ['png', 'jpeg', 'gif', 'tiff', 'webp'] as const;
 export type ImageFormat = (typeof ALLOWED_FORMATS)[number];
@@ -92,7 +93,8 @@ export interface RedactOptions extends DetectOptions, ApplyBoxesOptions {
 export interface RedactResult {
   /** The redacted image, in the input's format, with no metadata (EXIF, XMP, ICC, comments). */
   output: Buffer;
-  format: ImageFormat;
+  /** 'dicom' only from redactImage given a DICOM file (see dicom.ts). */
+  format: ImageFormat | 'dicom';
   boxes: Box[];
   /** True when an OCR pass over the output found no PHI. */
   verified: boolean;
@@ -570,6 +572,9 @@ async function ocrPage(
       greys.set(r.scale, g);
       passes.push(await read(g, r.negate));
     }
+    const first = plan[0];
+    const g = first && greys.get(first.scale);
+    if (first && g) await rescue(passes, g, first.negate, opts, deadline, stats);
     return { passes, readings };
   }
   const g1 = await greyAt(base);
@@ -590,7 +595,93 @@ async function ocrPage(
   // as well at its own size (measured: 15 px DejaVu in a 1000×400 screenshot), so it is not read again.
   if (pixels < UPSCALE_BELOW && pixels * 4 <= maxPixels && base === 1 && smallText(passes))
     passes.push(await read(await greyAt(2), polarity));
+  await rescue(passes, g1, polarity, opts, deadline, stats);
   return { passes, readings };
+}
+
+/** A digit next to a dash or underscore: a piece of a dashed number (SSN, phone, ID) OCR may have misread. */
+const DASHED_DIGIT = /\d[-‐-―_]|[-‐-―_]\d/;
+/** At most this many regions per page are read again. */
+const MAX_RESCUES = 6;
+
+/**
+ * Words worth reading again on their own: a dashed-number fragment, or a word of 2+ digits whose box is far
+ * flatter than the text around it (a sign that OCR cut the line wrongly, e.g. "_45-" 4 px tall where
+ * "123-45-6789" is written). Those are what a page-level reading gets wrong when a large number sits in a
+ * box beside other text: line finding merges it with a neighbour's line and the number comes out in pieces.
+ */
+export function suspects(words: readonly OcrWord[], lineHeight: number): OcrWord[] {
+  return words.filter((w) => {
+    const digits = w.text.replace(/\D/g, '').length;
+    if (digits === 0) return false;
+    if (DASHED_DIGIT.test(w.text) && !SSN_SHAPE_WHOLE.test(w.text)) return true;
+    return digits >= 2 && w.y1 - w.y0 < 0.35 * lineHeight;
+  });
+}
+
+const SSN_SHAPE_WHOLE = /^\d{3}-\d{2}-\d{4}$/;
+
+/**
+ * The second look: the neighbourhood of each suspect word (a band two line heights above and below, eight
+ * line heights either side) is cut out and read on its own, where line finding has only that text to
+ * segment. The words read are added as an extra pass in page coordinates, so the detectors and number shapes
+ * see them like any other line. Bounded: MAX_RESCUES regions per page, small crops, the same deadline.
+ */
+async function rescue(
+  passes: PageWords[],
+  g: { grey: Buffer; w: number; h: number; scale: number },
+  negate: boolean,
+  opts: DetectOptions,
+  deadline: number,
+  stats?: OcrStats,
+): Promise<void> {
+  const main = passes.find((p) => p.scale === g.scale);
+  if (!main) return;
+  const heights = confidentWords(main.words)
+    .map((w) => w.y1 - w.y0)
+    .sort((a, b) => a - b);
+  const lineHeight = heights[Math.floor(heights.length / 2)] ?? 20;
+  const regions: Array<{ x0: number; y0: number; x1: number; y1: number }> = [];
+  for (const w of suspects(main.words, lineHeight)) {
+    const cy = (w.y0 + w.y1) / 2;
+    const r = {
+      x0: Math.max(0, Math.floor(w.x0 - 8 * lineHeight)),
+      y0: Math.max(0, Math.floor(cy - 2 * lineHeight)),
+      x1: Math.min(g.w, Math.ceil(w.x1 + 8 * lineHeight)),
+      y1: Math.min(g.h, Math.ceil(cy + 2 * lineHeight)),
+    };
+    if (r.x1 - r.x0 < 8 || r.y1 - r.y0 < 8) continue;
+    const overlapping = regions.find((q) => r.x0 < q.x1 && q.x0 < r.x1 && r.y0 < q.y1 && q.y0 < r.y1);
+    if (overlapping) {
+      overlapping.x0 = Math.min(overlapping.x0, r.x0);
+      overlapping.y0 = Math.min(overlapping.y0, r.y0);
+      overlapping.x1 = Math.max(overlapping.x1, r.x1);
+      overlapping.y1 = Math.max(overlapping.y1, r.y1);
+    } else if (regions.length < MAX_RESCUES) regions.push(r);
+  }
+  const words: OcrWord[] = [];
+  for (const [k, r] of regions.entries()) {
+    const w = r.x1 - r.x0;
+    const h = r.y1 - r.y0;
+    const crop = Buffer.allocUnsafe(w * h);
+    for (let y = 0; y < h; y++) g.grey.copy(crop, y * w, (r.y0 + y) * g.w + r.x0, (r.y0 + y) * g.w + r.x1);
+    const t = performance.now();
+    const read = await recognise(crop, w, h, negate, opts, deadline);
+    if (stats) {
+      stats.passes++;
+      stats.ms += performance.now() - t;
+    }
+    for (const word of read)
+      words.push({
+        ...word,
+        x0: word.x0 + r.x0,
+        x1: word.x1 + r.x0,
+        y0: word.y0 + r.y0,
+        y1: word.y1 + r.y0,
+        line: 1_000_000 * (k + 1) + word.line,
+      });
+  }
+  if (words.length > 0) passes.push({ words, scale: g.scale });
 }
 
 /** One OCR reading of a page: the scale it was read at and whether it was negated. */
@@ -905,6 +996,8 @@ export async function applyBoxes(
  * OCR fails, and RedactionUnsafeError (REDACT_UNSAFE) when PHI is still readable after every round.
  */
 export async function redactImage(input: Buffer, opts: RedactOptions): Promise<RedactResult> {
+  // A DICOM file (preamble + "DICM"): header PHI blanked, pixels redacted at their own depth (dicom.ts).
+  if (isDicom(input)) return redactDicom(input, opts);
   const deadline = deadlineOf(opts);
   const d = await decode(input, opts);
   const detected = await detectInDecoded(d, opts, deadline);

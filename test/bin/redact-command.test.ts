@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import { ROOT, removeDir, tempDir } from '../support/gateway.js';
 import { makePng, makeSvg } from '../redaction/fixtures.js';
+import { greyPixels, makeDicom } from '../redaction/dicom-writer.js';
 
 function run(dir: string, args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/phi-gateway.js'), 'redact', ...args], {
@@ -85,6 +86,21 @@ describe('phi-gateway redact', function () {
     const before = await sharp(path.join(dir, 'form.png')).raw().toBuffer();
     const after = await sharp(path.join(dir, 'boxed.png')).raw().toBuffer();
     expect(before.equals(after)).to.equal(false);
+  });
+
+  it('a .dcm file: header PHI blanked, burned-in text boxed, written as DICOM', async () => {
+    const grey = await greyPixels({
+      lines: ['Patient: John Smith MRN 4829301', 'Bitewing left'],
+      width: 700,
+    });
+    await writeFile(path.join(dir, 'xray.dcm'), makeDicom({ explicit: true, bits: 16, grey }));
+    const r = run(dir, ['--json', 'xray.dcm', '-o', 'clean.dcm']);
+    expect(r.code, r.err).to.equal(0);
+    expect((JSON.parse(r.out) as Line).boxes.length).to.be.greaterThan(0);
+    const out = await readFile(path.join(dir, 'clean.dcm'));
+    expect(out.toString('latin1', 128, 132)).to.equal('DICM');
+    for (const t of ['Smith', 'MRN4829301', '19620314']) expect(out.includes(Buffer.from(t))).to.equal(false);
+    for (const t of ['John', 'Smith', '4829301']) expect(r.out + r.err).not.to.contain(t);
   });
 
   it('a malformed boxes file is refused with exit 2', async () => {

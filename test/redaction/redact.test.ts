@@ -8,6 +8,7 @@ import {
   detectBoxes,
   redactImage,
   RedactionUnsafeError,
+  suspects,
   type Box,
   type RedactOptions,
 } from '../../redaction/redact.js';
@@ -220,6 +221,37 @@ describe('redaction: redactImage', function () {
     expect(d.pages).to.equal(1);
     expect(d.boxes.length).to.be.greaterThan(2);
   });
+});
+
+describe('redaction: words read again on their own (suspects)', () => {
+  const word = (text: string, height = 30) => ({
+    text,
+    confidence: 60,
+    x0: 0,
+    y0: 0,
+    x1: 90,
+    y1: height,
+    line: 0,
+  });
+  const rows: Array<[string, number, boolean]> = [
+    ['_45-', 30, true],
+    ['45-678', 30, true],
+    ['123-45', 30, true],
+    ['-6789', 30, true],
+    ['98-7654321', 30, true],
+    ['4829301', 6, true],
+    ['123-45-6789', 30, false],
+    ['37160.56', 30, false],
+    ['4829301', 30, false],
+    ['Smith', 30, false],
+    ['well-known', 30, false],
+    ['1', 6, false],
+    ['--', 30, false],
+  ];
+  for (const [text, height, expected] of rows)
+    it(`${JSON.stringify(text)} (${height} px of 30) ${expected ? 'is' : 'is not'} read again`, () => {
+      expect(suspects([word(text, height)], 30).length).to.equal(expected ? 1 : 0);
+    });
 });
 
 describe('redaction: applyBoxes (irreversibility, metadata)', () => {
