@@ -10,7 +10,14 @@ import { OcrPool } from '../redaction/ocr-pool.js';
 import { ALLOWED_FORMATS, redactImage, redactOptionsFromConfig } from '../redaction/redact.js';
 import type { PickupContent } from './protect.js';
 
-const IMAGE_TYPES = new Set(ALLOWED_FORMATS.map((f) => `image/${f}`).concat(['image/jpg', 'image/tif']));
+const IMAGE_TYPES = new Set(
+  ALLOWED_FORMATS.map((f) => `image/${f}`).concat(['image/jpg', 'image/tif', 'application/dicom']),
+);
+
+/** An attachment redaction can take: an accepted image type, or DICOM (by type or a .dcm name). */
+function redactable(a: { contentType: string; filename: string }): boolean {
+  return IMAGE_TYPES.has(a.contentType.toLowerCase()) || /\.dcm$/i.test(a.filename);
+}
 
 export interface ImageRedactor {
   redact(
@@ -33,7 +40,7 @@ export function createImageRedactor(
       let boxes = 0;
       const attachments: PickupContent['attachments'] = [];
       for (const [index, a] of content.attachments.entries()) {
-        if (!IMAGE_TYPES.has(a.contentType.toLowerCase())) {
+        if (!redactable(a)) {
           attachments.push(a);
           continue;
         }
