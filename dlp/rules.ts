@@ -39,6 +39,13 @@ export const ruleSchema = z.strictObject({
   minScore: z.number().min(0).max(1).default(0.5),
   /** All conditions must hold. */
   conditions: z.array(conditionSchema).min(1),
+  /**
+   * Images of a message this rule protects, when it goes out as a secure pickup: on (redacted inside the
+   * pickup), off (kept as they are; the pickup protects them), clear-copy (the original via the pickup, plus
+   * a copy in clear with the images redacted — only when every acting rule that fired says clear-copy,
+   * e.g. a rule about images alone). Unset: the gateway's redaction.gateway setting.
+   */
+  redaction: z.enum(['on', 'off', 'clear-copy']).optional(),
 });
 
 export const ruleSetSchema = z.strictObject({
@@ -252,6 +259,7 @@ export function evaluateRules(
       reason: rule.description || rule.id,
       findingTypes: [...typeSet].sort(),
       parts: [...partSet].sort(),
+      ...(rule.redaction ? { redaction: rule.redaction } : {}),
     });
     if (rule.monitorOnly) {
       monitored.push(rule.id);

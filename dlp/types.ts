@@ -104,5 +104,7 @@ export interface Verdict {
     reason: string;
     findingTypes: string[];
     parts: string[];
+    /** The rule's image redaction setting, when it has one. */
+    redaction?: 'on' | 'off' | 'clear-copy';
   }>;
 }

@@ -22,7 +22,7 @@ export interface MessageContext {
   routes?: RecipientRoute[];
   plan?: PlannedEnvelope[];
   pickups?: CreatedPickup[];
-  redaction?: { attachments: number; boxes: number };
+  redaction?: { attachments: number; boxes: number; mode?: string };
   /** Blobs sealed by the act stage: removed again if the message does not get enqueued. */
   sealedBlobs?: string[];
 }

@@ -8,7 +8,9 @@ import { GatewayError } from '../config/errors.js';
 import type { Store } from '../store/store.js';
 import type { CreatedPickup, PickupContent } from '../store/pickups.js';
 import { newQueueId } from './ids.js';
-import { rewriteHeaders } from './mime-headers.js';
+import { fieldName, rewriteHeaders, splitMessage } from './mime-headers.js';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import type { Verdict } from './scan.js';
 import {
   buildPasswordForSender,
   buildPasswordMail,
@@ -85,6 +87,47 @@ export function pickupContent(parsed: ParsedMail, subject: string): PickupConten
       ...(a.related || a.contentDisposition === 'inline' ? { inline: true } : {}),
     })),
   };
+}
+
+/**
+ * How images of a pickup are treated: the fired rules' own setting (any 'on' wins, then 'off'; 'clear-copy'
+ * only when every acting rule that fired asks for it), else the gateway setting (external → on: pickups
+ * always go to external recipients).
+ */
+export function redactionMode(
+  verdict: Verdict,
+  gatewayDefault: 'external' | 'on' | 'off',
+): 'on' | 'off' | 'clear-copy' {
+  const acting = verdict.explanation.filter((e) => !e.monitorOnly && e.action !== 'log');
+  const modes = acting.map((e) => e.redaction);
+  if (modes.includes('on')) return 'on';
+  if (acting.length > 0 && modes.every((m) => m === 'clear-copy')) return 'clear-copy';
+  if (modes.includes('off')) return 'off';
+  return gatewayDefault === 'off' ? 'off' : 'on';
+}
+
+/** The original's headers with a new body: its text, HTML and attachments, images replaced by redacted ones. */
+async function buildRedactedCopy(raw: Buffer, content: PickupContent): Promise<Buffer> {
+  const composer = new MailComposer({
+    text: content.text,
+    ...(content.html ? { html: content.html } : {}),
+    attachments: content.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: a.content,
+      ...(a.cid ? { cid: a.cid } : {}),
+    })),
+  });
+  const built = (await composer.compile().build()).toString('latin1').replace(/\r?\n/g, '\r\n');
+  const { fields: bodyFields, body } = splitMessage(Buffer.from(built, 'latin1'));
+  const { fields } = splitMessage(raw);
+  const mimeNames = new Set(['content-type', 'content-transfer-encoding', 'mime-version']);
+  const head = [
+    ...fields.filter((f) => !mimeNames.has(fieldName(f))),
+    ...bodyFields.filter((f) => mimeNames.has(fieldName(f))),
+    'X-PHI-Gateway-Kind: relay-redacted\r\n',
+  ];
+  return Buffer.concat([Buffer.from(head.join('') + '\r\n', 'latin1'), body]);
 }
 
 export function routeStage(config: ResolvedConfig, protection: Protection): Stage {
@@ -177,12 +220,25 @@ export function actStage(
       const pickup = byAction(routes, 'pickup');
       ctx.pickups = [];
       if (pickup.length > 0) {
-        let content = pickupContent(parsed, realSubject);
-        if (protection.redact && config.redaction.gateway !== 'off') {
+        const original = pickupContent(parsed, realSubject);
+        let content = original;
+        const mode = redactionMode(verdict, config.redaction.gateway);
+        if (protection.redact && mode !== 'off') {
           try {
-            const result = await protection.redact(content, signal);
-            content = result.content;
-            ctx.redaction = { attachments: result.redacted, boxes: result.boxes };
+            const result = await protection.redact(original, signal);
+            ctx.redaction = { attachments: result.redacted, boxes: result.boxes, mode };
+            if (mode === 'on') content = result.content;
+            else {
+              // clear-copy: the pickup keeps the original; each recipient also gets the message in clear with
+              // its images redacted (only chosen when every acting rule that fired is about images alone).
+              const copy = await buildRedactedCopy(
+                tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } }),
+                result.content,
+              );
+              const blobId = await seal(ctx, Buffer.concat([Buffer.from(trace, 'latin1'), copy]));
+              for (const rcpt of pickup)
+                plan.push({ rcpt, kind: 'relay-redacted', content: 'blob', blobId, prefix: '' });
+            }
           } catch (err) {
             // An image that still shows PHI after redaction is never released: the message is held.
             if (err instanceof GatewayError && err.code === 'REDACT_UNSAFE')

@@ -231,7 +231,11 @@ export class MessageWorkers {
             ...(ctx.encrypted ? { passthrough: ctx.encrypted } : {}),
             ...(ctx.pickups?.length ? { pickups: ctx.pickups.map((p) => p.id) } : {}),
             ...(ctx.redaction
-              ? { redactedAttachments: ctx.redaction.attachments, redactedBoxes: ctx.redaction.boxes }
+              ? {
+                  redactedAttachments: ctx.redaction.attachments,
+                  redactedBoxes: ctx.redaction.boxes,
+                  redactionMode: ctx.redaction.mode ?? 'on',
+                }
               : {}),
             ...verdictSummary(ctx.verdict),
           },

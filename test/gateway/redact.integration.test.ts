@@ -13,6 +13,72 @@ import { CaptureServer } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { HARMLESS_LINE, makePng, PHI_LINE, readText } from '../redaction/fixtures.js';
+import { redactionMode } from '../../gateway/protect.js';
+import type { Verdict } from '../../dlp/types.js';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { DEFAULT_RULES_FILE } from '../../gateway/rules.js';
+
+describe('redactionMode', () => {
+  const fired = (
+    ...entries: Array<{
+      action?: 'protect' | 'log';
+      monitorOnly?: boolean;
+      redaction?: 'on' | 'off' | 'clear-copy';
+    }>
+  ) =>
+    ({
+      phi: true,
+      score: 1,
+      action: 'protect',
+      findings: [],
+      rules: [],
+      monitored: [],
+      explanation: entries.map((e, i) => ({
+        rule: `r${i}`,
+        action: e.action ?? 'protect',
+        monitorOnly: e.monitorOnly ?? false,
+        reason: '',
+        findingTypes: [],
+        parts: [],
+        ...(e.redaction ? { redaction: e.redaction } : {}),
+      })),
+    }) as Verdict;
+  const rows: Array<[string, Verdict, 'external' | 'on' | 'off', string]> = [
+    ['no rule setting, gateway external', fired({}), 'external', 'on'],
+    ['no rule setting, gateway off', fired({}), 'off', 'off'],
+    [
+      'one rule on wins over clear-copy',
+      fired({ redaction: 'clear-copy' }, { redaction: 'on' }),
+      'off',
+      'on',
+    ],
+    [
+      'all acting rules clear-copy',
+      fired({ redaction: 'clear-copy' }, { redaction: 'clear-copy' }),
+      'external',
+      'clear-copy',
+    ],
+    [
+      'clear-copy with another acting rule that says nothing',
+      fired({ redaction: 'clear-copy' }, {}),
+      'external',
+      'on',
+    ],
+    [
+      'a monitor-only rule does not count',
+      fired({ redaction: 'clear-copy' }, { monitorOnly: true, redaction: 'on' }),
+      'external',
+      'clear-copy',
+    ],
+    ['off from a rule', fired({ redaction: 'off' }), 'external', 'off'],
+    ['nothing fired (tag only)', fired(), 'external', 'on'],
+  ];
+  for (const [name, verdict, gatewayDefault, want] of rows)
+    it(name, () => expect(redactionMode(verdict, gatewayDefault)).to.equal(want));
+});
 
 describe('image redaction in the gateway (integration)', function () {
   this.timeout(120000);
@@ -115,5 +181,70 @@ describe('image redaction in the gateway (integration)', function () {
     expect(detail.redactedAttachments).to.equal(1);
     expect(detail.redactedBoxes).to.be.greaterThan(0);
     expect(audit.detail).not.to.contain('Smith');
+  });
+
+  it('with a clear-copy rule: the original image in the pickup, and a copy in clear with the image redacted', async () => {
+    const pack = parse(readFileSync(DEFAULT_RULES_FILE, 'utf8')) as {
+      rules: Array<{ id: string; monitorOnly: boolean; redaction?: string }>;
+    };
+    const rule = pack.rules.find((r) => r.id === 'image-attachment')!;
+    rule.monitorOnly = false;
+    rule.redaction = 'clear-copy';
+    const rulesFile = path.join(dir, 'clear-copy-rules.yaml');
+    await writeFile(rulesFile, stringify(pack));
+    const capture2 = new CaptureServer();
+    await capture2.start();
+    const gw2 = await startGateway({
+      relayUrl: capture2.url,
+      overrides: { dlp: { rulesFile }, pickup: { passwordDelay: 0 }, redaction: { workers: 1 } },
+    });
+    try {
+      const png = await makePng({ lines: [PHI_LINE, HARMLESS_LINE] });
+      const b = 'cc-b0undary';
+      const message = [
+        'From: ann@clinic.example',
+        'To: vendor@supplies.example',
+        'Subject: Photo of the shelf label',
+        'MIME-Version: 1.0',
+        `Content-Type: multipart/mixed; boundary="${b}"`,
+        '',
+        `--${b}`,
+        'Content-Type: text/plain',
+        '',
+        'Here is the photo you asked for.',
+        `--${b}`,
+        'Content-Type: image/png; name="photo.png"',
+        'Content-Disposition: attachment; filename="photo.png"',
+        'Content-Transfer-Encoding: base64',
+        '',
+        png.toString('base64').replace(/.{76}/g, '$&\r\n'),
+        `--${b}--`,
+        '',
+      ].join('\r\n');
+      const c = await RawSmtp.open(gw2.smtpPort);
+      await c.cmd('EHLO client.example');
+      await c.cmd('MAIL FROM:<ann@clinic.example>');
+      await c.cmd('RCPT TO:<vendor@supplies.example>');
+      await c.cmd('DATA');
+      await c.raw(message + '.\r\n');
+      c.close();
+      await capture2.waitFor(3);
+      const kinds = capture2.messages.map(
+        (m) => /X-PHI-Gateway-Kind: ([\w-]+)/.exec(m.raw.toString('latin1'))?.[1],
+      );
+      expect(kinds.sort()).to.deep.equal(['pickup-notice', 'pickup-password', 'relay-redacted']);
+      const copy = await simpleParser(
+        capture2.messages.find((m) => m.raw.toString('latin1').includes('relay-redacted'))!.raw,
+      );
+      expect(copy.subject).to.equal('Photo of the shelf label');
+      expect(copy.text).to.contain('Here is the photo you asked for.');
+      const seen = await readText(pool, copy.attachments[0]!.content);
+      for (const token of ['John', 'Smith', '4829301']) expect(seen).not.to.contain(token);
+      expect(seen).to.contain('quick');
+    } finally {
+      await gw2.stop();
+      await capture2.stop();
+      await removeDir(gw2.dataDir);
+    }
   });
 });
