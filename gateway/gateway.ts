@@ -3,6 +3,7 @@
 import os from 'node:os';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
+import type { Knex } from 'knex';
 import type { Store } from '../store/store.js';
 import { GatewayError } from '../config/errors.js';
 import { activeRulesFile, SHIPPED_RULES_FILE } from '../config/rules-file.js';
@@ -141,16 +142,26 @@ export class Gateway {
   async start(): Promise<void> {
     const { store, log } = this.opts;
     await recoverSpool(store, log);
-    if (store.engine === 'sqlite') {
-      // One node owns a SQLite store: whatever was in flight when it stopped was ours; resume it now.
+    {
+      // One node owns a SQLite store: whatever was in flight when it stopped was ours; resume it now. On
+      // PostgreSQL other nodes are working on the same queue: resume only the leases this node holds (it
+      // was stopped or crashed, so nothing of it is running); other nodes' leases are left to expire.
       const now = Date.now();
+      const mine = <T extends Knex.QueryBuilder>(q: T): T =>
+        store.engine === 'sqlite' ? q : (q.where('lease_owner', store.nodeId) as T);
       const resumed = await store.write(async (trx) => {
-        const m = await trx('messages')
-          .where('state', 'processing')
-          .update({ state: 'queued', lease_until: null, next_attempt_at: now });
-        const e = await trx('envelopes')
-          .where('state', 'sending')
-          .update({ state: 'queued', lease_until: null, next_attempt_at: now });
+        const m = await mine(trx('messages').where('state', 'processing')).update({
+          state: 'queued',
+          lease_until: null,
+          lease_owner: null,
+          next_attempt_at: now,
+        });
+        const e = await mine(trx('envelopes').where('state', 'sending')).update({
+          state: 'queued',
+          lease_until: null,
+          lease_owner: null,
+          next_attempt_at: now,
+        });
         return { messages: m, envelopes: e };
       });
       if (resumed.messages || resumed.envelopes)

@@ -61,6 +61,7 @@ export async function spoolMessage(
           id,
           state: hooks.state ?? 'processing',
           lease_until: hooks.state === 'queued' ? null : now + MESSAGE_LEASE_MS,
+          lease_owner: hooks.state === 'queued' ? null : store.nodeId,
           created_at: now,
           updated_at: now,
           next_attempt_at: now,
