@@ -110,7 +110,8 @@ export async function recoverSpool(store: Store, log: Logger): Promise<void> {
   }
   let orphans = 0;
   for (const id of ids) {
-    if (!known.has(id)) {
+    // Shared data directory (several nodes): a young file without a row is another node's message in intake.
+    if (!known.has(id) && (await store.isLeftover('spool', id))) {
       await store.removeSealed('spool', id);
       orphans++;
     }

@@ -2,7 +2,7 @@
 // master key. All writes go through `write`, which group-commits concurrent callers into one transaction,
 // so durability (fsync per commit) costs one sync per batch rather than one per message.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { GatewayError } from '../config/errors.js';
@@ -27,6 +27,13 @@ interface PendingWrite {
 }
 
 const MAX_BATCH = 256;
+
+/**
+ * In a data directory shared by nodes, a temp file or a spool file without a row is removed at start-up only
+ * when older than this: younger ones may be another node's SMTP transaction in progress (a sealed file is
+ * written during DATA and its row committed right after). 1 hour.
+ */
+export const SHARED_LEFTOVER_AGE_MS = 60 * 60 * 1000;
 
 export class Store {
   private pending: PendingWrite[] = [];
@@ -183,6 +190,24 @@ export class Store {
     return removeSealed(this.areaDir(area), id);
   }
 
+  /**
+   * Whether the data directory may be shared with other running nodes (PostgreSQL): then a file without a
+   * row, or a temp file, may be another node's write in progress rather than a leftover of our crash.
+   */
+  get sharedDataDir(): boolean {
+    return this.engine === 'postgres';
+  }
+
+  /**
+   * True when `id` in `area` may be treated as a leftover of a crash: always with a store of our own; in a
+   * shared directory only once it is older than any write in progress could be (SHARED_LEFTOVER_AGE_MS).
+   */
+  async isLeftover(area: SealedArea, name: string): Promise<boolean> {
+    if (!this.sharedDataDir) return true;
+    const st = await stat(path.join(this.areaDir(area), name)).catch(() => undefined);
+    return !!st && st.mtimeMs < Date.now() - SHARED_LEFTOVER_AGE_MS;
+  }
+
   /** Lists complete sealed files and removes torn temp files (a crash mid-write leaves only `.tmp`). */
   async scanArea(area: SealedArea): Promise<{ ids: string[]; tornRemoved: number }> {
     const dir = this.areaDir(area);
@@ -191,6 +216,7 @@ export class Store {
     const ids: string[] = [];
     for (const name of names) {
       if (name.endsWith('.tmp')) {
+        if (!(await this.isLeftover(area, name))) continue; // another node is writing it
         await unlink(path.join(dir, name)).catch(() => undefined);
         tornRemoved++;
       } else ids.push(name);
@@ -322,7 +348,11 @@ async function migrateLatest(db: Knex, postgres: boolean): Promise<void> {
     await db.migrate.latest({ migrationSource });
     return;
   }
-  const conn: unknown = await db.client.acquireConnection();
+  const client = db.client as {
+    acquireConnection(): Promise<unknown>;
+    releaseConnection(conn: unknown): Promise<unknown>;
+  };
+  const conn = await client.acquireConnection();
   try {
     await db.raw('select pg_advisory_lock(?)', [MIGRATION_LOCK]).connection(conn);
     await db.migrate.latest({ migrationSource });
@@ -331,7 +361,7 @@ async function migrateLatest(db: Knex, postgres: boolean): Promise<void> {
       .raw('select pg_advisory_unlock(?)', [MIGRATION_LOCK])
       .connection(conn)
       .catch(() => undefined);
-    await db.client.releaseConnection(conn);
+    await client.releaseConnection(conn);
   }
 }
 

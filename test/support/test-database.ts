@@ -24,8 +24,8 @@ function urlFor(name: string): string {
   return url.toString();
 }
 
-async function admin<T>(fn: (db: knexFactory.Knex) => Promise<T>): Promise<T> {
-  const db = knexFactory({ client: 'pg', connection: TEST_DATABASE_URL, pool: { min: 0, max: 1 } });
+async function admin<T>(fn: (db: knexFactory.Knex) => Promise<T>, connections = 1): Promise<T> {
+  const db = knexFactory({ client: 'pg', connection: TEST_DATABASE_URL, pool: { min: 0, max: connections } });
   try {
     return await fn(db);
   } finally {
@@ -49,13 +49,17 @@ export async function ensureTestDatabase(dataDir: string): Promise<string> {
   return urlFor(name);
 }
 
-/** Drops every database this process created (end of the run). */
+/** Drops every database this process created (end of the run), a few at a time. */
 export async function dropTestDatabases(): Promise<void> {
-  if (created.size === 0) return;
-  await admin(async (db) => {
-    for (const name of created) await db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  });
+  const names = [...created];
   created.clear();
+  await admin(async (db) => {
+    for (let i = 0; i < names.length; i += 4) {
+      await Promise.all(
+        names.slice(i, i + 4).map((name) => db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
+      );
+    }
+  }, 4);
 }
 
 if (TEST_DATABASE_URL) {
@@ -70,7 +74,8 @@ if (TEST_DATABASE_URL) {
 
 /** Mocha root hooks (loaded with --require): clean up the databases at the end of the run. */
 export const mochaHooks = {
-  async afterAll(): Promise<void> {
+  async afterAll(this: Mocha.Context): Promise<void> {
+    this.timeout(300_000);
     if (TEST_DATABASE_URL) await dropTestDatabases();
   },
 };
