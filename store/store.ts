@@ -71,7 +71,7 @@ export class Store {
   }
 
   static async open(
-    config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'> & { nodeId?: string },
+    config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'> & Partial<Pick<ResolvedConfig, 'nodeId'>>,
     env = process.env,
   ): Promise<Store> {
     const dataDir = config.dataDir;
@@ -120,7 +120,7 @@ export class Store {
       await db.destroy();
       throw err;
     }
-    const nodeId = (config.nodeId ?? env.PHIGW_NODE_ID ?? os.hostname()).slice(0, 64);
+    const nodeId = (config.nodeId ?? os.hostname()).slice(0, 64);
     return new Store(db, dataDir, masterKeys, postgres ? 'postgres' : 'sqlite', env, nodeId);
   }
 

@@ -9,6 +9,7 @@ import { Store } from '../../store/store.js';
 export const TEST_DATABASE_URL = process.env.PHIGW_TEST_DATABASE_URL || undefined;
 
 const created = new Set<string>();
+const opened: Store[] = [];
 
 /**
  * The database of a data directory: its name follows from the directory's path, so a store re-opened on the
@@ -53,6 +54,8 @@ export async function ensureTestDatabase(dataDir: string): Promise<string> {
 export async function dropTestDatabases(): Promise<void> {
   const names = [...created];
   created.clear();
+  // A test that failed before closing its store leaves a pool that would keep reconnecting to a dropped database.
+  for (const store of opened.splice(0)) await store.db.destroy().catch(() => undefined);
   await admin(async (db) => {
     for (let i = 0; i < names.length; i += 4) {
       await Promise.all(
@@ -65,11 +68,14 @@ export async function dropTestDatabases(): Promise<void> {
 if (TEST_DATABASE_URL) {
   // Every Store.open without its own databaseUrl (the tests' default) goes to a per-directory database.
   const open = Store.open.bind(Store);
-  Store.open = async (config, env) =>
-    open(
+  Store.open = async (config, env) => {
+    const store = await open(
       config.databaseUrl ? config : { ...config, databaseUrl: await ensureTestDatabase(config.dataDir) },
       env,
     );
+    opened.push(store);
+    return store;
+  };
 }
 
 /** Mocha root hooks (loaded with --require): clean up the databases at the end of the run. */
