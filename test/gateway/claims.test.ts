@@ -8,7 +8,7 @@ import { Delivery } from '../../gateway/delivery.js';
 import type { Transport } from '../../gateway/transport.js';
 import { MessageWorkers } from '../../gateway/workers.js';
 import { Store } from '../../store/store.js';
-import { removeDir, tempDir } from '../support/gateway.js';
+import { removeDir, startGateway, tempDir } from '../support/gateway.js';
 
 const COUNT = 300;
 
@@ -84,6 +84,75 @@ describe('gateway claims with two nodes on one database', function () {
     const byOwner = new Map(owners.map((o) => [o.id, o.lease_owner]));
     got.forEach((ids, i) => {
       for (const id of ids) expect(byOwner.get(id)).to.equal(stores[i]!.nodeId);
+    });
+  });
+
+  it("resumes only the starting node's own leases on PostgreSQL (all of them on SQLite: one node)", async () => {
+    const now = Date.now();
+    const farLease = now + 24 * 3600_000;
+    const row = (id: string, owner: string) => ({
+      id,
+      state: 'processing',
+      lease_until: farLease,
+      lease_owner: owner,
+      created_at: now,
+      updated_at: now,
+      next_attempt_at: now,
+      size: 1,
+      mail_from: 'a@clinic.example',
+      rcpt_to: '["b@partner.example"]',
+      trace: '',
+    });
+    await stores[0]!.write((trx) =>
+      trx('messages').insert([row('OTHER1', 'node-a'), row('OTHER2', 'node-a'), row('MINE1', 'node-b')]),
+    );
+    // node-b comes back after a crash: same database and data directory, its own node id.
+    const b = await startGateway({ dataDir: dir, overrides: { nodeId: 'node-b' } });
+    try {
+      const leases = new Map(
+        (
+          (await b.store.db('messages').select('id', 'lease_until', 'lease_owner')) as Array<{
+            id: string;
+            lease_until: number | null;
+            lease_owner: string | null;
+          }>
+        ).map((r) => [r.id, r]),
+      );
+      // Its own in-flight message was resumed at once (and possibly taken up again, with a new lease).
+      expect(leases.get('MINE1')!.lease_until).to.not.equal(farLease);
+      for (const id of ['OTHER1', 'OTHER2']) {
+        if (b.store.engine === 'postgres') {
+          // Another node's work is left to that node, or to lease expiry.
+          expect(leases.get(id), id).to.deep.include({ lease_until: farLease, lease_owner: 'node-a' });
+        } else expect(leases.get(id)!.lease_until, id).to.not.equal(farLease);
+      }
+    } finally {
+      await b.stop();
+    }
+  });
+
+  it("returns a lost node's work to the queue once its lease has expired, for any node to take", async () => {
+    const now = Date.now();
+    await stores[0]!.write((trx) =>
+      trx('messages').insert({
+        id: 'LOST1',
+        state: 'processing',
+        lease_until: now - 1,
+        lease_owner: 'node-gone',
+        created_at: now,
+        updated_at: now,
+        next_attempt_at: now,
+        size: 1,
+        mail_from: 'a@clinic.example',
+        rcpt_to: '["b@partner.example"]',
+        trace: '',
+      }),
+    );
+    const survivor = new MessageWorkers(stores[1]!, config as ResolvedConfig, log, [], () => undefined);
+    expect(await survivor.reclaimExpired()).to.equal(1);
+    expect((await survivor.claim(5)).map((r) => r.id)).to.deep.equal(['LOST1']);
+    expect(await stores[0]!.db('messages').where({ id: 'LOST1' }).first('lease_owner')).to.deep.equal({
+      lease_owner: stores[1]!.nodeId,
     });
   });
 
