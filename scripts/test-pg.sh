@@ -18,6 +18,7 @@ files=(
   dist/test/store/users.test.js
   dist/test/gateway/claims.test.js
   dist/test/gateway/relay.integration.test.js
+  dist/test/gateway/spool.integration.test.js
   dist/test/gateway/crash.integration.test.js
   dist/test/gateway/protect.integration.test.js
   dist/test/gateway/protect-policy.integration.test.js
