@@ -49,10 +49,7 @@ const chainLocked = new WeakSet<Knex.Transaction>();
  * reads the head only after this event is committed.
  */
 export async function appendAudit(trx: Knex.Transaction, event: AuditEvent, at = Date.now()): Promise<void> {
-  if (!chainLocked.has(trx) && isPostgres(trx)) {
-    await trx.raw('select pg_advisory_xact_lock(?)', [AUDIT_LOCK]);
-    chainLocked.add(trx);
-  }
+  await lockAuditChain(trx);
   const last = (await trx('audit_events').select('hash').orderBy('seq', 'desc').first()) as
     { hash: string } | undefined;
   const prev = last?.hash ?? GENESIS;
@@ -68,6 +65,17 @@ export async function appendAudit(trx: Knex.Transaction, event: AuditEvent, at =
     prev_hash: prev,
     hash: hashEvent(prev, at, event.type, messageId, actor, detail),
   });
+}
+
+/**
+ * Takes the audit chain's lock for the rest of the transaction (PostgreSQL; nothing to do on SQLite, where
+ * the store serialises writes). A transaction that reads counters it will update and audit (pickup
+ * lockouts) takes it before reading, so the same read-modify-write on another node waits for it.
+ */
+export async function lockAuditChain(trx: Knex.Transaction): Promise<void> {
+  if (chainLocked.has(trx) || !isPostgres(trx)) return;
+  await trx.raw('select pg_advisory_xact_lock(?)', [AUDIT_LOCK]);
+  chainLocked.add(trx);
 }
 
 function isPostgres(db: Knex): boolean {
