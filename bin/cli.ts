@@ -57,7 +57,9 @@ async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<v
     await addUser(store.db, email, 'admin', password);
   } catch (err) {
     // Another process starting on the same data directory got there first.
-    if (/already exists|UNIQUE/.test((err as Error).message)) return;
+    // (SQLite: "UNIQUE constraint failed"; PostgreSQL: unique_violation 23505.)
+    if ((err as { code?: unknown }).code === '23505' || /already exists|UNIQUE/.test((err as Error).message))
+      return;
     throw err;
   }
   const file = path.join(config.dataDir, 'first-admin.txt');

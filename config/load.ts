@@ -44,6 +44,7 @@ function applyEnv(raw: Record<string, unknown>, env: Env): void {
     ['PHIGW_PUBLIC_URL', ['web', 'publicUrl'], (v) => v],
     ['PHIGW_RELAY_URL', ['relay', 'url'], (v) => v],
     ['PHIGW_DATABASE_URL', ['databaseUrl'], (v) => v],
+    ['PHIGW_NODE_ID', ['nodeId'], (v) => v],
     ['PHIGW_LOG_LEVEL', ['logLevel'], (v) => v],
   ];
   for (const [name, keys, convert] of map) {

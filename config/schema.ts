@@ -269,6 +269,11 @@ export const configSchema = z.strictObject({
   dataDir: z.string().default('./data'),
   /** PostgreSQL URL for scale-out. Env: PHIGW_DATABASE_URL. Default: SQLite file in the data dir. */
   databaseUrl: z.string().optional(),
+  /**
+   * This node's name on the queue leases it takes; unique per node sharing a database, stable across its
+   * restarts (a restarted node resumes its own leases at once). Env: PHIGW_NODE_ID. Default: the host name.
+   */
+  nodeId: z.string().min(1).max(64).optional(),
   /** The practice's name, shown in notices and neutral subjects. */
   practiceName: z.string().default('Your practice'),
   /** Log level: fatal, error, warn, info, debug. Logs never carry message content at any level. */

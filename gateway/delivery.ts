@@ -60,24 +60,27 @@ export class Delivery {
     const now = Date.now();
     return this.store.write(async (trx) => {
       // Indexed on (state, next_attempt_at): cost follows the due work, not the table's history.
-      const rows = (await trx('envelopes')
+      const due = trx('envelopes')
         .whereIn('state', ['queued', 'deferred'])
         .andWhere('next_attempt_at', '<=', now)
         .orderBy('next_attempt_at')
-        .limit(n * 20)
-        .select(
-          'id',
-          'message_id',
-          'group_key',
-          'kind',
-          'mail_from',
-          'rcpt',
-          'content',
-          'blob_id',
-          'prefix',
-          'attempts',
-          'created_at',
-        )) as EnvelopeRow[];
+        .limit(n * 20);
+      // Several nodes on PostgreSQL: rows another node is claiming right now are skipped, not waited for
+      // (a group may then go out as two transactions, one per node; each envelope still goes once).
+      if (this.store.engine === 'postgres') void due.forUpdate().skipLocked();
+      const rows = (await due.select(
+        'id',
+        'message_id',
+        'group_key',
+        'kind',
+        'mail_from',
+        'rcpt',
+        'content',
+        'blob_id',
+        'prefix',
+        'attempts',
+        'created_at',
+      )) as EnvelopeRow[];
       const groups = new Map<string, EnvelopeRow[]>();
       for (const row of rows) {
         const g = groups.get(row.group_key);
@@ -89,7 +92,12 @@ export class Delivery {
       for (let i = 0; i < ids.length; i += 500) {
         await trx('envelopes')
           .whereIn('id', ids.slice(i, i + 500))
-          .update({ state: 'sending', lease_until: now + LEASE_MS, updated_at: now });
+          .update({
+            state: 'sending',
+            lease_until: now + LEASE_MS,
+            lease_owner: this.store.nodeId,
+            updated_at: now,
+          });
       }
       return claimed;
     });

@@ -3,6 +3,7 @@
 import os from 'node:os';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
+import type { Knex } from 'knex';
 import type { Store } from '../store/store.js';
 import { GatewayError, errorCode } from '../config/errors.js';
 import { activeRulesFile, SHIPPED_RULES_FILE } from '../config/rules-file.js';
@@ -180,21 +181,7 @@ export class Gateway {
   async start(): Promise<void> {
     const { store, log } = this.opts;
     await recoverSpool(store, log);
-    if (store.engine === 'sqlite') {
-      // One node owns a SQLite store: whatever was in flight when it stopped was ours; resume it now.
-      const now = Date.now();
-      const resumed = await store.write(async (trx) => {
-        const m = await trx('messages')
-          .where('state', 'processing')
-          .update({ state: 'queued', lease_until: null, next_attempt_at: now });
-        const e = await trx('envelopes')
-          .where('state', 'sending')
-          .update({ state: 'queued', lease_until: null, next_attempt_at: now });
-        return { messages: m, envelopes: e };
-      });
-      if (resumed.messages || resumed.envelopes)
-        log.warn({ evt: 'QUEUE_RESUMED', ...resumed }, 'resumed work interrupted by a stop');
-    }
+    await this.resumeOwnWork();
     this.rules?.watch(this.opts.config.dlp.reloadInterval);
     this.rules?.warm();
     this.messagePump.start();
@@ -219,6 +206,35 @@ export class Gateway {
     this.stopPurger = startPickupPurger(store, this.opts.config, log);
     await this.intake.start();
     log.info({ evt: 'GATEWAY_STARTED', transport: this.transport.name }, 'gateway started');
+  }
+
+  /**
+   * One node owns a SQLite store: whatever was in flight when it stopped was ours; resume it now. On
+   * PostgreSQL other nodes work on the same queue: resume only the leases this node holds (it was stopped
+   * or crashed, so none of that work is running); other nodes' leases are left to them or to expiry.
+   */
+  private async resumeOwnWork(): Promise<void> {
+    const { store, log } = this.opts;
+    const now = Date.now();
+    const mine = <T extends Knex.QueryBuilder>(q: T): T =>
+      store.engine === 'sqlite' ? q : (q.where('lease_owner', store.nodeId) as T);
+    const resumed = await store.write(async (trx) => {
+      const m = await mine(trx('messages').where('state', 'processing')).update({
+        state: 'queued',
+        lease_until: null,
+        lease_owner: null,
+        next_attempt_at: now,
+      });
+      const e = await mine(trx('envelopes').where('state', 'sending')).update({
+        state: 'queued',
+        lease_until: null,
+        lease_owner: null,
+        next_attempt_at: now,
+      });
+      return { messages: m, envelopes: e };
+    });
+    if (resumed.messages || resumed.envelopes)
+      log.warn({ evt: 'QUEUE_RESUMED', ...resumed }, 'resumed work interrupted by a stop');
   }
 
   /** Graceful: stop taking mail, finish open SMTP transactions and work in flight, then close. */

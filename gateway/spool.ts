@@ -61,6 +61,7 @@ export async function spoolMessage(
           id,
           state: hooks.state ?? 'processing',
           lease_until: hooks.state === 'queued' ? null : now + MESSAGE_LEASE_MS,
+          lease_owner: hooks.state === 'queued' ? null : store.nodeId,
           created_at: now,
           updated_at: now,
           next_attempt_at: now,
@@ -109,7 +110,8 @@ export async function recoverSpool(store: Store, log: Logger): Promise<void> {
   }
   let orphans = 0;
   for (const id of ids) {
-    if (!known.has(id)) {
+    // Shared data directory (several nodes): a young file without a row is another node's message in intake.
+    if (!known.has(id) && (await store.isLeftover('spool', id))) {
       await store.removeSealed('spool', id);
       orphans++;
     }

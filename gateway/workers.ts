@@ -66,28 +66,35 @@ export class MessageWorkers {
     const now = Date.now();
     return this.store.write(async (trx) => {
       // Indexed on (state, next_attempt_at): cost follows the due work, not the table's history.
-      const rows = (await trx('messages')
+      const due = trx('messages')
         .whereIn('state', ['queued', 'deferred'])
         .andWhere('next_attempt_at', '<=', now)
         .orderBy('next_attempt_at')
-        .limit(n)
-        .select(
-          'id',
-          'mail_from',
-          'rcpt_to',
-          'trace',
-          'attempts',
-          'created_at',
-          'release',
-          'released_by',
-        )) as MessageRow[];
+        .limit(n);
+      // Several nodes on PostgreSQL: rows another node is claiming right now are skipped, not waited for.
+      if (this.store.engine === 'postgres') void due.forUpdate().skipLocked();
+      const rows = (await due.select(
+        'id',
+        'mail_from',
+        'rcpt_to',
+        'trace',
+        'attempts',
+        'created_at',
+        'release',
+        'released_by',
+      )) as MessageRow[];
       if (rows.length > 0) {
         await trx('messages')
           .whereIn(
             'id',
             rows.map((r) => r.id),
           )
-          .update({ state: 'processing', lease_until: now + LEASE_MS, updated_at: now });
+          .update({
+            state: 'processing',
+            lease_until: now + LEASE_MS,
+            lease_owner: this.store.nodeId,
+            updated_at: now,
+          });
       }
       return rows;
     });
@@ -197,6 +204,7 @@ export class MessageWorkers {
               state,
               // Enqueued already leased for sending: the delivery workers get them in memory, not by a claim query.
               lease_until: state === 'sending' ? now + ENVELOPE_LEASE_MS : null,
+              lease_owner: state === 'sending' ? this.store.nodeId : null,
               updated_at: now,
               next_attempt_at: now,
               hold_reason: p.hold ?? null,

@@ -37,8 +37,19 @@ function hashEvent(
     .digest('hex');
 }
 
-/** Appends one event inside the caller's transaction (writes are serialised by the store). */
+/** Key of the PostgreSQL advisory lock that orders audit appends across nodes (any constant). */
+export const AUDIT_LOCK = 0x61756469; // 'audi'
+
+const chainLocked = new WeakSet<Knex.Transaction>();
+
+/**
+ * Appends one event inside the caller's transaction. On SQLite the store serialises all writes. On
+ * PostgreSQL several nodes append at once, and two that read the same head would fork the chain: the
+ * transaction first takes an advisory lock (held until it commits or rolls back), so the next appender
+ * reads the head only after this event is committed.
+ */
 export async function appendAudit(trx: Knex.Transaction, event: AuditEvent, at = Date.now()): Promise<void> {
+  await lockAuditChain(trx);
   const last = (await trx('audit_events').select('hash').orderBy('seq', 'desc').first()) as
     { hash: string } | undefined;
   const prev = last?.hash ?? GENESIS;
@@ -54,6 +65,21 @@ export async function appendAudit(trx: Knex.Transaction, event: AuditEvent, at =
     prev_hash: prev,
     hash: hashEvent(prev, at, event.type, messageId, actor, detail),
   });
+}
+
+/**
+ * Takes the audit chain's lock for the rest of the transaction (PostgreSQL; nothing to do on SQLite, where
+ * the store serialises writes). A transaction that reads counters it will update and audit (pickup
+ * lockouts) takes it before reading, so the same read-modify-write on another node waits for it.
+ */
+export async function lockAuditChain(trx: Knex.Transaction): Promise<void> {
+  if (chainLocked.has(trx) || !isPostgres(trx)) return;
+  await trx.raw('select pg_advisory_xact_lock(?)', [AUDIT_LOCK]);
+  chainLocked.add(trx);
+}
+
+function isPostgres(db: Knex): boolean {
+  return (db.client as { config?: { client?: unknown } }).config?.client === 'pg';
 }
 
 export interface AuditVerifyResult {

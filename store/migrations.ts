@@ -365,6 +365,24 @@ const migrations: Record<string, Migration> = {
       await knex.schema.dropTableIfExists('passkeys');
     },
   },
+  '0008_lease_owner': {
+    async up(knex) {
+      // Which node holds a lease (scale-out on PostgreSQL): a restarted node resumes its own in-flight work at
+      // once and leaves other nodes' leases to expire.
+      for (const table of ['messages', 'envelopes']) {
+        await knex.schema.alterTable(table, (t) => {
+          t.string('lease_owner', 64);
+        });
+      }
+    },
+    async down(knex) {
+      for (const table of ['messages', 'envelopes']) {
+        await knex.schema.alterTable(table, (t) => {
+          t.dropColumn('lease_owner');
+        });
+      }
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

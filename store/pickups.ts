@@ -19,7 +19,7 @@ import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorCode } from '../config/errors.js';
 import type { PickupConfig } from '../config/schema.js';
-import { appendAudit } from './audit.js';
+import { appendAudit, lockAuditChain } from './audit.js';
 import { syncDir } from './sealed-file.js';
 import type { Store, Trx } from './store.js';
 
@@ -552,6 +552,9 @@ export async function openPickup(
     async (
       trx,
     ): Promise<OpenFailure | { ok: true; pickup: PickupRow; dataKey: Buffer; firstOpen: boolean }> => {
+      // Several nodes (PostgreSQL): the failure counters below are read, then written; attempts on other
+      // nodes wait here until this one commits, so none is lost. (Every outcome is audited anyway.)
+      await lockAuditChain(trx);
       const pickup = await findPickupByToken(trx, token);
       const ipRow = (await trx('pickup_ip_limits').where({ ip }).first()) as IpRow | undefined;
       const ipLockedUntil =

@@ -2,7 +2,9 @@
 // master key. All writes go through `write`, which group-commits concurrent callers into one transaction,
 // so durability (fsync per commit) costs one sync per batch rather than one per message.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
 import { GatewayError } from '../config/errors.js';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
@@ -26,6 +28,13 @@ interface PendingWrite {
 
 const MAX_BATCH = 256;
 
+/**
+ * In a data directory shared by nodes, a temp file or a spool file without a row is removed at start-up only
+ * when older than this: younger ones may be another node's SMTP transaction in progress (a sealed file is
+ * written during DATA and its row committed right after). 1 hour.
+ */
+export const SHARED_LEFTOVER_AGE_MS = 60 * 60 * 1000;
+
 export class Store {
   private pending: PendingWrite[] = [];
   private writing = false;
@@ -40,6 +49,8 @@ export class Store {
     private masterKeys: Buffer[],
     readonly engine: 'sqlite' | 'postgres',
     private readonly env: NodeJS.ProcessEnv,
+    /** This node's name on the leases it takes (unique per node sharing a PostgreSQL database). */
+    readonly nodeId: string,
   ) {}
 
   private get masterKey(): Buffer {
@@ -60,7 +71,7 @@ export class Store {
   }
 
   static async open(
-    config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'>,
+    config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'> & Partial<Pick<ResolvedConfig, 'nodeId'>>,
     env = process.env,
   ): Promise<Store> {
     const dataDir = config.dataDir;
@@ -77,6 +88,7 @@ export class Store {
       await handle.chmod(0o600);
       await handle.close();
     }
+    if (postgres) useNumbersForPgBigints();
     const db = postgres
       ? knexFactory({ client: 'pg', connection: config.databaseUrl, pool: { min: 1, max: 10 } })
       : knexFactory({
@@ -102,8 +114,14 @@ export class Store {
             },
           },
         });
-    await db.migrate.latest({ migrationSource });
-    return new Store(db, dataDir, masterKeys, postgres ? 'postgres' : 'sqlite', env);
+    try {
+      await migrateLatest(db, postgres);
+    } catch (err) {
+      await db.destroy();
+      throw err;
+    }
+    const nodeId = (config.nodeId ?? os.hostname()).slice(0, 64);
+    return new Store(db, dataDir, masterKeys, postgres ? 'postgres' : 'sqlite', env, nodeId);
   }
 
   areaDir(area: SealedArea): string {
@@ -172,6 +190,24 @@ export class Store {
     return removeSealed(this.areaDir(area), id);
   }
 
+  /**
+   * Whether the data directory may be shared with other running nodes (PostgreSQL): then a file without a
+   * row, or a temp file, may be another node's write in progress rather than a leftover of our crash.
+   */
+  get sharedDataDir(): boolean {
+    return this.engine === 'postgres';
+  }
+
+  /**
+   * True when `id` in `area` may be treated as a leftover of a crash: always with a store of our own; in a
+   * shared directory only once it is older than any write in progress could be (SHARED_LEFTOVER_AGE_MS).
+   */
+  async isLeftover(area: SealedArea, name: string): Promise<boolean> {
+    if (!this.sharedDataDir) return true;
+    const st = await stat(path.join(this.areaDir(area), name)).catch(() => undefined);
+    return !!st && st.mtimeMs < Date.now() - SHARED_LEFTOVER_AGE_MS;
+  }
+
   /** Lists complete sealed files and removes torn temp files (a crash mid-write leaves only `.tmp`). */
   async scanArea(area: SealedArea): Promise<{ ids: string[]; tornRemoved: number }> {
     const dir = this.areaDir(area);
@@ -180,6 +216,7 @@ export class Store {
     const ids: string[] = [];
     for (const name of names) {
       if (name.endsWith('.tmp')) {
+        if (!(await this.isLeftover(area, name))) continue; // another node is writing it
         await unlink(path.join(dir, name)).catch(() => undefined);
         tornRemoved++;
       } else ids.push(name);
@@ -245,7 +282,7 @@ export class Store {
     await (await this.walHandle).datasync();
   }
 
-  private async commitBatch(batch: PendingWrite[]): Promise<void> {
+  private async commitBatch(batch: PendingWrite[], retries = 3): Promise<void> {
     try {
       // Commits themselves do not fsync (synchronous=NORMAL, set once): with a synchronous driver an fsync
       // would stall the event loop. Durability is added after the commit, asynchronously: one fsync of the
@@ -269,6 +306,12 @@ export class Store {
         );
       }
     } catch (err) {
+      // PostgreSQL with several nodes: a deadlock or serialization failure aborts the whole transaction
+      // through no fault of its writers; run it again (nothing of it was committed).
+      if (retries > 0 && isTransientPgError(err)) {
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+        return this.commitBatch(batch, retries - 1);
+      }
       if (batch.length === 1) {
         batch[0]!.reject(err);
         return;
@@ -285,6 +328,60 @@ export class Store {
     if (this.walHandle) await (await this.walHandle).close();
     await this.db.destroy();
   }
+}
+
+/** Deadlock (40P01) or serialization failure (40001): the transaction may simply be run again. */
+function isTransientPgError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+/** Any constant: the key of the advisory lock that serialises migrations across nodes starting at once. */
+const MIGRATION_LOCK = 0x70686967; // 'phig'
+
+/**
+ * Migrations. On PostgreSQL several nodes may start together: knex's own lock row makes a loser fail
+ * rather than wait, so they queue on an advisory lock first (session-level, on one pinned connection).
+ */
+async function migrateLatest(db: Knex, postgres: boolean): Promise<void> {
+  if (!postgres) {
+    await db.migrate.latest({ migrationSource });
+    return;
+  }
+  const client = db.client as {
+    acquireConnection(): Promise<unknown>;
+    releaseConnection(conn: unknown): Promise<unknown>;
+  };
+  const conn = await client.acquireConnection();
+  try {
+    await db.raw('select pg_advisory_lock(?)', [MIGRATION_LOCK]).connection(conn);
+    await db.migrate.latest({ migrationSource });
+  } finally {
+    await db
+      .raw('select pg_advisory_unlock(?)', [MIGRATION_LOCK])
+      .connection(conn)
+      .catch(() => undefined);
+    await client.releaseConnection(conn);
+  }
+}
+
+interface PgTypes {
+  setTypeParser(oid: number, parse: (value: string) => unknown): void;
+}
+
+/**
+ * The schema keeps times in ms as bigint (int8), and counts come back as int8 too; node-postgres returns
+ * those as strings to avoid precision loss above 2^53, which our values never reach. Parse them as numbers
+ * so both engines hand the code the same types. Process-wide, set once: phi-gateway is pg's only user.
+ */
+let pgTypesSet = false;
+function useNumbersForPgBigints(): void {
+  if (pgTypesSet) return;
+  const require = createRequire(import.meta.url);
+  const types = (require('pg') as { types: PgTypes }).types;
+  types.setTypeParser(20, (v) => Number(v)); // int8: bigInteger columns, count(*)
+  types.setTypeParser(1700, (v) => Number(v)); // numeric: sum() of int8
+  pgTypesSet = true;
 }
 
 interface SqliteConn {

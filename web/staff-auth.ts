@@ -95,8 +95,10 @@ export async function rateLimit(
   now = Date.now(),
 ): Promise<{ allowed: boolean; retryAfterS: number }> {
   return store.write(async (trx) => {
-    const row = (await trx('rate_limits').where({ key }).first()) as
-      { window_start: number; count: number } | undefined;
+    const current = trx('rate_limits').where({ key });
+    // Several nodes (PostgreSQL): lock the row, so two nodes' hits do not both write count + 1.
+    if (store.engine === 'postgres') void current.forUpdate();
+    const row = (await current.first()) as { window_start: number; count: number } | undefined;
     if (!row || now - Number(row.window_start) >= windowMs) {
       await trx('rate_limits')
         .insert({ key, window_start: now, count: 1 })

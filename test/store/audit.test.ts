@@ -56,6 +56,28 @@ describe('store/audit', () => {
     expect(await verifyAudit(store.db)).to.deep.equal({ ok: true, events: 0 });
   });
 
+  it('keeps one chain when two nodes append at the same time', async () => {
+    // PostgreSQL: a second Store on the same database is a second node, each with its own connections, so
+    // without the advisory lock both would read the same head and fork the chain. SQLite has one node.
+    const other =
+      store.engine === 'postgres' ? await Store.open({ dataDir, databaseUrl: undefined }, {}) : store;
+    try {
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          (i % 2 ? other : store).write(async (trx) => {
+            await appendAudit(trx, makeEvent(i), T0 + i);
+            // Hold the transaction a moment so the other node's appends overlap with it.
+            await new Promise((r) => setTimeout(r, i % 3));
+            await appendAudit(trx, makeEvent(i + 100), T0 + i);
+          }),
+        ),
+      );
+    } finally {
+      if (other !== store) await other.close();
+    }
+    expect(await verifyAudit(store.db)).to.deep.equal({ ok: true, events: 120 });
+  });
+
   it('verifies an untouched chain', async () => {
     await appendEvents(5);
     expect(await verifyAudit(store.db)).to.deep.equal({ ok: true, events: 5 });

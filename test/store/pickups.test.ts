@@ -257,6 +257,27 @@ describe('store/pickups', function () {
       expect((await verifyAudit(store.db)).ok).to.equal(true);
     });
 
+    it('counts every wrong password when two nodes take them at the same time', async () => {
+      const [p] = await create();
+      // PostgreSQL: a second Store on the same database and directory is a second node; SQLite has one.
+      const other =
+        store.engine === 'postgres' ? await Store.open({ dataDir: dir, databaseUrl: undefined }, {}) : store;
+      try {
+        const results = await Promise.all(
+          [store, other, store, other].map((s, i) =>
+            openPickup(s, p!.token, `wrong-${i}`, { ip: `198.51.100.${i + 1}` }, limits),
+          ),
+        );
+        for (const r of results) expectFailure(r, 401);
+        expect((await row(store, p!.id)).failures, 'failures counted').to.equal(4);
+        // The fifth, on either node, locks it.
+        expectFailure(await openPickup(other, p!.token, 'wrong-5', { ip: '198.51.100.5' }, limits), 423);
+      } finally {
+        if (other !== store) await other.close();
+      }
+      expect((await verifyAudit(store.db)).ok).to.equal(true);
+    });
+
     it('hard-locks after 20 failures until the sender or an admin unlocks it', async () => {
       const [p] = await create();
       let now = Date.now();

@@ -11,6 +11,7 @@ import { loadConfig, type ResolvedConfig } from '../../config/load.js';
 import { createLogger } from '../../config/log.js';
 import { Gateway, type GatewayOptions } from '../../gateway/gateway.js';
 import { Store } from '../../store/store.js';
+import { ensureTestDatabase, TEST_DATABASE_URL } from './test-database.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -34,8 +35,12 @@ export type ConfigOverrides = Record<string, unknown>;
 /** Fast retries and polling for tests; everything else is the real default. */
 export const testQueue = { retryInitialDelay: 200, retryMaxDelay: 1000, pollInterval: 100 };
 
-export async function writeConfig(dir: string, overrides: ConfigOverrides): Promise<string> {
-  const file = path.join(dir, 'config.yaml');
+export async function writeConfig(
+  dir: string,
+  overrides: ConfigOverrides,
+  name = 'config.yaml',
+): Promise<string> {
+  const file = path.join(dir, name);
   await writeFile(file, stringify(overrides));
   return file;
 }
@@ -103,16 +108,29 @@ export async function spawnGateway(opts: {
   relayUrl?: string;
   smtpPort?: number;
   overrides?: ConfigOverrides;
+  /** Extra environment for the child (PHIGW_MASTER_KEY, PHIGW_NODE_ID, PHIGW_DATABASE_URL …). */
+  env?: Record<string, string>;
+  /** Config file name in dataDir (nodes sharing a data directory need one each). */
+  configName?: string;
 }): Promise<ChildGateway> {
   const smtpPort = opts.smtpPort ?? (await freePort());
-  const configFile = await writeConfig(opts.dataDir, {
-    logLevel: 'info',
-    ...opts.overrides,
-    queue: { ...testQueue, ...(opts.overrides?.queue as object) },
-  });
+  const configFile = await writeConfig(
+    opts.dataDir,
+    {
+      logLevel: 'info',
+      ...opts.overrides,
+      queue: { ...testQueue, ...(opts.overrides?.queue as object) },
+    },
+    opts.configName,
+  );
+  // PostgreSQL runs (scripts/test-pg.sh): the child uses the data directory's test database too.
+  const databaseUrl =
+    opts.env?.PHIGW_DATABASE_URL ?? (TEST_DATABASE_URL ? await ensureTestDatabase(opts.dataDir) : undefined);
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/phi-gateway.js'), 'start', 'smtp'], {
     env: {
       ...process.env,
+      ...opts.env,
+      ...(databaseUrl ? { PHIGW_DATABASE_URL: databaseUrl } : {}),
       PHIGW_CONFIG: configFile,
       PHIGW_DATA_DIR: opts.dataDir,
       PHIGW_SMTP_PORT: String(smtpPort),
