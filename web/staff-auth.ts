@@ -381,9 +381,17 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
     const user = (await authenticate(store.db, email, password)) as FullUser | null;
     if (!user || locked) {
       if (known && !locked) {
-        const failures = Number(known.failed_logins) + 1;
-        const lockNow = failures >= MAX_FAILED_LOGINS;
+        // Counted inside the write (read-modify-write in one transaction): concurrent failures all count.
         await store.write(async (trx) => {
+          const query = trx('users').where({ id: known.id });
+          // PostgreSQL: lock the row so two nodes cannot both count from the same value.
+          const row = (await (store.engine === 'postgres' ? query.forUpdate() : query).first(
+            'failed_logins',
+          )) as {
+            failed_logins: number;
+          };
+          const failures = Number(row.failed_logins) + 1;
+          const lockNow = failures >= MAX_FAILED_LOGINS;
           await trx('users')
             .where({ id: known.id })
             .update({
