@@ -38,6 +38,7 @@ export function createImageRedactor(
     async redact(content, signal) {
       let redacted = 0;
       let boxes = 0;
+      const indexes: number[] = [];
       const attachments: PickupContent['attachments'] = [];
       for (const [index, a] of content.attachments.entries()) {
         if (!redactable(a)) {
@@ -49,11 +50,14 @@ export function createImageRedactor(
         });
         const result = await redactImage(a.content, { ...options, pool, analyzer: analyzer(), signal });
         attachments.push({ ...a, content: result.output });
-        if (result.boxes.length > 0) redacted++;
+        if (result.boxes.length > 0) {
+          redacted++;
+          indexes.push(index + 1);
+        }
         boxes += result.boxes.length;
         log.info({ evt: 'IMAGE_REDACTED', attachment: index, boxes: result.boxes.length }, 'image redacted');
       }
-      return { content: { ...content, attachments }, redacted, boxes };
+      return { content: { ...content, attachments }, redacted, boxes, indexes };
     },
     async close() {
       await pool?.close();

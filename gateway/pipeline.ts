@@ -22,7 +22,8 @@ export interface MessageContext {
   routes?: RecipientRoute[];
   plan?: PlannedEnvelope[];
   pickups?: CreatedPickup[];
-  redaction?: { attachments: number; boxes: number; mode?: string };
+  /** Images redacted for a pickup: how many, which attachments (1-based), boxes in all, and the mode. */
+  redaction?: { attachments: number; boxes: number; mode?: string; indexes?: number[] };
   /** Blobs sealed by the act stage: removed again if the message does not get enqueued. */
   sealedBlobs?: string[];
 }

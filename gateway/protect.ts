@@ -53,7 +53,7 @@ export interface Protection {
   redact?(
     content: PickupContent,
     signal: AbortSignal,
-  ): Promise<{ content: PickupContent; redacted: number; boxes: number }>;
+  ): Promise<{ content: PickupContent; redacted: number; boxes: number; indexes?: number[] }>;
 }
 
 function addressList(field: AddressObject | AddressObject[] | undefined): string[] {
@@ -226,7 +226,12 @@ export function actStage(
         if (protection.redact && mode !== 'off') {
           try {
             const result = await protection.redact(original, signal);
-            ctx.redaction = { attachments: result.redacted, boxes: result.boxes, mode };
+            ctx.redaction = {
+              attachments: result.redacted,
+              boxes: result.boxes,
+              mode,
+              indexes: result.indexes ?? [],
+            };
             if (mode === 'on') content = result.content;
             else {
               // clear-copy: the pickup keeps the original; each recipient also gets the message in clear with

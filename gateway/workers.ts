@@ -243,6 +243,7 @@ export class MessageWorkers {
                   redactedAttachments: ctx.redaction.attachments,
                   redactedBoxes: ctx.redaction.boxes,
                   redactionMode: ctx.redaction.mode ?? 'on',
+                  redactedWhich: (ctx.redaction.indexes ?? []).map(String),
                 }
               : {}),
             ...verdictSummary(ctx.verdict),

@@ -177,8 +177,13 @@ describe('image redaction in the gateway (integration)', function () {
       .db('audit_events')
       .where({ message_id: id, type: 'message.routed' })
       .first()) as { detail: string };
-    const detail = JSON.parse(audit.detail) as { redactedAttachments: number; redactedBoxes: number };
+    const detail = JSON.parse(audit.detail) as {
+      redactedAttachments: number;
+      redactedBoxes: number;
+      redactedWhich: string[];
+    };
     expect(detail.redactedAttachments).to.equal(1);
+    expect(detail.redactedWhich).to.deep.equal(['1']);
     expect(detail.redactedBoxes).to.be.greaterThan(0);
     expect(audit.detail).not.to.contain('Smith');
   });
