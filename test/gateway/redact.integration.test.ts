@@ -80,6 +80,48 @@ describe('redactionMode', () => {
     it(name, () => expect(redactionMode(verdict, gatewayDefault)).to.equal(want));
 });
 
+/** Sends a message with a text part and one PNG attachment over real SMTP; returns its queue id. */
+async function sendImageMail(
+  port: number,
+  rcpt: string,
+  subject: string,
+  text: string,
+  filename: string,
+  png: Buffer,
+): Promise<string> {
+  const b = 'img-b0undary';
+  const message = [
+    'From: ann@clinic.example',
+    `To: ${rcpt}`,
+    `Subject: ${subject}`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/mixed; boundary="${b}"`,
+    '',
+    `--${b}`,
+    'Content-Type: text/plain',
+    '',
+    text,
+    `--${b}`,
+    `Content-Type: image/png; name="${filename}"`,
+    `Content-Disposition: attachment; filename="${filename}"`,
+    'Content-Transfer-Encoding: base64',
+    '',
+    png.toString('base64').replace(/.{76}/g, '$&\r\n'),
+    `--${b}--`,
+    '',
+  ].join('\r\n');
+  const c = await RawSmtp.open(port);
+  try {
+    await c.cmd('EHLO client.example');
+    await c.cmd('MAIL FROM:<ann@clinic.example>');
+    await c.cmd(`RCPT TO:<${rcpt}>`);
+    await c.cmd('DATA');
+    return /queued as ([0-9A-Z]+)/.exec(await c.raw(message + '.\r\n'))![1]!;
+  } finally {
+    c.close();
+  }
+}
+
 describe('image redaction in the gateway (integration)', function () {
   this.timeout(120000);
   let dir: string;
@@ -118,34 +160,14 @@ describe('image redaction in the gateway (integration)', function () {
       .withMetadata({ exif: { IFD0: { Artist: 'Dr Camera Owner' } } })
       .png()
       .toBuffer();
-    const b = 'img-b0undary';
-    const message = [
-      'From: ann@clinic.example',
-      'To: patient@mail.example',
-      'Subject: [secure] Your form',
-      'MIME-Version: 1.0',
-      `Content-Type: multipart/mixed; boundary="${b}"`,
-      '',
-      `--${b}`,
-      'Content-Type: text/plain',
-      '',
+    const id = await sendImageMail(
+      gw.smtpPort,
+      'patient@mail.example',
+      '[secure] Your form',
       'Here is the photo of your intake form.',
-      `--${b}`,
-      'Content-Type: image/png; name="form.png"',
-      'Content-Disposition: attachment; filename="form.png"',
-      'Content-Transfer-Encoding: base64',
-      '',
-      png.toString('base64').replace(/.{76}/g, '$&\r\n'),
-      `--${b}--`,
-      '',
-    ].join('\r\n');
-    const c = await RawSmtp.open(gw.smtpPort);
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<ann@clinic.example>');
-    await c.cmd('RCPT TO:<patient@mail.example>');
-    await c.cmd('DATA');
-    const id = /queued as ([0-9A-Z]+)/.exec(await c.raw(message + '.\r\n'))![1]!;
-    c.close();
+      'form.png',
+      png,
+    );
     await capture.waitFor(2);
     const text = async (kind: string) =>
       (
@@ -205,34 +227,14 @@ describe('image redaction in the gateway (integration)', function () {
     });
     try {
       const png = await makePng({ lines: [PHI_LINE, HARMLESS_LINE] });
-      const b = 'cc-b0undary';
-      const message = [
-        'From: ann@clinic.example',
-        'To: vendor@supplies.example',
-        'Subject: Photo of the shelf label',
-        'MIME-Version: 1.0',
-        `Content-Type: multipart/mixed; boundary="${b}"`,
-        '',
-        `--${b}`,
-        'Content-Type: text/plain',
-        '',
+      await sendImageMail(
+        gw2.smtpPort,
+        'vendor@supplies.example',
+        'Photo of the shelf label',
         'Here is the photo you asked for.',
-        `--${b}`,
-        'Content-Type: image/png; name="photo.png"',
-        'Content-Disposition: attachment; filename="photo.png"',
-        'Content-Transfer-Encoding: base64',
-        '',
-        png.toString('base64').replace(/.{76}/g, '$&\r\n'),
-        `--${b}--`,
-        '',
-      ].join('\r\n');
-      const c = await RawSmtp.open(gw2.smtpPort);
-      await c.cmd('EHLO client.example');
-      await c.cmd('MAIL FROM:<ann@clinic.example>');
-      await c.cmd('RCPT TO:<vendor@supplies.example>');
-      await c.cmd('DATA');
-      await c.raw(message + '.\r\n');
-      c.close();
+        'photo.png',
+        png,
+      );
       await capture2.waitFor(3);
       const kinds = capture2.messages.map(
         (m) => /X-PHI-Gateway-Kind: ([\w-]+)/.exec(m.raw.toString('latin1'))?.[1],
