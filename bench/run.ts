@@ -336,6 +336,10 @@ async function main(): Promise<number> {
       dataDir,
       relayUrl: capture.url,
       overrides: { logLevel: settings.logLevel, queue },
+      // BENCH_CPU_PROF=DIR: a V8 CPU profile of the gateway process, for `--cpu-prof` analysis.
+      nodeArgs: process.env.BENCH_CPU_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+        : [],
     });
     const gw = child;
     const died = new AbortController();

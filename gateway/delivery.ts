@@ -7,6 +7,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import { errorCode, GatewayError } from '../config/errors.js';
 import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
+import { insertRow, selectRows, updateByIds } from '../store/fast-sql.js';
 import type { Store, Trx } from '../store/store.js';
 import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } from './bounce.js';
 import { newQueueId } from './ids.js';
@@ -212,44 +213,41 @@ export class Delivery {
 
     // 1. Record what the next hop accepted, and the retries, before anything else.
     let releasedWaiting = false;
+    let spoolDone: false | 'file' | 'inline' = false;
     await this.store.write(async (trx) => {
       if (delivered.length > 0) {
-        await trx('envelopes')
-          .whereIn(
-            'id',
-            delivered.map((e) => e.id),
-          )
-          .update({
-            state: 'delivered',
-            delivered_at: now,
-            attempts: first.attempts + 1,
-            last_code: 250,
-            last_response: result.response,
-            lease_until: null,
-            updated_at: now,
-          });
-        await trx('delivery_attempts').insert(
-          delivered.map((e) => ({
+        const ids = delivered.map((e) => e.id);
+        await updateByIds(trx, 'envelopes', ids, {
+          state: 'delivered',
+          delivered_at: now,
+          attempts: first.attempts + 1,
+          last_code: 250,
+          last_response: result.response,
+          lease_until: null,
+          updated_at: now,
+        });
+        for (const e of delivered) {
+          await insertRow(trx, 'delivery_attempts', {
             envelope_id: e.id,
             at: now,
             duration_ms: duration,
             outcome: 'delivered',
             code: 250,
             response: result.response,
-          })),
-        );
+          });
+        }
         // Passwords waiting for these notices are released after their delay.
-        const waiting = (await trx('envelopes')
-          .whereIn(
-            'after_id',
-            delivered.map((e) => e.id),
-          )
-          .andWhere('state', 'waiting')
-          .select('id', 'after_delay')) as Array<{ id: number; after_delay: number | null }>;
+        const waiting = await selectRows<{ id: number; after_delay: number | null }>(
+          trx,
+          `select "id", "after_delay" from "envelopes" where "after_id" in (${ids.map(() => '?').join(', ')}) and "state" = 'waiting'`,
+          ids,
+        );
         for (const w of waiting) {
-          await trx('envelopes')
-            .where({ id: w.id })
-            .update({ state: 'queued', next_attempt_at: now + Number(w.after_delay ?? 0), updated_at: now });
+          await updateByIds(trx, 'envelopes', [w.id], {
+            state: 'queued',
+            next_attempt_at: now + Number(w.after_delay ?? 0),
+            updated_at: now,
+          });
         }
         if (waiting.length > 0) releasedWaiting = true;
         await appendAudit(trx, {
@@ -291,6 +289,10 @@ export class Delivery {
           detail: { envelopes: temporary.map((f) => String(f.env.id)), code: temporary[0]!.code },
         });
       }
+      // Nothing bounces (the common case): the message is finalised in this same transaction.
+      if (permanent.length === 0 && first.content === 'spool' && first.message_id) {
+        spoolDone = await this.markSpoolDone(trx, first.message_id, now);
+      }
     });
     if (delivered.length > 0) {
       this.log.info(
@@ -313,9 +315,32 @@ export class Delivery {
     if (releasedWaiting) this.onEnqueued();
 
     // 2. Permanent failures bounce to the sender (a bounce itself is never bounced).
-    if (permanent.length > 0) await this.bounce(first, permanent, raw, now, duration);
+    if (permanent.length > 0) {
+      await this.bounce(first, permanent, raw, now, duration);
+      await this.finalise(first);
+    } else if (first.content === 'spool') {
+      if (spoolDone) await this.dropSpool(first.message_id!, spoolDone);
+    } else await this.finalise(first);
+  }
 
-    await this.finalise(first);
+  /**
+   * In `trx`: when no envelope of the message still needs its spooled content, marks it done and deletes the
+   * content kept in the database. 'file' when a spool file is left to remove, 'inline' when nothing is.
+   */
+  private async markSpoolDone(trx: Trx, messageId: string, now: number): Promise<false | 'file' | 'inline'> {
+    const open = await selectRows<{ id: number }>(
+      trx,
+      `select "id" from "envelopes" where "message_id" = ? and "content" = 'spool' and "state" not in (${TERMINAL.map(() => '?').join(', ')}) limit 1`,
+      [messageId, ...TERMINAL],
+    );
+    if (open.length > 0) return false;
+    await updateByIds(trx, 'messages', [messageId], { state: 'done', spool_removed: true, updated_at: now });
+    return (await this.store.deleteInline(trx, 'spool', messageId)) ? 'inline' : 'file';
+  }
+
+  private async dropSpool(messageId: string, stored: 'file' | 'inline'): Promise<void> {
+    this.cache?.delete(messageId);
+    if (stored === 'file') await this.store.removeSealedFile('spool', messageId);
   }
 
   private async bounce(
@@ -425,19 +450,8 @@ export class Delivery {
     }
     if (!first.message_id) return;
     const messageId = first.message_id;
-    const open = (await this.store
-      .db('envelopes')
-      .where({ message_id: messageId, content: 'spool' })
-      .whereNotIn('state', TERMINAL)
-      .first('id')) as { id: number } | undefined;
-    if (open) return;
-    await this.store.write((trx) =>
-      trx('messages')
-        .where({ id: messageId })
-        .update({ state: 'done', spool_removed: true, updated_at: Date.now() }),
-    );
-    this.cache?.delete(messageId);
-    await this.store.removeSealed('spool', messageId);
+    const done = await this.store.write((trx) => this.markSpoolDone(trx, messageId, Date.now()));
+    if (done) await this.dropSpool(messageId, done);
   }
 }
 

@@ -17,6 +17,13 @@ export class Pump<T> {
   private buffer: T[] = [];
   private claiming = false;
   private dirty = false;
+  /**
+   * Whether the database may hold due work the last claim did not take (it was full, or was skipped because
+   * the pump was at capacity). When false, a finished item does not trigger a claim: new work arrives by
+   * `offer`, by `wake` from whoever created it, or by the poll timer. One claim query per finished item was
+   * two transactions per message on the clean path.
+   */
+  private backlog = true;
   private stopped = true;
   private timer?: NodeJS.Timeout;
   private idleWaiters: Array<() => void> = [];
@@ -34,7 +41,13 @@ export class Pump<T> {
   wake(): void {
     if (this.stopped) return;
     this.dirty = true;
+    this.backlog = true;
     if (!this.claiming) void this.fill();
+  }
+
+  /** After an item finished: claim again only if due work may have been left behind. */
+  private resume(): void {
+    if (this.backlog) this.wake();
   }
 
   /**
@@ -59,14 +72,19 @@ export class Pump<T> {
         this.dirty = false;
         this.runBuffered();
         const want = this.opts.capacity * 2 - this.inflight - this.buffer.length;
-        if (want <= 0) continue;
+        if (want <= 0) {
+          this.backlog = true;
+          continue;
+        }
+        this.backlog = false;
         const items = await this.opts.claim(want);
         this.buffer.push(...items);
         this.runBuffered();
         // A full batch means more may be waiting.
-        if (items.length === want) this.dirty = true;
+        if (items.length === want) this.dirty = this.backlog = true;
       }
     } catch (err) {
+      this.backlog = true;
       this.opts.log.error(
         { evt: 'QUEUE_CLAIM_FAILED', pump: this.opts.name, err },
         'claim failed; will retry',
@@ -89,7 +107,7 @@ export class Pump<T> {
           this.inflight--;
           if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
           if (this.buffer.length > 0) this.runBuffered();
-          this.wake();
+          this.resume();
         });
     }
   }

@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
+import { insertRow } from '../store/fast-sql.js';
 import type { Store } from '../store/store.js';
 import { newQueueId } from './ids.js';
 
@@ -52,12 +53,13 @@ export async function spoolMessage(
   const id = newQueueId(now);
   const trace = hooks.trace(id, new Date(now));
   const rcptTo = JSON.stringify(meta.rcptTo);
-  const { size } = await store.seal('spool', id, source, hooks.inspect);
+  const sealed = await store.sealForRow('spool', id, source, hooks.inspect);
+  const { size } = sealed;
   try {
     hooks.finish?.();
     await store.write(
       async (trx) => {
-        await trx('messages').insert({
+        await insertRow(trx, 'messages', {
           id,
           state: hooks.state ?? 'processing',
           lease_until: hooks.state === 'queued' ? null : now + MESSAGE_LEASE_MS,
@@ -75,6 +77,7 @@ export async function spoolMessage(
           tls: meta.tls,
           trace,
         });
+        await store.commitSealed(trx, 'spool', id, sealed);
         await appendAudit(
           trx,
           {
@@ -86,10 +89,11 @@ export async function spoolMessage(
           now,
         );
       },
-      { syncDirs: ['spool'] },
+      { syncDirs: store.sealedSyncDirs('spool', sealed), durable: true },
     );
   } catch (err) {
-    await store.removeSealed('spool', id).catch(() => undefined);
+    // The row and any inline copy were in the failed transaction; only a file can be left.
+    await store.removeSealedFile('spool', id).catch(() => undefined);
     throw err;
   }
   return { id, mail_from: meta.mailFrom, rcpt_to: rcptTo, trace, attempts: 0, created_at: now };

@@ -5,6 +5,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import { errorCode, GatewayError } from '../config/errors.js';
 import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
+import { insertRow, updateByIds } from '../store/fast-sql.js';
 import type { Store } from '../store/store.js';
 import { runStage, type MessageContext, type Stage } from './pipeline.js';
 import type { Verdict } from './scan.js';
@@ -198,8 +199,10 @@ export class MessageWorkers {
             attempts: 0,
             created_at: row.created_at,
           };
-          const [inserted] = (await trx('envelopes')
-            .insert({
+          const id = (await insertRow(
+            trx,
+            'envelopes',
+            {
               ...env,
               state,
               // Enqueued already leased for sending: the delivery workers get them in memory, not by a claim query.
@@ -210,25 +213,23 @@ export class MessageWorkers {
               hold_reason: p.hold ?? null,
               after_id: waiting ? ids[p.after!] : null,
               after_delay: waiting ? (p.afterDelay ?? 0) : null,
-            })
-            .returning('id')) as Array<{ id: number } | number>;
-          const id = typeof inserted === 'number' ? inserted : inserted!.id;
+            },
+            true,
+          ))!;
           ids.push(id);
           if (state !== 'sending') continue;
           const group = groups.get(env.group_key) ?? [];
           group.push({ id, ...env });
           groups.set(env.group_key, group);
         }
-        await trx('messages')
-          .where({ id: row.id })
-          .update({
-            state: usesSpool ? 'routed' : 'done',
-            spool_removed: !usesSpool,
-            updated_at: now,
-            lease_until: null,
-            reason: null,
-            verdict: JSON.stringify(verdictSummary(ctx.verdict)),
-          });
+        await updateByIds(trx, 'messages', [row.id], {
+          state: usesSpool ? 'routed' : 'done',
+          spool_removed: !usesSpool,
+          updated_at: now,
+          lease_until: null,
+          reason: null,
+          verdict: JSON.stringify(verdictSummary(ctx.verdict)),
+        });
         await appendAudit(trx, {
           type: 'message.routed',
           messageId: row.id,

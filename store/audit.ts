@@ -2,6 +2,7 @@
 // inserted or deleted row breaks the chain and `verifyAudit` finds it. Events carry codes and ids only.
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { insertRow, selectRows } from './fast-sql.js';
 
 export interface AuditEvent {
   type: string;
@@ -50,13 +51,15 @@ const chainLocked = new WeakSet<Knex.Transaction>();
  */
 export async function appendAudit(trx: Knex.Transaction, event: AuditEvent, at = Date.now()): Promise<void> {
   await lockAuditChain(trx);
-  const last = (await trx('audit_events').select('hash').orderBy('seq', 'desc').first()) as
-    { hash: string } | undefined;
+  const [last] = await selectRows<{ hash: string }>(
+    trx,
+    'select "hash" from "audit_events" order by "seq" desc limit 1',
+  );
   const prev = last?.hash ?? GENESIS;
   const messageId = event.messageId ?? null;
   const actor = event.actor ?? null;
   const detail = JSON.stringify(event.detail ?? {});
-  await trx('audit_events').insert({
+  await insertRow(trx, 'audit_events', {
     at,
     type: event.type,
     message_id: messageId,

@@ -341,7 +341,11 @@ function missingReferences(dbCopy: string, have: Set<string>): number {
   try {
     const ids = (sql: string) => (db.prepare(sql).all() as Array<{ id: string }>).map((r) => r.id);
     let missing = 0;
-    for (const id of ids('SELECT id FROM messages WHERE spool_removed = 0'))
+    // A small message's sealed content is in the database itself (sealed_inline), so in the snapshot.
+    for (const id of ids(
+      `SELECT m.id AS id FROM messages m WHERE m.spool_removed = 0
+         AND NOT EXISTS (SELECT 1 FROM sealed_inline s WHERE s.area = 'spool' AND s.id = m.id)`,
+    ))
       if (!have.has(`spool/${id}`)) missing++;
     for (const id of ids(
       `SELECT c.id AS id FROM pickup_contents c WHERE c.purged_at IS NULL

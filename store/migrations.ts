@@ -383,6 +383,21 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0009_sealed_inline': {
+    async up(knex) {
+      // Small sealed objects (a spooled message of a few KB) live in the database, committed with their row:
+      // one WAL fsync for both, and no file to create, sync, rename and unlink. Same sealed format as a file.
+      await knex.schema.createTable('sealed_inline', (t) => {
+        t.string('area', 16).notNullable(); // spool
+        t.string('id', 64).notNullable();
+        t.binary('data').notNullable();
+        t.primary(['area', 'id']);
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTableIfExists('sealed_inline');
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

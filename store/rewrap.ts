@@ -36,6 +36,22 @@ async function* sealedUnderOldKeys(
   }
 }
 
+async function inlineUnderOldKeys(
+  store: Store,
+): Promise<Array<{ area: string; id: string; data: Buffer; plain: Buffer }>> {
+  const rows = (await store.db('sealed_inline').select('area', 'id', 'data')) as Array<{
+    area: string;
+    id: string;
+    data: Buffer;
+  }>;
+  const out = [];
+  for (const row of rows) {
+    const { plain, keyIndex } = store.openSealedKeyIndex(Buffer.from(row.data), row.id);
+    if (keyIndex > 0) out.push({ ...row, plain });
+  }
+  return out;
+}
+
 interface ValueColumn {
   table: string;
   key: string;
@@ -65,6 +81,19 @@ export async function rewrapAll(store: Store): Promise<RewrapResult> {
     result.files++;
   }
   for (const a of touched) await syncDir(store.areaDir(a));
+  // Sealed content kept in the database (small spooled messages): re-sealed in place, unless it changed or
+  // went meanwhile (compare-and-set on the old bytes).
+  for (const row of await inlineUnderOldKeys(store)) {
+    const changed = await store.write(
+      (trx) =>
+        trx('sealed_inline')
+          .where({ area: row.area, id: row.id, data: row.data })
+          .update({ data: store.sealToBuffer(row.id, row.plain) }),
+      { durable: true },
+    );
+    if (changed > 0) result.files++;
+    else result.gone++;
+  }
   for (const col of VALUE_COLUMNS) {
     const rows = (await store.db(col.table).whereNotNull(col.column).select(col.key, col.column)) as Array<
       Record<string, unknown>
@@ -92,6 +121,7 @@ export async function rewrapAll(store: Store): Promise<RewrapResult> {
 export async function countUnderOldKeys(store: Store): Promise<number> {
   let n = 0;
   for await (const item of sealedUnderOldKeys(store)) if (item) n++;
+  n += (await inlineUnderOldKeys(store)).length;
   for (const col of VALUE_COLUMNS) {
     const rows = (await store.db(col.table).whereNotNull(col.column).select(col.key, col.column)) as Array<
       Record<string, unknown>

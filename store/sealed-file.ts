@@ -2,7 +2,7 @@
 // AES-256-GCM under a fresh key per file, that key wrapped by the master key. A file is durable when
 // writeSealed resolves (temp file, fsync, rename) and self-checking: a torn or edited file fails to open.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { open, rename, unlink, readFile } from 'node:fs/promises';
+import { open, rename, unlink, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { GatewayError } from '../config/errors.js';
@@ -34,6 +34,21 @@ export interface SealedWriteResult {
   path: string;
   /** Plaintext bytes written. */
   size: number;
+  /**
+   * With `inlineMax`: the sealed bytes when they fit, in which case no file was written and the caller
+   * stores them (in the database row's transaction). Null when a file was written.
+   */
+  inline: Buffer | null;
+}
+
+/** Seals a buffer in memory: the same format as a sealed file, for storage elsewhere (a database row). */
+export function sealBuffer(id: string, masterKey: Buffer, plain: Buffer): Buffer {
+  const dataKey = randomBytes(KEY_LEN);
+  const dataIv = randomBytes(IV_LEN);
+  const header = Buffer.concat([MAGIC, Buffer.from([VERSION]), wrapKey(masterKey, id, dataKey), dataIv]);
+  const cipher = createCipheriv('aes-256-gcm', dataKey, dataIv);
+  cipher.setAAD(header);
+  return Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
 }
 
 /**
@@ -47,6 +62,7 @@ export async function writeSealed(
   masterKey: Buffer,
   source: Readable | Buffer,
   inspect?: (chunk: Buffer) => void,
+  opts: { inlineMax?: number } = {},
 ): Promise<SealedWriteResult> {
   const finalPath = path.join(dir, id);
   const tmpPath = `${finalPath}.tmp`;
@@ -55,7 +71,8 @@ export async function writeSealed(
   const header = Buffer.concat([MAGIC, Buffer.from([VERSION]), wrapKey(masterKey, id, dataKey), dataIv]);
   const cipher = createCipheriv('aes-256-gcm', dataKey, dataIv);
   cipher.setAAD(header);
-  const handle = await open(tmpPath, 'wx', 0o600);
+  // The file is opened at the first write: a result that stays within `inlineMax` never touches the disk.
+  let handle: FileHandle | undefined;
   let size = 0;
   let ok = false;
   try {
@@ -64,6 +81,7 @@ export async function writeSealed(
     let pendingLen = header.length;
     const flush = async (): Promise<void> => {
       if (pendingLen === 0) return;
+      handle ??= await open(tmpPath, 'wx', 0o600);
       const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
       pending.length = 0;
       pendingLen = 0;
@@ -71,28 +89,35 @@ export async function writeSealed(
       for (let off = 0; off < buf.length;)
         off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
     };
+    const flushAt = Math.max(256 * 1024, opts.inlineMax ?? 0);
     const take = async (chunk: Buffer): Promise<void> => {
       inspect?.(chunk);
       size += chunk.length;
       const enc = cipher.update(chunk);
       pending.push(enc);
       pendingLen += enc.length;
-      if (pendingLen >= 256 * 1024) await flush();
+      if (pendingLen >= flushAt) await flush();
     };
     if (Buffer.isBuffer(source)) await take(source);
     // destroyOnReturn false: when inspect refuses, the caller still owns the stream (SMTP must drain it).
     else for await (const chunk of source.iterator({ destroyOnReturn: false })) await take(chunk as Buffer);
     pending.push(cipher.final(), cipher.getAuthTag());
     pendingLen += TAG_LEN;
+    if (!handle && opts.inlineMax !== undefined && pendingLen <= opts.inlineMax) {
+      ok = true;
+      return { path: finalPath, size, inline: Buffer.concat(pending, pendingLen) };
+    }
     await flush();
-    await handle.sync();
+    await handle!.sync();
     ok = true;
   } finally {
-    await handle.close();
-    if (!ok) await unlink(tmpPath).catch(() => undefined);
+    if (handle) {
+      await handle.close();
+      if (!ok) await unlink(tmpPath).catch(() => undefined);
+    }
   }
   await rename(tmpPath, finalPath);
-  return { path: finalPath, size };
+  return { path: finalPath, size, inline: null };
 }
 
 /** fsync a directory so renames into it survive a crash. */

@@ -10,8 +10,23 @@ import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { ResolvedConfig } from '../config/load.js';
 import { loadMasterKeys } from './master-key.js';
+import {
+  clientConfig,
+  execute,
+  insertRow,
+  registerSqliteConnection,
+  type SqliteConnection,
+} from './fast-sql.js';
 import { migrationSource } from './migrations.js';
-import { openSealedWith, readSealed, removeSealed, syncDir, writeSealed } from './sealed-file.js';
+import {
+  openSealedWith,
+  readSealed,
+  removeSealed,
+  sealBuffer,
+  syncDir,
+  writeSealed,
+  type SealedWriteResult,
+} from './sealed-file.js';
 import type { Readable } from 'node:stream';
 
 export type Trx = Knex.Transaction;
@@ -27,6 +42,11 @@ interface PendingWrite {
 }
 
 const MAX_BATCH = 256;
+
+/** Sealed content up to this size is kept in the database with its row (see sealForRow). */
+export const INLINE_MAX = 256 * 1024;
+/** The areas whose content may live in the database (spooled messages: the hot path). */
+const INLINE_AREAS: ReadonlySet<SealedArea> = new Set(['spool']);
 
 /**
  * In a data directory shared by nodes, a temp file or a spool file without a row is removed at start-up only
@@ -89,6 +109,7 @@ export class Store {
       await handle.close();
     }
     if (postgres) useNumbersForPgBigints();
+    const sqlite: { conn?: SqliteConnection } = {};
     const db = postgres
       ? knexFactory({ client: 'pg', connection: config.databaseUrl, pool: { min: 1, max: 10 } })
       : knexFactory({
@@ -107,6 +128,7 @@ export class Store {
                   'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;',
                 );
                 cachePreparedStatements(conn);
+                sqlite.conn = conn;
                 done(null, conn);
               } catch (err) {
                 done(err as Error, conn);
@@ -114,6 +136,7 @@ export class Store {
             },
           },
         });
+    if (!postgres) registerSqliteConnection(clientConfig(db), sqlite);
     try {
       await migrateLatest(db, postgres);
     } catch (err) {
@@ -133,10 +156,48 @@ export class Store {
     return writeSealed(this.areaDir(area), id, this.masterKey, source, inspect);
   }
 
-  /** Reads a sealed file, authenticated. Throws SPOOL_MISSING / SPOOL_CORRUPT. */
+  /**
+   * Seals content that a database row will point at. Up to INLINE_MAX sealed bytes stay in memory and go into
+   * the database with the row (`commitSealed` in the row's transaction: one fsync covers both, no file is
+   * created, synced, renamed or unlinked); larger content becomes a sealed file as with `seal`, and the
+   * caller syncs the area directory before committing (`sealedSyncDirs`).
+   */
+  sealForRow(
+    area: SealedArea,
+    id: string,
+    source: Readable | Buffer,
+    inspect?: (chunk: Buffer) => void,
+  ): Promise<SealedWriteResult> {
+    if (!INLINE_AREAS.has(area)) throw new Error(`sealForRow: ${area} content is always a file`);
+    return writeSealed(this.areaDir(area), id, this.masterKey, source, inspect, { inlineMax: INLINE_MAX });
+  }
+
+  /** In the row's transaction: stores the sealed bytes `sealForRow` kept in memory (nothing for a file). */
+  async commitSealed(trx: Trx, area: SealedArea, id: string, sealed: SealedWriteResult): Promise<void> {
+    if (sealed.inline) await insertRow(trx, 'sealed_inline', { area, id, data: sealed.inline });
+  }
+
+  /** The directories to sync before committing a row that points at `sealed`. */
+  sealedSyncDirs(area: SealedArea, sealed: SealedWriteResult): SealedArea[] {
+    return sealed.inline ? [] : [area];
+  }
+
+  /** In a transaction: removes content stored by commitSealed (with its wrapped key); true if there was some. */
+  async deleteInline(trx: Trx, area: SealedArea, id: string): Promise<boolean> {
+    return (await execute(trx, 'delete from "sealed_inline" where "area" = ? and "id" = ?', [area, id])) > 0;
+  }
+
+  /** Reads sealed content (database or file), authenticated. Throws SPOOL_MISSING / SPOOL_CORRUPT. */
   async unseal(area: SealedArea, id: string): Promise<Buffer> {
+    const [row] = INLINE_AREAS.has(area)
+      ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
+      : [];
+    const open = async () =>
+      row
+        ? this.openSealedKeyIndex(Buffer.from(row.data), id).plain
+        : readSealed(this.areaDir(area), id, this.masterKeys);
     try {
-      return await readSealed(this.areaDir(area), id, this.masterKeys);
+      return await open();
     } catch (err) {
       // Sealed by another process under a key rotated in after this one started: learn it, try once more.
       if (!(err instanceof GatewayError && err.code === 'SPOOL_CORRUPT') || this.env.PHIGW_MASTER_KEY)
@@ -144,8 +205,13 @@ export class Store {
       const before = this.masterKey;
       await this.reloadKeys();
       if (this.masterKey.equals(before)) throw err;
-      return readSealed(this.areaDir(area), id, this.masterKeys);
+      return open();
     }
+  }
+
+  /** Seals `plain` in memory under the current master key (the sealed-file format). */
+  sealToBuffer(id: string, plain: Buffer): Buffer {
+    return sealBuffer(id, this.masterKey, plain);
   }
 
   /** Raw sealed bytes opened with any known key, and whether that was the current one (for re-wrapping). */
@@ -186,7 +252,14 @@ export class Store {
     throw new GatewayError('SPOOL_CORRUPT', 'value failed authentication');
   }
 
-  removeSealed(area: SealedArea, id: string): Promise<void> {
+  /** Removes sealed content wherever it is stored (its key dies with it). */
+  async removeSealed(area: SealedArea, id: string): Promise<void> {
+    const wasInline = INLINE_AREAS.has(area) && (await this.write((trx) => this.deleteInline(trx, area, id)));
+    if (!wasInline) await removeSealed(this.areaDir(area), id);
+  }
+
+  /** Removes the sealed file only: for content whose database copy was deleted in a transaction already. */
+  removeSealedFile(area: SealedArea, id: string): Promise<void> {
     return removeSealed(this.areaDir(area), id);
   }
 

@@ -99,14 +99,23 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
       gw = await startGateway({ relayUrl: capture.url, dataDir });
       const spool = path.join(dataDir, 'spool');
       const ledger = new Ledger();
+      // Messages above INLINE_MAX are sealed to files in spool/, smaller ones into the database with their
+      // row: with only the spool on the small disk, the large ones are what fill it.
+      const small = where === 'spool' ? 300_000 : 40_000;
+      const medium = where === 'spool' ? 300_000 : 100_000;
       // 1. Completely full: every message is refused with a 4xx, and nothing is left behind.
       const ballast = await fill(mountAt);
-      const full = await sendBatch(gw.smtpPort, ledger, [0, 1, 2, 3, 4], 40_000);
+      const full = await sendBatch(gw.smtpPort, ledger, [0, 1, 2, 3, 4], small);
       expect(
         full.every((r) => /^45[12] /.test(r)),
         full.join(' | '),
       ).to.equal(true);
       expect(await spoolFiles(spool), 'partial spool files').to.deep.equal([]);
+      if (where === 'spool') {
+        // A small message does not need the spool directory: it is still accepted, durably, in the database.
+        const inline = await sendBatch(gw.smtpPort, ledger, [5], 4_000);
+        expect(inline[0], 'a small message while the spool is full').to.match(/^250 /);
+      }
       // 2. Some room, next hop down: the spool fills up part way through a batch.
       await capture.stop();
       const { size } = await stat(ballast);
@@ -119,7 +128,7 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
         gw.smtpPort,
         ledger,
         [...Array(20).keys()].map((i) => 10 + i),
-        100_000,
+        medium,
       );
       const accepted = partial.filter((r) => /^250 /.test(r)).length;
       const refused = partial.filter((r) => /^45[12] /.test(r)).length;
@@ -137,7 +146,7 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
           throw new Error(`${err.message}: ${JSON.stringify(rows)} ${JSON.stringify(envs)}`);
         },
       );
-      const after = await sendBatch(gw.smtpPort, ledger, [100, 101, 102], 100_000);
+      const after = await sendBatch(gw.smtpPort, ledger, [100, 101, 102], medium);
       expect(
         after.every((r) => /^250 /.test(r)),
         after.join(' | '),
@@ -167,7 +176,9 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
     execFileSync('mount', ['--bind', spool, spool], { stdio: 'pipe' });
     mounts.push(spool);
     const ledger = new Ledger();
-    const before = await sendBatch(gw.smtpPort, ledger, [0, 1], 5000);
+    // Above INLINE_MAX (256 KB) a message is sealed to a file in spool/; smaller ones go into the database.
+    const large = 300_000;
+    const before = await sendBatch(gw.smtpPort, ledger, [0, 1], large);
     expect(
       before.every((x) => x.startsWith('250 ')),
       before.join(' | '),
@@ -176,7 +187,10 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
     remount(spool, 'remount,bind,ro');
     let ro: string[];
     try {
-      ro = await sendBatch(gw.smtpPort, ledger, [10, 11, 12], 5000);
+      ro = await sendBatch(gw.smtpPort, ledger, [10, 11, 12], large);
+      // A small message does not touch the spool directory: accepted, durably, in the database.
+      const inline = await sendBatch(gw.smtpPort, ledger, [13], 5000);
+      expect(inline[0], 'a small message while the spool is read-only').to.match(/^250 /);
     } finally {
       remount(spool, 'remount,bind,rw');
     }
@@ -184,20 +198,20 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
       ro.every((x) => /^45[12] /.test(x)),
       ro.join(' | '),
     ).to.equal(true);
-    const after = await sendBatch(gw.smtpPort, ledger, [20, 21, 22], 5000);
+    const after = await sendBatch(gw.smtpPort, ledger, [20, 21, 22], large);
     expect(
       after.every((x) => x.startsWith('250 ')),
       after.join(' | '),
     ).to.equal(true);
-    await capture.waitFor(5, 20000);
+    await capture.waitFor(6, 20000);
     await sleep(500);
     const r = ledger.check(capture.messages);
     expect(r.lost).to.deep.equal([]);
     expect(r.corrupted).to.deep.equal([]);
     expect(r.duplicates).to.equal(0);
-    expect(capture.count, 'nothing refused was delivered').to.equal(5);
+    expect(capture.count, 'nothing refused was delivered').to.equal(6);
     const [row] = (await gw.store.db('messages').count({ n: '*' })) as Array<{ n: number }>;
-    expect(Number(row!.n), 'no row for a refused message').to.equal(5);
+    expect(Number(row!.n), 'no row for a refused message').to.equal(6);
     report(`      read-only spool: ${ro.map((x) => x.slice(0, 3)).join(',')} while ro; 250 after rw`);
   });
 

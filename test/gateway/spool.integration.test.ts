@@ -1,5 +1,5 @@
-// The spool's promises: a local failure answers 451 (never 250), a torn or tampered spool file is found
-// on recovery and held instead of delivered, and an unacknowledged file left by a crash is discarded.
+// The spool's promises: a local failure answers 451 (never 250), torn or tampered sealed content (a file, or
+// the database copy of a small message) is found and held instead of delivered, and an unacknowledged file left by a crash is discarded.
 import { readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -40,22 +40,37 @@ describe('spool (integration)', function () {
     await removeDir(dir);
   });
 
-  it('answers 451 when the message cannot be stored, and keeps serving', async () => {
+  // Above INLINE_MAX a message is sealed to a file in spool/; below it, into the database with its row.
+  const large = () => makeMessage({ body: `${'0123456789abcdef '.repeat(64)}\r\n`.repeat(300) });
+
+  it('answers 451 when a large message cannot be written to the spool, and keeps serving', async () => {
     gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
     const spool = path.join(dir, 'spool');
     await rm(spool, { recursive: true });
     await writeFile(spool, 'not a directory'); // every write into the spool now fails, as on a broken disk
-    expect(await send(gw.smtpPort)).to.match(/^451 4\.3\.0/);
+    expect(await send(gw.smtpPort, large())).to.match(/^451 4\.3\.0/);
     const [row] = (await gw.store.db('messages').count({ n: '*' })) as Array<{ n: number }>;
     expect(Number(row!.n)).to.equal(0);
     await rm(spool);
     await import('node:fs/promises').then((fs) => fs.mkdir(spool, { mode: 0o700 }));
+    expect(await send(gw.smtpPort, large())).to.match(/^250/);
+    await capture.waitFor(1);
+  });
+
+  it('answers 451 when a small message cannot be stored with its row, leaving neither behind', async () => {
+    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
+    // The sealed content and the row commit together: without the content table the row must not commit.
+    await gw.store.db.schema.renameTable('sealed_inline', 'sealed_inline_away');
+    expect(await send(gw.smtpPort)).to.match(/^451 4\.3\.0/);
+    const [row] = (await gw.store.db('messages').count({ n: '*' })) as Array<{ n: number }>;
+    expect(Number(row!.n)).to.equal(0);
+    expect(await readdir(path.join(dir, 'spool'))).to.deep.equal([]);
+    await gw.store.db.schema.renameTable('sealed_inline_away', 'sealed_inline');
     expect(await send(gw.smtpPort)).to.match(/^250/);
     await capture.waitFor(1);
   });
 
-  it('holds a message whose spool file was torn or edited, and never delivers it', async () => {
-    // Next hop down so the message waits in the spool; then damage the file while the gateway is stopped.
+  it('holds a small message whose sealed copy in the database was edited, and never delivers it', async () => {
     const port = capture.port;
     await capture.stop();
     gw = await startGateway({
@@ -64,6 +79,45 @@ describe('spool (integration)', function () {
       overrides: { queue: { retryInitialDelay: 60000 } },
     });
     const reply = await send(gw.smtpPort);
+    const id = /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
+    const end = Date.now() + 10000;
+    while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first()))
+      await new Promise((r) => setTimeout(r, 50));
+    await gw.stop();
+    gw = await startGateway({ relayUrl: `smtp://127.0.0.1:${port}`, dataDir: dir });
+    const [stored] = (await gw.store
+      .db('sealed_inline')
+      .where({ area: 'spool', id })
+      .select('data')) as Array<{
+      data: Buffer;
+    }>;
+    const edited = Buffer.from(stored!.data);
+    edited[edited.length - 40]! ^= 1;
+    await gw.store.db('sealed_inline').where({ area: 'spool', id }).update({ data: edited });
+    await gw.stop();
+    capture = new CaptureServer();
+    await capture.start(port);
+    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
+    await gw.store.db('envelopes').update({ next_attempt_at: 0 }); // due now
+    const held = async () =>
+      (await gw!.store.db('envelopes').where({ state: 'held' }).first()) as
+        { last_response: string } | undefined;
+    const end2 = Date.now() + 10000;
+    while (Date.now() < end2 && !(await held())) await new Promise((r) => setTimeout(r, 50));
+    expect((await held())?.last_response).to.equal('SPOOL_CORRUPT');
+    expect(capture.count).to.equal(0);
+  });
+
+  it('holds a large message whose spool file was torn or edited, and never delivers it', async () => {
+    // Next hop down so the message waits in the spool; then damage the file while the gateway is stopped.
+    const port = capture.port;
+    await capture.stop();
+    gw = await startGateway({
+      relayUrl: `smtp://127.0.0.1:${port}`,
+      dataDir: dir,
+      overrides: { queue: { retryInitialDelay: 60000 } },
+    });
+    const reply = await send(gw.smtpPort, large());
     const id = /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
     const end = Date.now() + 10000;
     while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first()))

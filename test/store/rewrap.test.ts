@@ -21,6 +21,10 @@ describe('master key rotation', function () {
     dir = await tempDir('phigw-rotate-');
     running = await open(dir);
     await running.seal('spool', 'S1', Buffer.from('spooled before rotation'));
+    // A small spooled message: its sealed copy lives in the database (sealed_inline), not in a file.
+    const inline = await running.sealForRow('spool', 'S2', Buffer.from('small, in the database'));
+    expect(inline.inline).to.be.instanceOf(Buffer);
+    await running.write((trx) => running.commitSealed(trx, 'spool', 'S2', inline), { durable: true });
     await running.seal('blobs', 'B1', Buffer.from('blob before rotation'));
     await running.seal('outbox', 'O1', Buffer.from('outbox before rotation'));
     await running.db('users').insert({
@@ -77,11 +81,11 @@ describe('master key rotation', function () {
   });
 
   it('retire refuses while anything is under the old key, and says how many', async () => {
-    expect(await countUnderOldKeys(running)).to.equal(4); // S1, B1, O1 and the TOTP seed
+    expect(await countUnderOldKeys(running)).to.equal(5); // S1, S2, B1, O1 and the TOTP seed
     const err = await retireOldKeys(running).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(GatewayError);
     expect((err as GatewayError).code).to.equal('MASTER_KEY_IN_USE');
-    expect((err as Error).message).to.match(/^4 item/);
+    expect((err as Error).message).to.match(/^5 item/);
     expect(await readdir(path.join(dir, RETIRED_KEYS_DIR))).to.have.length(1);
   });
 
@@ -89,7 +93,7 @@ describe('master key rotation', function () {
     const cli = await open(dir);
     try {
       const r = await rewrapAll(cli);
-      expect(r).to.deep.include({ files: 3, values: 1 });
+      expect(r).to.deep.include({ files: 4, values: 1 });
       expect(await rewrapAll(cli)).to.deep.include({ files: 0, values: 0 });
       const [current] = await loadMasterKeys(dir, {});
       for (const [area, id, text] of [
@@ -101,6 +105,16 @@ describe('master key rotation', function () {
         expect(openSealedBuffer(raw, id, current!).toString(), id).to.equal(text);
         expect(() => openSealedBuffer(raw, id, oldKey), `${id} under the old key`).to.throw(GatewayError);
       }
+      const [row] = (await cli
+        .db('sealed_inline')
+        .where({ area: 'spool', id: 'S2' })
+        .select('data')) as Array<{
+        data: Buffer;
+      }>;
+      expect(openSealedBuffer(Buffer.from(row!.data), 'S2', current!).toString()).to.equal(
+        'small, in the database',
+      );
+      expect(() => openSealedBuffer(Buffer.from(row!.data), 'S2', oldKey)).to.throw(GatewayError);
       expect(await countUnderOldKeys(cli)).to.equal(0);
     } finally {
       await cli.close();
@@ -117,6 +131,7 @@ describe('master key rotation', function () {
       for (const s of [running, fresh]) {
         expect(s.masterKeyCount).to.equal(1);
         expect((await s.unseal('spool', 'S1')).toString()).to.equal('spooled before rotation');
+        expect((await s.unseal('spool', 'S2')).toString()).to.equal('small, in the database');
         expect((await s.unseal('blobs', 'B2')).toString()).to.equal('sealed under the new key');
         const row = (await s.db('users').first()) as { totp_secret: string };
         expect(s.decryptValue('totp:1', row.totp_secret).toString()).to.equal('TOTPSEED');

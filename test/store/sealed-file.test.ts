@@ -7,7 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GatewayError } from '../../config/errors.js';
-import { readSealed, removeSealed, writeSealed } from '../../store/sealed-file.js';
+import {
+  openSealedBuffer,
+  readSealed,
+  removeSealed,
+  sealBuffer,
+  writeSealed,
+} from '../../store/sealed-file.js';
 
 // File layout: magic(4) version(1) wrapIv(12) wrappedKey(32) wrapTag(16) dataIv(12) | body | tag(16).
 const HEADER_LEN = 77;
@@ -274,6 +280,37 @@ describe('store/sealed-file', () => {
       );
       await writeSealed(dir, 'msg1', key, Buffer.from('second try'));
       expect((await readSealed(dir, 'msg1', key)).toString()).to.equal('second try');
+    });
+  });
+
+  describe('inline (content kept with a database row)', () => {
+    it('keeps a result within inlineMax in memory, writes no file, and it opens like a file', async () => {
+      const plain = makePlaintext(5000);
+      const r = await writeSealed(dir, 'small', key, Readable.from(makeChunks(plain, 700)), undefined, {
+        inlineMax: 64 * 1024,
+      });
+      expect(r.inline).to.be.instanceOf(Buffer);
+      expect(r.size).to.equal(plain.length);
+      expect(await readdir(dir)).to.deep.equal([]);
+      expect(r.inline!.includes(Buffer.from(MARKER))).to.equal(false);
+      expect(openSealedBuffer(r.inline!, 'small', key).equals(plain)).to.equal(true);
+      // Bound to its id, like a file.
+      expect(() => openSealedBuffer(r.inline!, 'other', key)).to.throw(GatewayError);
+    });
+
+    it('writes a sealed file when the result is larger than inlineMax', async () => {
+      const plain = makePlaintext(300 * 1024);
+      const r = await writeSealed(dir, 'large', key, Readable.from(makeChunks(plain, 16384)), undefined, {
+        inlineMax: 256 * 1024,
+      });
+      expect(r.inline).to.equal(null);
+      expect(await readdir(dir)).to.deep.equal(['large']);
+      expect((await readSealed(dir, 'large', key)).equals(plain)).to.equal(true);
+    });
+
+    it('sealBuffer produces the same format', () => {
+      const plain = makePlaintext(1234);
+      expect(openSealedBuffer(sealBuffer('b', key, plain), 'b', key).equals(plain)).to.equal(true);
     });
   });
 

@@ -112,6 +112,8 @@ export async function spawnGateway(opts: {
   env?: Record<string, string>;
   /** Config file name in dataDir (nodes sharing a data directory need one each). */
   configName?: string;
+  /** Extra node flags for the child (benchmarks: `--cpu-prof`). */
+  nodeArgs?: string[];
 }): Promise<ChildGateway> {
   const smtpPort = opts.smtpPort ?? (await freePort());
   const configFile = await writeConfig(
@@ -126,18 +128,22 @@ export async function spawnGateway(opts: {
   // PostgreSQL runs (scripts/test-pg.sh): the child uses the data directory's test database too.
   const databaseUrl =
     opts.env?.PHIGW_DATABASE_URL ?? (TEST_DATABASE_URL ? await ensureTestDatabase(opts.dataDir) : undefined);
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/phi-gateway.js'), 'start', 'smtp'], {
-    env: {
-      ...process.env,
-      ...opts.env,
-      ...(databaseUrl ? { PHIGW_DATABASE_URL: databaseUrl } : {}),
-      PHIGW_CONFIG: configFile,
-      PHIGW_DATA_DIR: opts.dataDir,
-      PHIGW_SMTP_PORT: String(smtpPort),
-      PHIGW_RELAY_URL: opts.relayUrl ?? '',
+  const child = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), path.join(ROOT, 'bin/phi-gateway.js'), 'start', 'smtp'],
+    {
+      env: {
+        ...process.env,
+        ...opts.env,
+        ...(databaseUrl ? { PHIGW_DATABASE_URL: databaseUrl } : {}),
+        PHIGW_CONFIG: configFile,
+        PHIGW_DATA_DIR: opts.dataDir,
+        PHIGW_SMTP_PORT: String(smtpPort),
+        PHIGW_RELAY_URL: opts.relayUrl ?? '',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let err = '';
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
