@@ -48,7 +48,7 @@ function daysOf(ms: number): string {
 
 function domainsOf(text: string): string[] {
   return text
-    .split(/[\s,]+/)
+    .split(/[\r\n,]+/)
     .map((d) => d.trim())
     .filter((d) => d !== '');
 }
