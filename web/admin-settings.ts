@@ -123,7 +123,7 @@ export function createSettingsPages(opts: {
     };
     const resetButton = (section: Section) =>
       SECTIONS[section].some((k) => s.overrides[k] !== undefined)
-        ? html` <button type="submit" name="reset" value="1" class="secondary" formnovalidate>Use the config file’s values</button>`
+        ? html` <button type="submit" name="reset" value="1" class="secondary" formnovalidate>Reset to the config file</button>`
         : '';
     const body = html`<h1>Settings</h1>
 <p class="note">These settings override the config file. A change applies to the next message and the next pickup page, on every node within a few seconds; no restart is needed. Each change is kept in the audit log.</p>

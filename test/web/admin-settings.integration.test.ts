@@ -259,6 +259,8 @@ describe('web/admin-settings (integration)', function () {
     let t = Date.now();
     await send(gw.smtpPort, rcpt);
     await noticeFor(rcpt, t);
+    // The first message's password mail too, so nothing of it is still on its way when the second is sent.
+    await until(() => capture.messages.find((m) => m.at >= t && kindOf(m) === 'pickup-password'));
 
     const saved = await admin.post('/admin/settings', {
       _csrf: csrf,
