@@ -113,12 +113,12 @@ export function createSettingsPages(opts: {
       (d) => d !== 'sms' || smsAvailable || s.passwordDelivery === 'sms',
     );
     const savedText: Record<string, string> = {
-      practice: 'Practice details saved.',
-      pickup: 'Secure pickup settings saved.',
-      routing: 'Internal domains saved.',
-      logo: 'Logo saved.',
-      'logo-removed': 'Logo removed.',
-      reset: 'Back to the config file’s values.',
+      practice: 'Practice name saved. Notices and pickup pages use it from now on.',
+      pickup: 'Secure pickup settings saved. They apply to the next message.',
+      routing: 'Internal domains saved. They apply to the next message.',
+      logo: 'Logo saved. Pickup pages show it from now on.',
+      'logo-removed': 'Logo removed. Pickup pages show the practice name.',
+      reset: 'Back to the config file’s values, from the next message on.',
       unchanged: 'Nothing changed.',
     };
     const resetButton = (section: Section) =>
@@ -127,7 +127,7 @@ export function createSettingsPages(opts: {
         : '';
     const body = html`<h1>Settings</h1>
 <p class="note">These settings override the config file. A change applies to the next message and the next pickup page, on every node within a few seconds; no restart is needed. Each change is kept in the audit log.</p>
-${state.saved && savedText[state.saved] ? html`<p class="ok" role="status">${savedText[state.saved]}${state.saved === 'unchanged' ? '' : ' It applies from the next message.'}</p>` : ''}
+${state.saved && savedText[state.saved] ? html`<p class="ok" role="status">${savedText[state.saved]}</p>` : ''}
 ${Object.keys(errors).length ? html`<div class="error" role="alert"><p>Not saved: please correct the field marked below.</p>${errors.form ? html`<p>${errors.form}</p>` : ''}</div>` : ''}
 <section class="card settings-section" aria-labelledby="s-practice">
 <h2 id="s-practice">Practice</h2>

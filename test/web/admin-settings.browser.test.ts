@@ -143,7 +143,7 @@ describe('web/admin-settings (browser)', function () {
   it('changes the practice name, expiry and delivery, uploads a logo, and the pickup portal shows it', async () => {
     await page.getByLabel('Practice name').fill('Riverside Dental');
     await page.locator('form:has(#practiceName)').getByRole('button', { name: 'Save' }).click();
-    await page.getByText('Practice details saved.').waitFor();
+    await page.getByText('Practice name saved.').waitFor();
 
     await page.getByLabel('Messages can be opened for (days)').fill('7');
     await page.getByRole('radio', { name: /The sender passes it on/ }).check();
