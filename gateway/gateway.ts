@@ -21,6 +21,7 @@ import { retryDelay } from './retry.js';
 import { recoverSpool } from './spool.js';
 import { SenderNotices } from './sender-notices.js';
 import { startPickupPurger } from '../store/pickup-purger.js';
+import { uiSettings } from '../store/settings.js';
 import { OutboxTransport, RelayTransport, WebhookTransport, type Transport } from './transport.js';
 import { MessageWorkers, type MessageRow } from './workers.js';
 
@@ -75,11 +76,14 @@ export class Gateway {
       this.images = createImageRedactor(config, () => (rules ?? fallback!).analyzer, log);
     }
     this.protection = opts.protection ?? createProtection(store, config, log, hostname, this.images);
+    // Admins' UI settings (practice name, expiry, password delivery, internal domains) apply from the next message.
+    const settings = uiSettings(store, config);
+    const currentConfig = () => settings.effectiveConfig();
     const stages = opts.stages ?? [
       parseStage,
       scanStage(scanner!),
-      routeStage(config, this.protection),
-      actStage(config, store, this.protection, hostname),
+      routeStage(config, this.protection, currentConfig),
+      actStage(config, store, this.protection, hostname, currentConfig),
     ];
     if (config.pickup.passwordDelivery === 'sms' && !config.pickup.smsWebhookUrl) {
       throw new GatewayError(

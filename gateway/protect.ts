@@ -130,10 +130,18 @@ async function buildRedactedCopy(raw: Buffer, content: PickupContent): Promise<B
   return Buffer.concat([Buffer.from(head.join('') + '\r\n', 'latin1'), body]);
 }
 
-export function routeStage(config: ResolvedConfig, protection: Protection): Stage {
+/** The config in force for the next message: the file's, with an admin's UI settings in place (store/settings.ts). */
+export type CurrentConfig = () => Promise<ResolvedConfig>;
+
+export function routeStage(
+  fileConfig: ResolvedConfig,
+  protection: Protection,
+  current?: CurrentConfig,
+): Stage {
   return {
     name: 'route',
     async run(ctx): Promise<StageVerdict> {
+      const config = current ? await current() : fileConfig;
       const { verdict, parsed } = ctx;
       if (!verdict || !parsed) throw new GatewayError('STAGE_FAILED', 'route before scan');
       ctx.triggers = findTriggers(parsed, config.policy);
@@ -161,10 +169,11 @@ function byAction(routes: readonly RecipientRoute[], action: RecipientRoute['act
 }
 
 export function actStage(
-  config: ResolvedConfig,
+  fileConfig: ResolvedConfig,
   store: Store,
   protection: Protection,
   hostname: string,
+  current?: CurrentConfig,
 ): Stage {
   const seal = async (ctx: MessageContext, content: Buffer): Promise<string> => {
     const id = newQueueId();
@@ -175,6 +184,7 @@ export function actStage(
   return {
     name: 'act',
     async run(ctx, signal): Promise<StageVerdict> {
+      const config = current ? await current() : fileConfig;
       const { routes, parsed, verdict, triggers } = ctx;
       if (!routes || !parsed || !verdict || !triggers)
         throw new GatewayError('STAGE_FAILED', 'act before route');

@@ -6,6 +6,7 @@ import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
 import { listPendingPickupNotices, type PickupNotice } from '../store/pickups.js';
 import type { Store } from '../store/store.js';
+import { uiSettings } from '../store/settings.js';
 import { insertGeneratedEnvelope } from './delivery.js';
 import { newQueueId } from './ids.js';
 import { buildDirectReply, buildOpenedNotice, buildReplyNotice, type NoticeContext } from './notices.js';
@@ -25,7 +26,7 @@ export class SenderNotices {
 
   private async mailFor(n: PickupNotice): Promise<Buffer | null> {
     const ctx: NoticeContext = {
-      practice: this.config.practiceName,
+      practice: (await uiSettings(this.store, this.config).current()).practiceName,
       hostname: this.hostname,
       sender: { name: '', address: n.sender },
     };

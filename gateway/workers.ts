@@ -7,6 +7,7 @@ import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
 import { insertRow, updateByIds } from '../store/fast-sql.js';
 import type { Store } from '../store/store.js';
+import { uiSettings } from '../store/settings.js';
 import { runStage, type MessageContext, type Stage } from './pipeline.js';
 import type { Verdict } from './scan.js';
 import type { PlainCache } from './plain-cache.js';
@@ -365,7 +366,7 @@ export class MessageWorkers {
     }[what];
     const mail = await buildAdminNotice(
       {
-        practice: this.config.practiceName,
+        practice: (await uiSettings(this.store, this.config).current()).practiceName,
         hostname: this.hostname,
         sender: { name: '', address: row.mail_from },
       },

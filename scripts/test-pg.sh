@@ -14,6 +14,7 @@ files=(
   dist/test/store/pickups.test.js
   dist/test/store/rewrap.test.js
   dist/test/store/sealed-file.test.js
+  dist/test/store/settings.test.js
   dist/test/store/store.test.js
   dist/test/store/users.test.js
   dist/test/gateway/claims.test.js
@@ -24,6 +25,7 @@ files=(
   dist/test/gateway/protect-policy.integration.test.js
   dist/test/web/staff-auth.test.js
   dist/test/web/pickup-portal.integration.test.js
+  dist/test/web/admin-settings.integration.test.js
   dist/test/deploy/two-nodes.integration.test.js
 )
 # Not here: test/store/backup.test.ts (`phi-gateway backup` copies the SQLite file; on PostgreSQL back up with

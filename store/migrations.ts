@@ -398,6 +398,25 @@ const migrations: Record<string, Migration> = {
       await knex.schema.dropTableIfExists('sealed_inline');
     },
   },
+  '0009_ui_settings': {
+    async up(knex) {
+      // Settings an admin changed in the web UI (store/settings.ts): one row, overrides of the config file as
+      // JSON, the logo (base64, already re-encoded), and a version every node compares to refresh its cache.
+      await knex.schema.createTable('ui_settings', (t) => {
+        t.integer('id').primary(); // always 1
+        t.integer('version').notNullable().defaultTo(0);
+        t.text('data').notNullable(); // JSON: {practiceName?, pickupExpiryDays?, passwordDelivery?, internalDomains?}
+        t.text('logo'); // base64 PNG or JPEG, at most 200 KB
+        t.string('logo_type', 32);
+        t.bigInteger('updated_at');
+        t.string('updated_by', 255);
+      });
+      await knex('ui_settings').insert({ id: 1, version: 0, data: '{}' });
+    },
+    async down(knex) {
+      await knex.schema.dropTableIfExists('ui_settings');
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

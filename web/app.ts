@@ -15,6 +15,8 @@ import { createProtectionPages } from './admin-protection.js';
 import { createRedactApi } from './redact-api.js';
 import { createComposePages } from './compose.js';
 import { createRulesPages } from './admin-rules.js';
+import { createSettingsPages } from './admin-settings.js';
+import { createLogoRoute } from './settings-logo.js';
 import os from 'node:os';
 import { createPickupPortal } from './pickup-portal.js';
 import { createPasskeyPages } from './passkeys.js';
@@ -202,6 +204,9 @@ ${rows.map(
   app.use(redactApi.router);
   (app.locals as { closers?: Array<() => Promise<void>> }).closers = [() => redactApi.close()];
   app.use(createComposePages({ config, store, log, auth }));
+  // Settings take a logo upload (multipart) and the public logo path; before the routers with smaller limits.
+  app.use(createSettingsPages({ config, store, log, auth }));
+  app.use(createLogoRoute({ config, store }));
   app.use(auth.router);
   app.use(createPasskeyPages({ config, store, log, auth }));
   app.use(createStaffPages({ config, store, log, auth }));

@@ -9,6 +9,7 @@ import MailComposer from 'nodemailer/lib/mail-composer';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
 import { spoolMessage } from '../gateway/spool.js';
+import { uiSettings } from '../store/settings.js';
 import type { Store } from '../store/store.js';
 import { isPlausibleEmail } from '../store/users.js';
 import { html, type SafeHtml } from './html.js';
@@ -120,10 +121,11 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}${sent ? html`<p
         return;
       }
       const from = req.staff!.email;
+      const practice = (await uiSettings(store, config).current()).practiceName;
       const composer = new MailComposer({
         from,
         to: rcpts,
-        subject: values.subject || `Secure message from ${config.practiceName}`,
+        subject: values.subject || `Secure message from ${practice}`,
         text: values.text,
         attachments: parsed.files.map((f) => ({
           filename: f.filename,

@@ -35,7 +35,9 @@ import {
   type PickupContent,
   type PickupRow,
 } from '../store/pickups.js';
+import { uiSettings } from '../store/settings.js';
 import type { Store } from '../store/store.js';
+import { LOGO_PATH } from './settings-logo.js';
 import { html, type SafeHtml } from './html.js';
 import { MultipartError, multipartBoundary, parseMultipart } from './multipart.js';
 
@@ -122,18 +124,24 @@ function safeContentType(type: string): string {
 // ---------------------------------------------------------------------------------------------------
 // Pages
 
-function layout(title: string, practice: string, body: SafeHtml): string {
+/** Who the pages speak for: the practice's name and, when an admin uploaded one, its logo (web/admin-settings.ts). */
+export interface Brand {
+  name: string;
+  logoUrl: string | null;
+}
+
+function layout(title: string, practice: Brand, body: SafeHtml): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>${title} · ${practice}</title>
+<title>${title} · ${practice.name}</title>
 <link rel="stylesheet" href="/static/app.css">
 </head>
 <body class="pickup">
-<header class="top"><span class="brand">${practice}</span> <span class="note">Secure message</span></header>
+<header class="top">${practice.logoUrl ? html`<img class="brand-logo" src="${practice.logoUrl}" alt="${practice.name}">` : html`<span class="brand">${practice.name}</span>`} <span class="note">Secure message</span></header>
 <main id="main">
 ${body}
 </main>
@@ -145,7 +153,7 @@ ${body}
 interface PasswordPageState {
   token: string;
   csrf: string;
-  practice: string;
+  practice: Brand;
   pickup?: PickupRow;
   error?: SafeHtml;
 }
@@ -156,7 +164,7 @@ function passwordPage(s: PasswordPageState): string {
     'Enter your password',
     s.practice,
     html`<h1>You have a secure message</h1>
-<p>${s.practice} sent you a message that is protected. To read it, enter the password you received separately (in another email, a text message or by phone).</p>
+<p>${s.practice.name} sent you a message that is protected. To read it, enter the password you received separately (in another email, a text message or by phone).</p>
 ${s.error ? html`<div class="alert" role="alert" id="pw-error">${s.error}</div>` : ''}
 <form method="post" action="/p/${s.token}" class="card">
 <input type="hidden" name="csrf" value="${s.csrf}">
@@ -169,7 +177,7 @@ ${s.pickup ? html`<p class="note">Available until ${formatDate(s.pickup.expires_
   );
 }
 
-function statusPage(practice: string, title: string, body: SafeHtml): string {
+function statusPage(practice: Brand, title: string, body: SafeHtml): string {
   return layout(
     title,
     practice,
@@ -178,7 +186,7 @@ ${body}`,
   );
 }
 
-function failurePage(practice: string, f: OpenFailure): string {
+function failurePage(practice: Brand, f: OpenFailure): string {
   const ref = f.pickup ? html` Mention the reference <span class="mono">${f.pickup.reference}</span>.` : '';
   switch (f.code) {
     case 'PICKUP_UNKNOWN':
@@ -209,7 +217,7 @@ function lockedMessage(f: OpenFailure): SafeHtml {
 function messagePage(opts: {
   token: string;
   csrf: string;
-  practice: string;
+  practice: Brand;
   pickup: PickupRow;
   content: PickupContent;
   remote: boolean;
@@ -299,7 +307,12 @@ export function prepareMailHtml(token: string, content: PickupContent): string {
 export function createPickupPortal({ config, store, log }: PickupPortalOptions): express.Router {
   const router = express.Router();
   const limits = config.pickup;
-  const practice = config.practiceName;
+  const settings = uiSettings(store, config);
+  /** The practice as the pages show it now (settings refreshed by the middleware below). */
+  const brand = (): Brand => {
+    const now = settings.snapshot();
+    return { name: now.practiceName, logoUrl: now.logo ? `${LOGO_PATH}?v=${now.logo.etag}` : null };
+  };
   const publicHttps = config.publicUrl.startsWith('https://');
 
   const cookieAttrs = (req: Request, token: string) =>
@@ -329,7 +342,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
       res,
       403,
       statusPage(
-        practice,
+        brand(),
         'Please try again',
         html`<p>This form has expired or was not sent from this page. Go back, reload the page and try again.</p>`,
       ),
@@ -350,7 +363,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
       res,
       401,
       statusPage(
-        practice,
+        brand(),
         'Please enter your password',
         html`<p>Your session has ended or this browser has not opened the message yet. <a href="/p/${token}">Enter your password</a> to continue.</p>`,
       ),
@@ -365,12 +378,16 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
     res.set('Content-Security-Policy', PAGE_CSP);
     next();
   };
-  router.use('/p', headers);
-  router.use('/api/pickups', headers);
+  // The practice name and logo an admin set apply from the next page view (a cheap version check).
+  const freshSettings = (_req: Request, _res: Response, next: NextFunction) => {
+    settings.current().then(() => next(), next);
+  };
+  router.use('/p', headers, freshSettings);
+  router.use('/api/pickups', headers, freshSettings);
 
   const validToken = (req: Request, res: Response, next: NextFunction) => {
     if (!TOKEN_RE.test(String(req.params.token))) {
-      send(res, 404, failurePage(practice, { ok: false, code: 'PICKUP_UNKNOWN', status: 404 }));
+      send(res, 404, failurePage(brand(), { ok: false, code: 'PICKUP_UNKNOWN', status: 404 }));
       return;
     }
     next();
@@ -388,7 +405,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
         messagePage({
           token,
           csrf,
-          practice,
+          practice: brand(),
           pickup: session.pickup,
           content,
           remote: req.query.remote === '1',
@@ -400,14 +417,14 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
     }
     const fetched = await markFetched(store, token, { ip: clientIp(req) });
     if (fetched.kind === 'unknown')
-      send(res, 404, failurePage(practice, { ok: false, code: 'PICKUP_UNKNOWN', status: 404 }));
+      send(res, 404, failurePage(brand(), { ok: false, code: 'PICKUP_UNKNOWN', status: 404 }));
     else if (fetched.kind === 'gone')
       send(
         res,
         410,
-        failurePage(practice, { ok: false, code: 'PICKUP_GONE', status: 410, pickup: fetched.pickup }),
+        failurePage(brand(), { ok: false, code: 'PICKUP_GONE', status: 410, pickup: fetched.pickup }),
       );
-    else send(res, 200, passwordPage({ token, csrf, practice, pickup: fetched.pickup }));
+    else send(res, 200, passwordPage({ token, csrf, practice: brand(), pickup: fetched.pickup }));
   });
 
   router.post(
@@ -435,7 +452,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
         return;
       }
       if (result.code === 'PICKUP_UNKNOWN' || result.code === 'PICKUP_GONE') {
-        send(res, result.status, failurePage(practice, result));
+        send(res, result.status, failurePage(brand(), result));
         return;
       }
       if (result.code === 'PICKUP_LOCKED') res.set('Retry-After', String(result.retryAfter ?? 60));
@@ -446,7 +463,13 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
       send(
         res,
         result.status,
-        passwordPage({ token, csrf, practice, ...(result.pickup ? { pickup: result.pickup } : {}), error }),
+        passwordPage({
+          token,
+          csrf,
+          practice: brand(),
+          ...(result.pickup ? { pickup: result.pickup } : {}),
+          error,
+        }),
       );
     },
   );
@@ -480,7 +503,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
         res,
         404,
         statusPage(
-          practice,
+          brand(),
           'Attachment not found',
           html`<p><a href="/p/${token}">Back to the message</a></p>`,
         ),
@@ -529,7 +552,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
         send(
           res,
           400,
-          statusPage(practice, 'The reply could not be read', html`<p>Please go back and try again.</p>`),
+          statusPage(brand(), 'The reply could not be read', html`<p>Please go back and try again.</p>`),
         );
         return;
       }
@@ -589,7 +612,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
         res,
         200,
         statusPage(
-          practice,
+          brand(),
           'Message closed',
           html`<p>The message is closed on this device. You can open it again with the link and your password until it expires.</p>`,
         ),
@@ -659,7 +682,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
         res,
         status,
         statusPage(
-          practice,
+          brand(),
           status === 413 ? 'Too large' : 'Something was wrong with the request',
           html`<p>${status === 413 ? 'The reply and its attachments are too large to send here.' : 'Please go back and try again.'}</p>`,
         ),

@@ -29,6 +29,8 @@ export interface StaffUser {
   role: Role;
   csrf: string;
   sessionHash: string;
+  /** Path of the request (no query): the top bar marks the section it belongs to. */
+  path?: string;
 }
 
 declare module 'express-serve-static-core' {
@@ -117,24 +119,47 @@ export function homeFor(role: Role): string {
   return role === 'staff' ? '/me' : role === 'auditor' ? '/admin/audit' : '/admin';
 }
 
+/** The sections of the top bar, in order, and who sees each. */
+const SECTIONS: Array<[string, string, Role[]]> = [
+  ['/admin', 'Dashboard', ['admin']],
+  ['/admin/quarantine', 'Quarantine', ['admin']],
+  ['/admin/rules', 'DLP rules', ['admin']],
+  ['/admin/keys', 'Keys', ['admin']],
+  ['/admin/pickups', 'Pickups', ['admin']],
+  ['/admin/audit', 'Audit log', ['admin', 'auditor']],
+  ['/admin/settings', 'Settings', ['admin']],
+  ['/me', 'My messages', ['staff', 'admin']],
+  ['/me/pickups', 'My pickups', ['staff']],
+  ['/me/replies', 'Replies', ['staff']],
+  ['/me/send', 'Send securely', ['staff', 'admin']],
+];
+
+/**
+ * The section `path` belongs to: the longest section path it equals or lies under. The two home sections
+ * (/admin, /me) count only for themselves, so /me/password does not light up "My messages".
+ */
+export function currentSection(path: string, hrefs: readonly string[]): string | undefined {
+  const clean = path.replace(/\/+$/, '') || '/';
+  return hrefs
+    .filter((h) => clean === h || (h !== '/admin' && h !== '/me' && clean.startsWith(`${h}/`)))
+    .sort((a, b) => b.length - a.length)[0];
+}
+
 /** Pages for signed-in people: a top bar with the sections they may use, who is signed in, and sign out. */
 export function staffPage(title: string, user: StaffUser | undefined, body: SafeHtml): string {
-  const links: Array<[string, string, Role[]]> = [
-    ['/admin', 'Dashboard', ['admin']],
-    ['/admin/quarantine', 'Quarantine', ['admin']],
-    ['/admin/rules', 'DLP rules', ['admin']],
-    ['/admin/keys', 'Keys', ['admin']],
-    ['/admin/pickups', 'Pickups', ['admin']],
-    ['/admin/audit', 'Audit log', ['admin', 'auditor']],
-    ['/me', 'My messages', ['staff', 'admin']],
-    ['/me/pickups', 'My pickups', ['staff']],
-    ['/me/replies', 'Replies', ['staff']],
-    ['/me/send', 'Send securely', ['staff', 'admin']],
-  ];
+  const links = user ? SECTIONS.filter(([, , roles]) => roles.includes(user.role)) : [];
+  const current = user?.path
+    ? currentSection(
+        user.path,
+        links.map(([href]) => href),
+      )
+    : undefined;
   const nav = user
-    ? html`<nav class="staff-nav" aria-label="Sections"><ul>${links
-        .filter(([, , roles]) => roles.includes(user.role))
-        .map(([href, label]) => html`<li><a href="${href}">${label}</a></li>`)}</ul>
+    ? html`<nav class="staff-nav" aria-label="Sections"><ul>${links.map(([href, label]) =>
+        href === current
+          ? html`<li><a href="${href}" aria-current="page">${label}</a></li>`
+          : html`<li><a href="${href}">${label}</a></li>`,
+      )}</ul>
 <form method="post" action="/logout" class="signout"><input type="hidden" name="_csrf" value="${user.csrf}"><a class="who" href="/me/passkeys" title="Sign-in and security: passkeys, password">${user.email}</a> <button type="submit" class="link">Sign out</button></form></nav>`
     : undefined;
   return page(title, new SafeHtml(labelTableCells(body.value)), nav);
@@ -239,6 +264,7 @@ export function createStaffAuth({
             role: found.user.role,
             csrf: found.session.csrf,
             sessionHash: found.session.id_hash,
+            path: req.originalUrl.split('?')[0] ?? '',
           };
         }
         next();

@@ -322,6 +322,7 @@ describe('web staff and admin UI (browser)', function () {
     await visit(admin, '/admin/keys', 'admin-keys', 'Recipient keys');
     await visit(admin, '/admin/pickups', 'admin-pickups', 'Secure pickups');
     await visit(admin, '/admin/audit', 'admin-audit', 'Audit log');
+    await visit(admin, '/admin/settings', 'admin-settings-all', 'Settings');
     await visit(admin, '/me', 'admin-me', 'My messages');
     await visit(admin, '/me/pickups', 'admin-me-pickups', 'My secure pickups');
     await visit(admin, '/me/send', 'admin-me-send', 'Send securely');
