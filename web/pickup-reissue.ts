@@ -180,7 +180,13 @@ export function addReissueRoutes(
     res
       .status(status)
       .type('html')
-      .send(staffPage('Resend password', req.staff, html`<p><a href="${base}">← Pickups</a></p>${body}`));
+      .send(
+        staffPage(
+          'Resend password',
+          req.staff,
+          html`<p><a href="${base}">← ${base === '/me/pickups' ? 'My pickups' : 'Pickups'}</a></p>${body}`,
+        ),
+      );
 
   const confirmForm = (req: Request, base: string, pickup: PickupRow, error?: string) =>
     html`<h1>Resend the password</h1>

@@ -2,12 +2,14 @@
 // password over the JSON API, the pages and in Chromium; the new password mail keeps the contract, the new
 // password opens the pickup and the old one no longer does; nobody else can; nothing secret lands at rest.
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
 import { simpleParser } from 'mailparser';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { createLogger } from '../../config/log.js';
 import { findUserKey } from '../../store/user-keys.js';
 import { createWebApp } from '../../web/app.js';
@@ -54,6 +56,23 @@ async function sendPhi(port: number, from: string, rcpt: string): Promise<string
   } finally {
     c.close();
   }
+}
+
+const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: string }).source;
+
+/** axe-core finds nothing serious or critical, the page fits 360 px; screenshots at both widths for a look. */
+async function accessible(page: Page, name: string): Promise<void> {
+  await page.evaluate(`${AXE_SOURCE}\n;0`);
+  const found = await page.evaluate<string[]>(
+    `axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => v.id))`,
+  );
+  expect(found, name).to.deep.equal([]);
+  await mkdir('/tmp/ui-shots', { recursive: true });
+  await page.screenshot({ path: `/tmp/ui-shots/${name}-1280.png`, fullPage: true });
+  await page.setViewportSize({ width: 360, height: 800 });
+  expect(await page.evaluate(() => document.scrollingElement!.scrollWidth), name).to.be.at.most(360);
+  await page.screenshot({ path: `/tmp/ui-shots/${name}-360.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
 }
 
 interface Pickup {
@@ -350,21 +369,24 @@ describe('web: resend a pickup password (integration)', function () {
     const p2 = await pickupOf(await sendPhi(gw.smtpPort, 'ann@clinic.example', 'patient2@mail.example'));
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     try {
-      const page = await browser.newPage();
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(`${base}/login`);
       await page.getByLabel('Email').fill('ann@clinic.example');
       await page.getByLabel('Password').fill('reset-password-9012');
       await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.goto(`${base}/me/pickups`);
+      await accessible(page, 'me-pickups');
       const row = page.locator('tr', { hasText: 'patient2@mail.example' });
       await row.getByRole('link', { name: 'Resend password' }).click();
       await page.getByRole('heading', { level: 1, name: 'Resend the password' }).waitFor();
+      await accessible(page, 'me-pickup-resend');
       await page.getByLabel('Confirm with your own sign-in password').fill('wrong-password-000');
       await page.getByRole('button', { name: 'Resend password' }).click();
       expect(await page.getByRole('alert').innerText()).to.contain('not right');
       await page.getByLabel('Confirm with your own sign-in password').fill('reset-password-9012');
       await page.getByRole('button', { name: 'Resend password' }).click();
       await page.getByRole('heading', { level: 1, name: 'Password re-sent' }).waitFor();
+      await accessible(page, 'me-pickup-resent');
     } finally {
       await browser.close();
     }
@@ -392,4 +414,101 @@ describe('web: resend a pickup password (integration)', function () {
     }
     expect(hits).to.deep.equal([]);
   });
+});
+
+describe('web: resend a pickup password by the other channels (integration)', function () {
+  this.timeout(60000);
+  const routes = ['sender', 'sms'] as const;
+  for (const route of routes) {
+    it(`passwordDelivery ${route}: the new password goes the same way as the first`, async () => {
+      const dir = await tempDir();
+      const capture = new CaptureServer();
+      await capture.start();
+      const posts: Array<{ to: string; text: string; reference: string }> = [];
+      const sms = createServer((req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => {
+          posts.push(JSON.parse(body) as { to: string; text: string; reference: string });
+          res.writeHead(202).end();
+        });
+      });
+      await new Promise<void>((r) => sms.listen(0, '127.0.0.1', r));
+      const smsUrl = `http://127.0.0.1:${(sms.address() as AddressInfo).port}/sms`;
+      const webPort = await freePort();
+      const base = `http://127.0.0.1:${webPort}`;
+      const gw = await startGateway({
+        relayUrl: capture.url,
+        dataDir: dir,
+        overrides: {
+          pickup: {
+            passwordDelay: 0,
+            passwordDelivery: route,
+            ...(route === 'sms' ? { smsWebhookUrl: smsUrl } : {}),
+          },
+          web: { port: webPort, publicUrl: base },
+        },
+      });
+      const server = createWebApp({ config: gw.config, store: gw.store, log: createLogger('silent') }).listen(
+        webPort,
+        '127.0.0.1',
+      );
+      try {
+        await new Promise((r) => server.once('listening', r));
+        await addStaff(gw.store, 'ann@clinic.example', 'staff', 'ann-password-1234');
+        const ann = new StaffBrowser(base);
+        expect((await ann.signIn('ann@clinic.example', 'ann-password-1234')).status).to.equal(303);
+        const csrf = StaffBrowser.csrf((await ann.go('/me')).body);
+        const id = await sendPhi(gw.smtpPort, 'ann@clinic.example', 'patient@mail.example');
+        const pickup = await until(
+          async () =>
+            (await gw.store.db('pickups').where({ message_id: id }).first()) as
+              { id: string; reference: string } | undefined,
+        );
+        /** Passwords so far for this pickup, by the configured channel. */
+        const sent = async (): Promise<string[]> => {
+          if (route === 'sms')
+            return posts
+              .filter((p) => p.reference === pickup.reference && p.to === 'patient@mail.example')
+              .map((p) => /is ([a-z0-9-]{20,})$/.exec(p.text)![1]!);
+          const mails = capture.messages.filter(
+            (m) =>
+              kindOf(m) === 'pickup-password' &&
+              m.to.includes('ann@clinic.example') &&
+              m.raw.includes(`reference ${pickup.reference}`),
+          );
+          return Promise.all(
+            mails.map(async (m) => /^Password: (\S+)$/m.exec((await simpleParser(m.raw)).text ?? '')![1]!),
+          );
+        };
+        const [first] = await until(async () => ((await sent()).length === 1 ? sent() : undefined));
+        const res = await ann.go(`/api/me/pickups/${pickup.id}/resend-password`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+          body: JSON.stringify({ password: 'ann-password-1234' }),
+        });
+        expect(res.status, res.body).to.equal(200);
+        expect((JSON.parse(res.body) as { route: string }).route).to.equal(route);
+        const [, second] = await until(async () => ((await sent()).length === 2 ? sent() : undefined));
+        expect(second).to.not.equal(first);
+        const notice = capture.messages.find((m) => kindOf(m) === 'pickup-notice')!;
+        const token = /\/p\/([A-Za-z0-9_-]+)/.exec((await simpleParser(notice.raw)).text ?? '')![1]!;
+        const open = (password: string) =>
+          fetch(`${base}/api/pickups/${token}/open`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ password }),
+          });
+        expect((await open(second!)).status).to.equal(200);
+        expect((await open(first!)).status).to.equal(401);
+      } finally {
+        server.closeAllConnections();
+        server.close();
+        sms.close();
+        await gw.stop();
+        await capture.stop();
+        await removeDir(dir);
+      }
+    });
+  }
 });
