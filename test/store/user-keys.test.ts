@@ -15,6 +15,8 @@ import {
   type PickupRow,
   type ReissueDelivery,
 } from '../../store/pickups.js';
+import { rotateMasterKey } from '../../store/master-key.js';
+import { countUnderOldKeys, retireOldKeys, rewrapAll } from '../../store/rewrap.js';
 import { Store } from '../../store/store.js';
 import {
   applyUserKeyChange,
@@ -155,6 +157,20 @@ describe('store/user-keys (password re-issue)', function () {
       expect(await store.db('pickup_escrow').where({ user_id: id })).to.have.length(0);
       expect((await checkReissue(store.db, p!.id, id)).ok).to.equal(false);
     });
+  });
+
+  it('survive a master key rotation: re-wrap moves them to the new key, then the old key can go', async () => {
+    const id = await user('ann@clinic.example');
+    await store.close();
+    await rotateMasterKey(dir, {});
+    store = await Store.open({ dataDir: dir, databaseUrl: undefined }, {});
+    expect(await countUnderOldKeys(store)).to.equal(1);
+    expect((await rewrapAll(store)).values).to.equal(1);
+    expect(await retireOldKeys(store)).to.have.length(1);
+    await store.close();
+    store = await Store.open({ dataDir: dir, databaseUrl: undefined }, {});
+    expect(store.masterKeyCount).to.equal(1);
+    expect(await openUserKey(store, id, PW)).to.not.equal(null);
   });
 
   describe('escrow seals', () => {
