@@ -150,7 +150,10 @@ export function addReissueRoutes(
       log.info({ evt: 'PICKUP_PASSWORD_REISSUED', qid: pickup.message_id, pickup: id }, 'password re-issued');
       return { ok: true, pickup, route: result.route };
     }
-    if (result.code === 'wrong_password') {
+    // The password was right for the account but does not open its key (it was changed without re-wrapping):
+    // that is a lost key, not a typing error.
+    const code = result.code === 'wrong_password' && reauth ? 'key_reset' : result.code;
+    if (code === 'wrong_password') {
       await store.write((trx) =>
         appendAudit(trx, {
           type: 'pickup.password_reissue_failed',
@@ -169,9 +172,9 @@ export function addReissueRoutes(
     }
     return {
       ok: false,
-      status: result.code === 'gone' ? 410 : result.code === 'unknown' ? 404 : 409,
-      code: result.code,
-      message: MESSAGES[result.code],
+      status: code === 'gone' ? 410 : code === 'unknown' ? 404 : 409,
+      code,
+      message: MESSAGES[code],
       pickup,
     };
   }
