@@ -7,7 +7,8 @@ import { createLogger } from '../config/log.js';
 import { rulesFileInForce } from '../config/rules-file.js';
 import { appendAudit, verifyAudit, type AuditRow } from '../store/audit.js';
 import { Store } from '../store/store.js';
-import { addUser, generatePassword, type Role } from '../store/users.js';
+import { addUser, generatePassword, hashPassword, normaliseEmail, type Role } from '../store/users.js';
+import { ensureUserKey, resetUserKey } from '../store/user-keys.js';
 import { BACKUP_USAGE, backupCommand } from './backup-command.js';
 import { KEYS_USAGE, keysCommand } from './keys-command.js';
 import { MASTER_KEY_USAGE, masterKeyCommand } from './master-key-command.js';
@@ -26,6 +27,8 @@ const USAGE = `usage: phi-gateway <command>
   users list [--json]              accounts with role, MFA and state
   users disable EMAIL              disable an account and end its sessions
   users reset-mfa EMAIL            remove an account's TOTP and passkeys (an admin enrols again at next sign-in)
+  users reset-password EMAIL       set a new password (stdin, or generated and printed once) and end its
+                                   sessions; pickups sent before can no longer be re-issued by this account
   audit verify                     check the audit log's hash chain
   audit export                     print the audit log as JSON lines
 ${KEYS_USAGE}${PICKUPS_USAGE}${BACKUP_USAGE}${MASTER_KEY_USAGE}
@@ -48,6 +51,16 @@ async function withStore<T>(config: ResolvedConfig, fn: (store: Store) => Promis
   }
 }
 
+/** A new staff or admin account's key pair for pickup password re-issue, while its password is in hand. */
+async function keyForNewUser(store: Store, email: string, role: Role, password: string): Promise<void> {
+  if (role === 'auditor') return;
+  const user = (await store
+    .db('users')
+    .where({ email: normaliseEmail(email) })
+    .first('id')) as { id: number };
+  await ensureUserKey(store, user.id, password);
+}
+
 async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<void> {
   const [row] = (await store.db('users').count({ n: '*' })) as Array<{ n: number | string }>;
   if (Number(row?.n ?? 0) > 0) return;
@@ -55,6 +68,7 @@ async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<v
   const password = generatePassword();
   try {
     await addUser(store.db, email, 'admin', password);
+    await keyForNewUser(store, email, 'admin', password);
   } catch (err) {
     // Another process starting on the same data directory got there first.
     // (SQLite: "UNIQUE constraint failed"; PostgreSQL: unique_violation 23505.)
@@ -358,6 +372,7 @@ async function usersAdd(store: Store, args: string[]): Promise<number> {
   const generated = password === '';
   if (generated) password = generatePassword();
   await addUser(store.db, email, role as Role, password);
+  await keyForNewUser(store, email, role as Role, password);
   await store.write((trx) =>
     appendAudit(trx, { type: 'user.added', actor: 'cli', detail: { role: role as string } }),
   );
@@ -386,6 +401,33 @@ async function usersList(store: Store, json: boolean): Promise<number> {
     else process.stdout.write(`${r.email.padEnd(40)} ${r.role.padEnd(8)} ${state.padEnd(9)} mfa:${mfa}\n`);
   }
   if (!json && rows.length === 0) process.stdout.write('no accounts\n');
+  return 0;
+}
+
+/**
+ * An admin's reset of a forgotten password. The account's re-issue key is replaced: the old private key opened
+ * only with the old password, so pickups sealed to it can no longer be re-issued by this account.
+ */
+async function usersResetPassword(store: Store, email: string): Promise<number> {
+  const normalised = normaliseEmail(email);
+  let password = process.stdin.isTTY ? '' : readStdin().replace(/\r?\n$/, '');
+  const generated = password === '';
+  if (generated) password = generatePassword();
+  if (password.length < 12) return fail('password must be at least 12 characters');
+  const user = (await store.db('users').where({ email: normalised }).first('id', 'role')) as
+    { id: number; role: Role } | undefined;
+  if (!user) return fail(`no account ${normalised}`, 1);
+  const hash = await hashPassword(password);
+  await store.write(async (trx) => {
+    await trx('users')
+      .where({ id: user.id })
+      .update({ password_hash: hash, password_changed_at: Date.now(), failed_logins: 0, locked_until: null });
+    if (user.role !== 'auditor') await resetUserKey(store, trx, user.id, password);
+    await trx('web_sessions').where({ user_id: user.id }).delete();
+    await appendAudit(trx, { type: 'user.password_reset', actor: 'cli', detail: { user: user.id } });
+  });
+  process.stdout.write(`${normalised}: password reset, signed out everywhere\n`);
+  if (generated) process.stdout.write(`password: ${password}\n(shown once; it is stored only as a hash)\n`);
   return 0;
 }
 
@@ -495,8 +537,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (sub === 'list') return await withStore(config, (s) => usersList(s, rest.includes('--json')));
         if ((sub === 'disable' || sub === 'reset-mfa') && rest[0])
           return await withStore(config, (s) => usersChange(s, sub, rest[0]!));
+        if (sub === 'reset-password' && rest[0])
+          return await withStore(config, (s) => usersResetPassword(s, rest[0]!));
         throw new UsageError(
-          'users takes add EMAIL --role staff|admin|auditor, list, disable EMAIL or reset-mfa EMAIL',
+          'users takes add EMAIL --role staff|admin|auditor, list, disable EMAIL, reset-mfa EMAIL or reset-password EMAIL',
         );
       case 'pickups':
         return await pickupsCommand(config, sub, rest);

@@ -6,6 +6,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import { GatewayError, errorCode } from '../config/errors.js';
 import type { Logger } from '../config/log.js';
 import { authenticate } from '../store/users.js';
+import { ensureUserKey } from '../store/user-keys.js';
 import type { Store } from '../store/store.js';
 import { makeNetworkMatcher } from './networks.js';
 import { spoolMessage, type IntakeMeta, type SpooledMessage } from './spool.js';
@@ -159,7 +160,15 @@ export class Intake {
               return;
             }
             log.info({ evt: 'SMTP_AUTH_OK', session: session.id, user: user.id }, 'auth ok');
-            cb(null, { user: user.email });
+            // A sender's first AUTH since password re-issue existed makes their key pair (once; errors only logged).
+            const keyed =
+              user.role === 'auditor'
+                ? Promise.resolve()
+                : ensureUserKey(store, user.id, auth.password ?? '').then(
+                    () => undefined,
+                    (err: unknown) => log.warn({ evt: 'USER_KEY_FAILED', user: user.id, err }, 'user key'),
+                  );
+            return keyed.then(() => cb(null, { user: user.email }));
           })
           .catch((err: unknown) => {
             log.error({ evt: 'SMTP_AUTH_ERROR', session: session.id, err }, 'auth lookup failed');

@@ -144,22 +144,28 @@ export function buildPickupNotice(
   });
 }
 
+/** Said in a re-issued password's mail (the sender or an admin made a new one). */
+const REPLACES = 'It replaces the password sent earlier, which no longer works.';
+
 /** The password, by itself: no link, so neither mail alone opens the message. */
 export function buildPasswordMail(
   ctx: NoticeContext,
-  p: { rcpt: string; password: string; reference: string },
+  p: { rcpt: string; password: string; reference: string; reissued?: boolean },
 ): Promise<Buffer> {
   const sender = who(ctx.sender);
+  const replaces = p.reissued ? [REPLACES] : [];
   const text = [
-    `This is the password for the secure message ${sender} sent you through ${ctx.practice} (reference ${p.reference}).`,
+    `This is the ${p.reissued ? 'new ' : ''}password for the secure message ${sender} sent you through ${ctx.practice} (reference ${p.reference}).`,
     '',
     `Password: ${p.password}`,
     '',
+    ...replaces,
     'The link to the message came in a separate email. Enter this password on the page that link opens.',
   ].join('\n');
   const html = htmlPage([
-    `<p>This is the password for the secure message ${escapeHtml(sender)} sent you through ${escapeHtml(ctx.practice)} (reference ${escapeHtml(p.reference)}).</p>`,
+    `<p>This is the ${p.reissued ? 'new ' : ''}password for the secure message ${escapeHtml(sender)} sent you through ${escapeHtml(ctx.practice)} (reference ${escapeHtml(p.reference)}).</p>`,
     `<p>Password: <strong style="font-family:monospace;font-size:20px;letter-spacing:1px">${escapeHtml(p.password)}</strong></p>`,
+    ...replaces.map((t) => `<p>${t}</p>`),
     '<p>The link to the message came in a separate email. Enter this password on the page that link opens.</p>',
   ]);
   return compose({
@@ -176,20 +182,23 @@ export function buildPasswordMail(
 /** Policy "sender": the password goes to the sender, who passes it on by phone. */
 export function buildPasswordForSender(
   ctx: NoticeContext,
-  p: { rcpt: string; password: string; reference: string; expiresAt: number },
+  p: { rcpt: string; password: string; reference: string; expiresAt: number; reissued?: boolean },
 ): Promise<Buffer> {
+  const replaces = p.reissued ? [REPLACES] : [];
   const text = [
     `Your secure message to ${p.rcpt} was sent as a secure pickup (reference ${p.reference}).`,
     'Please give the recipient this password by phone or in person, not by email:',
     '',
     `Password: ${p.password}`,
     '',
+    ...replaces,
     `The message can be opened until ${dateText(p.expiresAt)}.`,
   ].join('\n');
   const html = htmlPage([
     `<p>Your secure message to ${escapeHtml(p.rcpt)} was sent as a secure pickup (reference ${escapeHtml(p.reference)}).</p>`,
     '<p>Please give the recipient this password by phone or in person, not by email:</p>',
     `<p>Password: <strong style="font-family:monospace;font-size:20px">${escapeHtml(p.password)}</strong></p>`,
+    ...replaces.map((t) => `<p>${t}</p>`),
     `<p>The message can be opened until ${escapeHtml(dateText(p.expiresAt))}.</p>`,
   ]);
   return compose({

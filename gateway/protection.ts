@@ -1,8 +1,10 @@
 // Builds the gateway's Protection from the real parts: the recipient keyring, the organisation's signing
-// key, the PGP/MIME builder and the pickup store. Keys are loaded lazily, once, on first use.
+// key, the PGP/MIME builder and the pickup store (with escrow for password re-issue). Keys are loaded
+// lazily, once, on first use.
 import type { ResolvedConfig } from '../config/load.js';
 import type { Logger } from '../config/log.js';
 import { createPickups } from '../store/pickups.js';
+import { escrowRecipientsFor } from '../store/user-keys.js';
 import type { Store } from '../store/store.js';
 import { loadOrgKey, type OrgKey } from '../store/org-key.js';
 import { Keyring } from '../store/pgp-keyring.js';
@@ -51,7 +53,12 @@ export function createProtection(
       log.debug({ evt: 'PGP_ENCRYPTED', rcpts: rcpts.length }, 'encrypted');
       return out;
     },
-    createPickups: (input) => createPickups(store, input),
+    // The data key is also sealed to the sender's and the admins' keys, so they can re-issue the password.
+    createPickups: async (input) =>
+      createPickups(store, {
+        ...input,
+        escrow: await escrowRecipientsFor(store.db, { messageId: input.messageId, sender: input.sender }),
+      }),
     ...(images ? { redact: (content, signal) => images.redact(content, signal) } : {}),
   };
 }

@@ -17,6 +17,7 @@ files=(
   dist/test/store/settings.test.js
   dist/test/store/store.test.js
   dist/test/store/users.test.js
+  dist/test/store/user-keys.test.js
   dist/test/gateway/claims.test.js
   dist/test/gateway/relay.integration.test.js
   dist/test/gateway/spool.integration.test.js

@@ -417,6 +417,35 @@ const migrations: Record<string, Migration> = {
       await knex.schema.dropTableIfExists('ui_settings');
     },
   },
+  '0009_pickup_escrow': {
+    async up(knex) {
+      // Password re-issue for pickups (store/user-keys.ts): each staff/admin account's X25519 key pair, the
+      // private key wrapped by scrypt of the account's own password (then sealed under the master key).
+      await knex.schema.createTable('user_keys', (t) => {
+        t.integer('user_id').primary().references('users.id');
+        t.string('key_id', 32).notNullable(); // first 128 bits of SHA-256 of the public key
+        t.string('public_key', 64).notNullable(); // raw X25519 public key, base64
+        t.text('wrapped_private').notNullable(); // never in clear; opens only with the user's password
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+      });
+      // A pickup's data key sealed to the sender's and the admins' public keys (ECIES); deleted with the
+      // pickup's wrapped key when it is revoked or expires.
+      await knex.schema.createTable('pickup_escrow', (t) => {
+        t.string('pickup_id', 32).notNullable().references('pickups.id');
+        t.integer('user_id').notNullable();
+        t.string('key_id', 32).notNullable();
+        t.text('wrapped').notNullable();
+        t.bigInteger('created_at').notNullable();
+        t.primary(['pickup_id', 'user_id']);
+        t.index(['user_id']);
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTableIfExists('pickup_escrow');
+      await knex.schema.dropTableIfExists('user_keys');
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

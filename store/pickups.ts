@@ -5,6 +5,8 @@
 //   data/pickups/<contentId>   'PHGP' v1 iv(12) AES-256-GCM(dataKey, serialised content) tag(16)
 //   pickups.wrapped_key        salt(16) iv(12) AES-256-GCM(kek, dataKey) tag(16), AAD = pickup id + content id
 //   pickups.token_hash         SHA-256 of the link token
+//   pickup_escrow.wrapped      the data key sealed to the sender's and admins' X25519 keys (store/user-keys.ts),
+//                              whose private keys open only with their owners' sign-in passwords: re-issue
 // The database holds wrapped keys but no password; the disk holds content but no key: neither opens it alone.
 // Revocation and expiry null the wrapped key (crypto-shredding); the file goes once no live pickup needs it.
 import {
@@ -22,6 +24,7 @@ import type { PickupConfig } from '../config/schema.js';
 import { appendAudit, lockAuditChain } from './audit.js';
 import { syncDir } from './sealed-file.js';
 import type { Store, Trx } from './store.js';
+import { findUserKey, openEscrow, openUserKey, sealForEscrow, type EscrowRecipient } from './user-keys.js';
 
 export type { PickupConfig };
 
@@ -337,6 +340,8 @@ export async function createPickups(
     content: PickupContent;
     expiresAt: number;
     actor?: string;
+    /** Accounts that may re-issue the password later: the data key is sealed to each one's public key. */
+    escrow?: EscrowRecipient[];
   },
 ): Promise<CreatedPickup[]> {
   if (input.recipients.length === 0) return [];
@@ -347,6 +352,13 @@ export async function createPickups(
   await writeContentFile(store, contentId, dataKey, plain);
   const created: CreatedPickup[] = [];
   const rows: PickupRow[] = [];
+  const escrowRows: Array<{
+    pickup_id: string;
+    user_id: number;
+    key_id: string;
+    wrapped: string;
+    created_at: number;
+  }> = [];
   for (const rcpt of input.recipients) {
     const id = newId();
     const token = generateToken();
@@ -374,6 +386,14 @@ export async function createPickups(
       locked_until: null,
       hard_locked: false,
     });
+    for (const to of input.escrow ?? [])
+      escrowRows.push({
+        pickup_id: id,
+        user_id: to.userId,
+        key_id: to.keyId,
+        wrapped: sealForEscrow(dataKey, to, { pickupId: id, contentId, rcpt }),
+        created_at: now,
+      });
   }
   dataKey.fill(0);
   try {
@@ -388,6 +408,7 @@ export async function createPickups(
         });
         for (const row of rows) {
           await trx('pickups').insert(row);
+          for (const e of escrowRows) if (e.pickup_id === row.id) await trx('pickup_escrow').insert(e);
           await appendAudit(
             trx,
             {
@@ -665,6 +686,111 @@ export async function unlockPickup(store: Store, id: string, actor: string): Pro
   });
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Re-issuing a password: the holder of an escrow seal (the sender or an admin) opens the data key with their
+// own sign-in password and wraps it under a NEW generated password. The old password stops working.
+
+export type ReissueRefusal = 'unknown' | 'gone' | 'no_escrow' | 'key_reset' | 'wrong_password';
+
+export type ReissueCheck =
+  | { ok: true; pickup: PickupRow; escrow: { key_id: string; wrapped: string } }
+  | { ok: false; code: Exclude<ReissueRefusal, 'wrong_password'>; pickup?: PickupRow };
+
+/**
+ * Whether `userId` can re-issue this pickup's password, before asking for their password: it must be live,
+ * and sealed to the user's current key. no_escrow: sealed to nobody (sent before re-issue existed, or when no
+ * account had a key); key_reset: sealed to others, or to a key of this user's that was since replaced.
+ */
+export async function checkReissue(db: Store['db'], pickupId: string, userId: number): Promise<ReissueCheck> {
+  const raw = (await db('pickups').where({ id: pickupId }).first()) as PickupRow | undefined;
+  if (!raw) return { ok: false, code: 'unknown' };
+  const pickup = normalizeRow(raw);
+  if (!isLive(pickup)) return { ok: false, code: 'gone', pickup };
+  const escrow = (await db('pickup_escrow').where({ pickup_id: pickupId, user_id: userId }).first()) as
+    { key_id: string; wrapped: string } | undefined;
+  const key = await findUserKey(db, userId);
+  if (escrow && key && escrow.key_id === key.key_id) return { ok: true, pickup, escrow };
+  const [any] = (await db('pickup_escrow').where({ pickup_id: pickupId }).count({ n: '*' })) as Array<{
+    n: number | string;
+  }>;
+  return { ok: false, code: Number(any?.n ?? 0) > 0 ? 'key_reset' : 'no_escrow', pickup };
+}
+
+/** How the new password leaves: built and sealed before the write, enqueued inside it, discarded if it loses. */
+export interface ReissueDelivery {
+  route: string;
+  enqueue(trx: Trx, now: number): Promise<void>;
+  discard(): Promise<void>;
+}
+
+/**
+ * Re-issues a pickup's password for the holder of an escrow seal. `signInPassword` must already be checked
+ * against the account (the caller's re-authentication); here it opens the user's private key. The new
+ * password exists only in memory and in the delivery it is handed to; the pickup's failure counters and
+ * locks are reset and open recipient sessions end. Audited as pickup.password_reissued (never the password).
+ */
+export async function reissuePassword(
+  store: Store,
+  input: {
+    pickupId: string;
+    userId: number;
+    signInPassword: string;
+    actor: string;
+    deliver: (pickup: PickupRow, password: string) => Promise<ReissueDelivery>;
+  },
+): Promise<{ ok: true; pickup: PickupRow; route: string } | { ok: false; code: ReissueRefusal }> {
+  const check = await checkReissue(store.db, input.pickupId, input.userId);
+  if (!check.ok) return { ok: false, code: check.code };
+  const { pickup } = check;
+  const privateKey = await openUserKey(store, input.userId, input.signInPassword);
+  if (!privateKey) return { ok: false, code: 'wrong_password' };
+  const dataKey = openEscrow(
+    check.escrow.wrapped,
+    privateKey,
+    { userId: input.userId, keyId: check.escrow.key_id },
+    { pickupId: pickup.id, contentId: pickup.content_id, rcpt: pickup.rcpt },
+  );
+  if (!dataKey) return { ok: false, code: 'key_reset' };
+  const password = generatePassword();
+  const wrapped = wrapDataKey(dataKey, password, pickup.id, pickup.content_id);
+  dataKey.fill(0);
+  const delivery = await input.deliver(pickup, password);
+  const now = Date.now();
+  let done = false;
+  try {
+    done = await store.write(
+      async (trx) => {
+        await lockAuditChain(trx);
+        const current = (await trx('pickups').where({ id: pickup.id }).first()) as PickupRow | undefined;
+        // Revoked, expired or re-issued by someone else meanwhile: this one loses.
+        if (!current || current.wrapped_key !== pickup.wrapped_key || !isLive(normalizeRow(current), now))
+          return false;
+        await trx('pickups')
+          .where({ id: pickup.id })
+          .update({ wrapped_key: wrapped, failures: 0, locked_until: null, hard_locked: false });
+        // Whoever had it open with the old password signs in again with the new one.
+        await trx('pickup_sessions').where({ pickup_id: pickup.id }).delete();
+        await delivery.enqueue(trx, now);
+        await appendAudit(
+          trx,
+          {
+            type: 'pickup.password_reissued',
+            messageId: pickup.message_id,
+            actor: input.actor,
+            detail: { pickup: pickup.id, route: delivery.route },
+          },
+          now,
+        );
+        return true;
+      },
+      { syncDirs: ['blobs'], durable: true },
+    );
+  } finally {
+    if (!done) await delivery.discard();
+  }
+  return done ? { ok: true, pickup, route: delivery.route } : { ok: false, code: 'gone' };
+}
+
 /** Records an attachment download (the first sets downloaded_at); audited with the pickup id and IP. */
 export async function recordDownload(
   store: Store,
@@ -701,6 +827,7 @@ async function endPickup(
   await trx('pickups')
     .where({ id: row.id })
     .update({ status, wrapped_key: null, ended_at: now, ended_by: actor });
+  await trx('pickup_escrow').where({ pickup_id: row.id }).delete();
   await trx('pickup_sessions').where({ pickup_id: row.id }).delete();
   await appendAudit(
     trx,

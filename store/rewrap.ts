@@ -63,6 +63,12 @@ interface ValueColumn {
 // re-wrapped: one that straddles a key retirement simply starts again.
 const VALUE_COLUMNS: ValueColumn[] = [
   { table: 'users', key: 'id', column: 'totp_secret', purpose: (r) => `totp:${String(r.id)}` },
+  {
+    table: 'user_keys',
+    key: 'user_id',
+    column: 'wrapped_private',
+    purpose: (r) => `user-key:${String(r.user_id)}`,
+  },
 ];
 
 /** Re-seals everything still under a retired key with the current key. Repeatable; returns counts. */

@@ -1,5 +1,5 @@
 // Admin and staff pages for what protection produced: recipient keys (import, list, remove, the
-// organisation's public key), pickups (search, revoke, unlock) and secure replies to staff. Pages show
+// organisation's public key), pickups (search, revoke, unlock, resend password) and secure replies to staff. Pages show
 // ids, addresses, states and dates; only a reply's own reader sees its content, and that is audited.
 import express, { type Request, type Response } from 'express';
 import type { ResolvedConfig } from '../config/load.js';
@@ -12,6 +12,7 @@ import { loadOrgKey } from '../store/org-key.js';
 import { Keyring, normalizeFingerprint } from '../store/pgp-keyring.js';
 import { html, SafeHtml } from './html.js';
 import { staffPage, type StaffAuth } from './staff-auth.js';
+import { addReissueRoutes } from './pickup-reissue.js';
 
 function when(ms: number | null | undefined): string {
   return ms ? new Date(Number(ms)).toISOString().replace('T', ' ').slice(0, 16) : '';
@@ -165,7 +166,7 @@ ${rows.map(
 <td>${
     ['expired', 'revoked'].includes(p.status)
       ? ''
-      : html`<form method="post" action="${base}/${p.id}/revoke"><input type="hidden" name="_csrf" value="${req.staff!.csrf}"><button type="submit" class="link">Revoke</button></form>${
+      : html`<form method="post" action="${base}/${p.id}/revoke"><input type="hidden" name="_csrf" value="${req.staff!.csrf}"><button type="submit" class="link">Revoke</button></form><a href="${base}/${p.id}/resend" class="action-link">Resend password</a>${
           p.status === 'locked' && base === '/admin/pickups'
             ? html`<form method="post" action="${base}/${p.id}/unlock"><input type="hidden" name="_csrf" value="${req.staff!.csrf}"><button type="submit" class="link">Unlock</button></form>`
             : ''
@@ -228,6 +229,7 @@ ${pickupTable(req, rows, '/admin/pickups')}`,
       res.status((await act(req, action, false)) ? 204 : 404).end();
     });
   }
+  addReissueRoutes(r, { config, store, log: opts.log, auth, hostname: opts.hostname });
   r.get('/me/pickups', staff, async (req, res) => {
     const rows = await listPickups(store, { sender: req.staff!.email, limit: 500 });
     send(
@@ -235,7 +237,7 @@ ${pickupTable(req, rows, '/admin/pickups')}`,
       res,
       'My pickups',
       html`<h1>My secure pickups</h1>
-<p class="note">Messages you sent as a secure pickup: whether each recipient fetched the link, opened it or downloaded an attachment. Revoke one to make it unreadable for good.</p>
+<p class="note">Messages you sent as a secure pickup: whether each recipient fetched the link, opened it or downloaded an attachment. Revoke one to make it unreadable for good. Resend password makes a new password (the old one stops working) and sends it the usual way; it works for pickups sent after you first signed in with your password, and not for those sent before an administrator reset your password.</p>
 ${pickupTable(req, rows, '/me/pickups')}
 <p><a href="/me/replies">Secure replies to me</a></p>`,
     );

@@ -10,6 +10,7 @@ import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
 import type { Store } from '../store/store.js';
 import { authenticate, hashPassword, verifyPassword, type Role, type UserRow } from '../store/users.js';
+import { applyUserKeyChange, ensureUserKey, prepareUserKeyChange } from '../store/user-keys.js';
 import { html, labelTableCells, page, SafeHtml } from './html.js';
 import { newTotpSecret, otpauthUri, verifyTotp, base32Encode } from './totp.js';
 
@@ -448,6 +449,12 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
       await trx('users').where({ id: user.id }).update({ failed_logins: 0, locked_until: null });
       await appendAudit(trx, { type: 'auth.password_ok', actor: user.email, detail: { ip } });
     });
+    // Accounts from before password re-issue get their key pair now, while the password is in hand. A failure
+    // here must not stop the sign-in: the next one tries again.
+    if (user.role !== 'auditor')
+      await ensureUserKey(store, user.id, password).catch((err: unknown) =>
+        log.warn({ evt: 'USER_KEY_FAILED', user: user.id, err }, 'user key not created'),
+      );
     const stage: SessionRow['stage'] = user.totp_secret ? 'totp' : user.role === 'admin' ? 'enrol' : 'active';
     await newSession(res, user, stage, ip);
     if (stage === 'active') {
@@ -668,7 +675,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
   return { router, load, require, csrf, loginCsrfOk, signInVerified, nextFor: safeNext };
 }
 
-/** Changes a password and signs the user out everywhere (every session of theirs is deleted). */
+/** Changes a password, re-wraps the user's re-issue key, and signs them out everywhere (every session is deleted). */
 export async function changePassword(
   store: Store,
   userId: number,
@@ -679,8 +686,11 @@ export async function changePassword(
   if (!user || !(await verifyPassword(current, user.password_hash))) return 'wrong-password';
   if (next.length < 12) return 'too-short';
   const hash = await hashPassword(next);
+  // The private key for password re-issue is re-wrapped under the new password (auditors have none).
+  const keyChange = user.role === 'auditor' ? null : await prepareUserKeyChange(store, userId, current, next);
   await store.write(async (trx) => {
     await trx('users').where({ id: userId }).update({ password_hash: hash, password_changed_at: Date.now() });
+    if (keyChange) await applyUserKeyChange(trx, userId, keyChange);
     await trx('web_sessions').where({ user_id: userId }).delete();
     await appendAudit(trx, { type: 'auth.password_changed', actor: user.email, detail: {} });
   });

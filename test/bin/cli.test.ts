@@ -84,6 +84,51 @@ describe('phi-gateway CLI', function () {
     expect(dup.err).to.contain('already exists');
   });
 
+  it('gives new staff a re-issue key; reset-password replaces it, ends sessions, and refuses unknown accounts', async () => {
+    expect(
+      run(dir, ['users', 'add', 'nurse@clinic.example', '--role', 'staff'], 'first password 1234').code,
+    ).to.equal(0);
+    expect(
+      run(dir, ['users', 'add', 'audit@clinic.example', '--role', 'auditor'], 'first password 1234').code,
+    ).to.equal(0);
+    const before = await withStore(async (s) => {
+      const rows = (await s.db('user_keys').select('user_id', 'key_id')) as Array<{ key_id: string }>;
+      expect(rows, 'a key for the staff account only, none for the auditor').to.have.length(1);
+      const { id } = (await s.db('users').where({ email: 'nurse@clinic.example' }).first('id')) as {
+        id: number;
+      };
+      await s.write((trx) =>
+        trx('web_sessions').insert({
+          id_hash: 'x'.repeat(64),
+          user_id: id,
+          stage: 'active',
+          csrf: 'c',
+          created_at: 1,
+          last_seen_at: 1,
+        }),
+      );
+      return rows[0]!.key_id;
+    });
+    const r = run(dir, ['users', 'reset-password', 'Nurse@Clinic.example'], 'second password 5678\n');
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out).to.contain('nurse@clinic.example: password reset, signed out everywhere');
+    expect(r.out).not.to.contain('second password');
+    await withStore(async (s) => {
+      expect(await authenticate(s.db, 'nurse@clinic.example', 'second password 5678')).to.not.equal(null);
+      expect(await authenticate(s.db, 'nurse@clinic.example', 'first password 1234')).to.equal(null);
+      const [key] = (await s.db('user_keys').select('key_id')) as Array<{ key_id: string }>;
+      expect(key!.key_id).to.not.equal(before);
+      expect(await s.db('web_sessions').select('id_hash')).to.have.length(0);
+      expect(await s.db('audit_events').where({ type: 'user.password_reset' })).to.have.length(1);
+    });
+    expect(
+      run(dir, ['users', 'reset-password', 'nobody@clinic.example'], 'third password 9012').code,
+    ).to.equal(1);
+    expect(run(dir, ['users', 'reset-password', 'nurse@clinic.example'], 'short').err).to.contain(
+      'at least 12',
+    );
+  });
+
   it('lists the queue and retries a held message', async () => {
     await withStore((s) =>
       s.write((trx) =>

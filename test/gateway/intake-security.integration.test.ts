@@ -78,8 +78,12 @@ describe('SMTP intake security (integration)', function () {
         (e: Error & { responseCode?: number }) => e,
       );
       expect(err?.responseCode).to.equal(535);
+      // The first good AUTH gives the account its key pair for pickup password re-issue; a bad one does not.
+      const keys = async () => (await gw!.store.db('user_keys').select('user_id')).length;
+      expect(await keys()).to.equal(0);
       const info = await send('correct horse battery staple');
       expect(info.response).to.match(/^250/);
+      expect(await keys()).to.equal(1);
       await capture.waitFor(1);
       expect(capture.messages[0]!.raw.toString()).to.match(/with ESMTPSA id/);
     });
