@@ -44,45 +44,45 @@ const rulePattern = z.strictObject({
   flags: z.literal('i', "the only flag allowed is 'i' (ignore case)").optional(),
 });
 
-export const ruleSchema = z
-  .strictObject({
-    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'lower-case letters, digits and dashes'),
-    description: z.string().default(''),
-    enabled: z.boolean().default(true),
-    /** protect: PGP or pickup; quarantine: hold for an admin; block: bounce to the sender; log: record only. */
-    action: z.enum(['protect', 'quarantine', 'block', 'log']).default('protect'),
-    /** Record what the rule would have done, without acting on it. */
-    monitorOnly: z.boolean().default(false),
-    /** Findings scoring below this are ignored by the rule. */
-    minScore: z.number().min(0).max(1).default(0.5),
-    /** All conditions must hold (none: the rule's keywords or patterns alone decide). */
-    conditions: z.array(conditionSchema).default([]),
-    /**
-     * Whole words or phrases (any case) that are findings of type RULE_KEYWORD for this rule alone. A rule with
-     * keywords or patterns fires only when at least one of them matches (scoring at least minScore), in addition
-     * to its conditions; its conditions may also select them (RULE_KEYWORD, RULE_PATTERN, @rule).
-     */
-    keywords: z.array(z.string()).optional(),
-    /** Regular expressions whose matches are findings of type RULE_PATTERN for this rule alone (see keywords). */
-    patterns: z.array(rulePattern).optional(),
-    /**
-     * Images of a message this rule protects, when it goes out as a secure pickup: on (redacted inside the
-     * pickup), off (kept as they are; the pickup protects them), clear-copy (the original via the pickup, plus
-     * a copy in clear with the images redacted — only when every acting rule that fired says clear-copy,
-     * e.g. a rule about images alone). Unset: the gateway's redaction.gateway setting.
-     */
-    redaction: z.enum(['on', 'off', 'clear-copy']).optional(),
-  })
-  .superRefine((rule, ctx) => {
-    if (rule.conditions.length === 0 && !hasOwnMatchers(rule))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['conditions'],
-        message: `rule "${rule.id}": give at least one condition, keyword or pattern`,
-      });
-    for (const p of checkOwnMatchers(rule))
-      ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
-  });
+const ruleFields = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'lower-case letters, digits and dashes'),
+  description: z.string().default(''),
+  enabled: z.boolean().default(true),
+  /** protect: PGP or pickup; quarantine: hold for an admin; block: bounce to the sender; log: record only. */
+  action: z.enum(['protect', 'quarantine', 'block', 'log']).default('protect'),
+  /** Record what the rule would have done, without acting on it. */
+  monitorOnly: z.boolean().default(false),
+  /** Findings scoring below this are ignored by the rule. */
+  minScore: z.number().min(0).max(1).default(0.5),
+  /** All conditions must hold (none: the rule's keywords or patterns alone decide). */
+  conditions: z.array(conditionSchema).default([]),
+  /**
+   * Whole words or phrases (any case) that are findings of type RULE_KEYWORD for this rule alone. A rule with
+   * keywords or patterns fires only when at least one of them matches (scoring at least minScore), in addition
+   * to its conditions; its conditions may also select them (RULE_KEYWORD, RULE_PATTERN, @rule).
+   */
+  keywords: z.array(z.string()).optional(),
+  /** Regular expressions whose matches are findings of type RULE_PATTERN for this rule alone (see keywords). */
+  patterns: z.array(rulePattern).optional(),
+  /**
+   * Images of a message this rule protects, when it goes out as a secure pickup: on (redacted inside the
+   * pickup), off (kept as they are; the pickup protects them), clear-copy (the original via the pickup, plus
+   * a copy in clear with the images redacted — only when every acting rule that fired says clear-copy,
+   * e.g. a rule about images alone). Unset: the gateway's redaction.gateway setting.
+   */
+  redaction: z.enum(['on', 'off', 'clear-copy']).optional(),
+});
+
+/** A rule: its fields, then the checks across them (a condition, keyword or pattern; safe patterns). */
+export const ruleSchema = ruleFields.superRefine((rule, ctx) => {
+  if (rule.conditions.length === 0 && !hasOwnMatchers(rule))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['conditions'],
+      message: `rule "${rule.id}": give at least one condition, keyword or pattern`,
+    });
+  for (const p of checkOwnMatchers(rule)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+});
 
 export const ruleSetSchema = z.strictObject({
   version: z.literal(1),
