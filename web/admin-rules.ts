@@ -294,7 +294,7 @@ ${fieldErrors(errors, (p) => at('conditions')(p) || p === 'conditions')}
 <textarea id="keywords" name="keywords" rows="4" spellcheck="false" aria-describedby="own-hint keywords-hint">${val('keywords', (o.rule?.keywords ?? []).join('\n'))}</textarea>
 ${fieldErrors(errors, at('keywords'), 'keywords-errors')}
 <label for="patterns">Patterns (one per line: <code>name: regular expression</code>)</label>
-<p class="hint" id="patterns-hint">E.g. <code>study-id: NGL-\d{4,6}\b</code>. After the name, <code>(i)</code> ignores case and a number sets the score: <code>ticket (i, 0.8): TCK\d{6}</code>. Refused: repetition without an upper bound (<code>+</code>, <code>*</code>: write <code>\d{1,12}</code>), a repeated group holding a repetition or overlapping alternatives, back-references, look-arounds, and patterns that match empty text.</p>
+<p class="hint" id="patterns-hint">E.g. <code>study-id: NGL-\\d{4,6}\\b</code>. After the name, <code>(i)</code> ignores case and a number sets the score: <code>ticket (i, 0.8): TCK\\d{6}</code>. Refused: repetition without an upper bound (<code>+</code>, <code>*</code>: write <code>\\d{1,12}</code>), a repeated group holding a repetition or overlapping alternatives, back-references, look-arounds, and patterns that match empty text.</p>
 <textarea id="patterns" name="patterns" rows="4" class="code" spellcheck="false" aria-describedby="own-hint patterns-hint">${val('patterns', formatPatternLines(o.rule?.patterns))}</textarea>
 ${fieldErrors(errors, at('patterns'), 'patterns-errors')}
 </fieldset>
@@ -498,7 +498,7 @@ ${lineErrors('deny')}
 <textarea id="allow" name="allow" rows="5" spellcheck="false" aria-describedby="allow-hint allow-errors">${val('allow')}</textarea>
 ${lineErrors('allow')}
 <label for="mrnFormats">Your organisation's MRN formats (regular expressions, one per line)</label>
-<p class="hint" id="mrn-hint">E.g. <code>MR-\d{7}</code>. A match counts as an MRN (<code>@strong</code>). Patterns that could take exponential time (a repeated group containing a repetition), back-references and look-arounds are refused.</p>
+<p class="hint" id="mrn-hint">E.g. <code>MR-\\d{7}</code>. A match counts as an MRN (<code>@strong</code>). Patterns that could take exponential time (a repeated group containing a repetition), back-references and look-arounds are refused.</p>
 <textarea id="mrnFormats" name="mrnFormats" rows="4" class="code" spellcheck="false" aria-describedby="mrn-hint mrnFormats-errors">${val('mrnFormats')}</textarea>
 ${lineErrors('mrnFormats')}
 ${reasonField(o.values?.reason ?? '', errors)}
