@@ -294,7 +294,7 @@ ${fieldErrors(errors, (p) => at('conditions')(p) || p === 'conditions')}
 <textarea id="keywords" name="keywords" rows="4" spellcheck="false" aria-describedby="own-hint keywords-hint">${val('keywords', (o.rule?.keywords ?? []).join('\n'))}</textarea>
 ${fieldErrors(errors, at('keywords'), 'keywords-errors')}
 <label for="patterns">Patterns (one per line: <code>name: regular expression</code>)</label>
-<p class="hint" id="patterns-hint">E.g. <code>study-id: NGL-\\d{4,6}\\b</code>. After the name, <code>(i)</code> ignores case and a number sets the score: <code>ticket (i, 0.8): TCK\\d{6}</code>. Refused: repetition without an upper bound (<code>+</code>, <code>*</code>: write <code>\\d{1,12}</code>), a repeated group holding a repetition or overlapping alternatives, back-references, look-arounds, and patterns that match empty text.</p>
+<p class="hint" id="patterns-hint">E.g. <code>study-id: NGL-\\d{4,6}\\b</code>. After the name, <code>(i)</code> ignores case and a number sets the score: <code>ticket (i, 0.8): TCK\\d{6}</code>. Refused: repetition without an upper bound (<code>+</code>, <code>*</code>: write <code>\\d{1,12}</code>), wide ranges side by side (at most 64 ways of matching at one place), a repeated group holding a repetition or overlapping alternatives, back-references, look-arounds, and patterns that match empty text.</p>
 <textarea id="patterns" name="patterns" rows="4" class="code" spellcheck="false" aria-describedby="own-hint patterns-hint">${val('patterns', formatPatternLines(o.rule?.patterns))}</textarea>
 ${fieldErrors(errors, at('patterns'), 'patterns-errors')}
 </fieldset>
