@@ -8,6 +8,7 @@ import {
   type CompiledRecognizers,
 } from './engine.js';
 import { builtinRecognizers } from './recognizers/index.js';
+import { RuleMatchers } from './rule-matchers.js';
 import { evaluateRules, ruleSetSchema, type RuleSet } from './rules.js';
 import { checkPatternSafety } from './safe-regex.js';
 import type { CustomRecognizer, Finding, PatternRecognizer, Recognizer, TextPart, Verdict } from './types.js';
@@ -88,6 +89,8 @@ export function parseRuleSet(input: unknown): RuleSet {
 export class Analyzer {
   private readonly compiled: CompiledRecognizers;
   private readonly allow: Set<string>;
+  /** The rules' own keywords and patterns, compiled once per rule set. */
+  private readonly ruleMatchers: RuleMatchers;
 
   constructor(
     readonly ruleSet: RuleSet,
@@ -98,11 +101,15 @@ export class Analyzer {
     if (ruleSet.mrnFormats.length > 0) extra.push(mrnFormatRecognizer(ruleSet.mrnFormats));
     this.compiled = compileRecognizers([...recognizers, ...extra]);
     this.allow = new Set(ruleSet.allow.map(normaliseValue).filter(Boolean));
+    this.ruleMatchers = new RuleMatchers(ruleSet.rules);
   }
 
   /** Findings for one part, after the allow-list. */
   findings(part: TextPart, headerNames: readonly string[] = []): Finding[] {
-    const found = analyzePart(this.compiled, part, headerNames);
+    return this.allowed(part, analyzePart(this.compiled, part, headerNames));
+  }
+
+  private allowed(part: TextPart, found: Finding[]): Finding[] {
     if (this.allow.size === 0) return found;
     return found.filter((f) => !this.allow.has(normaliseValue(part.text.slice(f.start, f.end))));
   }
@@ -114,6 +121,10 @@ export class Analyzer {
     for (const f of extra) findings.push(f);
     const subjectParts = new Set(parts.filter((p) => p.kind === 'subject').map((p) => p.id));
     // Each part's findings are resolved already and overlaps are per part: only findings from outside need it.
-    return evaluateRules(this.ruleSet, extra.length > 0 ? resolveOverlaps(findings) : findings, subjectParts);
+    const all = extra.length > 0 ? resolveOverlaps(findings) : findings;
+    // Rules' own keywords and patterns after that: they belong to one rule each and never compete.
+    if (this.ruleMatchers.size > 0)
+      for (const part of parts) for (const f of this.allowed(part, this.ruleMatchers.find(part))) all.push(f);
+    return evaluateRules(this.ruleSet, all, subjectParts);
   }
 }

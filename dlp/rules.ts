@@ -1,13 +1,14 @@
 // Rules are data: which findings, in what combination, make a message PHI, and what to do about it.
 // The schema is strict so an admin's typo is refused with its path, never silently ignored.
 import { z } from 'zod';
+import { checkOwnMatchers, hasOwnMatchers, ownerPrefix } from './rule-matchers.js';
 import type { Action, Category, Finding, Verdict } from './types.js';
 
 /** A detector selector: a finding type ("US_SSN") or a category ("@health"). */
 const selector = z
   .string()
   .regex(
-    /^(@(strong|identifier|health|payload|care|deny|attachment)|[A-Z][A-Z0-9_]*)$/,
+    /^(@(strong|identifier|health|payload|care|deny|attachment|rule)|[A-Z][A-Z0-9_]*)$/,
     'a finding type like US_SSN or a category like @health',
   );
 
@@ -27,7 +28,23 @@ const nearCondition = z.strictObject({
 
 export const conditionSchema = z.union([anyCondition, nearCondition]);
 
-export const ruleSchema = z.strictObject({
+/** A rule's own regular expression: checked for safety with the rule (see rule-matchers.ts). */
+const rulePattern = z.strictObject({
+  /** Shown in the editor and in the finding's recognizer ("rule:<id>/pattern:<name>"). */
+  name: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/,
+      'letters, digits, spaces, dots, dashes and underscores (1–64)',
+    ),
+  regex: z.string().min(1),
+  /** The finding's score (default 1). */
+  score: z.number().min(0).max(1).optional(),
+  /** 'i' to ignore case; no other flag. */
+  flags: z.literal('i', "the only flag allowed is 'i' (ignore case)").optional(),
+});
+
+const ruleFields = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'lower-case letters, digits and dashes'),
   description: z.string().default(''),
   enabled: z.boolean().default(true),
@@ -37,8 +54,16 @@ export const ruleSchema = z.strictObject({
   monitorOnly: z.boolean().default(false),
   /** Findings scoring below this are ignored by the rule. */
   minScore: z.number().min(0).max(1).default(0.5),
-  /** All conditions must hold. */
-  conditions: z.array(conditionSchema).min(1),
+  /** All conditions must hold (none: the rule's keywords or patterns alone decide). */
+  conditions: z.array(conditionSchema).default([]),
+  /**
+   * Whole words or phrases (any case) that are findings of type RULE_KEYWORD for this rule alone. A rule with
+   * keywords or patterns fires only when at least one of them matches (scoring at least minScore), in addition
+   * to its conditions; its conditions may also select them (RULE_KEYWORD, RULE_PATTERN, @rule).
+   */
+  keywords: z.array(z.string()).optional(),
+  /** Regular expressions whose matches are findings of type RULE_PATTERN for this rule alone (see keywords). */
+  patterns: z.array(rulePattern).optional(),
   /**
    * Images of a message this rule protects, when it goes out as a secure pickup: on (redacted inside the
    * pickup), off (kept as they are; the pickup protects them), clear-copy (the original via the pickup, plus
@@ -46,6 +71,17 @@ export const ruleSchema = z.strictObject({
    * e.g. a rule about images alone). Unset: the gateway's redaction.gateway setting.
    */
   redaction: z.enum(['on', 'off', 'clear-copy']).optional(),
+});
+
+/** A rule: its fields, then the checks across them (a condition, keyword or pattern; safe patterns). */
+export const ruleSchema = ruleFields.superRefine((rule, ctx) => {
+  if (rule.conditions.length === 0 && !hasOwnMatchers(rule))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['conditions'],
+      message: `rule "${rule.id}": give at least one condition, keyword or pattern`,
+    });
+  for (const p of checkOwnMatchers(rule)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
 });
 
 export const ruleSetSchema = z.strictObject({
@@ -81,13 +117,36 @@ function setsOf(selectors: readonly string[]): { types: Set<string>; categories:
   return sets;
 }
 
-/** Indices of the findings that a selector list takes at a minimum score. */
-function select(selectors: readonly string[], findings: readonly Finding[], min: number): number[] {
+/**
+ * Indices of the findings that a selector list takes at a minimum score. A rule's own keyword and pattern
+ * findings (category 'rule') are taken only for the rule that owns them (`owner`: its recognizer prefix).
+ */
+function select(
+  selectors: readonly string[],
+  findings: readonly Finding[],
+  min: number,
+  owner: string,
+): number[] {
   const { types, categories } = setsOf(selectors);
   const out: number[] = [];
   for (let i = 0; i < findings.length; i++) {
     const f = findings[i]!;
-    if (f.score >= min && (categories.has(f.category) || types.has(f.type))) out.push(i);
+    if (
+      f.score >= min &&
+      (categories.has(f.category) || types.has(f.type)) &&
+      (f.category !== 'rule' || f.recognizer.startsWith(owner))
+    )
+      out.push(i);
+  }
+  return out;
+}
+
+/** The rule's own keyword and pattern findings at its minimum score. */
+function ownFindings(findings: readonly Finding[], min: number, owner: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < findings.length; i++) {
+    const f = findings[i]!;
+    if (f.category === 'rule' && f.score >= min && f.recognizer.startsWith(owner)) out.push(i);
   }
   return out;
 }
@@ -102,16 +161,17 @@ function evaluateCondition(
   findings: readonly Finding[],
   ruleMin: number,
   subjectParts: ReadonlySet<string>,
+  owner: string,
 ): number[] | null {
   const min = c.minScore ?? ruleMin;
   if ('any' in c) {
-    const hits = select(c.any, findings, min);
+    const hits = select(c.any, findings, min, owner);
     return hits.length >= c.minCount ? hits : null;
   }
   const [as, bs] = c.near;
-  const a = select(as, findings, min);
+  const a = select(as, findings, min, owner);
   if (a.length === 0) return null;
-  const b = select(bs, findings, min);
+  const b = select(bs, findings, min, owner);
   if (b.length === 0) return null;
   const pairedA = pairedWith(a, b, findings, c.window, subjectParts);
   if (pairedA.length === 0) return null;
@@ -232,9 +292,16 @@ export function evaluateRules(
   for (const rule of ruleSet.rules) {
     if (!rule.enabled) continue;
     const contributing: number[][] = [];
+    const owner = ownerPrefix(rule.id);
+    // A rule with keywords or patterns needs one of them, besides its conditions.
+    if (hasOwnMatchers(rule)) {
+      const own = ownFindings(findings, rule.minScore, owner);
+      if (own.length === 0) continue;
+      contributing.push(own);
+    }
     let fired = true;
     for (const c of rule.conditions) {
-      const hits = evaluateCondition(c, findings, rule.minScore, subjectParts);
+      const hits = evaluateCondition(c, findings, rule.minScore, subjectParts, owner);
       if (!hits) {
         fired = false;
         break;

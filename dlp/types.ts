@@ -16,7 +16,9 @@ export type Category =
   /** An admin's deny-list term: always counts. */
   | 'deny'
   /** An attachment that could hold PHI but cannot be read as text (image, encrypted, corrupt). */
-  | 'attachment';
+  | 'attachment'
+  /** A rule's own keyword or pattern (RULE_KEYWORD, RULE_PATTERN): counted by that rule alone. */
+  | 'rule';
 
 /** A decoded piece of a message, scanned on its own. */
 export interface TextPart {

@@ -1,5 +1,5 @@
-// Admin pages and JSON for the DLP rules: the rules in force with their 7-day counts, a rule editor, the
-// allow/deny lists and MRN formats, a YAML view, versions with diffs and rollback, drafts, and the live
+// Admin pages and JSON for the DLP rules: the rules in force with their 7-day counts, a rule editor (with the
+// rule's own keywords and patterns), the allow/deny lists and MRN formats, a YAML view, versions with diffs and rollback, drafts, and the live
 // tester. Every change needs a reason and becomes a version; nothing of the tester's input is kept or logged.
 import { isDeepStrictEqual } from 'node:util';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -13,6 +13,7 @@ import type { Store } from '../store/store.js';
 import { html, SafeHtml } from './html.js';
 import { hunks, lineDiff } from './line-diff.js';
 import { MultipartError, multipartBoundary, parseMultipart } from './multipart.js';
+import { formatPatternLines, parseKeywordLines, parsePatternLines } from './rule-lines.js';
 import {
   checkRuleSet,
   checkRuleYaml,
@@ -49,6 +50,26 @@ function when(ms: number): string {
 
 function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
+}
+
+/** "Keywords: a, b, c (+2 more) · Patterns: study-id" for the rules list; empty when the rule has none. */
+function ownMatchersLine(rule: Rule): SafeHtml {
+  const kw = rule.keywords ?? [];
+  const pats = rule.patterns ?? [];
+  if (kw.length === 0 && pats.length === 0) return html``;
+  const more = (n: number) => (n > 0 ? ` (+${n} more)` : '');
+  const items = [
+    ...(kw.length ? [`Keywords: ${kw.slice(0, 3).join(', ')}${more(kw.length - 3)}`] : []),
+    ...(pats.length
+      ? [
+          `Patterns: ${pats
+            .slice(0, 3)
+            .map((p) => p.name)
+            .join(', ')}${more(pats.length - 3)}`,
+        ]
+      : []),
+  ];
+  return html`<span class="rule-desc rule-matchers">${items.join(' · ')}</span>`;
 }
 
 function times(n: number): string {
@@ -174,7 +195,7 @@ ${draft ? html`<p class="draft-note">You have a draft saved ${when(draft.updated
 <thead><tr><th scope="col">Rule</th><th scope="col">Action</th><th scope="col">Last 7 days</th><th scope="col">Thresholds</th></tr></thead>
 <tbody>${ruleSet.rules.map((rule) => {
         const n = rule.monitorOnly ? (counts.monitored.get(rule.id) ?? 0) : (counts.fired.get(rule.id) ?? 0);
-        return html`<tr${new SafeHtml(rule.enabled ? '' : ' class="disabled"')}><td><a href="/admin/rules/rule/${rule.id}" class="rule-id">${rule.id}</a><span class="rule-desc">${rule.description}</span></td>
+        return html`<tr${new SafeHtml(rule.enabled ? '' : ' class="disabled"')}><td><a href="/admin/rules/rule/${rule.id}" class="rule-id">${rule.id}</a><span class="rule-desc">${rule.description}</span>${ownMatchersLine(rule)}</td>
 <td><span class="kind action-${rule.action}">${rule.action}</span>${rule.monitorOnly ? html` <span class="kind monitor">monitor only</span>` : ''}${rule.enabled ? '' : html` <span class="kind off">disabled</span>`}</td>
 <td>${!rule.enabled ? html`<span class="note">off</span>` : rule.monitorOnly ? html`would have fired <strong>${times(n)}</strong>` : html`fired <strong>${times(n)}</strong>`}</td>
 <td class="thresholds">score ≥ ${rule.minScore}${rule.conditions.map((c) => ('any' in c ? (c.minCount > 1 ? html`, ≥ ${c.minCount} findings` : '') : html`, within ${c.window} chars`))}</td></tr>`;
@@ -207,10 +228,12 @@ ${draft ? html`<p class="draft-note">You have a draft saved ${when(draft.updated
     const data = parseDocument(yamlText).toJS() as { rules?: Array<{ id?: unknown; conditions?: unknown }> };
     return data.rules?.find((x) => x.id === id)?.conditions;
   };
-  const conditionsYaml = (rule: Rule | undefined, version: RuleVersion) =>
-    rule
-      ? ruleSetToYaml(rawConditions(version.yaml, rule.id))
-      : "- any: ['@strong']\n- any: ['@health', '@care']\n";
+  const conditionsYaml = (rule: Rule | undefined, version: RuleVersion) => {
+    if (!rule) return "- any: ['@strong']\n- any: ['@health', '@care']\n";
+    const raw = rawConditions(version.yaml, rule.id);
+    // No conditions: the rule's keywords or patterns alone decide; an empty field says so.
+    return raw === undefined || (Array.isArray(raw) && raw.length === 0) ? '' : ruleSetToYaml(raw);
+  };
   const ruleForm = (
     req: Request,
     res: Response,
@@ -261,13 +284,24 @@ ${fieldErrors(errors, at('action'))}
 <input id="minScore" name="minScore" inputmode="decimal" value="${val('minScore', String(o.rule?.minScore ?? 0.5))}" aria-describedby="minScore-hint">
 ${fieldErrors(errors, at('minScore'))}
 <label for="conditions">Conditions (YAML; all must hold)</label>
-<p class="hint" id="conditions-hint"><code>- any: ['@strong']</code> with optional <code>minCount</code> and <code>minScore</code>, or <code>- near: [['@identifier'], ['@health']]</code> with <code>window</code> in characters. Selectors are finding types (<code>US_SSN</code>, <code>DENY_TERM</code>) or categories (<code>@strong @identifier @health @care @payload @deny @attachment</code>).</p>
+<p class="hint" id="conditions-hint"><code>- any: ['@strong']</code> with optional <code>minCount</code> and <code>minScore</code>, or <code>- near: [['@identifier'], ['@health']]</code> with <code>window</code> in characters. Selectors are finding types (<code>US_SSN</code>, <code>DENY_TERM</code>, <code>RULE_KEYWORD</code>) or categories (<code>@strong @identifier @health @care @payload @deny @attachment @rule</code>). Leave empty when this rule's keywords or patterns alone should decide.</p>
 <textarea id="conditions" name="conditions" rows="6" class="code" spellcheck="false" aria-describedby="conditions-hint">${val('conditions', conditionsYaml(o.rule, o.version))}</textarea>
 ${fieldErrors(errors, (p) => at('conditions')(p) || p === 'conditions')}
+<fieldset class="own-matchers"><legend>This rule's keywords and patterns</legend>
+<p class="hint" id="own-hint">When a rule has keywords or patterns, at least one of them must match for it to fire, as well as its conditions. Their matches are findings of type <code>RULE_KEYWORD</code> and <code>RULE_PATTERN</code> (category <code>@rule</code>) that only this rule counts.</p>
+<label for="keywords">Keywords (one per line)</label>
+<p class="hint" id="keywords-hint">Whole words or phrases, any case, e.g. <code>Project Nightingale</code>. 2–100 characters each, at most 200.</p>
+<textarea id="keywords" name="keywords" rows="4" spellcheck="false" aria-describedby="own-hint keywords-hint">${val('keywords', (o.rule?.keywords ?? []).join('\n'))}</textarea>
+${fieldErrors(errors, at('keywords'), 'keywords-errors')}
+<label for="patterns">Patterns (one per line: <code>name: regular expression</code>)</label>
+<p class="hint" id="patterns-hint">E.g. <code>study-id: NGL-\\d{4,6}\\b</code>. After the name, <code>(i)</code> ignores case and a number sets the score: <code>ticket (i, 0.8): TCK\\d{6}</code>. Refused: repetition without an upper bound (<code>+</code>, <code>*</code>: write <code>\\d{1,12}</code>), wide ranges side by side (at most 64 ways of matching at one place), a repeated group holding a repetition or overlapping alternatives, back-references, look-arounds, and patterns that match empty text.</p>
+<textarea id="patterns" name="patterns" rows="4" class="code" spellcheck="false" aria-describedby="own-hint patterns-hint">${val('patterns', formatPatternLines(o.rule?.patterns))}</textarea>
+${fieldErrors(errors, at('patterns'), 'patterns-errors')}
+</fieldset>
 ${reasonField(val('reason', ''), errors)}
 ${submitButtons()}
 </form>
-<p class="note">Deny-list terms (keywords) and your MRN patterns are shared by all rules: edit them under <a href="/admin/rules/lists">Allow, deny &amp; MRN formats</a>.</p>`,
+<p class="note">The keywords and patterns above belong to this rule. Deny-list terms and your MRN formats are shared by all rules: edit them under <a href="/admin/rules/lists">Allow, deny &amp; MRN formats</a>.</p>`,
       o.status ?? 200,
     );
   };
@@ -332,9 +366,18 @@ ${submitButtons()}
     const { version, ruleSet } = await inForce();
     const body = req.body as Record<string, unknown>;
     const values = Object.fromEntries(
-      ['id', 'description', 'enabled', 'monitorOnly', 'action', 'minScore', 'conditions', 'reason'].map(
-        (k) => [k, str(body[k])],
-      ),
+      [
+        'id',
+        'description',
+        'enabled',
+        'monitorOnly',
+        'action',
+        'minScore',
+        'conditions',
+        'keywords',
+        'patterns',
+        'reason',
+      ].map((k) => [k, str(body[k])]),
     ) as Record<string, string>;
     const id = isNew ? values.id!.trim() : String(req.params.id);
     const index = ruleSet.rules.findIndex((x) => x.id === id);
@@ -351,6 +394,11 @@ ${submitButtons()}
         path: 'conditions',
         message: `not valid YAML: ${condDoc.errors[0]!.message.split('\n')[0]}`,
       });
+    const slot = isNew ? ruleSet.rules.length : index;
+    const kw = parseKeywordLines(values.keywords ?? '');
+    const pats = parsePatternLines(values.patterns ?? '');
+    for (const e of pats.errors)
+      pre.push({ path: `rules.${slot}.patterns`, message: `line ${e.line}: ${e.message}` });
     const fields = {
       ...(isNew ? { id } : {}),
       description: values.description!.trim(),
@@ -358,27 +406,51 @@ ${submitButtons()}
       action: values.action,
       monitorOnly: values.monitorOnly === 'on',
       minScore: numberOrRaw(values.minScore ?? ''),
-      conditions: condDoc.errors.length ? [] : (condDoc.toJS() as unknown),
+      // An empty field: no conditions (the rule's keywords or patterns alone decide).
+      conditions:
+        condDoc.errors.length || (values.conditions ?? '').trim() === '' ? [] : (condDoc.toJS() as unknown),
+      keywords: kw.keywords,
+      patterns: pats.patterns,
     };
+    /** Schema errors about the i-th keyword or pattern, told by the line it came from. */
+    const byLine = (errors: RuleError[]) =>
+      errors.map((e) => {
+        const m = new RegExp(`^rules\\.${slot}\\.(keywords|patterns)\\.(\\d+)(\\.|$)`).exec(e.path);
+        const line = m ? (m[1] === 'keywords' ? kw.lines : pats.lines)[Number(m[2])] : undefined;
+        return line ? { ...e, message: `line ${line}: ${e.message}` } : e;
+      });
     const yaml =
       pre.length > 0
         ? null
         : editYaml(version.yaml, (doc) => {
-            if (isNew) doc.addIn(['rules'], doc.createNode(fields));
+            // Keywords and patterns are written only when there are some.
+            const own = (k: string, v: unknown) => (k === 'keywords' || k === 'patterns') && Array.isArray(v);
+            if (isNew)
+              doc.addIn(
+                ['rules'],
+                doc.createNode(
+                  Object.fromEntries(
+                    Object.entries(fields).filter(([k, v]) => !own(k, v) || (v as unknown[]).length > 0),
+                  ),
+                ),
+              );
             else {
               // Only what changed is written, so the version's diff shows exactly the edit.
-              const was = { ...ruleSet.rules[index]!, conditions: rawConditions(version.yaml, id) } as Record<
-                string,
-                unknown
-              >;
-              for (const [k, v] of Object.entries(fields))
-                if (!isDeepStrictEqual(was[k], v))
-                  doc.setIn(['rules', index, k], k === 'conditions' ? doc.createNode(v) : v);
+              const was = {
+                ...ruleSet.rules[index]!,
+                conditions: rawConditions(version.yaml, id) ?? [],
+              } as Record<string, unknown>;
+              for (const [k, v] of Object.entries(fields)) {
+                if (own(k, v) && (v as unknown[]).length === 0) {
+                  if (was[k] !== undefined) doc.deleteIn(['rules', index, k]);
+                } else if (!isDeepStrictEqual(was[k], v))
+                  doc.setIn(['rules', index, k], typeof v === 'object' ? doc.createNode(v) : v);
+              }
             }
           });
     const rule = isNew ? undefined : ruleSet.rules[index];
     await commit(req, res, yaml, pre, (errors, status) =>
-      ruleForm(req, res, { rule, isNew, version, values, errors, status }),
+      ruleForm(req, res, { rule, isNew, version, values, errors: byLine(errors), status }),
     );
   };
   r.post('/admin/rules/new', admin, forms, auth.csrf, saveRule(true));
@@ -426,7 +498,7 @@ ${lineErrors('deny')}
 <textarea id="allow" name="allow" rows="5" spellcheck="false" aria-describedby="allow-hint allow-errors">${val('allow')}</textarea>
 ${lineErrors('allow')}
 <label for="mrnFormats">Your organisation's MRN formats (regular expressions, one per line)</label>
-<p class="hint" id="mrn-hint">E.g. <code>MR-\d{7}</code>. A match counts as an MRN (<code>@strong</code>). Patterns that could take exponential time (a repeated group containing a repetition), back-references and look-arounds are refused.</p>
+<p class="hint" id="mrn-hint">E.g. <code>MR-\\d{7}</code>. A match counts as an MRN (<code>@strong</code>). Patterns that could take exponential time (a repeated group containing a repetition), back-references and look-arounds are refused.</p>
 <textarea id="mrnFormats" name="mrnFormats" rows="4" class="code" spellcheck="false" aria-describedby="mrn-hint mrnFormats-errors">${val('mrnFormats')}</textarea>
 ${lineErrors('mrnFormats')}
 ${reasonField(o.values?.reason ?? '', errors)}

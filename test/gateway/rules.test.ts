@@ -43,12 +43,28 @@ describe('gateway rules source', () => {
 
       await writeFile(file, 'version: 1\nrules:\n  - id: Bad Id\n    conditions: []\n');
       const end2 = Date.now() + 5000;
-      while (Date.now() < end2 && source.error === null) await new Promise((r) => setTimeout(r, 25));
+      // A poll may see the file truncated mid-write first (refused too); wait for the written file's reason.
+      while (Date.now() < end2 && !/rules\.0\.id/.test(source.error ?? ''))
+        await new Promise((r) => setTimeout(r, 25));
       expect(source.error).to.match(/rules\.0\.id/);
       expect(source.analyzer.analyze(text).phi, 'previous rules still in force').to.equal(true);
     } finally {
       source.close();
     }
+  });
+
+  it('refuses a file whose rule has an unsafe pattern, naming the file, the rule and the field', async () => {
+    const pack = parse(readFileSync(DEFAULT_RULES_FILE, 'utf8')) as { rules: unknown[] };
+    pack.rules.push({
+      id: 'study',
+      keywords: ['Project Bluebird'],
+      patterns: [{ name: 'p', regex: '(a|aa)+' }],
+    });
+    const file = path.join(dir, 'rules.yaml');
+    await writeFile(file, stringify(pack));
+    expect(() => loadAnalyzer(file)).to.throw(
+      /rules\.yaml: rules are invalid:\n {2}rules\.6\.patterns\.0\.regex: rule "study", pattern "p": refused/,
+    );
   });
 
   it('refuses a missing or non-YAML file with a clear message', async () => {
