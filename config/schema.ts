@@ -155,6 +155,11 @@ export const dlpSchema = z.strictObject({
     .int()
     .positive()
     .default(2 * SECOND),
+  /**
+   * Threads that parse and scan messages off the main thread (which keeps SMTP intake, the queue and
+   * delivery). Default: 1 on a machine with 2 or more CPUs, else 0 (scan on the main thread).
+   */
+  scanThreads: z.number().int().min(0).max(16).optional(),
 });
 
 const domainList = z.array(z.string().toLowerCase()).default([]);

@@ -17,6 +17,7 @@ import { PlainCache } from './plain-cache.js';
 import { Pump } from './pump.js';
 import { RulesSource } from './rules.js';
 import { DlpScanner, type Scanner } from './scan.js';
+import { ScanPool } from './scan-pool.js';
 import { retryDelay } from './retry.js';
 import { recoverSpool } from './spool.js';
 import { SenderNotices } from './sender-notices.js';
@@ -44,6 +45,7 @@ export class Gateway {
   private readonly workers: MessageWorkers;
   private readonly delivery: Delivery;
   readonly rules?: RulesSource;
+  private readonly scanPool?: ScanPool;
   private sweeper?: NodeJS.Timeout;
   private readonly senderNotices: SenderNotices;
   private stopPurger?: () => void;
@@ -67,7 +69,9 @@ export class Gateway {
         log,
         config.dlp.rulesFile ? undefined : SHIPPED_RULES_FILE,
       );
-      scanner = new DlpScanner(this.rules);
+      const threads = config.dlp.scanThreads ?? (os.availableParallelism() >= 2 ? 1 : 0);
+      if (threads > 0) scanner = this.scanPool = new ScanPool(this.rules, threads, log);
+      else scanner = new DlpScanner(this.rules);
     }
     const hostname = config.smtp.hostname ?? os.hostname();
     if (config.redaction.gateway !== 'off') {
@@ -188,6 +192,7 @@ export class Gateway {
     await this.resumeOwnWork();
     this.rules?.watch(this.opts.config.dlp.reloadInterval);
     this.rules?.warm();
+    await this.scanPool?.start();
     this.messagePump.start();
     this.deliveryPump.start();
     // Work abandoned by a crashed worker or node (expired lease) goes back to the queue.
@@ -253,6 +258,7 @@ export class Gateway {
     await this.workers.release(unprocessed);
     await this.delivery.release(undelivered);
     await this.transport.close();
+    await this.scanPool?.close();
     await this.images?.close();
     log.info({ evt: 'GATEWAY_STOPPED' }, 'gateway stopped');
   }

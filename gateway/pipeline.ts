@@ -59,14 +59,17 @@ export interface Stage {
 
 const CONTINUE: StageVerdict = { verdict: 'continue' };
 
+/** mailparser options for every parse of a message (the pipeline's and the scan threads'). */
+export const PARSE_OPTIONS = {
+  skipImageLinks: true,
+  skipTextLinks: true,
+  maxHtmlLengthToParse: 10 * 1024 * 1024,
+};
+
 export const parseStage: Stage = {
   name: 'parse',
   async run(ctx) {
-    ctx.parsed = await simpleParser(ctx.raw, {
-      skipImageLinks: true,
-      skipTextLinks: true,
-      maxHtmlLengthToParse: 10 * 1024 * 1024,
-    });
+    ctx.parsed = await simpleParser(ctx.raw, PARSE_OPTIONS);
     return CONTINUE;
   },
 };
@@ -76,7 +79,7 @@ export function scanStage(scanner: Scanner): Stage {
     name: 'scan',
     async run(ctx, signal) {
       if (!ctx.parsed) throw new GatewayError('STAGE_FAILED', 'scan before parse');
-      ctx.verdict = await scanner.scan(ctx.parsed, signal);
+      ctx.verdict = await scanner.scan(ctx.parsed, signal, ctx.raw);
       return CONTINUE;
     },
   };

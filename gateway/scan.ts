@@ -8,7 +8,8 @@ import { extractParts, type AttachmentFlag, type ExtractLimits } from './extract
 export type { Verdict };
 
 export interface Scanner {
-  scan(parsed: ParsedMail, signal?: AbortSignal): Promise<Verdict>;
+  /** `raw`: the message as received, for scanners that parse it themselves (scan threads). */
+  scan(parsed: ParsedMail, signal?: AbortSignal, raw?: Buffer): Promise<Verdict>;
 }
 
 /** Display names of the recipients: a recipient named in the text near health facts is PHI. */

@@ -1,0 +1,55 @@
+// A scan thread: parses a message and runs the DLP analyzer on it, off the main thread, with the rule set
+// the main thread has in force (sent as its YAML text). It answers with the verdict (types and positions,
+// never matched text) or an error code; it never logs, stores or sends anything.
+import { parentPort, workerData } from 'node:worker_threads';
+import { simpleParser } from 'mailparser';
+import { errorCode } from '../config/errors.js';
+import type { Analyzer } from '../dlp/analyzer.js';
+import { PARSE_OPTIONS } from './pipeline.js';
+import { analyzerFromText, warmAnalyzer } from './rules.js';
+import { DlpScanner } from './scan.js';
+
+export interface ScanWorkerData {
+  rulesText: string;
+}
+
+export type ScanRequest = { type: 'rules'; text: string } | { type: 'scan'; id: number; raw: Uint8Array };
+
+export type ScanReply =
+  | { type: 'ready' }
+  | { type: 'result'; id: number; verdict: import('../dlp/types.js').Verdict }
+  | { type: 'result'; id: number; error: string };
+
+const port = parentPort!;
+const data = workerData as ScanWorkerData;
+let analyzer: Analyzer = analyzerFromText(data.rulesText, 'rules in force');
+const scanner = new DlpScanner({
+  get analyzer() {
+    return analyzer;
+  },
+});
+
+port.on('message', (msg: ScanRequest) => {
+  if (msg.type === 'rules') {
+    // The main thread validated this text before putting it in force; a failure here keeps the old rules.
+    try {
+      analyzer = analyzerFromText(msg.text, 'rules in force');
+    } catch {
+      // keep the rules in force
+    }
+    return;
+  }
+  void (async () => {
+    try {
+      const raw = Buffer.from(msg.raw.buffer, msg.raw.byteOffset, msg.raw.byteLength);
+      const verdict = await scanner.scan(await simpleParser(raw, PARSE_OPTIONS));
+      port.postMessage({ type: 'result', id: msg.id, verdict } satisfies ScanReply);
+    } catch (err) {
+      // A code only: library messages may quote the input they choked on.
+      port.postMessage({ type: 'result', id: msg.id, error: errorCode(err) } satisfies ScanReply);
+    }
+  })();
+});
+
+warmAnalyzer(analyzer);
+port.postMessage({ type: 'ready' } satisfies ScanReply);
