@@ -57,6 +57,7 @@ interface CompiledPattern {
   name: string;
   regex: RegExp;
   score: number;
+  triggers?: readonly string[];
 }
 
 interface CompiledPatternRecognizer {
@@ -97,6 +98,7 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
     const patterns = r.patterns.map((p) => ({
       name: p.name,
       score: p.score,
+      triggers: p.triggers,
       // 'd' gives the exact position of an `id` group (its text may also occur inside the label).
       regex: new RegExp(
         p.regex.source,
@@ -231,9 +233,17 @@ function hasContext(positions: ContextPositions, start: number, end: number, win
   return false;
 }
 
+/** Whether the lower-cased text holds one of a pattern's triggers (true when it has none). */
+export function hasTrigger(lower: string, triggers: readonly string[] | undefined): boolean {
+  if (triggers === undefined) return true;
+  for (const t of triggers) if (lower.includes(t)) return true;
+  return false;
+}
+
 function runPattern(
   rec: CompiledPatternRecognizer,
   text: string,
+  lower: string,
   part: string,
   contextOf: (re: RegExp) => ContextPositions,
 ): Finding[] {
@@ -244,6 +254,7 @@ function runPattern(
   // (A test stops at the first label; all their positions are found only once a pattern matches.)
   if (spec.requireContext && rec.context && contextOf(rec.context).length === 0) return out;
   for (const pattern of rec.patterns) {
+    if (!hasTrigger(lower, pattern.triggers)) continue;
     const re = pattern.regex;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
@@ -355,7 +366,8 @@ export function analyzePart(
   };
   // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
   for (const rec of compiled) {
-    if (rec.kind === 'pattern') for (const f of runPattern(rec, text, part.id, contextOf)) findings.push(f);
+    if (rec.kind === 'pattern')
+      for (const f of runPattern(rec, text, safeLower, part.id, contextOf)) findings.push(f);
     else {
       for (const f of rec.spec.analyze(text, ctx)) {
         findings.push({

@@ -383,6 +383,7 @@ const ndc: PatternRecognizer = {
         'u',
       ),
       score: 0.5,
+      triggers: ['ndc'],
     },
   ],
   context: [

@@ -1,7 +1,9 @@
-// The engine's overlap resolution: which of two findings on the same text survives, and in what order they come out.
-// It must never drop a finding that nothing of its own part and category covers.
+// The engine's overlap resolution (which of two findings on the same text survives, and in what order they come out)
+// and its pattern triggers. It must never drop a finding that nothing of its own part and category covers, and a
+// trigger must never keep a pattern from a text it matches.
 import { expect } from 'chai';
-import { resolveOverlaps } from '../../dlp/engine.js';
+import { analyzePart, compileRecognizers, hasTrigger, resolveOverlaps } from '../../dlp/engine.js';
+import { builtinRecognizers } from '../../dlp/recognizers/index.js';
 import type { Category, Finding } from '../../dlp/types.js';
 
 function f(
@@ -99,4 +101,45 @@ describe('dlp engine resolveOverlaps', () => {
     resolveOverlaps(input);
     expect(input.map(key)).to.deep.equal(copy);
   });
+});
+
+describe('dlp engine pattern triggers', () => {
+  // [lower-cased text, triggers, whether the pattern runs]
+  const cases: Array<[string, readonly string[] | undefined, boolean]> = [
+    ['see https://example.org', ['http', 'www.'], true],
+    ['visit www.example.org', ['http', 'www.'], true],
+    ['p.o. box 12', ['box', 'apo'], true],
+    ['call +44 20 7946 0958', ['+'], true],
+    ['any text at all', undefined, true],
+    ['see the portal', ['http', 'www.'], false],
+    ['the web site is down', ['http', 'www.'], false],
+    ['call 20 7946 0958', ['+'], false],
+    ['', ['box'], false],
+    ['b o x', ['box'], false],
+    ['ndc', [], false],
+  ];
+  for (const [lower, triggers, runs] of cases)
+    it(`${runs ? 'runs' : 'skips'} ${JSON.stringify(triggers)} on "${lower}"`, () =>
+      expect(hasTrigger(lower, triggers)).to.equal(runs));
+
+  // Patterns with triggers still find their matches in any case; without a trigger in the text they find nothing.
+  const compiled = compileRecognizers(builtinRecognizers());
+  const found: Array<[string, string[]]> = [
+    ['See HTTPS://Portal.Example.ORG/records for the form.', ['URL@4-38']],
+    ['Visit WWW.EXAMPLE.ORG today.', ['URL@6-21']],
+    ['Mail it to P.O. BOX 1234, Springfield, IL 62704.', ['STREET_ADDRESS@11-47']],
+    ['PSC 0413, Box 8144, APO AA 42323', ['STREET_ADDRESS@0-32']],
+    ['Call +44 20 7946 0958 tomorrow.', ['PHONE_NUMBER@5-21']],
+    ['NDC 00093721410 dispensed', ['NDC_CODE@4-15']],
+    ['The box of gloves is in the office; see the portal.', []],
+    ['Grand total 00093721410', []],
+    ['Visit the web site or write to the post office.', []],
+  ];
+  for (const [text, expected] of found)
+    it(`finds ${expected.length ? expected.join(', ') : 'nothing'} in "${text}"`, () =>
+      expect(
+        analyzePart(compiled, { id: 'text', text, kind: 'body' })
+          .filter((x) => x.category !== 'care')
+          .map((x) => `${x.type}@${x.start}-${x.end}`),
+      ).to.deep.equal(expected));
 });
