@@ -45,6 +45,13 @@ export interface PatternSpec {
   /** Must be linear-time safe: no nested quantifiers, bounded repetition. Flags g (and i where needed) added by the engine. */
   regex: RegExp;
   score: number;
+  /**
+   * A prefilter: lower-case ASCII strings, one of which the text must hold for `regex` to match at all (in the match or
+   * in what its lookarounds read; compared without case). A part that holds none of them is not searched with this
+   * pattern (a search is a pass over the part; `includes` is a fraction of one). Only letters whose sole case variants
+   * are ASCII: not k or s, which the i and u flags also match to K (U+212A) and ſ (U+017F).
+   */
+  triggers?: readonly string[];
 }
 
 export interface PatternRecognizer {

@@ -299,6 +299,7 @@ const phone: PatternRecognizer = {
       name: 'phone-international',
       regex: new RegExp(String.raw`(?<![\p{L}\p{N}_+])${INTERNATIONAL}${EXTENSION}${PHONE_END}`, 'iu'),
       score: 0.6,
+      triggers: ['+'],
     },
   ],
   context: PHONE_CONTEXT,
@@ -390,6 +391,7 @@ const url: PatternRecognizer = {
         'iu',
       ),
       score: 0.3,
+      triggers: ['http', 'www.'],
     },
   ],
 };

@@ -379,7 +379,13 @@ const streetAddress: PatternRecognizer = {
     // "1420 N Oak Avenue, Apt 3B, Springfield, IL 62704"
     { name: 'us-street', regex: new RegExp(US_STREET, 'u'), score: 0.7 },
     // "PO Box 123", "PSC 0413, Box 8144, APO AA 42323"
-    { name: 'po-box', regex: new RegExp(String.raw`${PO_BOX}|${MILITARY}`, 'u'), score: 0.7 },
+    {
+      name: 'po-box',
+      regex: new RegExp(String.raw`${PO_BOX}|${MILITARY}`, 'u'),
+      score: 0.7,
+      // "Box" in one of its cases, or a military post office.
+      triggers: ['box', 'apo', 'fpo', 'dpo'],
+    },
   ],
   context: ADDRESS_CONTEXT,
   validate: notOrdinaryWords,
