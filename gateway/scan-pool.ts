@@ -96,8 +96,9 @@ class ScanThread {
     const id = this.nextId++;
     return new Promise<Verdict>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      // A copy: the caller keeps its buffer (the pipeline goes on with it).
-      worker.postMessage({ type: 'scan', id, raw: new Uint8Array(raw) } satisfies ScanRequest);
+      // A copy, moved (not cloned again) to the thread: the caller keeps its buffer for the pipeline.
+      const copy = new Uint8Array(raw);
+      worker.postMessage({ type: 'scan', id, raw: copy } satisfies ScanRequest, [copy.buffer]);
       signal?.addEventListener(
         'abort',
         () => {
