@@ -19,7 +19,7 @@
 // Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places, street words, titles.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { FIRST_NAMES, SURNAMES } from '../data/person-names.js';
+import { FIRST_NAMES, OTHER_NAMES, SURNAMES } from '../data/person-names.js';
 import type { AnalyzeContext, CustomRecognizer, Finding, Recognizer } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -30,6 +30,8 @@ function wordSet(list: string): Set<string> {
 
 const FIRST = wordSet(FIRST_NAMES);
 const LAST = wordSet(SURNAMES);
+/** Names of many countries that no given- or family-name list holds (also places and firms): a lone word with a person's context. */
+const OTHER = wordSet(OTHER_NAMES);
 const COMMON = wordSet(COMMON_WORDS);
 /** Health vocabulary is never a name ("Hepatitis B Vaccine", "Lisinopril Metformin"). */
 const MEDICAL = new Set(vocabularyWords());
@@ -893,7 +895,9 @@ class NameScanner {
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
-      if (kind === Kind.First && (beforeLone || after || addressed || this.speakerLabel(first)))
+      // A listed name of another country counts where a given name would ("Tomomi is from …", "Kuba, can I …").
+      const given = kind === Kind.First || (kind === Kind.Unknown && this.listed(first));
+      if (given && (beforeLone || after || addressed || this.speakerLabel(first)))
         return Math.max(score, 0.55);
       if (
         (kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) &&
@@ -922,6 +926,11 @@ class NameScanner {
     const next = i + 1;
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
     return PERSON_ONLY_VERBS.has(this.word(next));
+  }
+
+  /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
+  listed(i: number): boolean {
+    return this.t.shape[i] !== Shape.Lower && this.kind(i) === Kind.Unknown && OTHER.has(this.word(i));
   }
 
   /** An unknown capitalised word that looks like a name: letters with diacritics ("Kónya") or a surname ending. */

@@ -2,7 +2,7 @@
 // names (common words, sentence starts, places, organisations). Tables have more negative rows than positive ones.
 import { expect } from 'chai';
 import { COMMON_WORDS } from '../../dlp/data/common-words.js';
-import { FIRST_NAMES, SURNAMES } from '../../dlp/data/person-names.js';
+import { FIRST_NAMES, OTHER_NAMES, SURNAMES } from '../../dlp/data/person-names.js';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
 import { nameRecognizers, personNameRecognizer } from '../../dlp/recognizers/names.js';
 import type { Finding } from '../../dlp/types.js';
@@ -272,16 +272,26 @@ describe('dlp person names', () => {
     const words = (list: string) => new Set(list.split(/\s+/).filter(Boolean));
     const first = words(FIRST_NAMES);
     const last = words(SURNAMES);
+    const other = words(OTHER_NAMES);
     const common = words(COMMON_WORDS);
 
-    it('holds a few thousand common given names and surnames, lower-case without accents', () => {
-      expect(first.size).to.be.within(4000, 8000);
+    it('holds given names of many countries and the common US surnames, lower-case without accents', () => {
+      expect(first.size).to.be.within(40_000, 70_000);
       expect(last.size).to.be.within(8000, 12000);
       for (const w of ['sophia', 'liam', 'harper', 'james', 'maria', 'soren'])
         expect(first.has(w), w).to.equal(true);
       for (const w of ['smith', 'johnson', 'garcia', 'nguyen', 'patel', 'kowalski'])
         expect(last.has(w), w).to.equal(true);
       for (const w of [...first].slice(0, 500)) expect(w).to.match(/^[a-z][a-z'-]+$/);
+      for (const w of [...other].slice(0, 500)) expect(w).to.match(/^[a-z][a-z'-]+$/);
+    });
+
+    it('keeps English words, health words and census surnames out of the international lists', () => {
+      // Census surnames stay surnames even where a given-name list has them ("Thompson" opens no name after "Will").
+      for (const w of ['thompson', 'martinez', 'nguyen']) expect(first.has(w), w).to.equal(false);
+      for (const w of ['beverage', 'viral', 'access', 'accounting', 'insulin', 'metformin', 'diabetes'])
+        expect(first.has(w) || last.has(w) || other.has(w), w).to.equal(false);
+      for (const w of [...other].slice(0, 2000)) expect(first.has(w) || last.has(w), w).to.equal(false);
     });
 
     it('knows which names are everyday words', () => {
