@@ -130,6 +130,10 @@ const APPOSITION_OPENERS = wordSet(
 );
 /** Pronouns of a person: a name followed by one ("Ann Lee listed her …", "given Ann his address") is someone's. */
 const PERSON_PRONOUNS = wordSet('his her himself herself');
+/** Words before a lone given name that make it no plain mention: a thing named after someone, or a place. */
+const NOT_MENTION_BEFORE = wordSet(
+  'the a an this that these those our your their my its to in at from near into via of hi hello hey dear thanks thank regards best cheers',
+);
 /** Auxiliaries before a subject in a question or a clause ("Why is Ivan so …", "did Ivan call"). */
 const AUXILIARIES = wordSet('is was does did has had can could would will should');
 /** Words that join two names of people ("said Carla to Sandra", "Marrero and Murphy"). */
@@ -958,6 +962,7 @@ class NameScanner {
           this.roleAfter(last))
       )
         return Math.max(score, 0.55);
+      if (kind === Kind.First && this.plainMention(first)) return Math.max(score, 0.5);
       // "given Gerth his address": a capitalised word that is no common word, before a person's pronoun.
       if (
         (kind === Kind.Unknown || kind === Kind.Last) &&
@@ -967,7 +972,10 @@ class NameScanner {
         return Math.max(score, 0.5);
       if (
         (kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) &&
-        (strongBefore || addressed)
+        (strongBefore ||
+          addressed ||
+          (kind === Kind.Last &&
+            (beforeLone || this.afterAuxiliary(first) || this.pronounAfter(last) || this.roleAfter(last))))
       )
         return Math.max(score, 0.5);
       // A capitalised word doing what only people do ("Ciset lives on …", "Trivo said"); "Dentrix is down" stays a hint.
@@ -994,6 +1002,30 @@ class NameScanner {
     const next = i + 1;
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
     return PERSON_ONLY_VERBS.has(this.word(next));
+  }
+
+  /**
+   * A given name that is no surname, mid-sentence, neither in a list nor after a greeting, an article or a preposition
+   * of place ("I'm so jealous of how Ivan …", "early Marcil"): people, far more often than firms or places.
+   */
+  plainMention(i: number): boolean {
+    if (this.sentenceInitial(i)) return false;
+    if (i > 0 && NOT_MENTION_BEFORE.has(this.word(i - 1))) return false;
+    return !this.inList(i - 1, i - 2, i) && !this.inList(i + 1, i + 2, i + 1);
+  }
+
+  /** Token k is a name of a list next to another: a capitalised word after a comma, or "and"/"or"/"&" then one. */
+  private inList(k: number, beyond: number, gapAt: number): boolean {
+    if (k < 0 || k >= this.count) return false;
+    const gap = this.gapBefore(gapAt);
+    if ((gap.startsWith(',') || gap.includes('&')) && this.t.shape[k] !== Shape.Lower) return true;
+    const w = this.word(k);
+    return (
+      (w === 'and' || w === 'or') &&
+      beyond >= 0 &&
+      beyond < this.count &&
+      this.t.shape[beyond] !== Shape.Lower
+    );
   }
 
   /** Token i follows an auxiliary and a lower-case word follows it: a subject ("Why is Ivan so …", "did Ivan call"). */
