@@ -4570,6 +4570,419 @@ whittle wick wicker wicks widener wiener wight wilder wilds wiles willow willy w
 winters withers witter wold woo woodcock woodland woodman woody workman wright yang yap yen yer yon yuan yuk
 `;
 
+/**
+ * How names are spelled: letter trigrams of a word padded with ^ and $, each followed by its log-odds (name against
+ * English or health word) in tenths. A word's mean at or above NAME_SPELLING_THRESHOLD looks like a name.
+ */
+export const NAME_SPELLING = `
+^aa34 ^ab3 ^ac-13 ^af-10 ^ah26 ^aj27 ^ak40 ^al11 ^am5 ^an5 ^ao13 ^ap-13 ^aq-9 ^ar7 ^at-3 ^av5 ^aw-9 ^ay30
+^az25 ^ba5 ^be6 ^bh31 ^bj28 ^bl-4 ^bo6 ^br7 ^bt9 ^by5 ^ca3 ^ci4 ^cl-6 ^co-10 ^cr-5 ^cs15 ^cu-3 ^cv16 ^cw15
+^cz19 ^da11 ^dh19 ^di-8 ^dj38 ^dl20 ^dm25 ^dn13 ^dr-3 ^ds16 ^du8 ^dv15 ^dy3 ^dz33 ^ea-4 ^eb18 ^ed6 ^ef-11
+^eh27 ^ei19 ^ej-18 ^ek16 ^el8 ^em-3 ^en-11 ^ep-9 ^eq-32 ^er7 ^es6 ^eu3 ^ew12 ^ex-38 ^ez27 ^fa3 ^fe6 ^fi-3 ^fj5
+^fl-9 ^fo-6 ^fu-3 ^fy24 ^ga8 ^ge7 ^gh9 ^gi12 ^gj23 ^gl-3 ^gm14 ^gn-6 ^go9 ^gu8 ^gw39 ^gy-8 ^ha8 ^he6 ^hi5
+^hj14 ^hl24 ^hn15 ^ho3 ^hr29 ^hs19 ^ht12 ^hu5 ^hw12 ^hy-12 ^ia19 ^ib13 ^ic-7 ^id-8 ^ie23 ^if5 ^ih29 ^ii13
+^ij14 ^ik29 ^il5 ^im-20 ^in-25 ^io8 ^ip5 ^ir-6 ^is13 ^iu14 ^iv20 ^iw28 ^ix16 ^iy29 ^iz41 ^ja20 ^jd10 ^je18
+^jh32 ^jl12 ^jm13 ^jn13 ^jo11 ^jr9 ^js12 ^ju5 ^jy24 ^ka34 ^ke22 ^kh39 ^ki11 ^kj23 ^kl31 ^km20 ^ko35 ^kr39
+^ks12 ^ku40 ^kv3 ^kw33 ^ky48 ^la10 ^le9 ^lh26 ^li4 ^lj12 ^ll21 ^lo6 ^lu8 ^lw10 ^ly15 ^ma12 ^mb21 ^mc68 ^me5
+^mh15 ^mk6 ^ml24 ^mn-12 ^mo4 ^mr18 ^mw12 ^my9 ^na13 ^nd21 ^ne4 ^ng29 ^nh22 ^ni9 ^nj17 ^nk5 ^nn13 ^no-3 ^nu-4
+^nw24 ^ny19 ^oa-4 ^ob-9 ^oc-4 ^od9 ^oe16 ^of-12 ^og14 ^oh19 ^oi-7 ^oj22 ^ok23 ^ol20 ^om4 ^on3 ^op-11 ^oq10
+^os11 ^ot18 ^ou-13 ^ov-26 ^ox-11 ^oy15 ^oz23 ^pf28 ^ph-7 ^pl-9 ^pn-22 ^po-4 ^pr-13 ^ps-24 ^pt-6 ^pu-8 ^qa25
+^qi16 ^qu-5 ^ra6 ^re-13 ^rh3 ^ri7 ^ro10 ^ru6 ^ry40 ^rz20 ^sa10 ^sb16 ^sc5 ^sf15 ^sg18 ^sh4 ^si4 ^sj13 ^sl-10
+^sn-17 ^sp-9 ^sq-28 ^sr25 ^su-8 ^sv19 ^sw-4 ^sz44 ^ta5 ^tc16 ^tj21 ^tk17 ^tl20 ^tn9 ^tr-5 ^ts18 ^tv13 ^tw-12
+^tx9 ^ty7 ^tz27 ^ub12 ^uc23 ^ud15 ^ue24 ^ug6 ^uh22 ^ui12 ^um5 ^un-35 ^up-19 ^ur6 ^us-3 ^uv-3 ^uw10 ^uy16 ^uz26
+^va12 ^ve3 ^vi3 ^vl31 ^vo5 ^vr32 ^vy11 ^we7 ^wh-9 ^wi5 ^wl24 ^wr-13 ^wu15 ^wy42 ^xa24 ^xe-9 ^xi20 ^xo20 ^xu16
+^xy-5 ^xz17 ^ya18 ^yb14 ^yd14 ^ye8 ^yh10 ^yi5 ^yl31 ^ym16 ^yn22 ^yo16 ^yr20 ^ys31 ^yt-4 ^yu13 ^yv33 ^yz17
+^za36 ^zb18 ^zd24 ^ze18 ^zh29 ^zi15 ^zl6 ^zm16 ^zn9 ^zo11 ^zr13 ^zs15 ^zu38 ^zv14 ^zw26 ^zy19 aa$29 aab28
+aac28 aad37 aae6 aaf27 aag26 aah20 aai19 aaj16 aak33 aal29 aam17 aan36 aap16 aaq9 aar29 aas33 aat32 aau13
+aav20 aay27 aaz22 ab$4 aba13 abb-6 abd21 abe18 abf-6 abh10 abj-18 abk16 abl-29 abr10 abs-23 abt16 ac$7 aca5
+acb9 acc-4 acd23 ace-7 acf15 acg17 ach7 aci-4 ack-4 acl-4 acm11 acn15 aco11 acp16 acr-10 acs-10 act-40 acu-7
+acv10 acw9 acy-13 acz37 ad$6 ada14 adb-9 adc-16 adf-5 adh4 adj-3 adk20 adm-14 adn8 ado7 adp-24 adr3 ads-21
+adt13 adu-3 adv-26 ady9 adz18 ae$15 aea9 aeb26 aec28 aed10 aee24 aef26 aeg26 aeh32 aei17 aej12 aek22 ael40
+aem14 aen36 aeo-5 aep16 aer3 aes13 aet18 aeu16 aev29 aew10 aey18 aez25 af$11 afa17 afd13 afe3 afi12 afk17 afl4
+afm12 afn10 afo15 afr13 afs4 aft-12 afu17 afw10 afy9 afz9 aga16 agb18 agd31 age-7 agg-8 agh23 agi-7 agj9 agl13
+agm-9 agn4 agp-6 ags-16 agt4 agu10 agw8 agy15 ah$34 aha24 ahb24 ahc3 ahd28 ahe19 ahf10 ahg9 ahh14 ahi30 ahj22
+ahk21 ahl45 ahm47 ahn32 aho14 ahq9 ahr45 ahs-3 aht9 ahu23 ahv10 ahw10 ahy36 ahz23 ai$35 aia32 aib35 aic11 aid5
+aie25 aif12 aig3 aih25 aii12 aij27 aik23 ail-3 aim5 ain-4 aio32 aip3 ais7 ait5 aiu19 aiv7 aiw19 aix14 aiy39
+aiz23 aj$36 aja30 ajc22 ajd28 aje19 aji21 ajk24 ajl19 ajm21 ajn16 ajo4 ajp12 ajr20 ajs16 ajt9 aju24 ajv12
+ajw12 ak$25 aka24 akb14 akd5 ake-3 akf-17 akh26 aki5 akk19 akl16 akm16 akn-3 ako35 akr21 aks3 akt11 aku22 akw5
+aky12 al$-8 ala13 alb19 ald20 ale11 alf5 alh38 alj23 all-4 alm5 alo7 alq11 als-10 alv11 alw8 aly15 alz29 am$13
+ama17 amc3 amd32 ame3 amg14 amh19 ami5 amj11 amk27 aml9 amn-4 amo10 amr12 amt9 amu8 amv13 amw-7 amy15 amz23
+an$20 ana17 anb17 anc-3 and6 ane14 anf17 anh14 ani9 anj23 anl6 anm36 ann20 ano18 anp18 anq-4 anr25 ant-3 anu11
+anv12 anw22 anx-13 any18 anz23 ao$33 aoa16 aob-4 aod14 aof9 aoi25 aok10 aol28 aom20 aon27 aop12 aor4 aos5
+aot-4 aou42 aoy10 ap$-12 apa4 apb-35 apc18 apd-12 ape-9 apf3 aph-20 api-5 apk15 app-12 aps-20 apt-16 apu10
+apw-9 apy-22 aq$24 aqa10 aqe9 aqi7 aqu6 ar$10 ara10 arc5 are4 arg3 arh8 ari7 arj12 arl11 arn7 aro13 arp-5 arq7
+arr7 art3 aru32 arv9 arw9 arx6 arz39 as$7 asa15 asb15 asc7 asd25 ase-3 asf17 asg23 asi6 asj15 ask10 asl20 asm4
+asn30 aso5 asp-5 asq12 asr31 ast-6 asv19 asw19 asz40 ata7 atb-22 atc-12 ate-22 atf-9 atg-4 ati-24 atj13 atk26
+atl10 atn4 ato-7 atp-20 atr-3 ats-9 atu-8 atv18 aty5 atz24 au$30 aua25 aub15 aud7 aue37 auf20 aug10 auh22
+aui11 auj14 auk20 aul11 aum28 auo10 aup15 auq9 aur18 aus9 aut-3 auv6 auw23 aux19 auy15 auz7 av$35 ava10 avc15
+avd14 avi9 avk16 avl24 avn24 avo8 avr37 avs17 avt9 avu4 avv-13 avy12 avz9 aw$9 awa8 awb-10 awc22 awd-5 awf-11
+awh8 awi4 awk-9 awl-7 awm-11 awo7 awp-22 awr17 aws-5 awt15 awu13 awv12 aww16 awy10 awz10 ax$-4 axa-3 axb12
+axc10 axe-8 axh9 axi-11 axl-6 axm4 axo-10 axs20 axt29 axw-14 axx12 ay$11 aya25 ayb3 ayc19 ayd23 aye4 ayf-3
+ayh17 ayi-6 ayj20 ayk29 ayl28 aym11 ayn41 ayo7 ayp-12 ayq9 ayr19 ays-4 ayt24 ayu11 ayv36 ayw-5 ayy31 ayz28
+az$35 aza24 azb12 azc21 azd25 azg16 azh18 azi10 azk10 azl32 azm26 azn21 azo3 azq28 azr23 azs12 azu14 azv9
+azw12 azy6 azz11 ba$28 baa13 bad10 bae19 baf-4 bag-5 bah22 bai9 baj29 bak16 bam10 bao8 baq8 bar7 bat-3 bau30
+bav23 bax10 bay18 baz14 bb$25 bba11 bbe-5 bbi-8 bbl-23 bbs22 bbu-9 bby-6 bca-27 bco-31 bcz13 bda12 bde39 bdo11
+bdu7 be$10 bea-3 beb14 bec16 bed-12 bee6 bef-24 beg-7 beh4 bei18 bej9 bek38 bel10 ben13 beo14 bep3 beq-11
+ber13 bes-5 bet6 beu29 bev7 bew-23 bex-4 bey14 bez6 bfe-18 bfo-23 bfu-31 bh$14 bha33 bhe-5 bhi23 bho-3 bhu12
+bi$17 bia9 bib3 bid-5 bie7 bif-19 big3 bih23 bij7 bil-7 bim-5 bio-12 bip-13 bis5 bit-12 biu-9 biv-10 bix13
+biy9 biz10 bja10 bje-18 bjo10 bju-27 bka17 bke25 bko16 bl$23 ble-18 bli-13 blo-8 blu-9 bly-31 bme-18 bmi-32
+bne8 bni21 bno-17 bo$16 boa-23 boc11 boe27 bof-4 bog5 boh19 boj12 bok15 bol3 bom-6 bon4 boo-15 bop-13 boq9
+bor7 bos6 bou5 bov15 bow3 box-24 boz21 bpr-31 bra5 bre5 bri5 bro5 bru10 bry24 brz24 bs$-15 bsa18 bsc-20 bse-26
+bsi-22 bsk12 bsl-31 bso-14 bst-19 bsu-37 bt$-5 bta-22 bte-26 bti3 btl-33 bto-22 btr-27 btu-16 bu$17 bua19 buc6
+bud3 bue25 buf-6 bug-9 buh29 bui-10 buj18 buk5 bul-9 bum-12 bun-4 bup-18 buq10 bur9 but-7 buu10 buy-7 bve-29
+bvi-20 bwa-12 bwe-18 by$15 bya26 byb9 byc14 bye6 byg9 byh-20 byi-23 byj16 byk13 byl11 bym14 byn26 byo6 byp-32
+byr4 bys-11 byt-17 byw-14 ca$24 caa16 cab-6 cac-3 cad-4 cae13 cag3 cah19 cai11 caj3 cak-10 cal-12 cam5 cao10
+cap-7 cas3 cat-18 caw3 cay14 caz28 cba12 cbe12 cbr21 cbu9 cca12 cce-18 cch22 cci17 ccl8 cco6 ccr6 ccu-11 cda25
+cde25 cdi12 cdo12 cdu17 ce$-5 cea-8 ceb-6 cec7 ced-19 cef-10 ceg5 ceh-11 cei-18 cej16 cek18 cel5 cem-13 cen-10
+ceo-4 cep-25 cer-7 ces-21 ceu-6 cev29 cew-8 cey21 cez14 cfa27 cfe18 cfr9 cga33 cge22 cgh14 cgi31 cgl28 cgo27
+cgr30 cgu28 ch$17 cha7 chd-9 che4 chg-6 chh14 chj9 chk25 chl13 chm11 chn8 cho3 chp-25 chr11 chs3 cht23 chu8
+chv13 chw17 chy-3 ci$31 cia4 cib-6 cic16 cid-20 cie-4 cif-16 cig7 cih18 cik35 cim3 cin-6 cio3 cip-20 cir-10
+cis-12 cit-19 ciu13 civ-6 ciz5 cja16 ck$14 cka5 ckb-11 ckc-22 ckd-13 ckf-3 ckg-19 ckh5 ckj-11 ckk-19 ckm15
+ckn3 cko4 ckp-28 cks-13 ckt-11 ckx10 cl$5 cla-3 cle-7 cli-12 clo-12 clu-16 cly3 cma20 cme7 cmi26 cmo16 cmu25
+cna27 cne21 cni3 cnu13 cny9 co$26 coa-15 cob7 coc-5 cod-13 coe-5 cog-7 coh-11 coj10 cok3 com-19 con-17 coo-8
+cop-14 coq-15 cor-3 cou-11 cov-5 cow-9 cox7 coz7 cpa8 cpe12 cph23 cpi9 cq$12 cqu3 cra-12 cre-13 cri-10 crn9
+cro-8 cru-8 cry-11 cs$-35 csa17 cse15 csh16 csk12 cso15 csp14 cst-12 csu9 csw13 ct$-39 cta-21 cte-29 ctf-35
+cth10 cti-53 ctl-33 ctm-24 ctn-39 cto-19 ctr-40 cts-59 ctu-40 cty-18 cu$14 cua12 cub-9 cuc8 cud-3 cuf-8 cug10
+cui-10 cuk12 cul-16 cum-12 cuo-15 cup-14 cur-12 cus-9 cut-10 cuv9 cuy16 cuz8 cva16 cve18 cvi17 cwa20 cwh16
+cwi18 cy$-13 cya14 cyb-6 cyc-40 cyd12 cye9 cyg-7 cyk13 cyl12 cym-3 cyn10 cyp6 cyr31 cys-17 cyt-23 cz$51 cza23
+cze34 czi16 czk32 czm14 czn18 czo24 czu25 czy45 da$31 daa25 dab-8 dad4 dae15 dah26 dai3 daj24 dak38 dal11 dam7
+dan10 dao25 daq16 dar13 das11 dat-14 dau5 dav24 daw4 dax9 day9 daz-3 dba-14 dbe14 dbi-12 dbl-8 dbo-8 dbr-11
+dca-25 dch-12 dcl-15 dco-8 dcr-14 dcu-24 dd$22 dda9 dde-3 ddh17 ddl-18 ddo16 ddr-10 dds4 ddy9 de$3 dec-10
+ded-28 dee6 def-14 deg10 deh9 dei9 dej17 dek31 del14 den3 dep-11 deq-5 des-8 det-5 deu17 dew6 dex-12 dey40
+dez30 dfa-15 dfe10 dfi-7 dfl-22 dfo3 dfu-21 dga5 dge-3 dgh10 dgi-15 dgl3 dgo15 dgr23 dgu-12 dgw13 dgy-12 dh$17
+dha22 dhe-5 dhi35 dhr21 dhu6 dhw12 dhy25 di$38 dic-8 did-4 dif-12 dih15 dii9 dij26 dik18 dil4 dim3 din-3 dio-8
+dip-3 diq19 dis-19 dit-12 diu-17 div-13 diw8 dix7 diy29 diz3 dj$14 dja25 dje20 dji40 djo9 dju-18 djy24 dka13
+dke15 dki9 dko21 dl$19 dla11 dle-5 dli-9 dlo3 dlu9 dly-30 dma9 dmi-14 dmu22 dmy13 dn$16 dna7 dne-8 dni13 dno10
+dny19 do$22 doa12 dob14 doc-7 dod-3 doe3 dog-22 doh26 dok25 dol5 don12 doo-10 dop-9 dor13 dou4 dov10 dow-9
+dox-9 doy6 doz3 dpa-20 dpi-33 dpl-18 dpo-24 dpr-21 dr$17 dre6 dri9 drl9 dro-4 dru-3 dry3 drz20 ds$-27 dsa14
+dsb16 dse6 dsh-13 dsi-8 dsk4 dsl-8 dsm-14 dso5 dsp-8 dst-4 dsu-22 dsy-4 dt$55 dta3 dth-17 dtk23 dtl9 dtm17
+dtr-6 dts13 du$29 dua-8 dub10 duc-16 dud9 due5 duf15 dug13 duh16 dui3 duj13 duk14 dul-3 dum-4 dun9 duo-18
+duq12 dur13 dut8 duv14 duw12 dux9 duy16 duz20 dva-8 dve-26 dvo4 dwe3 dwi3 dwo-10 dwy20 dy$10 dya28 dyb-4 dyc17
+dyd10 dyf-12 dyi-41 dyj12 dyk32 dyl8 dym8 dyn6 dyo15 dyr20 dyu12 dyv9 dz$18 dza25 dze13 dzi43 dzk15 dzo12 dzu9
+dzw14 dzy15 ea$19 eaa10 eab-14 eac-15 ead-15 eae-6 eaf-13 eag5 eah20 eai28 eaj14 eak-17 eal-6 eam-14 ean10
+eap-26 ear-8 eas-12 eat-14 eau17 eav-4 eaw-17 eax-15 eay21 eb$21 ebb9 ebc-13 ebe18 ebh20 ebk17 ebl7 ebm-6
+ebn23 ebo-4 ebs5 ebt-8 ebu-5 eby13 ec$24 eca-9 ecc9 ece-10 ech7 eci-11 eck11 ecl-13 ecn10 eco-16 ecq-4 ecr-23
+ecs-13 ect-44 ecu-22 ecy-3 ecz26 ed$-37 eda7 edc-15 edd9 ede3 edg-5 edh12 edi-7 edj24 edk10 edl-8 edm29 edn-11
+edo4 edp-22 edr6 eds-16 edt20 edu-18 edv24 edw12 edy10 edz25 ee$16 eea7 eeb5 eec-5 eed-12 eef-4 eeg15 eeh7
+eei-36 eek-5 een5 eep-19 eeq-3 eer-3 ees-5 eet-3 eeu16 eev5 eew-15 eex-39 eey28 eez-12 ef$7 efa-5 efd-18 efe-3
+eff3 efi-14 efk23 efl-11 efn10 efo-12 efr-7 eft-6 efu-31 efy-23 eg$8 egb8 egd3 ege9 egg4 egh24 egi-10 egl10
+egn4 egr-6 egs-8 egt16 egw6 egy4 eh$31 eha8 ehb17 ehd21 ehe-5 ehf10 ehg9 ehi4 ehk12 ehl49 ehm39 ehn42 eho-6
+ehr32 ehs21 eht19 ehu6 ehw9 ehy-6 ehz9 ei$30 eia17 eib42 eic25 eid30 eie46 eif16 eig5 eih29 eii14 eij23 eik28
+eil21 eim25 ein11 eio17 eip12 eir17 eis15 eit12 eiv-11 eiw17 eix23 eiy22 eiz8 ej$26 eja16 ejc20 ejd18 eje3
+eji9 ejk20 ejl9 ejm16 ejn14 ejo12 ejs16 eju-4 ek$38 eka33 eke10 ekh31 eki3 ekk10 ekm18 ekn-12 eko28 ekr22 eks8
+ekt7 eku27 ekw16 el$21 ela11 elb23 elc11 eld13 elf4 elg33 elh21 eli5 elj27 elk27 ell15 elm21 eln17 elo6 elq16
+elr19 els4 elt8 elu3 elv6 elw12 ely-4 elz36 em$17 ema8 emb-9 emc6 emd5 eme-4 emh13 emi-3 emj9 emk30 eml4 emm21
+emn-16 emo-7 emp-8 emr23 emt6 emu-6 emy12 emz16 en$14 ena7 enb38 enc-13 enf4 eng6 enh19 enj5 enk42 enl-4 enm10
+enn15 enp-4 enq4 enr15 ent-16 enu-12 env-13 enw13 eny16 enz23 eo$23 eob6 eoc-20 eod4 eof4 eog-14 eoh17 eoi-6
+eoj10 eok13 eol-6 eom-3 eon8 eop-12 eos-17 eot-8 eou-24 epa-9 epb-12 epc-5 epd-29 epe-8 epf10 epi-12 epk30
+epl-13 epm-7 epn10 epo-16 epp9 epr-24 eps-15 ept-25 epu-23 epw-23 epy-6 eq$9 eqa9 equ-18 er$5 era-4 erc-9 erd5
+ere-6 erf-9 erg15 erh6 eri-3 erk12 erl6 ern5 ero4 erp-18 erq6 err8 ers-14 ert6 erv-9 erz28 es$-17 esa9 esb13
+esc-3 esd5 esf20 esg17 esh3 esi-4 esj18 esk18 esl26 esm9 esn23 esp-8 esq-5 esr17 ess-16 est-15 esu-12 esv13
+esy5 esz26 eta-5 etb-22 etc-9 etd-4 ete-10 etf-18 etg16 eth6 eti-15 etj20 etk22 etl4 etm6 etn4 etp-17 etr-7
+ets-11 ett13 etu-12 etw-12 ety-12 etz39 eu$20 eua20 eub30 eue19 euf26 eug8 euh17 eui13 eul17 eum-6 eun7 eup-12
+eus13 euv10 euw20 eux30 euz19 ev$32 eva3 evc12 evg14 evk13 evl16 evn10 evo-3 evr19 evs17 evv-7 evy18 ewa-3
+ewb5 ewc3 ewd-16 ewf-9 ewg-4 ewh-4 ewi5 ewj9 ewk18 ewm7 ewn-5 ewo-12 ewp-12 ewr-11 ews3 ewt-6 ewu9 ewy4 ex$-8
+exa-8 exc-43 exe-23 exf-16 exh-34 exi-9 exn14 exo-27 exp-45 exs18 ext-30 exu-26 exx14 exy5 exz14 ey$30 eya25
+eyb-6 eyc6 eyd21 eye10 eyf24 eyg21 eyh10 eyi-7 eyj27 eyk21 eyl30 eym12 eyn21 eyo12 eyp-15 eyr37 eys-5 eyt25
+eyu15 eyv28 eyy18 eyz18 ez$51 eza32 ezb10 ezc32 ezd24 eze5 ezf19 ezg34 ezh25 ezi8 ezj20 ezk16 ezl31 ezm37
+ezn27 ezo8 ezp26 ezq9 ezr38 ezs29 ezt21 ezu20 ezv12 ezw9 ezy7 ezz5 fa$27 faa24 fac-20 fad7 fae18 fag12 fah28
+fam-12 fan7 fao16 far8 fas-7 fau5 fav18 fax-4 fay23 faz9 fba-13 fbe-4 fbo-15 fca-6 fch10 fco12 fda10 fde9 fdi8
+fe$9 fea-7 fec-24 fed-8 fee-6 fef9 feg3 feh27 fei5 fej10 fek11 fel16 fem-6 fen5 feo19 fer4 fes-18 fet-3 few-6
+fey33 ff$15 ffa9 ffb-13 ffh-5 ffi-10 ffk15 ffl-10 ffm26 ffn14 ffp-6 ffr4 ffs-22 fft7 ffu-17 ffy-3 fgr10 fha-4
+fhe3 fi$38 fia3 fib-22 fic-22 fid-7 fie-6 fif-6 fig-9 fik27 fil-5 fim15 fin-7 fio24 fiq16 fir-15 fis-11 fit-6
+fiu15 fiv-7 fix-27 fiy23 fiz-8 fje15 fjo-4 fka24 fke23 fki16 fko18 fl$14 fla-13 fle-3 fli-11 flo-5 flu-16
+fly-22 fma33 fme8 fna18 fne15 fo$24 foa-15 foc-15 foe16 fog-5 foh15 foi-13 fok9 fol-6 fom-11 fon10 foo-17
+fop-11 for-6 fos13 fot17 fox-14 foy10 foz10 fpa9 fra5 fre3 fro-6 fru-6 fry13 fs$-25 fsa9 fsc10 fse9 fsi-6
+fsk24 fso26 fst10 fta5 fte-20 fth-6 fti-19 ftl-12 ftm-7 ftn-22 fts-29 ftw-23 fty-12 fu$3 fua13 fuc-9 fud-11
+fue8 fug-4 fuh6 fuj23 fuk23 ful-23 fum-18 fun-13 fur-4 fus-9 fut-12 fuz-9 fy$-19 fya18 fyi-48 fyl9 fyn12 fza12
+fzi9 ga$27 gaa33 gab4 gac7 gad7 gae18 gaf5 gag-7 gah16 gaj26 gak17 gal8 gan11 gao22 gap-7 gar11 gas6 gat-14
+gau7 gav14 gay17 gaz-5 gba5 gbe15 gbl14 gbo-6 gbr10 gbu15 gby7 gca-5 gch18 gco21 gda32 gde27 gdi6 gdo5 gea-4
+geb12 ged-27 gef3 geg15 gei8 gel17 gep-4 ger9 ges-12 gev12 gey4 gez18 gfe7 gfi-5 gfo20 gfr3 gfu-36 gg$26 gge-6
+ggh-4 ggi-7 ggl-21 ggr-19 ggs16 ggu16 ggy-11 gh$23 gha20 ghb-5 ghd13 ghe3 ghf-9 ghh-14 ghi8 ghj18 ghm22 ghn7
+ghr13 ghs-19 ght-15 ghu17 ghw-15 ghy9 gi$21 gia15 gib-8 gic-26 gie-5 gig-7 gih16 gil13 gim-4 gin-10 gio6 gip16
+gis-14 git-3 giu34 giv-12 giz6 gja-6 gje18 gji9 gjo15 gk$9 gka12 gkh13 gl$26 gli4 glo-6 glu-8 gly-38 gme-13
+gmo8 gmu16 gn$-18 gni-9 gnm-36 gns-34 gnu-6 gny21 go$14 goa-13 goc9 goe6 gof7 gog-4 goh23 goi-7 goj9 gok21
+gol13 gom22 gon5 goo4 gop10 gor6 gos8 gou3 gow10 goy15 goz28 gpa15 gpe-6 gpi-20 gpo-6 gqu12 gra-6 grg9 gry15
+grz26 gs$-22 gsa7 gsb13 gsc15 gsd15 gse24 gsf12 gsh-8 gsl6 gsm20 gso12 gsp-13 gst6 gsw7 gt$23 gta-4 gte16
+gth-26 gti-9 gtm9 gto32 gtr-9 gts15 gu$27 gub6 guc28 gud30 gue7 gug29 guh15 gui5 gul-4 guo-11 gup-5 gur4 gus6
+gut9 guv-14 guy20 guz13 gva13 gvi15 gwa3 gwe30 gwi17 gwo5 gwy16 gxa9 gy$-17 gya22 gye20 gyi10 gym-32 gyn-7
+gyo12 gyp-18 gyr-22 gys14 gyu13 ha$33 haa44 hac5 had13 hae25 haf11 hag8 hah26 hai5 haj14 hak14 hal7 ham15 han9
+hao13 hap-5 haq22 har9 has5 hat3 hau15 hav15 haw11 hax16 hay19 haz6 hba4 hbe17 hbl-20 hbo-11 hbr-6 hbu4 hby13
+hca-17 hce13 hci9 hcl-12 hco12 hcr5 hcu-6 hd$6 hda13 hde15 hdi11 hdo-3 hdr-19 hdu-18 he$13 hea-11 heb21 hec-3
+hed-17 hee-4 hef10 heg16 heh31 hei19 hej20 hek27 hel13 hen9 heo-3 hep5 heq-18 hes-15 heu16 hev16 hex-9 hey28
+hez39 hf$9 hfa-7 hfe9 hfi10 hfo8 hfu-22 hga5 hge16 hgo-7 hgu-12 hha14 hhe8 hhi-8 hho3 hhu13 hi$31 hia22 hic-10
+hid6 hih9 hik12 hil5 him11 hin-6 hio7 hip-18 hiq13 hir5 his-5 hit3 hiu13 hiv-3 hiw9 hix9 hiy26 hiz3 hja23
+hje20 hji10 hjo15 hju17 hka22 hke26 hki11 hko32 hku9 hl$49 hla21 hlb27 hle15 hlf20 hlg13 hlh25 hli13 hlk24
+hll12 hlm34 hls30 hlt12 hlu25 hlw9 hly-14 hm$15 hma17 hme4 hmi20 hmk13 hmo5 hms-4 hmu11 hmy17 hn$34 hna29 hnb9
+hnc13 hnd12 hne7 hng9 hnh18 hni7 hnk25 hnl21 hnm12 hnn4 hno-7 hnr9 hns19 hnt13 hnu4 hny21 ho$16 hoa-4 hob-5
+hoc3 hoe11 hof40 hog-5 hoh31 hoi-3 hoj21 hom-3 hoo-11 hop-8 hoq12 hos-4 hot-9 hov9 hox7 hoy14 hoz16 hpa-14
+hpi-20 hpo-12 hr$33 hra6 hrb21 hrd12 hre6 hrh15 hri7 hrk19 hrl25 hrm30 hrn18 hro-8 hrs23 hrt11 hru-3 hry15
+hrz9 hs$-20 hsc6 hse30 hsh3 hsi12 hsl13 hsm10 hso4 hss15 hst-4 hsu10 hta7 htc-19 hte-6 htf-19 hth-11 hti-11
+htl-14 htm9 htn-6 hto15 htr-3 hts-26 htu-6 htw-15 htz12 hu$21 hua14 hub10 hud12 hue33 hug8 huh20 hui37 huj13
+huk29 hul20 hum-6 huo23 hup7 hur7 hus4 hut5 huu14 huv15 huw10 hux13 huy26 hva18 hve17 hvi25 hwa6 hwe13 hwh-30
+hwi18 hwo-5 hy$-6 hya28 hyb5 hyc3 hyd-20 hye6 hyf12 hyg-15 hyk12 hyl7 hym-5 hyn27 hyp-36 hys-12 hyt-10 hyu15
+hyx-30 hza21 hze10 hzi16 ia$22 iaa27 iab-20 iac4 iad12 iaf26 iah35 iai5 iaj26 iak36 ial-16 iam15 ian13 iao18
+iaq15 iar7 ias4 iat-18 iau18 iav29 iaw14 iay23 iaz21 ib$11 iba13 ibh19 ibi-14 ibl-18 ibm9 ibn9 ibo16 ibr-6
+ibs-7 ibt16 ibu-13 iby10 ic$-8 ica-19 icc12 ice-4 ich28 ici-13 icj9 ick7 icl-12 icn-16 ico6 icr-24 ics-38
+ict-19 icu-16 icy-10 icz50 id$-3 ida4 idb16 idc9 idd-4 ide-8 idg6 idh20 idi-5 idj30 idk12 idl-4 idm21 idn-12
+ido6 idp-14 idr16 ids-21 idt13 idu-7 idv9 idy12 idz13 ie$21 iea42 ieb21 iec10 ied-7 iee32 ieg17 ieh36 iei-6
+iej39 iek21 iel20 iem35 ieo21 iep21 ies-21 iet6 ieu9 iev-9 iew9 iey23 iez15 if$11 ifa16 ife-5 ifi-29 ifk20
+ifl-13 ifr6 ifs-3 ift-24 ifu-10 ify-50 ig$21 igb22 igd22 ige4 igf16 igg-4 igh-7 igi-7 igl16 igm-6 ign-10 igo4
+igp-6 igr-14 igs-5 igt10 igu5 igw-6 ih$29 iha32 ihe16 ihl28 ihm12 ihn15 iho6 ihr16 ihs18 ihu11 ihy14 ii$23
+iia22 iih9 iil12 iim9 iin-5 iir9 iis12 iit-4 ij$18 ija22 ijd10 ije29 ijh9 iji21 ijk10 ijn12 ijo11 ijs10 iju13
+ik$41 ika24 ikh32 iki4 ikk30 ikl27 ikm16 iko45 ikr23 iks10 ikt7 iku24 iky18 il$5 ila8 ilb9 ilc9 ilf5 ilg9
+ilh17 ili-4 ilj24 ilk3 ill7 iln5 ilo5 ilp4 ilq-6 ilr-3 ils-7 ilt-6 ilu7 ilv17 ily-4 ilz23 im$18 ima4 imc9
+imd12 imf-13 img12 imh16 imi-6 imk27 iml4 imm-5 imn-7 imo9 imp-25 imr14 ims-5 imt13 imu-7 imw-14 imy13 imz13
+in$16 inb11 inc-12 ind-4 inf-23 ing-17 inj-12 inn4 ino12 inp-12 inq-10 inr8 int-14 inu-14 inv-28 inx-25 inz42
+io$30 ioa6 iob12 ioc-6 iod-10 ioe-3 iof5 iog-23 ioh9 ioi-5 ioj9 iok20 iom-7 ion-21 iop-9 ior6 iou-20 iov16
+iow16 iox-19 ioz18 ip$-14 ipa-7 ipb-28 ipc-8 ipe-12 ipf11 iph-10 ipi-5 ipk17 ipl-18 ipm-11 ipn5 ipr-11 ips-17
+ipt-25 ipu-12 ipw-15 ipy-18 iq$11 iqa14 iqi15 iqu-3 ir$12 ira12 irb-7 irc-8 ird-9 ire-3 irf-4 irg5 irh12 irj14
+irk11 irl-10 irm-9 irn10 iro9 irp-13 irr-9 irs-4 irt-9 iru3 irv8 irw-11 iry5 irz17 is$12 isa3 isb4 isc-6 isd-8
+isf-20 isg-12 ish-6 isi-6 isj-4 isk6 isl6 ism-19 isn15 isp-20 isq-20 isr-9 iss3 ist-13 isu-10 isv17 isw21
+isy16 isz35 it$-3 ita-5 itc-5 ite-9 itf-12 itg3 iti-20 itj-9 itk33 itm6 itp-14 itr-4 its-5 itt3 itu-20 itv16
+itw3 itx14 ity-29 itz23 iu$30 iub15 iuc17 iud12 iue9 iuf15 iug9 iuk26 iul33 ium-31 iun21 iur9 ius36 iut14
+iuz14 iv$8 iva-4 ive-18 ivi-7 ivk19 ivl16 ivn17 ivo-7 ivr16 ivs-4 ivu-9 ivv-14 ivy14 iw$13 iwa19 iwe11 iwo4
+iwu10 ix$6 ixc10 ixe-14 ixi-9 ixn9 ixo9 ixs9 ixt-6 iy$23 iya39 iyd9 iye19 iyh16 iyi19 iyl25 iyn12 iyo33 iys9
+iyu17 iyy24 iz$29 iza21 izb10 izc17 izd15 izg14 izh17 izi12 izk3 izl23 izm14 izn18 izo6 izr20 izs9 izu13 izv10
+izw10 izy19 ja$38 jaa23 jab8 jac4 jad21 jae37 jaf24 jag10 jah27 jai17 jaj18 jak43 jal28 jam21 jan31 jao21
+jaq30 jar25 jas36 jat21 jav24 jax22 jay23 jaz17 jca9 jce9 jch14 jci19 jcz18 jda26 jde17 jdi17 jdo12 jdu9 je$36
+jea32 jeb18 jec-27 jed30 jee8 jef29 jeg9 jeh20 jei24 jek23 jel9 jem17 jen34 jeo6 jep19 jer17 jes20 jeu18 jev26
+jew12 jey26 jez26 jha27 jho25 ji$24 jia39 jib6 jic26 jid28 jie19 jif-18 jig-21 jih4 jik13 jil16 jim22 jin3
+jio20 jir26 jis12 jiw10 jiy15 jiz9 jja18 jka21 jko27 jla18 jle9 jli10 jlo10 jma24 jme13 jmo9 jn$9 jna21 jni18
+jno15 jny10 jo$33 joa34 job-6 jod17 joe29 jof16 jog-12 joh29 joi-22 jok-3 jol4 jom22 jon33 joo21 jop15 jor13
+jos24 jov18 jow-3 joy-9 joz25 jr$10 jra20 js$13 jsa12 jsk16 jta19 jte9 ju$25 jua30 juc17 jud-11 jue26 jug-20
+juh16 jui-11 juj-12 jul33 jum-6 jup9 jur-6 jut-6 juv-5 juw18 jux-29 jwa18 jy$26 jya10 jyl9 jyr10 ka$35 kaa22
+kac28 kad11 kae33 kaf8 kag-7 kah25 kai37 kaj29 kak28 kal27 kam36 kan32 kao18 kap20 kar30 kas24 kat16 kau40
+kav33 kaw21 kay27 kaz19 kba-9 kbi-14 kbo-21 kbr-13 kca-22 kch-20 kco-9 kcr-6 kcu-4 kda-7 kde15 kdo-16 kdy9
+ke$13 kea26 keb4 kec10 ked-32 kee3 keg4 keh13 kei34 kej9 kek20 kel23 kem27 ken12 keo3 kep11 ket-6 keu6 kev34
+kew-3 key9 kez21 kfa-20 kfe9 kfi-9 kfo16 kfu-18 kgr-7 kh$18 kha25 khd10 khe10 khi38 khl20 khm20 khn10 kho13
+khr21 khs6 kht21 khu30 khy26 ki$49 kia34 kid-8 kif6 kig15 kih18 kij16 kik9 kil4 kim15 kin-4 kio12 kir19 kis8
+kit5 kiu10 kiv-3 kiw-6 kiy29 kiz23 kja-11 kje21 kji9 kjo9 kka13 kke12 kki13 kkn-30 kko21 kl$22 kla16 kle7 kli5
+klo16 klu14 kly-8 kma10 kme7 kmi5 kmo11 kmu10 kna5 kne3 kno-3 kny10 ko$41 koa3 kob37 koc27 kod29 koe34 kof17
+kog24 koh25 koi21 koj15 kok30 kol30 kom37 kon24 koo9 kop30 kor37 kos28 kot36 kou10 kov38 kow39 kox-6 koy18
+koz36 kpa-7 kpe-7 kpi-32 kpo-13 kr$10 kra21 krc9 kre37 kri35 kro13 kru23 kry23 krz28 ks$-19 ksa5 ksb15 ksc-5
+kse14 ksh3 ksk-12 ksl-13 kso18 ksp-24 kss9 ksu-18 ksy6 kt$12 kte9 kti-8 ktr-18 ku$23 kua10 kub38 kuc24 kud16
+kue35 kuf18 kug13 kuh33 kui22 kuj14 kuk29 kul16 kum21 kun25 kuo15 kur44 kus34 kut35 kuw13 kuy16 kuz29 kva18
+kve-7 kvi14 kwa3 kwe7 kwi15 kwu16 kx$12 ky$15 kya10 kyb-12 kyd-17 kye28 kyh9 kyi18 kyj-19 kyl19 kym28 kyn33
+kyo16 kyr17 kys7 kyt16 kyw-27 kza10 la$30 laa21 lad4 lae14 laf27 lag3 lah30 lai5 laj34 lak19 lal24 lam4 lan9
+lao33 laq7 lar3 lat-15 lau12 lav8 law5 lax-16 laz9 lb$7 lba12 lbe27 lbi8 lbr25 lbs-12 lbu11 lby23 lc$9 lce5
+lch6 lci6 lck22 lco6 lcr11 lcu-13 lcy5 lcz31 ld$14 lda26 ldc-18 lde3 ldf-7 ldg10 ldh10 ldi4 ldj13 ldk16 ldl-27
+ldm7 ldo10 ldp-18 ldr11 lds-4 ldt38 ldu9 ldv-6 ldw6 ldy13 lea-4 leb6 lec-8 led-21 lee11 leg-8 leh11 lei26
+lej18 lek33 lel5 lem4 len9 leo12 lep-3 leq3 ler6 les-8 leu7 lew7 ley31 lez44 lf$4 lfa9 lfe11 lff21 lfh-11 lfm6
+lfo17 lfr9 lfs5 lft-15 lfu-14 lfy12 lg$14 lge3 lgh16 lgl9 lgo9 lgr18 lgu23 lha22 lhe12 lhi28 lho9 lhu23 lhy22
+li$35 lia12 lib-3 lid-5 lif-9 lig-10 lih15 lii27 lij29 lil23 lim-4 lio4 liq-14 lit-13 liu10 liw4 lix6 liy30
+liz22 lja30 lje27 lji19 ljk12 lju17 lka14 lkb-6 lke11 lkh12 lkl-3 lkm3 lkn18 lko25 lkr14 lks-20 lku21 lkw-15
+lky-9 ll$17 lla12 lld-8 lle8 llf-9 llg5 lli7 llj-6 llk13 lll9 llm20 lln6 llo7 llp-10 llr6 lls-11 llt-7 llu-6
+llv9 llw7 lly-16 lm$8 lma23 lmb20 lme8 lmg10 lml6 lmo13 lmq10 lms-4 lmu27 lmy7 ln$15 lna17 lne-11 lni27 lno17
+lnu-8 lny20 lo$33 loa-14 lob-4 loc-5 loe20 lof11 log-23 loh25 loj20 lok18 lom8 lon6 loo-12 loq-21 lor7 los4
+lou5 lov6 low-3 lox-7 loy-6 loz12 lpa-7 lpe3 lpf-8 lph6 lpi-3 lpl-18 lpr-4 lps-9 lpt-36 lpu10 lqa13 lqu13
+lra17 lre20 lri10 lro3 lru-7 lry-13 ls$-19 lsa10 lsb34 lsc17 lsd22 lse11 lsg10 lsh6 lsi-4 lsk32 lsl18 lsm15
+lsn13 lso21 lsr9 lss20 lst11 lsu12 lsw19 lsz14 lt$8 ltb5 ltf-7 ltg16 lth-3 lti-14 ltj15 ltk12 ltl-16 ltm19
+ltn21 lto18 ltr-5 lts-6 ltu-19 ltw-5 ltz19 lu$18 lua-5 lub-4 luc6 lue-5 luf-5 lug-4 luh24 lui5 luk14 lum-6
+luo-20 lup13 luq16 lur-10 lus-6 lut-9 luu10 luw33 lux-14 luy21 luz34 lva16 lvi14 lvo15 lvr9 lvy26 lwa7 lwe22
+lwi16 lwr-9 lwy15 lx$10 ly$-22 lya24 lyb-4 lyc-5 lyd14 lye21 lyf-5 lyg-13 lyh-8 lyi-13 lyj23 lyk25 lyl17 lym5
+lyn37 lyo21 lyp-34 lys9 lyt-8 lyv16 lyw-11 lyz26 lz$38 lza29 lzb18 lze37 lzh3 lzi23 lzl15 lzm18 lzn13 lzo23
+lzu12 lzw9 ma$21 maa40 mab-6 mac8 mad13 mae34 maf6 mah23 mai7 maj9 mak5 mal7 mam3 man13 mao29 map-10 maq16
+mar16 mas3 mat-5 mau17 mav16 maw9 max4 may23 maz15 mbd4 mbh14 mbi-9 mbl-13 mbo-3 mbr5 mbs-14 mbt-6 mbu-9 mby15
+mca21 mcb26 mcc55 mcd36 mce21 mcf30 mcg48 mch24 mci9 mck46 mcl36 mcm38 mcn38 mco9 mcp27 mcq30 mcr11 mcs26
+mct23 mcv22 mcw25 mcz20 mda27 mde13 mdi7 mdo-4 mdy10 mea-8 meb-7 mec4 med-6 mee17 mef-6 meh31 mei41 mej30
+mek15 mel10 mem-13 men-10 mep-23 mer5 met-9 meu19 mev9 mew-12 mex12 mey31 mez17 mfi-7 mfl-18 mfo-7 mfr10
+mfu-31 mga24 mge13 mgo13 mgr16 mha7 mhe5 mhi13 mho3 mi$27 mia10 mib-9 mic-3 mid-6 mif-22 mih34 mii14 mij10
+mik23 mil7 mim-4 min-6 mio6 mip-22 mir13 mis-14 mit-3 miu-11 miv-9 miw-6 mix-17 miy33 miz16 mja16 mji15 mjo10
+mka16 mke34 mkh-4 mki23 mko28 mku19 ml$20 mla12 mle7 mli5 mly-3 mm$31 mma3 mmi-9 mml18 mmo-8 mmr9 mms14 mmu-29
+mn$-9 mna-7 mne-13 mni-14 mno-9 mns-30 mny5 mo$17 moa3 mob-14 moc-3 mod-11 moe18 mof23 mog-6 moh39 moi-6 moj5
+mok-3 mol4 mom-3 mon5 moo-7 mop-20 mor7 mos3 mot-5 mov-3 mow7 mox-11 moy31 moz24 mp$5 mpa-10 mpb-5 mpe-12
+mpf18 mph-6 mpi-14 mpk9 mpl-22 mpo-14 mpp11 mpr-25 mps-13 mpt-20 mpu-26 mpy-16 mqu5 mra21 mre19 mri28 mro4
+mru16 mry18 ms$-21 msa10 msb21 msd14 mse17 msh-3 msk33 msl10 msm-7 mso9 msp-5 mss14 mta10 mte7 mto3 mu$10
+mua23 mub14 mud-4 mue21 muf-14 mug-8 muh35 mui24 muj13 muk16 mul-8 mum-9 muo10 mur7 mut-6 muu-12 muy13 muz4
+mve-8 mvi-12 mwa3 mwi-7 mwo-12 mya25 myc-6 myd-4 mye18 myh13 myi11 myj17 myk30 myl28 myn29 myo-7 myr20 mys-7
+myt-5 mz$10 mza23 mze15 mzi13 na$34 naa23 nab-5 nad6 nae16 naf4 nag4 nah46 nai7 naj37 nak16 nal-8 nam3 nan8
+nao32 nap-8 nar4 nas11 nat-10 nau7 nav8 naw10 nax6 nay29 naz21 nba17 nbe19 nbr13 nbu13 nby24 nc$8 nce-14 nch-6
+nci-6 nck30 ncl-20 nco-11 ncr-18 ncs-8 nct-43 ncu-19 ncy-18 ncz31 nd$5 nda6 ndb-9 ndc-26 ndd-11 ndf-9 ndg7
+ndh3 ndi-7 ndj12 ndk3 ndl-4 ndm-10 ndn-12 ndo6 ndp-29 ndr14 nds-15 ndt21 ndu-12 ndv19 ndw-11 ndy15 ndz28 ne$13
+neb12 ned-20 nef-4 neh21 nei22 nej29 nek46 nel15 nem7 nen9 neo-11 neq-26 ner4 nes-15 net3 neu-4 nev12 nex-28
+ney14 nez41 nfa-13 nfe-6 nfi-15 nfl-26 nfo-13 nfr-10 nft13 nfu-19 ng$-21 nga12 ngc28 nge4 ngf-3 ngg11 ngh10
+ngi-6 ngj10 ngk23 ngl-15 ngm9 ngn-6 ngo5 ngq9 ngr-8 ngs-14 ngt11 ngu-6 ngv21 ngw8 ngx9 ngy-7 nh$33 nha7 nhi-3
+nho12 nht10 nhu4 nhy-4 ni$36 nia5 nib-3 nic3 nid4 nie8 nif-12 nih4 nii14 nij29 nik31 nil10 nim-7 nin-9 nip-11
+niq4 nir12 nis-4 nit-7 niu-7 niv-4 niw12 nix11 niy44 niz7 nja17 nje3 nji25 nju-11 nk$5 nka19 nkb-11 nkc-18
+nke3 nkf-7 nkh6 nki-8 nkm3 nkn-9 nko39 nks-12 nkt-4 nku14 nkw11 nky-15 nl$10 nle9 nli-10 nlo-3 nlu10 nly-14
+nma5 nme-16 nmi4 nmo-8 nmu8 nmy14 nn$56 nna22 nnc9 nnd16 nne11 nng10 nnh18 nni7 nnl25 nnm9 nno3 nns16 nnt9
+nnu-4 nny6 no$35 noa25 nob-10 noc-4 nod-5 noe16 nof9 nog-11 noh23 noi-8 noj21 nok23 nom-19 non-11 noo-5 nop-7
+nor4 not-7 nov12 now3 nox-16 noy8 noz13 npa-5 npe-12 nph11 npi-7 npl-27 npo-16 npr-20 npu-15 nqu-8 nra5 nre-14
+nri14 nro8 nrr16 nru-7 nry8 ns$-14 nsa-5 nsb36 nsc-4 nsd13 nse-5 nsf-12 nsg-10 nsh-6 nsi-14 nsk40 nsl4 nsm-5
+nsn-23 nso3 nsp-20 nsr16 nss6 nst-5 nsu-26 nsv-8 nsw-6 nsz12 nt$-14 nta-7 ntb-22 ntc6 ntd-6 nte-10 ntf-6 ntg5
+nti-11 ntj22 ntk20 ntl-21 ntm-10 nto6 ntp17 ntr-14 nts-28 ntt19 ntu-9 ntv12 ntx13 ntz25 nu$16 nua-15 nub-11
+nuc-3 nud-8 nue9 nuf-20 nug-8 nuh18 nui-12 nuk4 nul-5 num-16 nuo-14 nup-6 nus5 nut-9 nuy10 nuz5 nva-16 nve-20
+nvi-8 nvl9 nvo-18 nvu-20 nwe9 nwh-21 nwo-4 nwr-12 nwy16 nx$-24 nxe-22 nxi-14 ny$9 nya28 nyb-4 nyc13 nyd19
+nye37 nyf9 nyg15 nyh10 nyi7 nyj18 nyk25 nyl12 nym-16 nyn22 nyo6 nyp3 nyr23 nys20 nyt-11 nyu23 nyv9 nyw-16
+nyz10 nz$35 nza21 nze26 nzh14 nzi21 nzk10 nzl30 nzm20 nzo30 nzu23 nzw13 nzy6 oa$18 oaa9 oac-16 oad-15 oaf-15
+oag-5 oah25 oai8 oal-10 oam-14 oan7 oao17 oap-10 oaq9 oar-21 oas-17 oat-15 oau-18 oax-25 oay17 oaz15 ob$-3
+oba5 obb-9 obc-6 obd-5 obe8 obf-29 obg-12 obh5 obj-23 obk16 obl-4 obm9 obn-9 obr12 obs-22 obt-26 obv-33 obw-31
+oby16 obz10 oc$12 oca-14 oce-6 och8 oci-10 ocl-20 oco-8 ocq10 ocr-24 ocs-6 oct-15 ocu-20 ocy-15 ocz28 oda10
+odb5 odc-21 odd-7 odf3 odg-6 odh7 odi-6 odj12 odk8 odl-8 odn25 odp-17 odr17 ods-14 odt9 odu-15 odw-4 ody-5
+odz28 oe$16 oea17 oeb17 oec12 oed-3 oee16 oef14 oeg32 oeh22 oei-9 oek32 oel23 oem18 oen12 oep29 oer9 oet14
+oeu14 oew21 oex-31 oey9 oez16 ofb-7 off5 ofg9 ofh13 ofi-6 ofm18 ofn3 ofo-4 ofr7 ofs4 oft-4 ofu-11 ofy6 og$-4
+ogc-18 ogd25 ogf-18 ogg-10 ogh14 ogi-24 ogm-13 ogn-3 ogo6 ogr-28 ogs-15 ogt-7 ogw-9 ogy-36 oh$19 oha28 ohb15
+ohd14 ohe8 ohi4 ohl34 ohm19 ohn28 oho3 ohr39 ohs7 oht12 ohu14 ohw10 oi$18 oia13 oib3 oic-11 oid-23 oie10 oif-9
+oig7 oih16 oik5 oil-16 oim7 oin-13 oio10 oir-3 oiv10 oix16 oiz22 oj$21 oja38 ojc17 ojd10 oji15 ojk12 ojn20
+ojt25 oju14 oka16 okb-16 oke-10 okh18 oki-8 okk9 okl9 okm-5 okn-4 oko25 okp-6 okr12 oks-8 okt17 oku17 okw-6
+oky-7 ol$5 ola11 olb15 olc13 olf14 olg16 olh6 olj12 olk4 oll3 olm12 oln22 olo-7 olp19 olq15 olr-5 ols4 olt11
+olu-5 olv-10 olw13 oly-5 olz40 om$5 omc7 omd10 ome-9 omf-17 omg16 omh3 omi-6 omk24 oml12 omm-12 omn-11 omp-21
+omr6 oms-9 omu4 omy-12 omz10 on$4 ona-5 onc-10 onf-23 onh4 oni-3 onj-9 onk3 onl-3 onm-13 onn11 ono-6 onp-18
+onq-16 ons-21 ont-3 onu-5 onv-24 onw-9 onz27 oo$4 ooc-8 ood-4 ooe-18 oof-21 ooh-11 ooi-14 ooj12 ook-8 ool-6
+oom-12 oon-8 oop-12 ooq9 oos-7 oot-17 oov-9 ooy22 ooz-16 op$-6 opd-9 ope-5 opf11 opg-14 oph-11 opi-14 opk7
+opl-13 opm-6 opo-5 opp-5 opr-20 ops-21 opt-24 opu-18 opw-5 opy-21 oqu-6 orc-3 ord3 orf28 org5 orh8 orj14
+ork-12 orl10 orm-12 orn5 orp-11 orq5 orr3 ors-9 ort-5 orv14 orw-3 ory-8 orz21 os$5 osa13 osb21 osd23 osf13
+osg17 osh8 osi-6 osk36 osl26 osn32 oso5 osp-16 osq3 osr22 ost-4 osu-3 osv16 osw23 osy-8 osz33 otb-16 otc-19
+ote-9 otf-9 otg-9 oth-5 oti-14 otk11 otl-9 otm4 otn5 oto-4 otp-36 otr-6 ots-15 ott9 otu-7 otv9 otw9 oty-18
+otz36 ou$31 oua27 oud9 oue13 ouf10 ouh27 oui31 ouj17 ouk22 oul13 oum38 oun-12 oup-10 ouq5 ous-15 out-14 ouv20
+ouw29 oux23 ouy25 ouz19 ov$42 ova11 ovd13 ove-14 ovi13 ovl15 ovn14 ovr15 ovs38 ovu-18 ow$10 owa5 owb-19 owc-4
+owd-3 owe-7 owf-20 owg-12 owh-12 owi5 owk21 owl-7 owm-6 own-14 owp-26 owr3 ows9 owt-9 owu-4 oww-24 owz-9 ox$-7
+oxc-19 oxe-17 oxh-9 oxi-29 oxl9 oxm10 oxo-4 oxs5 oxw3 oxx9 oxy-29 oy$10 oya3 oyb-12 oyc8 oyd13 oye4 oyf-16
+oyi-14 oyk21 oyl11 oym-15 oyn21 oyo9 oyr-16 oys-13 oyt25 oyu10 oz$28 oza29 ozb14 ozc13 ozd21 oze3 ozg16 ozh15
+ozi7 ozl7 ozm21 ozn24 ozo7 ozu22 ozw9 ozz22 pa$21 paa25 pab-9 pac-7 pae6 paf16 pah10 pai-7 paj25 pak19 pam-4
+pao32 pap-3 paq-7 par-7 pat-8 pau18 pav8 paw-4 pax4 pay-8 paz17 pba-11 pbo-41 pbr-26 pbu-12 pca-6 pch5 pci5
+pco-30 pcz20 pda-26 pde14 pdo-24 pea-11 peb-9 pec-16 ped-22 pee-11 pef-14 peh23 pei23 pek12 pel5 pen-5 peo-17
+pep-4 per-9 pes-11 peu-3 pev10 pew-20 pex-13 pey16 pez23 pf$34 pfa17 pfe25 pff13 pfi7 pfl23 pfn10 pfo7 pfr-11
+pfu-17 pgr-22 ph$-5 pha-3 phe-9 phi-5 phl-16 phn15 pho-19 phr-8 phs-23 pht-9 phu15 phy-18 pi$14 pic-8 pid-22
+pif-17 pig-7 pih14 pik-4 pil-5 pim-11 pin-8 pip-10 piq-14 pir-10 pis-6 pit-8 piu-7 piw16 pix-16 piz9 pka29
+pke23 pki5 pko28 pl$15 pla-16 ple-9 pli-16 plo-14 plu-15 ply-17 pma7 pme-16 pmo-15 pni24 pno-18 po$17 pob16
+poc-8 pod-3 pof7 pog-6 poh27 poi-19 poj10 pok-11 pon-6 poo-13 pop-4 por-12 pos-20 pot-11 pov3 pow-7 pox-21
+poy21 poz28 pp$45 ppa4 ppe-6 pph5 ppi-11 ppk13 ppl-10 ppm16 ppn16 ppo-8 ppr-33 pps21 ppy-8 pra-4 pre-17 pri-9
+pro-21 pru3 pry8 prz26 ps$-23 psa-10 psc-4 pse-14 psh-7 psi-29 psk9 psm-6 pst-8 psu-29 psy-34 psz10 pt$-19
+pta-13 pte-20 pth-9 pti-27 ptl-20 ptn-24 pto-10 ptr-17 pts-46 ptu-36 pty-21 pu$10 pua18 pub-29 puc4 pud-8 pue7
+puf-12 pug-6 puh20 pui18 puj12 puk-9 pul-11 pum-12 pun-16 puo9 pup-17 pur-10 pus-10 put-17 puy12 pwa-22 pwi-16
+pwo-4 pwr-29 py$-15 pyb-4 pyc-3 pye3 pyg-14 pyi-27 pyk9 pyl-5 pyn10 pyr-12 pys10 pyt4 qa$16 qad16 qai16 qar10
+qas13 qay17 qee10 qi$19 qia14 qin10 qma13 qua-8 quh10 qui-4 quo-14 qur12 quy-5 ra$28 raa28 rac-6 rae24 raf3
+rag-4 rah26 rai-5 raj23 rak12 ral-3 ram3 ran3 rao10 rap-18 raq7 ras3 rat-15 rau14 raw-6 rax5 ray10 raz8 rb$-5
+rbe7 rbi-8 rbl-12 rbo-5 rbr5 rbs-13 rby22 rc$11 rce-5 rch-3 rci8 rck33 rcl-19 rcm9 rco-4 rcr-13 rct-30 rcu-13
+rcy6 rcz36 rd$8 rda8 rdb-16 rdc-13 rdg16 rdh-5 rdj16 rdl-11 rdo11 rdr-15 rds-21 rdt26 rdu5 rdy13 rdz18 re$5
+rea-12 reb-5 rec-15 red-16 ree-3 ref-22 reg-6 reh-7 rei9 rej-3 rek14 rel4 rem-5 ren6 reo-9 rep-22 req-18 rer-6
+res-12 ret-5 reu8 rev-8 rew-10 rex-12 rey28 rez34 rf$20 rfa-4 rfe-3 rff32 rfi-3 rfl-12 rfm15 rfo-5 rfr-8
+rfs-11 rfu-21 rg$42 rga5 rgb9 rgd12 rge6 rgf10 rgg10 rgh18 rgl-10 rgm18 rgn6 rgs3 rgt10 rgu3 rgw9 rgy-8 rha13
+rhi7 rho6 rhu8 rhy-4 ri$34 ria4 rib-9 rif-10 rih22 rii16 rij25 rik13 rim-4 rin-4 rio3 rip-13 riq14 ris4 rit-4
+riv-4 rix11 riy31 riz6 rja8 rje6 rji25 rjo11 rju-5 rka14 rkb-9 rkc9 rkd-12 rkf-18 rkh15 rkk-4 rkl8 rkm8 rko30
+rkr-3 rks-14 rkt-9 rku15 rkw3 rky-6 rl$4 rla8 rlb19 rld-21 rle13 rlh-6 rli5 rll13 rlm12 rlo4 rls-7 rlt13 rlu7
+rm$-16 rma6 rmf-18 rmh-22 rmi-9 rml-17 rms-15 rmu-10 rmw-6 rmy-3 rn$8 rna5 rnb16 rnc-3 rnd18 rne4 rnf-4 rng20
+rnh32 rnk7 rnm-14 rnn-5 rno9 rnp-12 rnq13 rnr-7 rns-3 rnt11 rnw19 rny6 ro$26 roa-10 rod5 roe17 rof-7 rog-7
+roh18 roi-8 roj8 rol-4 rom3 ron3 roo-9 rop-18 ros7 rou-7 rov-3 rox-8 roy12 roz21 rpa-7 rpe-8 rph-12 rpi-5
+rpl-18 rpm-6 rpo-21 rpr-28 rps-15 rpt-25 rpu-8 rpy-6 rqu7 rr$24 rra7 rre5 rrh-18 rri5 rrl10 rrm10 rru-5 rry5
+rs$-22 rsb13 rsc15 rsd26 rse-9 rsf14 rsg9 rsi-9 rsk28 rsl12 rsm9 rsn-5 rso6 rsp-16 rss23 rst3 rsu-15 rsw-11
+rsz18 rt$15 rta-5 rtb-14 rtc-7 rte-3 rtf-12 rtg-6 rti-6 rtj15 rtk20 rtn7 rto13 rts-8 rtt9 rtu-7 rtw-4 rty6
+rtz26 ru$21 rub3 ruc-6 rue10 ruh32 rui-5 ruj20 ruk22 rul3 ruo7 rup-6 ruq17 rut6 ruu12 ruv13 ruw16 rux5 ruy27
+ruz43 rv$5 rva-5 rve-5 rwe3 rwh-26 rwi12 rwo-7 rwr-36 rwy16 rx$9 ry$-3 rya24 ryb4 ryc12 ryd25 rye16 ryf18
+ryg24 ryh22 ryi-17 ryj21 ryk31 ryl13 rym-6 ryn21 ryp-13 rys16 ryt3 ryu14 ryv14 ryw-19 ryz18 rz$38 rza41 rzb21
+rze29 rzh14 rzi27 rzl12 rzm10 rzn9 rzo15 rzu21 rzw14 rzy39 sa$30 saa40 sab7 sad3 sae20 sah23 sai6 saj25 sak19
+sal5 sam19 san12 sao26 sap-7 saq18 sar12 sat-6 sau4 sav7 sax-3 say8 saz16 sba5 sbe17 sbi7 sbl-9 sbr13 sbu12
+sby18 sc$-12 sca-5 sce-18 sch23 scl-15 sco-6 scr-27 scu-14 scz14 sda14 sde7 sdi-4 sdo17 sdr-18 se$5 sea-4
+sec-15 sed-21 see-4 sef3 seg4 sei7 sej21 sek30 sel9 sem-4 sen8 seo-3 sep-3 seq-23 ses-30 seu-3 sew-8 sex-28
+sey26 sez14 sfe4 sfi-11 sfo4 sfr-5 sfu-33 sfy-29 sga26 sge9 sgi-11 sgr-5 sgu-11 sha11 shc-10 shd5 shg-6 shi-3
+shk20 shl-7 shn-6 sho-7 shp-6 shr-7 shs-18 sht5 shu6 shv21 si$33 sia18 sib-14 sid-10 sie3 sif-13 sig-11 sih22
+sik39 sil5 sim4 sin-4 sio-18 sir11 sis-10 sit-15 siu9 siv-22 siw18 six-9 siy27 siz-22 sja21 sje17 sjo4 sju-3
+sk$-4 ska22 ske6 ski19 skl13 skm-22 sko34 skr18 sks-41 sku3 skw13 sky22 sl$24 sle7 sli-5 slu-13 sly-24 sm$-57
+sma6 smo-7 smr12 sms-42 smy25 sn$14 sna-8 sne-9 sno-15 snu-22 sny27 so$25 soa-4 soc-11 sod-4 soe8 sog-8 soh26
+soj-8 sok29 sol-3 som-9 son14 sor-7 sos8 sot5 sov13 sow6 sox-6 soy9 soz5 sp$-13 spa-6 spe-10 sph-28 spi-9
+spl-22 spo-16 spr-9 sps-36 spu-13 spy-4 squ-11 sr$3 sra36 sre-6 sri28 sro4 sry15 ss$-18 ssa10 ssb-7 ssc-7
+ssf-14 ssh-8 ssi-6 ssk4 ssl-5 ssm8 ssn-10 sso3 ssp-28 ssr5 sst-15 ssu-12 ssw-9 ssy6 st$-19 stb-10 stc-8 std-7
+stf-20 stg4 sti-9 stj19 stk20 stl-8 stm-5 stp-13 str-6 sts-56 stu-4 stv18 stw-14 su$20 sua-11 sub-25 suc-10
+sud11 sue3 suf-11 sug-5 suh29 sui-16 suj16 suk28 sul-3 sum-3 sun-4 suo7 sup-26 sur-15 sus-5 sut12 suv7 suw10
+suy20 suz12 sva27 sve7 svi27 svo20 swe-3 swo-4 swy13 sya37 syb3 syc-31 syd24 sye20 syf-12 syh12 syi-13 syk9
+syl3 sym-5 syn-7 syo9 syp5 syr9 sys-9 syu10 syv13 sz$42 sza37 szc31 sze41 szi14 szk32 szl17 szm15 szo15 szp10
+szt18 szu27 szw16 szy34 ta$24 taa25 tab-16 tac-7 tad22 tae23 taf3 tag-7 tah30 tai-11 taj29 tal-4 tao25 tap-7
+taq16 tar-3 tat-22 tau3 tav15 taw5 tax-32 tay17 taz16 tba-20 tbi-17 tbl-14 tbo-25 tbr-8 tbu-8 tby13 tca-15
+tce-4 tch-7 tci-7 tcl-7 tco-13 tcr-12 tcu-12 tcy-12 tcz13 tda-16 tde14 tdi-20 tdo-16 tdr-23 te$-3 tea-6 tec-9
+ted-33 tee-8 tef6 teh14 tei33 tej29 tek21 tem-4 ten-5 teo-7 ter-8 tes-19 tev23 tex-16 tey15 tez35 tfa-20 tfe3
+tfi-7 tfl-9 tfo-12 tfr5 tfu-39 tga-10 tge18 tgi10 tgo-13 tgr-4 tgu-31 th$11 tha15 thb-4 thc15 thd-18 the-4
+thf-23 thg9 thh-9 thi-3 thj16 thk18 thl-9 thn-6 thp-26 thr-14 ths-27 tht-15 thv14 thw-8 thz15 ti$30 tia-4
+tib-8 tic-22 tid-9 tie-9 tif-21 tig-4 tij24 tik10 til-3 tim-8 tin-13 tio-44 tip-14 tiq-17 tir-8 tis-5 tit-16
+tiv-34 tiw11 tix14 tiy18 tiz12 tja7 tje34 tjo20 tju13 tka39 tke27 tki16 tkn-6 tko41 tku17 tl$26 tla7 tle-5
+tli-7 tlo3 tlu4 tly-26 tma14 tme-11 tmo-6 tmu7 tmy16 tna10 tni9 tnu-20 tny20 to$21 toa-9 tob5 toc-4 tod-4 tof7
+tog-13 toh23 toi-4 toj8 tok5 tol5 tom-3 ton10 too-10 top-10 tor-12 tos3 tot-3 tov15 tox-23 toy13 tpa-12 tpe-8
+tph3 tpi-13 tpl-29 tpo-33 tpr-25 tr$10 tra-10 tri-9 trl9 tro-3 tru-8 try-5 trz26 ts$-28 tsa16 tsb16 tsc18
+tse11 tsf13 tsg10 tsh-11 tsk21 tsl5 tso19 tsp-25 tst-10 tsu13 tsv10 tsw-8 tsy-3 tt$40 tta9 ttb15 ttc14 ttf12
+ttg22 tth17 tti3 ttj12 ttk25 ttl-5 ttm38 ttn32 tto7 tts18 ttu7 ttw9 tty3 ttz10 tu$21 tua-22 tub-7 tuc10 tud-14
+tue5 tuf-4 tug5 tuh20 tui-7 tuk24 tum-6 tun-6 tuo-12 tup-10 tur-12 tut-9 tuu12 tuv12 tux-13 tuy16 tuz12 tva15
+tve25 tvi24 tvo-6 twa-10 twe-6 twh-27 twi-9 two-9 twr-13 twu-4 twy16 txa12 txe12 txo10 txu10 ty$-14 tya18
+tyb15 tyd5 tye23 tyf16 tyg15 tyh6 tyi-13 tyj18 tyk13 tyl-4 tyn34 tyo12 typ-30 tyq13 tyr3 tys21 tyt5 tyu15
+tyv16 tz$32 tza36 tzb28 tzc12 tze17 tzf16 tzg21 tzh18 tzi12 tzk28 tzl37 tzm37 tzn25 tzo7 tzr10 tzs23 tzu17
+tzw16 tzy4 ua$24 uaa17 uab-21 uac-11 uad-6 uah9 uai-3 uaj9 uak-8 ual-14 uam12 uan11 uap-3 uar-3 uas-3 uat-19
+uav-5 uaw-13 uay12 uaz20 ub$3 uba15 ubb-11 ubc-28 ubd-30 ube10 ubf-31 ubh-3 ubi7 ubj-39 ubk16 ubl-13 ubm-22
+ubn16 ubo4 ubp-28 ubr4 ubs-27 ubt-50 ubu-4 ubv-27 uby29 uc$28 ucc10 uce-6 uch8 uck-3 ucl-16 ucr-12 ucs9 uct-42
+ucu-6 ucy19 ucz27 ud$13 uda14 udb-5 udd-5 udf-12 udg-21 udh17 udi-3 udj23 udk21 udl13 udm13 udn20 udo11 udr23
+uds-16 udt23 udu7 udv16 udw25 udy9 udz16 ue$5 uea-13 ueb10 uec34 ued-6 uee-16 uef-3 ueg17 ueh26 uei17 uej-12
+uek17 uel15 uem20 uep3 uer13 ues-7 uet5 ueu-9 uev29 uew18 uey13 uez35 uf$30 ufa10 ufd9 ufe32 uff-6 ufi30 ufk13
+ufl-10 ufm12 ufn12 ufo9 ufr7 ufs5 uft-3 ufu16 ufy10 ug$-6 uga3 ugb-6 ugd12 uge6 ugf-14 ugg-11 ugh5 ugi6 ugl11
+ugm-10 ugo21 ugr7 ugs-19 ugt12 ugu4 uh$13 uha35 uhe30 uhi25 uhl39 uhm22 uhn30 uho23 uhr21 uhs20 uht15 uhu14
+uhy15 ui$34 uia14 uic-7 uid-5 uie-5 uif-6 uig10 uih14 uij19 uik22 uil4 uim25 uio8 uip-17 uir-4 uis5 uit-12
+uiv-17 uiz16 uj$10 uja20 uje12 uji23 ujo23 uk$31 uka26 uke8 ukh31 uki11 ukl10 ukn13 uko22 ukr21 uks6 ukt14
+uku20 ukw27 ul$-6 ula-10 ulb10 uld11 ulg-11 ulh30 uli10 ulj21 uln-24 ulo3 ulp-14 ulq10 ulr18 uls-5 ult-9 ulu3
+ulv12 ulw13 ulx9 uly16 ulz24 uma9 umb-8 umc-19 umd-9 ume-5 umg22 umh8 umi-6 umk16 uml7 umm-4 umn-10 umo3
+ump-13 umr24 ums-19 umu-9 umv-21 umw14 un$18 unb-22 unc-24 und-11 unf-25 unh-19 uni-6 unk-7 unl-15 unm-19 uno3
+unp-38 unq-20 unr-25 uns-12 unt-16 unu-6 unv-12 unw-23 uny13 unz20 uo$13 uoc18 uod-12 uoh12 uoi-12 uok9 uol13
+uom16 uon22 uop-4 uor-15 uos-3 uot-13 uou-55 uoy-16 uoz10 upa5 upb-22 upc-7 upd-9 upe-16 uph-9 upi-6 upk16
+upl-16 upn17 upo3 upp-9 upr-10 ups-23 upt-16 upu-8 upw-20 upy-16 uqa16 uqm9 uqu13 ur$11 urb-7 ure-8 urf-9 urg3
+urh24 urj20 urk16 url-3 uro3 urp-16 urq12 urr-3 urs-7 uru9 urv-8 urw23 ury13 urz26 usa5 usc6 usd16 use-7 usf9
+usi-10 usk6 usl-25 usm31 usn-23 uso24 usp-25 usr20 uss7 ust-7 usw17 usy-12 usz38 uta-6 utb-19 utd-40 ute-10
+utf-18 utg-13 uti-13 utj10 utk32 utl-10 utn3 uto-6 utp-27 utr-8 uts-14 utt-4 utu-7 utv-7 utw-14 uty8 utz14
+uu$7 uuk9 uul9 uum-24 uur17 uus7 uva17 uve10 uvi3 uvo18 uvr3 uvu-22 uw$22 uwa39 uwe31 uwi15 ux$21 uxa16 uxe-10
+uxi-5 uxo-4 uxt-8 uxu-25 uy$10 uya31 uyb-4 uyc16 uyd10 uye19 uyi-9 uyk10 uyl25 uym12 uyn22 uyo13 uyp10 uyr10
+uys8 uyt13 uyu10 uz$40 uza33 uzb10 uzc10 uzd12 uze12 uzg12 uzh15 uzi23 uzm32 uzn20 uzo9 uzr14 uzs12 uzu9 uzy14
+va$22 vaa22 vab-31 vac-5 vad4 vae12 vag-4 vah24 vai4 vaj16 vak30 vam-4 van19 vao14 vap-22 vaq-4 var10 vas5
+vat-12 vau6 vav20 vay30 vaz30 vch16 vda16 vde15 ve$-15 vea10 veb-12 vec8 ved-14 vee15 vef-6 veg-3 veh-3 vej18
+vek21 vel-3 vem-11 ven-5 veo17 ver-8 ves-14 veu17 vev13 vex-28 vey5 vez34 vge10 vha10 vi$35 via5 vib-18 vic15
+vie5 vif-25 vih12 vij21 vik25 vil10 vin3 vio4 vip-11 vis-6 viu6 viv-7 vix-11 viy23 viz11 vka16 vki13 vko18
+vla32 vle28 vli23 vlj9 vlo9 vlu10 vly10 vna16 vne25 vni15 vo$18 voa10 vob9 voc-23 vod10 voe27 vog16 voh9 voi-6
+voj12 vok-21 vom-17 von41 voo8 vor5 vos13 vot-9 vou-13 vov10 vow-26 voy-7 voz15 vra34 vre20 vri34 vro16 vru12
+vry10 vs$-5 vsa12 vse20 vsk39 vst9 vu$14 vuc13 vuk21 vul-16 vun-4 vuo13 vur-3 vus7 vva13 vvi-19 vvy-17 vy$5
+vya25 vye14 vyi-31 vyn33 vyo16 vyr9 vys5 wa$36 waa27 wac7 wad5 wae24 waf-4 wag-3 wah37 waj22 wal9 wam5 wan11
+war-3 wat-5 wau9 wav-25 waw-3 wax-14 way-4 waz7 wba-10 wbe-4 wbi-16 wbl-6 wbo-17 wbr-6 wbu4 wca-17 wcr9 wcz21
+wd$-7 wdi-11 wdl-17 wdo-4 wdr-13 wds-9 we$18 wea-11 web-7 wec27 wed-13 wee-10 weg27 weh32 wei11 wej9 wek21
+wel6 wem21 wen25 wes8 wet11 wey34 wez9 wfe3 wfi-5 wfl-29 wfo-7 wfu-37 wge9 wgi-18 wgr-6 wha-9 whe-15 whi-5
+who-16 whu-7 why8 wi$20 wia36 wib21 wic25 wie16 wif-26 wii10 wij15 wik18 wil13 wim-6 win-4 wio13 wip-10 wir-4
+wit3 wiv-19 wiz-4 wka22 wke-4 wki-8 wko14 wks-11 wkw-27 wl$-16 wla5 wld9 wli-8 wlo9 wls-20 wlu12 wly-24 wme-17
+wmo-18 wn$-4 wna23 wnb-13 wnd7 wne-10 wnf-18 wng-18 wnh-12 wni-15 wnl-8 wnp-29 wnr-12 wns-23 wnt-11 wnu-4
+wnw-12 wny-9 wo$12 woa5 wob-7 woc18 wod13 woe8 wof-9 woh30 woi18 woj31 wol20 wom-26 won3 wop-8 wor-10 wos8
+wot-5 wou-5 wov-20 wow-14 woy18 woz16 wpa-24 wpi-27 wpo-23 wra-9 wre-11 wri-14 wro-10 wrz12 ws$-27 wsa4 wsh-10
+wsi-18 wsk62 wsl-13 wsm-4 wso17 wsp-33 wsr-29 wst-8 wsu-18 wsw-22 wte5 wto-4 wu$28 wua9 wub14 wuc10 wud9 wue25
+wul23 wum-7 wun6 wuo13 wur5 wus-7 wut9 wve12 wwa16 wwo-33 wya14 wyc15 wyd18 wye14 wyg13 wyk22 wyl27 wym15
+wyn36 wyr18 wys21 wyt13 wze9 wzi-12 xa$7 xab-9 xac-25 xag-38 xai9 xal-6 xam-16 xan26 xar5 xas-7 xat-41 xav28
+xay23 xbe15 xbu9 xca-25 xce-28 xch-17 xci-35 xcl-33 xco-17 xcr-37 xcu-41 xe$4 xec-35 xed-35 xei10 xel7 xem-22
+xer-24 xes-40 xet-20 xey17 xfo-9 xha-13 xhe9 xhi-24 xho-19 xhu-25 xi$6 xia3 xib-30 xic-21 xid-28 xie-3 xif-33
+xig-20 xil-7 xim-4 xin-16 xio-12 xir-6 xis-16 xit-13 xle8 xma12 xmi9 xne10 xo$16 xoc15 xol-14 xom-4 xon-4
+xop-22 xor-36 xos-16 xot-20 xpa-45 xpe-36 xpi-29 xpl-50 xpo-43 xpr-44 xpu-36 xqu-12 xsa14 xse15 xsi9 xso24
+xt$-10 xta-10 xte-13 xti-22 xtr-36 xts-27 xtu-38 xu$12 xua-24 xud-27 xul-23 xum13 xur-28 xus-9 xwe12 xwi-6
+xwo-9 xx$13 xxi10 xy$-12 xyg-29 xyl-9 xym-9 xys-12 xza22 ya$46 yaa34 yab-4 yac4 yad21 yae21 yaf17 yag9 yah36
+yai29 yaj16 yak15 yal7 yam21 yan30 yao15 yap3 yaq16 yar7 yas31 yat20 yau25 yav23 yaw-9 yay16 yaz33 yb$20 ybe3
+ybl3 ybo-6 yby7 yc$15 yca-9 yce13 ych-6 yci9 yck35 ycl-27 yco-9 ycr18 ycu16 ycz20 yd$24 yda14 ydd16 yde22
+ydi10 ydj13 ydl18 ydn23 ydo31 ydr-22 yds3 ydt9 ydu17 ydy20 ydz14 ye$23 yeb-7 yec16 yed-14 yee6 yeh25 yei11
+yek17 yel8 yem32 yen22 yeo-6 yep-5 yer15 yes9 yet13 yev29 yew-8 yez15 yfa8 yfe11 yff19 yfl-20 yfr3 yfu-14
+yga10 yge3 ygh9 ygi-6 ygl-5 ygm-4 ygo-5 yha38 yhe5 yhi17 yhl10 yho-11 yhr10 yhu15 yi$32 yia41 yib10 yic12 yid4
+yie-7 yil21 yim18 yin-27 yio21 yip-18 yir19 yis-6 yit16 yja17 yje12 yjo26 yju15 yk$46 yka34 yke26 ykh21 yki26
+ykl9 yko30 yks12 yku13 yl$13 yla21 yld15 yle16 ylh18 yli14 ylk10 yll3 ylm10 yln13 ylo11 ylp-29 ylu3 ylv26
+ylw10 yly17 ym$13 yma9 ymb-8 ymi8 ymm-13 ymn-31 ymo5 ymp-19 ymr12 yms-12 ymu5 yn$49 yna14 ync-10 ynd13 yne25
+ynf-6 yng4 ynh16 yni15 ynk16 ynl21 ynn53 yno3 yns41 ynt-4 ynu14 ynx-18 yny-4 ynz18 yo$26 yoa24 yoc15 yod6
+yoe14 yof-15 yog-11 yoh24 yol4 yom24 yon15 yoo18 yop-16 yor9 yos20 yot8 you11 yow-4 yoz9 yp$-6 ypa-13 ype-25
+yph-12 ypi-16 ypn-28 ypo-22 ypp-12 ypr-6 yps-20 ypt-30 ypu-14 yqu23 yr$13 yra12 yrd7 yre16 yri7 yrk13 yrl13
+yrm-6 yrn17 yro5 yrr3 yrt8 ys$-9 ysa13 ysb9 ysc-6 ysd12 yse13 ysh19 ysi-4 ysk25 ysl8 ysm-11 yso19 ysp-36 yss24
+yst-6 ysw-4 ysz26 yt$21 yta15 ytc10 yte-3 yth-3 yti-5 ytk12 ytl22 yto9 ytr5 yts14 ytt5 ytu15 yty9 yu$22 yua15
+yub17 yuc-9 yud18 yue18 yug16 yuh10 yuk15 yul13 yum7 yun17 yup-12 yur15 yus19 yut16 yuv15 yva25 yve23 yvi22
+yvo30 ywa-9 ywh-18 ywi-5 ywo-11 ywr-30 yxe-12 yxi-19 yya35 yye9 yyi14 yyu9 yz$13 yza23 yze30 yzi16 yzo10 za$34
+zaa7 zab30 zac33 zad39 zae27 zaf27 zag18 zah26 zai28 zaj21 zak41 zal39 zam41 zan28 zao15 zap7 zaq13 zar22 zas7
+zat6 zau22 zav33 zaw31 zay37 zaz11 zba16 zbe30 zbi17 zbo16 zbr9 zbu14 zca28 zch23 zco23 zcr22 zcz31 zda25
+zde24 zdi25 zdo20 zdr12 zdu9 zdz15 ze$6 zea8 zeb3 zec31 zed-13 zee25 zeg24 zeh26 zei24 zej19 zek42 zel29 zem20
+zen14 zep3 zeq9 zer13 zes-11 zet13 zeu15 zev20 zew23 zey32 zez16 zfa9 zfe16 zfl20 zga29 zge20 zgi10 zgo30
+zgu22 zha32 zhe23 zhi15 zho20 zhu16 zi$37 zia47 zib17 zic22 zid12 zie7 zif10 zig17 zih16 zik35 zil7 zim22 zin4
+zio44 zip-6 zir19 zis31 zit12 ziu9 ziv17 ziy30 ziz29 zja9 zji18 zju9 zka31 zke35 zki15 zko35 zky22 zl$21 zla31
+zlo19 zlu15 zly10 zm$9 zma35 zme34 zmi31 zmo15 zmu20 zmy16 zna25 zne33 zni30 zno14 znu10 zny25 zo$25 zoa-11
+zob16 zoc14 zod-9 zoe19 zof8 zog20 zoh12 zoi-8 zok13 zol11 zon7 zoo-21 zop3 zor23 zos5 zot16 zou18 zov15 zow27
+zoy12 zoz16 zpa3 zpe28 zqu30 zr$9 zra31 zre22 zri27 zro29 zru19 zs$10 zsa28 zsc21 zsi18 zso20 zta12 zto21
+zu$18 zua18 zub32 zuc18 zue28 zug15 zuh16 zui15 zuk30 zul36 zum11 zun30 zuo10 zup21 zur21 zus14 zut23 zuz15
+zva21 zve18 zvi14 zvo-6 zwa29 zwe30 zwi22 zwo3 zy$4 zya28 zyb16 zyc26 zyd9 zye15 zyg3 zyi6 zyk42 zyl17 zym12
+zyn41 zyo12 zyp9 zyr14 zys22 zyw17 zyz14 zz$-15 zza18 zze4 zzi10 zzl-29 zzm3 zzo22 zzu26 zzy-11
+`;
+
+export const NAME_SPELLING_THRESHOLD = 6;
+
 /** Given or family names of many countries, not told apart (also places and firms): weak evidence. */
 export const OTHER_NAMES = `
 a'isha a-jay aab aaban aaberg aabid aabidah aabish aaby aadesh aadham aadhav aadheen aadhi aadhvik aadidev

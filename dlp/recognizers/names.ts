@@ -19,7 +19,14 @@
 // Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places, street words, titles.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { FIRST_NAMES, OTHER_NAMES, SURNAMES, WORD_NAMES } from '../data/person-names.js';
+import {
+  FIRST_NAMES,
+  NAME_SPELLING,
+  NAME_SPELLING_THRESHOLD,
+  OTHER_NAMES,
+  SURNAMES,
+  WORD_NAMES,
+} from '../data/person-names.js';
 import type { AnalyzeContext, CustomRecognizer, Finding, Recognizer } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -32,6 +39,29 @@ const FIRST = wordSet(FIRST_NAMES);
 const LAST = wordSet(SURNAMES);
 /** Names of many countries that no given- or family-name list holds (also places and firms): a lone word with a person's context. */
 const OTHER = wordSet(OTHER_NAMES);
+/** Letter trigram → log-odds (in tenths) that a word with it is a name rather than an English or health word. */
+const SPELLING = new Map<string, number>();
+for (const entry of NAME_SPELLING.split(/\s+/))
+  if (entry.length > 3) SPELLING.set(entry.slice(0, 3), Number(entry.slice(3)));
+
+/** Whether a folded lower-case word is spelled like a name (mean trigram log-odds at or above the threshold). */
+function spelledLikeName(word: string): boolean {
+  let sum = 0;
+  let n = 0;
+  let prev2 = '^';
+  let prev1 = '';
+  for (const ch of `${word}$`) {
+    if (ch === "'" || ch === '’' || ch === '-') continue;
+    if (prev1 !== '') {
+      sum += SPELLING.get(prev2 + prev1 + ch) ?? 0;
+      n++;
+      prev2 = prev1;
+    }
+    prev1 = ch;
+  }
+  return n > 0 && sum / n >= NAME_SPELLING_THRESHOLD;
+}
+
 /** Dictionary names that are also English words past the common list ("dean", "clay"): in lower case, words. */
 const WORD_LIKE = wordSet(WORD_NAMES);
 const COMMON = wordSet(COMMON_WORDS);
@@ -62,6 +92,12 @@ venezuela vietnam wales zealand africa asia kingdom republic
 english german french spanish italian polish russian chinese japanese korean dutch swedish danish norwegian
 finnish greek portuguese irish scottish british african asian european mexican canadian indian
 hipaa phi covid medicare medicaid aetna cigna humana anthem kaiser delta blue cross shield metlife guardian
+unitedhealthcare optum optumrx caremark centene molina wellcare elevance highmark ambetter tricare champva
+walgreens walmart kroger costco safeway publix meijer wegmans albertsons heb riteaid cvs express scripts walgreen
+quest labcorp sonora ameripath epic cerner athenahealth allscripts nextgen eclinicalworks meditech dentrix
+eaglesoft opendental carestream dexis cerec invisalign schein benco dentsply sirona straumann
+pfizer moderna novavax merck nordisk abbvie humira ozempic wegovy mounjaro jardiance
+toyota honda hyundai nissan subaru mazda volkswagen bmw tesla uber lyft fedex usps dhl
 microsoft google apple amazon outlook gmail teams zoom office excel word windows android iphone
 `);
 
@@ -950,11 +986,14 @@ class NameScanner {
     if (idx.length === 1) {
       const kind = kinds[0]!;
       // A listed name of another country counts where a given name would ("Tomomi is from …", "Kuba, can I …").
-      const given = kind === Kind.First || (kind === Kind.Unknown && this.listed(first));
+      // A listed name of another country, or a word spelled like a name ("Dzhambek"), counts where a given name would
+      // ("Jouko is from …", "Kuba, can I …"). Firms spelled like names that mail about care names (pharmacies, payers,
+      // software) are in NOT_NAMES.
       if (
-        given &&
-        (beforeLone ||
-          after ||
+        (kind === Kind.First ||
+          (kind === Kind.Unknown && (this.listed(first) || spelledLikeName(this.word(first))))) &&
+        (after ||
+          beforeLone ||
           addressed ||
           this.speakerLabel(first) ||
           this.afterAuxiliary(first) ||
