@@ -116,7 +116,14 @@ quest labcorp sonora ameripath epic cerner athenahealth allscripts nextgen eclin
 eaglesoft opendental carestream dexis cerec invisalign schein benco dentsply sirona straumann
 pfizer moderna novavax merck nordisk abbvie humira ozempic wegovy mounjaro jardiance
 toyota honda hyundai nissan subaru mazda volkswagen bmw tesla uber lyft fedex usps dhl
-microsoft google apple amazon outlook gmail teams zoom office excel word windows android iphone
+oslo stockholm helsinki copenhagen reykjavik hamburg munich frankfurt cologne amsterdam rotterdam brussels
+lisbon porto barcelona seville naples turin venice zurich prague warsaw krakow budapest bucharest belgrade
+zagreb athens istanbul ankara moscow kyiv kiev minsk riga tallinn vilnius liverpool edinburgh dublin cardiff
+belfast tokyo osaka kyoto seoul beijing shanghai taipei manila jakarta bangkok hanoi mumbai delhi bangalore
+chennai karachi lahore dhaka tehran baghdad cairo lagos nairobi johannesburg toronto montreal vancouver ottawa
+calgary chicago seattle miami atlanta philadelphia detroit minneapolis pittsburgh baltimore cincinnati
+sacramento albuquerque tucson microsoft google apple amazon outlook gmail teams zoom office excel word windows
+android iphone
 `);
 
 /** Given names that are also everyday words not in the common list: they need a cue. */

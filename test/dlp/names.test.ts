@@ -122,6 +122,69 @@ describe('dlp person names', () => {
     expect(negatives.length).to.be.at.least(positives.length);
   });
 
+  describe('names the dictionaries lack, and where people stand', () => {
+    const positives: Array<[string, string, string[]]> = [
+      ['a given name of another country before "is from"', 'Eeva is from the Turku office.', ['Eeva']],
+      ['an unlisted name addressed', 'Radek, can you call the lab?', ['Radek']],
+      [
+        'the speakers of a transcript',
+        'Oona: Did the crown fit?\nSunniva: Yes, it did.\nHollis: Good.',
+        ['Oona', 'Sunniva', 'Hollis'],
+      ],
+      [
+        'a pair with a role in apposition',
+        'Bogumiła Przybysz, the office manager, signed the form.',
+        ['Bogumiła Przybysz'],
+      ],
+      ['a lone name before a pronoun', 'We gave Zdeněk his x-rays.', ['Zdeněk']],
+      [
+        'a pair before a verb and a pronoun',
+        'Ottilie Vanderkamp forgot her glasses.',
+        ['Ottilie Vanderkamp'],
+      ],
+      ['a pair after a role', 'Our billing clerk Sigrun Hafstad will call.', ['Sigrun Hafstad']],
+      ['a lone name after a role', 'Our hygienist Zorka will call you.', ['Zorka']],
+      ['a subject after an auxiliary', 'Did Henrik bring the forms?', ['Henrik']],
+      ['a name linked to a counted one', 'Mr. Havel and Tereza came in.', ['Havel', 'Tereza']],
+      ['a plain mention of a given name', 'We talked about Henrik yesterday.', ['Henrik']],
+      ['a lone given name in lower-case text', 'why is henrik so late again', ['henrik']],
+      ['a word spelled like a name after an auxiliary', 'Why is Vuokko so quiet today?', ['Vuokko']],
+    ];
+    for (const [label, text, names] of positives) {
+      it(`finds ${label}`, () => {
+        expect(counted(text)).to.deep.equal(names);
+      });
+    }
+    const negatives: Array<[string, string]> = [
+      ['a pharmacy before "has"', 'Kroger has your prescription ready.'],
+      ['a product after an auxiliary', 'Why is Dentrix so slow today?'],
+      ['a payer after an auxiliary', 'Why is Medicaid so slow?'],
+      ['a drug after an auxiliary', 'Did Humira help your knee?'],
+      ['a day after an auxiliary', 'Is Monday okay for the cleaning?'],
+      ['a day in a question', 'Was Tuesday the day of the visit?'],
+      ['a city after an auxiliary', 'Why is Oslo so expensive?'],
+      ['cities after prepositions', 'We drove from Helsinki to Tampere on Friday.'],
+      ['names that are words, in lower case', 'the dean will review the clay models'],
+      ['ambiguous names in lower case', 'we need to mark the chart and grant access'],
+      ['food words in lower case', 'pick up the olive oil and ginger'],
+      ['payers in a list', 'Send the records to Aetna, Cigna and Humana.'],
+      ['a store as a subject', 'Walmart is out of the gloves.'],
+      ['labels of a note', 'Note: bring the forms.\nReminder: fasting required.'],
+      ['a product in apposition', 'Primescan, the new scanner, arrived.'],
+      ['a firm after "to"', 'Thanks to Toyota for the loaner car.'],
+      ['a pharmacy after "call"', 'Call Walgreens about her refill.'],
+      ['a surname naming a thing', 'The Jensen novel is on the desk.'],
+    ];
+    for (const [label, text] of negatives) {
+      it(`finds no counted name in ${label}`, () => {
+        expect(counted(text)).to.deep.equal([]);
+      });
+    }
+    it('has at least as many negative rows as positive rows', () => {
+      expect(negatives.length).to.be.at.least(positives.length);
+    });
+  });
+
   describe('recipient display names (ctx.headerNames)', () => {
     const rows: Array<[string, string, string[], string[]]> = [
       ['full name', 'Dear Harper Johnson, your results are in.', ['Harper Johnson'], ['Harper Johnson']],
