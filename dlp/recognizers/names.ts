@@ -830,7 +830,7 @@ class NameScanner {
     if (words.size === 0) return out;
     // A weaker finding of one of those words counts too.
     for (const c of named) {
-      if (c.finding.score >= 0.6) continue;
+      if (c.finding.score >= 0.6 || (c.next - c.first > 1 && c.finding.score < 0.3)) continue;
       // "Jouni … a huge Jouni Hahli fan": a name of two words that holds a counted word counts too.
       for (let k = c.first; k < c.next; k++)
         if (this.kind(k) !== Kind.Common && !this.isLetter(k) && words.has(this.word(k))) {
@@ -1102,7 +1102,9 @@ class NameScanner {
   pronounAfter(i: number): boolean {
     for (let k = i + 1; k <= i + 2 && k < this.count; k++) {
       if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return false;
-      if (PERSON_PRONOUNS.has(this.word(k))) return true;
+      // "his", "her", "himself", "herself": look at words of those lengths only (no string for the others).
+      const len = this.t.end[k]! - this.t.start[k]!;
+      if ((len === 3 || len === 7) && PERSON_PRONOUNS.has(this.word(k))) return true;
     }
     return false;
   }
@@ -1111,7 +1113,9 @@ class NameScanner {
   roleAfter(i: number): boolean {
     const k0 = i + 1;
     if (k0 >= this.count || this.t.possessive[i]) return false;
-    if (this.text.slice(this.t.end[i], this.t.start[k0]) !== ', ') return false;
+    const e = this.t.end[i]!;
+    if (this.text.charCodeAt(e) !== 44 || this.t.start[k0] !== e + 2 || this.text.charCodeAt(e + 1) !== 32)
+      return false;
     for (let k = k0; k < k0 + 3 && k < this.count; k++) {
       if (k > k0 && !this.joined(k - 1, k)) return false;
       const w = this.word(k);
