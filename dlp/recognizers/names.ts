@@ -871,7 +871,9 @@ class NameScanner {
     // Lower-case words start a name only as a given name, or as any name word right after a cue that allows it.
     const lowerStart = cue?.allowsLower
       ? isName(this.kind(i)) && this.kind(i) !== Kind.Ambiguous
-      : this.kind(i) === Kind.First;
+      : this.kind(i) === Kind.First ||
+        // A lower-case signature or address block: a name the dictionaries lack may open its line.
+        (this.lowerText && this.kind(i) === Kind.Unknown && this.opensLine(i));
     if (lower ? !lowerStart : !this.nameShaped(i) || !isName(this.kind(i))) return null;
     // In lower case a name that is also an English word ("dean", "clay") is the word, unless a cue says otherwise.
     if (lower && !cue?.allowsLower && WORD_LIKE.has(this.word(i))) return null;
@@ -941,9 +943,13 @@ class NameScanner {
         ? cue.score
         : pair
           ? // "follow up with patricia desrosiers": a given name and a surname where a person is expected.
-            kinds[0] === Kind.First && (this.personBefore(i) || possessive || this.lineAlone(i, last))
-            ? 0.55
-            : 0.3
+            kinds[0] === Kind.First
+            ? this.personBefore(i) || possessive || this.lineAlone(i, last)
+              ? 0.55
+              : 0.3
+            : this.signatureName(last, idx)
+              ? 0.55
+              : 0
           : // Lower-case text (chat, quick notes): a lone given name counts where a capitalised one would
             // ("why is ivan so …", "selma is from …", "her son jacob").
             this.lowerText && kinds.length === 1 && kinds[0] === Kind.First
@@ -1126,6 +1132,31 @@ class NameScanner {
   }
 
   /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
+  /** Only punctuation, bullets or spaces before token i on its line. */
+  opensLine(i: number): boolean {
+    for (let p = this.t.start[i]! - 1; p >= 0; p--) {
+      const c = this.text.charCodeAt(p);
+      if (c === 10 || c === 13) return true;
+      if (isLetterCode(c) || (c >= 48 && c <= 57)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Lower-case words alone on their line above contact details or a job title ("aksel ravnsborg" over a phone number),
+   * each of them a given name, a listed name or spelled like one: the name in a signature or an address block.
+   */
+  signatureName(last: number, idx: readonly number[]): boolean {
+    if (!this.lineAlone(idx[0]!, last) || !(this.contactBelow(last) || this.titleBelow(last))) return false;
+    return idx.every((k) => {
+      const kind = this.kind(k);
+      if (kind === Kind.First || kind === Kind.Last) return true;
+      if (kind !== Kind.Unknown) return false;
+      const w = this.word(k);
+      return OTHER.has(wordHash(w)) || spelledLikeName(w);
+    });
+  }
+
   listed(i: number): boolean {
     return (
       this.t.shape[i] !== Shape.Lower && this.kind(i) === Kind.Unknown && OTHER.has(wordHash(this.word(i)))

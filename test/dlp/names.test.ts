@@ -149,6 +149,11 @@ describe('dlp person names', () => {
       ['a plain mention of a given name', 'We talked about Henrik yesterday.', ['Henrik']],
       ['a lone given name in lower-case text', 'why is henrik so late again', ['henrik']],
       ['a word spelled like a name after an auxiliary', 'Why is Vuokko so quiet today?', ['Vuokko']],
+      [
+        'a lower-case signature above a phone number',
+        'thanks\naksel ravnsborg\n555 0100 ext 4',
+        ['aksel ravnsborg'],
+      ],
     ];
     for (const [label, text, names] of positives) {
       it(`finds ${label}`, () => {
@@ -174,6 +179,8 @@ describe('dlp person names', () => {
       ['a firm after "to"', 'Thanks to Toyota for the loaner car.'],
       ['a pharmacy after "call"', 'Call Walgreens about her refill.'],
       ['a surname naming a thing', 'The Jensen novel is on the desk.'],
+      ['a lower-case heading above a phone number', 'see below\nquarterly review\n555 0100'],
+      ['lower-case product names above a job title', 'notes\nbluepeak dentrix\noffice manager'],
     ];
     for (const [label, text] of negatives) {
       it(`finds no counted name in ${label}`, () => {
