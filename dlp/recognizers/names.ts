@@ -8,15 +8,25 @@
 //   0.85 given name + surname from the dictionaries ("Sophia Johnson"), also at the start of a sentence
 //   0.8  after "my name is"; 0.75 after "Dear", a relative ("her son Jacob"), "I'm", "named", "call me", a care verb
 //        ("referring", "saw"), or "for" after an appointment word ("appointment for Ann Lee"); 0.7 "Re:" + a name
-//   0.7  possessive ("Ann Lee's x-ray"); a middle initial ("Faina D. Yefremova")
+//   0.7  possessive ("Ann Lee's x-ray"); a middle initial ("Faina D. Yefremova"); after a role ("producer Ann Lee",
+//        "our hygienist Zorka")
 //   0.65 given name + an unknown capitalised word ("Sophia Šušulić"); 0.6 ambiguous given name + surname ("Will Thompson")
-//   0.6  a name word found again alone in the same part ("… Kowalczyk's chart")
-//   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given names
-//   below 0.5 (hints for an admin who lowers minScore; never a verdict by themselves): a lone given name (0.4 mid-sentence,
-//        0.3 at a sentence start — staff first names are everywhere in practice mail), after "Hi"/"Hello" 0.45, a lone
-//        surname 0.35, two unknown capitalised words 0.35, a subject or speaker label ("Tomomi is …", "Zuzana: …") 0.3,
-//        a lower-case given name + surname 0.3. Names that are also common words ("Will", "May", "Grant") need a cue.
-// Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places, street words, titles.
+//   0.6  a name word found again in the same part ("… Kowalczyk's chart"); a pair with a role in apposition ("Ann Lee,
+//        the office manager") or a person's pronoun after it ("Ann Lee sent her forms")
+//   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given
+//        names; a lone given name where a person stands: after "with", "told", an auxiliary ("Why is Ivan so …"),
+//        before a person's verb or pronoun, addressed ("Kuba, can I …"), a transcript's speakers ("Oona: …"), or a lower-
+//        case signature line. A name of another country that no list tells apart (OTHER_NAMES), or an unknown word spelled
+//        like a name (NAME_SPELLING, a letter-trigram model), counts there as a given name would.
+//   0.5  a plain mid-sentence mention of a given name (not after an article, a greeting or a place preposition, not in a
+//        list); a lone dictionary name joined by "and"/"to"/"with" to a counted one; a lone surname after a person word
+//   below 0.5 (hints for an admin who lowers minScore; never a verdict by themselves): a lone given name at a sentence
+//        start 0.3 or in a list 0.4 (staff first names are everywhere in practice mail), after "Hi"/"Hello" 0.45, a lone
+//        surname 0.35, two unknown capitalised words 0.35, an unknown subject ("Dentrix is …") 0.3, a lower-case given
+//        name + surname 0.3. Names that are also common words ("Will", "May", "Grant") need a cue; in lower-case text so
+//        do names that are English words ("dean", "clay": WORD_NAMES).
+// Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places and big cities, street
+// words, titles, and the firms of care mail that look like names (pharmacies, payers, dental software).
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
 import {
