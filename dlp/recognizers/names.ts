@@ -8,21 +8,56 @@
 //   0.85 given name + surname from the dictionaries ("Sophia Johnson"), also at the start of a sentence
 //   0.8  after "my name is"; 0.75 after "Dear", a relative ("her son Jacob"), "I'm", "named", "call me", a care verb
 //        ("referring", "saw"), or "for" after an appointment word ("appointment for Ann Lee"); 0.7 "Re:" + a name
-//   0.7  possessive ("Ann Lee's x-ray"); a middle initial ("Faina D. Yefremova")
+//   0.7  possessive ("Ann Lee's x-ray"); a middle initial ("Faina D. Yefremova"); after a role ("producer Ann Lee",
+//        "our hygienist Zorka")
 //   0.65 given name + an unknown capitalised word ("Sophia Šušulić"); 0.6 ambiguous given name + surname ("Will Thompson")
-//   0.6  a name word found again alone in the same part ("… Kowalczyk's chart")
-//   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given names
-//   below 0.5 (hints for an admin who lowers minScore; never a verdict by themselves): a lone given name (0.4 mid-sentence,
-//        0.3 at a sentence start — staff first names are everywhere in practice mail), after "Hi"/"Hello" 0.45, a lone
-//        surname 0.35, two unknown capitalised words 0.35, a subject or speaker label ("Tomomi is …", "Zuzana: …") 0.3,
-//        a lower-case given name + surname 0.3. Names that are also common words ("Will", "May", "Grant") need a cue.
-// Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places, street words, titles.
+//   0.6  a name word found again in the same part ("… Kowalczyk's chart"); a pair with a role in apposition ("Ann Lee,
+//        the office manager") or a person's pronoun after it ("Ann Lee sent her forms")
+//   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given
+//        names; a lone given name where a person stands: after "with", "told", an auxiliary ("Why is Ivan so …"),
+//        before a person's verb or pronoun, addressed ("Kuba, can I …"), a transcript's speakers ("Oona: …"), or a lower-
+//        case signature line. A name of another country that no list tells apart (OTHER_NAMES), or an unknown word spelled
+//        like a name (NAME_SPELLING, a letter-trigram model), counts there as a given name would.
+//   0.5  a plain mid-sentence mention of a given name (not after an article, a greeting or a place preposition, not in a
+//        list); a lone dictionary name joined by "and"/"to"/"with" to a counted one; a lone surname after a person word
+//   below 0.5 (hints for an admin who lowers minScore; never a verdict by themselves): a lone given name at a sentence
+//        start 0.3 or in a list 0.4 (staff first names are everywhere in practice mail), after "Hi"/"Hello" 0.45, a lone
+//        surname 0.35, two unknown capitalised words 0.35, an unknown subject ("Dentrix is …") 0.3, a lower-case given
+//        name + surname 0.3. Names that are also common words ("Will", "May", "Grant") need a cue; in lower-case text so
+//        do names that are English words ("dean", "clay": WORD_NAMES).
+// Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places and big cities, street
+// words, titles, and the firms of care mail that look like names (pharmacies, payers, dental software).
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { FIRST_NAMES, SURNAMES } from '../data/person-names.js';
+import {
+  FIRST_NAMES,
+  NAME_SPELLING,
+  NAME_SPELLING_THRESHOLD,
+  OTHER_NAMES,
+  SURNAMES,
+  WORD_NAMES,
+} from '../data/person-names.js';
 import type { AnalyzeContext, CustomRecognizer, Finding, Recognizer } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
+
+/** 30-bit FNV-1a hash of a word (a small integer: a Set of them holds no string objects for the collector to walk). */
+function wordHash(word: string): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = 0; i < word.length; i++) h = Math.imul(h ^ word.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/**
+ * The hashes of a long list's words: 170,000 strings in a Set made every garbage collection slower. A collision lets
+ * a word pass for a listed name with a chance of about 1 in 6,000: acceptable for weak evidence that needs context.
+ */
+function hashSet(list: string): Set<number> {
+  const out = new Set<number>();
+  const re = /\S+/g;
+  for (let m = re.exec(list); m !== null; m = re.exec(list)) out.add(wordHash(m[0]));
+  return out;
+}
 
 function wordSet(list: string): Set<string> {
   return new Set(list.split(/\s+/).filter(Boolean));
@@ -30,6 +65,33 @@ function wordSet(list: string): Set<string> {
 
 const FIRST = wordSet(FIRST_NAMES);
 const LAST = wordSet(SURNAMES);
+/** Names of many countries that no given- or family-name list holds (also places and firms): a lone word with a person's context. */
+const OTHER = hashSet(OTHER_NAMES);
+/** Letter trigram → log-odds (in tenths) that a word with it is a name rather than an English or health word. */
+const SPELLING = new Map<string, number>();
+for (const entry of NAME_SPELLING.split(/\s+/))
+  if (entry.length > 3) SPELLING.set(entry.slice(0, 3), Number(entry.slice(3)));
+
+/** Whether a folded lower-case word is spelled like a name (mean trigram log-odds at or above the threshold). */
+function spelledLikeName(word: string): boolean {
+  let sum = 0;
+  let n = 0;
+  let prev2 = '^';
+  let prev1 = '';
+  for (const ch of `${word}$`) {
+    if (ch === "'" || ch === '’' || ch === '-') continue;
+    if (prev1 !== '') {
+      sum += SPELLING.get(prev2 + prev1 + ch) ?? 0;
+      n++;
+      prev2 = prev1;
+    }
+    prev1 = ch;
+  }
+  return n > 0 && sum / n >= NAME_SPELLING_THRESHOLD;
+}
+
+/** Dictionary names that are also English words past the common list ("dean", "clay"): in lower case, words. */
+const WORD_LIKE = wordSet(WORD_NAMES);
 const COMMON = wordSet(COMMON_WORDS);
 /** Health vocabulary is never a name ("Hepatitis B Vaccine", "Lisinopril Metformin"). */
 const MEDICAL = new Set(vocabularyWords());
@@ -58,7 +120,20 @@ venezuela vietnam wales zealand africa asia kingdom republic
 english german french spanish italian polish russian chinese japanese korean dutch swedish danish norwegian
 finnish greek portuguese irish scottish british african asian european mexican canadian indian
 hipaa phi covid medicare medicaid aetna cigna humana anthem kaiser delta blue cross shield metlife guardian
-microsoft google apple amazon outlook gmail teams zoom office excel word windows android iphone
+unitedhealthcare optum optumrx caremark centene molina wellcare elevance highmark ambetter tricare champva
+walgreens walmart kroger costco safeway publix meijer wegmans albertsons heb riteaid cvs express scripts walgreen
+quest labcorp sonora ameripath epic cerner athenahealth allscripts nextgen eclinicalworks meditech dentrix
+eaglesoft opendental carestream dexis cerec invisalign schein benco dentsply sirona straumann
+pfizer moderna novavax merck nordisk abbvie humira ozempic wegovy mounjaro jardiance
+toyota honda hyundai nissan subaru mazda volkswagen bmw tesla uber lyft fedex usps dhl
+oslo stockholm helsinki copenhagen reykjavik hamburg munich frankfurt cologne amsterdam rotterdam brussels
+lisbon porto barcelona seville naples turin venice zurich prague warsaw krakow budapest bucharest belgrade
+zagreb athens istanbul ankara moscow kyiv kiev minsk riga tallinn vilnius liverpool edinburgh dublin cardiff
+belfast tokyo osaka kyoto seoul beijing shanghai taipei manila jakarta bangkok hanoi mumbai delhi bangalore
+chennai karachi lahore dhaka tehran baghdad cairo lagos nairobi johannesburg toronto montreal vancouver ottawa
+calgary chicago seattle miami atlanta philadelphia detroit minneapolis pittsburgh baltimore cincinnati
+sacramento albuquerque tucson microsoft google apple amazon outlook gmail teams zoom office excel word windows
+android iphone
 `);
 
 /** Given names that are also everyday words not in the common list: they need a cue. */
@@ -110,6 +185,30 @@ const PERSON_ONLY_VERBS = wordSet(
 const JOB_TITLES = wordSet(
   'manager director writer engineer officer assistant coordinator specialist analyst consultant president ceo cfo coo cto founder administrator receptionist hygienist dentist physician nurse therapist technician supervisor editor designer developer representative associate executive secretary clerk accountant attorney counsel recruiter scientist researcher professor lecturer',
 );
+/**
+ * Words for what someone is or does: before a name ("producer Ann Lee", "our hygienist Ann") or in an apposition after
+ * it ("Ann Lee, the technical writer, said"), they make it a person's name.
+ */
+const ROLE_WORDS = new Set([
+  ...JOB_TITLES,
+  ...wordSet(
+    'producer player singer songwriter actor actress author artist musician composer painter poet novelist journalist reporter photographer coach teammate colleague coworker co-worker neighbor neighbour friend boss partner teacher student pupil tenant landlord caregiver caretaker roommate fiance fiancee boyfriend girlfriend cousin aunt uncle stepson stepdaughter grandma grandpa lawyer doctor surgeon dentist orthodontist pharmacist chiropractor pediatrician midwife paramedic driver pilot chef farmer',
+  ),
+]);
+/** Words that may open an apposition before its role word ("…, the technical writer, …"). */
+const APPOSITION_OPENERS = wordSet(
+  'the a an our my your his her their its former senior junior chief head lead',
+);
+/** Pronouns of a person: a name followed by one ("Ann Lee listed her …", "given Ann his address") is someone's. */
+const PERSON_PRONOUNS = wordSet('his her himself herself');
+/** Words before a lone given name that make it no plain mention: a thing named after someone, or a place. */
+const NOT_MENTION_BEFORE = wordSet(
+  'the a an this that these those our your their my its to in at from near into via of hi hello hey dear thanks thank regards best cheers',
+);
+/** Auxiliaries before a subject in a question or a clause ("Why is Ivan so …", "did Ivan call"). */
+const AUXILIARIES = wordSet('is was does did has had can could would will should');
+/** Words that join two names of people ("said Carla to Sandra", "Marrero and Murphy"). */
+const NAME_LINKS = /^(?:,? and |,? or | & | to | with |, )$/;
 /** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
 const SIGN_OFF = wordSet(
   'hi hello hey dear thanks thank regards best cheers sincerely love yours warmly respectfully cordially morning afternoon evening',
@@ -435,6 +534,8 @@ interface Cue {
   needsDictionary: boolean;
   /** Lower-case names count after this cue ("my name is lena andersson"). */
   allowsLower: boolean;
+  /** Two or more name words do instead of a dictionary word ("producer Liviana Palerma"). */
+  pairOk?: boolean;
 }
 
 class NameScanner {
@@ -684,6 +785,9 @@ class NameScanner {
     if (prev === "i'm" || prev === 'i’m') return { score: 0.75, needsDictionary: false, allowsLower: false };
     if (prev === 'am' && i >= 2 && this.word(i - 2) === 'i')
       return { score: 0.75, needsDictionary: false, allowsLower: false };
+    // "producer Liviana Palerma", "tennis player Ann Lee", "our hygienist Maria".
+    if (ROLE_WORDS.has(prev) && gap === ' ')
+      return { score: 0.7, needsDictionary: true, allowsLower: false, pairOk: true };
     if (prev === 'for') {
       for (let k = i - 2; k >= Math.max(0, i - 6); k--) {
         if (APPOINTMENT_WORDS.has(this.word(k)))
@@ -711,6 +815,8 @@ class NameScanner {
       } else i++;
     }
     this.raiseLists(found);
+    this.raiseSpeakers(found);
+    this.raiseLinked(found);
     const named = found.filter((c) => c.finding.score > 0);
     const out = [...named.map((c) => c.finding), ...this.repeats(named)];
     // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
@@ -734,8 +840,13 @@ class NameScanner {
     if (words.size === 0) return out;
     // A weaker finding of one of those words counts too.
     for (const c of named) {
-      if (c.finding.score < 0.6 && c.next - c.first === 1 && words.has(this.word(c.first)))
-        c.finding.score = 0.6;
+      if (c.finding.score >= 0.6 || (c.next - c.first > 1 && c.finding.score < 0.3)) continue;
+      // "Jouni … a huge Jouni Hahli fan": a name of two words that holds a counted word counts too.
+      for (let k = c.first; k < c.next; k++)
+        if (this.kind(k) !== Kind.Common && !this.isLetter(k) && words.has(this.word(k))) {
+          c.finding.score = 0.6;
+          break;
+        }
     }
     for (let i = 0; i < this.count; i++) {
       if (
@@ -770,8 +881,12 @@ class NameScanner {
     // Lower-case words start a name only as a given name, or as any name word right after a cue that allows it.
     const lowerStart = cue?.allowsLower
       ? isName(this.kind(i)) && this.kind(i) !== Kind.Ambiguous
-      : this.kind(i) === Kind.First;
+      : this.kind(i) === Kind.First ||
+        // A lower-case signature or address block: a name the dictionaries lack may open its line.
+        (this.lowerText && this.kind(i) === Kind.Unknown && this.opensLine(i));
     if (lower ? !lowerStart : !this.nameShaped(i) || !isName(this.kind(i))) return null;
+    // In lower case a name that is also an English word ("dean", "clay") is the word, unless a cue says otherwise.
+    if (lower && !cue?.allowsLower && WORD_LIKE.has(this.word(i))) return null;
     // Collect up to four name words (initials and particles in between do not count towards the four).
     const idx: number[] = [i];
     let initial = false;
@@ -802,7 +917,10 @@ class NameScanner {
       }
       // In lower-case text only words that are no common word continue a name ("lena andersson", not "lena in").
       const ok = lower
-        ? this.t.shape[k] === Shape.Lower && isName(this.kind(k)) && this.kind(k) !== Kind.Ambiguous
+        ? this.t.shape[k] === Shape.Lower &&
+          isName(this.kind(k)) &&
+          this.kind(k) !== Kind.Ambiguous &&
+          !WORD_LIKE.has(this.word(k))
         : (this.nameShaped(k) && isName(this.kind(k))) || this.upperSurname(i, k);
       if (!ok) break;
       idx.push(k);
@@ -835,14 +953,29 @@ class NameScanner {
         ? cue.score
         : pair
           ? // "follow up with patricia desrosiers": a given name and a surname where a person is expected.
-            kinds[0] === Kind.First && (this.personBefore(i) || possessive || this.lineAlone(i, last))
-            ? 0.55
-            : 0.3
-          : 0;
+            kinds[0] === Kind.First
+            ? this.personBefore(i) || possessive || this.lineAlone(i, last)
+              ? 0.55
+              : 0.3
+            : this.signatureName(last, idx)
+              ? 0.55
+              : 0
+          : // Lower-case text (chat, quick notes): a lone given name counts where a capitalised one would
+            // ("why is ivan so …", "selma is from …", "her son jacob").
+            this.lowerText && kinds.length === 1 && kinds[0] === Kind.First
+            ? cue
+              ? cue.score
+              : this.scorePosition(0, kinds, idx)
+            : 0;
     } else {
       score = this.scoreShape(kinds, i, initial, idx);
       score = this.scorePosition(score, kinds, idx);
-      if (cue && (!cue.needsDictionary || kinds.some((k) => k !== Kind.Unknown)))
+      if (
+        cue &&
+        (!cue.needsDictionary ||
+          kinds.some((k) => k !== Kind.Unknown) ||
+          (cue.pairOk === true && (kinds.length > 1 || this.listed(i))))
+      )
         score = Math.max(score, cue.score);
       if (possessive) {
         if (
@@ -893,11 +1026,35 @@ class NameScanner {
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
-      if (kind === Kind.First && (beforeLone || after || addressed || this.speakerLabel(first)))
+      // A listed name of another country, or a word spelled like a name ("Dzhambek"), counts where a given name would
+      // ("Jouko is from …", "Kuba, can I …"). Firms spelled like names that mail about care names (pharmacies, payers,
+      // software) are in NOT_NAMES. The context first: it is cheaper than the look-ups.
+      if (
+        (kind === Kind.First || kind === Kind.Unknown) &&
+        (after ||
+          beforeLone ||
+          addressed ||
+          this.speakerLabel(first) ||
+          this.afterAuxiliary(first) ||
+          this.pronounAfter(last) ||
+          this.roleAfter(last)) &&
+        (kind === Kind.First || this.listed(first) || spelledLikeName(this.word(first)))
+      )
         return Math.max(score, 0.55);
+      if (kind === Kind.First && this.plainMention(first)) return Math.max(score, 0.5);
+      // "given Gerth his address": a capitalised word that is no common word, before a person's pronoun.
+      if (
+        (kind === Kind.Unknown || kind === Kind.Last) &&
+        this.pronounAfter(last) &&
+        !this.sentenceInitial(first)
+      )
+        return Math.max(score, 0.5);
       if (
         (kind === Kind.Last || (kind === Kind.Unknown && this.nameLike(first))) &&
-        (strongBefore || addressed)
+        (strongBefore ||
+          addressed ||
+          (kind === Kind.Last &&
+            (beforeLone || this.afterAuxiliary(first) || this.pronounAfter(last) || this.roleAfter(last))))
       )
         return Math.max(score, 0.5);
       // A capitalised word doing what only people do ("Ciset lives on …", "Trivo said"); "Dentrix is down" stays a hint.
@@ -912,6 +1069,8 @@ class NameScanner {
     // words themselves, only a verb that people alone do raises a pair.
     const acts = evidence ? after : this.beforePersonOnlyVerb(last);
     if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
+    // Two name words with what only people have: a role in apposition ("…, the technical writer") or a pronoun after.
+    if (score >= 0.3 && (this.roleAfter(last) || this.pronounAfter(last))) score = Math.max(score, 0.6);
     if (this.lineAlone(first, last) && (evidence || this.contactBelow(last) || this.titleBelow(last)))
       score = Math.max(score, 0.6);
     return score;
@@ -922,6 +1081,96 @@ class NameScanner {
     const next = i + 1;
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
     return PERSON_ONLY_VERBS.has(this.word(next));
+  }
+
+  /**
+   * A given name that is no surname, mid-sentence, neither in a list nor after a greeting, an article or a preposition
+   * of place ("I'm so jealous of how Ivan …", "early Marcil"): people, far more often than firms or places.
+   */
+  plainMention(i: number): boolean {
+    if (this.sentenceInitial(i)) return false;
+    if (i > 0 && NOT_MENTION_BEFORE.has(this.word(i - 1))) return false;
+    return !this.inList(i - 1, i - 2, i) && !this.inList(i + 1, i + 2, i + 1);
+  }
+
+  /** Token k is a name of a list next to another: a capitalised word after a comma, or "and"/"or"/"&" then one. */
+  private inList(k: number, beyond: number, gapAt: number): boolean {
+    if (k < 0 || k >= this.count) return false;
+    const gap = this.gapBefore(gapAt);
+    if ((gap.startsWith(',') || gap.includes('&')) && this.t.shape[k] !== Shape.Lower) return true;
+    const w = this.word(k);
+    return (
+      (w === 'and' || w === 'or') &&
+      beyond >= 0 &&
+      beyond < this.count &&
+      this.t.shape[beyond] !== Shape.Lower
+    );
+  }
+
+  /** Token i follows an auxiliary and a lower-case word follows it: a subject ("Why is Ivan so …", "did Ivan call"). */
+  afterAuxiliary(i: number): boolean {
+    if (!this.personBefore(i, AUXILIARIES)) return false;
+    const next = i + 1;
+    return next < this.count && this.t.shape[next] === Shape.Lower && this.joined(i, next);
+  }
+
+  /** A person's pronoun right after token i, or after one lower-case word ("Ann his address", "Ann listed her …"). */
+  pronounAfter(i: number): boolean {
+    for (let k = i + 1; k <= i + 2 && k < this.count; k++) {
+      if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return false;
+      // "his", "her", "himself", "herself": look at words of those lengths only (no string for the others).
+      const len = this.t.end[k]! - this.t.start[k]!;
+      if ((len === 3 || len === 7) && PERSON_PRONOUNS.has(this.word(k))) return true;
+    }
+    return false;
+  }
+
+  /** An apposition with a role after token i: ", the technical writer", ", our office manager", ", a nurse". */
+  roleAfter(i: number): boolean {
+    const k0 = i + 1;
+    if (k0 >= this.count || this.t.possessive[i]) return false;
+    const e = this.t.end[i]!;
+    if (this.text.charCodeAt(e) !== 44 || this.t.start[k0] !== e + 2 || this.text.charCodeAt(e + 1) !== 32)
+      return false;
+    for (let k = k0; k < k0 + 3 && k < this.count; k++) {
+      if (k > k0 && !this.joined(k - 1, k)) return false;
+      const w = this.word(k);
+      if (ROLE_WORDS.has(w)) return true;
+      if (k === k0 && !APPOSITION_OPENERS.has(w) && this.t.shape[k] === Shape.Lower) return false;
+    }
+    return false;
+  }
+
+  /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
+  /** Only punctuation, bullets or spaces before token i on its line. */
+  opensLine(i: number): boolean {
+    for (let p = this.t.start[i]! - 1; p >= 0; p--) {
+      const c = this.text.charCodeAt(p);
+      if (c === 10 || c === 13) return true;
+      if (isLetterCode(c) || (c >= 48 && c <= 57)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Lower-case words alone on their line above contact details or a job title ("aksel ravnsborg" over a phone number),
+   * each of them a given name, a listed name or spelled like one: the name in a signature or an address block.
+   */
+  signatureName(last: number, idx: readonly number[]): boolean {
+    if (!this.lineAlone(idx[0]!, last) || !(this.contactBelow(last) || this.titleBelow(last))) return false;
+    return idx.every((k) => {
+      const kind = this.kind(k);
+      if (kind === Kind.First || kind === Kind.Last) return true;
+      if (kind !== Kind.Unknown) return false;
+      const w = this.word(k);
+      return OTHER.has(wordHash(w)) || spelledLikeName(w);
+    });
+  }
+
+  listed(i: number): boolean {
+    return (
+      this.t.shape[i] !== Shape.Lower && this.kind(i) === Kind.Unknown && OTHER.has(wordHash(this.word(i)))
+    );
   }
 
   /** An unknown capitalised word that looks like a name: letters with diacritics ("Kónya") or a surname ending. */
@@ -1066,6 +1315,42 @@ class NameScanner {
     if (first === Kind.Unknown && last === Kind.Unknown) return 0.35;
     if (first === Kind.Ambiguous && last === Kind.Unknown) return 0.3;
     return 0;
+  }
+
+  /**
+   * A transcript: two or more lines open with a one-word speaker label ("Ella: …"), one of them a given name. Then every
+   * such label that is no common word is a speaker's name ("Halldór: …", "Destiny: …").
+   */
+  private raiseSpeakers(found: Candidate[]): void {
+    let labels = 0;
+    let given = false;
+    for (const c of found) {
+      if (c.next - c.first !== 1 || !this.speakerLabel(c.first)) continue;
+      labels++;
+      if (this.kind(c.first) === Kind.First) given = true;
+    }
+    if (labels < 2 || !given) return;
+    for (const c of found)
+      if (c.next - c.first === 1 && this.speakerLabel(c.first) && this.kind(c.first) !== Kind.Common)
+        c.finding.score = Math.max(c.finding.score, 0.55);
+  }
+
+  /**
+   * A lone dictionary name joined to a counted name by "and", "or", "to", "with" or a comma ("said Carla to Sandra",
+   * "Mr. Marrero and Murphy"): the company of a person makes it one too.
+   */
+  private raiseLinked(found: Candidate[]): void {
+    for (let n = 0; n + 1 < found.length; n++) {
+      const a = found[n]!;
+      const b = found[n + 1]!;
+      if (a.finding.score >= 0.5 === b.finding.score >= 0.5) continue;
+      const weak = a.finding.score >= 0.5 ? b : a;
+      if (weak.next - weak.first !== 1 || weak.finding.score <= 0) continue;
+      const kind = this.kind(weak.first);
+      if (kind !== Kind.First && kind !== Kind.Last && !this.listed(weak.first)) continue;
+      if (NAME_LINKS.test(this.text.slice(a.finding.end, b.finding.start)))
+        weak.finding.score = Math.max(weak.finding.score, 0.5);
+    }
   }
 
   /** Three or more single names in a list ("Ann, Ben, Kónya and Dana"), two of them in the dictionaries: each counts. */

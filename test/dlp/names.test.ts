@@ -2,7 +2,7 @@
 // names (common words, sentence starts, places, organisations). Tables have more negative rows than positive ones.
 import { expect } from 'chai';
 import { COMMON_WORDS } from '../../dlp/data/common-words.js';
-import { FIRST_NAMES, SURNAMES } from '../../dlp/data/person-names.js';
+import { FIRST_NAMES, OTHER_NAMES, SURNAMES } from '../../dlp/data/person-names.js';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
 import { nameRecognizers, personNameRecognizer } from '../../dlp/recognizers/names.js';
 import type { Finding } from '../../dlp/types.js';
@@ -120,6 +120,76 @@ describe('dlp person names', () => {
 
   it('has at least as many negative rows as positive rows', () => {
     expect(negatives.length).to.be.at.least(positives.length);
+  });
+
+  describe('names the dictionaries lack, and where people stand', () => {
+    const positives: Array<[string, string, string[]]> = [
+      ['a given name of another country before "is from"', 'Eeva is from the Turku office.', ['Eeva']],
+      ['an unlisted name addressed', 'Radek, can you call the lab?', ['Radek']],
+      [
+        'the speakers of a transcript',
+        'Oona: Did the crown fit?\nSunniva: Yes, it did.\nHollis: Good.',
+        ['Oona', 'Sunniva', 'Hollis'],
+      ],
+      [
+        'a pair with a role in apposition',
+        'Bogumiła Przybysz, the office manager, signed the form.',
+        ['Bogumiła Przybysz'],
+      ],
+      ['a lone name before a pronoun', 'We gave Zdeněk his x-rays.', ['Zdeněk']],
+      [
+        'a pair before a verb and a pronoun',
+        'Ottilie Vanderkamp forgot her glasses.',
+        ['Ottilie Vanderkamp'],
+      ],
+      ['a pair after a role', 'Our billing clerk Sigrun Hafstad will call.', ['Sigrun Hafstad']],
+      ['a lone name after a role', 'Our hygienist Zorka will call you.', ['Zorka']],
+      ['a subject after an auxiliary', 'Did Henrik bring the forms?', ['Henrik']],
+      ['a name linked to a counted one', 'Mr. Havel and Tereza came in.', ['Havel', 'Tereza']],
+      ['a plain mention of a given name', 'We talked about Henrik yesterday.', ['Henrik']],
+      ['a lone given name in lower-case text', 'why is henrik so late again', ['henrik']],
+      ['a word spelled like a name after an auxiliary', 'Why is Vuokko so quiet today?', ['Vuokko']],
+      [
+        'a lower-case signature above a phone number',
+        'thanks\naksel ravnsborg\n555 0100 ext 4',
+        ['aksel ravnsborg'],
+      ],
+    ];
+    for (const [label, text, names] of positives) {
+      it(`finds ${label}`, () => {
+        expect(counted(text)).to.deep.equal(names);
+      });
+    }
+    const negatives: Array<[string, string]> = [
+      ['a pharmacy before "has"', 'Kroger has your prescription ready.'],
+      ['a product after an auxiliary', 'Why is Dentrix so slow today?'],
+      ['a payer after an auxiliary', 'Why is Medicaid so slow?'],
+      ['a drug after an auxiliary', 'Did Humira help your knee?'],
+      ['a day after an auxiliary', 'Is Monday okay for the cleaning?'],
+      ['a day in a question', 'Was Tuesday the day of the visit?'],
+      ['a city after an auxiliary', 'Why is Oslo so expensive?'],
+      ['cities after prepositions', 'We drove from Helsinki to Tampere on Friday.'],
+      ['names that are words, in lower case', 'the dean will review the clay models'],
+      ['ambiguous names in lower case', 'we need to mark the chart and grant access'],
+      ['food words in lower case', 'pick up the olive oil and ginger'],
+      ['payers in a list', 'Send the records to Aetna, Cigna and Humana.'],
+      ['a store as a subject', 'Walmart is out of the gloves.'],
+      ['labels of a note', 'Note: bring the forms.\nReminder: fasting required.'],
+      ['a product in apposition', 'Primescan, the new scanner, arrived.'],
+      ['a firm after "to"', 'Thanks to Toyota for the loaner car.'],
+      ['a pharmacy after "call"', 'Call Walgreens about her refill.'],
+      ['a surname naming a thing', 'The Jensen novel is on the desk.'],
+      ['a lower-case heading above a phone number', 'see below\nquarterly review\n555 0100'],
+      ['lower-case product names above a job title', 'notes\nbluepeak dentrix\noffice manager'],
+    ];
+    for (const [label, text] of negatives) {
+      it(`finds no counted name in ${label}`, () => {
+        expect(counted(text)).to.deep.equal([]);
+      });
+    }
+    it('has at least as many negative rows as positive rows', () => {
+      expect(negatives.length).to.be.at.least(positives.length);
+    });
   });
 
   describe('recipient display names (ctx.headerNames)', () => {
@@ -272,16 +342,26 @@ describe('dlp person names', () => {
     const words = (list: string) => new Set(list.split(/\s+/).filter(Boolean));
     const first = words(FIRST_NAMES);
     const last = words(SURNAMES);
+    const other = words(OTHER_NAMES);
     const common = words(COMMON_WORDS);
 
-    it('holds a few thousand common given names and surnames, lower-case without accents', () => {
-      expect(first.size).to.be.within(4000, 8000);
+    it('holds given names of many countries and the common US surnames, lower-case without accents', () => {
+      expect(first.size).to.be.within(40_000, 70_000);
       expect(last.size).to.be.within(8000, 12000);
       for (const w of ['sophia', 'liam', 'harper', 'james', 'maria', 'soren'])
         expect(first.has(w), w).to.equal(true);
       for (const w of ['smith', 'johnson', 'garcia', 'nguyen', 'patel', 'kowalski'])
         expect(last.has(w), w).to.equal(true);
       for (const w of [...first].slice(0, 500)) expect(w).to.match(/^[a-z][a-z'-]+$/);
+      for (const w of [...other].slice(0, 500)) expect(w).to.match(/^[a-z][a-z'-]+$/);
+    });
+
+    it('keeps English words, health words and census surnames out of the international lists', () => {
+      // Census surnames stay surnames even where a given-name list has them ("Thompson" opens no name after "Will").
+      for (const w of ['thompson', 'martinez', 'nguyen']) expect(first.has(w), w).to.equal(false);
+      for (const w of ['beverage', 'viral', 'access', 'accounting', 'insulin', 'metformin', 'diabetes'])
+        expect(first.has(w) || last.has(w) || other.has(w), w).to.equal(false);
+      for (const w of [...other].slice(0, 2000)) expect(first.has(w) || last.has(w), w).to.equal(false);
     });
 
     it('knows which names are everyday words', () => {
