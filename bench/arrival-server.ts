@@ -8,6 +8,34 @@ import { SMTPServer } from 'smtp-server';
 
 const HEADER_LIMIT = 64 * 1024;
 
+interface ConnectionInternals {
+  connectionReady(): void;
+}
+interface ServerInternals {
+  connections: Set<ConnectionInternals>;
+  connect(socket: unknown, options: unknown): void;
+}
+
+/**
+ * smtp-server holds every greeting 100 ms to catch early talkers. A real next hop greets at once; with the
+ * pause, a relay that opens a connection per message (Haraka's smtp_forward) would pay 100 ms the pooled
+ * ones (Postfix, phi-gateway) do not. The connection is made ready at once and the delayed call is dropped.
+ */
+function greetAtOnce(server: SMTPServer): void {
+  const s = server as unknown as ServerInternals;
+  const connect = s.connect.bind(s);
+  s.connect = (socket, options) => {
+    const before = new Set(s.connections);
+    connect(socket, options);
+    for (const c of s.connections) {
+      if (before.has(c)) continue;
+      const ready = c.connectionReady.bind(c);
+      c.connectionReady = () => undefined;
+      ready();
+    }
+  };
+}
+
 export class ArrivalServer {
   /** performance.now() of the first arrival, per seq (NaN until it arrives). */
   readonly arrived: Float64Array;
@@ -78,6 +106,7 @@ export class ArrivalServer {
         });
       },
     });
+    greetAtOnce(server);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);

@@ -83,6 +83,7 @@ function treeStats(root: number): TreeStat {
 
 interface Row {
   peer: string;
+  /** The size asked for (BENCH_SIZES); rows are compared to Postfix's at the same one. */
   size: number;
   connections: number;
   messages: number;
@@ -105,6 +106,7 @@ function pct(sorted: number[], p: number): number {
 
 async function measure(
   peer: string,
+  size: number,
   port: number,
   server: ArrivalServer,
   messages: BenchMessage[],
@@ -134,7 +136,7 @@ async function measure(
   if (server.corrupt > 0) problems.push(`${server.corrupt} corrupted`);
   return {
     peer,
-    size: messages[0]!.size,
+    size,
     connections,
     messages: messages.length,
     acceptRate: accepted / ((tAccepted - t0) / 1000),
@@ -228,6 +230,7 @@ async function gatewayPath(
     }
     return await measure(
       `phi-gateway ${kind}`,
+      size,
       gw.smtpPort,
       server,
       make(n, t),
@@ -266,7 +269,15 @@ async function main(): Promise<number> {
         await server.start();
         try {
           rows.push(
-            await measure('limit (direct)', server.port, server, makeMessages(n, t, size), connections, null),
+            await measure(
+              'limit (direct)',
+              size,
+              server.port,
+              server,
+              makeMessages(n, t, size),
+              connections,
+              null,
+            ),
           );
         } finally {
           await server.stop();
@@ -294,6 +305,7 @@ async function main(): Promise<number> {
             rows.push(
               await measure(
                 'Postfix relay',
+                size,
                 postfix.port,
                 server,
                 makeMessages(n, t, size),
@@ -323,6 +335,7 @@ async function main(): Promise<number> {
           try {
             const row = await measure(
               'Haraka relay',
+              size,
               haraka.port,
               server,
               makeMessages(n, t, size),
