@@ -1,31 +1,72 @@
 // The benchmark's next hop: a real SMTP server on loopback (smtp-server, as test/support/capture-server.ts)
 // that keeps no bodies, only when each X-Bench-Seq arrived, how often, and whether its body is intact.
+// For protected mail (PGP, pickup notice + password) it matches by Message-ID or envelope recipient and
+// counts each expected X-PHI-Gateway-Kind per message; a message is complete when every kind arrived.
 import { createHash, type Hash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SMTPServer } from 'smtp-server';
 
 const HEADER_LIMIT = 64 * 1024;
 
+interface ConnectionInternals {
+  connectionReady(): void;
+}
+interface ServerInternals {
+  connections: Set<ConnectionInternals>;
+  connect(socket: unknown, options: unknown): void;
+}
+
+/**
+ * smtp-server holds every greeting 100 ms to catch early talkers. A real next hop greets at once; with the
+ * pause, a relay that opens a connection per message (Haraka's smtp_forward) would pay 100 ms the pooled
+ * ones (Postfix, phi-gateway) do not. The connection is made ready at once and the delayed call is dropped.
+ */
+function greetAtOnce(server: SMTPServer): void {
+  const s = server as unknown as ServerInternals;
+  const connect = s.connect.bind(s);
+  s.connect = (socket, options) => {
+    const before = new Set(s.connections);
+    connect(socket, options);
+    for (const c of s.connections) {
+      if (before.has(c)) continue;
+      const ready = c.connectionReady.bind(c);
+      c.connectionReady = () => undefined;
+      ready();
+    }
+  };
+}
+
 export class ArrivalServer {
   /** performance.now() of the first arrival, per seq (NaN until it arrives). */
   readonly arrived: Float64Array;
-  /** How many times each seq arrived. */
+  /** How many times each seq arrived (as its first expected kind). */
   readonly copies: Uint32Array;
   /** Messages that were not ours (wrong run, no seq) and seqs whose body did not match its hash. */
   unknown = 0;
   corrupt = 0;
-  /** Distinct seqs seen. */
+  /** Distinct seqs seen (complete: every expected kind arrived). */
   distinct = 0;
+  /** Copies beyond the first, over all seqs and kinds. */
+  duplicates = 0;
   private server?: SMTPServer;
   private waiter?: { n: number; resolve: () => void };
+  private readonly kinds: string[];
+  private readonly byKind = new Map<string, Uint32Array>();
   port = 0;
 
+  /**
+   * `kinds`: the X-PHI-Gateway-Kind values each message must arrive as ('relay' when the header is absent);
+   * default ['relay'], the clean path, where the body is also checked against X-Bench-Body-Sha256.
+   */
   constructor(
     private readonly run: string,
     count: number,
+    kinds: string[] = ['relay'],
   ) {
     this.arrived = new Float64Array(count).fill(NaN);
     this.copies = new Uint32Array(count);
+    this.kinds = kinds;
+    for (const k of kinds) this.byKind.set(k, new Uint32Array(count));
   }
 
   get url(): string {
@@ -41,7 +82,8 @@ export class ArrivalServer {
       size: 100 * 1024 * 1024,
       maxClients: 1000,
       closeTimeout: 100,
-      onData: (stream, _session, cb) => {
+      onData: (stream, session, cb) => {
+        const rcpt = session.envelope.rcptTo[0]?.address ?? '';
         let head: Buffer | undefined = Buffer.alloc(0);
         let headers = '';
         const hash: Hash = createHash('sha256');
@@ -59,11 +101,12 @@ export class ArrivalServer {
           } else if (head.length > HEADER_LIMIT) head = undefined;
         });
         stream.on('end', () => {
-          this.record(headers, hash.digest('hex'), performance.now());
+          this.record(headers, rcpt, hash.digest('hex'), performance.now());
           cb(null, 'Ok: arrived');
         });
       },
     });
+    greetAtOnce(server);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);
@@ -74,28 +117,40 @@ export class ArrivalServer {
     this.port = addr.port;
   }
 
-  private record(headers: string, bodySha256: string, at: number): void {
+  /** The seq a message belongs to: its X-Bench-Seq, a Message-ID of this run, or a recipient `p<seq>.<run>@`. */
+  private seqOf(header: (name: string) => string | undefined, headers: string, rcpt: string): number {
+    if (header('X-Bench-Run') === this.run) return Number(header('X-Bench-Seq') ?? NaN);
+    const id = new RegExp(`^(?:Message-ID|In-Reply-To|References):[ \\t]*<${this.run}\\.(\\d+)@`, 'im').exec(
+      headers,
+    );
+    if (id) return Number(id[1]);
+    const to = new RegExp(`^p(\\d+)\\.${this.run}@`, 'i').exec(rcpt);
+    return to ? Number(to[1]) : NaN;
+  }
+
+  private record(headers: string, rcpt: string, bodySha256: string, at: number): void {
     const header = (name: string) => new RegExp(`^${name}:[ \\t]*(\\S+)`, 'im').exec(headers)?.[1];
-    const seq = Number(header('X-Bench-Seq') ?? NaN);
-    if (
-      header('X-Bench-Run') !== this.run ||
-      !Number.isInteger(seq) ||
-      seq < 0 ||
-      seq >= this.copies.length
-    ) {
+    const seq = this.seqOf(header, headers, rcpt);
+    const kind = header('X-PHI-Gateway-Kind') ?? 'relay';
+    const counts = this.byKind.get(kind);
+    if (!counts || !Number.isInteger(seq) || seq < 0 || seq >= this.copies.length) {
       this.unknown++;
       return;
     }
-    if (header('X-Bench-Body-Sha256') !== bodySha256) this.corrupt++;
-    const copies = this.copies[seq]!;
-    this.copies[seq] = copies + 1;
-    if (copies === 0) {
-      this.arrived[seq] = at;
-      this.distinct++;
-      if (this.waiter && this.distinct >= this.waiter.n) {
-        this.waiter.resolve();
-        this.waiter = undefined;
-      }
+    if (kind === 'relay' && header('X-Bench-Body-Sha256') !== bodySha256) this.corrupt++;
+    const n = counts[seq]!;
+    counts[seq] = n + 1;
+    if (kind === this.kinds[0]) this.copies[seq] = n + 1;
+    if (n > 0) {
+      this.duplicates++;
+      return;
+    }
+    if (this.kinds.some((k) => this.byKind.get(k)![seq] === 0)) return;
+    this.arrived[seq] = at;
+    this.distinct++;
+    if (this.waiter && this.distinct >= this.waiter.n) {
+      this.waiter.resolve();
+      this.waiter = undefined;
     }
   }
 

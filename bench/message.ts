@@ -116,3 +116,33 @@ export function makeMessage(seq: number, run: string, targetBytes: number): Benc
 export function makeMessages(count: number, run: string, targetBytes: number): BenchMessage[] {
   return Array.from({ length: count }, (_, seq) => makeMessage(seq, run, targetBytes));
 }
+
+/**
+ * Mail for the protected paths: `[secure]` in the subject and a synthetic patient line (made-up name, date
+ * of birth and record number), padded with office text to about `targetBytes`. The gateway must protect it
+ * (PGP for a recipient with a key, a pickup otherwise); the next hop matches it by Message-ID or recipient.
+ */
+export function makePhiMessage(seq: number, run: string, targetBytes: number, rcptTo: string): BenchMessage {
+  const rand = prng(seq * 2246822519 + run.length);
+  const mailFrom = 'frontdesk@practice.example';
+  const date = new Date(Date.UTC(2025, 0, 6, 9, 0, 0) + seq * 1000).toUTCString().replace('GMT', '+0000');
+  const headerLines = [
+    `Date: ${date}`,
+    `From: "Front Desk" <${mailFrom}>`,
+    `To: <${rcptTo}>`,
+    `Subject: [secure] Results ${seq}`,
+    `Message-ID: <${run}.${seq}@bench.practice.example>`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 7bit',
+  ];
+  const head = headerLines.join('\r\n');
+  const phi =
+    `Patient: Jane Roe, DOB 04/12/1961, MRN ${4821337 + seq}. ` +
+    'Diagnosed with type 2 diabetes; metformin prescribed.\r\n\r\n';
+  const body = phi + makeBody(rand, Math.max(200, targetBytes - head.length - 4 - phi.length));
+  const message = Buffer.from(`${head}\r\n\r\n${body}`, 'latin1');
+  const wire = Buffer.concat([dotStuff(message), Buffer.from('.\r\n', 'latin1')]);
+  const bodySha256 = createHash('sha256').update(body, 'latin1').digest('hex');
+  return { seq, mailFrom, rcptTo, size: message.length, wire, bodySha256 };
+}

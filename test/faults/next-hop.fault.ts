@@ -68,8 +68,8 @@ describe('fault: next hop misbehaves', function () {
     tlsHop = undefined;
   });
 
-  async function start(url: string): Promise<RunningGateway> {
-    gw = await startGateway({ relayUrl: url, overrides: { relay: { timeout: RELAY_TIMEOUT }, queue } });
+  async function start(url: string, timeout = RELAY_TIMEOUT): Promise<RunningGateway> {
+    gw = await startGateway({ relayUrl: url, overrides: { relay: { timeout }, queue } });
     return gw;
   }
 
@@ -170,6 +170,80 @@ describe('fault: next hop misbehaves', function () {
     const all = [...(await attempts(g)).values()].flat();
     expect(all.filter((a) => a.outcome === 'deferred').length, 'timeouts were deferrals').to.be.at.least(1);
     report(`      slow: ${hop.connections} connections, ${all.length} attempts for 3 messages`);
+  });
+
+  // The classic duplicate (RFC 1047): the next hop has committed the message at the final dot but its 250
+  // comes after the gateway stopped waiting. The gateway cannot know the outcome; it defers and retries.
+  const SLOW_TIMEOUT = 2000;
+
+  it('slow 250 within relay.timeout: the gateway waits for it, one attempt, delivered once', async () => {
+    hop = new ScriptedHop(() => ({ kind: 'slow-250', ms: SLOW_TIMEOUT * 0.4 }));
+    await hop.start();
+    const g = await start(hop.url, SLOW_TIMEOUT);
+    const ledger = new Ledger();
+    await send(g.smtpPort, ledger, [0, 1, 2]);
+    await waitUntil(() => hop!.messages.length >= 3, 20000, 'three slow deliveries');
+    await sleep(SLOW_TIMEOUT * 1.5); // a wrongly retried copy would show up here
+    exactlyOnce(ledger, hop);
+    for (const [rcpt, list] of await attempts(g))
+      expect(
+        list.map((a) => a.outcome),
+        rcpt,
+      ).to.deep.equal(['delivered']);
+  });
+
+  it('250 only after relay.timeout (hop committed at the dot): retried, never lost; each extra copy is one timed-out attempt', async () => {
+    // Connections 1-3 commit at the dot and answer 250 after 2.5 x relay.timeout; later ones at once.
+    hop = new ScriptedHop((conn) =>
+      conn <= 3 ? { kind: 'slow-250', ms: SLOW_TIMEOUT * 2.5 } : { kind: 'ok' },
+    );
+    await hop.start();
+    const g = await start(hop.url, SLOW_TIMEOUT);
+    const ledger = new Ledger();
+    const seqs = [0, 1, 2, 3, 4];
+    await send(g.smtpPort, ledger, seqs);
+    expect(ledger.acked.size).to.equal(seqs.length);
+    await waitUntil(
+      async () => {
+        const states = (await g.store.db('envelopes').where('kind', 'relay').select('state')) as Array<{
+          state: string;
+        }>;
+        return states.length === seqs.length && states.every((s) => s.state === 'delivered');
+      },
+      40000,
+      'every envelope delivered',
+    );
+    await sleep(SLOW_TIMEOUT * 3); // late 250s and any further retry have landed by now
+    const r = ledger.check(hop.messages);
+    expect(r.lost, 'lost').to.deep.equal([]);
+    expect(r.corrupted, 'corrupted').to.deep.equal([]);
+    expect(r.unexpected).to.equal(0);
+    const byRcpt = await attempts(g);
+    let late = 0;
+    let timedOut = 0;
+    for (const seq of seqs) {
+      const rcpt = `r${seq}@partner.example`;
+      const copies = hop.messages.filter((m) => m.to.includes(rcpt));
+      const lateCopies = copies.filter((m) => m.late).length;
+      const list = byRcpt.get(rcpt) ?? [];
+      const deferred = list.filter((a) => a.outcome === 'deferred');
+      // Exactly one attempt got its 250 in time and was recorded as the delivery, and it was the last one.
+      expect(list.at(-1)?.outcome, `${rcpt}: last attempt`).to.equal('delivered');
+      expect(list.filter((a) => a.outcome === 'delivered').length, `${rcpt}: deliveries`).to.equal(1);
+      expect(copies.filter((m) => !m.late).length, `${rcpt}: copies answered in time`).to.equal(1);
+      // Every extra copy comes from an attempt the gateway recorded as timed out, none from anything else.
+      expect(lateCopies, `${rcpt}: late copies <= timed-out attempts`).to.be.at.most(deferred.length);
+      for (const a of deferred) expect(a.response, `${rcpt}: deferral reason`).to.match(/ETIMEDOUT|timeout/i);
+      expectBackoff(list);
+      late += lateCopies;
+      timedOut += deferred.length;
+    }
+    expect(late, 'the slow hop committed at least one message the gateway then gave up on').to.be.at.least(1);
+    expect(r.duplicates, 'duplicates = copies the hop committed after the gateway timed out').to.equal(late);
+    report(
+      `      250 after timeout: ${seqs.length} messages, ${timedOut} timed-out attempts, ` +
+        `${r.duplicates} duplicate copies at the next hop (all from those attempts), lost 0`,
+    );
   });
 
   it('4xx three times, then 250: deferred with backoff, delivered once', async () => {

@@ -1,5 +1,6 @@
 // A next hop that misbehaves on cue: refuses, flaps, stalls, answers 4xx/5xx or drops the connection
-// mid-DATA. It records a message only once it has written its 250 for it, so "sent twice" is exact.
+// mid-DATA, or answers 250 late. It records a message once it has committed it (at the final dot, before
+// its 250 is written; a late 250 is marked), so "sent twice" is exact.
 import { createServer, type Server, type Socket } from 'node:net';
 
 export type HopAction =
@@ -13,13 +14,20 @@ export type HopAction =
   /** Close the socket after this many bytes of DATA (before the final dot is answered). */
   | { kind: 'drop-mid-data'; after: number }
   /** Close at once without a greeting. */
-  | { kind: 'hang-up' };
+  | { kind: 'hang-up' }
+  /**
+   * Take the message at the final dot (it is committed: the hop will pass it on) but write the 250 only
+   * this long afterwards, whether or not the client is still there to read it.
+   */
+  | { kind: 'slow-250'; ms: number };
 
 export interface HopMessage {
   from: string;
   to: string[];
   raw: Buffer;
   at: number;
+  /** Committed by a 'slow-250' connection: the client may have given up before the 250 was written. */
+  late?: boolean;
 }
 
 export class ScriptedHop {
@@ -146,8 +154,11 @@ export class ScriptedHop {
               return;
             }
             const raw = Buffer.from(Buffer.concat(data).toString('latin1').replace(/^\.\./gm, '.'), 'latin1');
-            this.messages.push({ from, to: [...to], raw, at: Date.now() });
-            reply(`250 2.0.0 queued as m${this.messages.length}`);
+            const late = action.kind === 'slow-250';
+            this.messages.push({ from, to: [...to], raw, at: Date.now(), ...(late ? { late } : {}) });
+            const id = this.messages.length;
+            if (action.kind === 'slow-250') await new Promise((r) => setTimeout(r, action.ms));
+            reply(`250 2.0.0 queued as m${id}`);
             continue;
           }
           const nl = pending.indexOf('\r\n');

@@ -46,6 +46,8 @@ function answers220(port: number): Promise<boolean> {
 
 export interface Postfix {
   port: number;
+  /** The instance's config directory (its queue, with pid/master.pid, is `<dir>/queue`). */
+  dir: string;
   log(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -132,5 +134,5 @@ export async function startPostfix(placement: {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { port, log, stop };
+  return { port, dir, log, stop };
 }
