@@ -94,7 +94,7 @@ describe('quarantine (integration)', function () {
     );
 
   it('holds PHI under a quarantine rule, lists it and lets an admin open it (audited)', async () => {
-    const id = await send(gw.smtpPort, 'patient@mail.example', 'M1');
+    const id = await send(gw.smtpPort, 'patient@mail.example', 'marker-m1');
     await held(id);
     const list = await b.go('/admin/quarantine');
     expect(list.body).to.contain(id);
@@ -118,13 +118,13 @@ describe('quarantine (integration)', function () {
       capture.messages.find((m) => kindOf(m) === 'quarantine-notice' && m.raw.toString().includes(id)),
     );
     expect(told.to).to.deep.equal(['ann@clinic.example']);
-    expect(capture.messages.some((m) => m.raw.toString().includes('M1') && kindOf(m) === 'relay')).to.equal(
-      false,
-    );
+    expect(
+      capture.messages.some((m) => m.raw.toString().includes('marker-m1') && kindOf(m) === 'relay'),
+    ).to.equal(false);
   });
 
   it('releases in clear only with a written reason, and records it', async () => {
-    const id = await send(gw.smtpPort, 'lab@partner.example', 'M2');
+    const id = await send(gw.smtpPort, 'lab@partner.example', 'marker-m2');
     await held(id);
     const page = await b.go(`/admin/quarantine/${id}`);
     const csrf = StaffBrowser.csrf(page.body);
@@ -141,7 +141,7 @@ describe('quarantine (integration)', function () {
       reason: 'Partner lab agreement on file',
     });
     const got = await until(() =>
-      capture.messages.find((m) => kindOf(m) === 'relay' && m.raw.toString().includes('M2')),
+      capture.messages.find((m) => kindOf(m) === 'relay' && m.raw.toString().includes('marker-m2')),
     );
     expect(got.to).to.deep.equal(['lab@partner.example']);
     const audit = (await gw.store
@@ -153,7 +153,7 @@ describe('quarantine (integration)', function () {
   });
 
   it('deletes a held message: nothing is sent, the spool is gone, the sender is told', async () => {
-    const id = await send(gw.smtpPort, 'someone@mail.example', 'M3');
+    const id = await send(gw.smtpPort, 'someone@mail.example', 'marker-m3');
     await held(id);
     const page = await b.go(`/admin/quarantine/${id}`);
     await b.post(`/admin/quarantine/${id}/delete`, { _csrf: StaffBrowser.csrf(page.body) });
@@ -165,7 +165,7 @@ describe('quarantine (integration)', function () {
     await until(() =>
       capture.messages.find((m) => kindOf(m) === 'quarantine-notice' && m.raw.toString().includes(id)),
     );
-    expect(capture.messages.some((m) => m.raw.toString().includes('M3'))).to.equal(false);
+    expect(capture.messages.some((m) => m.raw.toString().includes('marker-m3'))).to.equal(false);
     const res = await fetch(
       `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/admin/quarantine/${id}/delete`,
       { method: 'POST' },
