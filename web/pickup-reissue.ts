@@ -21,6 +21,7 @@ import {
   type ReissueDelivery,
   type ReissueRefusal,
 } from '../store/pickups.js';
+import { uiSettings } from '../store/settings.js';
 import type { Store } from '../store/store.js';
 import { verifyPassword, type UserRow } from '../store/users.js';
 import { html, type SafeHtml } from './html.js';
@@ -51,7 +52,9 @@ const MESSAGES: Record<Exclude<ReissueRefusal, 'wrong_password'>, string> = {
     'This pickup was not sealed to your current key: your key was created or reset after it was sent (for example when your password was reset by an administrator), so you cannot re-issue its password. Another administrator may, or revoke it and send the message again.',
 };
 
-const WHERE: Record<ResolvedConfig['pickup']['passwordDelivery'], string> = {
+type Route = ResolvedConfig['pickup']['passwordDelivery'];
+
+const WHERE: Record<Route, string> = {
   email: 'to the recipient in a separate email',
   sender: 'to the sender by email, to pass on by phone',
   sms: 'to the recipient by text message',
@@ -62,12 +65,16 @@ export function addReissueRoutes(
   opts: { config: ResolvedConfig; store: Store; log: Logger; auth: StaffAuth; hostname: string },
 ): void {
   const { config, store, log, auth, hostname } = opts;
-  const route = config.pickup.passwordDelivery;
+  // The practice name and the password channel an admin set on the Settings page, like new pickups.
+  const settings = uiSettings(store, config);
+  const currentRoute = async (): Promise<Route> => (await settings.effectiveConfig()).pickup.passwordDelivery;
 
   /** Seals the new password's mail (or SMS body) as a blob; the envelope is inserted in the re-issue's write. */
   const deliver = async (pickup: PickupRow, password: string): Promise<ReissueDelivery> => {
+    const current = await settings.effectiveConfig();
+    const route = current.pickup.passwordDelivery;
     const ctx: NoticeContext = {
-      practice: config.practiceName,
+      practice: current.practiceName,
       hostname,
       sender: { name: '', address: pickup.sender },
       notifyFrom: config.pickup.notifyFrom,
@@ -191,7 +198,7 @@ export function addReissueRoutes(
         ),
       );
 
-  const confirmForm = (req: Request, base: string, pickup: PickupRow, error?: string) =>
+  const confirmForm = (req: Request, base: string, pickup: PickupRow, route: Route, error?: string) =>
     html`<h1>Resend the password</h1>
 <p>For the secure pickup to <strong>${pickup.rcpt}</strong> (reference <code>${pickup.reference}</code>).</p>
 <p>A new password is made and sent ${WHERE[route]}. The old password stops working, anyone who has the message open must enter the new one, and any lock on the pickup is lifted.</p>
@@ -225,7 +232,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
         );
         return;
       }
-      pageFor(req, res, base, 200, confirmForm(req, base, pickup));
+      pageFor(req, res, base, 200, confirmForm(req, base, pickup, await currentRoute()));
     });
     r.post(`${base}/:id/resend`, allowed, auth.csrf, async (req, res) => {
       const body = req.body as Record<string, unknown>;
@@ -236,13 +243,19 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
           res,
           base,
           200,
-          html`<h1>Password re-sent</h1><p class="ok" role="status">A new password for the pickup to ${out.pickup.rcpt} (reference <code>${out.pickup.reference}</code>) is on its way ${WHERE[route]}. The old one no longer works.</p>`,
+          html`<h1>Password re-sent</h1><p class="ok" role="status">A new password for the pickup to ${out.pickup.rcpt} (reference <code>${out.pickup.reference}</code>) is on its way ${WHERE[out.route as Route] ?? 'by its usual channel'}. The old one no longer works.</p>`,
         );
         return;
       }
       if (out.retryAfter) res.set('Retry-After', String(out.retryAfter));
       if (out.code === 'reauth_failed' && out.pickup) {
-        pageFor(req, res, base, out.status, confirmForm(req, base, out.pickup, out.message));
+        pageFor(
+          req,
+          res,
+          base,
+          out.status,
+          confirmForm(req, base, out.pickup, await currentRoute(), out.message),
+        );
         return;
       }
       pageFor(

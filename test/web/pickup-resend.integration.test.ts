@@ -12,6 +12,7 @@ import { simpleParser } from 'mailparser';
 import { chromium, type Page } from 'playwright-core';
 import { createLogger } from '../../config/log.js';
 import { findUserKey } from '../../store/user-keys.js';
+import { uiSettings } from '../../store/settings.js';
 import { createWebApp } from '../../web/app.js';
 import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
 import { CHROMIUM_ARGS } from '../support/chromium.js';
@@ -418,9 +419,14 @@ describe('web: resend a pickup password (integration)', function () {
 
 describe('web: resend a pickup password by the other channels (integration)', function () {
   this.timeout(60000);
-  const routes = ['sender', 'sms'] as const;
-  for (const route of routes) {
-    it(`passwordDelivery ${route}: the new password goes the same way as the first`, async () => {
+  // 'sender (Settings page)': the config file says email; an admin chose the sender on the Settings page.
+  const cases = [
+    { route: 'sender', viaSettings: false },
+    { route: 'sms', viaSettings: false },
+    { route: 'sender', viaSettings: true },
+  ] as const;
+  for (const { route, viaSettings } of cases) {
+    it(`passwordDelivery ${route}${viaSettings ? ' (set on the Settings page)' : ''}: the new password goes the same way as the first`, async () => {
       const dir = await tempDir();
       const capture = new CaptureServer();
       await capture.start();
@@ -443,7 +449,7 @@ describe('web: resend a pickup password by the other channels (integration)', fu
         overrides: {
           pickup: {
             passwordDelay: 0,
-            passwordDelivery: route,
+            passwordDelivery: viaSettings ? 'email' : route,
             ...(route === 'sms' ? { smsWebhookUrl: smsUrl } : {}),
           },
           web: { port: webPort, publicUrl: base },
@@ -456,6 +462,8 @@ describe('web: resend a pickup password by the other channels (integration)', fu
       try {
         await new Promise((r) => server.once('listening', r));
         await addStaff(gw.store, 'ann@clinic.example', 'staff', 'ann-password-1234');
+        if (viaSettings)
+          await uiSettings(gw.store, gw.config).update({ passwordDelivery: route }, 'admin@clinic.example');
         const ann = new StaffBrowser(base);
         expect((await ann.signIn('ann@clinic.example', 'ann-password-1234')).status).to.equal(303);
         const csrf = StaffBrowser.csrf((await ann.go('/me')).body);
