@@ -9,6 +9,10 @@ export interface CapturedMessage {
   at: number;
 }
 
+/** The X-PHI-Gateway-Kind of a captured message (pickup-notice, pickup-password, bounce, pgp …); 'relay' without. */
+export const kindOf = (m: CapturedMessage): string =>
+  /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
+
 export interface CaptureOptions {
   /** Reply for a recipient; return an error to refuse it (e.g. 550 for a permanent failure). */
   onRcpt?: (rcpt: string) => { code: number; message: string } | undefined;

@@ -7,7 +7,8 @@ import { simpleParser } from 'mailparser';
 import sharp from 'sharp';
 import { createLogger } from '../../config/log.js';
 import { createWebApp } from '../../web/app.js';
-import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
+import { CaptureServer, kindOf } from '../support/capture-server.js';
+import { until } from '../support/waiting.js';
 import { Browser, makeAdmin } from '../support/admin-browser.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
@@ -32,19 +33,6 @@ async function send(port: number, rcpt: string, subject = 'Results'): Promise<st
     return /queued as ([0-9A-Za-z]+)/.exec(reply)![1]!;
   } finally {
     c.close();
-  }
-}
-
-const kindOf = (m: CapturedMessage) =>
-  /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 15000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

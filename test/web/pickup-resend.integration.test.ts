@@ -14,24 +14,12 @@ import { createLogger } from '../../config/log.js';
 import { findUserKey } from '../../store/user-keys.js';
 import { uiSettings } from '../../store/settings.js';
 import { createWebApp } from '../../web/app.js';
-import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
+import { CaptureServer, kindOf } from '../support/capture-server.js';
+import { until } from '../support/waiting.js';
 import { CHROMIUM_ARGS } from '../support/chromium.js';
 import { freePort, removeDir, ROOT, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { addStaff, StaffBrowser } from '../support/staff-browser.js';
-
-const kindOf = (m: CapturedMessage) =>
-  /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 20000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -11,7 +11,8 @@ import { parse, stringify } from 'yaml';
 import { createLogger } from '../../config/log.js';
 import { DEFAULT_RULES_FILE } from '../../gateway/rules.js';
 import { createWebApp } from '../../web/app.js';
-import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
+import { CaptureServer, kindOf } from '../support/capture-server.js';
+import { until } from '../support/waiting.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { addStaff, StaffBrowser } from '../support/staff-browser.js';
@@ -30,19 +31,6 @@ async function send(port: number, rcpt: string, marker: string): Promise<string>
     return /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
   } finally {
     c.close();
-  }
-}
-
-const kindOf = (m: CapturedMessage) =>
-  /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 15000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

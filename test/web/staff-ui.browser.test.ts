@@ -15,7 +15,8 @@ import { DEFAULT_RULES_FILE } from '../../gateway/rules.js';
 import { addUser } from '../../store/users.js';
 import { createWebApp } from '../../web/app.js';
 import { totp } from '../../web/totp.js';
-import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
+import { CaptureServer, kindOf } from '../support/capture-server.js';
+import { until } from '../support/waiting.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { addStaff } from '../support/staff-browser.js';
@@ -26,19 +27,6 @@ const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: stri
 
 interface AxeResult {
   violations: Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: string[] }> }>;
-}
-
-const kindOf = (m: CapturedMessage) =>
-  /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 20000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function sendPhi(port: number, from: string, rcpt: string): Promise<string> {
