@@ -40,6 +40,38 @@ describe('spool (integration)', function () {
     await removeDir(dir);
   });
 
+  /** With the next hop down, `body` is spooled and its delivery deferred; then the gateway is stopped. */
+  async function spoolDeferred(body: string): Promise<{ id: string; port: number }> {
+    const port = capture.port;
+    await capture.stop();
+    gw = await startGateway({
+      relayUrl: `smtp://127.0.0.1:${port}`,
+      dataDir: dir,
+      overrides: { queue: { retryInitialDelay: 60000 } },
+    });
+    const id = /queued as ([0-9A-Z]+)/.exec(await send(gw.smtpPort, body))![1]!;
+    const end = Date.now() + 10000;
+    while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first()))
+      await new Promise((r) => setTimeout(r, 50));
+    await gw.stop();
+    return { id, port };
+  }
+
+  /** The next hop back on `port`, the gateway restarted: the damaged message is held, never delivered. */
+  async function expectHeldCorrupt(port: number): Promise<void> {
+    capture = new CaptureServer();
+    await capture.start(port);
+    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
+    await gw.store.db('envelopes').update({ next_attempt_at: 0 }); // due now
+    const held = async () =>
+      (await gw!.store.db('envelopes').where({ state: 'held' }).first()) as
+        { last_response: string } | undefined;
+    const end = Date.now() + 10000;
+    while (Date.now() < end && !(await held())) await new Promise((r) => setTimeout(r, 50));
+    expect((await held())?.last_response).to.equal('SPOOL_CORRUPT');
+    expect(capture.count).to.equal(0);
+  }
+
   // Above INLINE_MAX a message is sealed to a file in spool/; below it, into the database with its row.
   const large = () => makeMessage({ body: `${'0123456789abcdef '.repeat(64)}\r\n`.repeat(300) });
 
@@ -71,19 +103,7 @@ describe('spool (integration)', function () {
   });
 
   it('holds a small message whose sealed copy in the database was edited, and never delivers it', async () => {
-    const port = capture.port;
-    await capture.stop();
-    gw = await startGateway({
-      relayUrl: `smtp://127.0.0.1:${port}`,
-      dataDir: dir,
-      overrides: { queue: { retryInitialDelay: 60000 } },
-    });
-    const reply = await send(gw.smtpPort);
-    const id = /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
-    const end = Date.now() + 10000;
-    while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first()))
-      await new Promise((r) => setTimeout(r, 50));
-    await gw.stop();
+    const { id, port } = await spoolDeferred(makeMessage());
     gw = await startGateway({ relayUrl: `smtp://127.0.0.1:${port}`, dataDir: dir });
     const [stored] = (await gw.store
       .db('sealed_inline')
@@ -95,55 +115,23 @@ describe('spool (integration)', function () {
     edited[edited.length - 40]! ^= 1;
     await gw.store.db('sealed_inline').where({ area: 'spool', id }).update({ data: edited });
     await gw.stop();
-    capture = new CaptureServer();
-    await capture.start(port);
-    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
-    await gw.store.db('envelopes').update({ next_attempt_at: 0 }); // due now
-    const held = async () =>
-      (await gw!.store.db('envelopes').where({ state: 'held' }).first()) as
-        { last_response: string } | undefined;
-    const end2 = Date.now() + 10000;
-    while (Date.now() < end2 && !(await held())) await new Promise((r) => setTimeout(r, 50));
-    expect((await held())?.last_response).to.equal('SPOOL_CORRUPT');
-    expect(capture.count).to.equal(0);
+    await expectHeldCorrupt(port);
   });
 
   it('holds a large message whose spool file was torn or edited, and never delivers it', async () => {
     // Next hop down so the message waits in the spool; then damage the file while the gateway is stopped.
-    const port = capture.port;
-    await capture.stop();
-    gw = await startGateway({
-      relayUrl: `smtp://127.0.0.1:${port}`,
-      dataDir: dir,
-      overrides: { queue: { retryInitialDelay: 60000 } },
-    });
-    const reply = await send(gw.smtpPort, large());
-    const id = /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
-    const end = Date.now() + 10000;
-    while (Date.now() < end && !(await gw.store.db('envelopes').where({ state: 'deferred' }).first()))
-      await new Promise((r) => setTimeout(r, 50));
-    await gw.stop();
+    const { id, port } = await spoolDeferred(large());
     await truncate(path.join(dir, 'spool', id), 100);
     // A crash mid-write also leaves a temp file, and a sealed file whose row never committed.
     await writeFile(path.join(dir, 'spool', 'TORN.tmp'), 'partial');
     await writeFile(path.join(dir, 'spool', 'UNACKNOWLEDGED'), 'never answered 250');
-    if (gw.store.sharedDataDir) {
+    if (gw!.store.sharedDataDir) {
       // PostgreSQL: the data dir may be shared by nodes, so only leftovers older than any intake are removed.
       const old = new Date(Date.now() - SHARED_LEFTOVER_AGE_MS - 60_000);
       for (const name of ['TORN.tmp', 'UNACKNOWLEDGED'])
         await utimes(path.join(dir, 'spool', name), old, old);
     }
-    capture = new CaptureServer();
-    await capture.start(port);
-    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
-    await gw.store.db('envelopes').update({ next_attempt_at: 0 }); // due now
-    const held = async () =>
-      (await gw!.store.db('envelopes').where({ state: 'held' }).first()) as
-        { last_response: string } | undefined;
-    const end2 = Date.now() + 10000;
-    while (Date.now() < end2 && !(await held())) await new Promise((r) => setTimeout(r, 50));
-    expect((await held())?.last_response).to.equal('SPOOL_CORRUPT');
-    expect(capture.count).to.equal(0);
+    await expectHeldCorrupt(port);
     const left = await readdir(path.join(dir, 'spool'));
     expect(left).to.deep.equal([id]);
   });
