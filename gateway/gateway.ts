@@ -9,7 +9,7 @@ import { GatewayError, errorCode } from '../config/errors.js';
 import { activeRulesFile, SHIPPED_RULES_FILE } from '../config/rules-file.js';
 import { Delivery, type EnvelopeRow } from './delivery.js';
 import { Intake } from './intake.js';
-import { parseStage, scanStage, type Stage } from './pipeline.js';
+import { scanStage, type Stage } from './pipeline.js';
 import { actStage, routeStage, type Protection } from './protect.js';
 import { createProtection } from './protection.js';
 import { createImageRedactor, type ImageRedactor } from './image-redaction.js';
@@ -84,7 +84,6 @@ export class Gateway {
     const settings = uiSettings(store, config);
     const currentConfig = () => settings.effectiveConfig();
     const stages = opts.stages ?? [
-      parseStage,
       scanStage(scanner!),
       routeStage(config, this.protection, currentConfig),
       actStage(config, store, this.protection, hostname, currentConfig),

@@ -2,7 +2,7 @@
 // A stage that throws or runs past its timeout defers the message; nothing passes because a stage failed.
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { GatewayError } from '../config/errors.js';
-import type { Scanner, Verdict } from './scan.js';
+import { headlineOf, type Headline, type Scanner, type Verdict } from './scan.js';
 import type { EncryptedKind, MessageDecision, RecipientRoute, Triggers } from './policy.js';
 import type { CreatedPickup } from './protect.js';
 
@@ -12,7 +12,10 @@ export interface MessageContext {
   rcptTo: string[];
   trace: string;
   raw: Buffer;
-  parsed?: ParsedMail;
+  /** The whole message parsed: made on first use (`parsedOf`), since clean mail never needs it here. */
+  parsing?: Promise<ParsedMail>;
+  /** The decoded subject and plain header fields, set by the scan stage. */
+  headline?: Headline;
   verdict?: Verdict;
   /** An admin's release decision for a message that was held. */
   release?: 'protect' | 'clear' | null;
@@ -66,20 +69,29 @@ export const PARSE_OPTIONS = {
   maxHtmlLengthToParse: 10 * 1024 * 1024,
 };
 
-export const parseStage: Stage = {
-  name: 'parse',
-  async run(ctx) {
-    ctx.parsed = await simpleParser(ctx.raw, PARSE_OPTIONS);
-    return CONTINUE;
-  },
-};
+/** The message parsed by mailparser, once per message context, when a stage first needs it. */
+export function parsedOf(ctx: MessageContext): Promise<ParsedMail> {
+  ctx.parsing ??= simpleParser(ctx.raw, PARSE_OPTIONS);
+  return ctx.parsing;
+}
 
+/**
+ * Parse and DLP scan. A scanner with its own threads parses there and hands back the header fields routing
+ * needs; otherwise the message is parsed here. A parse failure fails the stage like any scan failure.
+ */
 export function scanStage(scanner: Scanner): Stage {
   return {
     name: 'scan',
     async run(ctx, signal) {
-      if (!ctx.parsed) throw new GatewayError('STAGE_FAILED', 'scan before parse');
-      ctx.verdict = await scanner.scan(ctx.parsed, signal, ctx.raw);
+      if (scanner.scanRaw) {
+        const { verdict, headline } = await scanner.scanRaw(ctx.raw, signal);
+        ctx.verdict = verdict;
+        ctx.headline = headline;
+      } else {
+        const parsed = await parsedOf(ctx);
+        ctx.verdict = await scanner.scan(parsed, signal, ctx.raw);
+        ctx.headline = headlineOf(parsed);
+      }
       return CONTINUE;
     },
   };

@@ -1,7 +1,6 @@
 // Routing policy: what happens to a message for each recipient (clear, PGP/MIME, secure pickup, held),
 // from the DLP verdict, the sender's triggers (subject tag, Sensitivity header) and the domain policy.
 // It decides only; it never builds or sends mail. When nothing safe is possible it holds, never clears.
-import type { ParsedMail } from 'mailparser';
 import type { PolicyConfig } from '../config/schema.js';
 import type { Verdict } from './scan.js';
 
@@ -39,8 +38,14 @@ function tagPattern(tags: readonly string[]): RegExp | null {
   return new RegExp(`\\[\\s*(${names.join('|')})\\s*\\]`, 'i');
 }
 
+/** What trigger detection reads of a message: its decoded subject and its header fields by lower-case name. */
+export interface HeaderView {
+  subject?: string | undefined;
+  headers: ReadonlyMap<string, unknown>;
+}
+
 /** Finds the sender's triggers: a subject tag (any case, spaces tolerated) or a protect header. */
-export function findTriggers(parsed: ParsedMail, policy: PolicyConfig): Triggers {
+export function findTriggers(parsed: HeaderView, policy: PolicyConfig): Triggers {
   const subject = parsed.subject ?? '';
   const re = tagPattern(policy.subjectTags);
   const m = re ? re.exec(subject) : null;

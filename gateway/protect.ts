@@ -20,7 +20,7 @@ import {
   type Party,
 } from './notices.js';
 import type { MessageContext, PlannedEnvelope, Stage, StageVerdict } from './pipeline.js';
-import { traceHeaders } from './pipeline.js';
+import { parsedOf, traceHeaders } from './pipeline.js';
 import {
   decideRoutes,
   findTriggers,
@@ -142,9 +142,9 @@ export function routeStage(
     name: 'route',
     async run(ctx): Promise<StageVerdict> {
       const config = current ? await current() : fileConfig;
-      const { verdict, parsed } = ctx;
-      if (!verdict || !parsed) throw new GatewayError('STAGE_FAILED', 'route before scan');
-      ctx.triggers = findTriggers(parsed, config.policy);
+      const { verdict, headline } = ctx;
+      if (!verdict || !headline) throw new GatewayError('STAGE_FAILED', 'route before scan');
+      ctx.triggers = findTriggers(headline, config.policy);
       ctx.encrypted = protection.detectEncrypted(ctx.raw);
       const decision = await decideRoutes({
         verdict,
@@ -185,8 +185,8 @@ export function actStage(
     name: 'act',
     async run(ctx, signal): Promise<StageVerdict> {
       const config = current ? await current() : fileConfig;
-      const { routes, parsed, verdict, triggers } = ctx;
-      if (!routes || !parsed || !verdict || !triggers)
+      const { routes, headline, verdict, triggers } = ctx;
+      if (!routes || !headline || !verdict || !triggers)
         throw new GatewayError('STAGE_FAILED', 'act before route');
       const plan: PlannedEnvelope[] = [];
       const trace = traceHeaders(ctx);
@@ -209,7 +209,7 @@ export function actStage(
             plan.push({ rcpt, kind: 'relay', content: 'blob', blobId: clearRaw, prefix: '' });
         }
       }
-      const realSubject = tagRemoved ?? parsed.subject ?? '';
+      const realSubject = tagRemoved ?? headline.subject;
       const neutral = config.policy.neutralSubject.replace(/\{practice\}/g, config.practiceName);
       const outerSubject = subjectHoldsPhi(verdict) ? neutral : realSubject || neutral;
 
@@ -230,6 +230,7 @@ export function actStage(
       const pickup = byAction(routes, 'pickup');
       ctx.pickups = [];
       if (pickup.length > 0) {
+        const parsed = await parsedOf(ctx);
         const original = pickupContent(parsed, realSubject);
         let content = original;
         const mode = redactionMode(verdict, config.redaction.gateway);

@@ -8,10 +8,10 @@ import type { Logger } from '../config/log.js';
 import type { Verdict } from '../dlp/types.js';
 import type { RulesSource } from './rules.js';
 import type { ScanReply, ScanRequest, ScanWorkerData } from './scan-worker.js';
-import type { Scanner } from './scan.js';
+import type { ScanResult, Scanner } from './scan.js';
 
 interface Pending {
-  resolve: (v: Verdict) => void;
+  resolve: (v: ScanResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -51,7 +51,7 @@ class ScanThread {
         if (!p) return; // answered after its stage gave up on it
         this.pending.delete(msg.id);
         if ('error' in msg) p.reject(new GatewayError('STAGE_FAILED', `scan thread: ${msg.error}`));
-        else p.resolve(msg.verdict);
+        else p.resolve(msg.result);
       };
       worker.on('message', onReply);
       worker.once('error', (err) => {
@@ -89,12 +89,12 @@ class ScanThread {
 
   private nextId = 1;
 
-  async scan(raw: Buffer, signal?: AbortSignal): Promise<Verdict> {
+  async scan(raw: Buffer, signal?: AbortSignal): Promise<ScanResult> {
     if (!this.worker || !this.ready) throw new GatewayError('STAGE_FAILED', 'scan thread not running');
     await this.ready;
     const worker = this.worker;
     const id = this.nextId++;
-    return new Promise<Verdict>((resolve, reject) => {
+    return new Promise<ScanResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       // A copy, moved (not cloned again) to the thread: the caller keeps its buffer for the pipeline.
       const copy = new Uint8Array(raw);
@@ -146,8 +146,13 @@ export class ScanPool implements Scanner {
   }
 
   /** Scans `raw` in the least busy thread; without `raw` (callers outside the pipeline) it cannot. */
-  scan(_parsed: ParsedMail, signal?: AbortSignal, raw?: Buffer): Promise<Verdict> {
-    if (!raw) return Promise.reject(new GatewayError('STAGE_FAILED', 'scan thread needs the raw message'));
+  async scan(_parsed: ParsedMail, signal?: AbortSignal, raw?: Buffer): Promise<Verdict> {
+    if (!raw) throw new GatewayError('STAGE_FAILED', 'scan thread needs the raw message');
+    return (await this.scanRaw(raw, signal)).verdict;
+  }
+
+  /** Parses and scans `raw` in the least busy thread; also returns the header fields routing reads. */
+  scanRaw(raw: Buffer, signal?: AbortSignal): Promise<ScanResult> {
     let best = this.threads[0]!;
     for (const t of this.threads) if (t.load < best.load) best = t;
     return best.scan(raw, signal);

@@ -7,7 +7,7 @@ import { errorCode } from '../config/errors.js';
 import type { Analyzer } from '../dlp/analyzer.js';
 import { PARSE_OPTIONS } from './pipeline.js';
 import { analyzerFromText, warmAnalyzer } from './rules.js';
-import { DlpScanner } from './scan.js';
+import { DlpScanner, headlineOf, type ScanResult } from './scan.js';
 
 export interface ScanWorkerData {
   rulesText: string;
@@ -17,7 +17,7 @@ export type ScanRequest = { type: 'rules'; text: string } | { type: 'scan'; id: 
 
 export type ScanReply =
   | { type: 'ready' }
-  | { type: 'result'; id: number; verdict: import('../dlp/types.js').Verdict }
+  | { type: 'result'; id: number; result: ScanResult }
   | { type: 'result'; id: number; error: string };
 
 const port = parentPort!;
@@ -42,8 +42,9 @@ port.on('message', (msg: ScanRequest) => {
   void (async () => {
     try {
       const raw = Buffer.from(msg.raw.buffer, msg.raw.byteOffset, msg.raw.byteLength);
-      const verdict = await scanner.scan(await simpleParser(raw, PARSE_OPTIONS));
-      port.postMessage({ type: 'result', id: msg.id, verdict } satisfies ScanReply);
+      const parsed = await simpleParser(raw, PARSE_OPTIONS);
+      const result = { verdict: await scanner.scan(parsed), headline: headlineOf(parsed) };
+      port.postMessage({ type: 'result', id: msg.id, result } satisfies ScanReply);
     } catch (err) {
       // A code only: library messages may quote the input they choked on.
       port.postMessage({ type: 'result', id: msg.id, error: errorCode(err) } satisfies ScanReply);

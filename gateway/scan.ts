@@ -10,6 +10,32 @@ export type { Verdict };
 export interface Scanner {
   /** `raw`: the message as received, for scanners that parse it themselves (scan threads). */
   scan(parsed: ParsedMail, signal?: AbortSignal, raw?: Buffer): Promise<Verdict>;
+  /**
+   * Scanners that parse the message themselves (scan threads) also hand back what routing needs of its
+   * header, so the pipeline parses the whole message only when it protects it.
+   */
+  scanRaw?(raw: Buffer, signal?: AbortSignal): Promise<ScanResult>;
+}
+
+/** What routing reads of a message's header: the decoded subject, and each field that is plain text. */
+export interface Headline {
+  subject: string;
+  /** Lower-case field name → its text (repeated fields joined with ','); structured fields are left out. */
+  headers: Map<string, string>;
+}
+
+export interface ScanResult {
+  verdict: Verdict;
+  headline: Headline;
+}
+
+export function headlineOf(parsed: ParsedMail): Headline {
+  const headers = new Map<string, string>();
+  for (const [name, value] of parsed.headers) {
+    if (typeof value === 'string') headers.set(name, value);
+    else if (Array.isArray(value)) headers.set(name, value.map((v) => String(v as string)).join(','));
+  }
+  return { subject: parsed.subject ?? '', headers };
 }
 
 /** Display names of the recipients: a recipient named in the text near health facts is PHI. */
