@@ -5,18 +5,24 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 export function createLogger(level: string, name = 'phi-gateway'): Logger {
-  return pino({
-    name,
-    level,
-    base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // Errors are logged by code and name only: library messages may quote the input they choked on.
-    serializers: {
-      err: (err: unknown) => {
-        if (!err || typeof err !== 'object') return { type: typeof err };
-        const e = err as { name?: unknown; code?: unknown; responseCode?: unknown };
-        return { type: e.name, code: e.code, responseCode: e.responseCode };
+  // Lines are written to stdout without blocking the event loop (a busy or slow reader of the pipe must
+  // not stall SMTP); pino flushes what is buffered when the process exits.
+  const destination = level === 'silent' ? undefined : pino.destination({ dest: 1, sync: false });
+  return pino(
+    {
+      name,
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Errors are logged by code and name only: library messages may quote the input they choked on.
+      serializers: {
+        err: (err: unknown) => {
+          if (!err || typeof err !== 'object') return { type: typeof err };
+          const e = err as { name?: unknown; code?: unknown; responseCode?: unknown };
+          return { type: e.name, code: e.code, responseCode: e.responseCode };
+        },
       },
     },
-  });
+    destination,
+  );
 }
