@@ -1,9 +1,9 @@
-// The last hop out: the configured relay (nodemailer, pooled) or the built-in outbox. A transport reports
+// The last hop out: the configured relay (pooled, pipelined: smtp-client.ts) or the built-in outbox. A transport reports
 // per-recipient results; it never decides retries or bounces (delivery.ts does).
-import nodemailer, { type Mail } from 'nodemailer';
 import type { RelayConfig } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import { newQueueId } from './ids.js';
+import { SmtpError, SmtpPool, type SmtpClientOptions } from './smtp-client.js';
 
 export interface OutboundMail {
   from: string;
@@ -44,92 +44,70 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-interface SmtpErrorLike {
-  code?: string;
-  responseCode?: number;
-  response?: string;
-  rejected?: string[];
-  rejectedErrors?: SmtpErrorLike[];
-  recipient?: string;
-}
-
 function clip(text: string | undefined): string {
   return (text ?? '').replace(/[\r\n]+/g, ' ').slice(0, 500);
 }
 
+/** Client settings for the relay URL: smtp:// (STARTTLS) or smtps:// (implicit TLS), credentials optional. */
+export function relayClientOptions(
+  config: RelayConfig & { url: string },
+  hostname: string,
+): SmtpClientOptions {
+  const url = new URL(config.url);
+  const secure = url.protocol === 'smtps:';
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return {
+    host,
+    port: url.port ? Number(url.port) : secure ? 465 : 587,
+    secure,
+    // Never fall back to clear text across a network because STARTTLS was not offered (or was stripped).
+    requireTLS: !secure && !loopback && !config.allowPlaintext,
+    ...(url.username
+      ? { auth: { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } }
+      : {}),
+    name: hostname,
+    tls: { rejectUnauthorized: !config.allowInvalidCertificates, minVersion: 'TLSv1.2' },
+    connectTimeout: Math.min(config.timeout, 30_000),
+    replyTimeout: config.timeout,
+    maxConnections: config.maxConnections,
+    maxMessagesPerConnection: config.maxMessagesPerConnection,
+  };
+}
+
 export class RelayTransport implements Transport {
   readonly name = 'relay';
-  private readonly transporter: Mail;
+  private readonly pool: SmtpPool;
 
   constructor(config: RelayConfig & { url: string }, hostname: string) {
-    const host = new URL(config.url).hostname.replace(/^\[|\]$/g, '');
-    const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
-    this.transporter = nodemailer.createTransport({
-      url: config.url,
-      // Never fall back to clear text across a network because STARTTLS was not offered (or was stripped).
-      requireTLS: !config.url.startsWith('smtps:') && !loopback && !config.allowPlaintext,
-      pool: true,
-      name: hostname,
-      maxConnections: config.maxConnections,
-      maxMessages: config.maxMessagesPerConnection,
-      connectionTimeout: Math.min(config.timeout, 30_000),
-      greetingTimeout: Math.min(config.timeout, 30_000),
-      socketTimeout: config.timeout,
-      tls: { rejectUnauthorized: !config.allowInvalidCertificates, minVersion: 'TLSv1.2' },
-      logger: false,
-    });
+    this.pool = new SmtpPool(relayClientOptions(config, hostname));
   }
 
   async send(mail: OutboundMail): Promise<SendResult> {
     try {
-      const info = (await this.transporter.sendMail({
-        envelope: { from: mail.from, to: mail.to },
-        raw: mail.raw,
-      })) as {
-        accepted?: string[];
-        rejected?: string[];
-        rejectedErrors?: SmtpErrorLike[];
-        response?: string;
+      const r = await this.pool.send(mail.from, mail.to, mail.raw);
+      return {
+        accepted: r.accepted,
+        rejected: r.rejected.map((x) => ({ rcpt: x.rcpt, code: x.code, response: clip(x.response) })),
+        response: clip(r.response),
       };
-      const rejectedErrors = info.rejectedErrors ?? [];
-      const rejected = (info.rejected ?? []).map((rcpt) => {
-        const e = rejectedErrors.find((x) => x.recipient === rcpt);
-        return { rcpt, code: e?.responseCode ?? null, response: clip(e?.response) };
-      });
-      return { accepted: (info.accepted ?? []).map(String), rejected, response: clip(info.response) };
     } catch (err) {
-      const e = err as SmtpErrorLike & Error;
-      if (e.code === 'EENVELOPE' && e.rejected && e.rejected.length > 0) {
-        // Every recipient was refused at RCPT: report each with its own reply.
-        const errs = e.rejectedErrors ?? [];
-        return {
-          accepted: [],
-          rejected: e.rejected.map((rcpt) => {
-            const x = errs.find((r) => r.recipient === rcpt);
-            return {
-              rcpt,
-              code: x?.responseCode ?? e.responseCode ?? null,
-              response: clip(x?.response ?? e.response),
-            };
-          }),
-          response: clip(e.response),
-        };
-      }
+      const e = err instanceof SmtpError ? err : new SmtpError('error', 'ECONNECTION', null, '');
       // A refused or failed STARTTLS (ETLS) is a fault of the path or of the next hop's set-up, which an
-      // attacker who strips STARTTLS can also cause: retry it like an outage, never bounce on it.
-      const code = typeof e.responseCode === 'number' && e.code !== 'ETLS' ? e.responseCode : null;
+      // attacker who strips STARTTLS can also cause; a refused login is ours to fix. Both are retried like
+      // an outage, never bounced.
+      const code = e.responseCode !== null && e.code !== 'ETLS' && e.code !== 'EAUTH' ? e.responseCode : null;
       throw new TransportError(
-        `next hop: ${e.code ?? 'error'}`,
+        `next hop: ${e.code}`,
         code,
-        clip(e.response ?? e.code),
+        clip(e.response || e.code),
         code === null || code < 500,
       );
     }
   }
 
   close(): Promise<void> {
-    this.transporter.close();
-    return Promise.resolve();
+    return this.pool.close();
   }
 }
 

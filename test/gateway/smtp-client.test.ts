@@ -1,0 +1,381 @@
+// The next-hop SMTP client against real sockets: a scripted server that checks the exact command order
+// (pipelined or one at a time), smtp-server for STARTTLS and AUTH, and the DATA encoding.
+import net from 'node:net';
+import { expect } from 'chai';
+import { generate } from 'selfsigned';
+import { SMTPServer } from 'smtp-server';
+import { dataPayload, SmtpError, SmtpPool, type SmtpClientOptions } from '../../gateway/smtp-client.js';
+import { RelayTransport, TransportError } from '../../gateway/transport.js';
+import { relaySchema } from '../../config/schema.js';
+
+interface Script {
+  pipelining: boolean;
+  /** Reply to a command line (without CRLF); undefined → 250 OK. */
+  reply?: (line: string) => string | undefined;
+  /** Reply to the final dot. */
+  final?: () => string | null;
+  /** Close the connection after this many transactions. */
+  closeAfter?: number;
+  /** Hold the replies to MAIL and RCPT until DATA has arrived (only a pipelining client gets any). */
+  holdUntilData?: boolean;
+}
+
+/** A scripted next hop: answers line by line, records commands, and notes any pipelining it did not offer. */
+class ScriptedServer {
+  readonly commands: string[] = [];
+  readonly bodies: Buffer[] = [];
+  violations = 0;
+  connections = 0;
+  private server = net.createServer((s) => this.serve(s));
+  port = 0;
+
+  constructor(private readonly script: Script) {}
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((r) => this.server.close(() => r()));
+  }
+
+  private serve(socket: net.Socket): void {
+    this.connections++;
+    socket.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    let inData = false;
+    let transactions = 0;
+    let held = '';
+    const answer = (line: string) => {
+      const custom = this.script.reply?.(line);
+      if (/^EHLO/i.test(line))
+        return `250-scripted\r\n${this.script.pipelining ? '250-PIPELINING\r\n' : ''}250 8BITMIME\r\n`;
+      if (custom) return `${custom}\r\n`;
+      if (/^DATA/i.test(line)) return '354 go ahead\r\n';
+      if (/^QUIT/i.test(line)) return '221 bye\r\n';
+      return '250 OK\r\n';
+    };
+    socket.write('220 scripted ESMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          const lone = buf.subarray(0, 3).toString() === '.\r\n' ? 0 : -1;
+          if (end === -1 && lone === -1) return;
+          const bodyEnd = lone === 0 ? 0 : end + 2;
+          this.bodies.push(buf.subarray(0, bodyEnd));
+          buf = buf.subarray(lone === 0 ? 3 : end + 5);
+          inData = false;
+          transactions++;
+          const final = this.script.final ? this.script.final() : '250 queued';
+          if (final !== null) socket.write(`${final}\r\n`);
+          if (this.script.closeAfter && transactions >= this.script.closeAfter) socket.destroy();
+          continue;
+        }
+        const nl = buf.indexOf('\r\n');
+        if (nl === -1) return;
+        const line = buf.subarray(0, nl).toString('latin1');
+        buf = buf.subarray(nl + 2);
+        this.commands.push(line);
+        // Without PIPELINING offered, a client must wait for each reply: more bytes already here is a fault.
+        if (!this.script.pipelining && buf.length > 0 && !/^DATA/i.test(line)) this.violations++;
+        const reply = answer(line);
+        if (/^DATA/i.test(line) && reply.startsWith('354')) inData = true;
+        if (this.script.holdUntilData && /^(MAIL|RCPT)/i.test(line)) held += reply;
+        else {
+          socket.write(held + reply);
+          held = '';
+        }
+        if (/^QUIT/i.test(line)) socket.end();
+      }
+    });
+  }
+}
+
+function options(port: number, over: Partial<SmtpClientOptions> = {}): SmtpClientOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    requireTLS: false,
+    name: 'gw.test',
+    tls: { rejectUnauthorized: true },
+    connectTimeout: 2000,
+    replyTimeout: 2000,
+    maxConnections: 2,
+    maxMessagesPerConnection: 100,
+    ...over,
+  };
+}
+
+const MSG = Buffer.from('Subject: hi\r\n\r\nline one\r\nline two\r\n');
+
+describe('next-hop SMTP client', function () {
+  this.timeout(20000);
+  const servers: Array<{ stop(): Promise<void> }> = [];
+  const pools: SmtpPool[] = [];
+  afterEach(async () => {
+    for (const p of pools.splice(0)) await p.close();
+    for (const s of servers.splice(0)) await s.stop();
+  });
+
+  async function scripted(script: Script): Promise<ScriptedServer> {
+    const s = new ScriptedServer(script);
+    await s.start();
+    servers.push(s);
+    return s;
+  }
+  function pool(opts: SmtpClientOptions): SmtpPool {
+    const p = new SmtpPool(opts);
+    pools.push(p);
+    return p;
+  }
+
+  describe('DATA encoding', () => {
+    const rows: Array<[string, string, string]> = [
+      ['CRLF text, no leading dots: as is', 'a\r\nb\r\n', 'a\r\nb\r\n.\r\n'],
+      ['a dot inside a line: as is', 'a.b\r\nc. d\r\n', 'a.b\r\nc. d\r\n.\r\n'],
+      ['no final line end: one is added', 'a\r\nb', 'a\r\nb\r\n.\r\n'],
+      ['empty message', '', '.\r\n'],
+      ['a line that starts with a dot is doubled', 'a\r\n.b\r\n', 'a\r\n..b\r\n.\r\n'],
+      ['a first line that is a dot', '.\r\nx\r\n', '..\r\nx\r\n.\r\n'],
+      ['a lone dot line in the middle', 'a\r\n.\r\nb\r\n', 'a\r\n..\r\nb\r\n.\r\n'],
+      ['bare LF becomes CRLF', 'a\nb\n', 'a\r\nb\r\n.\r\n'],
+      ['lone CR becomes CRLF', 'a\rb\r\n', 'a\r\nb\r\n.\r\n'],
+      ['bare LF then a dot', 'a\n.b', 'a\r\n..b\r\n.\r\n'],
+    ];
+    for (const [name, input, want] of rows) {
+      it(name, () => {
+        const out = Buffer.concat(dataPayload(Buffer.from(input, 'latin1'))).toString('latin1');
+        expect(out).to.equal(want);
+      });
+    }
+    it('does not copy a message that needs no change', () => {
+      const raw = Buffer.from('Subject: x\r\n\r\nbody\r\n');
+      expect(dataPayload(raw)[0]).to.equal(raw);
+    });
+    it('keeps 8-bit bytes as they are', () => {
+      const raw = Buffer.from([0x61, 0xe9, 0xff, 0x0d, 0x0a]);
+      expect(Buffer.concat(dataPayload(raw)).subarray(0, 5).equals(raw)).to.equal(true);
+    });
+  });
+
+  it('pipelines MAIL, every RCPT and DATA when the next hop offers PIPELINING', async () => {
+    // This server answers nothing of the envelope until DATA has arrived: a client that waits times out.
+    const s = await scripted({ pipelining: true, holdUntilData: true });
+    const p = pool(options(s.port));
+    const r = await p.send('staff@clinic.example', ['a@x.example', 'b@x.example'], MSG);
+    const held = s.commands.join('|');
+    expect(r.accepted).to.deep.equal(['a@x.example', 'b@x.example']);
+    expect(r.rejected).to.deep.equal([]);
+    expect(r.response).to.equal('250 queued');
+    expect(held).to.equal(
+      'EHLO gw.test|MAIL FROM:<staff@clinic.example>|RCPT TO:<a@x.example>|RCPT TO:<b@x.example>|DATA',
+    );
+    expect(s.bodies[0]!.toString()).to.equal(MSG.toString());
+  });
+
+  it('waits for each reply when the next hop does not offer PIPELINING', async () => {
+    const s = await scripted({ pipelining: false });
+    const p = pool(options(s.port));
+    const r = await p.send('staff@clinic.example', ['a@x.example', 'b@x.example', 'c@x.example'], MSG);
+    expect(r.accepted).to.have.length(3);
+    expect(s.violations, 'commands sent before their reply').to.equal(0);
+    expect(s.bodies).to.have.length(1);
+  });
+
+  for (const pipelining of [true, false]) {
+    const mode = pipelining ? 'pipelined' : 'one at a time';
+    it(`reports each refused recipient with its own reply and delivers to the others (${mode})`, async () => {
+      const s = await scripted({
+        pipelining,
+        reply: (l) => (/^RCPT TO:<gone@/i.test(l) ? '550 5.1.1 no such user' : undefined),
+      });
+      const p = pool(options(s.port));
+      const r = await p.send('s@c.example', ['a@x.example', 'gone@x.example'], MSG);
+      expect(r.accepted).to.deep.equal(['a@x.example']);
+      expect(r.rejected).to.deep.equal([
+        { rcpt: 'gone@x.example', code: 550, response: '550 5.1.1 no such user' },
+      ]);
+      expect(s.bodies).to.have.length(1);
+    });
+
+    it(`sends no body when every recipient is refused, and the connection carries the next message (${mode})`, async () => {
+      // Like a real server: DATA is refused (pipelined) when no recipient of this transaction was accepted.
+      let anyAccepted = false;
+      const s = await scripted({
+        pipelining,
+        reply: (l) => {
+          if (/^MAIL/i.test(l)) anyAccepted = false;
+          if (/^RCPT TO:<gone@/i.test(l)) return '550 no such user';
+          if (/^RCPT/i.test(l)) anyAccepted = true;
+          if (/^DATA/i.test(l) && !anyAccepted) return '554 no valid recipients';
+          return undefined;
+        },
+      });
+      const p = pool(options(s.port, { maxConnections: 1 }));
+      const r = await p.send('s@c.example', ['gone@x.example'], MSG);
+      expect(r.accepted).to.deep.equal([]);
+      expect(r.rejected.map((x) => x.code)).to.deep.equal([550]);
+      expect(s.bodies).to.have.length(0);
+      expect(s.commands).to.include('RSET');
+      const ok = await p.send('s@c.example', ['a@x.example'], MSG);
+      expect(ok.accepted).to.deep.equal(['a@x.example']);
+      expect(s.connections).to.equal(1);
+    });
+  }
+
+  it('fails the whole transaction with the reply code when MAIL FROM is refused', async () => {
+    const s = await scripted({
+      pipelining: true,
+      reply: (l) =>
+        /^MAIL/i.test(l) ? '451 4.3.0 try later' : /^(RCPT|DATA)/i.test(l) ? '503 need MAIL' : undefined,
+    });
+    const p = pool(options(s.port));
+    const err = (await p.send('s@c.example', ['a@x.example'], MSG).catch((e: unknown) => e)) as SmtpError;
+    expect(err).to.be.instanceOf(SmtpError);
+    expect(err.code).to.equal('EENVELOPE');
+    expect(err.responseCode).to.equal(451);
+    expect(s.bodies).to.have.length(0);
+  });
+
+  it('fails with the reply code when the message is refused after the final dot', async () => {
+    const s = await scripted({ pipelining: true, final: () => '554 5.6.0 content refused' });
+    const p = pool(options(s.port));
+    const err = (await p.send('s@c.example', ['a@x.example'], MSG).catch((e: unknown) => e)) as SmtpError;
+    expect(err.code).to.equal('EMESSAGE');
+    expect(err.responseCode).to.equal(554);
+    expect(err.response).to.equal('554 5.6.0 content refused');
+  });
+
+  it('times out when the final reply never comes, without a reply code', async () => {
+    const s = await scripted({ pipelining: true, final: () => null });
+    const p = pool(options(s.port, { replyTimeout: 300 }));
+    const t0 = Date.now();
+    const err = (await p.send('s@c.example', ['a@x.example'], MSG).catch((e: unknown) => e)) as SmtpError;
+    expect(err.code).to.equal('ETIMEDOUT');
+    expect(err.responseCode).to.equal(null);
+    expect(Date.now() - t0).to.be.below(2000);
+  });
+
+  it('reuses a connection, and opens a new one when the next hop closed it', async () => {
+    const s = await scripted({ pipelining: true, closeAfter: 2 });
+    const p = pool(options(s.port, { maxConnections: 1 }));
+    for (let i = 0; i < 5; i++) {
+      const r = await p.send('s@c.example', [`r${i}@x.example`], MSG);
+      expect(r.accepted).to.deep.equal([`r${i}@x.example`]);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(s.bodies).to.have.length(5);
+    expect(s.connections).to.equal(3);
+  });
+
+  it('refuses an address that would inject a command', async () => {
+    const s = await scripted({ pipelining: true });
+    const p = pool(options(s.port));
+    const err = (await p
+      .send('s@c.example', ['a@x.example>\r\nRCPT TO:<evil@x.example'], MSG)
+      .catch((e: unknown) => e)) as SmtpError;
+    expect(err).to.be.instanceOf(SmtpError);
+    expect(s.commands.some((c) => c.includes('evil'))).to.equal(false);
+  });
+
+  describe('STARTTLS and AUTH (smtp-server)', () => {
+    let pems: { private: string; cert: string };
+    before(async () => {
+      pems = await generate([{ name: 'commonName', value: 'localhost' }], {
+        keySize: 2048,
+        algorithm: 'sha256',
+      });
+    });
+
+    async function tlsServer(opts: { offerTls: boolean; auth: boolean }) {
+      const seen = { secureAtMail: [] as boolean[], users: [] as string[], bodies: 0 };
+      const server = new SMTPServer({
+        key: pems.private,
+        cert: pems.cert,
+        logger: false,
+        authOptional: !opts.auth,
+        disabledCommands: [...(opts.offerTls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])],
+        authMethods: ['PLAIN', 'LOGIN'],
+        onAuth: (auth, _session, cb) => {
+          if (auth.username === 'gw' && auth.password === 's3cret:/@') {
+            seen.users.push(auth.username);
+            return cb(null, { user: auth.username });
+          }
+          return cb(new Error('bad login'));
+        },
+        onMailFrom: (_a, session, cb) => {
+          seen.secureAtMail.push(session.secure);
+          cb();
+        },
+        onData: (stream, _s, cb) => {
+          stream.resume();
+          stream.on('end', () => {
+            seen.bodies++;
+            cb();
+          });
+        },
+      });
+      server.on('error', () => undefined);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      servers.push({ stop: () => new Promise<void>((r) => server.close(() => r())) });
+      return { port: (server.server.address() as net.AddressInfo).port, seen };
+    }
+
+    it('upgrades with STARTTLS, then logs in, before any envelope', async () => {
+      const { port, seen } = await tlsServer({ offerTls: true, auth: true });
+      const p = pool(
+        options(port, {
+          requireTLS: true,
+          tls: { rejectUnauthorized: false },
+          auth: { user: 'gw', pass: 's3cret:/@' },
+        }),
+      );
+      const r = await p.send('s@c.example', ['a@x.example'], MSG);
+      expect(r.accepted).to.deep.equal(['a@x.example']);
+      expect(seen.secureAtMail).to.deep.equal([true]);
+      expect(seen.users).to.deep.equal(['gw']);
+    });
+
+    it('takes the credentials from the relay URL, and a refused login is retried later, never bounced', async () => {
+      const { port, seen } = await tlsServer({ offerTls: true, auth: true });
+      const config = relaySchema.parse({ allowInvalidCertificates: true });
+      const good = new RelayTransport(
+        { ...config, url: `smtp://gw:${encodeURIComponent('s3cret:/@')}@127.0.0.1:${port}` },
+        'gw.test',
+      );
+      const ok = await good.send({ from: 's@c.example', to: ['a@x.example'], raw: MSG, kind: 'relay' });
+      expect(ok.accepted).to.deep.equal(['a@x.example']);
+      await good.close();
+      const bad = new RelayTransport({ ...config, url: `smtp://gw:wrong@127.0.0.1:${port}` }, 'gw.test');
+      const err = (await bad
+        .send({ from: 's@c.example', to: ['a@x.example'], raw: MSG, kind: 'relay' })
+        .catch((e: unknown) => e)) as TransportError;
+      await bad.close();
+      expect(err).to.be.instanceOf(TransportError);
+      expect(err.transient).to.equal(true);
+      expect(err.code).to.equal(null);
+      expect(err.response).to.not.include('wrong');
+      expect(seen.bodies).to.equal(1);
+    });
+
+    it('refuses to send when TLS is required and the next hop offers no STARTTLS', async () => {
+      const { port, seen } = await tlsServer({ offerTls: false, auth: false });
+      const p = pool(options(port, { requireTLS: true }));
+      const err = (await p.send('s@c.example', ['a@x.example'], MSG).catch((e: unknown) => e)) as SmtpError;
+      expect(err.code).to.equal('ETLS');
+      expect(seen.secureAtMail).to.deep.equal([]);
+    });
+
+    it('refuses a certificate it cannot verify', async () => {
+      const { port, seen } = await tlsServer({ offerTls: true, auth: false });
+      const p = pool(options(port, { requireTLS: true, tls: { rejectUnauthorized: true } }));
+      const err = (await p.send('s@c.example', ['a@x.example'], MSG).catch((e: unknown) => e)) as SmtpError;
+      expect(err.code).to.equal('ETLS');
+      expect(seen.secureAtMail).to.deep.equal([]);
+    });
+  });
+});
