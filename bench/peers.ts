@@ -28,6 +28,11 @@ const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 180) * 1000;
 const PEERS = new Set((process.env.BENCH_PEERS ?? 'limit,postfix,haraka,clean,pgp,pickup').split(','));
 /** Haraka's `nodes` (smtp.ini): default 1 worker (one process serves all connections, like phi-gateway). */
 const HARAKA_NODES = process.env.BENCH_HARAKA_NODES || undefined;
+/**
+ * Messages sent through every relay before measuring, not counted: a long-running relay is measured in its
+ * steady state, not while a JIT compiles its code (phi-gateway, Haraka) or caches fill (all of them).
+ */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 300);
 /** Time the next hop is watched after the last arrival, for late duplicates. */
 const SETTLE_MS = 500;
 
@@ -172,6 +177,30 @@ function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
 }
 
+/**
+ * Sends `messages` through the relay at `port` and waits until the next hop has them all (`perMessage`
+ * arrivals each); they carry another run tag, so the next hop counts them apart from the measured run.
+ */
+async function warmUp(
+  port: number,
+  server: ArrivalServer,
+  messages: BenchMessage[],
+  connections: number,
+  perMessage = 1,
+): Promise<void> {
+  if (messages.length === 0) return;
+  await runLoad({
+    host: '127.0.0.1',
+    port,
+    connections,
+    messages,
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  const deadline = Date.now() + TIMEOUT_MS;
+  while (server.unknown < messages.length * perMessage && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
+}
+
 /** The PGP recipient's public key, made once and imported into each gateway's data dir before it starts. */
 let partnerKey: Promise<string> | undefined;
 const PARTNER = 'partner@lab.example';
@@ -214,20 +243,8 @@ async function gatewayPath(
       kind === 'clean'
         ? makeMessages(count, run, size)
         : Array.from({ length: count }, (_, seq) => makePhiMessage(seq, run, size, rcpt(seq, run)));
-    if (kind !== 'clean') {
-      // Warm-up, not measured: the organisation key, key parsing, JIT. Its mail counts as unknown.
-      const warm = make(2, `${t}w`);
-      await runLoad({
-        host: '127.0.0.1',
-        port: gw.smtpPort,
-        connections: 1,
-        messages: warm,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      });
-      const deadline = Date.now() + 60000;
-      while (server.unknown < warm.length * kinds.length && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
-    }
+    // Warm-up, not measured (the organisation key, key parsing, the JIT): its mail counts as unknown.
+    await warmUp(gw.smtpPort, server, make(Math.max(WARMUP, 2), `${t}w`), connections, kinds.length);
     return await measure(
       `phi-gateway ${kind}`,
       size,
@@ -268,6 +285,7 @@ async function main(): Promise<number> {
         const server = new ArrivalServer(t, n);
         await server.start();
         try {
+          await warmUp(server.port, server, makeMessages(WARMUP, `${t}w`, size), connections);
           rows.push(
             await measure(
               'limit (direct)',
@@ -300,6 +318,7 @@ async function main(): Promise<number> {
             ],
           });
           try {
+            await warmUp(postfix.port, server, makeMessages(WARMUP, `${t}w`, size), connections);
             const pidFile = path.join(postfix.dir, 'queue', 'pid', 'master.pid');
             const master = Number(readFileSync(pidFile, 'utf8').trim()) || null;
             rows.push(
@@ -333,6 +352,7 @@ async function main(): Promise<number> {
             ...(HARAKA_NODES ? { nodes: HARAKA_NODES } : {}),
           });
           try {
+            await warmUp(haraka.port, server, makeMessages(WARMUP, `${t}w`, size), connections);
             const row = await measure(
               'Haraka relay',
               size,

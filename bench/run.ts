@@ -1,6 +1,7 @@
 // `npm run bench`: clean mail through a real gateway process into a real next hop, against the same load sent
 // straight to that next hop (the limit). It measures and reports; it asserts nothing about speed, and exits
 // non-zero only when the run itself breaks (messages missing, duplicated or altered, a process dying, timeout).
+import fs from "node:fs";
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -175,6 +176,7 @@ async function measure(
   if (child && pid) {
     // Read before the process is stopped: VmHWM is the peak over its whole life, start-up included.
     const logs = countLogLevels(child.stdout());
+    if (process.env.BENCH_GATEWAY_OUT) fs.writeFileSync(process.env.BENCH_GATEWAY_OUT, child.stdout());
     phase.gateway = {
       memory: readMemory(pid),
       cpuMs: cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined,
@@ -337,9 +339,13 @@ async function main(): Promise<number> {
       relayUrl: capture.url,
       overrides: { logLevel: settings.logLevel, queue },
       // BENCH_CPU_PROF=DIR: a V8 CPU profile of the gateway process, for `--cpu-prof` analysis.
-      nodeArgs: process.env.BENCH_CPU_PROF
-        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-        : [],
+      // BENCH_NODE_ARGS: extra node flags for the gateway (V8 heap settings, for comparisons).
+      nodeArgs: [
+        ...(process.env.BENCH_CPU_PROF
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+          : []),
+        ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      ],
     });
     const gw = child;
     const died = new AbortController();
