@@ -195,6 +195,25 @@ const ROLE_WORDS = new Set([
     'producer player singer songwriter actor actress author artist musician composer painter poet novelist journalist reporter photographer coach teammate colleague coworker co-worker neighbor neighbour friend boss partner teacher student pupil tenant landlord caregiver caretaker roommate fiance fiancee boyfriend girlfriend cousin aunt uncle stepson stepdaughter grandma grandpa lawyer doctor surgeon dentist orthodontist pharmacist chiropractor pediatrician midwife paramedic driver pilot chef farmer',
   ),
 ]);
+/** Roles that firms and things take too ("a key player", "our partner", "a developer"): no predicate cue. */
+const NOT_PREDICATE_ROLES = wordSet(
+  'player partner driver developer associate executive representative friend assistant officer director manager founder',
+);
+/** Roles that only people take, after "is"/"were" ("Ann Lee is our hygienist", "Lee and Park were engineers"). */
+const PREDICATE_ROLES = new Set([...ROLE_WORDS].filter((w) => !NOT_PREDICATE_ROLES.has(w)));
+/** Copulas before a predicate role: singular, and plural (a coordinated subject: "Lee and Park were …"). */
+const COPULAS = wordSet('is was becomes became remains remained');
+const PLURAL_COPULAS = wordSet('are were become remain');
+/** Words that may follow a role and keep it the head of its phrase ("a nurse at …", "engineers who …"). */
+const ROLE_FOLLOWERS = wordSet('at for in of with and or from on to who whom whose since until');
+/** Verbs of talking or looking at someone: with "at"/"to" after them, a person follows ("shouted at Ann", "spoke to Lee"). */
+const TALK_VERBS = wordSet(
+  'shouted yelled screamed smiled grinned laughed waved winked nodded stared glared frowned spoke speak speaks speaking talk talked talks talking whispered wrote write writes writing replied reply replying listen listened listening apologized apologised apologize apologise explained complained lied lying married engaged',
+);
+/** Plural words for people that introduce a list of names with a colon ("our founders: …", "attendees: …"). */
+const PEOPLE_NOUNS = wordSet(
+  'people attendees participants speakers guests authors members founders cofounders co-founders children kids sons daughters siblings grandchildren panelists winners recipients honorees candidates volunteers staff presenters hosts',
+);
 /** Words that may open an apposition before its role word ("…, the technical writer, …"). */
 const APPOSITION_OPENERS = wordSet(
   'the a an our my your his her their its former senior junior chief head lead',
@@ -207,6 +226,8 @@ const NOT_MENTION_BEFORE = wordSet(
 );
 /** Auxiliaries before a subject in a question or a clause ("Why is Ivan so …", "did Ivan call"). */
 const AUXILIARIES = wordSet('is was does did has had can could would will should');
+/** Words that join the names of a coordinated subject ("Ann, Ben and Kónya"). */
+const COORDINATION = /^(?:,? and |, | & )$/;
 /** Words that join two names of people ("said Carla to Sandra", "Marrero and Murphy"). */
 const NAME_LINKS = /^(?:,? and |,? or | & | to | with |, )$/;
 /** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
@@ -285,6 +306,11 @@ function isOneOf(lower: string, s: number, len: number, words: readonly (string[
   if (list === undefined) return false;
   for (const w of list) if (lower.startsWith(w, s)) return true;
   return false;
+}
+/** A role word in the number of its copula: "nurse" after "is", "engineers" after "were". */
+function isPredicateRole(word: string, plural: boolean): boolean {
+  if (!plural) return PREDICATE_ROLES.has(word);
+  return word.length > 3 && word.endsWith('s') && PREDICATE_ROLES.has(word.slice(0, -1));
 }
 const SPEECH_VERBS = wordSet('says said asked told');
 const CARE_VERB_CUES = wordSet(
@@ -817,6 +843,7 @@ class NameScanner {
     this.raiseLists(found);
     this.raiseSpeakers(found);
     this.raiseLinked(found);
+    this.raiseCoordinated(found);
     const named = found.filter((c) => c.finding.score > 0);
     const out = [...named.map((c) => c.finding), ...this.repeats(named)];
     // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
@@ -1018,7 +1045,7 @@ class NameScanner {
   private scorePosition(score: number, kinds: readonly Kind[], idx: readonly number[]): number {
     const first = idx[0]!;
     const last = idx[idx.length - 1]!;
-    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG);
+    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG) || this.talkedTo(first);
     const before = strongBefore || this.personBefore(first, PERSON_BEFORE);
     // "to" leads to places as often as to people ("moved to Austin"): not enough before a lone name.
     const beforeLone = strongBefore || (before && this.word(first - 1) !== 'to');
@@ -1026,6 +1053,21 @@ class NameScanner {
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
+      // "Warrane, can I please …": someone addressed by a word no list holds; "Ann Lee is our hygienist".
+      if (kind === Kind.Unknown && this.addressedOpening(first, last)) return Math.max(score, 0.55);
+      if (
+        (kind === Kind.First || kind === Kind.Last || kind === Kind.Unknown) &&
+        this.rolePredicate(last) === 1
+      )
+        return Math.max(score, 0.55);
+      // A given name that is also a word ("Mark", "Angel") where only a person stands: called out, or between a verb
+      // taking a person and a person's pronoun ("had given Angel his address").
+      if (
+        kind === Kind.Ambiguous &&
+        !this.sentenceInitial(first) &&
+        (this.calledOut(first, last) || (before && this.pronounAfter(last)))
+      )
+        return Math.max(score, 0.5);
       // A listed name of another country, or a word spelled like a name ("Dzhambek"), counts where a given name would
       // ("Jouko is from …", "Kuba, can I …"). Firms spelled like names that mail about care names (pharmacies, payers,
       // software) are in NOT_NAMES. The context first: it is cheaper than the look-ups.
@@ -1070,7 +1112,8 @@ class NameScanner {
     const acts = evidence ? after : this.beforePersonOnlyVerb(last);
     if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
     // Two name words with what only people have: a role in apposition ("…, the technical writer") or a pronoun after.
-    if (score >= 0.3 && (this.roleAfter(last) || this.pronounAfter(last))) score = Math.max(score, 0.6);
+    if (score >= 0.3 && (this.roleAfter(last) || this.pronounAfter(last) || this.rolePredicate(last) === 1))
+      score = Math.max(score, 0.6);
     if (this.lineAlone(first, last) && (evidence || this.contactBelow(last) || this.titleBelow(last)))
       score = Math.max(score, 0.6);
     return score;
@@ -1141,7 +1184,46 @@ class NameScanner {
     return false;
   }
 
-  /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
+  /**
+   * A role as the predicate after token i: "is our new hygienist", "was a nurse at …" (1), or after a plural copula
+   * "were precision engineers" (2, the end of a coordinated subject); 0 for none. Only determiners and adjectives may
+   * stand between ("Boston is home to nurses" has a preposition), and the role must head its phrase ("a nurse shortage"
+   * does not).
+   */
+  rolePredicate(i: number): number {
+    const c = i + 1;
+    if (c >= this.count || this.t.possessive[i] || this.t.shape[c] !== Shape.Lower || !this.joined(i, c))
+      return 0;
+    const copula = this.word(c);
+    const plural = PLURAL_COPULAS.has(copula);
+    if (!plural && !COPULAS.has(copula)) return 0;
+    for (let k = c + 1; k <= c + 4 && k < this.count; k++) {
+      if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return 0;
+      const w = this.word(k);
+      if (ROLE_FOLLOWERS.has(w)) return 0;
+      if (!isPredicateRole(w, plural)) continue;
+      if (this.t.possessive[k]) return 0;
+      const next = k + 1;
+      if (
+        next < this.count &&
+        this.joined(k, next) &&
+        this.t.shape[next] === Shape.Lower &&
+        !ROLE_FOLLOWERS.has(this.word(next))
+      )
+        return 0;
+      return plural ? 2 : 1;
+    }
+    return 0;
+  }
+
+  /** "shouted at Ann", "spoke to Lee": a verb of talking or looking, then "at" or "to", right before token i. */
+  talkedTo(i: number): boolean {
+    if (i < 2 || this.t.shape[i - 1] !== Shape.Lower || this.t.shape[i - 2] !== Shape.Lower) return false;
+    if (!this.joined(i - 1, i) || !this.joined(i - 2, i - 1)) return false;
+    const prep = this.word(i - 1);
+    return (prep === 'at' || prep === 'to') && TALK_VERBS.has(this.word(i - 2));
+  }
+
   /** Only punctuation, bullets or spaces before token i on its line. */
   opensLine(i: number): boolean {
     for (let p = this.t.start[i]! - 1; p >= 0; p--) {
@@ -1212,12 +1294,24 @@ class NameScanner {
       const gap = this.gapBefore(first);
       if (gap === ', ' && !SIGN_OFF.has(this.word(first - 1))) return true;
     }
-    // "Leif, can I please …": a name, a comma and a word that turns to someone, opening a sentence.
-    if (next === 44 && this.sentenceInitial(first) && last + 1 < this.count) {
-      const gap = this.text.slice(after, this.t.start[last + 1]);
-      return gap === ', ' && ADDRESSING.has(this.word(last + 1));
-    }
-    return false;
+    return this.addressedOpening(first, last);
+  }
+
+  /** "Leif, can I please …": a name, a comma and a word that turns to someone, opening a sentence. */
+  addressedOpening(first: number, last: number): boolean {
+    const after = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
+    if (this.text.charCodeAt(after) !== 44 || !this.sentenceInitial(first) || last + 1 >= this.count)
+      return false;
+    return this.text.slice(after, this.t.start[last + 1]) === ', ' && ADDRESSING.has(this.word(last + 1));
+  }
+
+  /** Someone called out mid-sentence: "Don't go to town, Mark!", "Is that you, Will?" (not after a greeting). */
+  calledOut(first: number, last: number): boolean {
+    if (first === 0 || this.t.possessive[last]) return false;
+    const next = this.text.charCodeAt(this.t.end[last]!);
+    return (
+      (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !SIGN_OFF.has(this.word(first - 1))
+    );
   }
 
   /** Tokens first..last fill their line (bullets and quote marks aside). */
@@ -1353,6 +1447,29 @@ class NameScanner {
     }
   }
 
+  /** Token i follows "founders:", "our speakers:", "attendees:" (a plural word for people and a colon). */
+  private introducedByPeople(i: number): boolean {
+    if (i === 0 || !/^:\s{1,2}$/.test(this.gapBefore(i))) return false;
+    const w = this.word(i - 1);
+    return PEOPLE_NOUNS.has(w) || isPredicateRole(w, true);
+  }
+
+  /**
+   * A coordinated subject with a plural role as its predicate ("Marrero and Murphy were precision engineers", "Ann,
+   * Ben and Kónya are our hygienists"): each name of it is a person's.
+   */
+  private raiseCoordinated(found: Candidate[]): void {
+    for (let n = 1; n < found.length; n++) {
+      const b = found[n]!;
+      if (this.rolePredicate(b.next - 1) !== 2) continue;
+      let m = n;
+      while (m > 0 && COORDINATION.test(this.text.slice(found[m - 1]!.finding.end, found[m]!.finding.start)))
+        m--;
+      if (m === n) continue;
+      for (let k = m; k <= n; k++) found[k]!.finding.score = Math.max(found[k]!.finding.score, 0.55);
+    }
+  }
+
   /** Three or more single names in a list ("Ann, Ben, Kónya and Dana"), two of them in the dictionaries: each counts. */
   private raiseLists(found: Candidate[]): void {
     let run: Candidate[] = [];
@@ -1364,7 +1481,10 @@ class NameScanner {
       const introduced =
         run.length > 0 &&
         /:\s{0,2}$/.test(this.text.slice(Math.max(0, run[0]!.finding.start - 3), run[0]!.finding.start));
-      if (run.length >= 3 && known >= 2)
+      // A list that a plural word for people introduces ("our 3 founders: Šušulić, Bowman and White"): all are people.
+      if (run.length >= 2 && this.introducedByPeople(run[0]!.first))
+        for (const c of run) c.finding.score = Math.max(c.finding.score, 0.55);
+      else if (run.length >= 3 && known >= 2)
         for (const c of run)
           c.finding.score = Math.max(c.finding.score, given >= 2 || introduced ? 0.55 : 0.45);
       // Two known names joined by "and" ("Marrero and Murphy"): likely people, not enough to count alone.
