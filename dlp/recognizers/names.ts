@@ -224,6 +224,10 @@ const PERSON_PRONOUNS = wordSet('his her himself herself');
 const NOT_MENTION_BEFORE = wordSet(
   'the a an this that these those our your their my its to in at from near into via of hi hello hey dear thanks thank regards best cheers',
 );
+/** Prepositions of place: a pair of unknown words after one is as often a town ("in Palo Alto"). */
+const PLACE_BEFORE = wordSet(
+  'in at near from to into via across around outside inside within toward towards',
+);
 /** Auxiliaries before a subject in a question or a clause ("Why is Ivan so …", "did Ivan call"). */
 const AUXILIARIES = wordSet('is was does did has had can could would will should');
 /** Words that join the names of a coordinated subject ("Ann, Ben and Kónya"). */
@@ -244,6 +248,8 @@ poulos akis idis oglu yan shvili dze son sen berg stein mann baum feld ez elli e
 gawa saki zaki hara shima naga hashi zawa uchi guchi oka`
   .split(/\s+/)
   .filter(Boolean);
+/** Endings of English adverbs, participles and abstract nouns the common list lacks ("Alternately, you can …"). */
+const WORD_SUFFIX = /(?:ly|ing|ed|tion|sion|ment|ness|ity|ise|ize|ful|less|ous|ive|able|ible)$/;
 const SURNAME_ENDING = new RegExp(`(?:${SURNAME_ENDINGS.join('|')})$`);
 const PERSON_VERBS = [
   'is',
@@ -713,6 +719,14 @@ class NameScanner {
     return c === 10 || c === 13 || c === 34 || c === 0x201d || c === 0x201c;
   }
 
+  /** A quoted utterance after the speaker label at token i ('Ann: "Who are you?"'). */
+  quoteAfterLabel(i: number): boolean {
+    let p = this.t.end[i]! + 1;
+    while (p < this.text.length && this.text.charCodeAt(p) === 32) p++;
+    const c = this.text.charCodeAt(p);
+    return c === 34 || c === 0x201c;
+  }
+
   /** Tokens first..last sit in an address: a number right before, or a street word right after. */
   inAddress(first: number, last: number): boolean {
     // "1737 Victor Hugo", "12B, Sophia Lane": a house number right before.
@@ -766,6 +780,9 @@ class NameScanner {
     if (i === 0) return null;
     const prev = this.word(i - 1);
     const gap = this.gapBefore(i);
+    // A form's signer: "Prepared by:  Ann Lee", "Directed By: …" (a firm or a product needs two words or a listed one).
+    if (prev === 'by' && /^:[ \t]{0,8}$/.test(gap))
+      return { score: 0.75, needsDictionary: true, allowsLower: false, pairOk: true };
     if (gap.length > 3 || gap.includes('\n')) {
       // "Patient:\n  John Smith" still counts; other cues need to be on the same line.
       if (!(LABEL_CUES.has(prev) && /^[\s:#.-]{1,8}$/.test(gap))) return null;
@@ -1054,7 +1071,8 @@ class NameScanner {
     if (idx.length === 1) {
       const kind = kinds[0]!;
       // "Warrane, can I please …": someone addressed by a word no list holds; "Ann Lee is our hygienist".
-      if (kind === Kind.Unknown && this.addressedOpening(first, last)) return Math.max(score, 0.55);
+      if (kind === Kind.Unknown && this.addressedOpening(first, last) && !WORD_SUFFIX.test(this.word(first)))
+        return Math.max(score, 0.55);
       if (
         (kind === Kind.First || kind === Kind.Last || kind === Kind.Unknown) &&
         this.rolePredicate(last) === 1
@@ -1064,6 +1082,7 @@ class NameScanner {
       // taking a person and a person's pronoun ("had given Angel his address").
       if (
         kind === Kind.Ambiguous &&
+        FIRST.has(this.word(first)) &&
         !this.sentenceInitial(first) &&
         (this.calledOut(first, last) || (before && this.pronounAfter(last)))
       )
@@ -1378,8 +1397,16 @@ class NameScanner {
       raw.length === 2 &&
       raw.every((k, n) => k === Kind.Unknown && !this.surnameEnding(idx[n]!)) &&
       !this.sentenceInitial(i)
-    )
+    ) {
+      // Both words in the list of names of many countries, or spelled like names ("Impi Nummelin"): a person's name.
+      // Not after a preposition of place: "headquartered in Palo Alto".
+      if (
+        !(i > 0 && PLACE_BEFORE.has(this.word(i - 1))) &&
+        raw.every((_, n) => this.listed(idx[n]!) || spelledLikeName(this.word(idx[n]!)))
+      )
+        return 0.5;
       return raw.every((_, n) => this.hasDiacritics(idx[n]!)) ? 0.45 : 0.35;
+    }
     const kinds =
       raw.length > 1
         ? raw.map((k, n) => (k === Kind.Unknown && this.nameLike(idx[n]!) ? Kind.Last : k))
@@ -1418,12 +1445,21 @@ class NameScanner {
   private raiseSpeakers(found: Candidate[]): void {
     let labels = 0;
     let given = false;
+    let quoted = 0;
     for (const c of found) {
       if (c.next - c.first !== 1 || !this.speakerLabel(c.first)) continue;
       labels++;
       if (this.kind(c.first) === Kind.First) given = true;
+      if (
+        this.kind(c.first) !== Kind.Common &&
+        c.finding.end - c.finding.start >= 3 &&
+        !this.text.slice(c.finding.start, c.finding.end).includes('-') &&
+        this.quoteAfterLabel(c.first)
+      )
+        quoted++;
     }
-    if (labels < 2 || !given) return;
+    // Speakers whose lines are quoted ('Vsevolod: "Who are you?"') are people even when no list knows them.
+    if (labels < 2 || (!given && quoted < 2)) return;
     for (const c of found)
       if (c.next - c.first === 1 && this.speakerLabel(c.first) && this.kind(c.first) !== Kind.Common)
         c.finding.score = Math.max(c.finding.score, 0.55);
