@@ -1255,16 +1255,20 @@ class NameScanner {
 
   /**
    * Lower-case words alone on their line above contact details or a job title ("aksel ravnsborg" over a phone number),
-   * each of them a given name, a listed name or spelled like one: the name in a signature or an address block.
+   * each of them a given name, a listed name or spelled like one (any word no list holds above a job title): the name in
+   * a signature or an address block.
    */
   signatureName(last: number, idx: readonly number[]): boolean {
-    if (!this.lineAlone(idx[0]!, last) || !(this.contactBelow(last) || this.titleBelow(last))) return false;
+    if (!this.lineAlone(idx[0]!, last)) return false;
+    // A job title on the next line is the stronger sign: then any word that is no English word will do.
+    const title = this.titleBelow(last);
+    if (!title && !this.contactBelow(last)) return false;
     return idx.every((k) => {
       const kind = this.kind(k);
       if (kind === Kind.First || kind === Kind.Last) return true;
       if (kind !== Kind.Unknown) return false;
       const w = this.word(k);
-      return OTHER.has(wordHash(w)) || spelledLikeName(w);
+      return title || OTHER.has(wordHash(w)) || spelledLikeName(w);
     });
   }
 
