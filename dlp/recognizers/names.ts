@@ -67,25 +67,41 @@ const FIRST = wordSet(FIRST_NAMES);
 const LAST = wordSet(SURNAMES);
 /** Names of many countries that no given- or family-name list holds (also places and firms): a lone word with a person's context. */
 const OTHER = hashSet(OTHER_NAMES);
-/** Letter trigram → log-odds (in tenths) that a word with it is a name rather than an English or health word. */
-const SPELLING = new Map<string, number>();
+/** Letter code of a trigram table: a-z 0-25, "^" (word start) 26, "$" (word end) 27, any other character 28. */
+function spellingCode(c: number): number {
+  if (c >= 97 && c <= 122) return c - 97;
+  return c === 94 ? 26 : c === 36 ? 27 : 28;
+}
+/**
+ * Letter trigram → log-odds (in tenths) that a word with it is a name rather than an English or health word, indexed
+ * by the three letter codes (a Map of trigram strings made a string per letter of every word it scored).
+ */
+const SPELLING = new Int8Array(29 * 29 * 29);
 for (const entry of NAME_SPELLING.split(/\s+/))
-  if (entry.length > 3) SPELLING.set(entry.slice(0, 3), Number(entry.slice(3)));
+  if (entry.length > 3)
+    SPELLING[
+      (spellingCode(entry.charCodeAt(0)) * 29 + spellingCode(entry.charCodeAt(1))) * 29 +
+        spellingCode(entry.charCodeAt(2))
+    ] = Number(entry.slice(3));
 
 /** Whether a folded lower-case word is spelled like a name (mean trigram log-odds at or above the threshold). */
 function spelledLikeName(word: string): boolean {
   let sum = 0;
   let n = 0;
-  let prev2 = '^';
-  let prev1 = '';
-  for (const ch of `${word}$`) {
-    if (ch === "'" || ch === '’' || ch === '-') continue;
-    if (prev1 !== '') {
-      sum += SPELLING.get(prev2 + prev1 + ch) ?? 0;
+  let prev2 = 26;
+  let prev1 = -1;
+  for (let i = 0; i <= word.length; i++) {
+    const c = i === word.length ? 36 : word.charCodeAt(i);
+    if (c === 39 || c === 0x2019 || c === 45) continue;
+    // A character outside the basic plane is one letter, as a code point, and in no trigram.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < word.length) i++;
+    const code = spellingCode(c);
+    if (prev1 >= 0) {
+      sum += SPELLING[(prev2 * 29 + prev1) * 29 + code]!;
       n++;
       prev2 = prev1;
     }
-    prev1 = ch;
+    prev1 = code;
   }
   return n > 0 && sum / n >= NAME_SPELLING_THRESHOLD;
 }
@@ -202,8 +218,8 @@ const NOT_PREDICATE_ROLES = wordSet(
 /** Roles that only people take, after "is"/"were" ("Ann Lee is our hygienist", "Lee and Park were engineers"). */
 const PREDICATE_ROLES = new Set([...ROLE_WORDS].filter((w) => !NOT_PREDICATE_ROLES.has(w)));
 /** Copulas before a predicate role: singular, and plural (a coordinated subject: "Lee and Park were …"). */
-const COPULAS = wordSet('is was becomes became remains remained');
-const PLURAL_COPULAS = wordSet('are were become remain');
+const COPULAS_BY_LENGTH = byLength(['is', 'was', 'becomes', 'became', 'remains', 'remained']);
+const PLURAL_COPULAS_BY_LENGTH = byLength(['are', 'were', 'become', 'remain']);
 /** Words that may follow a role and keep it the head of its phrase ("a nurse at …", "engineers who …"). */
 const ROLE_FOLLOWERS = wordSet('at for in of with and or from on to who whom whose since until');
 /** Verbs of talking or looking at someone: with "at"/"to" after them, a person follows ("shouted at Ann", "spoke to Lee"). */
@@ -1070,21 +1086,16 @@ class NameScanner {
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
-      // "Warrane, can I please …": someone addressed by a word no list holds; "Ann Lee is our hygienist".
+      // "Warrane, can I please …": someone addressed by a word no list holds.
       if (kind === Kind.Unknown && this.addressedOpening(first, last) && !WORD_SUFFIX.test(this.word(first)))
-        return Math.max(score, 0.55);
-      if (
-        (kind === Kind.First || kind === Kind.Last || kind === Kind.Unknown) &&
-        this.rolePredicate(last) === 1
-      )
         return Math.max(score, 0.55);
       // A given name that is also a word ("Mark", "Angel") where only a person stands: called out, or between a verb
       // taking a person and a person's pronoun ("had given Angel his address").
       if (
         kind === Kind.Ambiguous &&
-        FIRST.has(this.word(first)) &&
         !this.sentenceInitial(first) &&
-        (this.calledOut(first, last) || (before && this.pronounAfter(last)))
+        (this.calledOut(first, last) || (before && this.pronounAfter(last))) &&
+        FIRST.has(this.word(first))
       )
         return Math.max(score, 0.5);
       // A listed name of another country, or a word spelled like a name ("Dzhambek"), counts where a given name would
@@ -1100,6 +1111,12 @@ class NameScanner {
           this.pronounAfter(last) ||
           this.roleAfter(last)) &&
         (kind === Kind.First || this.listed(first) || spelledLikeName(this.word(first)))
+      )
+        return Math.max(score, 0.55);
+      // "Jarnvik is our new hygienist": a role as the predicate.
+      if (
+        (kind === Kind.First || kind === Kind.Last || kind === Kind.Unknown) &&
+        this.rolePredicate(last) === 1
       )
         return Math.max(score, 0.55);
       if (kind === Kind.First && this.plainMention(first)) return Math.max(score, 0.5);
@@ -1213,9 +1230,11 @@ class NameScanner {
     const c = i + 1;
     if (c >= this.count || this.t.possessive[i] || this.t.shape[c] !== Shape.Lower || !this.joined(i, c))
       return 0;
-    const copula = this.word(c);
-    const plural = PLURAL_COPULAS.has(copula);
-    if (!plural && !COPULAS.has(copula)) return 0;
+    // Read for most capitalised words: compare in place, no string made unless it is a copula.
+    const s = this.t.start[c]!;
+    const len = this.t.end[c]! - s;
+    const plural = isOneOf(this.lower, s, len, PLURAL_COPULAS_BY_LENGTH);
+    if (!plural && !isOneOf(this.lower, s, len, COPULAS_BY_LENGTH)) return 0;
     for (let k = c + 1; k <= c + 4 && k < this.count; k++) {
       if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return 0;
       const w = this.word(k);
@@ -1238,9 +1257,10 @@ class NameScanner {
   /** "shouted at Ann", "spoke to Lee": a verb of talking or looking, then "at" or "to", right before token i. */
   talkedTo(i: number): boolean {
     if (i < 2 || this.t.shape[i - 1] !== Shape.Lower || this.t.shape[i - 2] !== Shape.Lower) return false;
-    if (!this.joined(i - 1, i) || !this.joined(i - 2, i - 1)) return false;
-    const prep = this.word(i - 1);
-    return (prep === 'at' || prep === 'to') && TALK_VERBS.has(this.word(i - 2));
+    const s = this.t.start[i - 1]!;
+    if (this.t.end[i - 1]! - s !== 2 || !(this.lower.startsWith('at', s) || this.lower.startsWith('to', s)))
+      return false;
+    return this.joined(i - 1, i) && this.joined(i - 2, i - 1) && TALK_VERBS.has(this.word(i - 2));
   }
 
   /** Only punctuation, bullets or spaces before token i on its line. */
@@ -1501,7 +1521,8 @@ class NameScanner {
   private raiseCoordinated(found: Candidate[]): void {
     for (let n = 1; n < found.length; n++) {
       const b = found[n]!;
-      if (this.rolePredicate(b.next - 1) !== 2) continue;
+      // Only a name joined to the one before it (", " or " and ") can end a coordinated subject: test that first.
+      if (b.finding.start - found[n - 1]!.finding.end > 6 || this.rolePredicate(b.next - 1) !== 2) continue;
       let m = n;
       while (m > 0 && COORDINATION.test(this.text.slice(found[m - 1]!.finding.end, found[m]!.finding.start)))
         m--;
@@ -1583,6 +1604,10 @@ function headerWords(display: string): HeaderWord[] | null {
   return words.map((w, n) => ({ word: w, common: kinds[n] === Kind.Common || kinds[n] === Kind.Ambiguous }));
 }
 
+/** The lengths and ASCII initials of the header words, reused from call to call (analysis is synchronous). */
+const HEADER_LENGTHS = new Uint8Array(64);
+const HEADER_INITIALS = new Uint8Array(128);
+
 function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: readonly string[]): Out[] {
   const wanted = new Map<string, boolean>();
   for (const display of headerNames.slice(0, 200)) {
@@ -1590,11 +1615,13 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
   }
   if (wanted.size === 0) return [];
   // Cheap filters before a word is made: its length and first letter must match a header word.
-  const lengths = new Set<number>();
-  const initials = new Set<number>();
+  // Typed arrays rather than Sets: this test runs for every word of the text.
+  const lengths = HEADER_LENGTHS.fill(0);
+  const initials = HEADER_INITIALS.fill(0);
   for (const w of wanted.keys()) {
-    lengths.add(w.length);
-    initials.add(w.charCodeAt(0));
+    if (w.length < 64) lengths[w.length] = 1;
+    const c = w.charCodeAt(0);
+    if (c < 128) initials[c] = 1;
   }
   const lower = scanner.lowerCopy;
   const out: Out[] = [];
@@ -1603,7 +1630,9 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
   for (let i = 0; i < scanner.count; i++) {
     const s = shapes.start[i]!;
     const len = shapes.end[i]! - s;
-    if (!lengths.has(len) || (lower.charCodeAt(s) < 0x80 && !initials.has(lower.charCodeAt(s)))) continue;
+    if (len >= 64 || lengths[len] !== 1) continue;
+    const c = lower.charCodeAt(s);
+    if (c < 0x80 && initials[c] !== 1) continue;
     const w = scanner.word(i);
     const common = wanted.get(w);
     if (common === undefined) continue;
