@@ -217,6 +217,10 @@ const NOT_PREDICATE_ROLES = wordSet(
 );
 /** Roles that only people take, after "is"/"were" ("Ann Lee is our hygienist", "Lee and Park were engineers"). */
 const PREDICATE_ROLES = new Set([...ROLE_WORDS].filter((w) => !NOT_PREDICATE_ROLES.has(w)));
+/** Roles in care and insurance that someone is added or listed as ("add Ann Lee as a beneficiary"). */
+const AS_ROLES = wordSet(
+  'beneficiary dependent guarantor subscriber policyholder insured patient witness proxy executor cosigner co-signer guardian caregiver spouse',
+);
 /** Copulas before a predicate role: singular, and plural (a coordinated subject: "Lee and Park were …"). */
 const COPULAS_BY_LENGTH = byLength(['is', 'was', 'becomes', 'became', 'remains', 'remained']);
 const PLURAL_COPULAS_BY_LENGTH = byLength(['are', 'were', 'become', 'remain']);
@@ -1014,7 +1018,7 @@ class NameScanner {
         : pair
           ? // "follow up with patricia desrosiers": a given name and a surname where a person is expected.
             kinds[0] === Kind.First
-            ? this.personBefore(i) || possessive || this.lineAlone(i, last)
+            ? this.personBefore(i) || possessive || this.lineAlone(i, last) || this.beforePersonOnlyVerb(last)
               ? 0.55
               : 0.3
             : this.signatureName(last, idx)
@@ -1113,10 +1117,10 @@ class NameScanner {
         (kind === Kind.First || this.listed(first) || spelledLikeName(this.word(first)))
       )
         return Math.max(score, 0.55);
-      // "Jarnvik is our new hygienist": a role as the predicate.
+      // "Jarnvik is our new hygienist", "add Jarnvik as a beneficiary": a role as the predicate.
       if (
         (kind === Kind.First || kind === Kind.Last || kind === Kind.Unknown) &&
-        this.rolePredicate(last) === 1
+        (this.rolePredicate(last) === 1 || this.asRoleAfter(last))
       )
         return Math.max(score, 0.55);
       if (kind === Kind.First && this.plainMention(first)) return Math.max(score, 0.5);
@@ -1145,10 +1149,17 @@ class NameScanner {
     );
     // "Is", "has", "needs" follow products as often as people ("Primescan needs calibration"): without evidence from the
     // words themselves, only a verb that people alone do raises a pair.
-    const acts = evidence ? after : this.beforePersonOnlyVerb(last);
+    // With evidence, where someone works counts too: "Favel Rangel from Drake PLC", "… of Fernandez Inc.".
+    const acts = evidence ? after || this.affiliationAfter(last) : this.beforePersonOnlyVerb(last);
     if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
     // Two name words with what only people have: a role in apposition ("…, the technical writer") or a pronoun after.
-    if (score >= 0.3 && (this.roleAfter(last) || this.pronounAfter(last) || this.rolePredicate(last) === 1))
+    if (
+      score >= 0.3 &&
+      (this.roleAfter(last) ||
+        this.pronounAfter(last) ||
+        this.rolePredicate(last) === 1 ||
+        this.asRoleAfter(last))
+    )
       score = Math.max(score, 0.6);
     if (this.lineAlone(first, last) && (evidence || this.contactBelow(last) || this.titleBelow(last)))
       score = Math.max(score, 0.6);
@@ -1216,6 +1227,32 @@ class NameScanner {
       const w = this.word(k);
       if (ROLE_WORDS.has(w)) return true;
       if (k === k0 && !APPOSITION_OPENERS.has(w) && this.t.shape[k] === Shape.Lower) return false;
+    }
+    return false;
+  }
+
+  /** "from" or "of" and a capitalised word after token i: where someone works ("… from Drake PLC"). */
+  affiliationAfter(i: number): boolean {
+    const k = i + 1;
+    if (k + 1 >= this.count || this.t.possessive[i] || this.t.shape[k] !== Shape.Lower) return false;
+    const s = this.t.start[k]!;
+    const len = this.t.end[k]! - s;
+    if (!((len === 4 && this.lower.startsWith('from', s)) || (len === 2 && this.lower.startsWith('of', s))))
+      return false;
+    return this.joined(i, k) && this.joined(k, k + 1) && this.t.shape[k + 1] !== Shape.Lower;
+  }
+
+  /** "as a beneficiary", "as our new hygienist" after token i: a role someone is given. */
+  asRoleAfter(i: number): boolean {
+    const k0 = i + 1;
+    if (k0 + 1 >= this.count || this.t.possessive[i] || this.t.shape[k0] !== Shape.Lower) return false;
+    const s = this.t.start[k0]!;
+    if (this.t.end[k0]! - s !== 2 || !this.lower.startsWith('as', s) || !this.joined(i, k0)) return false;
+    for (let k = k0 + 1; k <= k0 + 3 && k < this.count; k++) {
+      if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return false;
+      const w = this.word(k);
+      if (PREDICATE_ROLES.has(w) || AS_ROLES.has(w)) return !this.t.possessive[k];
+      if (k === k0 + 1 && !APPOSITION_OPENERS.has(w)) return false;
     }
     return false;
   }

@@ -346,6 +346,23 @@ describe('dlp person names', () => {
       ],
       ['a pair of words spelled like names', 'The note mentions Jaakko Virtanen twice.', ['Jaakko Virtanen']],
       [
+        'a pair before where it works ("from")',
+        'Quillon Ramirez from Harlow Freight called.',
+        ['Quillon Ramirez'],
+      ],
+      [
+        'a pair before where it works ("of")',
+        'Quillon Ramirez of Harlow Freight spoke first.',
+        ['Quillon Ramirez'],
+      ],
+      ['a pair added as a role', 'Please list Oddvarå Brekkeseth as a dependent.', ['Oddvarå Brekkeseth']],
+      ['a lone unlisted name added as a role', 'We added Brekkeseth as a dependent.', ['Brekkeseth']],
+      [
+        'a lower-case pair before a verb only people do',
+        'ines vandermolen lives on the second floor',
+        ['ines vandermolen'],
+      ],
+      [
         'a lower-case name above a job title',
         'thanks\n\nmirelle q dastrup\npractice administrator\n',
         ['mirelle q dastrup'],
@@ -384,6 +401,15 @@ describe('dlp person names', () => {
       ['a town after a preposition of place', 'The vendor is headquartered in Palo Alto.'],
       ['a place of two unknown words at a sentence start', 'Kraków Główny is closed today.'],
       ['a lower-case heading above a job title', 'thanks\n\nfront desk\npractice administrator\n'],
+      ['a product before its maker', 'Primescan Connect from Dentsply arrives Monday.'],
+      ['a bank named "of" a country', 'Bank of America sent a statement.'],
+      ['a place with diacritics before "from"', 'Kraków Główny from Warsaw takes an hour.'],
+      ['a university "of" a state', 'University of Michigan Health sent the records.'],
+      ['a product listed as a vendor', 'We list Dentrix as a vendor.'],
+      ['a product used as a backup', 'Use Eaglesoft as a backup.'],
+      ['a word added as a payee', 'Add Sterling as a payee.'],
+      ['a town before "from"', 'Palo Alto from Monday is closed.'],
+      ['a lower-case place before "lives"', 'new york lives up to its name'],
     ];
     for (const [label, text] of negatives) {
       it(`finds no counted name in ${label}`, () => {
