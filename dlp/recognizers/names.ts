@@ -7,19 +7,27 @@
 //   0.85 after a title: Mr./Mrs./Ms./Miss/Mx.; 0.6 after Dr./Prof. (often the provider, not the patient)
 //   0.85 given name + surname from the dictionaries ("Sophia Johnson"), also at the start of a sentence
 //   0.8  after "my name is"; 0.75 after "Dear", a relative ("her son Jacob"), "I'm", "named", "call me", a care verb
-//        ("referring", "saw"), or "for" after an appointment word ("appointment for Ann Lee"); 0.7 "Re:" + a name
+//        ("referring", "saw"), or "for" after an appointment word ("appointment for Ann Lee"), or a signer's label
+//        ("Prepared by: Ann Lee"); 0.7 "Re:" + a name
 //   0.7  possessive ("Ann Lee's x-ray"); a middle initial ("Faina D. Yefremova"); after a role ("producer Ann Lee",
 //        "our hygienist Zorka")
 //   0.65 given name + an unknown capitalised word ("Sophia Šušulić"); 0.6 ambiguous given name + surname ("Will Thompson")
 //   0.6  a name word found again in the same part ("… Kowalczyk's chart"); a pair with a role in apposition ("Ann Lee,
-//        the office manager") or a person's pronoun after it ("Ann Lee sent her forms")
+//        the office manager"), a role as its predicate ("Ann Lee is our hygienist", "… as a beneficiary") or a person's
+//        pronoun after it ("Ann Lee sent her forms"). A pair with a dictionary word gains 0.15 where a person stands, as
+//        before a verb or where it works ("Ann Lee from Drake PLC").
 //   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given
 //        names; a lone given name where a person stands: after "with", "told", an auxiliary ("Why is Ivan so …"),
 //        before a person's verb or pronoun, addressed ("Kuba, can I …"), a transcript's speakers ("Oona: …"), or a lower-
 //        case signature line. A name of another country that no list tells apart (OTHER_NAMES), or an unknown word spelled
-//        like a name (NAME_SPELLING, a letter-trigram model), counts there as a given name would.
+//        like a name (NAME_SPELLING, a letter-trigram model), counts there as a given name would. Any name word with a
+//        role as its predicate ("Jarnvik is our hygienist"), the names of a coordinated subject with a plural role ("Lee
+//        and Park were engineers"), of a list after a plural word for people ("founders: …"), an unknown word addressed
+//        at a sentence start ("Warrane, can I …"), speakers whose lines are quoted, a name after "shouted at"/"spoke to".
 //   0.5  a plain mid-sentence mention of a given name (not after an article, a greeting or a place preposition, not in a
-//        list); a lone dictionary name joined by "and"/"to"/"with" to a counted one; a lone surname after a person word
+//        list); a lone dictionary name joined by "and"/"to"/"with" to a counted one; a lone surname after a person word;
+//        two unknown words both spelled like names (not after "in", "at" …); a given name that is a word, called out
+//        ("…, Ruby!") or between a verb taking a person and a pronoun ("gave Pearl her card")
 //   below 0.5 (hints for an admin who lowers minScore; never a verdict by themselves): a lone given name at a sentence
 //        start 0.3 or in a list 0.4 (staff first names are everywhere in practice mail), after "Hi"/"Hello" 0.45, a lone
 //        surname 0.35, two unknown capitalised words 0.35, an unknown subject ("Dentrix is …") 0.3, a lower-case given
