@@ -15,7 +15,7 @@
 //   0.6  a name word found again in the same part ("… Kowalczyk's chart"); a pair with a role in apposition ("Ann Lee,
 //        the office manager"), a role as its predicate ("Ann Lee is our hygienist", "… as a beneficiary") or a person's
 //        pronoun after it ("Ann Lee sent her forms"). A pair with a dictionary word gains 0.15 where a person stands, as
-//        before a verb or where it works ("Ann Lee from Drake PLC").
+//        before a verb or where it works ("Ann Lee from Harlow Freight").
 //   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given
 //        names; a lone given name where a person stands: after "with", "told", an auxiliary ("Why is Ivan so …"),
 //        before a person's verb or pronoun, addressed ("Kuba, can I …"), a transcript's speakers ("Oona: …"), or a lower-
@@ -23,7 +23,7 @@
 //        like a name (NAME_SPELLING, a letter-trigram model), counts there as a given name would. Any name word with a
 //        role as its predicate ("Jarnvik is our hygienist"), the names of a coordinated subject with a plural role ("Lee
 //        and Park were engineers"), of a list after a plural word for people ("founders: …"), an unknown word addressed
-//        at a sentence start ("Warrane, can I …"), speakers whose lines are quoted, a name after "shouted at"/"spoke to".
+//        at a sentence start ("Dravenna, can you …"), speakers whose lines are quoted, a name after "shouted at"/"spoke to".
 //   0.5  a plain mid-sentence mention of a given name (not after an article, a greeting or a place preposition, not in a
 //        list); a lone dictionary name joined by "and"/"to"/"with" to a counted one; a lone surname after a person word;
 //        two unknown words both spelled like names (not after "in", "at" …); a given name that is a word, called out
@@ -747,7 +747,7 @@ class NameScanner {
     return c === 10 || c === 13 || c === 34 || c === 0x201d || c === 0x201c;
   }
 
-  /** A quoted utterance after the speaker label at token i ('Ann: "Who are you?"'). */
+  /** A quoted utterance after the speaker label at token i ('Ann: "Where were you?"'). */
   quoteAfterLabel(i: number): boolean {
     let p = this.t.end[i]! + 1;
     while (p < this.text.length && this.text.charCodeAt(p) === 32) p++;
@@ -808,7 +808,7 @@ class NameScanner {
     if (i === 0) return null;
     const prev = this.word(i - 1);
     const gap = this.gapBefore(i);
-    // A form's signer: "Prepared by:  Ann Lee", "Directed By: …" (a firm or a product needs two words or a listed one).
+    // A form's signer: "Prepared by:  Ann Lee", "Reviewed By: …" (a firm or a product needs two words or a listed one).
     if (prev === 'by' && /^:[ \t]{0,8}$/.test(gap))
       return { score: 0.75, needsDictionary: true, allowsLower: false, pairOk: true };
     if (gap.length > 3 || gap.includes('\n')) {
@@ -1098,11 +1098,11 @@ class NameScanner {
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
-      // "Warrane, can I please …": someone addressed by a word no list holds.
+      // "Dravenna, can you send …": someone addressed by a word no list holds.
       if (kind === Kind.Unknown && this.addressedOpening(first, last) && !WORD_SUFFIX.test(this.word(first)))
         return Math.max(score, 0.55);
-      // A given name that is also a word ("Mark", "Angel") where only a person stands: called out, or between a verb
-      // taking a person and a person's pronoun ("had given Angel his address").
+      // A given name that is also a word ("Ruby", "Pearl") where only a person stands: called out, or between a verb
+      // taking a person and a person's pronoun ("we gave Pearl her card").
       if (
         kind === Kind.Ambiguous &&
         !this.sentenceInitial(first) &&
@@ -1157,7 +1157,7 @@ class NameScanner {
     );
     // "Is", "has", "needs" follow products as often as people ("Primescan needs calibration"): without evidence from the
     // words themselves, only a verb that people alone do raises a pair.
-    // With evidence, where someone works counts too: "Favel Rangel from Drake PLC", "… of Fernandez Inc.".
+    // With evidence, where someone works counts too: "Ann Lee from Harlow Freight", "… of Harlow Freight".
     const acts = evidence ? after || this.affiliationAfter(last) : this.beforePersonOnlyVerb(last);
     if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
     // Two name words with what only people have: a role in apposition ("…, the technical writer") or a pronoun after.
@@ -1239,7 +1239,7 @@ class NameScanner {
     return false;
   }
 
-  /** "from" or "of" and a capitalised word after token i: where someone works ("… from Drake PLC"). */
+  /** "from" or "of" and a capitalised word after token i: where someone works ("… from Harlow Freight"). */
   affiliationAfter(i: number): boolean {
     const k = i + 1;
     if (k + 1 >= this.count || this.t.possessive[i] || this.t.shape[k] !== Shape.Lower) return false;
@@ -1267,7 +1267,7 @@ class NameScanner {
 
   /**
    * A role as the predicate after token i: "is our new hygienist", "was a nurse at …" (1), or after a plural copula
-   * "were precision engineers" (2, the end of a coordinated subject); 0 for none. Only determiners and adjectives may
+   * "were field engineers" (2, the end of a coordinated subject); 0 for none. Only determiners and adjectives may
    * stand between ("Boston is home to nurses" has a preposition), and the role must head its phrase ("a nurse shortage"
    * does not).
    */
@@ -1337,6 +1337,7 @@ class NameScanner {
     });
   }
 
+  /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
   listed(i: number): boolean {
     return (
       this.t.shape[i] !== Shape.Lower && this.kind(i) === Kind.Unknown && OTHER.has(wordHash(this.word(i)))
@@ -1393,7 +1394,7 @@ class NameScanner {
     return this.text.slice(after, this.t.start[last + 1]) === ', ' && ADDRESSING.has(this.word(last + 1));
   }
 
-  /** Someone called out mid-sentence: "Don't go to town, Mark!", "Is that you, Will?" (not after a greeting). */
+  /** Someone called out mid-sentence: "Stop right there, Ruby!", "Is that you, Will?" (not after a greeting). */
   calledOut(first: number, last: number): boolean {
     if (first === 0 || this.t.possessive[last]) return false;
     const next = this.text.charCodeAt(this.t.end[last]!);
@@ -1467,7 +1468,7 @@ class NameScanner {
       raw.every((k, n) => k === Kind.Unknown && !this.surnameEnding(idx[n]!)) &&
       !this.sentenceInitial(i)
     ) {
-      // Both words in the list of names of many countries, or spelled like names ("Impi Nummelin"): a person's name.
+      // Both words in the list of names of many countries, or spelled like names ("Jaakko Virtanen"): a person's name.
       // Not after a preposition of place: "headquartered in Palo Alto".
       if (
         !(i > 0 && PLACE_BEFORE.has(this.word(i - 1))) &&
@@ -1527,7 +1528,7 @@ class NameScanner {
       )
         quoted++;
     }
-    // Speakers whose lines are quoted ('Vsevolod: "Who are you?"') are people even when no list knows them.
+    // Speakers whose lines are quoted ('Orielle: "Where were you?"') are people even when no list knows them.
     if (labels < 2 || (!given && quoted < 2)) return;
     for (const c of found)
       if (c.next - c.first === 1 && this.speakerLabel(c.first) && this.kind(c.first) !== Kind.Common)
@@ -1560,7 +1561,7 @@ class NameScanner {
   }
 
   /**
-   * A coordinated subject with a plural role as its predicate ("Marrero and Murphy were precision engineers", "Ann,
+   * A coordinated subject with a plural role as its predicate ("Halloran and Brightwater were field engineers", "Ann,
    * Ben and Kónya are our hygienists"): each name of it is a person's.
    */
   private raiseCoordinated(found: Candidate[]): void {
@@ -1587,7 +1588,7 @@ class NameScanner {
       const introduced =
         run.length > 0 &&
         /:\s{0,2}$/.test(this.text.slice(Math.max(0, run[0]!.finding.start - 3), run[0]!.finding.start));
-      // A list that a plural word for people introduces ("our 3 founders: Šušulić, Bowman and White"): all are people.
+      // A list that a plural word for people introduces ("our founders: Vesk, Lindqvist and Brown"): all are people.
       if (run.length >= 2 && this.introducedByPeople(run[0]!.first))
         for (const c of run) c.finding.score = Math.max(c.finding.score, 0.55);
       else if (run.length >= 3 && known >= 2)
