@@ -1090,7 +1090,7 @@ class NameScanner {
   private scorePosition(score: number, kinds: readonly Kind[], idx: readonly number[]): number {
     const first = idx[0]!;
     const last = idx[idx.length - 1]!;
-    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG) || this.talkedTo(first);
+    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG) || this.talkedTo(first, last);
     const before = strongBefore || this.personBefore(first, PERSON_BEFORE);
     // "to" leads to places as often as to people ("moved to Austin"): not enough before a lone name.
     const beforeLone = strongBefore || (before && this.word(first - 1) !== 'to');
@@ -1299,9 +1299,14 @@ class NameScanner {
     return 0;
   }
 
-  /** "shouted at Ann", "spoke to Lee": a verb of talking or looking, then "at" or "to", right before token i. */
-  talkedTo(i: number): boolean {
+  /**
+   * "shouted at Ann", "spoke to Lee": a verb of talking or looking, then "at" or "to", right before tokens i..last, and
+   * no capitalised word after them ("talked to Jackson County" is a place).
+   */
+  talkedTo(i: number, last: number): boolean {
     if (i < 2 || this.t.shape[i - 1] !== Shape.Lower || this.t.shape[i - 2] !== Shape.Lower) return false;
+    const next = last + 1;
+    if (next < this.count && this.t.shape[next] !== Shape.Lower && this.joined(last, next)) return false;
     const s = this.t.start[i - 1]!;
     if (this.t.end[i - 1]! - s !== 2 || !(this.lower.startsWith('at', s) || this.lower.startsWith('to', s)))
       return false;

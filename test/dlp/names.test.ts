@@ -385,6 +385,7 @@ describe('dlp person names', () => {
       ['a plural role after a singular copula', 'Lakewood is nurses and doctors.'],
       ['a firm after "talked to"', 'We talked to Brightview about pricing.'],
       ['a city after "moved to"', 'The lab moved to Denver last spring.'],
+      ['a county after "talked to"', 'I talked to Jackson County about permits.'],
       ['an adverb opening a sentence', 'Alternately, you can download the installer.'],
       ['another adverb opening a request', 'Additionally, could you confirm the order?'],
       ['a sign-off called out', 'Thanks, Will!'],
