@@ -7,19 +7,27 @@
 //   0.85 after a title: Mr./Mrs./Ms./Miss/Mx.; 0.6 after Dr./Prof. (often the provider, not the patient)
 //   0.85 given name + surname from the dictionaries ("Sophia Johnson"), also at the start of a sentence
 //   0.8  after "my name is"; 0.75 after "Dear", a relative ("her son Jacob"), "I'm", "named", "call me", a care verb
-//        ("referring", "saw"), or "for" after an appointment word ("appointment for Ann Lee"); 0.7 "Re:" + a name
+//        ("referring", "saw"), or "for" after an appointment word ("appointment for Ann Lee"), or a signer's label
+//        ("Prepared by: Ann Lee"); 0.7 "Re:" + a name
 //   0.7  possessive ("Ann Lee's x-ray"); a middle initial ("Faina D. Yefremova"); after a role ("producer Ann Lee",
 //        "our hygienist Zorka")
 //   0.65 given name + an unknown capitalised word ("Sophia Šušulić"); 0.6 ambiguous given name + surname ("Will Thompson")
 //   0.6  a name word found again in the same part ("… Kowalczyk's chart"); a pair with a role in apposition ("Ann Lee,
-//        the office manager") or a person's pronoun after it ("Ann Lee sent her forms")
+//        the office manager"), a role as its predicate ("Ann Lee is our hygienist", "… as a beneficiary") or a person's
+//        pronoun after it ("Ann Lee sent her forms"). A pair with a dictionary word gains 0.15 where a person stands, as
+//        before a verb or where it works ("Ann Lee from Harlow Freight").
 //   0.55 unknown capitalised word + surname mid-sentence; single names in a list of three or more, two of them given
 //        names; a lone given name where a person stands: after "with", "told", an auxiliary ("Why is Ivan so …"),
 //        before a person's verb or pronoun, addressed ("Kuba, can I …"), a transcript's speakers ("Oona: …"), or a lower-
 //        case signature line. A name of another country that no list tells apart (OTHER_NAMES), or an unknown word spelled
-//        like a name (NAME_SPELLING, a letter-trigram model), counts there as a given name would.
+//        like a name (NAME_SPELLING, a letter-trigram model), counts there as a given name would. Any name word with a
+//        role as its predicate ("Jarnvik is our hygienist"), the names of a coordinated subject with a plural role ("Lee
+//        and Park were engineers"), of a list after a plural word for people ("founders: …"), an unknown word addressed
+//        at a sentence start ("Dravenna, can you …"), speakers whose lines are quoted, a name after "shouted at"/"spoke to".
 //   0.5  a plain mid-sentence mention of a given name (not after an article, a greeting or a place preposition, not in a
-//        list); a lone dictionary name joined by "and"/"to"/"with" to a counted one; a lone surname after a person word
+//        list); a lone dictionary name joined by "and"/"to"/"with" to a counted one; a lone surname after a person word;
+//        two unknown words both spelled like names (not after "in", "at" …); a given name that is a word, called out
+//        ("…, Ruby!") or between a verb taking a person and a pronoun ("gave Pearl her card")
 //   below 0.5 (hints for an admin who lowers minScore; never a verdict by themselves): a lone given name at a sentence
 //        start 0.3 or in a list 0.4 (staff first names are everywhere in practice mail), after "Hi"/"Hello" 0.45, a lone
 //        surname 0.35, two unknown capitalised words 0.35, an unknown subject ("Dentrix is …") 0.3, a lower-case given
@@ -67,25 +75,41 @@ const FIRST = wordSet(FIRST_NAMES);
 const LAST = wordSet(SURNAMES);
 /** Names of many countries that no given- or family-name list holds (also places and firms): a lone word with a person's context. */
 const OTHER = hashSet(OTHER_NAMES);
-/** Letter trigram → log-odds (in tenths) that a word with it is a name rather than an English or health word. */
-const SPELLING = new Map<string, number>();
+/** Letter code of a trigram table: a-z 0-25, "^" (word start) 26, "$" (word end) 27, any other character 28. */
+function spellingCode(c: number): number {
+  if (c >= 97 && c <= 122) return c - 97;
+  return c === 94 ? 26 : c === 36 ? 27 : 28;
+}
+/**
+ * Letter trigram → log-odds (in tenths) that a word with it is a name rather than an English or health word, indexed
+ * by the three letter codes (a Map of trigram strings made a string per letter of every word it scored).
+ */
+const SPELLING = new Int8Array(29 * 29 * 29);
 for (const entry of NAME_SPELLING.split(/\s+/))
-  if (entry.length > 3) SPELLING.set(entry.slice(0, 3), Number(entry.slice(3)));
+  if (entry.length > 3)
+    SPELLING[
+      (spellingCode(entry.charCodeAt(0)) * 29 + spellingCode(entry.charCodeAt(1))) * 29 +
+        spellingCode(entry.charCodeAt(2))
+    ] = Number(entry.slice(3));
 
 /** Whether a folded lower-case word is spelled like a name (mean trigram log-odds at or above the threshold). */
 function spelledLikeName(word: string): boolean {
   let sum = 0;
   let n = 0;
-  let prev2 = '^';
-  let prev1 = '';
-  for (const ch of `${word}$`) {
-    if (ch === "'" || ch === '’' || ch === '-') continue;
-    if (prev1 !== '') {
-      sum += SPELLING.get(prev2 + prev1 + ch) ?? 0;
+  let prev2 = 26;
+  let prev1 = -1;
+  for (let i = 0; i <= word.length; i++) {
+    const c = i === word.length ? 36 : word.charCodeAt(i);
+    if (c === 39 || c === 0x2019 || c === 45) continue;
+    // A character outside the basic plane is one letter, as a code point, and in no trigram.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < word.length) i++;
+    const code = spellingCode(c);
+    if (prev1 >= 0) {
+      sum += SPELLING[(prev2 * 29 + prev1) * 29 + code]!;
       n++;
       prev2 = prev1;
     }
-    prev1 = ch;
+    prev1 = code;
   }
   return n > 0 && sum / n >= NAME_SPELLING_THRESHOLD;
 }
@@ -195,6 +219,29 @@ const ROLE_WORDS = new Set([
     'producer player singer songwriter actor actress author artist musician composer painter poet novelist journalist reporter photographer coach teammate colleague coworker co-worker neighbor neighbour friend boss partner teacher student pupil tenant landlord caregiver caretaker roommate fiance fiancee boyfriend girlfriend cousin aunt uncle stepson stepdaughter grandma grandpa lawyer doctor surgeon dentist orthodontist pharmacist chiropractor pediatrician midwife paramedic driver pilot chef farmer',
   ),
 ]);
+/** Roles that firms and things take too ("a key player", "our partner", "a developer"): no predicate cue. */
+const NOT_PREDICATE_ROLES = wordSet(
+  'player partner driver developer associate executive representative friend assistant officer director manager founder',
+);
+/** Roles that only people take, after "is"/"were" ("Ann Lee is our hygienist", "Lee and Park were engineers"). */
+const PREDICATE_ROLES = new Set([...ROLE_WORDS].filter((w) => !NOT_PREDICATE_ROLES.has(w)));
+/** Roles in care and insurance that someone is added or listed as ("add Ann Lee as a beneficiary"). */
+const AS_ROLES = wordSet(
+  'beneficiary dependent guarantor subscriber policyholder insured patient witness proxy executor cosigner co-signer guardian caregiver spouse',
+);
+/** Copulas before a predicate role: singular, and plural (a coordinated subject: "Lee and Park were …"). */
+const COPULAS_BY_LENGTH = byLength(['is', 'was', 'becomes', 'became', 'remains', 'remained']);
+const PLURAL_COPULAS_BY_LENGTH = byLength(['are', 'were', 'become', 'remain']);
+/** Words that may follow a role and keep it the head of its phrase ("a nurse at …", "engineers who …"). */
+const ROLE_FOLLOWERS = wordSet('at for in of with and or from on to who whom whose since until');
+/** Verbs of talking or looking at someone: with "at"/"to" after them, a person follows ("shouted at Ann", "spoke to Lee"). */
+const TALK_VERBS = wordSet(
+  'shouted yelled screamed smiled grinned laughed waved winked nodded stared glared frowned spoke speak speaks speaking talk talked talks talking whispered wrote write writes writing replied reply replying listen listened listening apologized apologised apologize apologise explained complained lied lying married engaged',
+);
+/** Plural words for people that introduce a list of names with a colon ("our founders: …", "attendees: …"). */
+const PEOPLE_NOUNS = wordSet(
+  'people attendees participants speakers guests authors members founders cofounders co-founders children kids sons daughters siblings grandchildren panelists winners recipients honorees candidates volunteers staff presenters hosts',
+);
 /** Words that may open an apposition before its role word ("…, the technical writer, …"). */
 const APPOSITION_OPENERS = wordSet(
   'the a an our my your his her their its former senior junior chief head lead',
@@ -205,8 +252,14 @@ const PERSON_PRONOUNS = wordSet('his her himself herself');
 const NOT_MENTION_BEFORE = wordSet(
   'the a an this that these those our your their my its to in at from near into via of hi hello hey dear thanks thank regards best cheers',
 );
+/** Prepositions of place: a pair of unknown words after one is as often a town ("in Palo Alto"). */
+const PLACE_BEFORE = wordSet(
+  'in at near from to into via across around outside inside within toward towards',
+);
 /** Auxiliaries before a subject in a question or a clause ("Why is Ivan so …", "did Ivan call"). */
 const AUXILIARIES = wordSet('is was does did has had can could would will should');
+/** Words that join the names of a coordinated subject ("Ann, Ben and Kónya"). */
+const COORDINATION = /^(?:,? and |, | & )$/;
 /** Words that join two names of people ("said Carla to Sandra", "Marrero and Murphy"). */
 const NAME_LINKS = /^(?:,? and |,? or | & | to | with |, )$/;
 /** Words before a comma that make the name after it a sign-off or greeting (staff names), not someone addressed in the text. */
@@ -223,6 +276,8 @@ poulos akis idis oglu yan shvili dze son sen berg stein mann baum feld ez elli e
 gawa saki zaki hara shima naga hashi zawa uchi guchi oka`
   .split(/\s+/)
   .filter(Boolean);
+/** Endings of English adverbs, participles and abstract nouns the common list lacks ("Alternately, you can …"). */
+const WORD_SUFFIX = /(?:ly|ing|ed|tion|sion|ment|ness|ity|ise|ize|ful|less|ous|ive|able|ible)$/;
 const SURNAME_ENDING = new RegExp(`(?:${SURNAME_ENDINGS.join('|')})$`);
 const PERSON_VERBS = [
   'is',
@@ -285,6 +340,11 @@ function isOneOf(lower: string, s: number, len: number, words: readonly (string[
   if (list === undefined) return false;
   for (const w of list) if (lower.startsWith(w, s)) return true;
   return false;
+}
+/** A role word in the number of its copula: "nurse" after "is", "engineers" after "were". */
+function isPredicateRole(word: string, plural: boolean): boolean {
+  if (!plural) return PREDICATE_ROLES.has(word);
+  return word.length > 3 && word.endsWith('s') && PREDICATE_ROLES.has(word.slice(0, -1));
 }
 const SPEECH_VERBS = wordSet('says said asked told');
 const CARE_VERB_CUES = wordSet(
@@ -687,6 +747,14 @@ class NameScanner {
     return c === 10 || c === 13 || c === 34 || c === 0x201d || c === 0x201c;
   }
 
+  /** A quoted utterance after the speaker label at token i ('Ann: "Where were you?"'). */
+  quoteAfterLabel(i: number): boolean {
+    let p = this.t.end[i]! + 1;
+    while (p < this.text.length && this.text.charCodeAt(p) === 32) p++;
+    const c = this.text.charCodeAt(p);
+    return c === 34 || c === 0x201c;
+  }
+
   /** Tokens first..last sit in an address: a number right before, or a street word right after. */
   inAddress(first: number, last: number): boolean {
     // "1737 Victor Hugo", "12B, Sophia Lane": a house number right before.
@@ -740,6 +808,9 @@ class NameScanner {
     if (i === 0) return null;
     const prev = this.word(i - 1);
     const gap = this.gapBefore(i);
+    // A form's signer: "Prepared by:  Ann Lee", "Reviewed By: …" (a firm or a product needs two words or a listed one).
+    if (prev === 'by' && /^:[ \t]{0,8}$/.test(gap))
+      return { score: 0.75, needsDictionary: true, allowsLower: false, pairOk: true };
     if (gap.length > 3 || gap.includes('\n')) {
       // "Patient:\n  John Smith" still counts; other cues need to be on the same line.
       if (!(LABEL_CUES.has(prev) && /^[\s:#.-]{1,8}$/.test(gap))) return null;
@@ -817,6 +888,7 @@ class NameScanner {
     this.raiseLists(found);
     this.raiseSpeakers(found);
     this.raiseLinked(found);
+    this.raiseCoordinated(found);
     const named = found.filter((c) => c.finding.score > 0);
     const out = [...named.map((c) => c.finding), ...this.repeats(named)];
     // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
@@ -954,7 +1026,7 @@ class NameScanner {
         : pair
           ? // "follow up with patricia desrosiers": a given name and a surname where a person is expected.
             kinds[0] === Kind.First
-            ? this.personBefore(i) || possessive || this.lineAlone(i, last)
+            ? this.personBefore(i) || possessive || this.lineAlone(i, last) || this.beforePersonOnlyVerb(last)
               ? 0.55
               : 0.3
             : this.signatureName(last, idx)
@@ -1018,7 +1090,7 @@ class NameScanner {
   private scorePosition(score: number, kinds: readonly Kind[], idx: readonly number[]): number {
     const first = idx[0]!;
     const last = idx[idx.length - 1]!;
-    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG);
+    const strongBefore = this.personBefore(first, PERSON_BEFORE_STRONG) || this.talkedTo(first, last);
     const before = strongBefore || this.personBefore(first, PERSON_BEFORE);
     // "to" leads to places as often as to people ("moved to Austin"): not enough before a lone name.
     const beforeLone = strongBefore || (before && this.word(first - 1) !== 'to');
@@ -1026,6 +1098,18 @@ class NameScanner {
     const addressed = this.addressed(first, last);
     if (idx.length === 1) {
       const kind = kinds[0]!;
+      // "Dravenna, can you send …": someone addressed by a word no list holds.
+      if (kind === Kind.Unknown && this.addressedOpening(first, last) && !WORD_SUFFIX.test(this.word(first)))
+        return Math.max(score, 0.55);
+      // A given name that is also a word ("Ruby", "Pearl") where only a person stands: called out, or between a verb
+      // taking a person and a person's pronoun ("we gave Pearl her card").
+      if (
+        kind === Kind.Ambiguous &&
+        !this.sentenceInitial(first) &&
+        (this.calledOut(first, last) || (before && this.pronounAfter(last))) &&
+        FIRST.has(this.word(first))
+      )
+        return Math.max(score, 0.5);
       // A listed name of another country, or a word spelled like a name ("Dzhambek"), counts where a given name would
       // ("Jouko is from …", "Kuba, can I …"). Firms spelled like names that mail about care names (pharmacies, payers,
       // software) are in NOT_NAMES. The context first: it is cheaper than the look-ups.
@@ -1039,6 +1123,12 @@ class NameScanner {
           this.pronounAfter(last) ||
           this.roleAfter(last)) &&
         (kind === Kind.First || this.listed(first) || spelledLikeName(this.word(first)))
+      )
+        return Math.max(score, 0.55);
+      // "Jarnvik is our new hygienist", "add Jarnvik as a beneficiary": a role as the predicate.
+      if (
+        (kind === Kind.First || kind === Kind.Last || kind === Kind.Unknown) &&
+        (this.rolePredicate(last) === 1 || this.asRoleAfter(last))
       )
         return Math.max(score, 0.55);
       if (kind === Kind.First && this.plainMention(first)) return Math.max(score, 0.5);
@@ -1067,10 +1157,18 @@ class NameScanner {
     );
     // "Is", "has", "needs" follow products as often as people ("Primescan needs calibration"): without evidence from the
     // words themselves, only a verb that people alone do raises a pair.
-    const acts = evidence ? after : this.beforePersonOnlyVerb(last);
+    // With evidence, where someone works counts too: "Ann Lee from Harlow Freight", "… of Harlow Freight".
+    const acts = evidence ? after || this.affiliationAfter(last) : this.beforePersonOnlyVerb(last);
     if (score >= 0.3 && (before || acts || addressed)) score = Math.min(0.85, score + 0.15);
     // Two name words with what only people have: a role in apposition ("…, the technical writer") or a pronoun after.
-    if (score >= 0.3 && (this.roleAfter(last) || this.pronounAfter(last))) score = Math.max(score, 0.6);
+    if (
+      score >= 0.3 &&
+      (this.roleAfter(last) ||
+        this.pronounAfter(last) ||
+        this.rolePredicate(last) === 1 ||
+        this.asRoleAfter(last))
+    )
+      score = Math.max(score, 0.6);
     if (this.lineAlone(first, last) && (evidence || this.contactBelow(last) || this.titleBelow(last)))
       score = Math.max(score, 0.6);
     return score;
@@ -1141,7 +1239,80 @@ class NameScanner {
     return false;
   }
 
-  /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
+  /** "from" or "of" and a capitalised word after token i: where someone works ("… from Harlow Freight"). */
+  affiliationAfter(i: number): boolean {
+    const k = i + 1;
+    if (k + 1 >= this.count || this.t.possessive[i] || this.t.shape[k] !== Shape.Lower) return false;
+    const s = this.t.start[k]!;
+    const len = this.t.end[k]! - s;
+    if (!((len === 4 && this.lower.startsWith('from', s)) || (len === 2 && this.lower.startsWith('of', s))))
+      return false;
+    return this.joined(i, k) && this.joined(k, k + 1) && this.t.shape[k + 1] !== Shape.Lower;
+  }
+
+  /** "as a beneficiary", "as our new hygienist" after token i: a role someone is given. */
+  asRoleAfter(i: number): boolean {
+    const k0 = i + 1;
+    if (k0 + 1 >= this.count || this.t.possessive[i] || this.t.shape[k0] !== Shape.Lower) return false;
+    const s = this.t.start[k0]!;
+    if (this.t.end[k0]! - s !== 2 || !this.lower.startsWith('as', s) || !this.joined(i, k0)) return false;
+    for (let k = k0 + 1; k <= k0 + 3 && k < this.count; k++) {
+      if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return false;
+      const w = this.word(k);
+      if (PREDICATE_ROLES.has(w) || AS_ROLES.has(w)) return !this.t.possessive[k];
+      if (k === k0 + 1 && !APPOSITION_OPENERS.has(w)) return false;
+    }
+    return false;
+  }
+
+  /**
+   * A role as the predicate after token i: "is our new hygienist", "was a nurse at …" (1), or after a plural copula
+   * "were field engineers" (2, the end of a coordinated subject); 0 for none. Only determiners and adjectives may
+   * stand between ("Boston is home to nurses" has a preposition), and the role must head its phrase ("a nurse shortage"
+   * does not).
+   */
+  rolePredicate(i: number): number {
+    const c = i + 1;
+    if (c >= this.count || this.t.possessive[i] || this.t.shape[c] !== Shape.Lower || !this.joined(i, c))
+      return 0;
+    // Read for most capitalised words: compare in place, no string made unless it is a copula.
+    const s = this.t.start[c]!;
+    const len = this.t.end[c]! - s;
+    const plural = isOneOf(this.lower, s, len, PLURAL_COPULAS_BY_LENGTH);
+    if (!plural && !isOneOf(this.lower, s, len, COPULAS_BY_LENGTH)) return 0;
+    for (let k = c + 1; k <= c + 4 && k < this.count; k++) {
+      if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return 0;
+      const w = this.word(k);
+      if (ROLE_FOLLOWERS.has(w)) return 0;
+      if (!isPredicateRole(w, plural)) continue;
+      if (this.t.possessive[k]) return 0;
+      const next = k + 1;
+      if (
+        next < this.count &&
+        this.joined(k, next) &&
+        this.t.shape[next] === Shape.Lower &&
+        !ROLE_FOLLOWERS.has(this.word(next))
+      )
+        return 0;
+      return plural ? 2 : 1;
+    }
+    return 0;
+  }
+
+  /**
+   * "shouted at Ann", "spoke to Lee": a verb of talking or looking, then "at" or "to", right before tokens i..last, and
+   * no capitalised word after them ("talked to Jackson County" is a place).
+   */
+  talkedTo(i: number, last: number): boolean {
+    if (i < 2 || this.t.shape[i - 1] !== Shape.Lower || this.t.shape[i - 2] !== Shape.Lower) return false;
+    const next = last + 1;
+    if (next < this.count && this.t.shape[next] !== Shape.Lower && this.joined(last, next)) return false;
+    const s = this.t.start[i - 1]!;
+    if (this.t.end[i - 1]! - s !== 2 || !(this.lower.startsWith('at', s) || this.lower.startsWith('to', s)))
+      return false;
+    return this.joined(i - 1, i) && this.joined(i - 2, i - 1) && TALK_VERBS.has(this.word(i - 2));
+  }
+
   /** Only punctuation, bullets or spaces before token i on its line. */
   opensLine(i: number): boolean {
     for (let p = this.t.start[i]! - 1; p >= 0; p--) {
@@ -1154,19 +1325,24 @@ class NameScanner {
 
   /**
    * Lower-case words alone on their line above contact details or a job title ("aksel ravnsborg" over a phone number),
-   * each of them a given name, a listed name or spelled like one: the name in a signature or an address block.
+   * each of them a given name, a listed name or spelled like one (any word no list holds above a job title): the name in
+   * a signature or an address block.
    */
   signatureName(last: number, idx: readonly number[]): boolean {
-    if (!this.lineAlone(idx[0]!, last) || !(this.contactBelow(last) || this.titleBelow(last))) return false;
+    if (!this.lineAlone(idx[0]!, last)) return false;
+    // A job title on the next line is the stronger sign: then any word that is no English word will do.
+    const title = this.titleBelow(last);
+    if (!title && !this.contactBelow(last)) return false;
     return idx.every((k) => {
       const kind = this.kind(k);
       if (kind === Kind.First || kind === Kind.Last) return true;
       if (kind !== Kind.Unknown) return false;
       const w = this.word(k);
-      return OTHER.has(wordHash(w)) || spelledLikeName(w);
+      return title || OTHER.has(wordHash(w)) || spelledLikeName(w);
     });
   }
 
+  /** An unknown capitalised word in the list of names of many countries (OTHER_NAMES). */
   listed(i: number): boolean {
     return (
       this.t.shape[i] !== Shape.Lower && this.kind(i) === Kind.Unknown && OTHER.has(wordHash(this.word(i)))
@@ -1212,12 +1388,24 @@ class NameScanner {
       const gap = this.gapBefore(first);
       if (gap === ', ' && !SIGN_OFF.has(this.word(first - 1))) return true;
     }
-    // "Leif, can I please …": a name, a comma and a word that turns to someone, opening a sentence.
-    if (next === 44 && this.sentenceInitial(first) && last + 1 < this.count) {
-      const gap = this.text.slice(after, this.t.start[last + 1]);
-      return gap === ', ' && ADDRESSING.has(this.word(last + 1));
-    }
-    return false;
+    return this.addressedOpening(first, last);
+  }
+
+  /** "Leif, can I please …": a name, a comma and a word that turns to someone, opening a sentence. */
+  addressedOpening(first: number, last: number): boolean {
+    const after = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
+    if (this.text.charCodeAt(after) !== 44 || !this.sentenceInitial(first) || last + 1 >= this.count)
+      return false;
+    return this.text.slice(after, this.t.start[last + 1]) === ', ' && ADDRESSING.has(this.word(last + 1));
+  }
+
+  /** Someone called out mid-sentence: "Stop right there, Ruby!", "Is that you, Will?" (not after a greeting). */
+  calledOut(first: number, last: number): boolean {
+    if (first === 0 || this.t.possessive[last]) return false;
+    const next = this.text.charCodeAt(this.t.end[last]!);
+    return (
+      (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !SIGN_OFF.has(this.word(first - 1))
+    );
   }
 
   /** Tokens first..last fill their line (bullets and quote marks aside). */
@@ -1284,8 +1472,16 @@ class NameScanner {
       raw.length === 2 &&
       raw.every((k, n) => k === Kind.Unknown && !this.surnameEnding(idx[n]!)) &&
       !this.sentenceInitial(i)
-    )
+    ) {
+      // Both words in the list of names of many countries, or spelled like names ("Jaakko Virtanen"): a person's name.
+      // Not after a preposition of place: "headquartered in Palo Alto".
+      if (
+        !(i > 0 && PLACE_BEFORE.has(this.word(i - 1))) &&
+        raw.every((_, n) => this.listed(idx[n]!) || spelledLikeName(this.word(idx[n]!)))
+      )
+        return 0.5;
       return raw.every((_, n) => this.hasDiacritics(idx[n]!)) ? 0.45 : 0.35;
+    }
     const kinds =
       raw.length > 1
         ? raw.map((k, n) => (k === Kind.Unknown && this.nameLike(idx[n]!) ? Kind.Last : k))
@@ -1324,12 +1520,21 @@ class NameScanner {
   private raiseSpeakers(found: Candidate[]): void {
     let labels = 0;
     let given = false;
+    let quoted = 0;
     for (const c of found) {
       if (c.next - c.first !== 1 || !this.speakerLabel(c.first)) continue;
       labels++;
       if (this.kind(c.first) === Kind.First) given = true;
+      if (
+        this.kind(c.first) !== Kind.Common &&
+        c.finding.end - c.finding.start >= 3 &&
+        !this.text.slice(c.finding.start, c.finding.end).includes('-') &&
+        this.quoteAfterLabel(c.first)
+      )
+        quoted++;
     }
-    if (labels < 2 || !given) return;
+    // Speakers whose lines are quoted ('Orielle: "Where were you?"') are people even when no list knows them.
+    if (labels < 2 || (!given && quoted < 2)) return;
     for (const c of found)
       if (c.next - c.first === 1 && this.speakerLabel(c.first) && this.kind(c.first) !== Kind.Common)
         c.finding.score = Math.max(c.finding.score, 0.55);
@@ -1353,6 +1558,30 @@ class NameScanner {
     }
   }
 
+  /** Token i follows "founders:", "our speakers:", "attendees:" (a plural word for people and a colon). */
+  private introducedByPeople(i: number): boolean {
+    if (i === 0 || !/^:\s{1,2}$/.test(this.gapBefore(i))) return false;
+    const w = this.word(i - 1);
+    return PEOPLE_NOUNS.has(w) || isPredicateRole(w, true);
+  }
+
+  /**
+   * A coordinated subject with a plural role as its predicate ("Halloran and Brightwater were field engineers", "Ann,
+   * Ben and Kónya are our hygienists"): each name of it is a person's.
+   */
+  private raiseCoordinated(found: Candidate[]): void {
+    for (let n = 1; n < found.length; n++) {
+      const b = found[n]!;
+      // Only a name joined to the one before it (", " or " and ") can end a coordinated subject: test that first.
+      if (b.finding.start - found[n - 1]!.finding.end > 6 || this.rolePredicate(b.next - 1) !== 2) continue;
+      let m = n;
+      while (m > 0 && COORDINATION.test(this.text.slice(found[m - 1]!.finding.end, found[m]!.finding.start)))
+        m--;
+      if (m === n) continue;
+      for (let k = m; k <= n; k++) found[k]!.finding.score = Math.max(found[k]!.finding.score, 0.55);
+    }
+  }
+
   /** Three or more single names in a list ("Ann, Ben, Kónya and Dana"), two of them in the dictionaries: each counts. */
   private raiseLists(found: Candidate[]): void {
     let run: Candidate[] = [];
@@ -1364,7 +1593,10 @@ class NameScanner {
       const introduced =
         run.length > 0 &&
         /:\s{0,2}$/.test(this.text.slice(Math.max(0, run[0]!.finding.start - 3), run[0]!.finding.start));
-      if (run.length >= 3 && known >= 2)
+      // A list that a plural word for people introduces ("our founders: Vesk, Lindqvist and Brown"): all are people.
+      if (run.length >= 2 && this.introducedByPeople(run[0]!.first))
+        for (const c of run) c.finding.score = Math.max(c.finding.score, 0.55);
+      else if (run.length >= 3 && known >= 2)
         for (const c of run)
           c.finding.score = Math.max(c.finding.score, given >= 2 || introduced ? 0.55 : 0.45);
       // Two known names joined by "and" ("Marrero and Murphy"): likely people, not enough to count alone.
@@ -1423,6 +1655,10 @@ function headerWords(display: string): HeaderWord[] | null {
   return words.map((w, n) => ({ word: w, common: kinds[n] === Kind.Common || kinds[n] === Kind.Ambiguous }));
 }
 
+/** The lengths and ASCII initials of the header words, reused from call to call (analysis is synchronous). */
+const HEADER_LENGTHS = new Uint8Array(64);
+const HEADER_INITIALS = new Uint8Array(128);
+
 function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: readonly string[]): Out[] {
   const wanted = new Map<string, boolean>();
   for (const display of headerNames.slice(0, 200)) {
@@ -1430,11 +1666,13 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
   }
   if (wanted.size === 0) return [];
   // Cheap filters before a word is made: its length and first letter must match a header word.
-  const lengths = new Set<number>();
-  const initials = new Set<number>();
+  // Typed arrays rather than Sets: this test runs for every word of the text.
+  const lengths = HEADER_LENGTHS.fill(0);
+  const initials = HEADER_INITIALS.fill(0);
   for (const w of wanted.keys()) {
-    lengths.add(w.length);
-    initials.add(w.charCodeAt(0));
+    if (w.length < 64) lengths[w.length] = 1;
+    const c = w.charCodeAt(0);
+    if (c < 128) initials[c] = 1;
   }
   const lower = scanner.lowerCopy;
   const out: Out[] = [];
@@ -1443,7 +1681,9 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
   for (let i = 0; i < scanner.count; i++) {
     const s = shapes.start[i]!;
     const len = shapes.end[i]! - s;
-    if (!lengths.has(len) || (lower.charCodeAt(s) < 0x80 && !initials.has(lower.charCodeAt(s)))) continue;
+    if (len >= 64 || lengths[len] !== 1) continue;
+    const c = lower.charCodeAt(s);
+    if (c < 0x80 && initials[c] !== 1) continue;
     const w = scanner.word(i);
     const common = wanted.get(w);
     if (common === undefined) continue;

@@ -306,6 +306,122 @@ describe('dlp person names', () => {
     });
   });
 
+  describe('what is said of a person: roles, talk, address, lists, signers, speakers', () => {
+    const positives: Array<[string, string, string[]]> = [
+      ['an unlisted name with a role as its predicate', 'Jarnvik is our new hygienist.', ['Jarnvik']],
+      [
+        'a pair with a role as its predicate',
+        'Since May, Oskra Tellenby was a nurse at the clinic.',
+        ['Oskra Tellenby'],
+      ],
+      [
+        'a coordinated subject with a plural role',
+        'Halloran and Brightwater were field engineers for years.',
+        ['Halloran', 'Brightwater'],
+      ],
+      [
+        'three names with a plural role',
+        'Quist, Ferreday and Olmstead are our hygienists.',
+        ['Quist', 'Ferreday', 'Olmstead'],
+      ],
+      ['a given name after "shouted at"', 'The driver shouted at Gemma in the car park.', ['Gemma']],
+      ['a surname after "spoke to"', 'Yesterday I spoke to Hargreaves about the invoice.', ['Hargreaves']],
+      [
+        'an unlisted name addressed at a sentence start',
+        'Dravenna, can you send the forms today?',
+        ['Dravenna'],
+      ],
+      ['a given name that is a word, called out', 'Stop right there, Ruby!', ['Ruby']],
+      ['a given name that is a word, before a pronoun', 'We gave Pearl her new appointment card.', ['Pearl']],
+      [
+        'a list introduced by a plural word for people',
+        'Our founders: Vesk, Lindqvist and Brown.',
+        ['Vesk', 'Lindqvist', 'Brown'],
+      ],
+      ['a signer label', 'Prepared by:   Tamsin Whitlock', ['Tamsin Whitlock']],
+      [
+        'speakers whose lines are quoted',
+        'Orielle: "Where were you?"\nBastijn: "At the lab."',
+        ['Orielle', 'Bastijn'],
+      ],
+      ['a pair of words spelled like names', 'The note mentions Jaakko Virtanen twice.', ['Jaakko Virtanen']],
+      [
+        'a pair before where it works ("from")',
+        'Quillon Ramirez from Harlow Freight called.',
+        ['Quillon Ramirez'],
+      ],
+      [
+        'a pair before where it works ("of")',
+        'Quillon Ramirez of Harlow Freight spoke first.',
+        ['Quillon Ramirez'],
+      ],
+      ['a pair added as a role', 'Please list Oddvarå Brekkeseth as a dependent.', ['Oddvarå Brekkeseth']],
+      ['a lone unlisted name added as a role', 'We added Brekkeseth as a dependent.', ['Brekkeseth']],
+      [
+        'a lower-case pair before a verb only people do',
+        'ines vandermolen lives on the second floor',
+        ['ines vandermolen'],
+      ],
+      [
+        'a lower-case name above a job title',
+        'thanks\n\nmirelle q dastrup\npractice administrator\n',
+        ['mirelle q dastrup'],
+      ],
+    ];
+    for (const [label, text, names] of positives) {
+      it(`finds ${label}`, () => {
+        expect(counted(text)).to.deep.equal(names);
+      });
+    }
+    const negatives: Array<[string, string]> = [
+      ['a product with a predicate', 'Dentrix is our new practice software.'],
+      ['a day with a role later in the sentence', 'Monday was a busy day for the nurses.'],
+      ['a city and a preposition before the role', 'Boston is home to many nurses.'],
+      ['firms as partners', 'Acme and Initech were partners for years.'],
+      ['a firm as a key player', 'Quantum is a key player in imaging.'],
+      ['a role that is no head of its phrase', 'Fresno is a nurse shortage area.'],
+      ['a role word as a possessive', 'Sterilization is a dentist’s first duty.'],
+      ['a hyphenated role word', 'Wellspring is a nurse-led program.'],
+      ['a plural role after a singular copula', 'Lakewood is nurses and doctors.'],
+      ['a firm after "talked to"', 'We talked to Brightview about pricing.'],
+      ['a city after "moved to"', 'The lab moved to Denver last spring.'],
+      ['a county after "talked to"', 'I talked to Jackson County about permits.'],
+      ['an adverb opening a sentence', 'Alternately, you can download the installer.'],
+      ['another adverb opening a request', 'Additionally, could you confirm the order?'],
+      ['a sign-off called out', 'Thanks, Will!'],
+      ['a word that is no given name, called out', 'Sign up today, Free!'],
+      ['places in a list', 'Our offices: Kraków, Gdańsk and Łódź.'],
+      ['products in a list', 'Products: Dentrix, Eaglesoft and Carestream.'],
+      ['a product after "Powered by:"', 'Powered by: WordPress'],
+      ['a department after "Approved by:"', 'Approved by: Finance Department'],
+      ['quoted lines after common labels', 'Note: "Bring your card."\nImportant: "Arrive early."'],
+      [
+        'mail headers with quoted names',
+        'To: "Front Desk" <desk@example.com>\nCc: "Billing Team" <b@example.com>',
+      ],
+      ['a town after a preposition of place', 'The vendor is headquartered in Palo Alto.'],
+      ['a place of two unknown words at a sentence start', 'Kraków Główny is closed today.'],
+      ['a lower-case heading above a job title', 'thanks\n\nfront desk\npractice administrator\n'],
+      ['a product before its maker', 'Primescan Connect from Dentsply arrives Monday.'],
+      ['a bank named "of" a country', 'Bank of America sent a statement.'],
+      ['a place with diacritics before "from"', 'Kraków Główny from Warsaw takes an hour.'],
+      ['a university "of" a state', 'University of Michigan Health sent the records.'],
+      ['a product listed as a vendor', 'We list Dentrix as a vendor.'],
+      ['a product used as a backup', 'Use Eaglesoft as a backup.'],
+      ['a word added as a payee', 'Add Sterling as a payee.'],
+      ['a town before "from"', 'Palo Alto from Monday is closed.'],
+      ['a lower-case place before "lives"', 'new york lives up to its name'],
+    ];
+    for (const [label, text] of negatives) {
+      it(`finds no counted name in ${label}`, () => {
+        expect(counted(text)).to.deep.equal([]);
+      });
+    }
+    it('has at least as many negative rows as positive rows', () => {
+      expect(negatives.length).to.be.at.least(positives.length);
+    });
+  });
+
   describe('scores', () => {
     it('scores a dictionary pair well without a cue, a lone given name below the rules unless it stands as a person', () => {
       const [pair] = findPersons('We saw Sophia Johnson today.');
