@@ -230,6 +230,8 @@ async function gatewayPath(
     gw = await spawnGateway({
       dataDir,
       relayUrl: server.url,
+      // BENCH_NODE_ARGS: extra node flags for the gateway (e.g. --cpu-prof --cpu-prof-dir=DIR).
+      nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
       overrides: {
         logLevel: 'info',
         queue: queueSchema.parse({}),

@@ -258,6 +258,7 @@ export class Gateway {
     await this.delivery.release(undelivered);
     await this.transport.close();
     await this.scanPool?.close();
+    await this.protection.close?.();
     await this.images?.close();
     log.info({ evt: 'GATEWAY_STOPPED' }, 'gateway stopped');
   }

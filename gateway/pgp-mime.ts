@@ -11,9 +11,9 @@ export interface PgpMimeInput {
   /** The original RFC 5322 message as received (CRLF line ends). */
   raw: Buffer;
   /** One key per recipient of this envelope; the message is encrypted to all of them. */
-  recipientKeys: RecipientKey[];
+  recipientKeys: Array<Pick<RecipientKey, 'key'>>;
   /** Signs the message (one combined signed-and-encrypted OpenPGP message, RFC 3156 §6.2). */
-  signingKey: OrgKey;
+  signingKey: Pick<OrgKey, 'privateKey'>;
   /** The Subject of the outer message, e.g. "Secure message from <practice>". */
   outerSubject: string;
   /** Replaces the Subject inside (e.g. with a [secure] tag removed); default: the original Subject line. */

@@ -54,6 +54,8 @@ export interface Protection {
     content: PickupContent,
     signal: AbortSignal,
   ): Promise<{ content: PickupContent; redacted: number; boxes: number; indexes?: number[] }>;
+  /** Stops what it runs in the background (the PGP thread). */
+  close?(): Promise<void>;
 }
 
 function addressList(field: AddressObject | AddressObject[] | undefined): string[] {

@@ -8,7 +8,8 @@ import { escrowRecipientsFor } from '../store/user-keys.js';
 import type { Store } from '../store/store.js';
 import { loadOrgKey, type OrgKey } from '../store/org-key.js';
 import { Keyring } from '../store/pgp-keyring.js';
-import { buildPgpMime, detectEncrypted } from './pgp-mime.js';
+import { detectEncrypted } from './pgp-mime.js';
+import { PgpThread } from './pgp-thread.js';
 import type { Protection } from './protect.js';
 import { GatewayError } from '../config/errors.js';
 import type { ImageRedactor } from './image-redaction.js';
@@ -21,6 +22,8 @@ export function createProtection(
   images?: ImageRedactor,
 ): Protection {
   const keyring = new Keyring(store, config.pgp);
+  // OpenPGP runs in its own thread: a PGP message costs milliseconds of CPU that intake must not wait for.
+  const pgp = new PgpThread();
   let orgKey: Promise<OrgKey> | undefined;
   const signingKey = (): Promise<OrgKey> => {
     if (!orgKey) {
@@ -43,7 +46,7 @@ export function createProtection(
         if (!key) throw new GatewayError('STAGE_FAILED', 'recipient key no longer valid');
         keys.push(key);
       }
-      const out = await buildPgpMime({
+      const out = await pgp.build({
         raw,
         recipientKeys: keys,
         signingKey: await signingKey(),
@@ -60,5 +63,6 @@ export function createProtection(
         escrow: await escrowRecipientsFor(store.db, { messageId: input.messageId, sender: input.sender }),
       }),
     ...(images ? { redact: (content, signal) => images.redact(content, signal) } : {}),
+    close: () => pgp.close(),
   };
 }

@@ -59,14 +59,7 @@ describe('detectEncrypted', function () {
     const alice = await makeKey('alice@partner.example');
     const pgpMime = await buildPgpMime({
       raw: Buffer.from(HEAD + 'Content-Type: text/plain\r\n\r\nJane Roe MRN 1234\r\n'),
-      recipientKeys: [
-        {
-          fingerprint: alice.fingerprint,
-          address: alice.email,
-          source: 'api',
-          key: alice.privateKey.toPublic(),
-        },
-      ],
+      recipientKeys: [{ key: alice.privateKey.toPublic() }],
       signingKey: org,
       outerSubject: 'Secure message',
     });
