@@ -2,6 +2,7 @@
 // A stage that throws or runs past its timeout defers the message; nothing passes because a stage failed.
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { GatewayError } from '../config/errors.js';
+import type { SealedWriteResult } from '../store/sealed-file.js';
 import { headlineOf, type Headline, type Scanner, type Verdict } from './scan.js';
 import type { EncryptedKind, MessageDecision, RecipientRoute, Triggers } from './policy.js';
 import type { CreatedPickup } from './protect.js';
@@ -27,8 +28,11 @@ export interface MessageContext {
   pickups?: CreatedPickup[];
   /** Images redacted for a pickup: how many, which attachments (1-based), boxes in all, and the mode. */
   redaction?: { attachments: number; boxes: number; mode?: string; indexes?: number[] };
-  /** Blobs sealed by the act stage: removed again if the message does not get enqueued. */
-  sealedBlobs?: string[];
+  /**
+   * Blobs sealed by the act stage (what leaves instead of the original). Small ones are still in memory and
+   * go into the database in the enqueue transaction; files are removed again if the message is not enqueued.
+   */
+  sealedBlobs?: Array<{ id: string; sealed: SealedWriteResult }>;
 }
 
 /** One envelope to enqueue. */

@@ -179,8 +179,8 @@ export function actStage(
 ): Stage {
   const seal = async (ctx: MessageContext, content: Buffer): Promise<string> => {
     const id = newQueueId();
-    (ctx.sealedBlobs ??= []).push(id);
-    await store.seal('blobs', id, content);
+    const sealed = await store.sealForRow('blobs', id, content);
+    (ctx.sealedBlobs ??= []).push({ id, sealed });
     return id;
   };
   return {

@@ -183,6 +183,7 @@ export class MessageWorkers {
     for (const r of ctx.routes ?? []) counts[r.action] = (counts[r.action] ?? 0) + 1;
     await this.store.write(
       async (trx) => {
+        for (const b of ctx.sealedBlobs ?? []) await this.store.commitSealed(trx, 'blobs', b.id, b.sealed);
         const ids: number[] = [];
         for (const p of plan) {
           const waiting = p.after !== undefined;
@@ -252,7 +253,12 @@ export class MessageWorkers {
           },
         });
       },
-      { syncDirs: ctx.sealedBlobs?.length ? ['blobs'] : [], durable: true },
+      {
+        syncDirs: [
+          ...new Set((ctx.sealedBlobs ?? []).flatMap((b) => this.store.sealedSyncDirs('blobs', b.sealed))),
+        ],
+        durable: true,
+      },
     );
     if (!usesSpool) {
       this.cache?.delete(row.id);
@@ -395,7 +401,9 @@ export class MessageWorkers {
 
   /** Blobs the act stage sealed for a message that is not enqueued after all are removed again. */
   private async dropSealed(ctx: MessageContext): Promise<void> {
-    for (const id of ctx.sealedBlobs ?? []) await this.store.removeSealed('blobs', id).catch(() => undefined);
+    // Content kept in memory for the database was never stored: only files need removing.
+    for (const b of ctx.sealedBlobs ?? [])
+      if (!b.sealed.inline) await this.store.removeSealedFile('blobs', b.id).catch(() => undefined);
     ctx.sealedBlobs = [];
   }
 

@@ -45,8 +45,8 @@ const MAX_BATCH = 256;
 
 /** Sealed content up to this size is kept in the database with its row (see sealForRow). */
 export const INLINE_MAX = 256 * 1024;
-/** The areas whose content may live in the database (spooled messages: the hot path). */
-const INLINE_AREAS: ReadonlySet<SealedArea> = new Set(['spool']);
+/** The areas whose content may live in the database (spooled messages, and what the act stage builds). */
+const INLINE_AREAS: ReadonlySet<SealedArea> = new Set(['spool', 'blobs']);
 
 /**
  * In a data directory shared by nodes, a temp file or a spool file without a row is removed at start-up only

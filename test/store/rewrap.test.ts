@@ -26,6 +26,10 @@ describe('master key rotation', function () {
     expect(inline.inline).to.be.instanceOf(Buffer);
     await running.write((trx) => running.commitSealed(trx, 'spool', 'S2', inline), { durable: true });
     await running.seal('blobs', 'B1', Buffer.from('blob before rotation'));
+    // A small blob the act stage built (PGP message, notice): in the database too.
+    const inlineBlob = await running.sealForRow('blobs', 'B3', Buffer.from('small blob, in the database'));
+    expect(inlineBlob.inline).to.be.instanceOf(Buffer);
+    await running.write((trx) => running.commitSealed(trx, 'blobs', 'B3', inlineBlob), { durable: true });
     await running.seal('outbox', 'O1', Buffer.from('outbox before rotation'));
     await running.db('users').insert({
       email: 'admin@clinic.example',
@@ -81,11 +85,11 @@ describe('master key rotation', function () {
   });
 
   it('retire refuses while anything is under the old key, and says how many', async () => {
-    expect(await countUnderOldKeys(running)).to.equal(5); // S1, S2, B1, O1 and the TOTP seed
+    expect(await countUnderOldKeys(running)).to.equal(6); // S1, S2, B1, B3, O1 and the TOTP seed
     const err = await retireOldKeys(running).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(GatewayError);
     expect((err as GatewayError).code).to.equal('MASTER_KEY_IN_USE');
-    expect((err as Error).message).to.match(/^5 item/);
+    expect((err as Error).message).to.match(/^6 item/);
     expect(await readdir(path.join(dir, RETIRED_KEYS_DIR))).to.have.length(1);
   });
 
@@ -93,7 +97,7 @@ describe('master key rotation', function () {
     const cli = await open(dir);
     try {
       const r = await rewrapAll(cli);
-      expect(r).to.deep.include({ files: 4, values: 1 });
+      expect(r).to.deep.include({ files: 5, values: 1 });
       expect(await rewrapAll(cli)).to.deep.include({ files: 0, values: 0 });
       const [current] = await loadMasterKeys(dir, {});
       for (const [area, id, text] of [
@@ -132,6 +136,7 @@ describe('master key rotation', function () {
         expect(s.masterKeyCount).to.equal(1);
         expect((await s.unseal('spool', 'S1')).toString()).to.equal('spooled before rotation');
         expect((await s.unseal('spool', 'S2')).toString()).to.equal('small, in the database');
+        expect((await s.unseal('blobs', 'B3')).toString()).to.equal('small blob, in the database');
         expect((await s.unseal('blobs', 'B2')).toString()).to.equal('sealed under the new key');
         const row = (await s.db('users').first()) as { totp_secret: string };
         expect(s.decryptValue('totp:1', row.totp_secret).toString()).to.equal('TOTPSEED');
