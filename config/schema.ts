@@ -104,8 +104,12 @@ export const relaySchema = z.strictObject({
 });
 
 export const queueSchema = z.strictObject({
-  /** Messages processed (parse → scan → route → act) at once. */
-  workers: z.number().int().positive().default(8),
+  /**
+   * Messages processed (parse → scan → route → act) at once. Most of that time is spent waiting for the
+   * scan and PGP threads, so enough must be in flight to keep them busy; their memory is bounded apart
+   * (64 MB of received mail in the pipeline at once).
+   */
+  workers: z.number().int().positive().default(32),
   /** Deliveries to the next hop in flight at once. */
   deliveryConcurrency: z.number().int().positive().default(10),
   /** Longest a single pipeline stage may run before the message is deferred, in milliseconds. */

@@ -37,6 +37,8 @@ export interface SpooledMessage {
   trace: string;
   attempts: number;
   created_at: number;
+  /** Bytes as received. */
+  size: number;
 }
 
 /**
@@ -96,7 +98,7 @@ export async function spoolMessage(
     await store.removeSealedFile('spool', id).catch(() => undefined);
     throw err;
   }
-  return { id, mail_from: meta.mailFrom, rcpt_to: rcptTo, trace, attempts: 0, created_at: now };
+  return { id, mail_from: meta.mailFrom, rcpt_to: rcptTo, trace, attempts: 0, created_at: now, size };
 }
 
 /**

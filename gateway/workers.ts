@@ -25,11 +25,48 @@ export interface MessageRow {
   trace: string;
   attempts: number;
   created_at: number;
+  /** Bytes as received. */
+  size: number;
   release?: 'protect' | 'clear' | 'delete' | null;
   released_by?: string | null;
 }
 
 const LEASE_MS = 10 * 60 * 1000;
+
+/**
+ * Bytes of received mail in the pipeline at once. queue.workers bounds how many messages are processed
+ * together (many small ones keep the scan and PGP threads busy); this bounds the memory they hold, so a
+ * burst of large attachments waits its turn instead of being parsed all at once. A message larger than
+ * the budget is processed alone.
+ */
+export const PIPELINE_BYTES = 64 * 1024 * 1024;
+
+export class ByteBudget {
+  private used = 0;
+  private readonly waiting: Array<{ n: number; go: () => void }> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async acquire(n: number): Promise<void> {
+    if (this.waiting.length === 0 && (this.used === 0 || this.used + n <= this.limit)) {
+      this.used += n;
+      return;
+    }
+    await new Promise<void>((go) => this.waiting.push({ n, go }));
+  }
+
+  release(n: number): void {
+    this.used -= n;
+    // First come, first served: a large message at the head is not overtaken by small ones forever.
+    while (this.waiting.length > 0) {
+      const head = this.waiting[0]!;
+      if (this.used !== 0 && this.used + head.n > this.limit) break;
+      this.waiting.shift();
+      this.used += head.n;
+      head.go();
+    }
+  }
+}
 
 /** What is kept of a verdict (database, audit): rule ids, type names and parts — never text or positions. */
 export function verdictSummary(
@@ -62,6 +99,7 @@ export class MessageWorkers {
   }
 
   private readonly hostname: string;
+  private readonly budget = new ByteBudget(PIPELINE_BYTES);
 
   /** Claims up to n messages that are due (new, deferred and due, or abandoned by a crashed worker). */
   claim(n: number): Promise<MessageRow[]> {
@@ -82,6 +120,7 @@ export class MessageWorkers {
         'trace',
         'attempts',
         'created_at',
+        'size',
         'release',
         'released_by',
       )) as MessageRow[];
@@ -128,6 +167,16 @@ export class MessageWorkers {
   }
 
   async handle(row: MessageRow): Promise<void> {
+    const size = Number(row.size) || 0;
+    await this.budget.acquire(size);
+    try {
+      await this.process(row);
+    } finally {
+      this.budget.release(size);
+    }
+  }
+
+  private async process(row: MessageRow): Promise<void> {
     const started = Date.now();
     let stageName = 'load';
     let ctx: MessageContext | undefined;
