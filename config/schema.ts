@@ -91,6 +91,16 @@ export const relaySchema = z.strictObject({
     .positive()
     .default(2 * MINUTE),
   /**
+   * Time allowed for the next hop's reply after the end of the message, in milliseconds (RFC 5321
+   * 4.5.3.2.6 asks for 10 minutes: a server may do its own checks then). A next hop that has taken the
+   * message but answers after this gets it again on the retry, so keep it long.
+   */
+  dataTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(10 * MINUTE),
+  /**
    * Send to an smtp:// next hop that does not offer STARTTLS. Off: STARTTLS is required (a next hop on
    * loopback is exempt, as nothing crosses a network). Turning it on lets anyone on the path who strips the
    * STARTTLS offer read every message in transit.

@@ -19,8 +19,10 @@ export interface SmtpClientOptions {
   tls: tls.ConnectionOptions;
   /** Connecting and the greeting, in ms. */
   connectTimeout: number;
-  /** Waiting for any one reply (the one after the final dot included), in ms. */
+  /** Waiting for any one reply, in ms. */
   replyTimeout: number;
+  /** Waiting for the reply after the final dot, in ms (RFC 5321: 10 minutes); default replyTimeout. */
+  dataTimeout?: number;
   maxConnections: number;
   maxMessagesPerConnection: number;
   /** An unused connection is closed after this long (ms). */
@@ -196,7 +198,10 @@ export class SmtpConnection {
       this.fail(new SmtpError(`connection error: ${err.code ?? 'error'}`, 'ECONNECTION', null, '')),
     );
     socket.on('close', () => this.fail(new SmtpError('connection closed', 'ECONNECTION', null, '')));
-    socket.setTimeout(this.opts.replyTimeout, () => {
+    // A listener of its own: the callback form of setTimeout fires once, and an idle pooled connection
+    // would use it up.
+    socket.setTimeout(this.opts.replyTimeout);
+    socket.on('timeout', () => {
       if (this.waiting.length > 0) {
         this.fail(new SmtpError('no reply in time', 'ETIMEDOUT', null, ''));
         socket.destroy();
@@ -316,6 +321,7 @@ export class SmtpConnection {
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     plain.removeAllListeners('error');
+    plain.removeAllListeners('timeout');
     plain.on('error', () => undefined); // reported by the TLS socket on top of it
     plain.setTimeout(0);
     const secured = await new Promise<tls.TLSSocket>((resolve, reject) => {
@@ -419,7 +425,15 @@ export class SmtpConnection {
       return { accepted: [], rejected, response: replyText(dataReply) };
     }
     this.write(dataPayload(raw));
-    const final = await this.reply();
+    // The next hop may check the message before it answers: give it the longer timeout for this reply.
+    const dataTimeout = this.opts.dataTimeout ?? this.opts.replyTimeout;
+    this.socket.setTimeout(Math.max(dataTimeout, this.opts.replyTimeout));
+    let final: Reply;
+    try {
+      final = await this.reply();
+    } finally {
+      if (!this.closed) this.socket.setTimeout(this.opts.replyTimeout);
+    }
     if (final.code !== 250) {
       throw new SmtpError('message refused', 'EMESSAGE', final.code, replyText(final));
     }

@@ -70,6 +70,7 @@ export function relayClientOptions(
     tls: { rejectUnauthorized: !config.allowInvalidCertificates, minVersion: 'TLSv1.2' },
     connectTimeout: Math.min(config.timeout, 30_000),
     replyTimeout: config.timeout,
+    dataTimeout: config.dataTimeout,
     maxConnections: config.maxConnections,
     maxMessagesPerConnection: config.maxMessagesPerConnection,
   };

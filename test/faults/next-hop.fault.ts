@@ -68,8 +68,8 @@ describe('fault: next hop misbehaves', function () {
     tlsHop = undefined;
   });
 
-  async function start(url: string, timeout = RELAY_TIMEOUT): Promise<RunningGateway> {
-    gw = await startGateway({ relayUrl: url, overrides: { relay: { timeout }, queue } });
+  async function start(url: string, timeout = RELAY_TIMEOUT, dataTimeout = timeout): Promise<RunningGateway> {
+    gw = await startGateway({ relayUrl: url, overrides: { relay: { timeout, dataTimeout }, queue } });
     return gw;
   }
 
@@ -192,7 +192,23 @@ describe('fault: next hop misbehaves', function () {
       ).to.deep.equal(['delivered']);
   });
 
-  it('250 only after relay.timeout (hop committed at the dot): retried, never lost; each extra copy is one timed-out attempt', async () => {
+  it('250 after relay.timeout but within relay.dataTimeout (checks after the dot): one attempt, delivered once', async () => {
+    hop = new ScriptedHop(() => ({ kind: 'slow-250', ms: SLOW_TIMEOUT * 2.5 }));
+    await hop.start();
+    const g = await start(hop.url, SLOW_TIMEOUT, SLOW_TIMEOUT * 5);
+    const ledger = new Ledger();
+    await send(g.smtpPort, ledger, [0, 1, 2]);
+    await waitUntil(() => hop!.messages.length >= 3, 30000, 'three slow deliveries');
+    await sleep(SLOW_TIMEOUT * 1.5); // a wrongly retried copy would show up here
+    exactlyOnce(ledger, hop);
+    for (const [rcpt, list] of await attempts(g))
+      expect(
+        list.map((a) => a.outcome),
+        rcpt,
+      ).to.deep.equal(['delivered']);
+  });
+
+  it('250 only after relay.dataTimeout (hop committed at the dot): retried, never lost; each extra copy is one timed-out attempt', async () => {
     // Connections 1-3 commit at the dot and answer 250 after 2.5 x relay.timeout; later ones at once.
     hop = new ScriptedHop((conn) =>
       conn <= 3 ? { kind: 'slow-250', ms: SLOW_TIMEOUT * 2.5 } : { kind: 'ok' },

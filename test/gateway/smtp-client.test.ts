@@ -12,8 +12,9 @@ interface Script {
   pipelining: boolean;
   /** Reply to a command line (without CRLF); undefined → 250 OK. */
   reply?: (line: string) => string | undefined;
-  /** Reply to the final dot. */
-  final?: () => string | null;
+  /** Reply to the final dot (null: never); `finalDelay` ms after the dot. */
+  final?: (n: number) => string | null;
+  finalDelay?: number;
   /** Close the connection after this many transactions. */
   closeAfter?: number;
   /** Hold the replies to MAIL and RCPT until DATA has arrived (only a pipelining client gets any). */
@@ -69,8 +70,11 @@ class ScriptedServer {
           buf = buf.subarray(lone === 0 ? 3 : end + 5);
           inData = false;
           transactions++;
-          const final = this.script.final ? this.script.final() : '250 queued';
-          if (final !== null) socket.write(`${final}\r\n`);
+          const final = this.script.final ? this.script.final(this.bodies.length) : '250 queued';
+          const delay = this.script.finalDelay ?? 0;
+          if (final !== null)
+            if (delay > 0) setTimeout(() => socket.write(`${final}\r\n`), delay);
+            else socket.write(`${final}\r\n`);
           if (this.script.closeAfter && transactions >= this.script.closeAfter) socket.destroy();
           continue;
         }
@@ -258,6 +262,32 @@ describe('next-hop SMTP client', function () {
     expect(err.code).to.equal('ETIMEDOUT');
     expect(err.responseCode).to.equal(null);
     expect(Date.now() - t0).to.be.below(2000);
+  });
+
+  it('still times out on a connection that sat idle in the pool longer than the reply timeout', async () => {
+    const s = await scripted({ pipelining: true, final: (n) => (n === 1 ? '250 queued' : null) });
+    const p = pool(options(s.port, { replyTimeout: 200, maxConnections: 1 }));
+    expect((await p.send('s@c.example', ['a@x.example'], MSG)).accepted).to.have.length(1);
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    const err = (await p.send('s@c.example', ['b@x.example'], MSG).catch((e: unknown) => e)) as SmtpError;
+    expect(err.code).to.equal('ETIMEDOUT');
+    expect(Date.now() - t0).to.be.below(2000);
+    expect(s.connections, 'the second message went over the idle connection').to.equal(1);
+  });
+
+  it('waits dataTimeout, not the shorter reply timeout, for the reply after the final dot', async () => {
+    const s = await scripted({ pipelining: true, finalDelay: 600 });
+    const p = pool(options(s.port, { replyTimeout: 200, dataTimeout: 3000 }));
+    const r = await p.send('s@c.example', ['a@x.example'], MSG);
+    expect(r.response).to.equal('250 queued');
+    // …and the shorter timeout applies again to the commands after it.
+    const hung = await scripted({ pipelining: true, final: () => null });
+    const q = pool(options(hung.port, { replyTimeout: 200, dataTimeout: 400 }));
+    const t0 = Date.now();
+    const err = (await q.send('s@c.example', ['a@x.example'], MSG).catch((e: unknown) => e)) as SmtpError;
+    expect(err.code).to.equal('ETIMEDOUT');
+    expect(Date.now() - t0).to.be.within(350, 2000);
   });
 
   it('reuses a connection, and opens a new one when the next hop closed it', async () => {
