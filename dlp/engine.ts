@@ -58,6 +58,9 @@ interface CompiledPattern {
   regex: RegExp;
   score: number;
   triggers?: readonly string[];
+  /** With an anchor: the pattern's candidate starts, and the pattern as a sticky search tried at each of them. */
+  anchor?: RegExp;
+  sticky?: RegExp;
 }
 
 interface CompiledPatternRecognizer {
@@ -95,16 +98,18 @@ function normaliseWord(word: string): string {
 export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled[] {
   return recognizers.map((r) => {
     if (!isPattern(r)) return { kind: 'custom', spec: r };
-    const patterns = r.patterns.map((p) => ({
-      name: p.name,
-      score: p.score,
-      triggers: p.triggers,
+    const patterns = r.patterns.map((p): CompiledPattern => {
       // 'd' gives the exact position of an `id` group (its text may also occur inside the label).
-      regex: new RegExp(
-        p.regex.source,
-        [...new Set(`${p.regex.flags}g${p.regex.source.includes('(?<id>') ? 'd' : ''}`)].join(''),
-      ),
-    }));
+      const flags = `${p.regex.flags}${p.regex.source.includes('(?<id>') ? 'd' : ''}`.replace(/[gy]/g, '');
+      return {
+        name: p.name,
+        score: p.score,
+        triggers: p.triggers,
+        regex: new RegExp(p.regex.source, [...new Set(`${flags}g`)].join('')),
+        anchor: p.anchor ? globalAnchor(p.anchor) : undefined,
+        sticky: p.anchor ? new RegExp(p.regex.source, [...new Set(`${flags}y`)].join('')) : undefined,
+      };
+    });
     return {
       kind: 'pattern',
       spec: r,
@@ -233,6 +238,59 @@ function hasContext(positions: ContextPositions, start: number, end: number, win
   return false;
 }
 
+/**
+ * Anchors shared by patterns of several recognizers (one search per part for all of them).
+ * A long number: an ASCII digit not right after another digit or a digit and a hyphen, then seven more digits, spaces or
+ * hyphens. Every SSN, ITIN, NPI, payment card and dashed NDC starts so.
+ */
+export const LONG_NUMBER_ANCHOR = /[0-9](?<![0-9][0-9]|[0-9]-[0-9])(?=[0-9 -]{7})/g;
+/**
+ * A house number: digits on a boundary, perhaps a letter, a range or a half, blanks, then a capital or a digit (the
+ * street's name, its direction or an ordinal). Every US street address and number-first street name starts so.
+ */
+export const HOUSE_NUMBER_ANCHOR =
+  /\d(?<![\p{L}\p{N}_]\d)(?=\d{0,5}(?:[A-Z]|-\d{1,4}|[ \t]1\/2)?[ \t]{1,2}[\p{Lu}\d])/gu;
+
+/** Anchors as given when global, else a global copy (one per anchor, so patterns that share one share its starts). */
+const globalAnchors = new WeakMap<RegExp, RegExp>();
+function globalAnchor(anchor: RegExp): RegExp {
+  if (anchor.global && !anchor.sticky) return anchor;
+  let re = globalAnchors.get(anchor);
+  if (!re) {
+    re = new RegExp(anchor.source, `${anchor.flags.replace(/[gy]/g, '')}g`);
+    globalAnchors.set(anchor, re);
+  }
+  return re;
+}
+
+/** The text whose anchor starts are cached, and those starts (analysis is synchronous: one part at a time). */
+let anchorText: string | null = null;
+let anchorCache = new Map<RegExp, Int32Array>();
+
+/**
+ * Where a global `anchor` matches in `text`, in text order: found once per part and anchor, however many patterns and
+ * recognizers ask (a pattern with `anchor`, or a custom recognizer that runs a sticky pattern only at these starts).
+ */
+export function anchorStarts(text: string, anchor: RegExp): Int32Array {
+  if (anchorText !== text) {
+    anchorText = text;
+    anchorCache = new Map();
+  }
+  let starts = anchorCache.get(anchor);
+  if (!starts) {
+    const re = globalAnchor(anchor);
+    const found: number[] = [];
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      found.push(m.index);
+      re.lastIndex = m.index + 1;
+    }
+    starts = Int32Array.from(found);
+    anchorCache.set(anchor, starts);
+  }
+  return starts;
+}
+
 /** Whether the lower-cased text holds one of a pattern's triggers (true when it has none). */
 export function hasTrigger(lower: string, triggers: readonly string[] | undefined): boolean {
   if (triggers === undefined) return true;
@@ -253,8 +311,47 @@ function runPattern(
   // A labelled identifier cannot count without its label: skip the whole text when no label is in it.
   // (A test stops at the first label; all their positions are found only once a pattern matches.)
   if (spec.requireContext && rec.context && contextOf(rec.context).length === 0) return out;
+  const take = (m: RegExpExecArray, pattern: CompiledPattern): void => {
+    // A pattern may mark the identifier itself with a named group `id` (the rest is its label).
+    const idText = m.groups?.id ?? m[0];
+    const idSpan = m.indices?.groups?.id;
+    const start = idSpan ? idSpan[0] : m.index;
+    const end = start + idText.length;
+    let score = pattern.score;
+    if (spec.validate) {
+      const valid = spec.validate(idText);
+      if (valid === false) return;
+      if (valid === true) score = Math.max(score, spec.validScore ?? 0.95);
+    }
+    const labelled = m.groups?.id !== undefined;
+    const near = labelled || (rec.context ? hasContext(contextOf(rec.context), start, end, window) : false);
+    if (spec.requireContext && !near) return;
+    if (near) score = Math.min(1, score + (spec.contextBoost ?? DEFAULT_BOOST));
+    out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
+  };
   for (const pattern of rec.patterns) {
     if (!hasTrigger(lower, pattern.triggers)) continue;
+    if (pattern.anchor && pattern.sticky) {
+      // Tried at its anchor's starts only: the same matches as a search of the whole text, which finds the leftmost
+      // match from where the last one ended, and cannot match where the anchor does not.
+      const starts = anchorStarts(text, pattern.anchor);
+      const re = pattern.sticky;
+      let from = 0;
+      for (let k = 0; k < starts.length; k++) {
+        const at = starts[k]!;
+        if (at < from) continue;
+        re.lastIndex = at;
+        const m = re.exec(text);
+        if (m === null) continue;
+        if (m[0].length === 0) {
+          from = at + 1;
+          continue;
+        }
+        from = at + m[0].length;
+        take(m, pattern);
+      }
+      continue;
+    }
     const re = pattern.regex;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
@@ -263,22 +360,7 @@ function runPattern(
         re.lastIndex++;
         continue;
       }
-      // A pattern may mark the identifier itself with a named group `id` (the rest is its label).
-      const idText = m.groups?.id ?? m[0];
-      const idSpan = m.indices?.groups?.id;
-      const start = idSpan ? idSpan[0] : m.index;
-      const end = start + idText.length;
-      let score = pattern.score;
-      if (spec.validate) {
-        const valid = spec.validate(idText);
-        if (valid === false) continue;
-        if (valid === true) score = Math.max(score, spec.validScore ?? 0.95);
-      }
-      const labelled = m.groups?.id !== undefined;
-      const near = labelled || (rec.context ? hasContext(contextOf(rec.context), start, end, window) : false);
-      if (spec.requireContext && !near) continue;
-      if (near) score = Math.min(1, score + (spec.contextBoost ?? DEFAULT_BOOST));
-      out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
+      take(m, pattern);
     }
   }
   return out;

@@ -52,6 +52,13 @@ export interface PatternSpec {
    * are ASCII: not k or s, which the i and u flags also match to K (U+212A) and ſ (U+017F).
    */
   triggers?: readonly string[];
+  /**
+   * Where a match can start, found by one cheap search shared by the patterns that start alike: a global regular
+   * expression whose matches start at every position where `regex` can match (and maybe more). Each match should be
+   * one character wide, the rest in a lookahead, so that no start is skipped. `regex` is then tried only there, and
+   * not at all in a part without such a start; its findings are the same as with a search of the whole part.
+   */
+  anchor?: RegExp;
 }
 
 export interface PatternRecognizer {

@@ -3,7 +3,7 @@
 // sides of a name ("4923 Parmova 109"), then units and place lines. Must never count a street name without a number.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { trieSource } from '../engine.js';
+import { anchorStarts, HOUSE_NUMBER_ANCHOR, trieSource } from '../engine.js';
 import type { AnalyzeContext, CustomRecognizer, Finding } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -98,10 +98,13 @@ const PO_BOX =
   /(?:p(?:\.?[ \t]?o\.?[ \t]?box|ost[ \t]office[ \t]box|ostfach)|apartado|caixa[ \t]postal|boîte[ \t]postale|skrytka[ \t]pocztowa)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}(?![\p{L}\p{N}])/gu;
 /** A house number or postcode right before a box ("45818 P.O. Box 242"). */
 const NUMBER_BEFORE = /(?:^|[^\p{L}\p{N}])(\d{1,6}[ \t]{1,2})$/u;
-/** A house number on both sides of one to three capitalised words ("4923 Parmova 109", "5850 Jana Nerudy 894"). */
+/**
+ * A house number on both sides of one to three capitalised words ("4923 Parmova 109", "5850 Jana Nerudy 894"), tried
+ * where a house number starts (HOUSE_NUMBER_ANCHOR) rather than searched for: most text has no such start at all.
+ */
 const NUMBER_NAME_NUMBER = new RegExp(
   String.raw`\d(?<![\p{L}\p{N}_]\d)\d{0,5}[ \t]{1,2}(\p{Lu}[\p{L}'’\-]{1,30}(?:[ \t]{1,2}\p{Lu}[\p{L}'’\-]{1,30}){0,2})[ \t]{1,2}${HOUSE}\.?(?![\p{L}\p{N}]|[.,]\d)`,
-  'gu',
+  'uy',
 );
 /** A unit of measure after a number: "Tylenol 500 mg" is a dose, not an address. */
 const MEASURE_AFTER =
@@ -376,18 +379,25 @@ export const internationalStreetRecognizer: CustomRecognizer = {
     out.sort((a, b) => a.start - b.start);
     // House number, name, house number.
     const sandwich = NUMBER_NAME_NUMBER;
-    sandwich.lastIndex = 0;
+    const houses = anchorStarts(text, HOUSE_NUMBER_ANCHOR);
     const typed = out.length;
     let k = 0;
-    for (let m = sandwich.exec(text); m; m = sandwich.exec(text)) {
-      const start = m.index;
+    // As a search from each match's end would go: the next house number at or after it.
+    let from = 0;
+    for (let h = 0; h < houses.length; h++) {
+      const start = houses[h]!;
+      if (start < from) continue;
+      sandwich.lastIndex = start;
+      const m = sandwich.exec(text);
+      if (!m) continue;
       const end = start + m[0].length;
+      from = end;
       // Skip what the search above found (its findings are in text order).
       while (k < typed && out[k]!.end <= start) k++;
       if (k < typed && out[k]!.start < end) continue;
       if (!nameWords(m[1]!, false) || MEASURE_AFTER.test(text.slice(end, end + 12))) continue;
       push(start, extend(text, end), 0.6);
-      sandwich.lastIndex = Math.max(sandwich.lastIndex, covered);
+      from = Math.max(from, covered);
     }
     return out;
   },

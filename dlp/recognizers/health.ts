@@ -18,6 +18,7 @@
 //   LAB_RESULT    a lab test or vital sign with its value ("A1c 7.9%", "LDL 162", "BP 140/90"): 0.85
 //   HEALTH_PHRASE clinical phrasing ("diagnosed with", "tested positive for", "weeks pregnant", "allergic to")
 //   CARE_CONTEXT  (category care) the message is about care: patient, appointment, chart, copay, claim, referral … 0.65
+import { LONG_NUMBER_ANCHOR } from '../engine.js';
 import { DENTAL_CUES, GENERIC_AFTER, TERM_GROUPS, type TermGroup } from '../data/medical-terms.js';
 import type {
   AnalyzeContext,
@@ -375,6 +376,7 @@ const ndc: PatternRecognizer = {
       name: 'ndc-dashed',
       regex: /(?<![\p{N}-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u,
       score: 0.4,
+      anchor: LONG_NUMBER_ANCHOR,
     },
     {
       name: 'ndc-labelled',

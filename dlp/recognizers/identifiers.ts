@@ -1,6 +1,6 @@
 // Identifiers with a format or a checksum of their own: SSN, ITIN, NPI, DEA, MBI, payment card, e-mail, phone and
 // fax, URL, IP address, VIN. Every pattern is bounded and anchored on a boundary, so a scan is linear in the text.
-import { wordListRegex } from '../engine.js';
+import { LONG_NUMBER_ANCHOR, wordListRegex } from '../engine.js';
 import type { CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import {
   isPlausiblePhone,
@@ -45,6 +45,7 @@ const ssn: PatternRecognizer = {
       name: 'ssn-grouped',
       regex: new RegExp(String.raw`${START}\d{3}(?:-\d{2}-| \d{2} )\d{4}${END}`, 'u'),
       score: 0.5,
+      anchor: LONG_NUMBER_ANCHOR,
     },
   ],
   context: SSN_CONTEXT,
@@ -74,6 +75,7 @@ const itin: PatternRecognizer = {
       name: 'itin-grouped',
       regex: new RegExp(String.raw`${START}9\d{2}(?:-\d{2}-| \d{2} )\d{4}${END}`, 'u'),
       score: 0.5,
+      anchor: LONG_NUMBER_ANCHOR,
     },
   ],
   context: ITIN_CONTEXT,
@@ -104,7 +106,14 @@ const npi: PatternRecognizer = {
   id: 'npi',
   type: 'NPI',
   category: 'care',
-  patterns: [{ name: 'npi', regex: new RegExp(String.raw`${START}[12]\d{9}${END}`, 'u'), score: 0.1 }],
+  patterns: [
+    {
+      name: 'npi',
+      regex: new RegExp(String.raw`${START}[12]\d{9}${END}`, 'u'),
+      score: 0.1,
+      anchor: LONG_NUMBER_ANCHOR,
+    },
+  ],
   context: [
     'npi',
     'npi#',
@@ -192,6 +201,7 @@ const card: PatternRecognizer = {
         'u',
       ),
       score: 0.3,
+      anchor: LONG_NUMBER_ANCHOR,
     },
   ],
   context: [

@@ -1,7 +1,7 @@
 // Identifiers that look like any other number until a label says what they are (MRN, member ID, claim, DOB …), plus
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
-import { wordListRegex } from '../engine.js';
+import { HOUSE_NUMBER_ANCHOR, wordListRegex } from '../engine.js';
 import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
@@ -377,7 +377,7 @@ const streetAddress: PatternRecognizer = {
   category: 'identifier',
   patterns: [
     // "1420 N Oak Avenue, Apt 3B, Springfield, IL 62704"
-    { name: 'us-street', regex: new RegExp(US_STREET, 'u'), score: 0.7 },
+    { name: 'us-street', regex: new RegExp(US_STREET, 'u'), score: 0.7, anchor: HOUSE_NUMBER_ANCHOR },
     // "PO Box 123", "PSC 0413, Box 8144, APO AA 42323"
     {
       name: 'po-box',
@@ -452,6 +452,7 @@ const streetAddressLabelled: PatternRecognizer = {
         'u',
       ),
       score: 0.25,
+      anchor: HOUSE_NUMBER_ANCHOR,
     },
   ],
   context: ADDRESS_CONTEXT,
