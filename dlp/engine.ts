@@ -53,6 +53,136 @@ export function wordListRegex(words: readonly string[], flags = 'i'): RegExp {
   return new RegExp(`(?<![\\p{L}\\p{N}])(?:${trieSource(unique)})(?![\\p{L}\\p{N}])`, `${flags}u`);
 }
 
+// ── Word tokens ─────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Word tokens of the lower-cased text with a hash of each, so look-ups need no string per word. Shared by the health
+ * vocabularies and the context-word search: one pass over a part's characters for both.
+ */
+export interface WordTokens {
+  count: number;
+  start: Int32Array;
+  end: Int32Array;
+  hash: Int32Array;
+  /** Every character of the text is ASCII. */
+  ascii: boolean;
+}
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+
+function isWordCode(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
+}
+
+const NON_ASCII_LETTER = /[\p{L}\p{M}]/u;
+const letterClass = new Uint8Array(0x10000);
+
+/** A character of a word token: an ASCII letter or digit, or a letter or mark beyond ASCII. */
+export function isWordChar(c: number): boolean {
+  if (c < 0x80) return isWordCode(c);
+  let k = letterClass[c]!;
+  if (k === 0) {
+    k = NON_ASCII_LETTER.test(String.fromCharCode(c)) ? 1 : 2;
+    letterClass[c] = k;
+  }
+  return k === 1;
+}
+
+function hashRange(lower: string, start: number, end: number): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ lower.charCodeAt(i), FNV_PRIME);
+  return h;
+}
+
+/** The hash a token of `word` gets (FNV-1a over its UTF-16 code units). */
+export function hashWord(word: string): number {
+  return hashRange(word, 0, word.length);
+}
+
+/** Token buffers reused from part to part (analysis is synchronous); see wordTokens for the one-part cache. */
+let buffers = { start: new Int32Array(1024), end: new Int32Array(1024), hash: new Int32Array(1024) };
+
+/** Lower-case word tokens (letters and digits) of a short text, in arrays of their own (see tokenize). */
+export function tokenizeWords(lower: string): WordTokens {
+  return tokenize(lower, false);
+}
+
+/**
+ * Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". With `reuse`, the
+ * arrays are the shared buffers, overwritten by the next call.
+ */
+function tokenize(lower: string, reuse: boolean): WordTokens {
+  const n = lower.length;
+  let size = reuse ? buffers.start.length : (n >> 2) + 16;
+  let start = reuse ? buffers.start : new Int32Array(size);
+  let end = reuse ? buffers.end : new Int32Array(size);
+  let hash = reuse ? buffers.hash : new Int32Array(size);
+  let k = 0;
+  let i = 0;
+  let bits = 0;
+  while (i < n) {
+    const c = lower.charCodeAt(i);
+    if (!isWordChar(c)) {
+      bits |= c;
+      i++;
+      continue;
+    }
+    const s = i;
+    let h = FNV_OFFSET;
+    while (i < n) {
+      const d = lower.charCodeAt(i);
+      if (!isWordChar(d)) break;
+      bits |= d;
+      h = Math.imul(h ^ d, FNV_PRIME);
+      i++;
+    }
+    if (k === size) {
+      size *= 2;
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(size);
+        b.set(a);
+        return b;
+      };
+      start = grow(start);
+      end = grow(end);
+      hash = grow(hash);
+    }
+    start[k] = s;
+    end[k] = i;
+    hash[k] = h;
+    k++;
+    const a = lower.charCodeAt(i);
+    if (
+      (a === 39 || a === 0x2019) &&
+      lower.charCodeAt(i + 1) === 115 &&
+      !isWordChar(lower.charCodeAt(i + 2) || 32)
+    ) {
+      bits |= a;
+      i += 2;
+    }
+  }
+  if (reuse) buffers = { start, end, hash };
+  return { count: k, start, end, hash, ascii: bits < 0x80 };
+}
+
+/** The last part's tokens (in the shared buffers): every user of one part's tokens gets the same result. */
+let lastTokens: { lower: string; tokens: WordTokens } | null = null;
+
+/** The word tokens of a part's lower-cased text, found once per part. */
+export function wordTokens(lower: string): WordTokens {
+  if (lastTokens?.lower !== lower) lastTokens = { lower, tokens: tokenize(lower, true) };
+  return lastTokens.tokens;
+}
+
+/** Bits of a word hash that index a filter of hashes: 64 K bits (8 KB, so it stays in cache). */
+const FILTER_BITS = 16;
+
+/** Where a hash falls in a filter of FILTER_BITS bits. */
+function filterSlot(h: number): number {
+  return (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
+}
+
 interface CompiledPattern {
   name: string;
   regex: RegExp;
@@ -139,6 +269,12 @@ interface ContextUnion {
   /** After a character that is no letter or digit, and at the very start of the text. */
   after: RegExp;
   atStart: RegExp;
+  /**
+   * In ASCII text, a word of any list starts where a word token starts and its first token is the word's own: a filter of
+   * those first tokens' hashes picks the few tokens to try `atStart` at, instead of a search at every word start. Null
+   * when some word could start elsewhere (with a sign, or as a lone "s" that the tokens drop after an apostrophe).
+   */
+  firstTokens: Uint32Array | null;
 }
 
 const unions = new WeakMap<readonly Compiled[], ContextUnion | null>();
@@ -165,10 +301,25 @@ function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
       owners,
       after: new RegExp(`[^\\p{L}\\p{N}]${source}`, 'gu'),
       atStart: new RegExp(source, 'uy'),
+      firstTokens: firstTokenFilter(owners.keys()),
     };
   }
   unions.set(compiled, union);
   return union;
+}
+
+/** The filter of the first tokens of the words that can occur in ASCII text, or null (see ContextUnion.firstTokens). */
+function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
+  const filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  for (const word of words) {
+    // A word with a character beyond ASCII never occurs in ASCII text.
+    if (/[^\0-\x7f]/.test(word)) continue;
+    const first = /^[a-z0-9]+/.exec(word)?.[0];
+    if (first === undefined || first === 's') return null;
+    const slot = filterSlot(hashWord(first));
+    filter[slot >>> 5]! |= 1 << (slot & 31);
+  }
+  return filter;
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
@@ -202,6 +353,21 @@ function findContexts(lower: string, union: ContextUnion): Map<RegExp, ContextPo
     for (let j = matched.length - 1; j > 0; j--)
       if (!isLetterOrDigit(matched.charCodeAt(j))) give(start, matched.slice(0, j));
   };
+  const tokens = union.firstTokens ? wordTokens(lower) : null;
+  if (union.firstTokens && tokens?.ascii) {
+    // The same positions in the same order as the search below: every word start where a word of some list begins.
+    const filter = union.firstTokens;
+    const re = union.atStart;
+    for (let k = 0; k < tokens.count; k++) {
+      const slot = filterSlot(tokens.hash[k]!);
+      if ((filter[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
+      const start = tokens.start[k]!;
+      re.lastIndex = start;
+      const m = re.exec(lower);
+      if (m) take(start, m[0]);
+    }
+    return listPositions(union, found);
+  }
   union.atStart.lastIndex = 0;
   const first = union.atStart.exec(lower);
   if (first) take(0, first[0]);
@@ -212,6 +378,10 @@ function findContexts(lower: string, union: ContextUnion): Map<RegExp, ContextPo
     // Words of other lists may start inside this one ("security" in "social security"): go on from its start.
     re.lastIndex = m.index + 1;
   }
+  return listPositions(union, found);
+}
+
+function listPositions(union: ContextUnion, found: number[][]): Map<RegExp, ContextPositions> {
   const out = new Map<RegExp, ContextPositions>();
   union.lists.forEach((list, k) => out.set(list, Int32Array.from(found[k]!)));
   return out;
