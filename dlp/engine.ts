@@ -1,7 +1,14 @@
 // Runs recognizers over one part: pattern matches, validators, context words, overlaps.
 // Linear-time by construction: every pattern is a bounded regular expression run once over the text,
 // and context is looked for only in a small window around each match.
-import type { AnalyzeContext, Finding, PatternRecognizer, Recognizer, TextPart } from './types.js';
+import type {
+  AnalyzeContext,
+  Finding,
+  PatternRecognizer,
+  PatternSpec,
+  Recognizer,
+  TextPart,
+} from './types.js';
 
 const DEFAULT_WINDOW = 60;
 const DEFAULT_BOOST = 0.35;
@@ -64,8 +71,6 @@ export interface WordTokens {
   start: Int32Array;
   end: Int32Array;
   hash: Int32Array;
-  /** Every character of the text is ASCII. */
-  ascii: boolean;
 }
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
@@ -120,11 +125,9 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
   let hash = reuse ? buffers.hash : new Int32Array(size);
   let k = 0;
   let i = 0;
-  let bits = 0;
   while (i < n) {
     const c = lower.charCodeAt(i);
     if (!isWordChar(c)) {
-      bits |= c;
       i++;
       continue;
     }
@@ -133,7 +136,6 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     while (i < n) {
       const d = lower.charCodeAt(i);
       if (!isWordChar(d)) break;
-      bits |= d;
       h = Math.imul(h ^ d, FNV_PRIME);
       i++;
     }
@@ -157,13 +159,11 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
       (a === 39 || a === 0x2019) &&
       lower.charCodeAt(i + 1) === 115 &&
       !isWordChar(lower.charCodeAt(i + 2) || 32)
-    ) {
-      bits |= a;
+    )
       i += 2;
-    }
   }
   if (reuse) buffers = { start, end, hash };
-  return { count: k, start, end, hash, ascii: bits < 0x80 };
+  return { count: k, start, end, hash };
 }
 
 /** The last part's tokens (in the shared buffers): every user of one part's tokens gets the same result. */
@@ -191,6 +191,7 @@ interface CompiledPattern {
   /** With an anchor: the pattern's candidate starts, and the pattern as a sticky search tried at each of them. */
   anchor?: RegExp;
   sticky?: RegExp;
+  tokens?: PatternSpec['tokens'];
 }
 
 interface CompiledPatternRecognizer {
@@ -237,7 +238,9 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
         triggers: p.triggers,
         regex: new RegExp(p.regex.source, [...new Set(`${flags}g`)].join('')),
         anchor: p.anchor ? globalAnchor(p.anchor) : undefined,
-        sticky: p.anchor ? new RegExp(p.regex.source, [...new Set(`${flags}y`)].join('')) : undefined,
+        tokens: p.tokens,
+        sticky:
+          p.anchor || p.tokens ? new RegExp(p.regex.source, [...new Set(`${flags}y`)].join('')) : undefined,
       };
     });
     return {
@@ -278,6 +281,17 @@ interface ContextUnion {
 }
 
 const unions = new WeakMap<readonly Compiled[], ContextUnion | null>();
+
+const tokenUsers = new WeakMap<readonly Compiled[], boolean>();
+/** Whether a recognizer of the set reads the part's word tokens. */
+function usesTokens(compiled: readonly Compiled[]): boolean {
+  let uses = tokenUsers.get(compiled);
+  if (uses === undefined) {
+    uses = compiled.some((r) => r.kind === 'custom' && r.spec.usesWordTokens === true);
+    tokenUsers.set(compiled, uses);
+  }
+  return uses;
+}
 
 function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
   let union = unions.get(compiled);
@@ -323,6 +337,7 @@ function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+const NON_ASCII = /[^\0-\x7f]/;
 
 function isLetterOrDigit(c: number): boolean {
   if (c < 0x80) return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
@@ -333,7 +348,11 @@ function isLetterOrDigit(c: number): boolean {
  * Each list's positions, as a search with that list alone finds them: at each word start, the longest of its words
  * that ends on a boundary, and no two of one list's words overlapping.
  */
-function findContexts(lower: string, union: ContextUnion): Map<RegExp, ContextPositions> {
+function findContexts(
+  lower: string,
+  union: ContextUnion,
+  tokens: WordTokens | null,
+): Map<RegExp, ContextPositions> {
   const found: number[][] = union.lists.map(() => []);
   const lastEnd = new Int32Array(union.lists.length).fill(-1);
   const give = (start: number, word: string): void => {
@@ -353,8 +372,7 @@ function findContexts(lower: string, union: ContextUnion): Map<RegExp, ContextPo
     for (let j = matched.length - 1; j > 0; j--)
       if (!isLetterOrDigit(matched.charCodeAt(j))) give(start, matched.slice(0, j));
   };
-  const tokens = union.firstTokens ? wordTokens(lower) : null;
-  if (union.firstTokens && tokens?.ascii) {
+  if (union.firstTokens && tokens) {
     // The same positions in the same order as the search below: every word start where a word of some list begins.
     const filter = union.firstTokens;
     const re = union.atStart;
@@ -409,14 +427,11 @@ function hasContext(positions: ContextPositions, start: number, end: number, win
 }
 
 /**
- * Anchors shared by patterns of several recognizers (one search per part for all of them).
- * A long number: an ASCII digit not right after another digit or a digit and a hyphen, then seven more digits, spaces or
- * hyphens. Every SSN, ITIN, NPI, payment card and dashed NDC starts so.
- */
-export const LONG_NUMBER_ANCHOR = /[0-9](?<![0-9][0-9]|[0-9]-[0-9])(?=[0-9 -]{7})/g;
-/**
- * A house number: digits on a boundary, perhaps a letter, a range or a half, blanks, then a capital or a digit (the
- * street's name, its direction or an ordinal). Every US street address and number-first street name starts so.
+ * An anchor shared by patterns of several recognizers (one search per part for all of them), a house number: digits
+ * on a boundary, perhaps a letter, a range or a half, blanks, then a capital or a digit (the street's name, its
+ * direction or an ordinal). Every US street address and number-first street name starts so; most text has none, and
+ * their patterns, the costliest here, are then not run at all. (An anchor pays only when it is much rarer than the
+ * pattern's own first character, or shared: one for the long numbers of SSN, NPI, card and NDC cost what it saved.)
  */
 export const HOUSE_NUMBER_ANCHOR =
   /\d(?<![\p{L}\p{N}_]\d)(?=\d{0,5}(?:[A-Z]|-\d{1,4}|[ \t]1\/2)?[ \t]{1,2}[\p{Lu}\d])/gu;
@@ -474,6 +489,7 @@ function runPattern(
   lower: string,
   part: string,
   contextOf: (re: RegExp) => ContextPositions,
+  tokensOf: () => WordTokens | null,
 ): Finding[] {
   const out: Finding[] = [];
   const spec = rec.spec;
@@ -501,6 +517,30 @@ function runPattern(
   };
   for (const pattern of rec.patterns) {
     if (!hasTrigger(lower, pattern.triggers)) continue;
+    const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
+    if (tokens && pattern.tokens && pattern.sticky) {
+      // Tried at the tokens where a match can start (ASCII text): the same matches as a search of the whole text.
+      const { minLength, maxLength, first } = pattern.tokens;
+      const re = pattern.sticky;
+      let from = 0;
+      for (let k = 0; k < tokens.count; k++) {
+        const at = tokens.start[k]!;
+        const length = tokens.end[k]! - at;
+        if (length < minLength || length > maxLength || at < from) continue;
+        const c = text.charCodeAt(at);
+        if (first === 'digit' ? c < 48 || c > 57 : first === 'upper' && (c < 65 || c > 90)) continue;
+        re.lastIndex = at;
+        const m = re.exec(text);
+        if (m === null) continue;
+        if (m[0].length === 0) {
+          from = at + 1;
+          continue;
+        }
+        from = at + m[0].length;
+        take(m, pattern);
+      }
+      continue;
+    }
     if (pattern.anchor && pattern.sticky) {
       // Tried at its anchor's starts only: the same matches as a search of the whole text, which finds the leftmost
       // match from where the last one ended, and cannot match where the anchor does not.
@@ -607,19 +647,27 @@ export function analyzePart(
   const safeLower = lowerSameLength(text);
   const ctx: AnalyzeContext = { part, lower: safeLower, headerNames };
   const findings: Finding[] = [];
+  // The part's word tokens when the text is ASCII and some recognizer reads them anyway (tokenizing only to narrow
+  // searches would cost about what it saves); found at first need.
+  let tokens: WordTokens | null | undefined;
+  const tokensOf = (): WordTokens | null => {
+    if (tokens === undefined)
+      tokens = usesTokens(compiled) && !NON_ASCII.test(safeLower) ? wordTokens(safeLower) : null;
+    return tokens;
+  };
   let contexts: Map<RegExp, ContextPositions> | null = null;
   const none = new Int32Array(0);
   const contextOf = (re: RegExp): ContextPositions => {
     if (!contexts) {
       const union = unionOf(compiled);
-      contexts = union ? findContexts(safeLower, union) : new Map();
+      contexts = union ? findContexts(safeLower, union, union.firstTokens ? tokensOf() : null) : new Map();
     }
     return contexts.get(re) ?? none;
   };
   // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
   for (const rec of compiled) {
     if (rec.kind === 'pattern')
-      for (const f of runPattern(rec, text, safeLower, part.id, contextOf)) findings.push(f);
+      for (const f of runPattern(rec, text, safeLower, part.id, contextOf, tokensOf)) findings.push(f);
     else {
       for (const f of rec.spec.analyze(text, ctx)) {
         findings.push({

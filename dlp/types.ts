@@ -59,6 +59,14 @@ export interface PatternSpec {
    * not at all in a part without such a start; its findings are the same as with a search of the whole part.
    */
   anchor?: RegExp;
+  /**
+   * Where a match can start in ASCII text, told by the part's word tokens (runs of ASCII letters and digits): every match
+   * starts where a token starts, with a character of kind `first` (any: no check), and that token is `minLength` to
+   * `maxLength` long
+   * ("1HGCM82633A004352" is one token of 17). When a recognizer of the set reads the tokens anyway, `regex` is tried at
+   * those tokens only; its findings are the same as with a search of the whole part.
+   */
+  tokens?: { minLength: number; maxLength: number; first: 'digit' | 'upper' | 'any' };
 }
 
 export interface PatternRecognizer {
@@ -87,6 +95,11 @@ export interface CustomRecognizer {
   id: string;
   /** Returns findings without part (the engine sets it). */
   analyze(text: string, ctx: AnalyzeContext): Array<Omit<Finding, 'part'>>;
+  /**
+   * Reads the part's word tokens (the engine's wordTokens): the engine then finds context words with them too, where
+   * tokenizing only for that would cost more than the search it saves.
+   */
+  usesWordTokens?: boolean;
 }
 
 export type Recognizer = PatternRecognizer | CustomRecognizer;

@@ -18,14 +18,7 @@
 //   LAB_RESULT    a lab test or vital sign with its value ("A1c 7.9%", "LDL 162", "BP 140/90"): 0.85
 //   HEALTH_PHRASE clinical phrasing ("diagnosed with", "tested positive for", "weeks pregnant", "allergic to")
 //   CARE_CONTEXT  (category care) the message is about care: patient, appointment, chart, copay, claim, referral … 0.65
-import {
-  hashWord,
-  isWordChar,
-  LONG_NUMBER_ANCHOR,
-  tokenizeWords,
-  wordTokens,
-  type WordTokens as Tokens,
-} from '../engine.js';
+import { hashWord, isWordChar, tokenizeWords, wordTokens, type WordTokens as Tokens } from '../engine.js';
 import { DENTAL_CUES, GENERIC_AFTER, TERM_GROUPS, type TermGroup } from '../data/medical-terms.js';
 import type {
   AnalyzeContext,
@@ -235,6 +228,7 @@ const icd10Dotted: PatternRecognizer = {
       name: 'icd10-dotted',
       regex: /(?<![\p{L}\p{N}.\-/])[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}(?![\p{L}\p{N}]|\.[\p{L}\p{N}])/u,
       score: 0.55,
+      tokens: { minLength: 3, maxLength: 3, first: 'upper' },
     },
   ],
   context: ICD_LABELS,
@@ -263,6 +257,10 @@ const ICD_SHAPE = '[A-Z][0-9][0-9A-Z](?:\\.?[0-9A-Z]{1,4})?';
 
 const ICD_LABEL = `(?:${ci('dx')}|${ci('diagnos')}[iIeE][sS]|${ci('diagnosis')}[ -]${ci('code')}[sS]?|${ci('dx')}[ -]${ci('code')}[sS]?|${ci('icd')}(?:[ -]?10)?(?:[ -]?${ci('cm')})?(?:[ -]?${ci('code')}[sS]?)?)`;
 const ICD_BARE = '[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}';
+/** A bare code is a word token of its own (see PatternSpec.tokens), as are CPT and HCPCS codes. */
+const ICD_TOKEN = { minLength: 3, maxLength: 7, first: 'upper' } as const;
+const CPT_TOKEN = { minLength: 5, maxLength: 5, first: 'digit' } as const;
+const HCPCS_TOKEN = { minLength: 5, maxLength: 5, first: 'upper' } as const;
 
 const icd10Bare: PatternRecognizer = {
   id: 'icd10-labelled',
@@ -271,8 +269,18 @@ const icd10Bare: PatternRecognizer = {
   // "Dx: I10", "ICD-10 E1165" and further codes in the list ("Dx: I10, E1165 and F329"): bare codes look too much
   // like product codes and room numbers ("N95", "M365") to count without a label.
   patterns: [
-    { name: 'icd10-after-label', regex: new RegExp(labelled(ICD_BARE, ICD_LABEL), 'u'), score: 0.5 },
-    { name: 'icd10-in-list', regex: new RegExp(listed(ICD_BARE, ICD_SHAPE), 'u'), score: 0.5 },
+    {
+      name: 'icd10-after-label',
+      regex: new RegExp(labelled(ICD_BARE, ICD_LABEL), 'u'),
+      score: 0.5,
+      tokens: ICD_TOKEN,
+    },
+    {
+      name: 'icd10-in-list',
+      regex: new RegExp(listed(ICD_BARE, ICD_SHAPE), 'u'),
+      score: 0.5,
+      tokens: ICD_TOKEN,
+    },
   ],
   context: ICD_LABELS,
   contextWindow: 120,
@@ -314,8 +322,9 @@ const cpt: PatternRecognizer = {
       name: 'cpt-after-label',
       regex: new RegExp(labelled(CPT, BILLING_LABEL, NOT_BILLING), 'u'),
       score: 0.5,
+      tokens: CPT_TOKEN,
     },
-    { name: 'cpt-in-list', regex: new RegExp(listed(CPT, CPT), 'u'), score: 0.5 },
+    { name: 'cpt-in-list', regex: new RegExp(listed(CPT, CPT), 'u'), score: 0.5, tokens: CPT_TOKEN },
   ],
   context: BILLING_CONTEXT,
   contextWindow: 120,
@@ -339,8 +348,9 @@ const hcpcs: PatternRecognizer = {
       name: 'hcpcs-after-label',
       regex: new RegExp(labelled(HCPCS, BILLING_LABEL, NOT_BILLING), 'u'),
       score: 0.5,
+      tokens: HCPCS_TOKEN,
     },
-    { name: 'hcpcs-in-list', regex: new RegExp(listed(HCPCS, HCPCS), 'u'), score: 0.5 },
+    { name: 'hcpcs-in-list', regex: new RegExp(listed(HCPCS, HCPCS), 'u'), score: 0.5, tokens: HCPCS_TOKEN },
   ],
   context: BILLING_CONTEXT,
   contextWindow: 120,
@@ -351,7 +361,14 @@ const cdt: PatternRecognizer = {
   id: 'cdt-code',
   type: 'CDT_CODE',
   category: 'health',
-  patterns: [{ name: 'cdt', regex: /(?<![\p{L}\p{N}.\-/])D\d{4}(?![\p{L}\p{N}]|\.\d)/u, score: 0.6 }],
+  patterns: [
+    {
+      name: 'cdt',
+      regex: /(?<![\p{L}\p{N}.\-/])D\d{4}(?![\p{L}\p{N}]|\.\d)/u,
+      score: 0.6,
+      tokens: { minLength: 5, maxLength: 5, first: 'upper' },
+    },
+  ],
   context: [
     'cdt',
     'cdt code',
@@ -383,7 +400,6 @@ const ndc: PatternRecognizer = {
       name: 'ndc-dashed',
       regex: /(?<![\p{N}-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u,
       score: 0.4,
-      anchor: LONG_NUMBER_ANCHOR,
     },
     {
       name: 'ndc-labelled',
@@ -821,11 +837,13 @@ function findCareTerms(lower: string): Out[] {
 
 export const healthTermRecognizer: CustomRecognizer = {
   id: 'health-terms',
+  usesWordTokens: true,
   analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, ctx.lower),
 };
 
 export const careContextRecognizer: CustomRecognizer = {
   id: 'care-context',
+  usesWordTokens: true,
   analyze: (text: string, ctx: AnalyzeContext) => findCareTerms(ctx.lower),
 };
 

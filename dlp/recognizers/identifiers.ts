@@ -1,6 +1,6 @@
 // Identifiers with a format or a checksum of their own: SSN, ITIN, NPI, DEA, MBI, payment card, e-mail, phone and
 // fax, URL, IP address, VIN. Every pattern is bounded and anchored on a boundary, so a scan is linear in the text.
-import { LONG_NUMBER_ANCHOR, wordListRegex } from '../engine.js';
+import { wordListRegex } from '../engine.js';
 import type { CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import {
   isPlausiblePhone,
@@ -45,7 +45,7 @@ const ssn: PatternRecognizer = {
       name: 'ssn-grouped',
       regex: new RegExp(String.raw`${START}\d{3}(?:-\d{2}-| \d{2} )\d{4}${END}`, 'u'),
       score: 0.5,
-      anchor: LONG_NUMBER_ANCHOR,
+      tokens: { minLength: 3, maxLength: 3, first: 'digit' },
     },
   ],
   context: SSN_CONTEXT,
@@ -75,7 +75,7 @@ const itin: PatternRecognizer = {
       name: 'itin-grouped',
       regex: new RegExp(String.raw`${START}9\d{2}(?:-\d{2}-| \d{2} )\d{4}${END}`, 'u'),
       score: 0.5,
-      anchor: LONG_NUMBER_ANCHOR,
+      tokens: { minLength: 3, maxLength: 3, first: 'digit' },
     },
   ],
   context: ITIN_CONTEXT,
@@ -111,7 +111,7 @@ const npi: PatternRecognizer = {
       name: 'npi',
       regex: new RegExp(String.raw`${START}[12]\d{9}${END}`, 'u'),
       score: 0.1,
-      anchor: LONG_NUMBER_ANCHOR,
+      tokens: { minLength: 10, maxLength: 10, first: 'digit' },
     },
   ],
   context: [
@@ -141,6 +141,7 @@ const dea: PatternRecognizer = {
       name: 'dea',
       regex: new RegExp(String.raw`[ABCDEFGHJKLMPRSTUX]${AFTER_FIRST_CHAR}[A-Z9]\d{7}${END}`, 'u'),
       score: 0.3,
+      tokens: { minLength: 9, maxLength: 9, first: 'upper' },
     },
   ],
   context: [
@@ -173,6 +174,8 @@ const mbi: PatternRecognizer = {
         'u',
       ),
       score: 0.5,
+      // Its first token: 1EG4 of 1EG4-TE5-MK73, 1EG4TE5 of 1EG4TE5-MK73, all of 1EG4TE5MK73.
+      tokens: { minLength: 4, maxLength: 11, first: 'digit' },
     },
   ],
   context: [
@@ -201,7 +204,8 @@ const card: PatternRecognizer = {
         'u',
       ),
       score: 0.3,
-      anchor: LONG_NUMBER_ANCHOR,
+      // Its first token: all digits, or the first group of four.
+      tokens: { minLength: 4, maxLength: 19, first: 'digit' },
     },
   ],
   context: [
@@ -490,6 +494,7 @@ const vin: PatternRecognizer = {
         'u',
       ),
       score: 0.3,
+      tokens: { minLength: 17, maxLength: 17, first: 'any' },
     },
   ],
   context: ['vin', 'vehicle', 'vehicle identification', 'car', 'auto', 'automobile', 'truck', 'chassis'],
