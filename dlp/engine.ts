@@ -183,6 +183,22 @@ function filterSlot(h: number): number {
   return (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
 }
 
+/** A filter of word hashes: a token whose hash it lacks is none of the words (one that it has may be none either). */
+export function wordHashFilter(words: Iterable<string>): Uint32Array {
+  const filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  for (const word of words) {
+    const slot = filterSlot(hashWord(word));
+    filter[slot >>> 5]! |= 1 << (slot & 31);
+  }
+  return filter;
+}
+
+/** Whether a hash may be one of a wordHashFilter's words. */
+export function mayHave(filter: Uint32Array, hash: number): boolean {
+  const slot = filterSlot(hash);
+  return (filter[slot >>> 5]! & (1 << (slot & 31))) !== 0;
+}
+
 interface CompiledPattern {
   name: string;
   regex: RegExp;
@@ -324,16 +340,15 @@ function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
 
 /** The filter of the first tokens of the words that can occur in ASCII text, or null (see ContextUnion.firstTokens). */
 function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
-  const filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  const firsts: string[] = [];
   for (const word of words) {
     // A word with a character beyond ASCII never occurs in ASCII text.
     if (/[^\0-\x7f]/.test(word)) continue;
     const first = /^[a-z0-9]+/.exec(word)?.[0];
     if (first === undefined || first === 's') return null;
-    const slot = filterSlot(hashWord(first));
-    filter[slot >>> 5]! |= 1 << (slot & 31);
+    firsts.push(first);
   }
-  return filter;
+  return wordHashFilter(firsts);
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
@@ -377,8 +392,7 @@ function findContexts(
     const filter = union.firstTokens;
     const re = union.atStart;
     for (let k = 0; k < tokens.count; k++) {
-      const slot = filterSlot(tokens.hash[k]!);
-      if ((filter[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
+      if (!mayHave(filter, tokens.hash[k]!)) continue;
       const start = tokens.start[k]!;
       re.lastIndex = start;
       const m = re.exec(lower);
@@ -436,6 +450,183 @@ function hasContext(positions: ContextPositions, start: number, end: number, win
 export const HOUSE_NUMBER_ANCHOR =
   /\d(?<![\p{L}\p{N}_]\d)(?=\d{0,5}(?:[A-Z]|-\d{1,4}|[ \t]1\/2)?[ \t]{1,2}[\p{Lu}\d])/gu;
 
+// ── Leading letters of a pattern ────────────────────────────────────────────────────────────────────────────
+
+type Node =
+  | { kind: 'set'; codes: number[] }
+  | { kind: 'seq'; items: Node[] }
+  | { kind: 'alt'; options: Node[] }
+  | { kind: 'repeat'; node: Node; min: number; max: number };
+
+const ASCII_CODES = Array.from({ length: 128 }, (_, c) => c);
+
+/** A parser for the plain subset of regular expressions that labels are written in; throws on anything else. */
+function parseSimpleRegex(source: string): Node {
+  let i = 0;
+  const escape = (c: string): number[] => {
+    if (c === 't') return [9];
+    if (c === 'n') return [10];
+    if (c === 'r') return [13];
+    if (c === 'd') return ASCII_CODES.filter((k) => k >= 48 && k <= 57);
+    if (c === 's') return [9, 10, 11, 12, 13, 32];
+    if (/[\w]/.test(c)) throw new Error(`escape \\${c}`);
+    return [c.charCodeAt(0)];
+  };
+  const klass = (): number[] => {
+    const negated = source[i] === '^';
+    if (negated) i++;
+    const codes = new Set<number>();
+    while (i < source.length && source[i] !== ']') {
+      let from: number[];
+      if (source[i] === '\\') {
+        from = escape(source[i + 1]!);
+        i += 2;
+      } else from = [source.charCodeAt(i++)];
+      if (source[i] === '-' && source[i + 1] !== ']' && from.length === 1) {
+        const to = source[i + 1] === '\\' ? escape(source[i + 2]!) : [source.charCodeAt(i + 1)];
+        i += source[i + 1] === '\\' ? 3 : 2;
+        for (let c = from[0]!; c <= to[0]!; c++) codes.add(c);
+      } else for (const c of from) codes.add(c);
+    }
+    i++;
+    return negated ? ASCII_CODES.filter((c) => !codes.has(c)) : [...codes];
+  };
+  const alt = (): Node => {
+    const options = [seq()];
+    while (source[i] === '|') {
+      i++;
+      options.push(seq());
+    }
+    return options.length === 1 ? options[0]! : { kind: 'alt', options };
+  };
+  const seq = (): Node => {
+    const items: Node[] = [];
+    while (i < source.length && source[i] !== '|' && source[i] !== ')') {
+      let node: Node;
+      const c = source[i]!;
+      if (c === '(') {
+        i++;
+        if (source[i] === '?') {
+          if (source[i + 1] !== ':') throw new Error('lookaround');
+          i += 2;
+        }
+        node = alt();
+        if (source[i++] !== ')') throw new Error('unclosed group');
+      } else if (c === '[') {
+        i++;
+        node = { kind: 'set', codes: klass() };
+      } else if (c === '\\') {
+        node = { kind: 'set', codes: escape(source[i + 1]!) };
+        i += 2;
+      } else if (c === '.') {
+        node = { kind: 'set', codes: ASCII_CODES.filter((k) => k !== 10 && k !== 13) };
+        i++;
+      } else if ('^$*+?{'.includes(c)) throw new Error(`unexpected ${c}`);
+      else {
+        node = { kind: 'set', codes: [source.charCodeAt(i++)] };
+      }
+      const q = /^(?:\?|\*|\+|\{(\d+)(,(\d*))?\})/.exec(source.slice(i));
+      if (q) {
+        i += q[0].length;
+        const min = q[0] === '?' || q[0] === '*' ? 0 : q[0] === '+' ? 1 : Number(q[1]);
+        const max =
+          q[0] === '?'
+            ? 1
+            : q[0] === '*' || q[0] === '+'
+              ? Infinity
+              : q[2] === undefined
+                ? min
+                : q[3]
+                  ? Number(q[3])
+                  : Infinity;
+        node = { kind: 'repeat', node, min, max };
+      }
+      items.push(node);
+    }
+    return items.length === 1 ? items[0]! : { kind: 'seq', items };
+  };
+  const tree = alt();
+  if (i !== source.length) throw new Error('trailing text');
+  return tree;
+}
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+
+/**
+ * The leading letters of every match of a pattern in the plain subset (see parseSimpleRegex): the letters a match
+ * starts with, up to its first other character or its end ("call" for "call(?:ed|ing)?[ \t]back" as well as
+ * "called", "calling", "callback" …), or null when that cannot be told (a construct outside the subset, a match that
+ * may start with another character or with no letters, or too many words). In text whose word after a match is no
+ * letter, a match starts with the letters of the word it starts.
+ */
+export function leadingLetters(source: string): string[] | null {
+  let tree: Node;
+  try {
+    tree = parseSimpleRegex(source);
+  } catch {
+    return null;
+  }
+  const LIMIT = 20_000;
+  // States: "o" + letters so far (open), "c" + letters (closed: a non-letter came, or the match may end here).
+  const step = (node: Node, states: Set<string>): Set<string> => {
+    if (states.size > LIMIT) throw new Error('too many');
+    switch (node.kind) {
+      case 'set': {
+        const out = new Set<string>();
+        for (const s of states) {
+          if (s[0] === 'c') {
+            out.add(s);
+            continue;
+          }
+          for (const c of node.codes)
+            out.add(isAsciiLetter(c) ? s + String.fromCharCode(c) : `c${s.slice(1)}`);
+          if (s.length > 64) throw new Error('too long');
+        }
+        return out;
+      }
+      case 'seq':
+        return node.items.reduce((acc, item) => step(item, acc), states);
+      case 'alt': {
+        const out = new Set<string>();
+        for (const option of node.options) for (const s of step(option, states)) out.add(s);
+        return out;
+      }
+      case 'repeat': {
+        let acc = states;
+        for (let k = 0; k < node.min; k++) acc = step(node.node, acc);
+        const out = new Set(acc);
+        for (let k = node.min; k < Math.min(node.max, node.min + 66); k++) {
+          const next = step(node.node, acc);
+          let grew = false;
+          for (const s of next)
+            if (!out.has(s)) {
+              out.add(s);
+              grew = true;
+            }
+          if (!grew) break;
+          acc = next;
+        }
+        return out;
+      }
+    }
+  };
+  let final: Set<string>;
+  try {
+    final = step(tree, new Set(['o']));
+  } catch {
+    return null;
+  }
+  const words = new Set<string>();
+  for (const s of final) {
+    const word = s.slice(1);
+    if (word === '') return null;
+    words.add(word.toLowerCase());
+  }
+  return [...words];
+}
+
 /** Anchors as given when global, else a global copy (one per anchor, so patterns that share one share its starts). */
 const globalAnchors = new WeakMap<RegExp, RegExp>();
 function globalAnchor(anchor: RegExp): RegExp {
@@ -474,6 +665,42 @@ export function anchorStarts(text: string, anchor: RegExp): Int32Array {
     anchorCache.set(anchor, starts);
   }
   return starts;
+}
+
+/** Tokens of a length that few words have (9 and more), for patterns of long codes that may start with any character. */
+const LONG_TOKEN = 9;
+
+/** A part's tokens by how they start, and its long ones: each pattern tried at tokens reads only its own list. */
+interface TokenIndex {
+  text: string;
+  tokens: WordTokens;
+  digit: Int32Array;
+  upper: Int32Array;
+  long: Int32Array;
+}
+
+let tokenIndex: TokenIndex | null = null;
+
+function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
+  if (tokenIndex?.tokens === tokens && tokenIndex.text === text) return tokenIndex;
+  const digit: number[] = [];
+  const upper: number[] = [];
+  const long: number[] = [];
+  for (let k = 0; k < tokens.count; k++) {
+    const at = tokens.start[k]!;
+    const c = text.charCodeAt(at);
+    if (c >= 48 && c <= 57) digit.push(k);
+    else if (c >= 65 && c <= 90) upper.push(k);
+    if (tokens.end[k]! - at >= LONG_TOKEN) long.push(k);
+  }
+  tokenIndex = {
+    text,
+    tokens,
+    digit: Int32Array.from(digit),
+    upper: Int32Array.from(upper),
+    long: Int32Array.from(long),
+  };
+  return tokenIndex;
 }
 
 /** Whether the lower-cased text holds one of a pattern's triggers (true when it has none). */
@@ -521,14 +748,16 @@ function runPattern(
     if (tokens && pattern.tokens && pattern.sticky) {
       // Tried at the tokens where a match can start (ASCII text): the same matches as a search of the whole text.
       const { minLength, maxLength, first } = pattern.tokens;
+      const index = tokenIndexOf(text, tokens);
+      const list = first === 'digit' ? index.digit : first === 'upper' ? index.upper : index.long;
+      const all = first === 'any' && minLength < LONG_TOKEN;
       const re = pattern.sticky;
       let from = 0;
-      for (let k = 0; k < tokens.count; k++) {
+      for (let j = 0, n = all ? tokens.count : list.length; j < n; j++) {
+        const k = all ? j : list[j]!;
         const at = tokens.start[k]!;
         const length = tokens.end[k]! - at;
         if (length < minLength || length > maxLength || at < from) continue;
-        const c = text.charCodeAt(at);
-        if (first === 'digit' ? c < 48 || c > 57 : first === 'upper' && (c < 65 || c > 90)) continue;
         re.lastIndex = at;
         const m = re.exec(text);
         if (m === null) continue;
@@ -645,7 +874,6 @@ export function analyzePart(
   const text = part.text;
   if (!text) return [];
   const safeLower = lowerSameLength(text);
-  const ctx: AnalyzeContext = { part, lower: safeLower, headerNames };
   const findings: Finding[] = [];
   // The part's word tokens when the text is ASCII and some recognizer reads them anyway (tokenizing only to narrow
   // searches would cost about what it saves); found at first need.
@@ -655,6 +883,7 @@ export function analyzePart(
       tokens = usesTokens(compiled) && !NON_ASCII.test(safeLower) ? wordTokens(safeLower) : null;
     return tokens;
   };
+  const ctx: AnalyzeContext = { part, lower: safeLower, headerNames, tokens: tokensOf };
   let contexts: Map<RegExp, ContextPositions> | null = null;
   const none = new Int32Array(0);
   const contextOf = (re: RegExp): ContextPositions => {

@@ -1,5 +1,6 @@
 // The detector's vocabulary: parts of a message, recognizers, findings and verdicts.
 // dlp/ is a pure library: no I/O, and it imports nothing else of ours.
+import type { WordTokens } from './engine.js';
 
 /** What a finding means for the verdict. */
 export type Category =
@@ -110,6 +111,11 @@ export interface AnalyzeContext {
   lower: string;
   /** Recipient display names from the message headers (To/Cc; not From: the sender signs every mail). */
   headerNames: readonly string[];
+  /**
+   * The part's word tokens (engine wordTokens) when the text is ASCII and a recognizer of the set reads them anyway,
+   * else null; absent outside the engine.
+   */
+  tokens?: () => WordTokens | null;
 }
 
 export type Action = 'protect' | 'quarantine' | 'block' | 'log';

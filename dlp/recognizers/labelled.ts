@@ -1,7 +1,7 @@
 // Identifiers that look like any other number until a label says what they are (MRN, member ID, claim, DOB …), plus
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
-import { HOUSE_NUMBER_ANCHOR, wordListRegex } from '../engine.js';
+import { HOUSE_NUMBER_ANCHOR, leadingLetters, mayHave, wordHashFilter, wordListRegex } from '../engine.js';
 import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
@@ -52,6 +52,11 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
     (k) =>
       new RegExp(String.raw`(?:${k.label})(?![\p{L}])${k.gap ?? WORDS_GAP}(${k.value})${k.end ?? E}`, 'iuy'),
   );
+  // In ASCII text a label starts a word token, with the letters of one of its words ("call" of "callback"): when the
+  // part's tokens are at hand, the labels are tried at tokens with such letters only, not searched for at every word.
+  // A lone "s" is no token after an apostrophe ("crohn's"), so no label may start so.
+  const letters = leadingLetters(kinds.map((k) => `(?:${k.label})`).join('|'));
+  const firstWords = letters && !letters.includes('s') ? wordHashFilter(letters) : null;
   return {
     id,
     analyze(text, ctx) {
@@ -82,11 +87,55 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       atStart.lastIndex = 0;
       const first = atStart.exec(lower);
       if (first) found(first, 0);
+      const tokens = firstWords ? (ctx.tokens?.() ?? null) : null;
+      if (firstWords && tokens) {
+        // The search below finds, from where its last match ended, the next label after a character that is no
+        // letter, digit or "_": the same labels, tried at the tokens that may start one.
+        const mixed = tokensWithDigits(lower);
+        let next = 0;
+        let searchFrom = 0;
+        for (let k = 0; k < tokens.count; k++) {
+          const at = tokens.start[k]!;
+          let candidate = mayHave(firstWords, tokens.hash[k]!);
+          // A token of letters then digits ("dob1985") starts with letters the hash of the whole token does not tell.
+          while (next < mixed.length && mixed[next]! < at) next++;
+          if (next < mixed.length && mixed[next] === at) candidate = true;
+          if (!candidate || at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
+          atStart.lastIndex = at;
+          const m = atStart.exec(lower);
+          if (!m) continue;
+          found(m, at);
+          searchFrom = at + m[0].length;
+        }
+        return out;
+      }
       labels.lastIndex = 0;
       for (let m = labels.exec(lower); m; m = labels.exec(lower)) found(m, m.index + 1);
       return out;
     },
   };
+}
+
+/** A digit after a letter, found from the digit (digits are far fewer than letters). */
+const LETTER_THEN_DIGIT = /[0-9](?<=[a-z][0-9])/g;
+
+/** Starts of the tokens of ASCII lower-case text that begin with letters and go on with a digit, in text order. */
+function tokensWithDigits(lower: string): number[] {
+  const starts: number[] = [];
+  LETTER_THEN_DIGIT.lastIndex = 0;
+  for (let m = LETTER_THEN_DIGIT.exec(lower); m; m = LETTER_THEN_DIGIT.exec(lower)) {
+    let p = m.index - 1;
+    while (p > 0 && isLowerLetter(lower.charCodeAt(p - 1))) p--;
+    // Only when these letters start the token (not after a digit: "1a2").
+    const before = p > 0 ? lower.charCodeAt(p - 1) : 32;
+    if (before >= 48 && before <= 57) continue;
+    if (starts[starts.length - 1] !== p) starts.push(p);
+  }
+  return starts;
+}
+
+function isLowerLetter(c: number): boolean {
+  return c >= 97 && c <= 122;
 }
 
 // "number" in its usual abbreviations, with or without a dot.
