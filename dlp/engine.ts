@@ -342,9 +342,9 @@ function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
 function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
   const firsts: string[] = [];
   for (const word of words) {
-    // A word with a character beyond ASCII never occurs in ASCII text.
-    if (/[^\0-\x7f]/.test(word)) continue;
-    const first = /^[a-z0-9]+/.exec(word)?.[0];
+    // A word with such a character never occurs in a text that has tokens to read.
+    if (TOKEN_UNSAFE.test(word)) continue;
+    const first = /^[\p{L}0-9]+/u.exec(word)?.[0];
     if (first === undefined || first === 's') return null;
     firsts.push(first);
   }
@@ -352,7 +352,22 @@ function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+/**
+ * Characters that make word tokens and the patterns' word boundaries ([\p{L}\p{N}]) disagree: marks and numbers beyond
+ * ASCII (a token's letters, or not), and characters beyond the 16-bit range (a token sees their halves). In a text
+ * without them, a token is exactly a run of letters and digits as the patterns see one.
+ */
+const TOKEN_UNSAFE = /[^\0-\uFFFF]|[\uD800-\uDFFF]|[^\0-\x7f\P{M}]|[^\0-\x7f\P{N}]/u;
 const NON_ASCII = /[^\0-\x7f]/;
+
+/** The last text asked about, and whether it is all ASCII. */
+let asciiText: { text: string; ascii: boolean } | null = null;
+
+/** Whether every character of a text is ASCII (asked once per part, however many recognizers ask). */
+export function isAscii(text: string): boolean {
+  if (asciiText?.text !== text) asciiText = { text, ascii: !NON_ASCII.test(text) };
+  return asciiText.ascii;
+}
 
 function isLetterOrDigit(c: number): boolean {
   if (c < 0x80) return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
@@ -489,7 +504,9 @@ function parseSimpleRegex(source: string): Node {
       } else for (const c of from) codes.add(c);
     }
     i++;
-    return negated ? ASCII_CODES.filter((c) => !codes.has(c)) : [...codes];
+    // Beyond ASCII, a negated class would also take letters that the leading letters below do not count.
+    if (negated) throw new Error('negated class');
+    return [...codes];
   };
   const alt = (): Node => {
     const options = [seq()];
@@ -519,10 +536,10 @@ function parseSimpleRegex(source: string): Node {
         node = { kind: 'set', codes: escape(source[i + 1]!) };
         i += 2;
       } else if (c === '.') {
-        node = { kind: 'set', codes: ASCII_CODES.filter((k) => k !== 10 && k !== 13) };
-        i++;
+        throw new Error('any character');
       } else if ('^$*+?{'.includes(c)) throw new Error(`unexpected ${c}`);
       else {
+        if (source.charCodeAt(i) > 0x7f) throw new Error('a character beyond ASCII');
         node = { kind: 'set', codes: [source.charCodeAt(i++)] };
       }
       const q = /^(?:\?|\*|\+|\{(\d+)(,(\d*))?\})/.exec(source.slice(i));
@@ -880,7 +897,7 @@ export function analyzePart(
   let tokens: WordTokens | null | undefined;
   const tokensOf = (): WordTokens | null => {
     if (tokens === undefined)
-      tokens = usesTokens(compiled) && !NON_ASCII.test(safeLower) ? wordTokens(safeLower) : null;
+      tokens = usesTokens(compiled) && !TOKEN_UNSAFE.test(safeLower) ? wordTokens(safeLower) : null;
     return tokens;
   };
   const ctx: AnalyzeContext = { part, lower: safeLower, headerNames, tokens: tokensOf };

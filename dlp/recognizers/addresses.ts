@@ -3,7 +3,7 @@
 // sides of a name ("4923 Parmova 109"), then units and place lines. Must never count a street name without a number.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { anchorStarts, HOUSE_NUMBER_ANCHOR, trieSource, type WordTokens } from '../engine.js';
+import { anchorStarts, HOUSE_NUMBER_ANCHOR, isAscii, trieSource, type WordTokens } from '../engine.js';
 import type { AnalyzeContext, CustomRecognizer, Finding } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -120,7 +120,8 @@ function typeWordFinder(
   tokens: WordTokens | null,
 ): (from: number) => { index: number; 0: string } | null {
   const reversed = REVERSED;
-  if (!tokens || !reversed) {
+  // Type words beyond ASCII ("straße", "út") are not in the trie: it reads ASCII text only.
+  if (!tokens || !reversed || !isAscii(lower)) {
     return (from) => {
       TYPE_SEARCH.lastIndex = from;
       return TYPE_SEARCH.exec(lower);
