@@ -357,7 +357,7 @@ const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
  * ASCII (a token's letters, or not), and characters beyond the 16-bit range (a token sees their halves). In a text
  * without them, a token is exactly a run of letters and digits as the patterns see one.
  */
-const TOKEN_UNSAFE = /[^\0-\uFFFF]|[\uD800-\uDFFF]|[^\0-\x7f\P{M}]|[^\0-\x7f\P{N}]/u;
+const TOKEN_UNSAFE = /[^\0-\x7f](?<=[^\0-\uFFFF]|[\uD800-\uDFFF]|[\p{M}\p{N}])/u;
 const NON_ASCII = /[^\0-\x7f]/;
 
 /** The last text asked about, and whether it is all ASCII. */

@@ -116,15 +116,15 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
   };
 }
 
-/** A digit after a letter, found from the digit (digits are far fewer than letters). */
-const LETTER_THEN_DIGIT = /[0-9](?<=[a-z][0-9])/g;
+/** A letter, then a digit. */
+const LETTER_THEN_DIGIT = /[a-z][0-9]/g;
 
 /** Starts of the tokens of ASCII lower-case text that begin with letters and go on with a digit, in text order. */
 function tokensWithDigits(lower: string): number[] {
   const starts: number[] = [];
   LETTER_THEN_DIGIT.lastIndex = 0;
   for (let m = LETTER_THEN_DIGIT.exec(lower); m; m = LETTER_THEN_DIGIT.exec(lower)) {
-    let p = m.index - 1;
+    let p = m.index;
     while (p > 0 && isLowerLetter(lower.charCodeAt(p - 1))) p--;
     // Only when these letters start the token (not after a digit: "1a2").
     const before = p > 0 ? lower.charCodeAt(p - 1) : 32;
