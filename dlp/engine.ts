@@ -1,6 +1,7 @@
 // Runs recognizers over one part: pattern matches, validators, context words, overlaps.
-// Linear-time by construction: every pattern is a bounded regular expression run once over the text,
-// and context is looked for only in a small window around each match.
+// Linear-time by construction: every pattern is a bounded regular expression run once over the text (or only at the
+// places where a match can start: shared anchors, word tokens), and context is looked for only near each match.
+// Every shortcut finds exactly what a search of the whole text finds; test/dlp/fast-paths.test.ts holds them to it.
 import type {
   AnalyzeContext,
   Finding,
@@ -289,7 +290,7 @@ interface ContextUnion {
   after: RegExp;
   atStart: RegExp;
   /**
-   * In ASCII text, a word of any list starts where a word token starts and its first token is the word's own: a filter of
+   * In text with tokens (see TOKEN_UNSAFE), a word of any list starts where a word token starts and its first token is the word's own: a filter of
    * those first tokens' hashes picks the few tokens to try `atStart` at, instead of a search at every word start. Null
    * when some word could start elsewhere (with a sign, or as a lone "s" that the tokens drop after an apostrophe).
    */
@@ -338,7 +339,7 @@ function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
   return union;
 }
 
-/** The filter of the first tokens of the words that can occur in ASCII text, or null (see ContextUnion.firstTokens). */
+/** The filter of the first tokens of the words that can occur in text with tokens, or null (ContextUnion.firstTokens). */
 function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
   const firsts: string[] = [];
   for (const word of words) {
@@ -763,7 +764,7 @@ function runPattern(
     if (!hasTrigger(lower, pattern.triggers)) continue;
     const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
     if (tokens && pattern.tokens && pattern.sticky) {
-      // Tried at the tokens where a match can start (ASCII text): the same matches as a search of the whole text.
+      // Tried at the tokens where a match can start: the same matches as a search of the whole text.
       const { minLength, maxLength, first } = pattern.tokens;
       const index = tokenIndexOf(text, tokens);
       const list = first === 'digit' ? index.digit : first === 'upper' ? index.upper : index.long;
@@ -892,8 +893,8 @@ export function analyzePart(
   if (!text) return [];
   const safeLower = lowerSameLength(text);
   const findings: Finding[] = [];
-  // The part's word tokens when the text is ASCII and some recognizer reads them anyway (tokenizing only to narrow
-  // searches would cost about what it saves); found at first need.
+  // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE) and some recognizer
+  // reads them anyway (tokenizing only to narrow searches would cost about what it saves); found at first need.
   let tokens: WordTokens | null | undefined;
   const tokensOf = (): WordTokens | null => {
     if (tokens === undefined)

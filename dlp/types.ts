@@ -61,11 +61,10 @@ export interface PatternSpec {
    */
   anchor?: RegExp;
   /**
-   * Where a match can start in ASCII text, told by the part's word tokens (runs of ASCII letters and digits): every match
-   * starts where a token starts, with a character of kind `first` (any: no check), and that token is `minLength` to
-   * `maxLength` long
-   * ("1HGCM82633A004352" is one token of 17). When a recognizer of the set reads the tokens anyway, `regex` is tried at
-   * those tokens only; its findings are the same as with a search of the whole part.
+   * Where a match can start, told by the part's word tokens (runs of letters and digits): every match starts where a
+   * token starts, with a character of kind `first` (any: no check), and that token is `minLength` to `maxLength` long
+   * ("1HGCM82633A004352" is one token of 17). When a recognizer of the set reads the tokens anyway, `regex` is tried
+   * at those tokens only; its findings are the same as with a search of the whole part.
    */
   tokens?: { minLength: number; maxLength: number; first: 'digit' | 'upper' | 'any' };
 }
@@ -112,7 +111,8 @@ export interface AnalyzeContext {
   /** Recipient display names from the message headers (To/Cc; not From: the sender signs every mail). */
   headerNames: readonly string[];
   /**
-   * The part's word tokens (engine wordTokens) when the text is ASCII and a recognizer of the set reads them anyway,
+   * The part's word tokens (engine wordTokens) when they agree with the patterns' word boundaries in this text (no
+   * marks, numbers beyond ASCII or characters beyond 16 bits) and a recognizer of the set reads them anyway,
    * else null; absent outside the engine.
    */
   tokens?: () => WordTokens | null;

@@ -52,7 +52,7 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
     (k) =>
       new RegExp(String.raw`(?:${k.label})(?![\p{L}])${k.gap ?? WORDS_GAP}(${k.value})${k.end ?? E}`, 'iuy'),
   );
-  // In ASCII text a label starts a word token, with the letters of one of its words ("call" of "callback"): when the
+  // In text with tokens (AnalyzeContext.tokens) a label starts a word token, with the letters of one of its words ("call" of "callback"): when the
   // part's tokens are at hand, the labels are tried at tokens with such letters only, not searched for at every word.
   // A lone "s" is no token after an apostrophe ("crohn's"), so no label may start so.
   const letters = leadingLetters(kinds.map((k) => `(?:${k.label})`).join('|'));
@@ -119,7 +119,7 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
 /** A letter, then a digit. */
 const LETTER_THEN_DIGIT = /[a-z][0-9]/g;
 
-/** Starts of the tokens of ASCII lower-case text that begin with letters and go on with a digit, in text order. */
+/** Starts of the tokens of lower-cased text that begin with ASCII letters and go on with a digit, in text order. */
 function tokensWithDigits(lower: string): number[] {
   const starts: number[] = [];
   LETTER_THEN_DIGIT.lastIndex = 0;
