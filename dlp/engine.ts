@@ -1,7 +1,15 @@
 // Runs recognizers over one part: pattern matches, validators, context words, overlaps.
-// Linear-time by construction: every pattern is a bounded regular expression run once over the text,
-// and context is looked for only in a small window around each match.
-import type { AnalyzeContext, Finding, PatternRecognizer, Recognizer, TextPart } from './types.js';
+// Linear-time by construction: every pattern is a bounded regular expression run once over the text (or only at the
+// places where a match can start: shared anchors, word tokens), and context is looked for only near each match.
+// Every shortcut finds exactly what a search of the whole text finds; test/dlp/fast-paths.test.ts holds them to it.
+import type {
+  AnalyzeContext,
+  Finding,
+  PatternRecognizer,
+  PatternSpec,
+  Recognizer,
+  TextPart,
+} from './types.js';
 
 const DEFAULT_WINDOW = 60;
 const DEFAULT_BOOST = 0.35;
@@ -53,11 +61,154 @@ export function wordListRegex(words: readonly string[], flags = 'i'): RegExp {
   return new RegExp(`(?<![\\p{L}\\p{N}])(?:${trieSource(unique)})(?![\\p{L}\\p{N}])`, `${flags}u`);
 }
 
+// ── Word tokens ─────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Word tokens of the lower-cased text with a hash of each, so look-ups need no string per word. Shared by the health
+ * vocabularies and the context-word search: one pass over a part's characters for both.
+ */
+export interface WordTokens {
+  count: number;
+  start: Int32Array;
+  end: Int32Array;
+  hash: Int32Array;
+}
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+
+function isWordCode(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
+}
+
+const NON_ASCII_LETTER = /[\p{L}\p{M}]/u;
+const letterClass = new Uint8Array(0x10000);
+
+/** A character of a word token: an ASCII letter or digit, or a letter or mark beyond ASCII. */
+export function isWordChar(c: number): boolean {
+  if (c < 0x80) return isWordCode(c);
+  let k = letterClass[c]!;
+  if (k === 0) {
+    k = NON_ASCII_LETTER.test(String.fromCharCode(c)) ? 1 : 2;
+    letterClass[c] = k;
+  }
+  return k === 1;
+}
+
+function hashRange(lower: string, start: number, end: number): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ lower.charCodeAt(i), FNV_PRIME);
+  return h;
+}
+
+/** The hash a token of `word` gets (FNV-1a over its UTF-16 code units). */
+export function hashWord(word: string): number {
+  return hashRange(word, 0, word.length);
+}
+
+/** Token buffers reused from part to part (analysis is synchronous); see wordTokens for the one-part cache. */
+let buffers = { start: new Int32Array(1024), end: new Int32Array(1024), hash: new Int32Array(1024) };
+
+/** Lower-case word tokens (letters and digits) of a short text, in arrays of their own (see tokenize). */
+export function tokenizeWords(lower: string): WordTokens {
+  return tokenize(lower, false);
+}
+
+/**
+ * Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". With `reuse`, the
+ * arrays are the shared buffers, overwritten by the next call.
+ */
+function tokenize(lower: string, reuse: boolean): WordTokens {
+  const n = lower.length;
+  let size = reuse ? buffers.start.length : (n >> 2) + 16;
+  let start = reuse ? buffers.start : new Int32Array(size);
+  let end = reuse ? buffers.end : new Int32Array(size);
+  let hash = reuse ? buffers.hash : new Int32Array(size);
+  let k = 0;
+  let i = 0;
+  while (i < n) {
+    const c = lower.charCodeAt(i);
+    if (!isWordChar(c)) {
+      i++;
+      continue;
+    }
+    const s = i;
+    let h = FNV_OFFSET;
+    while (i < n) {
+      const d = lower.charCodeAt(i);
+      if (!isWordChar(d)) break;
+      h = Math.imul(h ^ d, FNV_PRIME);
+      i++;
+    }
+    if (k === size) {
+      size *= 2;
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(size);
+        b.set(a);
+        return b;
+      };
+      start = grow(start);
+      end = grow(end);
+      hash = grow(hash);
+    }
+    start[k] = s;
+    end[k] = i;
+    hash[k] = h;
+    k++;
+    const a = lower.charCodeAt(i);
+    if (
+      (a === 39 || a === 0x2019) &&
+      lower.charCodeAt(i + 1) === 115 &&
+      !isWordChar(lower.charCodeAt(i + 2) || 32)
+    )
+      i += 2;
+  }
+  if (reuse) buffers = { start, end, hash };
+  return { count: k, start, end, hash };
+}
+
+/** The last part's tokens (in the shared buffers): every user of one part's tokens gets the same result. */
+let lastTokens: { lower: string; tokens: WordTokens } | null = null;
+
+/** The word tokens of a part's lower-cased text, found once per part. */
+export function wordTokens(lower: string): WordTokens {
+  if (lastTokens?.lower !== lower) lastTokens = { lower, tokens: tokenize(lower, true) };
+  return lastTokens.tokens;
+}
+
+/** Bits of a word hash that index a filter of hashes: 64 K bits (8 KB, so it stays in cache). */
+const FILTER_BITS = 16;
+
+/** Where a hash falls in a filter of FILTER_BITS bits. */
+function filterSlot(h: number): number {
+  return (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
+}
+
+/** A filter of word hashes: a token whose hash it lacks is none of the words (one that it has may be none either). */
+export function wordHashFilter(words: Iterable<string>): Uint32Array {
+  const filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  for (const word of words) {
+    const slot = filterSlot(hashWord(word));
+    filter[slot >>> 5]! |= 1 << (slot & 31);
+  }
+  return filter;
+}
+
+/** Whether a hash may be one of a wordHashFilter's words. */
+export function mayHave(filter: Uint32Array, hash: number): boolean {
+  const slot = filterSlot(hash);
+  return (filter[slot >>> 5]! & (1 << (slot & 31))) !== 0;
+}
+
 interface CompiledPattern {
   name: string;
   regex: RegExp;
   score: number;
   triggers?: readonly string[];
+  /** With an anchor: the pattern's candidate starts, and the pattern as a sticky search tried at each of them. */
+  anchor?: RegExp;
+  sticky?: RegExp;
+  tokens?: PatternSpec['tokens'];
 }
 
 interface CompiledPatternRecognizer {
@@ -95,16 +246,20 @@ function normaliseWord(word: string): string {
 export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled[] {
   return recognizers.map((r) => {
     if (!isPattern(r)) return { kind: 'custom', spec: r };
-    const patterns = r.patterns.map((p) => ({
-      name: p.name,
-      score: p.score,
-      triggers: p.triggers,
+    const patterns = r.patterns.map((p): CompiledPattern => {
       // 'd' gives the exact position of an `id` group (its text may also occur inside the label).
-      regex: new RegExp(
-        p.regex.source,
-        [...new Set(`${p.regex.flags}g${p.regex.source.includes('(?<id>') ? 'd' : ''}`)].join(''),
-      ),
-    }));
+      const flags = `${p.regex.flags}${p.regex.source.includes('(?<id>') ? 'd' : ''}`.replace(/[gy]/g, '');
+      return {
+        name: p.name,
+        score: p.score,
+        triggers: p.triggers,
+        regex: new RegExp(p.regex.source, [...new Set(`${flags}g`)].join('')),
+        anchor: p.anchor ? globalAnchor(p.anchor) : undefined,
+        tokens: p.tokens,
+        sticky:
+          p.anchor || p.tokens ? new RegExp(p.regex.source, [...new Set(`${flags}y`)].join('')) : undefined,
+      };
+    });
     return {
       kind: 'pattern',
       spec: r,
@@ -134,9 +289,26 @@ interface ContextUnion {
   /** After a character that is no letter or digit, and at the very start of the text. */
   after: RegExp;
   atStart: RegExp;
+  /**
+   * In text with tokens (see TOKEN_UNSAFE), a word of any list starts where a word token starts and its first token is the word's own: a filter of
+   * those first tokens' hashes picks the few tokens to try `atStart` at, instead of a search at every word start. Null
+   * when some word could start elsewhere (with a sign, or as a lone "s" that the tokens drop after an apostrophe).
+   */
+  firstTokens: Uint32Array | null;
 }
 
 const unions = new WeakMap<readonly Compiled[], ContextUnion | null>();
+
+const tokenUsers = new WeakMap<readonly Compiled[], boolean>();
+/** Whether a recognizer of the set reads the part's word tokens. */
+function usesTokens(compiled: readonly Compiled[]): boolean {
+  let uses = tokenUsers.get(compiled);
+  if (uses === undefined) {
+    uses = compiled.some((r) => r.kind === 'custom' && r.spec.usesWordTokens === true);
+    tokenUsers.set(compiled, uses);
+  }
+  return uses;
+}
 
 function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
   let union = unions.get(compiled);
@@ -160,13 +332,43 @@ function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
       owners,
       after: new RegExp(`[^\\p{L}\\p{N}]${source}`, 'gu'),
       atStart: new RegExp(source, 'uy'),
+      firstTokens: firstTokenFilter(owners.keys()),
     };
   }
   unions.set(compiled, union);
   return union;
 }
 
+/** The filter of the first tokens of the words that can occur in text with tokens, or null (ContextUnion.firstTokens). */
+function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
+  const firsts: string[] = [];
+  for (const word of words) {
+    // A word with such a character never occurs in a text that has tokens to read.
+    if (TOKEN_UNSAFE.test(word)) continue;
+    const first = /^[\p{L}0-9]+/u.exec(word)?.[0];
+    if (first === undefined || first === 's') return null;
+    firsts.push(first);
+  }
+  return wordHashFilter(firsts);
+}
+
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
+/**
+ * Characters that make word tokens and the patterns' word boundaries ([\p{L}\p{N}]) disagree: marks and numbers beyond
+ * ASCII (a token's letters, or not), and characters beyond the 16-bit range (a token sees their halves). In a text
+ * without them, a token is exactly a run of letters and digits as the patterns see one.
+ */
+const TOKEN_UNSAFE = /[^\0-\x7f](?<=[^\0-\uFFFF]|[\uD800-\uDFFF]|[\p{M}\p{N}])/u;
+const NON_ASCII = /[^\0-\x7f]/;
+
+/** The last text asked about, and whether it is all ASCII. */
+let asciiText: { text: string; ascii: boolean } | null = null;
+
+/** Whether every character of a text is ASCII (asked once per part, however many recognizers ask). */
+export function isAscii(text: string): boolean {
+  if (asciiText?.text !== text) asciiText = { text, ascii: !NON_ASCII.test(text) };
+  return asciiText.ascii;
+}
 
 function isLetterOrDigit(c: number): boolean {
   if (c < 0x80) return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
@@ -177,7 +379,11 @@ function isLetterOrDigit(c: number): boolean {
  * Each list's positions, as a search with that list alone finds them: at each word start, the longest of its words
  * that ends on a boundary, and no two of one list's words overlapping.
  */
-function findContexts(lower: string, union: ContextUnion): Map<RegExp, ContextPositions> {
+function findContexts(
+  lower: string,
+  union: ContextUnion,
+  tokens: WordTokens | null,
+): Map<RegExp, ContextPositions> {
   const found: number[][] = union.lists.map(() => []);
   const lastEnd = new Int32Array(union.lists.length).fill(-1);
   const give = (start: number, word: string): void => {
@@ -197,6 +403,19 @@ function findContexts(lower: string, union: ContextUnion): Map<RegExp, ContextPo
     for (let j = matched.length - 1; j > 0; j--)
       if (!isLetterOrDigit(matched.charCodeAt(j))) give(start, matched.slice(0, j));
   };
+  if (union.firstTokens && tokens) {
+    // The same positions in the same order as the search below: every word start where a word of some list begins.
+    const filter = union.firstTokens;
+    const re = union.atStart;
+    for (let k = 0; k < tokens.count; k++) {
+      if (!mayHave(filter, tokens.hash[k]!)) continue;
+      const start = tokens.start[k]!;
+      re.lastIndex = start;
+      const m = re.exec(lower);
+      if (m) take(start, m[0]);
+    }
+    return listPositions(union, found);
+  }
   union.atStart.lastIndex = 0;
   const first = union.atStart.exec(lower);
   if (first) take(0, first[0]);
@@ -207,6 +426,10 @@ function findContexts(lower: string, union: ContextUnion): Map<RegExp, ContextPo
     // Words of other lists may start inside this one ("security" in "social security"): go on from its start.
     re.lastIndex = m.index + 1;
   }
+  return listPositions(union, found);
+}
+
+function listPositions(union: ContextUnion, found: number[][]): Map<RegExp, ContextPositions> {
   const out = new Map<RegExp, ContextPositions>();
   union.lists.forEach((list, k) => out.set(list, Int32Array.from(found[k]!)));
   return out;
@@ -233,6 +456,271 @@ function hasContext(positions: ContextPositions, start: number, end: number, win
   return false;
 }
 
+/**
+ * An anchor shared by patterns of several recognizers (one search per part for all of them), a house number: digits
+ * on a boundary, perhaps a letter, a range or a half, blanks, then a capital or a digit (the street's name, its
+ * direction or an ordinal). Every US street address and number-first street name starts so; most text has none, and
+ * their patterns, the costliest here, are then not run at all. (An anchor pays only when it is much rarer than the
+ * pattern's own first character, or shared: one for the long numbers of SSN, NPI, card and NDC cost what it saved.)
+ */
+export const HOUSE_NUMBER_ANCHOR =
+  /\d(?<![\p{L}\p{N}_]\d)(?=\d{0,5}(?:[A-Z]|-\d{1,4}|[ \t]1\/2)?[ \t]{1,2}[\p{Lu}\d])/gu;
+
+// ── Leading letters of a pattern ────────────────────────────────────────────────────────────────────────────
+
+type Node =
+  | { kind: 'set'; codes: number[] }
+  | { kind: 'seq'; items: Node[] }
+  | { kind: 'alt'; options: Node[] }
+  | { kind: 'repeat'; node: Node; min: number; max: number };
+
+const ASCII_CODES = Array.from({ length: 128 }, (_, c) => c);
+
+/** A parser for the plain subset of regular expressions that labels are written in; throws on anything else. */
+function parseSimpleRegex(source: string): Node {
+  let i = 0;
+  const escape = (c: string): number[] => {
+    if (c === 't') return [9];
+    if (c === 'n') return [10];
+    if (c === 'r') return [13];
+    if (c === 'd') return ASCII_CODES.filter((k) => k >= 48 && k <= 57);
+    if (c === 's') return [9, 10, 11, 12, 13, 32];
+    if (/[\w]/.test(c)) throw new Error(`escape \\${c}`);
+    return [c.charCodeAt(0)];
+  };
+  const klass = (): number[] => {
+    const negated = source[i] === '^';
+    if (negated) i++;
+    const codes = new Set<number>();
+    while (i < source.length && source[i] !== ']') {
+      let from: number[];
+      if (source[i] === '\\') {
+        from = escape(source[i + 1]!);
+        i += 2;
+      } else from = [source.charCodeAt(i++)];
+      if (source[i] === '-' && source[i + 1] !== ']' && from.length === 1) {
+        const to = source[i + 1] === '\\' ? escape(source[i + 2]!) : [source.charCodeAt(i + 1)];
+        i += source[i + 1] === '\\' ? 3 : 2;
+        for (let c = from[0]!; c <= to[0]!; c++) codes.add(c);
+      } else for (const c of from) codes.add(c);
+    }
+    i++;
+    // Beyond ASCII, a negated class would also take letters that the leading letters below do not count.
+    if (negated) throw new Error('negated class');
+    return [...codes];
+  };
+  const alt = (): Node => {
+    const options = [seq()];
+    while (source[i] === '|') {
+      i++;
+      options.push(seq());
+    }
+    return options.length === 1 ? options[0]! : { kind: 'alt', options };
+  };
+  const seq = (): Node => {
+    const items: Node[] = [];
+    while (i < source.length && source[i] !== '|' && source[i] !== ')') {
+      let node: Node;
+      const c = source[i]!;
+      if (c === '(') {
+        i++;
+        if (source[i] === '?') {
+          if (source[i + 1] !== ':') throw new Error('lookaround');
+          i += 2;
+        }
+        node = alt();
+        if (source[i++] !== ')') throw new Error('unclosed group');
+      } else if (c === '[') {
+        i++;
+        node = { kind: 'set', codes: klass() };
+      } else if (c === '\\') {
+        node = { kind: 'set', codes: escape(source[i + 1]!) };
+        i += 2;
+      } else if (c === '.') {
+        throw new Error('any character');
+      } else if ('^$*+?{'.includes(c)) throw new Error(`unexpected ${c}`);
+      else {
+        if (source.charCodeAt(i) > 0x7f) throw new Error('a character beyond ASCII');
+        node = { kind: 'set', codes: [source.charCodeAt(i++)] };
+      }
+      const q = /^(?:\?|\*|\+|\{(\d+)(,(\d*))?\})/.exec(source.slice(i));
+      if (q) {
+        i += q[0].length;
+        const min = q[0] === '?' || q[0] === '*' ? 0 : q[0] === '+' ? 1 : Number(q[1]);
+        const max =
+          q[0] === '?'
+            ? 1
+            : q[0] === '*' || q[0] === '+'
+              ? Infinity
+              : q[2] === undefined
+                ? min
+                : q[3]
+                  ? Number(q[3])
+                  : Infinity;
+        node = { kind: 'repeat', node, min, max };
+      }
+      items.push(node);
+    }
+    return items.length === 1 ? items[0]! : { kind: 'seq', items };
+  };
+  const tree = alt();
+  if (i !== source.length) throw new Error('trailing text');
+  return tree;
+}
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+
+/**
+ * The leading letters of every match of a pattern in the plain subset (see parseSimpleRegex): the letters a match
+ * starts with, up to its first other character or its end ("call" for "call(?:ed|ing)?[ \t]back" as well as
+ * "called", "calling", "callback" …), or null when that cannot be told (a construct outside the subset, a match that
+ * may start with another character or with no letters, or too many words). In text whose word after a match is no
+ * letter, a match starts with the letters of the word it starts.
+ */
+export function leadingLetters(source: string): string[] | null {
+  let tree: Node;
+  try {
+    tree = parseSimpleRegex(source);
+  } catch {
+    return null;
+  }
+  const LIMIT = 20_000;
+  // States: "o" + letters so far (open), "c" + letters (closed: a non-letter came, or the match may end here).
+  const step = (node: Node, states: Set<string>): Set<string> => {
+    if (states.size > LIMIT) throw new Error('too many');
+    switch (node.kind) {
+      case 'set': {
+        const out = new Set<string>();
+        for (const s of states) {
+          if (s[0] === 'c') {
+            out.add(s);
+            continue;
+          }
+          for (const c of node.codes)
+            out.add(isAsciiLetter(c) ? s + String.fromCharCode(c) : `c${s.slice(1)}`);
+          if (s.length > 64) throw new Error('too long');
+        }
+        return out;
+      }
+      case 'seq':
+        return node.items.reduce((acc, item) => step(item, acc), states);
+      case 'alt': {
+        const out = new Set<string>();
+        for (const option of node.options) for (const s of step(option, states)) out.add(s);
+        return out;
+      }
+      case 'repeat': {
+        let acc = states;
+        for (let k = 0; k < node.min; k++) acc = step(node.node, acc);
+        const out = new Set(acc);
+        for (let k = node.min; k < Math.min(node.max, node.min + 66); k++) {
+          const next = step(node.node, acc);
+          let grew = false;
+          for (const s of next)
+            if (!out.has(s)) {
+              out.add(s);
+              grew = true;
+            }
+          if (!grew) break;
+          acc = next;
+        }
+        return out;
+      }
+    }
+  };
+  let final: Set<string>;
+  try {
+    final = step(tree, new Set(['o']));
+  } catch {
+    return null;
+  }
+  const words = new Set<string>();
+  for (const s of final) {
+    const word = s.slice(1);
+    if (word === '') return null;
+    words.add(word.toLowerCase());
+  }
+  return [...words];
+}
+
+/** Anchors as given when global, else a global copy (one per anchor, so patterns that share one share its starts). */
+const globalAnchors = new WeakMap<RegExp, RegExp>();
+function globalAnchor(anchor: RegExp): RegExp {
+  if (anchor.global && !anchor.sticky) return anchor;
+  let re = globalAnchors.get(anchor);
+  if (!re) {
+    re = new RegExp(anchor.source, `${anchor.flags.replace(/[gy]/g, '')}g`);
+    globalAnchors.set(anchor, re);
+  }
+  return re;
+}
+
+/** The text whose anchor starts are cached, and those starts (analysis is synchronous: one part at a time). */
+let anchorText: string | null = null;
+let anchorCache = new Map<RegExp, Int32Array>();
+
+/**
+ * Where a global `anchor` matches in `text`, in text order: found once per part and anchor, however many patterns and
+ * recognizers ask (a pattern with `anchor`, or a custom recognizer that runs a sticky pattern only at these starts).
+ */
+export function anchorStarts(text: string, anchor: RegExp): Int32Array {
+  if (anchorText !== text) {
+    anchorText = text;
+    anchorCache = new Map();
+  }
+  let starts = anchorCache.get(anchor);
+  if (!starts) {
+    const re = globalAnchor(anchor);
+    const found: number[] = [];
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      found.push(m.index);
+      re.lastIndex = m.index + 1;
+    }
+    starts = Int32Array.from(found);
+    anchorCache.set(anchor, starts);
+  }
+  return starts;
+}
+
+/** Tokens of a length that few words have (9 and more), for patterns of long codes that may start with any character. */
+const LONG_TOKEN = 9;
+
+/** A part's tokens by how they start, and its long ones: each pattern tried at tokens reads only its own list. */
+interface TokenIndex {
+  text: string;
+  tokens: WordTokens;
+  digit: Int32Array;
+  upper: Int32Array;
+  long: Int32Array;
+}
+
+let tokenIndex: TokenIndex | null = null;
+
+function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
+  if (tokenIndex?.tokens === tokens && tokenIndex.text === text) return tokenIndex;
+  const digit: number[] = [];
+  const upper: number[] = [];
+  const long: number[] = [];
+  for (let k = 0; k < tokens.count; k++) {
+    const at = tokens.start[k]!;
+    const c = text.charCodeAt(at);
+    if (c >= 48 && c <= 57) digit.push(k);
+    else if (c >= 65 && c <= 90) upper.push(k);
+    if (tokens.end[k]! - at >= LONG_TOKEN) long.push(k);
+  }
+  tokenIndex = {
+    text,
+    tokens,
+    digit: Int32Array.from(digit),
+    upper: Int32Array.from(upper),
+    long: Int32Array.from(long),
+  };
+  return tokenIndex;
+}
+
 /** Whether the lower-cased text holds one of a pattern's triggers (true when it has none). */
 export function hasTrigger(lower: string, triggers: readonly string[] | undefined): boolean {
   if (triggers === undefined) return true;
@@ -246,6 +734,7 @@ function runPattern(
   lower: string,
   part: string,
   contextOf: (re: RegExp) => ContextPositions,
+  tokensOf: () => WordTokens | null,
 ): Finding[] {
   const out: Finding[] = [];
   const spec = rec.spec;
@@ -253,8 +742,73 @@ function runPattern(
   // A labelled identifier cannot count without its label: skip the whole text when no label is in it.
   // (A test stops at the first label; all their positions are found only once a pattern matches.)
   if (spec.requireContext && rec.context && contextOf(rec.context).length === 0) return out;
+  const take = (m: RegExpExecArray, pattern: CompiledPattern): void => {
+    // A pattern may mark the identifier itself with a named group `id` (the rest is its label).
+    const idText = m.groups?.id ?? m[0];
+    const idSpan = m.indices?.groups?.id;
+    const start = idSpan ? idSpan[0] : m.index;
+    const end = start + idText.length;
+    let score = pattern.score;
+    if (spec.validate) {
+      const valid = spec.validate(idText);
+      if (valid === false) return;
+      if (valid === true) score = Math.max(score, spec.validScore ?? 0.95);
+    }
+    const labelled = m.groups?.id !== undefined;
+    const near = labelled || (rec.context ? hasContext(contextOf(rec.context), start, end, window) : false);
+    if (spec.requireContext && !near) return;
+    if (near) score = Math.min(1, score + (spec.contextBoost ?? DEFAULT_BOOST));
+    out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
+  };
   for (const pattern of rec.patterns) {
     if (!hasTrigger(lower, pattern.triggers)) continue;
+    const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
+    if (tokens && pattern.tokens && pattern.sticky) {
+      // Tried at the tokens where a match can start: the same matches as a search of the whole text.
+      const { minLength, maxLength, first } = pattern.tokens;
+      const index = tokenIndexOf(text, tokens);
+      const list = first === 'digit' ? index.digit : first === 'upper' ? index.upper : index.long;
+      const all = first === 'any' && minLength < LONG_TOKEN;
+      const re = pattern.sticky;
+      let from = 0;
+      for (let j = 0, n = all ? tokens.count : list.length; j < n; j++) {
+        const k = all ? j : list[j]!;
+        const at = tokens.start[k]!;
+        const length = tokens.end[k]! - at;
+        if (length < minLength || length > maxLength || at < from) continue;
+        re.lastIndex = at;
+        const m = re.exec(text);
+        if (m === null) continue;
+        if (m[0].length === 0) {
+          from = at + 1;
+          continue;
+        }
+        from = at + m[0].length;
+        take(m, pattern);
+      }
+      continue;
+    }
+    if (pattern.anchor && pattern.sticky) {
+      // Tried at its anchor's starts only: the same matches as a search of the whole text, which finds the leftmost
+      // match from where the last one ended, and cannot match where the anchor does not.
+      const starts = anchorStarts(text, pattern.anchor);
+      const re = pattern.sticky;
+      let from = 0;
+      for (let k = 0; k < starts.length; k++) {
+        const at = starts[k]!;
+        if (at < from) continue;
+        re.lastIndex = at;
+        const m = re.exec(text);
+        if (m === null) continue;
+        if (m[0].length === 0) {
+          from = at + 1;
+          continue;
+        }
+        from = at + m[0].length;
+        take(m, pattern);
+      }
+      continue;
+    }
     const re = pattern.regex;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
@@ -263,22 +817,7 @@ function runPattern(
         re.lastIndex++;
         continue;
       }
-      // A pattern may mark the identifier itself with a named group `id` (the rest is its label).
-      const idText = m.groups?.id ?? m[0];
-      const idSpan = m.indices?.groups?.id;
-      const start = idSpan ? idSpan[0] : m.index;
-      const end = start + idText.length;
-      let score = pattern.score;
-      if (spec.validate) {
-        const valid = spec.validate(idText);
-        if (valid === false) continue;
-        if (valid === true) score = Math.max(score, spec.validScore ?? 0.95);
-      }
-      const labelled = m.groups?.id !== undefined;
-      const near = labelled || (rec.context ? hasContext(contextOf(rec.context), start, end, window) : false);
-      if (spec.requireContext && !near) continue;
-      if (near) score = Math.min(1, score + (spec.contextBoost ?? DEFAULT_BOOST));
-      out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
+      take(m, pattern);
     }
   }
   return out;
@@ -353,21 +892,29 @@ export function analyzePart(
   const text = part.text;
   if (!text) return [];
   const safeLower = lowerSameLength(text);
-  const ctx: AnalyzeContext = { part, lower: safeLower, headerNames };
   const findings: Finding[] = [];
+  // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE) and some recognizer
+  // reads them anyway (tokenizing only to narrow searches would cost about what it saves); found at first need.
+  let tokens: WordTokens | null | undefined;
+  const tokensOf = (): WordTokens | null => {
+    if (tokens === undefined)
+      tokens = usesTokens(compiled) && !TOKEN_UNSAFE.test(safeLower) ? wordTokens(safeLower) : null;
+    return tokens;
+  };
+  const ctx: AnalyzeContext = { part, lower: safeLower, headerNames, tokens: tokensOf };
   let contexts: Map<RegExp, ContextPositions> | null = null;
   const none = new Int32Array(0);
   const contextOf = (re: RegExp): ContextPositions => {
     if (!contexts) {
       const union = unionOf(compiled);
-      contexts = union ? findContexts(safeLower, union) : new Map();
+      contexts = union ? findContexts(safeLower, union, union.firstTokens ? tokensOf() : null) : new Map();
     }
     return contexts.get(re) ?? none;
   };
   // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
   for (const rec of compiled) {
     if (rec.kind === 'pattern')
-      for (const f of runPattern(rec, text, safeLower, part.id, contextOf)) findings.push(f);
+      for (const f of runPattern(rec, text, safeLower, part.id, contextOf, tokensOf)) findings.push(f);
     else {
       for (const f of rec.spec.analyze(text, ctx)) {
         findings.push({

@@ -1,5 +1,6 @@
 // The detector's vocabulary: parts of a message, recognizers, findings and verdicts.
 // dlp/ is a pure library: no I/O, and it imports nothing else of ours.
+import type { WordTokens } from './engine.js';
 
 /** What a finding means for the verdict. */
 export type Category =
@@ -52,6 +53,20 @@ export interface PatternSpec {
    * are ASCII: not k or s, which the i and u flags also match to K (U+212A) and ſ (U+017F).
    */
   triggers?: readonly string[];
+  /**
+   * Where a match can start, found by one cheap search shared by the patterns that start alike: a global regular
+   * expression whose matches start at every position where `regex` can match (and maybe more). Each match should be
+   * one character wide, the rest in a lookahead, so that no start is skipped. `regex` is then tried only there, and
+   * not at all in a part without such a start; its findings are the same as with a search of the whole part.
+   */
+  anchor?: RegExp;
+  /**
+   * Where a match can start, told by the part's word tokens (runs of letters and digits): every match starts where a
+   * token starts, with a character of kind `first` (any: no check), and that token is `minLength` to `maxLength` long
+   * ("1HGCM82633A004352" is one token of 17). When a recognizer of the set reads the tokens anyway, `regex` is tried
+   * at those tokens only; its findings are the same as with a search of the whole part.
+   */
+  tokens?: { minLength: number; maxLength: number; first: 'digit' | 'upper' | 'any' };
 }
 
 export interface PatternRecognizer {
@@ -80,6 +95,11 @@ export interface CustomRecognizer {
   id: string;
   /** Returns findings without part (the engine sets it). */
   analyze(text: string, ctx: AnalyzeContext): Array<Omit<Finding, 'part'>>;
+  /**
+   * Reads the part's word tokens (the engine's wordTokens): the engine then finds context words with them too, where
+   * tokenizing only for that would cost more than the search it saves.
+   */
+  usesWordTokens?: boolean;
 }
 
 export type Recognizer = PatternRecognizer | CustomRecognizer;
@@ -90,6 +110,12 @@ export interface AnalyzeContext {
   lower: string;
   /** Recipient display names from the message headers (To/Cc; not From: the sender signs every mail). */
   headerNames: readonly string[];
+  /**
+   * The part's word tokens (engine wordTokens) when they agree with the patterns' word boundaries in this text (no
+   * marks, numbers beyond ASCII or characters beyond 16 bits) and a recognizer of the set reads them anyway,
+   * else null; absent outside the engine.
+   */
+  tokens?: () => WordTokens | null;
 }
 
 export type Action = 'protect' | 'quarantine' | 'block' | 'log';

@@ -3,7 +3,7 @@
 // sides of a name ("4923 Parmova 109"), then units and place lines. Must never count a street name without a number.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { trieSource } from '../engine.js';
+import { anchorStarts, HOUSE_NUMBER_ANCHOR, isAscii, trieSource, type WordTokens } from '../engine.js';
 import type { AnalyzeContext, CustomRecognizer, Finding } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -83,6 +83,79 @@ const TYPE_SEARCH = new RegExp(
   'gu',
 );
 
+/**
+ * The ASCII type words and endings as a trie read backwards from a word's end: in ASCII text a type word ends a word
+ * token, and the search finds in each token its longest ending that is one. Null when some word is not made of ASCII
+ * letters (a word with other characters is left out: it never occurs in ASCII text).
+ */
+const REVERSED = ((): { next: Int32Array; end: Uint8Array } | null => {
+  const words = [...new Set([...STREET_TYPES, ...COMPOUND_ENDINGS])].filter((w) => !/[^\0-\x7f]/.test(w));
+  if (words.some((w) => !/^[a-z]{2,}$/.test(w))) return null;
+  const next: number[] = new Array<number>(26).fill(0);
+  const end: number[] = [0];
+  for (const w of words) {
+    let node = 0;
+    for (let i = w.length - 1; i >= 0; i--) {
+      const c = w.charCodeAt(i) - 97;
+      let child = next[node * 26 + c]!;
+      if (child === 0) {
+        child = end.length;
+        end.push(0);
+        for (let k = 0; k < 26; k++) next.push(0);
+        next[node * 26 + c] = child;
+      }
+      node = child;
+    }
+    end[node] = 1;
+  }
+  return { next: Int32Array.from(next), end: Uint8Array.from(end) };
+})();
+
+/**
+ * A search for type words from a position on: the match (its index and text, a final dot included as TYPE_SEARCH
+ * includes it) or null. With the tokens of ASCII text, read from the tokens' ends instead of tried at every letter.
+ */
+function typeWordFinder(
+  lower: string,
+  tokens: WordTokens | null,
+): (from: number) => { index: number; 0: string } | null {
+  const reversed = REVERSED;
+  // Type words beyond ASCII ("straße", "út") are not in the trie: it reads ASCII text only.
+  if (!tokens || !reversed || !isAscii(lower)) {
+    return (from) => {
+      TYPE_SEARCH.lastIndex = from;
+      return TYPE_SEARCH.exec(lower);
+    };
+  }
+  let k = 0;
+  return (from) => {
+    while (k < tokens.count && tokens.end[k]! <= from) k++;
+    for (; k < tokens.count; k++) {
+      const end = tokens.end[k]!;
+      const low = Math.max(from, tokens.start[k]!);
+      // The leftmost start at or after `low` of a type word that ends the token: its longest such ending.
+      let node = 0;
+      let best = -1;
+      for (let i = end - 1; i >= low; i--) {
+        const c = lower.charCodeAt(i) - 97;
+        if (c < 0 || c > 25) break;
+        node = reversed.next[node * 26 + c]!;
+        if (node === 0) break;
+        if (reversed.end[node] === 1) best = i;
+      }
+      if (best < 0) continue;
+      // "str." takes its dot unless a letter or digit follows the dot.
+      const dot = lower.charCodeAt(end) === 46 && !isAsciiAlnum(lower.charCodeAt(end + 1));
+      return { index: best, 0: lower.slice(best, dot ? end + 1 : end) };
+    }
+    return null;
+  };
+}
+
+function isAsciiAlnum(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57);
+}
+
 const WORD = String.raw`[\p{L}][\p{L}'’\-]{0,30}\.?`;
 const HOUSE = String.raw`\d{1,5}[A-Za-z]?(?:[\-/]\d{1,4}[A-Za-z]?)?`;
 /** After the type word: up to five words of the name, then the house number. */
@@ -98,10 +171,13 @@ const PO_BOX =
   /(?:p(?:\.?[ \t]?o\.?[ \t]?box|ost[ \t]office[ \t]box|ostfach)|apartado|caixa[ \t]postal|boîte[ \t]postale|skrytka[ \t]pocztowa)[ \t]{0,2}#?[ \t]{0,2}\d{1,8}(?![\p{L}\p{N}])/gu;
 /** A house number or postcode right before a box ("45818 P.O. Box 242"). */
 const NUMBER_BEFORE = /(?:^|[^\p{L}\p{N}])(\d{1,6}[ \t]{1,2})$/u;
-/** A house number on both sides of one to three capitalised words ("4923 Parmova 109", "5850 Jana Nerudy 894"). */
+/**
+ * A house number on both sides of one to three capitalised words ("4923 Parmova 109", "5850 Jana Nerudy 894"), tried
+ * where a house number starts (HOUSE_NUMBER_ANCHOR) rather than searched for: most text has no such start at all.
+ */
 const NUMBER_NAME_NUMBER = new RegExp(
   String.raw`\d(?<![\p{L}\p{N}_]\d)\d{0,5}[ \t]{1,2}(\p{Lu}[\p{L}'’\-]{1,30}(?:[ \t]{1,2}\p{Lu}[\p{L}'’\-]{1,30}){0,2})[ \t]{1,2}${HOUSE}\.?(?![\p{L}\p{N}]|[.,]\d)`,
-  'gu',
+  'uy',
 );
 /** A unit of measure after a number: "Tylenol 500 mg" is a dose, not an address. */
 const MEASURE_AFTER =
@@ -288,11 +364,13 @@ export const internationalStreetRecognizer: CustomRecognizer = {
       });
       covered = end;
     };
-    const re = TYPE_SEARCH;
-    re.lastIndex = 0;
-    for (let m = re.exec(lower); m; m = re.exec(lower)) {
+    // Type words from where the last one ended (or the last address), as a search of the lower-cased text finds them.
+    const typeWords = typeWordFinder(lower, ctx.tokens?.() ?? null);
+    let searchFrom = 0;
+    for (let m = typeWords(0); m; m = typeWords(searchFrom)) {
       const hit = m.index;
       const hitEnd = hit + m[0].length;
+      searchFrom = hitEnd;
       if (hit < covered) continue;
       // The word the hit ends: the type word itself, or a compound ("Magasinsgatan").
       let wordStart = hit;
@@ -358,7 +436,7 @@ export const internationalStreetRecognizer: CustomRecognizer = {
       }
       if (start < covered) continue;
       push(start, extend(text, end), 0.7);
-      re.lastIndex = Math.max(re.lastIndex, covered);
+      searchFrom = Math.max(searchFrom, covered);
     }
     // Post-office boxes ("45818 P.O. Box 242" and the lines under it).
     PO_BOX.lastIndex = 0;
@@ -376,18 +454,25 @@ export const internationalStreetRecognizer: CustomRecognizer = {
     out.sort((a, b) => a.start - b.start);
     // House number, name, house number.
     const sandwich = NUMBER_NAME_NUMBER;
-    sandwich.lastIndex = 0;
+    const houses = anchorStarts(text, HOUSE_NUMBER_ANCHOR);
     const typed = out.length;
     let k = 0;
-    for (let m = sandwich.exec(text); m; m = sandwich.exec(text)) {
-      const start = m.index;
+    // As a search from each match's end would go: the next house number at or after it.
+    let from = 0;
+    for (let h = 0; h < houses.length; h++) {
+      const start = houses[h]!;
+      if (start < from) continue;
+      sandwich.lastIndex = start;
+      const m = sandwich.exec(text);
+      if (!m) continue;
       const end = start + m[0].length;
+      from = end;
       // Skip what the search above found (its findings are in text order).
       while (k < typed && out[k]!.end <= start) k++;
       if (k < typed && out[k]!.start < end) continue;
       if (!nameWords(m[1]!, false) || MEASURE_AFTER.test(text.slice(end, end + 12))) continue;
       push(start, extend(text, end), 0.6);
-      sandwich.lastIndex = Math.max(sandwich.lastIndex, covered);
+      from = Math.max(from, covered);
     }
     return out;
   },

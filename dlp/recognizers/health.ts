@@ -18,6 +18,7 @@
 //   LAB_RESULT    a lab test or vital sign with its value ("A1c 7.9%", "LDL 162", "BP 140/90"): 0.85
 //   HEALTH_PHRASE clinical phrasing ("diagnosed with", "tested positive for", "weeks pregnant", "allergic to")
 //   CARE_CONTEXT  (category care) the message is about care: patient, appointment, chart, copay, claim, referral … 0.65
+import { hashWord, isWordChar, tokenizeWords, wordTokens, type WordTokens as Tokens } from '../engine.js';
 import { DENTAL_CUES, GENERIC_AFTER, TERM_GROUPS, type TermGroup } from '../data/medical-terms.js';
 import type {
   AnalyzeContext,
@@ -227,6 +228,7 @@ const icd10Dotted: PatternRecognizer = {
       name: 'icd10-dotted',
       regex: /(?<![\p{L}\p{N}.\-/])[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}(?![\p{L}\p{N}]|\.[\p{L}\p{N}])/u,
       score: 0.55,
+      tokens: { minLength: 3, maxLength: 3, first: 'upper' },
     },
   ],
   context: ICD_LABELS,
@@ -255,6 +257,10 @@ const ICD_SHAPE = '[A-Z][0-9][0-9A-Z](?:\\.?[0-9A-Z]{1,4})?';
 
 const ICD_LABEL = `(?:${ci('dx')}|${ci('diagnos')}[iIeE][sS]|${ci('diagnosis')}[ -]${ci('code')}[sS]?|${ci('dx')}[ -]${ci('code')}[sS]?|${ci('icd')}(?:[ -]?10)?(?:[ -]?${ci('cm')})?(?:[ -]?${ci('code')}[sS]?)?)`;
 const ICD_BARE = '[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}';
+/** A bare code is a word token of its own (see PatternSpec.tokens), as are CPT and HCPCS codes. */
+const ICD_TOKEN = { minLength: 3, maxLength: 7, first: 'upper' } as const;
+const CPT_TOKEN = { minLength: 5, maxLength: 5, first: 'digit' } as const;
+const HCPCS_TOKEN = { minLength: 5, maxLength: 5, first: 'upper' } as const;
 
 const icd10Bare: PatternRecognizer = {
   id: 'icd10-labelled',
@@ -263,8 +269,18 @@ const icd10Bare: PatternRecognizer = {
   // "Dx: I10", "ICD-10 E1165" and further codes in the list ("Dx: I10, E1165 and F329"): bare codes look too much
   // like product codes and room numbers ("N95", "M365") to count without a label.
   patterns: [
-    { name: 'icd10-after-label', regex: new RegExp(labelled(ICD_BARE, ICD_LABEL), 'u'), score: 0.5 },
-    { name: 'icd10-in-list', regex: new RegExp(listed(ICD_BARE, ICD_SHAPE), 'u'), score: 0.5 },
+    {
+      name: 'icd10-after-label',
+      regex: new RegExp(labelled(ICD_BARE, ICD_LABEL), 'u'),
+      score: 0.5,
+      tokens: ICD_TOKEN,
+    },
+    {
+      name: 'icd10-in-list',
+      regex: new RegExp(listed(ICD_BARE, ICD_SHAPE), 'u'),
+      score: 0.5,
+      tokens: ICD_TOKEN,
+    },
   ],
   context: ICD_LABELS,
   contextWindow: 120,
@@ -306,8 +322,9 @@ const cpt: PatternRecognizer = {
       name: 'cpt-after-label',
       regex: new RegExp(labelled(CPT, BILLING_LABEL, NOT_BILLING), 'u'),
       score: 0.5,
+      tokens: CPT_TOKEN,
     },
-    { name: 'cpt-in-list', regex: new RegExp(listed(CPT, CPT), 'u'), score: 0.5 },
+    { name: 'cpt-in-list', regex: new RegExp(listed(CPT, CPT), 'u'), score: 0.5, tokens: CPT_TOKEN },
   ],
   context: BILLING_CONTEXT,
   contextWindow: 120,
@@ -331,8 +348,9 @@ const hcpcs: PatternRecognizer = {
       name: 'hcpcs-after-label',
       regex: new RegExp(labelled(HCPCS, BILLING_LABEL, NOT_BILLING), 'u'),
       score: 0.5,
+      tokens: HCPCS_TOKEN,
     },
-    { name: 'hcpcs-in-list', regex: new RegExp(listed(HCPCS, HCPCS), 'u'), score: 0.5 },
+    { name: 'hcpcs-in-list', regex: new RegExp(listed(HCPCS, HCPCS), 'u'), score: 0.5, tokens: HCPCS_TOKEN },
   ],
   context: BILLING_CONTEXT,
   contextWindow: 120,
@@ -343,7 +361,14 @@ const cdt: PatternRecognizer = {
   id: 'cdt-code',
   type: 'CDT_CODE',
   category: 'health',
-  patterns: [{ name: 'cdt', regex: /(?<![\p{L}\p{N}.\-/])D\d{4}(?![\p{L}\p{N}]|\.\d)/u, score: 0.6 }],
+  patterns: [
+    {
+      name: 'cdt',
+      regex: /(?<![\p{L}\p{N}.\-/])D\d{4}(?![\p{L}\p{N}]|\.\d)/u,
+      score: 0.6,
+      tokens: { minLength: 5, maxLength: 5, first: 'upper' },
+    },
+  ],
   context: [
     'cdt',
     'cdt code',
@@ -407,103 +432,13 @@ interface Term {
   group: TermGroup;
 }
 
-/** Word tokens of the lower-cased text with a hash of each, so look-ups need no string per word. */
-interface Tokens {
-  count: number;
-  start: Int32Array;
-  end: Int32Array;
-  hash: Int32Array;
-}
-
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 0x01000193;
-
-function isWordCode(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
-}
-
-const NON_ASCII_LETTER = /[\p{L}\p{M}]/u;
-const letterClass = new Uint8Array(0x10000);
-
-function isWordChar(c: number): boolean {
-  if (c < 0x80) return isWordCode(c);
-  let k = letterClass[c]!;
-  if (k === 0) {
-    k = NON_ASCII_LETTER.test(String.fromCharCode(c)) ? 1 : 2;
-    letterClass[c] = k;
-  }
-  return k === 1;
-}
-
-function hashRange(lower: string, start: number, end: number): number {
-  let h = FNV_OFFSET;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ lower.charCodeAt(i), FNV_PRIME);
-  return h;
-}
-
-function hashWord(word: string): number {
-  return hashRange(word, 0, word.length);
-}
-
-/** Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". */
-/** Token buffers reused from part to part (analysis is synchronous); see tokensOf for the one-part cache. */
-let buffers = { start: new Int32Array(1024), end: new Int32Array(1024), hash: new Int32Array(1024) };
-
-function tokenize(lower: string, reuse = true): Tokens {
-  const n = lower.length;
-  let size = reuse ? buffers.start.length : (n >> 2) + 16;
-  let start = reuse ? buffers.start : new Int32Array(size);
-  let end = reuse ? buffers.end : new Int32Array(size);
-  let hash = reuse ? buffers.hash : new Int32Array(size);
-  let k = 0;
-  let i = 0;
-  while (i < n) {
-    const c = lower.charCodeAt(i);
-    if (!isWordChar(c)) {
-      i++;
-      continue;
-    }
-    const s = i;
-    let h = FNV_OFFSET;
-    while (i < n) {
-      const d = lower.charCodeAt(i);
-      if (!isWordChar(d)) break;
-      h = Math.imul(h ^ d, FNV_PRIME);
-      i++;
-    }
-    if (k === size) {
-      size *= 2;
-      const grow = (a: Int32Array) => {
-        const b = new Int32Array(size);
-        b.set(a);
-        return b;
-      };
-      start = grow(start);
-      end = grow(end);
-      hash = grow(hash);
-    }
-    start[k] = s;
-    end[k] = i;
-    hash[k] = h;
-    k++;
-    const a = lower.charCodeAt(i);
-    if (
-      (a === 39 || a === 0x2019) &&
-      lower.charCodeAt(i + 1) === 115 &&
-      !isWordChar(lower.charCodeAt(i + 2) || 32)
-    )
-      i += 2;
-  }
-  if (reuse) buffers = { start, end, hash };
-  return { count: k, start, end, hash };
-}
-
-/** Health and care both tokenize the same part, one after the other: keep the last result (in the shared buffers). */
-let cached: { lower: string; tokens: Tokens; starts: TermStarts | null } | null = null;
+/** Health and care both look at the same part's terms, one after the other: keep the last part's term starts. */
+let cached: { tokens: Tokens; starts: TermStarts | null } | null = null;
 
 function tokensOf(lower: string): Tokens {
-  if (cached?.lower !== lower) cached = { lower, tokens: tokenize(lower), starts: null };
-  return cached.tokens;
+  const tokens = wordTokens(lower);
+  if (cached?.tokens !== tokens) cached = { tokens, starts: null };
+  return tokens;
 }
 
 /** The tokens that may start a term of either vocabulary, in text order (a buffer reused from part to part). */
@@ -542,7 +477,7 @@ function termStartsOf(lower: string): TermStarts {
 
 function termTokens(term: string): string[] {
   const lower = term.toLowerCase();
-  const t = tokenize(lower, false);
+  const t = tokenizeWords(lower);
   const out: string[] = [];
   for (let k = 0; k < t.count; k++) out.push(lower.slice(t.start[k], t.end[k]));
   return out;
@@ -902,11 +837,13 @@ function findCareTerms(lower: string): Out[] {
 
 export const healthTermRecognizer: CustomRecognizer = {
   id: 'health-terms',
+  usesWordTokens: true,
   analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, ctx.lower),
 };
 
 export const careContextRecognizer: CustomRecognizer = {
   id: 'care-context',
+  usesWordTokens: true,
   analyze: (text: string, ctx: AnalyzeContext) => findCareTerms(ctx.lower),
 };
 

@@ -45,6 +45,7 @@ const ssn: PatternRecognizer = {
       name: 'ssn-grouped',
       regex: new RegExp(String.raw`${START}\d{3}(?:-\d{2}-| \d{2} )\d{4}${END}`, 'u'),
       score: 0.5,
+      tokens: { minLength: 3, maxLength: 3, first: 'digit' },
     },
   ],
   context: SSN_CONTEXT,
@@ -74,6 +75,7 @@ const itin: PatternRecognizer = {
       name: 'itin-grouped',
       regex: new RegExp(String.raw`${START}9\d{2}(?:-\d{2}-| \d{2} )\d{4}${END}`, 'u'),
       score: 0.5,
+      tokens: { minLength: 3, maxLength: 3, first: 'digit' },
     },
   ],
   context: ITIN_CONTEXT,
@@ -104,7 +106,14 @@ const npi: PatternRecognizer = {
   id: 'npi',
   type: 'NPI',
   category: 'care',
-  patterns: [{ name: 'npi', regex: new RegExp(String.raw`${START}[12]\d{9}${END}`, 'u'), score: 0.1 }],
+  patterns: [
+    {
+      name: 'npi',
+      regex: new RegExp(String.raw`${START}[12]\d{9}${END}`, 'u'),
+      score: 0.1,
+      tokens: { minLength: 10, maxLength: 10, first: 'digit' },
+    },
+  ],
   context: [
     'npi',
     'npi#',
@@ -132,6 +141,7 @@ const dea: PatternRecognizer = {
       name: 'dea',
       regex: new RegExp(String.raw`[ABCDEFGHJKLMPRSTUX]${AFTER_FIRST_CHAR}[A-Z9]\d{7}${END}`, 'u'),
       score: 0.3,
+      tokens: { minLength: 9, maxLength: 9, first: 'upper' },
     },
   ],
   context: [
@@ -164,6 +174,8 @@ const mbi: PatternRecognizer = {
         'u',
       ),
       score: 0.5,
+      // Its first token: 1EG4 of 1EG4-TE5-MK73, 1EG4TE5 of 1EG4TE5-MK73, all of 1EG4TE5MK73.
+      tokens: { minLength: 4, maxLength: 11, first: 'digit' },
     },
   ],
   context: [
@@ -192,6 +204,8 @@ const card: PatternRecognizer = {
         'u',
       ),
       score: 0.3,
+      // Its first token: all digits, or the first group of four.
+      tokens: { minLength: 4, maxLength: 19, first: 'digit' },
     },
   ],
   context: [
@@ -480,6 +494,7 @@ const vin: PatternRecognizer = {
         'u',
       ),
       score: 0.3,
+      tokens: { minLength: 17, maxLength: 17, first: 'any' },
     },
   ],
   context: ['vin', 'vehicle', 'vehicle identification', 'car', 'auto', 'automobile', 'truck', 'chassis'],

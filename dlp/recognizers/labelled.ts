@@ -1,7 +1,7 @@
 // Identifiers that look like any other number until a label says what they are (MRN, member ID, claim, DOB …), plus
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
-import { wordListRegex } from '../engine.js';
+import { HOUSE_NUMBER_ANCHOR, leadingLetters, mayHave, wordHashFilter, wordListRegex } from '../engine.js';
 import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
@@ -52,6 +52,11 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
     (k) =>
       new RegExp(String.raw`(?:${k.label})(?![\p{L}])${k.gap ?? WORDS_GAP}(${k.value})${k.end ?? E}`, 'iuy'),
   );
+  // In text with tokens (AnalyzeContext.tokens) a label starts a word token, with the letters of one of its words ("call" of "callback"): when the
+  // part's tokens are at hand, the labels are tried at tokens with such letters only, not searched for at every word.
+  // A lone "s" is no token after an apostrophe ("crohn's"), so no label may start so.
+  const letters = leadingLetters(kinds.map((k) => `(?:${k.label})`).join('|'));
+  const firstWords = letters && !letters.includes('s') ? wordHashFilter(letters) : null;
   return {
     id,
     analyze(text, ctx) {
@@ -82,11 +87,55 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       atStart.lastIndex = 0;
       const first = atStart.exec(lower);
       if (first) found(first, 0);
+      const tokens = firstWords ? (ctx.tokens?.() ?? null) : null;
+      if (firstWords && tokens) {
+        // The search below finds, from where its last match ended, the next label after a character that is no
+        // letter, digit or "_": the same labels, tried at the tokens that may start one.
+        const mixed = tokensWithDigits(lower);
+        let next = 0;
+        let searchFrom = 0;
+        for (let k = 0; k < tokens.count; k++) {
+          const at = tokens.start[k]!;
+          let candidate = mayHave(firstWords, tokens.hash[k]!);
+          // A token of letters then digits ("dob1985") starts with letters the hash of the whole token does not tell.
+          while (next < mixed.length && mixed[next]! < at) next++;
+          if (next < mixed.length && mixed[next] === at) candidate = true;
+          if (!candidate || at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
+          atStart.lastIndex = at;
+          const m = atStart.exec(lower);
+          if (!m) continue;
+          found(m, at);
+          searchFrom = at + m[0].length;
+        }
+        return out;
+      }
       labels.lastIndex = 0;
       for (let m = labels.exec(lower); m; m = labels.exec(lower)) found(m, m.index + 1);
       return out;
     },
   };
+}
+
+/** A letter, then a digit. */
+const LETTER_THEN_DIGIT = /[a-z][0-9]/g;
+
+/** Starts of the tokens of lower-cased text that begin with ASCII letters and go on with a digit, in text order. */
+function tokensWithDigits(lower: string): number[] {
+  const starts: number[] = [];
+  LETTER_THEN_DIGIT.lastIndex = 0;
+  for (let m = LETTER_THEN_DIGIT.exec(lower); m; m = LETTER_THEN_DIGIT.exec(lower)) {
+    let p = m.index;
+    while (p > 0 && isLowerLetter(lower.charCodeAt(p - 1))) p--;
+    // Only when these letters start the token (not after a digit: "1a2").
+    const before = p > 0 ? lower.charCodeAt(p - 1) : 32;
+    if (before >= 48 && before <= 57) continue;
+    if (starts[starts.length - 1] !== p) starts.push(p);
+  }
+  return starts;
+}
+
+function isLowerLetter(c: number): boolean {
+  return c >= 97 && c <= 122;
 }
 
 // "number" in its usual abbreviations, with or without a dot.
@@ -377,7 +426,7 @@ const streetAddress: PatternRecognizer = {
   category: 'identifier',
   patterns: [
     // "1420 N Oak Avenue, Apt 3B, Springfield, IL 62704"
-    { name: 'us-street', regex: new RegExp(US_STREET, 'u'), score: 0.7 },
+    { name: 'us-street', regex: new RegExp(US_STREET, 'u'), score: 0.7, anchor: HOUSE_NUMBER_ANCHOR },
     // "PO Box 123", "PSC 0413, Box 8144, APO AA 42323"
     {
       name: 'po-box',
@@ -452,6 +501,7 @@ const streetAddressLabelled: PatternRecognizer = {
         'u',
       ),
       score: 0.25,
+      anchor: HOUSE_NUMBER_ANCHOR,
     },
   ],
   context: ADDRESS_CONTEXT,

@@ -1,0 +1,102 @@
+// The engine's shortcuts (anchors, word tokens, the leading letters of labels): each must find exactly what a search
+// of the whole text finds. They must never lose or add a finding, whatever the text holds.
+import { expect } from 'chai';
+import {
+  analyzePart,
+  anchorStarts,
+  compileRecognizers,
+  HOUSE_NUMBER_ANCHOR,
+  leadingLetters,
+} from '../../dlp/engine.js';
+import { builtinRecognizers } from '../../dlp/recognizers/index.js';
+import type { Finding, Recognizer } from '../../dlp/types.js';
+
+describe('dlp engine leadingLetters', () => {
+  // [pattern, its leading letters sorted, or null when they cannot be told]
+  const cases: Array<[string, string[] | null]> = [
+    ['call(?:ed|ing)?', ['call', 'called', 'calling']],
+    ['cell(?:[ \\t]?phone)?', ['cell', 'cellphone']],
+    ['a/c|acct\\.?', ['a', 'acct']],
+    ['d\\.o\\.b\\.?|dob', ['d', 'dob']],
+    ['zip(?:[ \\t]?code)?|post[ \\t]?code', ['post', 'postcode', 'zip', 'zipcode']],
+    ['age[sd]?', ['age', 'aged', 'ages']],
+    // Cannot be told: a lookaround, a start with a sign, a possibly empty match, any character, a negated class,
+    // a letter beyond ASCII, a back-reference.
+    ['(?=x)abc', null],
+    ['#\\d', null],
+    ['x*', null],
+    ['a.b', null],
+    ['[^a]b', null],
+    ['straße', null],
+    ['(a)\\1', null],
+  ];
+  for (const [pattern, words] of cases) {
+    it(`${pattern} → ${words ? words.join(' ') : 'null'}`, () => {
+      const got = leadingLetters(pattern);
+      expect(got === null ? null : [...got].sort()).to.deep.equal(words);
+    });
+  }
+});
+
+describe('dlp engine anchorStarts', () => {
+  const cases: Array<[string, number[]]> = [
+    ['1420 N Oak Avenue', [0]],
+    ['12B Main St and 7-9 Elm', [0, 16, 18]],
+    ['lives at 3 1/2 Rue Cler', [9, 13]],
+    // Not a house number: inside a word, after a digit, no capital or digit after the blanks.
+    ['A12 Main', []],
+    ['the 3pm meeting, 10 mg, room 4B.', []],
+    ['', []],
+  ];
+  for (const [text, starts] of cases) {
+    it(`house numbers in ${JSON.stringify(text)} at ${starts.join(', ') || 'none'}`, () => {
+      expect([...anchorStarts(text, HOUSE_NUMBER_ANCHOR)]).to.deep.equal(starts);
+    });
+  }
+});
+
+/** The built-in recognizers with nothing that reads word tokens: every pattern is then searched for in the whole text. */
+function withoutTokens(): Recognizer[] {
+  return builtinRecognizers().map((r) =>
+    'usesWordTokens' in r && r.usesWordTokens ? { id: r.id, analyze: r.analyze.bind(r) } : r,
+  );
+}
+
+const withTokens = compileRecognizers(builtinRecognizers());
+const searched = compileRecognizers(withoutTokens());
+const key = (f: Finding) => `${f.recognizer}:${f.type}:${f.start}-${f.end}@${f.score}`;
+
+describe('dlp engine: findings with and without word tokens', () => {
+  const texts: Array<[string, string]> = [
+    [
+      'labels, codes and numbers',
+      'Pt DOB 04/12/1961, MRN: 00123456, dob1985 x_dob 01/02/1990. Call (555) 201-3344 ext. 12; fax 555-201-3345. ' +
+        'Dx: F32.9, E11.65 and I10; CPT 99213, 90837; D2740 crown on #14. NPI 1234567893, DEA AB1234563, ' +
+        'MBI 1EG4-TE5-MK73, VIN 1HGCM82633A004352, card 4111 1111 1111 1111, SSN 123-45-6789.',
+    ],
+    [
+      'street addresses in many languages',
+      'Send to 1420 N Oak Avenue, Apt 3B, Springfield, IL 62704 or Via delle Coste 41, Magasinsgatan 7, ' +
+        'ul. Jesionowa 127, 33 avenue de Provence, 4923 Parmova 109, str. 5 and the broad road 12.',
+    ],
+    [
+      'letters beyond ASCII',
+      'Renée Müller’s DOB is 3/4/1950; Søren’s phone: 555 123 4567. Straße 5, Nybyvägen 12. Patient’s MRN 7654321.',
+    ],
+    [
+      'marks, other digits and emoji (no tokens)',
+      'Jose\u0301 DOB ٣/4/1950 😀 call 555-123-4567 😀dob 1/2/1990 Main Street 12',
+    ],
+    ['possessives and underscores', "crohn's disease, patient's chart #12345678, a_b dob 2/3/1980, ss's 1"],
+    ['nothing', 'Hi team, the quarterly supply order went out on Tuesday.'],
+  ];
+  for (const [what, text] of texts) {
+    it(`are the same for ${what}`, () => {
+      const part = { id: 'text', text, kind: 'body' as const };
+      const a = analyzePart(withTokens, part).map(key);
+      const b = analyzePart(searched, part).map(key);
+      expect(a).to.deep.equal(b);
+      expect(a.length).to.be.greaterThan(what === 'nothing' ? -1 : 0);
+    });
+  }
+});
