@@ -275,7 +275,7 @@ export class SmtpConnection {
     let r = await this.command(`EHLO ${this.opts.name}`);
     if (r.code !== 250) {
       r = await this.command(`HELO ${this.opts.name}`);
-      if (r.code !== 250) throw new SmtpError('HELO refused', 'EPROTOCOL', r.code, replyText(r));
+      if (r.code !== 250) throw new SmtpError('HELO refused', 'EPROTOCOL', null, replyText(r));
       this.extensions = new Set();
       return;
     }
@@ -299,13 +299,10 @@ export class SmtpConnection {
         ).unref(),
       ),
     ]);
+    // Refusals before any envelope (greeting, HELO, STARTTLS, AUTH) say nothing about a message: they
+    // carry no reply code, so the mail waits and is retried instead of bouncing.
     if (greeting.code !== 220)
-      throw new SmtpError(
-        'next hop refused the connection',
-        'ECONNECTION',
-        greeting.code,
-        replyText(greeting),
-      );
+      throw new SmtpError('next hop refused the connection', 'ECONNECTION', null, replyText(greeting));
     await this.ehlo();
     if (!this.encrypted && this.extensions.has('STARTTLS')) await this.startTls();
     // Never a byte of mail in clear when TLS is required, whatever the next hop offered.

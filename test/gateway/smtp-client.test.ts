@@ -302,6 +302,26 @@ describe('next-hop SMTP client', function () {
     expect(s.connections).to.equal(3);
   });
 
+  it('a next hop that refuses the session (554 greeting) is an outage to retry, not a refusal of the message', async () => {
+    const server = net.createServer((sock) => {
+      sock.on('error', () => undefined);
+      sock.end('554 5.7.1 no service for you\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    servers.push({ stop: () => new Promise<void>((r) => server.close(() => r())) });
+    const port = (server.address() as net.AddressInfo).port;
+    const config = relaySchema.parse({});
+    const t = new RelayTransport({ ...config, url: `smtp://127.0.0.1:${port}` }, 'gw.test');
+    const err = (await t
+      .send({ from: 's@c.example', to: ['a@x.example'], raw: MSG, kind: 'relay' })
+      .catch((e: unknown) => e)) as TransportError;
+    await t.close();
+    expect(err).to.be.instanceOf(TransportError);
+    expect(err.transient).to.equal(true);
+    expect(err.code).to.equal(null);
+    expect(err.response).to.include('no service');
+  });
+
   it('refuses an address that would inject a command', async () => {
     const s = await scripted({ pipelining: true });
     const p = pool(options(s.port));
