@@ -428,6 +428,13 @@ interface Tokens {
   /** 1 when the word ended in "'s". */
   possessive: Uint8Array;
   shape: Uint8Array;
+  /**
+   * In order, the tokens that may start a name in text that is not mostly lower case: every capitalised token, and
+   * every token after a word that may be a lower-case cue (see lowerCueBefore; this list only leaves out tokens it
+   * rejects). The scan and the search for repeats read these instead of every token.
+   */
+  candidates: Int32Array;
+  candidateCount: number;
 }
 
 function grow<T extends Int32Array | Uint8Array>(from: T, to: T): T {
@@ -447,15 +454,20 @@ let buffers: Tokens = {
   end: new Int32Array(1024),
   possessive: new Uint8Array(1024),
   shape: new Uint8Array(1024),
+  candidates: new Int32Array(1024),
+  candidateCount: 0,
 };
 
-function tokenize(text: string): Tokens {
+function tokenize(text: string, lower: string): Tokens {
   const n = text.length;
   let size = buffers.start.length;
   const t = buffers;
   t.count = 0;
   t.capitalised = 0;
   let k = 0;
+  let candidates = 0;
+  /** The token before may be a lower-case cue: the next token is a candidate. */
+  let afterCue = false;
   let i = 0;
   while (i < n) {
     let c = text.charCodeAt(i);
@@ -470,9 +482,16 @@ function tokenize(text: string): Tokens {
     // Shape in the same pass: upper case until a lower-case letter is seen.
     let allUpper = firstUpper;
     let letters = 1;
+    /** The last inner apostrophe: a possessive "'s" is one right before the last letter. */
+    let apostrophe = -1;
     i++;
     while (i < n) {
       c = text.charCodeAt(i);
+      // Lower-case ASCII letters first: most letters of mail are, and they change nothing but the position.
+      if (c >= 97 && c <= 122 && !allUpper) {
+        i++;
+        continue;
+      }
       cls = c < 0x80 ? charClass[c]! : classOf(c);
       if ((cls & IS_LETTER) !== 0) {
         // Most words start in lower case: their shape is known, and the count of letters is not needed.
@@ -485,18 +504,21 @@ function tokenize(text: string): Tokens {
       }
       // Inner apostrophe or hyphen followed by a letter stays in the word.
       if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+        if (c !== 45) apostrophe = i;
         i++;
         continue;
       }
       break;
     }
     let end = i;
-    const a = text.charCodeAt(end - 2);
-    const s = text.charCodeAt(end - 1);
     let possessive = false;
-    if (end - start > 2 && (a === 39 || a === 0x2019) && (s === 115 || s === 83)) {
-      end -= 2;
-      possessive = true;
+    // The apostrophe is inside the word, so the word is at least three characters long here.
+    if (apostrophe === end - 2) {
+      const s = text.charCodeAt(end - 1);
+      if (s === 115 || s === 83) {
+        end -= 2;
+        possessive = true;
+      }
     }
     let shape = Shape.Lower;
     if (firstUpper) {
@@ -511,15 +533,21 @@ function tokenize(text: string): Tokens {
       t.end = grow(t.end, new Int32Array(size));
       t.possessive = grow(t.possessive, new Uint8Array(size));
       t.shape = grow(t.shape, new Uint8Array(size));
+      t.candidates = grow(t.candidates, new Int32Array(size));
       buffers = t;
     }
     t.possessive[k] = possessive ? 1 : 0;
     t.start[k] = start;
     t.end[k] = end;
     t.shape[k] = shape;
+    if (firstUpper || afterCue) t.candidates[candidates++] = k;
+    // The cheap test of lowerCueBefore, for the token after this one.
+    const len = end - start;
+    afterCue = len >= 2 && len <= 7 && LOWER_CUE_INITIALS[lower.charCodeAt(start) & 127] === 1;
     k++;
   }
   t.count = k;
+  t.candidateCount = candidates;
   return t;
 }
 
@@ -615,7 +643,7 @@ class NameScanner {
     private readonly text: string,
     private readonly lower: string,
   ) {
-    this.t = tokenize(text);
+    this.t = tokenize(text, lower);
     this.kinds = new Uint8Array(this.t.count);
     this.lowerText = this.t.capitalised < this.t.count * 0.03;
   }
@@ -873,17 +901,27 @@ class NameScanner {
     const n = this.count;
     let i = 0;
     const shape = this.t.shape;
-    while (i < n) {
-      // Most words are lower-case and no name: skip them before any call.
-      if (shape[i] === Shape.Lower && !this.lowerText && !this.lowerCueBefore(i)) {
-        i++;
-        continue;
+    if (this.lowerText) {
+      while (i < n) {
+        const c = this.nameAt(i);
+        if (c) {
+          found.push(c);
+          i = c.next;
+        } else i++;
       }
-      const c = this.nameAt(i);
-      if (c) {
-        found.push(c);
-        i = c.next;
-      } else i++;
+    } else {
+      // Most words are lower-case and no name: only the tokens that may start one (Tokens.candidates) are tried.
+      const candidates = this.t.candidates;
+      for (let m = 0; m < this.t.candidateCount; m++) {
+        const at = candidates[m]!;
+        if (at < i) continue;
+        if (shape[at] === Shape.Lower && !this.lowerCueBefore(at)) continue;
+        const c = this.nameAt(at);
+        if (c) {
+          found.push(c);
+          i = c.next;
+        } else i = at + 1;
+      }
     }
     this.raiseLists(found);
     this.raiseSpeakers(found);
@@ -920,7 +958,10 @@ class NameScanner {
           break;
         }
     }
-    for (let i = 0; i < this.count; i++) {
+    // Capitalised tokens only: each of them is a candidate (Tokens.candidates), in order.
+    const candidates = this.t.candidates;
+    for (let m = 0; m < this.t.candidateCount; m++) {
+      const i = candidates[m]!;
       if (
         covered[i] === 1 ||
         this.t.shape[i] === Shape.Lower ||
