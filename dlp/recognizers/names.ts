@@ -626,6 +626,41 @@ interface Cue {
   pairOk?: boolean;
 }
 
+/** FNV-1a hash (32 bits) of lower[s, e), or -1 when a character is beyond ASCII (fold may change such a word). */
+function asciiHash(lower: string, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let p = s; p < e; p++) {
+    const c = lower.charCodeAt(p);
+    if (c > 0x7f) return -1;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  return h;
+}
+
+/**
+ * Every word that some cue of cueBefore has as the word before a name, by hash: a capitalised word after any other
+ * word has no cue, which this tells without making a string of the word before (most capitalised words).
+ */
+const CUE_WORD_HASHES = new Set(
+  [
+    ...HONORIFIC_STRONG,
+    ...HONORIFIC_PROVIDER,
+    ...LABEL_CUES,
+    ...RELATIVE_CUES,
+    ...CARE_VERB_CUES,
+    ...GREETINGS,
+    ...SPEECH_VERBS,
+    ...ROLE_WORDS,
+    // ("i’m" is beyond ASCII: a word of such characters is always looked at.)
+    ...['by', 'dear', 're', 'is', 'named', 'called', 'me', 'him', 'her', "i'm", 'am', 'for'],
+  ]
+    .map((w) => asciiHash(w, 0, w.length))
+    .filter((h) => h !== -1),
+);
+
+/** Words of recent tokens kept by a scanner (a power of two). */
+const WORD_CACHE_SIZE = 64;
+
 class NameScanner {
   private readonly t: Tokens;
   /** Kind + 1 per token once looked up (0: not yet). */
@@ -633,6 +668,10 @@ class NameScanner {
 
   /** Mostly lower-case text (chat, quick notes): lower-case given names count there too. */
   private readonly lowerText: boolean;
+
+  /** The words of recent tokens (word()): token index and word, by the index's low bits. */
+  private readonly wordAt = new Int32Array(WORD_CACHE_SIZE).fill(-1);
+  private readonly words: string[] = new Array<string>(WORD_CACHE_SIZE).fill('');
 
   /** The lower-cased text (same offsets). */
   get lowerCopy(): string {
@@ -666,7 +705,13 @@ class NameScanner {
   }
 
   word(i: number): string {
-    return fold(this.lower.slice(this.t.start[i], this.t.end[i]));
+    // The checks around a name ask for the same few tokens' words again and again: keep the last ones.
+    const slot = i & (WORD_CACHE_SIZE - 1);
+    if (this.wordAt[slot] === i) return this.words[slot]!;
+    const w = fold(this.lower.slice(this.t.start[i], this.t.end[i]));
+    this.wordAt[slot] = i;
+    this.words[slot] = w;
+    return w;
   }
 
   kind(i: number): Kind {
@@ -834,6 +879,8 @@ class NameScanner {
   /** The cue right before token i, if any. */
   cueBefore(i: number): Cue | null {
     if (i === 0) return null;
+    const h = asciiHash(this.lower, this.t.start[i - 1]!, this.t.end[i - 1]!);
+    if (h !== -1 && !CUE_WORD_HASHES.has(h)) return null;
     const prev = this.word(i - 1);
     const gap = this.gapBefore(i);
     // A form's signer: "Prepared by:  Ann Lee", "Reviewed By: …" (a firm or a product needs two words or a listed one).
