@@ -468,8 +468,18 @@ function tokenize(text: string, lower: string): Tokens {
   let candidates = 0;
   /** The token before may be a lower-case cue: the next token is a candidate. */
   let afterCue = false;
+  // The lower-cased copy tells most characters apart (see the comment on `l`), and it is usually a flat string where
+  // the text is often a slice of a larger one, slower to read character by character.
+  const low = lower.length === n ? lower : text;
   let i = 0;
   while (i < n) {
+    // A character whose lower case is ASCII and no letter is that same character (no other character lowers to
+    // one); one whose lower case is an ASCII letter is a letter (test/dlp/names-tokens.test.ts checks every code unit).
+    const l = low.charCodeAt(i);
+    if (l < 0x80 && (l < 97 || l > 122)) {
+      i++;
+      continue;
+    }
     let c = text.charCodeAt(i);
     // ASCII first, without a call: most characters of mail are ASCII, and this loop reads every one of them.
     let cls = c < 0x80 ? charClass[c]! : classOf(c);
@@ -486,12 +496,15 @@ function tokenize(text: string, lower: string): Tokens {
     let apostrophe = -1;
     i++;
     while (i < n) {
-      c = text.charCodeAt(i);
-      // Lower-case ASCII letters first: most letters of mail are, and they change nothing but the position.
-      if (c >= 97 && c <= 122 && !allUpper) {
-        i++;
-        continue;
+      // Letters past the first lower-case one change nothing but the position: most letters of mail.
+      if (!allUpper) {
+        const d = low.charCodeAt(i);
+        if (d >= 97 && d <= 122) {
+          i++;
+          continue;
+        }
       }
+      c = text.charCodeAt(i);
       cls = c < 0x80 ? charClass[c]! : classOf(c);
       if ((cls & IS_LETTER) !== 0) {
         // Most words start in lower case: their shape is known, and the count of letters is not needed.
