@@ -324,6 +324,13 @@ const LOWER_CUES = [
 /** 1 at the char code of a cue's first letter: read for every lower-case word, so a typed array rather than a Set. */
 const LOWER_CUE_INITIALS = new Uint8Array(128);
 for (const w of LOWER_CUES) LOWER_CUE_INITIALS[w.charCodeAt(0)] = 1;
+/**
+ * 1 at (length, first letter, second letter) of each cue, the char codes taken & 127: the tokenizer's test of whether
+ * a word may be one (a word of two letters passes only if it is one), so that the token after it may start a name.
+ */
+const LOWER_CUE_PREFIXES = new Uint8Array(8 * 128 * 128);
+for (const w of LOWER_CUES)
+  LOWER_CUE_PREFIXES[(w.length * 128 + w.charCodeAt(0)) * 128 + w.charCodeAt(1)] = 1;
 
 /** Words by length, so a look-up compares only words of the token's length (it runs for most words of a text). */
 function byLength(words: readonly string[]): string[][] {
@@ -554,9 +561,16 @@ function tokenize(text: string, lower: string): Tokens {
     t.end[k] = end;
     t.shape[k] = shape;
     if (firstUpper || afterCue) t.candidates[candidates++] = k;
-    // The cheap test of lowerCueBefore, for the token after this one.
+    // A cheap test that lets through every word lowerCueBefore accepts, for the token after this one.
     const len = end - start;
-    afterCue = len >= 2 && len <= 7 && LOWER_CUE_INITIALS[lower.charCodeAt(start) & 127] === 1;
+    afterCue =
+      len >= 2 &&
+      len <= 7 &&
+      LOWER_CUE_PREFIXES[
+        (len * 128 + (lower.charCodeAt(start) & 127)) * 128 + (lower.charCodeAt(start + 1) & 127)
+      ] === 1;
+    // The character that ended the word is no letter: the next word starts after it.
+    i++;
     k++;
   }
   t.count = k;
