@@ -1002,10 +1002,13 @@ class NameScanner {
     this.raiseLinked(found);
     this.raiseCoordinated(found);
     const named = found.filter((c) => c.finding.score > 0);
-    const out = [...named.map((c) => c.finding), ...this.repeats(named)];
+    const repeated = this.repeats(named);
     // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
     let weak = 0;
-    return out.filter((f) => f.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS);
+    const out: Out[] = [];
+    for (const c of named) if (c.finding.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS) out.push(c.finding);
+    for (const f of repeated) if (f.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS) out.push(f);
+    return out;
   }
 
   /** A name word already found in this text counts again on its own ("Mrs. Ann Kowalczyk … Kowalczyk's x-ray"). */
@@ -1793,9 +1796,13 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
   const out: Out[] = [];
   let open: Out | null = null;
   let lastIndex = -2;
-  for (let i = 0; i < scanner.count; i++) {
-    const s = shapes.start[i]!;
-    const len = shapes.end[i]! - s;
+  // Every word of the text passes here: the arrays in locals.
+  const count = scanner.count;
+  const starts = shapes.start;
+  const ends = shapes.end;
+  for (let i = 0; i < count; i++) {
+    const s = starts[i]!;
+    const len = ends[i]! - s;
     if (len >= 64 || lengths[len] !== 1) continue;
     const c = lower.charCodeAt(s);
     if (c < 0x80 && initials[c] !== 1) continue;
