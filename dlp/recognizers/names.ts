@@ -478,6 +478,12 @@ function tokenize(text: string, lower: string): Tokens {
   // The lower-cased copy tells most characters apart (see the comment on `l`), and it is usually a flat string where
   // the text is often a slice of a larger one, slower to read character by character.
   const low = lower.length === n ? lower : text;
+  // The arrays in locals (written for every word); replaced when they grow.
+  let starts = t.start;
+  let ends = t.end;
+  let possessives = t.possessive;
+  let shapes = t.shape;
+  let candidateList = t.candidates;
   let i = 0;
   while (i < n) {
     // A character whose lower case is ASCII and no letter is that same character (no other character lowers to
@@ -555,12 +561,17 @@ function tokenize(text: string, lower: string): Tokens {
       t.shape = grow(t.shape, new Uint8Array(size));
       t.candidates = grow(t.candidates, new Int32Array(size));
       buffers = t;
+      starts = t.start;
+      ends = t.end;
+      possessives = t.possessive;
+      shapes = t.shape;
+      candidateList = t.candidates;
     }
-    t.possessive[k] = possessive ? 1 : 0;
-    t.start[k] = start;
-    t.end[k] = end;
-    t.shape[k] = shape;
-    if (firstUpper || afterCue) t.candidates[candidates++] = k;
+    possessives[k] = possessive ? 1 : 0;
+    starts[k] = start;
+    ends[k] = end;
+    shapes[k] = shape;
+    if (firstUpper || afterCue) candidateList[candidates++] = k;
     // A cheap test that lets through every word lowerCueBefore accepts, for the token after this one.
     const len = end - start;
     afterCue =
