@@ -516,6 +516,16 @@ function tokenize(text: string, lower: string): Tokens {
           i++;
           continue;
         }
+        // Other ASCII is that very character in the text, and no letter: the end of the word or an inner apostrophe
+        // or hyphen (the same test as below, without reading the text).
+        if (d < 0x80) {
+          if ((d === 39 || d === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+            if (d === 39) apostrophe = i;
+            i++;
+            continue;
+          }
+          break;
+        }
       }
       c = text.charCodeAt(i);
       cls = c < 0x80 ? charClass[c]! : classOf(c);
