@@ -626,6 +626,11 @@ function isCommon(word: string): boolean {
 const kindCache = new Map<string, Kind>();
 /** The same for ASCII words, by hash, checked against the text. */
 const hashCache = new Map<number, { word: string; kind: Kind }>();
+/** In front of hashCache: the last ASCII word of each slot of a hash (a power of two slots), and its kind. */
+const RECENT_SIZE = 4096;
+const RECENT_HASHES = new Int32Array(RECENT_SIZE);
+const RECENT_WORDS: string[] = new Array<string>(RECENT_SIZE).fill('');
+const RECENT_KINDS = new Uint8Array(RECENT_SIZE);
 
 function classifyCached(word: string): Kind {
   let k = kindCache.get(word);
@@ -787,13 +792,26 @@ class NameScanner {
       }
       h = Math.imul(h ^ c, 0x01000193);
     }
+    // The words met most recently, by hash, in arrays (no Map look-up for most of them).
+    const slot = (h ^ (h >>> 12)) & (RECENT_SIZE - 1);
+    const recent = RECENT_WORDS[slot]!;
+    if (RECENT_HASHES[slot] === h && recent.length === e - s && this.lower.startsWith(recent, s))
+      return RECENT_KINDS[slot] as Kind;
     const seen = hashCache.get(h);
-    if (seen !== undefined && seen.word.length === e - s && this.lower.startsWith(seen.word, s))
-      return seen.kind;
-    const word = this.lower.slice(s, e);
-    const kind = classify(word);
-    if (hashCache.size > 50_000) hashCache.clear();
-    hashCache.set(h, { word, kind });
+    let word: string;
+    let kind: Kind;
+    if (seen !== undefined && seen.word.length === e - s && this.lower.startsWith(seen.word, s)) {
+      word = seen.word;
+      kind = seen.kind;
+    } else {
+      word = this.lower.slice(s, e);
+      kind = classify(word);
+      if (hashCache.size > 50_000) hashCache.clear();
+      hashCache.set(h, { word, kind });
+    }
+    RECENT_HASHES[slot] = h;
+    RECENT_WORDS[slot] = word;
+    RECENT_KINDS[slot] = kind;
     return kind;
   }
 
