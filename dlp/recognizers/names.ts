@@ -713,6 +713,13 @@ const CUE_WORD_HASHES = new Set(
 
 /** Words of recent tokens kept by a scanner (a power of two). */
 const WORD_CACHE_SIZE = 64;
+/**
+ * A scanner's buffers, shared from part to part (analysis is synchronous: one scanner at a time), reset when a scanner
+ * is made: allocating them per part cost more than the scan of a short part.
+ */
+const WORD_CACHE_AT = new Int32Array(WORD_CACHE_SIZE);
+const WORD_CACHE: string[] = new Array<string>(WORD_CACHE_SIZE).fill('');
+let kindBuffer = new Uint8Array(1024);
 
 class NameScanner {
   private readonly t: Tokens;
@@ -723,8 +730,8 @@ class NameScanner {
   private readonly lowerText: boolean;
 
   /** The words of recent tokens (word()): token index and word, by the index's low bits. */
-  private readonly wordAt = new Int32Array(WORD_CACHE_SIZE).fill(-1);
-  private readonly words: string[] = new Array<string>(WORD_CACHE_SIZE).fill('');
+  private readonly wordAt = WORD_CACHE_AT.fill(-1);
+  private readonly words = WORD_CACHE;
 
   /** The lower-cased text (same offsets). */
   get lowerCopy(): string {
@@ -736,7 +743,9 @@ class NameScanner {
     private readonly lower: string,
   ) {
     this.t = tokenize(text, lower);
-    this.kinds = new Uint8Array(this.t.count);
+    if (kindBuffer.length < this.t.count)
+      kindBuffer = new Uint8Array(Math.max(this.t.count, kindBuffer.length * 2));
+    this.kinds = kindBuffer.fill(0, 0, this.t.count);
     this.lowerText = this.t.capitalised < this.t.count * 0.03;
   }
 
