@@ -720,6 +720,7 @@ const WORD_CACHE_SIZE = 64;
 const WORD_CACHE_AT = new Int32Array(WORD_CACHE_SIZE);
 const WORD_CACHE: string[] = new Array<string>(WORD_CACHE_SIZE).fill('');
 let kindBuffer = new Uint8Array(1024);
+let coveredBuffer = new Uint8Array(1024);
 
 class NameScanner {
   private readonly t: Tokens;
@@ -1062,7 +1063,9 @@ class NameScanner {
   /** A name word already found in this text counts again on its own ("Mrs. Ann Kowalczyk … Kowalczyk's x-ray"). */
   private repeats(named: readonly Candidate[]): Out[] {
     const words = new Set<string>();
-    const covered = new Uint8Array(this.count);
+    if (coveredBuffer.length < this.count)
+      coveredBuffer = new Uint8Array(Math.max(this.count, coveredBuffer.length * 2));
+    const covered = coveredBuffer.fill(0, 0, this.count);
     for (const c of named) {
       for (let k = c.first; k < c.next; k++) {
         covered[k] = 1;
