@@ -1827,22 +1827,35 @@ function headerWords(display: string): HeaderWord[] | null {
 /** The lengths and ASCII initials of the header words, reused from call to call (analysis is synchronous). */
 const HEADER_LENGTHS = new Uint8Array(64);
 const HEADER_INITIALS = new Uint8Array(128);
+/** The display names that HEADER_LENGTHS, HEADER_INITIALS and headerWanted were made for (a copy). */
+let headerKey: readonly string[] = [];
+/** Their words: true for a word that is also a common word. */
+let headerWanted = new Map<string, boolean>();
 
 function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: readonly string[]): Out[] {
-  const wanted = new Map<string, boolean>();
-  for (const display of headerNames.slice(0, 200)) {
-    for (const w of headerWords(display) ?? []) wanted.set(w.word, w.common || wanted.get(w.word) === true);
+  const displays = headerNames.slice(0, 200);
+  // The parts of one message share their recipients: their words are found once for all of them.
+  if (displays.length !== headerKey.length || displays.some((d, n) => d !== headerKey[n])) {
+    headerKey = displays;
+    headerWanted = new Map<string, boolean>();
+    for (const display of displays) {
+      for (const w of headerWords(display) ?? [])
+        headerWanted.set(w.word, w.common || headerWanted.get(w.word) === true);
+    }
+    // Cheap filters before a word is made: its length and first letter must match a header word.
+    // Typed arrays rather than Sets: this test runs for every word of the text.
+    HEADER_LENGTHS.fill(0);
+    HEADER_INITIALS.fill(0);
+    for (const w of headerWanted.keys()) {
+      if (w.length < 64) HEADER_LENGTHS[w.length] = 1;
+      const c = w.charCodeAt(0);
+      if (c < 128) HEADER_INITIALS[c] = 1;
+    }
   }
+  const wanted = headerWanted;
   if (wanted.size === 0) return [];
-  // Cheap filters before a word is made: its length and first letter must match a header word.
-  // Typed arrays rather than Sets: this test runs for every word of the text.
-  const lengths = HEADER_LENGTHS.fill(0);
-  const initials = HEADER_INITIALS.fill(0);
-  for (const w of wanted.keys()) {
-    if (w.length < 64) lengths[w.length] = 1;
-    const c = w.charCodeAt(0);
-    if (c < 128) initials[c] = 1;
-  }
+  const lengths = HEADER_LENGTHS;
+  const initials = HEADER_INITIALS;
   const lower = scanner.lowerCopy;
   const out: Out[] = [];
   let open: Out | null = null;
