@@ -61,6 +61,20 @@ describe('dlp names tokens', () => {
     });
   }
 
+  it("finds each message's recipients, not those of the message before (their words are kept between parts)", () => {
+    const text = 'Thanks, Orsolya and Tamsin.';
+    const byRecipient = (names: string[]) =>
+      analyzePart(compiled, { id: 'text', text, kind: 'body' }, names)
+        .filter((f) => f.recognizer === 'person-header-name')
+        .map((f) => text.slice(f.start, f.end));
+    expect(byRecipient(['Orsolya Vance'])).to.deep.equal(['Orsolya']);
+    expect(byRecipient(['Orsolya Vance'])).to.deep.equal(['Orsolya']);
+    expect(byRecipient(['Tamsin Greer'])).to.deep.equal(['Tamsin']);
+    expect(byRecipient(['Tamsin Greer', 'Orsolya Vance'])).to.deep.equal(['Orsolya', 'Tamsin']);
+    expect(byRecipient(['Tamsin Greer'])).to.deep.equal(['Tamsin']);
+    expect(byRecipient([])).to.deep.equal([]);
+  });
+
   it('finds the same names in a slice of a larger text as in a copy of it', () => {
     const body =
       'Dear Ann, Mrs. Zoë Bašić and JOHN SMITH’s son Jacob met Dr. Lee. my name is lena andersson\n';
