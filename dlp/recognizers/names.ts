@@ -324,6 +324,13 @@ const LOWER_CUES = [
 /** 1 at the char code of a cue's first letter: read for every lower-case word, so a typed array rather than a Set. */
 const LOWER_CUE_INITIALS = new Uint8Array(128);
 for (const w of LOWER_CUES) LOWER_CUE_INITIALS[w.charCodeAt(0)] = 1;
+/**
+ * 1 at (length, first letter, second letter) of each cue, the char codes taken & 127: the tokenizer's test of whether
+ * a word may be one (a word of two letters passes only if it is one), so that the token after it may start a name.
+ */
+const LOWER_CUE_PREFIXES = new Uint8Array(8 * 128 * 128);
+for (const w of LOWER_CUES)
+  LOWER_CUE_PREFIXES[(w.length * 128 + w.charCodeAt(0)) * 128 + w.charCodeAt(1)] = 1;
 
 /** Words by length, so a look-up compares only words of the token's length (it runs for most words of a text). */
 function byLength(words: readonly string[]): string[][] {
@@ -428,6 +435,13 @@ interface Tokens {
   /** 1 when the word ended in "'s". */
   possessive: Uint8Array;
   shape: Uint8Array;
+  /**
+   * In order, the tokens that may start a name in text that is not mostly lower case: every capitalised token, and
+   * every token after a word that may be a lower-case cue (see lowerCueBefore; this list only leaves out tokens it
+   * rejects). The scan and the search for repeats read these instead of every token.
+   */
+  candidates: Int32Array;
+  candidateCount: number;
 }
 
 function grow<T extends Int32Array | Uint8Array>(from: T, to: T): T {
@@ -447,17 +461,38 @@ let buffers: Tokens = {
   end: new Int32Array(1024),
   possessive: new Uint8Array(1024),
   shape: new Uint8Array(1024),
+  candidates: new Int32Array(1024),
+  candidateCount: 0,
 };
 
-function tokenize(text: string): Tokens {
+function tokenize(text: string, lower: string): Tokens {
   const n = text.length;
   let size = buffers.start.length;
   const t = buffers;
   t.count = 0;
   t.capitalised = 0;
   let k = 0;
+  let candidates = 0;
+  /** The token before may be a lower-case cue: the next token is a candidate. */
+  let afterCue = false;
+  // The lower-cased copy tells most characters apart (see the comment on `l`), and it is usually a flat string where
+  // the text is often a slice of a larger one, slower to read character by character.
+  const low = lower.length === n ? lower : text;
+  // The arrays in locals (written for every word); replaced when they grow.
+  let starts = t.start;
+  let ends = t.end;
+  let possessives = t.possessive;
+  let shapes = t.shape;
+  let candidateList = t.candidates;
   let i = 0;
   while (i < n) {
+    // A character whose lower case is ASCII and no letter is that same character (no other character lowers to
+    // one); one whose lower case is an ASCII letter is a letter (test/dlp/names-tokens.test.ts checks every code unit).
+    const l = low.charCodeAt(i);
+    if (l < 0x80 && (l < 97 || l > 122)) {
+      i++;
+      continue;
+    }
     let c = text.charCodeAt(i);
     // ASCII first, without a call: most characters of mail are ASCII, and this loop reads every one of them.
     let cls = c < 0x80 ? charClass[c]! : classOf(c);
@@ -470,8 +505,28 @@ function tokenize(text: string): Tokens {
     // Shape in the same pass: upper case until a lower-case letter is seen.
     let allUpper = firstUpper;
     let letters = 1;
+    /** The last inner apostrophe: a possessive "'s" is one right before the last letter. */
+    let apostrophe = -1;
     i++;
     while (i < n) {
+      // Letters past the first lower-case one change nothing but the position: most letters of mail.
+      if (!allUpper) {
+        const d = low.charCodeAt(i);
+        if (d >= 97 && d <= 122) {
+          i++;
+          continue;
+        }
+        // Other ASCII is that very character in the text, and no letter: the end of the word or an inner apostrophe
+        // or hyphen (the same test as below, without reading the text).
+        if (d < 0x80) {
+          if ((d === 39 || d === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+            if (d === 39) apostrophe = i;
+            i++;
+            continue;
+          }
+          break;
+        }
+      }
       c = text.charCodeAt(i);
       cls = c < 0x80 ? charClass[c]! : classOf(c);
       if ((cls & IS_LETTER) !== 0) {
@@ -485,18 +540,21 @@ function tokenize(text: string): Tokens {
       }
       // Inner apostrophe or hyphen followed by a letter stays in the word.
       if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+        if (c !== 45) apostrophe = i;
         i++;
         continue;
       }
       break;
     }
     let end = i;
-    const a = text.charCodeAt(end - 2);
-    const s = text.charCodeAt(end - 1);
     let possessive = false;
-    if (end - start > 2 && (a === 39 || a === 0x2019) && (s === 115 || s === 83)) {
-      end -= 2;
-      possessive = true;
+    // The apostrophe is inside the word, so the word is at least three characters long here.
+    if (apostrophe === end - 2) {
+      const s = text.charCodeAt(end - 1);
+      if (s === 115 || s === 83) {
+        end -= 2;
+        possessive = true;
+      }
     }
     let shape = Shape.Lower;
     if (firstUpper) {
@@ -511,15 +569,33 @@ function tokenize(text: string): Tokens {
       t.end = grow(t.end, new Int32Array(size));
       t.possessive = grow(t.possessive, new Uint8Array(size));
       t.shape = grow(t.shape, new Uint8Array(size));
+      t.candidates = grow(t.candidates, new Int32Array(size));
       buffers = t;
+      starts = t.start;
+      ends = t.end;
+      possessives = t.possessive;
+      shapes = t.shape;
+      candidateList = t.candidates;
     }
-    t.possessive[k] = possessive ? 1 : 0;
-    t.start[k] = start;
-    t.end[k] = end;
-    t.shape[k] = shape;
+    possessives[k] = possessive ? 1 : 0;
+    starts[k] = start;
+    ends[k] = end;
+    shapes[k] = shape;
+    if (firstUpper || afterCue) candidateList[candidates++] = k;
+    // A cheap test that lets through every word lowerCueBefore accepts, for the token after this one.
+    const len = end - start;
+    afterCue =
+      len >= 2 &&
+      len <= 7 &&
+      LOWER_CUE_PREFIXES[
+        (len * 128 + (lower.charCodeAt(start) & 127)) * 128 + (lower.charCodeAt(start + 1) & 127)
+      ] === 1;
+    // The character that ended the word is no letter: the next word starts after it.
+    i++;
     k++;
   }
   t.count = k;
+  t.candidateCount = candidates;
   return t;
 }
 
@@ -550,6 +626,11 @@ function isCommon(word: string): boolean {
 const kindCache = new Map<string, Kind>();
 /** The same for ASCII words, by hash, checked against the text. */
 const hashCache = new Map<number, { word: string; kind: Kind }>();
+/** In front of hashCache: the last ASCII word of each slot of a hash (a power of two slots), and its kind. */
+const RECENT_SIZE = 4096;
+const RECENT_HASHES = new Int32Array(RECENT_SIZE);
+const RECENT_WORDS: string[] = new Array<string>(RECENT_SIZE).fill('');
+const RECENT_KINDS = new Uint8Array(RECENT_SIZE);
 
 function classifyCached(word: string): Kind {
   let k = kindCache.get(word);
@@ -598,6 +679,49 @@ interface Cue {
   pairOk?: boolean;
 }
 
+/** FNV-1a hash (32 bits) of lower[s, e), or -1 when a character is beyond ASCII (fold may change such a word). */
+function asciiHash(lower: string, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let p = s; p < e; p++) {
+    const c = lower.charCodeAt(p);
+    if (c > 0x7f) return -1;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  return h;
+}
+
+/**
+ * Every word that some cue of cueBefore has as the word before a name, by hash: a capitalised word after any other
+ * word has no cue, which this tells without making a string of the word before (most capitalised words).
+ */
+const CUE_WORD_HASHES = new Set(
+  [
+    ...HONORIFIC_STRONG,
+    ...HONORIFIC_PROVIDER,
+    ...LABEL_CUES,
+    ...RELATIVE_CUES,
+    ...CARE_VERB_CUES,
+    ...GREETINGS,
+    ...SPEECH_VERBS,
+    ...ROLE_WORDS,
+    // ("i’m" is beyond ASCII: a word of such characters is always looked at.)
+    ...['by', 'dear', 're', 'is', 'named', 'called', 'me', 'him', 'her', "i'm", 'am', 'for'],
+  ]
+    .map((w) => asciiHash(w, 0, w.length))
+    .filter((h) => h !== -1),
+);
+
+/** Words of recent tokens kept by a scanner (a power of two). */
+const WORD_CACHE_SIZE = 64;
+/**
+ * A scanner's buffers, shared from part to part (analysis is synchronous: one scanner at a time), reset when a scanner
+ * is made: allocating them per part cost more than the scan of a short part.
+ */
+const WORD_CACHE_AT = new Int32Array(WORD_CACHE_SIZE);
+const WORD_CACHE: string[] = new Array<string>(WORD_CACHE_SIZE).fill('');
+let kindBuffer = new Uint8Array(1024);
+let coveredBuffer = new Uint8Array(1024);
+
 class NameScanner {
   private readonly t: Tokens;
   /** Kind + 1 per token once looked up (0: not yet). */
@@ -605,6 +729,10 @@ class NameScanner {
 
   /** Mostly lower-case text (chat, quick notes): lower-case given names count there too. */
   private readonly lowerText: boolean;
+
+  /** The words of recent tokens (word()): token index and word, by the index's low bits. */
+  private readonly wordAt = WORD_CACHE_AT.fill(-1);
+  private readonly words = WORD_CACHE;
 
   /** The lower-cased text (same offsets). */
   get lowerCopy(): string {
@@ -615,8 +743,10 @@ class NameScanner {
     private readonly text: string,
     private readonly lower: string,
   ) {
-    this.t = tokenize(text);
-    this.kinds = new Uint8Array(this.t.count);
+    this.t = tokenize(text, lower);
+    if (kindBuffer.length < this.t.count)
+      kindBuffer = new Uint8Array(Math.max(this.t.count, kindBuffer.length * 2));
+    this.kinds = kindBuffer.fill(0, 0, this.t.count);
     this.lowerText = this.t.capitalised < this.t.count * 0.03;
   }
 
@@ -638,7 +768,13 @@ class NameScanner {
   }
 
   word(i: number): string {
-    return fold(this.lower.slice(this.t.start[i], this.t.end[i]));
+    // The checks around a name ask for the same few tokens' words again and again: keep the last ones.
+    const slot = i & (WORD_CACHE_SIZE - 1);
+    if (this.wordAt[slot] === i) return this.words[slot]!;
+    const w = fold(this.lower.slice(this.t.start[i], this.t.end[i]));
+    this.wordAt[slot] = i;
+    this.words[slot] = w;
+    return w;
   }
 
   kind(i: number): Kind {
@@ -666,13 +802,26 @@ class NameScanner {
       }
       h = Math.imul(h ^ c, 0x01000193);
     }
+    // The words met most recently, by hash, in arrays (no Map look-up for most of them).
+    const slot = (h ^ (h >>> 12)) & (RECENT_SIZE - 1);
+    const recent = RECENT_WORDS[slot]!;
+    if (RECENT_HASHES[slot] === h && recent.length === e - s && this.lower.startsWith(recent, s))
+      return RECENT_KINDS[slot] as Kind;
     const seen = hashCache.get(h);
-    if (seen !== undefined && seen.word.length === e - s && this.lower.startsWith(seen.word, s))
-      return seen.kind;
-    const word = this.lower.slice(s, e);
-    const kind = classify(word);
-    if (hashCache.size > 50_000) hashCache.clear();
-    hashCache.set(h, { word, kind });
+    let word: string;
+    let kind: Kind;
+    if (seen !== undefined && seen.word.length === e - s && this.lower.startsWith(seen.word, s)) {
+      word = seen.word;
+      kind = seen.kind;
+    } else {
+      word = this.lower.slice(s, e);
+      kind = classify(word);
+      if (hashCache.size > 50_000) hashCache.clear();
+      hashCache.set(h, { word, kind });
+    }
+    RECENT_HASHES[slot] = h;
+    RECENT_WORDS[slot] = word;
+    RECENT_KINDS[slot] = kind;
     return kind;
   }
 
@@ -806,6 +955,8 @@ class NameScanner {
   /** The cue right before token i, if any. */
   cueBefore(i: number): Cue | null {
     if (i === 0) return null;
+    const h = asciiHash(this.lower, this.t.start[i - 1]!, this.t.end[i - 1]!);
+    if (h !== -1 && !CUE_WORD_HASHES.has(h)) return null;
     const prev = this.word(i - 1);
     const gap = this.gapBefore(i);
     // A form's signer: "Prepared by:  Ann Lee", "Reviewed By: …" (a firm or a product needs two words or a listed one).
@@ -873,33 +1024,48 @@ class NameScanner {
     const n = this.count;
     let i = 0;
     const shape = this.t.shape;
-    while (i < n) {
-      // Most words are lower-case and no name: skip them before any call.
-      if (shape[i] === Shape.Lower && !this.lowerText && !this.lowerCueBefore(i)) {
-        i++;
-        continue;
+    if (this.lowerText) {
+      while (i < n) {
+        const c = this.nameAt(i);
+        if (c) {
+          found.push(c);
+          i = c.next;
+        } else i++;
       }
-      const c = this.nameAt(i);
-      if (c) {
-        found.push(c);
-        i = c.next;
-      } else i++;
+    } else {
+      // Most words are lower-case and no name: only the tokens that may start one (Tokens.candidates) are tried.
+      const candidates = this.t.candidates;
+      for (let m = 0; m < this.t.candidateCount; m++) {
+        const at = candidates[m]!;
+        if (at < i) continue;
+        if (shape[at] === Shape.Lower && !this.lowerCueBefore(at)) continue;
+        const c = this.nameAt(at);
+        if (c) {
+          found.push(c);
+          i = c.next;
+        } else i = at + 1;
+      }
     }
     this.raiseLists(found);
     this.raiseSpeakers(found);
     this.raiseLinked(found);
     this.raiseCoordinated(found);
     const named = found.filter((c) => c.finding.score > 0);
-    const out = [...named.map((c) => c.finding), ...this.repeats(named)];
+    const repeated = this.repeats(named);
     // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
     let weak = 0;
-    return out.filter((f) => f.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS);
+    const out: Out[] = [];
+    for (const c of named) if (c.finding.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS) out.push(c.finding);
+    for (const f of repeated) if (f.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS) out.push(f);
+    return out;
   }
 
   /** A name word already found in this text counts again on its own ("Mrs. Ann Kowalczyk … Kowalczyk's x-ray"). */
   private repeats(named: readonly Candidate[]): Out[] {
     const words = new Set<string>();
-    const covered = new Uint8Array(this.count);
+    if (coveredBuffer.length < this.count)
+      coveredBuffer = new Uint8Array(Math.max(this.count, coveredBuffer.length * 2));
+    const covered = coveredBuffer.fill(0, 0, this.count);
     for (const c of named) {
       for (let k = c.first; k < c.next; k++) {
         covered[k] = 1;
@@ -920,7 +1086,10 @@ class NameScanner {
           break;
         }
     }
-    for (let i = 0; i < this.count; i++) {
+    // Capitalised tokens only: each of them is a candidate (Tokens.candidates), in order.
+    const candidates = this.t.candidates;
+    for (let m = 0; m < this.t.candidateCount; m++) {
+      const i = candidates[m]!;
       if (
         covered[i] === 1 ||
         this.t.shape[i] === Shape.Lower ||
@@ -1658,29 +1827,46 @@ function headerWords(display: string): HeaderWord[] | null {
 /** The lengths and ASCII initials of the header words, reused from call to call (analysis is synchronous). */
 const HEADER_LENGTHS = new Uint8Array(64);
 const HEADER_INITIALS = new Uint8Array(128);
+/** The display names that HEADER_LENGTHS, HEADER_INITIALS and headerWanted were made for (a copy). */
+let headerKey: readonly string[] = [];
+/** Their words: true for a word that is also a common word. */
+let headerWanted = new Map<string, boolean>();
 
 function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: readonly string[]): Out[] {
-  const wanted = new Map<string, boolean>();
-  for (const display of headerNames.slice(0, 200)) {
-    for (const w of headerWords(display) ?? []) wanted.set(w.word, w.common || wanted.get(w.word) === true);
+  const displays = headerNames.slice(0, 200);
+  // The parts of one message share their recipients: their words are found once for all of them.
+  if (displays.length !== headerKey.length || displays.some((d, n) => d !== headerKey[n])) {
+    headerKey = displays;
+    headerWanted = new Map<string, boolean>();
+    for (const display of displays) {
+      for (const w of headerWords(display) ?? [])
+        headerWanted.set(w.word, w.common || headerWanted.get(w.word) === true);
+    }
+    // Cheap filters before a word is made: its length and first letter must match a header word.
+    // Typed arrays rather than Sets: this test runs for every word of the text.
+    HEADER_LENGTHS.fill(0);
+    HEADER_INITIALS.fill(0);
+    for (const w of headerWanted.keys()) {
+      if (w.length < 64) HEADER_LENGTHS[w.length] = 1;
+      const c = w.charCodeAt(0);
+      if (c < 128) HEADER_INITIALS[c] = 1;
+    }
   }
+  const wanted = headerWanted;
   if (wanted.size === 0) return [];
-  // Cheap filters before a word is made: its length and first letter must match a header word.
-  // Typed arrays rather than Sets: this test runs for every word of the text.
-  const lengths = HEADER_LENGTHS.fill(0);
-  const initials = HEADER_INITIALS.fill(0);
-  for (const w of wanted.keys()) {
-    if (w.length < 64) lengths[w.length] = 1;
-    const c = w.charCodeAt(0);
-    if (c < 128) initials[c] = 1;
-  }
+  const lengths = HEADER_LENGTHS;
+  const initials = HEADER_INITIALS;
   const lower = scanner.lowerCopy;
   const out: Out[] = [];
   let open: Out | null = null;
   let lastIndex = -2;
-  for (let i = 0; i < scanner.count; i++) {
-    const s = shapes.start[i]!;
-    const len = shapes.end[i]! - s;
+  // Every word of the text passes here: the arrays in locals.
+  const count = scanner.count;
+  const starts = shapes.start;
+  const ends = shapes.end;
+  for (let i = 0; i < count; i++) {
+    const s = starts[i]!;
+    const len = ends[i]! - s;
     if (len >= 64 || lengths[len] !== 1) continue;
     const c = lower.charCodeAt(s);
     if (c < 0x80 && initials[c] !== 1) continue;
