@@ -8,6 +8,7 @@ import { healthRecognizers } from '../dlp/recognizers/health.js';
 import { identifierRecognizers } from '../dlp/recognizers/identifiers.js';
 import { labelledRecognizers } from '../dlp/recognizers/labelled.js';
 import { nameRecognizers } from '../dlp/recognizers/names.js';
+import { PARSE_OPTIONS } from '../gateway/pipeline.js';
 import { RulesSource } from '../gateway/rules.js';
 import { DlpScanner } from '../gateway/scan.js';
 import { makeMail, makeMailCorpus } from './dlp-mail.js';
@@ -47,7 +48,7 @@ async function timeScans(
   const scanOnly: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    const mail = await simpleParser(raw);
+    const mail = await simpleParser(raw, PARSE_OPTIONS);
     const t1 = performance.now();
     await scanner.scan(mail);
     const t2 = performance.now();
@@ -156,13 +157,17 @@ async function main(): Promise<void> {
   const scanner = new DlpScanner(rules);
   const analyzer = rules.analyzer;
   const text = makeText(2 * 1024 * 1024);
-  analyzer.analyze([{ id: 'text', text: text.slice(0, 200_000), kind: 'body' }]); // warm up
+  analyzer.analyze([{ id: 'text', text: text.slice(0, 200_000), kind: 'body' }]);
+  // The first full run, cold: what a gateway that just started pays once.
   const t = performance.now();
   analyzer.analyze([{ id: 'text', text, kind: 'body' }]);
   const mbps = text.length / 1e6 / ((performance.now() - t) / 1000);
-  // Best CPU time of several runs: the figure that does not depend on what else the machine is doing.
+  // Then the steady state, as a running gateway scans: a few more runs let V8 finish optimising (its
+  // compiler threads count in the process's CPU time), then the best CPU time of 10 runs, the figure that
+  // does not depend on what else the machine is doing.
+  for (let i = 0; i < 3; i++) analyzer.analyze([{ id: 'text', text, kind: 'body' }]);
   const cpuMbps =
-    text.length / 1e6 / (bestCpuMs(() => analyzer.analyze([{ id: 'text', text, kind: 'body' }]), 5) / 1000);
+    text.length / 1e6 / (bestCpuMs(() => analyzer.analyze([{ id: 'text', text, kind: 'body' }]), 10) / 1000);
 
   const small = makeEml(5 * 1024);
   const large = makeEml(1024 * 1024);
@@ -171,7 +176,7 @@ async function main(): Promise<void> {
   const l = await timeScans(scanner, large, 20);
   console.log('\nDLP scan (one core, default rule pack)');
   console.log(
-    `throughput on 2 MB of mixed office/clinical text   ${mbps.toFixed(1)} MB/s once; best of 5 by CPU time ${cpuMbps.toFixed(1)} MB/s   (target ≥ 20 MB/s) ${verdict(cpuMbps >= 20)}`,
+    `throughput on 2 MB of mixed office/clinical text   ${mbps.toFixed(1)} MB/s cold; warm, best of 10 by CPU time ${cpuMbps.toFixed(1)} MB/s   (target ≥ 20 MB/s) ${verdict(cpuMbps >= 20)}`,
   );
   console.log(
     `5 KB message, scan only  p50 / p99                 ${pct(s.scanOnly, 0.5).toFixed(2)} / ${pct(s.scanOnly, 0.99).toFixed(2)} ms   (target p99 ≤ 5 ms) ${verdict(pct(s.scanOnly, 0.99) <= 5)}`,

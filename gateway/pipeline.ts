@@ -70,6 +70,8 @@ const CONTINUE: StageVerdict = { verdict: 'continue' };
 export const PARSE_OPTIONS = {
   skipImageLinks: true,
   skipTextLinks: true,
+  // textAsHtml is never used: building it cost the scan thread a fifth of a 5 KB message's parse.
+  skipTextToHtml: true,
   maxHtmlLengthToParse: 10 * 1024 * 1024,
 };
 
