@@ -157,12 +157,14 @@ async function scan(config: ResolvedConfig, args: string[]): Promise<number> {
   const json = args.includes('--json');
   const files = args.filter((a) => a !== '--json');
   if (files.length === 0) throw new UsageError('scan needs at least one FILE (or - for standard input)');
-  const [{ RulesSource }, { DlpScanner }, { simpleParser }, { readFile }] = await Promise.all([
-    import('../gateway/rules.js'),
-    import('../gateway/scan.js'),
-    import('mailparser'),
-    import('node:fs/promises'),
-  ]);
+  const [{ RulesSource }, { DlpScanner }, { simpleParser }, { readFile }, { PARSE_OPTIONS }] =
+    await Promise.all([
+      import('../gateway/rules.js'),
+      import('../gateway/scan.js'),
+      import('mailparser'),
+      import('node:fs/promises'),
+      import('../gateway/pipeline.js'),
+    ]);
   const rules = new RulesSource(rulesFileInForce(config));
   const scanner = new DlpScanner(rules);
   let unreadable = 0;
@@ -178,7 +180,8 @@ async function scan(config: ResolvedConfig, args: string[]): Promise<number> {
       continue;
     }
     const verdict = file.toLowerCase().endsWith('.eml')
-      ? await scanner.scan(await simpleParser(data))
+      ? // Parsed exactly as the gateway parses, so the verdict is the one the gateway would reach.
+        await scanner.scan(await simpleParser(data, PARSE_OPTIONS))
       : rules.analyzer.analyze([{ id: 'text', text: data.toString('utf8'), kind: 'body' }]);
     const line: ScanLine = {
       file,

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
+import { PARSE_OPTIONS } from '../gateway/pipeline.js';
 import { RulesSource } from '../gateway/rules.js';
 import { DlpScanner } from '../gateway/scan.js';
 
@@ -29,7 +30,7 @@ async function evalEmails(dir: string, rules: RulesSource): Promise<void> {
   for (const entry of manifest) {
     const raw = readFileSync(path.join(dir, entry.file));
     const started = performance.now();
-    const verdict = await scanner.scan(await simpleParser(raw));
+    const verdict = await scanner.scan(await simpleParser(raw, PARSE_OPTIONS));
     times.push(performance.now() - started);
     const kind = entry.kind ?? '-';
     if (entry.label === 'phi') {

@@ -4,6 +4,7 @@
 // gateway/policy.js and gateway/pgp-mime.js (detectEncrypted): a deliberate, read-only exception to the
 // usual import direction, so the tester decides exactly as the gateway would.
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
+import { PARSE_OPTIONS } from '../gateway/pipeline.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Analyzer } from '../dlp/analyzer.js';
 import type { TextPart, Verdict } from '../dlp/types.js';
@@ -74,7 +75,7 @@ export async function runTest(
   let encrypted: ReturnType<typeof detectEncrypted> = null;
   let recipients = input.recipients;
   if (input.eml) {
-    parsed = await simpleParser(input.eml, { skipImageLinks: true, skipTextLinks: true });
+    parsed = await simpleParser(input.eml, PARSE_OPTIONS);
     const extracted = await extractParts(parsed);
     parts = extracted.parts;
     verdict = analyzer.analyze(parts, {
