@@ -15,7 +15,8 @@ import { createLogger } from '../../config/log.js';
 import { createWebApp } from '../../web/app.js';
 import { createReply } from '../../store/pickup-replies.js';
 import type { PickupRow } from '../../store/pickups.js';
-import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
+import { CaptureServer, kindOf, type CapturedMessage } from '../support/capture-server.js';
+import { until } from '../support/waiting.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { makeKey } from '../support/pgp.js';
@@ -65,20 +66,6 @@ async function send(port: number, message: string, rcpts: string[]): Promise<str
     return /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
   } finally {
     c.close();
-  }
-}
-
-function kindOf(m: CapturedMessage): string {
-  return /\r\nX-PHI-Gateway-Kind: ([\w-]+)/.exec(`\r\n${m.raw.toString('latin1')}`)?.[1] ?? 'relay';
-}
-
-async function until<T>(fn: () => T | undefined | Promise<T | undefined>, ms = 15000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
