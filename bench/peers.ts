@@ -248,6 +248,10 @@ async function gatewayPath(
         redaction: { gateway: 'off' },
         pickup: { passwordDelay: 0 },
         practiceName: 'Bench Dental',
+        // BENCH_SCAN_THREADS: dlp.scanThreads for the run (default: the gateway's own choice).
+        ...(process.env.BENCH_SCAN_THREADS
+          ? { dlp: { scanThreads: Number(process.env.BENCH_SCAN_THREADS) } }
+          : {}),
       },
     });
     const rcpt = (seq: number, run: string) => (kind === 'pgp' ? PARTNER : `p${seq}.${run}@mail.example`);
