@@ -446,6 +446,21 @@ const migrations: Record<string, Migration> = {
       await knex.schema.dropTableIfExists('user_keys');
     },
   },
+  '0010_envelope_blob_index': {
+    async up(knex) {
+      // Delivery asks, after each envelope of generated content (PGP messages, pickup notices, passwords),
+      // whether another still needs that blob: without an index that scanned every envelope ever sent, on
+      // the event loop (9.6 ms per delivery at 100,000 envelopes).
+      await knex.schema.alterTable('envelopes', (t) => {
+        t.index(['blob_id']);
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable('envelopes', (t) => {
+        t.dropIndex(['blob_id']);
+      });
+    },
+  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

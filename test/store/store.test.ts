@@ -96,6 +96,35 @@ describe('store/store', () => {
       for (const name of dbFiles) expect(await modeOf(path.join(dataDir, name)), name).to.equal(0o600);
     });
 
+    it('indexes every envelope lookup delivery makes per message, so none reads the whole history', async () => {
+      const store = await openStore();
+      // Column → a lookup delivery or the workers make for each message or envelope.
+      const lookups: Array<[string, string]> = [
+        [
+          'blob_id',
+          `select "id" from "envelopes" where "blob_id" = ? and "state" not in ('delivered') limit 1`,
+        ],
+        ['message_id', `select "id" from "envelopes" where "message_id" = ? and "content" = 'spool' limit 1`],
+        ['after_id', `select "id" from "envelopes" where "after_id" in (?) and "state" = 'waiting'`],
+        ['group_key', `select "id" from "envelopes" where "group_key" = ?`],
+      ];
+      for (const [column, sql] of lookups) {
+        if (store.engine === 'postgres') {
+          const res = (await store.db.raw(
+            `select indexdef from pg_indexes where tablename = 'envelopes'`,
+          )) as {
+            rows: Array<{ indexdef: string }>;
+          };
+          expect(res.rows.map((r) => r.indexdef).join('\n'), column).to.match(new RegExp(`\\(${column}\\)`));
+        } else {
+          const plan = (await store.db.raw(`explain query plan ${sql}`, [1])) as Array<{ detail: string }>;
+          expect(plan.map((r) => r.detail).join('; '), column).to.match(
+            new RegExp(`USING (COVERING )?INDEX \\S*${column}`),
+          );
+        }
+      }
+    });
+
     it('applies the migrations', async () => {
       const store = await openStore();
       const tables = (
