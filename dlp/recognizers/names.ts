@@ -35,6 +35,7 @@
 //        do names that are English words ("dean", "clay": WORD_NAMES).
 // Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places and big cities, street
 // words, titles, and the firms of care mail that look like names (pharmacies, payers, dental software).
+import { Buffer } from 'node:buffer';
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
 import {
@@ -442,6 +443,11 @@ interface Tokens {
    */
   candidates: Int32Array;
   candidateCount: number;
+  /**
+   * The code units of the lower-cased copy, at least as many as the text has (0 past the copy's end, which a hash
+   * treats as charCodeAt's NaN there), in a buffer shared from part to part.
+   */
+  lowerCodes: Uint16Array;
 }
 
 function grow<T extends Int32Array | Uint8Array>(from: T, to: T): T {
@@ -463,7 +469,26 @@ let buffers: Tokens = {
   shape: new Uint8Array(1024),
   candidates: new Int32Array(1024),
   candidateCount: 0,
+  lowerCodes: new Uint16Array(0),
 };
+
+/**
+ * The UTF-16 code units of a string, in a buffer reused from call to call (grown as needed; one beyond RETAINED_CODES
+ * is not kept). The tokenizer reads every character of a part twice over: from a typed array that costs a quarter of
+ * what charCodeAt does (which checks the string's representation on every call), and the copy itself is a memcpy.
+ */
+const RETAINED_CODES = 1 << 22;
+let textCodeBuffer: Uint16Array = new Uint16Array(4096);
+let lowCodeBuffer: Uint16Array = new Uint16Array(4096);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function codeUnits(s: string, buffer: Uint16Array): Uint16Array {
+  const n = s.length;
+  const into = buffer.length >= n ? buffer : new Uint16Array(Math.max(n, buffer.length * 2));
+  if (LITTLE_ENDIAN) Buffer.from(into.buffer, into.byteOffset, n * 2).write(s, 0, 'utf16le');
+  else for (let i = 0; i < n; i++) into[i] = s.charCodeAt(i);
+  return into;
+}
 
 function tokenize(text: string, lower: string): Tokens {
   const n = text.length;
@@ -475,9 +500,15 @@ function tokenize(text: string, lower: string): Tokens {
   let candidates = 0;
   /** The token before may be a lower-case cue: the next token is a candidate. */
   let afterCue = false;
-  // The lower-cased copy tells most characters apart (see the comment on `l`), and it is usually a flat string where
-  // the text is often a slice of a larger one, slower to read character by character.
-  const low = lower.length === n ? lower : text;
+  // The lower-cased copy tells most characters apart (see the comment on `l`); outside the engine it may differ in
+  // length, and then the text stands in for it.
+  const sameLength = lower.length === n;
+  const tx = codeUnits(text, textCodeBuffer);
+  const low = sameLength ? codeUnits(lower, lowCodeBuffer) : tx;
+  if (n <= RETAINED_CODES) {
+    textCodeBuffer = tx;
+    if (sameLength) lowCodeBuffer = low;
+  }
   // The arrays in locals (written for every word); replaced when they grow.
   let starts = t.start;
   let ends = t.end;
@@ -488,12 +519,12 @@ function tokenize(text: string, lower: string): Tokens {
   while (i < n) {
     // A character whose lower case is ASCII and no letter is that same character (no other character lowers to
     // one); one whose lower case is an ASCII letter is a letter (test/dlp/names-tokens.test.ts checks every code unit).
-    const l = low.charCodeAt(i);
+    const l = low[i]!;
     if (l < 0x80 && (l < 97 || l > 122)) {
       i++;
       continue;
     }
-    let c = text.charCodeAt(i);
+    let c = tx[i]!;
     // ASCII first, without a call: most characters of mail are ASCII, and this loop reads every one of them.
     let cls = c < 0x80 ? charClass[c]! : classOf(c);
     if ((cls & IS_LETTER) === 0) {
@@ -511,7 +542,7 @@ function tokenize(text: string, lower: string): Tokens {
     while (i < n) {
       // Letters past the first lower-case one change nothing but the position: most letters of mail.
       if (!allUpper) {
-        const d = low.charCodeAt(i);
+        const d = low[i]!;
         if (d >= 97 && d <= 122) {
           i++;
           continue;
@@ -519,7 +550,7 @@ function tokenize(text: string, lower: string): Tokens {
         // Other ASCII is that very character in the text, and no letter: the end of the word or an inner apostrophe
         // or hyphen (the same test as below, without reading the text).
         if (d < 0x80) {
-          if ((d === 39 || d === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+          if ((d === 39 || d === 45) && i + 1 < n && isLetterCode(tx[i + 1]!)) {
             if (d === 39) apostrophe = i;
             i++;
             continue;
@@ -527,7 +558,7 @@ function tokenize(text: string, lower: string): Tokens {
           break;
         }
       }
-      c = text.charCodeAt(i);
+      c = tx[i]!;
       cls = c < 0x80 ? charClass[c]! : classOf(c);
       if ((cls & IS_LETTER) !== 0) {
         // Most words start in lower case: their shape is known, and the count of letters is not needed.
@@ -539,7 +570,7 @@ function tokenize(text: string, lower: string): Tokens {
         continue;
       }
       // Inner apostrophe or hyphen followed by a letter stays in the word.
-      if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+      if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(tx[i + 1]!)) {
         if (c !== 45) apostrophe = i;
         i++;
         continue;
@@ -550,7 +581,7 @@ function tokenize(text: string, lower: string): Tokens {
     let possessive = false;
     // The apostrophe is inside the word, so the word is at least three characters long here.
     if (apostrophe === end - 2) {
-      const s = text.charCodeAt(end - 1);
+      const s = tx[end - 1]!;
       if (s === 115 || s === 83) {
         end -= 2;
         possessive = true;
@@ -587,15 +618,19 @@ function tokenize(text: string, lower: string): Tokens {
     afterCue =
       len >= 2 &&
       len <= 7 &&
-      LOWER_CUE_PREFIXES[
-        (len * 128 + (lower.charCodeAt(start) & 127)) * 128 + (lower.charCodeAt(start + 1) & 127)
-      ] === 1;
+      (sameLength
+        ? LOWER_CUE_PREFIXES[(len * 128 + (low[start]! & 127)) * 128 + (low[start + 1]! & 127)]
+        : LOWER_CUE_PREFIXES[
+            (len * 128 + (lower.charCodeAt(start) & 127)) * 128 + (lower.charCodeAt(start + 1) & 127)
+          ]) === 1;
     // The character that ended the word is no letter: the next word starts after it.
     i++;
     k++;
   }
   t.count = k;
   t.candidateCount = candidates;
+  t.lowerCodes = sameLength ? low : new Uint16Array(Math.max(n, lower.length));
+  if (!sameLength) codeUnits(lower, t.lowerCodes);
   return t;
 }
 
@@ -626,10 +661,16 @@ function isCommon(word: string): boolean {
 const kindCache = new Map<string, Kind>();
 /** The same for ASCII words, by hash, checked against the text. */
 const hashCache = new Map<number, { word: string; kind: Kind }>();
-/** In front of hashCache: the last ASCII word of each slot of a hash (a power of two slots), and its kind. */
+/**
+ * In front of hashCache: the last ASCII word of each slot of a hash (a power of two slots), as code units (up to
+ * RECENT_LENGTH of them: longer words go to hashCache), with its length and kind. Comparing code units in typed arrays
+ * costs a fraction of a startsWith on the text, and most words are found here.
+ */
 const RECENT_SIZE = 4096;
+const RECENT_LENGTH = 16;
 const RECENT_HASHES = new Int32Array(RECENT_SIZE);
-const RECENT_WORDS: string[] = new Array<string>(RECENT_SIZE).fill('');
+const RECENT_CODES = new Uint16Array(RECENT_SIZE * RECENT_LENGTH);
+const RECENT_LENGTHS = new Uint8Array(RECENT_SIZE);
 const RECENT_KINDS = new Uint8Array(RECENT_SIZE);
 
 function classifyCached(word: string): Kind {
@@ -726,6 +767,8 @@ class NameScanner {
   private readonly t: Tokens;
   /** Kind + 1 per token once looked up (0: not yet). */
   private readonly kinds: Uint8Array;
+  /** The code units of the lower-cased copy (Tokens.lowerCodes). */
+  private readonly lowerCodes: Uint16Array;
 
   /** Mostly lower-case text (chat, quick notes): lower-case given names count there too. */
   private readonly lowerText: boolean;
@@ -744,6 +787,7 @@ class NameScanner {
     private readonly lower: string,
   ) {
     this.t = tokenize(text, lower);
+    this.lowerCodes = this.t.lowerCodes;
     if (kindBuffer.length < this.t.count)
       kindBuffer = new Uint8Array(Math.max(this.t.count, kindBuffer.length * 2));
     this.kinds = kindBuffer.fill(0, 0, this.t.count);
@@ -789,9 +833,10 @@ class NameScanner {
   private lookUp(i: number): Kind {
     const s = this.t.start[i]!;
     const e = this.t.end[i]!;
+    const lc = this.lowerCodes;
     let h = 0x811c9dc5 | 0;
     for (let p = s; p < e; p++) {
-      const c = this.lower.charCodeAt(p);
+      const c = lc[p]!;
       if (c > 0x7f) {
         // A word with diacritics is no English word, even when it folds into one ("Bašić" is not "basic").
         const folded = this.word(i);
@@ -804,9 +849,13 @@ class NameScanner {
     }
     // The words met most recently, by hash, in arrays (no Map look-up for most of them).
     const slot = (h ^ (h >>> 12)) & (RECENT_SIZE - 1);
-    const recent = RECENT_WORDS[slot]!;
-    if (RECENT_HASHES[slot] === h && recent.length === e - s && this.lower.startsWith(recent, s))
-      return RECENT_KINDS[slot] as Kind;
+    const len = e - s;
+    const base = slot * RECENT_LENGTH;
+    if (RECENT_HASHES[slot] === h && RECENT_LENGTHS[slot] === len) {
+      let p = 0;
+      while (p < len && RECENT_CODES[base + p] === lc[s + p]) p++;
+      if (p === len) return RECENT_KINDS[slot] as Kind;
+    }
     const seen = hashCache.get(h);
     let word: string;
     let kind: Kind;
@@ -819,9 +868,12 @@ class NameScanner {
       if (hashCache.size > 50_000) hashCache.clear();
       hashCache.set(h, { word, kind });
     }
-    RECENT_HASHES[slot] = h;
-    RECENT_WORDS[slot] = word;
-    RECENT_KINDS[slot] = kind;
+    if (len <= RECENT_LENGTH) {
+      RECENT_HASHES[slot] = h;
+      RECENT_LENGTHS[slot] = len;
+      RECENT_CODES.set(lc.subarray(s, e), base);
+      RECENT_KINDS[slot] = kind;
+    }
     return kind;
   }
 
