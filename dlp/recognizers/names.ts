@@ -68,8 +68,40 @@ function hashSet(list: string): Set<number> {
   return out;
 }
 
-function wordSet(list: string): Set<string> {
-  return new Set(list.split(/\s+/).filter(Boolean));
+/**
+ * A set of words with a filter of their hashes (FNV-1a of their code units, as asciiHash): the scanner tells that a
+ * token is none of them from its code units alone (NameScanner.isIn), without making its string, for most tokens.
+ */
+type WordSet = ReadonlySet<string> & { readonly bits: Uint8Array };
+/** Bits of a word set's filter: 16 K bits (2 KB), few false hits for lists of up to a few hundred words. */
+const WORD_FILTER_BITS = 14;
+
+function filterSlot(h: number): number {
+  return (h ^ (h >>> WORD_FILTER_BITS)) & ((1 << WORD_FILTER_BITS) - 1);
+}
+
+/** Adds a word to a word set and its filter. */
+function addWord(set: Set<string> & { readonly bits: Uint8Array }, w: string): void {
+  set.add(w);
+  // A word beyond ASCII is never the word of an ASCII token: only ASCII tokens are filtered.
+  let h = 0x811c9dc5 | 0;
+  for (let p = 0; p < w.length; p++) {
+    const c = w.charCodeAt(p);
+    if (c > 0x7f) return;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  const slot = filterSlot(h);
+  set.bits[slot >> 3]! |= 1 << (slot & 7);
+}
+
+function emptyWordSet(): Set<string> & { readonly bits: Uint8Array } {
+  return Object.assign(new Set<string>(), { bits: new Uint8Array(1 << (WORD_FILTER_BITS - 3)) });
+}
+
+function wordSet(list: string): WordSet {
+  const set = emptyWordSet();
+  for (const w of list.split(/\s+/)) if (w) addWord(set, w);
+  return set;
 }
 
 const FIRST = wordSet(FIRST_NAMES);
@@ -821,6 +853,34 @@ class NameScanner {
     return w;
   }
 
+  /**
+   * FNV-1a hash of token i's lower-case code units, or -1 when one is beyond ASCII or the token runs past the lower-case
+   * copy (then fold or the copy's end may change its word: only the string tells).
+   */
+  private hashAt(i: number): number {
+    const s = this.t.start[i]!;
+    const e = this.t.end[i]!;
+    if (e > this.lower.length) return -1;
+    const lc = this.lowerCodes;
+    let h = 0x811c9dc5 | 0;
+    for (let p = s; p < e; p++) {
+      const c = lc[p]!;
+      if (c > 0x7f) return -1;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    return h;
+  }
+
+  /** Whether the word of token i is one of the set's: set.has(this.word(i)), mostly without making the word. */
+  isIn(i: number, set: WordSet): boolean {
+    const h = this.hashAt(i);
+    if (h !== -1) {
+      const slot = filterSlot(h);
+      if ((set.bits[slot >> 3]! & (1 << (slot & 7))) === 0) return false;
+    }
+    return set.has(this.word(i));
+  }
+
   kind(i: number): Kind {
     const known = this.kinds[i]!;
     if (known !== 0) return (known - 1) as Kind;
@@ -976,9 +1036,9 @@ class NameScanner {
         if (q < 0 || this.text.charCodeAt(q) !== 58) return true;
       }
     }
-    if (first > 0 && STREET_PREFIXES.has(this.word(first - 1)) && this.joined(first - 1, first)) return true;
+    if (first > 0 && this.isIn(first - 1, STREET_PREFIXES) && this.joined(first - 1, first)) return true;
     const next = last + 1;
-    return next < this.count && this.joined(last, next) && STREET_WORDS.has(this.word(next));
+    return next < this.count && this.joined(last, next) && this.isIn(next, STREET_WORDS);
   }
 
   /** A single-letter word (an initial in lower-case text: "benjamin a seiler"). */
@@ -1064,7 +1124,7 @@ class NameScanner {
       return { score: 0.7, needsDictionary: true, allowsLower: false, pairOk: true };
     if (prev === 'for') {
       for (let k = i - 2; k >= Math.max(0, i - 6); k--) {
-        if (APPOINTMENT_WORDS.has(this.word(k)))
+        if (this.isIn(k, APPOINTMENT_WORDS))
           return { score: 0.75, needsDictionary: false, allowsLower: false };
       }
     }
@@ -1114,7 +1174,7 @@ class NameScanner {
 
   /** A name word already found in this text counts again on its own ("Mrs. Ann Kowalczyk … Kowalczyk's x-ray"). */
   private repeats(named: readonly Candidate[]): Out[] {
-    const words = new Set<string>();
+    const words = emptyWordSet();
     if (coveredBuffer.length < this.count)
       coveredBuffer = new Uint8Array(Math.max(this.count, coveredBuffer.length * 2));
     const covered = coveredBuffer.fill(0, 0, this.count);
@@ -1123,7 +1183,7 @@ class NameScanner {
         covered[k] = 1;
         const kind = this.kind(k);
         if (c.finding.score >= 0.5 && kind !== Kind.Common && kind !== Kind.Ambiguous && !this.isLetter(k))
-          words.add(this.word(k));
+          addWord(words, this.word(k));
       }
     }
     const out: Out[] = [];
@@ -1133,7 +1193,7 @@ class NameScanner {
       if (c.finding.score >= 0.6 || (c.next - c.first > 1 && c.finding.score < 0.3)) continue;
       // "Jouni … a huge Jouni Hahli fan": a name of two words that holds a counted word counts too.
       for (let k = c.first; k < c.next; k++)
-        if (this.kind(k) !== Kind.Common && !this.isLetter(k) && words.has(this.word(k))) {
+        if (this.kind(k) !== Kind.Common && !this.isLetter(k) && this.isIn(k, words)) {
           c.finding.score = 0.6;
           break;
         }
@@ -1146,7 +1206,7 @@ class NameScanner {
         covered[i] === 1 ||
         this.t.shape[i] === Shape.Lower ||
         this.kind(i) === Kind.Common ||
-        !words.has(this.word(i))
+        !this.isIn(i, words)
       )
         continue;
       out.push({
@@ -1179,7 +1239,7 @@ class NameScanner {
         (this.lowerText && this.kind(i) === Kind.Unknown && this.opensLine(i));
     if (lower ? !lowerStart : !this.nameShaped(i) || !isName(this.kind(i))) return null;
     // In lower case a name that is also an English word ("dean", "clay") is the word, unless a cue says otherwise.
-    if (lower && !cue?.allowsLower && WORD_LIKE.has(this.word(i))) return null;
+    if (lower && !cue?.allowsLower && this.isIn(i, WORD_LIKE)) return null;
     // Collect up to four name words (initials and particles in between do not count towards the four).
     const idx: number[] = [i];
     let initial = false;
@@ -1194,13 +1254,13 @@ class NameScanner {
       if (
         !lower &&
         this.t.shape[k] === Shape.Lower &&
-        PARTICLES.has(this.word(k)) &&
+        this.isIn(k, PARTICLES) &&
         k + 1 < this.count &&
         this.joined(k, k + 1) &&
         // One particle or two ("van de Noort", "de la Cruz") before the next name word.
         (this.nameShaped(k + 1) ||
           (this.t.shape[k + 1] === Shape.Lower &&
-            PARTICLES.has(this.word(k + 1)) &&
+            this.isIn(k + 1, PARTICLES) &&
             k + 2 < this.count &&
             this.joined(k + 1, k + 2) &&
             this.nameShaped(k + 2)))
@@ -1213,7 +1273,7 @@ class NameScanner {
         ? this.t.shape[k] === Shape.Lower &&
           isName(this.kind(k)) &&
           this.kind(k) !== Kind.Ambiguous &&
-          !WORD_LIKE.has(this.word(k))
+          !this.isIn(k, WORD_LIKE)
         : (this.nameShaped(k) && isName(this.kind(k))) || this.upperSurname(i, k);
       if (!ok) break;
       idx.push(k);
@@ -1328,7 +1388,7 @@ class NameScanner {
         kind === Kind.Ambiguous &&
         !this.sentenceInitial(first) &&
         (this.calledOut(first, last) || (before && this.pronounAfter(last))) &&
-        FIRST.has(this.word(first))
+        this.isIn(first, FIRST)
       )
         return Math.max(score, 0.5);
       // A listed name of another country, or a word spelled like a name ("Dzhambek"), counts where a given name would
@@ -1399,7 +1459,7 @@ class NameScanner {
   beforePersonOnlyVerb(i: number): boolean {
     const next = i + 1;
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
-    return PERSON_ONLY_VERBS.has(this.word(next));
+    return this.isIn(next, PERSON_ONLY_VERBS);
   }
 
   /**
@@ -1408,7 +1468,7 @@ class NameScanner {
    */
   plainMention(i: number): boolean {
     if (this.sentenceInitial(i)) return false;
-    if (i > 0 && NOT_MENTION_BEFORE.has(this.word(i - 1))) return false;
+    if (i > 0 && this.isIn(i - 1, NOT_MENTION_BEFORE)) return false;
     return !this.inList(i - 1, i - 2, i) && !this.inList(i + 1, i + 2, i + 1);
   }
 
@@ -1439,7 +1499,7 @@ class NameScanner {
       if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return false;
       // "his", "her", "himself", "herself": look at words of those lengths only (no string for the others).
       const len = this.t.end[k]! - this.t.start[k]!;
-      if ((len === 3 || len === 7) && PERSON_PRONOUNS.has(this.word(k))) return true;
+      if ((len === 3 || len === 7) && this.isIn(k, PERSON_PRONOUNS)) return true;
     }
     return false;
   }
@@ -1512,7 +1572,7 @@ class NameScanner {
         next < this.count &&
         this.joined(k, next) &&
         this.t.shape[next] === Shape.Lower &&
-        !ROLE_FOLLOWERS.has(this.word(next))
+        !this.isIn(next, ROLE_FOLLOWERS)
       )
         return 0;
       return plural ? 2 : 1;
@@ -1531,7 +1591,7 @@ class NameScanner {
     const s = this.t.start[i - 1]!;
     if (this.t.end[i - 1]! - s !== 2 || !(this.lower.startsWith('at', s) || this.lower.startsWith('to', s)))
       return false;
-    return this.joined(i - 1, i) && this.joined(i - 2, i - 1) && TALK_VERBS.has(this.word(i - 2));
+    return this.joined(i - 1, i) && this.joined(i - 2, i - 1) && this.isIn(i - 2, TALK_VERBS);
   }
 
   /** Only punctuation, bullets or spaces before token i on its line. */
@@ -1594,10 +1654,10 @@ class NameScanner {
   }
 
   /** The word before token i takes a person as its object ("with", "to", "told", "thank" …), one space before. */
-  personBefore(i: number, words: ReadonlySet<string> = PERSON_BEFORE): boolean {
+  personBefore(i: number, words: WordSet = PERSON_BEFORE): boolean {
     if (i === 0 || !this.joined(i - 1, i) || this.t.shape[i - 1] !== Shape.Lower) return false;
     return (
-      words.has(this.word(i - 1)) || (words === PERSON_BEFORE && PERSON_BEFORE_STRONG.has(this.word(i - 1)))
+      this.isIn(i - 1, words) || (words === PERSON_BEFORE && this.isIn(i - 1, PERSON_BEFORE_STRONG))
     );
   }
 
@@ -1607,7 +1667,7 @@ class NameScanner {
     const next = this.text.charCodeAt(after);
     if (first > 0 && (next === 33 || next === 63 || next === 44)) {
       const gap = this.gapBefore(first);
-      if (gap === ', ' && !SIGN_OFF.has(this.word(first - 1))) return true;
+      if (gap === ', ' && !this.isIn(first - 1, SIGN_OFF)) return true;
     }
     return this.addressedOpening(first, last);
   }
@@ -1617,7 +1677,7 @@ class NameScanner {
     const after = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
     if (this.text.charCodeAt(after) !== 44 || !this.sentenceInitial(first) || last + 1 >= this.count)
       return false;
-    return this.text.slice(after, this.t.start[last + 1]) === ', ' && ADDRESSING.has(this.word(last + 1));
+    return this.text.slice(after, this.t.start[last + 1]) === ', ' && this.isIn(last + 1, ADDRESSING);
   }
 
   /** Someone called out mid-sentence: "Stop right there, Ruby!", "Is that you, Will?" (not after a greeting). */
@@ -1625,7 +1685,7 @@ class NameScanner {
     if (first === 0 || this.t.possessive[last]) return false;
     const next = this.text.charCodeAt(this.t.end[last]!);
     return (
-      (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !SIGN_OFF.has(this.word(first - 1))
+      (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !this.isIn(first - 1, SIGN_OFF)
     );
   }
 
@@ -1683,7 +1743,7 @@ class NameScanner {
       lastWord = k;
     }
     if (first < 0 || lastWord - first > 3) return false;
-    return JOB_TITLES.has(this.word(first)) || JOB_TITLES.has(this.word(lastWord));
+    return this.isIn(first, JOB_TITLES) || this.isIn(lastWord, JOB_TITLES);
   }
 
   private scoreShape(raw: Kind[], i: number, initial: boolean, idx: readonly number[]): number {
@@ -1697,7 +1757,7 @@ class NameScanner {
       // Both words in the list of names of many countries, or spelled like names ("Jaakko Virtanen"): a person's name.
       // Not after a preposition of place: "headquartered in Palo Alto".
       if (
-        !(i > 0 && PLACE_BEFORE.has(this.word(i - 1))) &&
+        !(i > 0 && this.isIn(i - 1, PLACE_BEFORE)) &&
         raw.every((_, n) => this.listed(idx[n]!) || spelledLikeName(this.word(idx[n]!)))
       )
         return 0.5;
@@ -1807,6 +1867,8 @@ class NameScanner {
   private raiseLists(found: Candidate[]): void {
     let run: Candidate[] = [];
     const flush = () => {
+      // (Most candidates end a run of none: nothing to do, nothing to allocate.)
+      if (run.length === 0) return;
       const known = run.filter((c) => c.known).length;
       // A list of given names counts; a list of surnames is as often a firm ("Owens, Duran and Oneal").
       const given = run.filter((c) => c.given).length;
