@@ -1656,9 +1656,7 @@ class NameScanner {
   /** The word before token i takes a person as its object ("with", "to", "told", "thank" …), one space before. */
   personBefore(i: number, words: WordSet = PERSON_BEFORE): boolean {
     if (i === 0 || !this.joined(i - 1, i) || this.t.shape[i - 1] !== Shape.Lower) return false;
-    return (
-      this.isIn(i - 1, words) || (words === PERSON_BEFORE && this.isIn(i - 1, PERSON_BEFORE_STRONG))
-    );
+    return this.isIn(i - 1, words) || (words === PERSON_BEFORE && this.isIn(i - 1, PERSON_BEFORE_STRONG));
   }
 
   /** Someone addressed: ", Roy!" / ", Mary?" mid-sentence, or "Leif, can I …" at a sentence start. */
@@ -1684,9 +1682,7 @@ class NameScanner {
   calledOut(first: number, last: number): boolean {
     if (first === 0 || this.t.possessive[last]) return false;
     const next = this.text.charCodeAt(this.t.end[last]!);
-    return (
-      (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !this.isIn(first - 1, SIGN_OFF)
-    );
+    return (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !this.isIn(first - 1, SIGN_OFF);
   }
 
   /** Tokens first..last fill their line (bullets and quote marks aside). */
