@@ -35,6 +35,7 @@
 //        do names that are English words ("dean", "clay": WORD_NAMES).
 // Never names: common English words (SCOWL 10/20), the health vocabulary, days, months, places and big cities, street
 // words, titles, and the firms of care mail that look like names (pharmacies, payers, dental software).
+import { Buffer } from 'node:buffer';
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
 import {
@@ -67,8 +68,40 @@ function hashSet(list: string): Set<number> {
   return out;
 }
 
-function wordSet(list: string): Set<string> {
-  return new Set(list.split(/\s+/).filter(Boolean));
+/**
+ * A set of words with a filter of their hashes (FNV-1a of their code units, as asciiHash): the scanner tells that a
+ * token is none of them from its code units alone (NameScanner.isIn), without making its string, for most tokens.
+ */
+type WordSet = ReadonlySet<string> & { readonly bits: Uint8Array };
+/** Bits of a word set's filter: 16 K bits (2 KB), few false hits for lists of up to a few hundred words. */
+const WORD_FILTER_BITS = 14;
+
+function filterSlot(h: number): number {
+  return (h ^ (h >>> WORD_FILTER_BITS)) & ((1 << WORD_FILTER_BITS) - 1);
+}
+
+/** Adds a word to a word set and its filter. */
+function addWord(set: Set<string> & { readonly bits: Uint8Array }, w: string): void {
+  set.add(w);
+  // A word beyond ASCII is never the word of an ASCII token: only ASCII tokens are filtered.
+  let h = 0x811c9dc5 | 0;
+  for (let p = 0; p < w.length; p++) {
+    const c = w.charCodeAt(p);
+    if (c > 0x7f) return;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  const slot = filterSlot(h);
+  set.bits[slot >> 3]! |= 1 << (slot & 7);
+}
+
+function emptyWordSet(): Set<string> & { readonly bits: Uint8Array } {
+  return Object.assign(new Set<string>(), { bits: new Uint8Array(1 << (WORD_FILTER_BITS - 3)) });
+}
+
+function wordSet(list: string): WordSet {
+  const set = emptyWordSet();
+  for (const w of list.split(/\s+/)) if (w) addWord(set, w);
+  return set;
 }
 
 const FIRST = wordSet(FIRST_NAMES);
@@ -442,6 +475,11 @@ interface Tokens {
    */
   candidates: Int32Array;
   candidateCount: number;
+  /**
+   * The code units of the lower-cased copy, at least as many as the text has (0 past the copy's end, which a hash
+   * treats as charCodeAt's NaN there), in a buffer shared from part to part.
+   */
+  lowerCodes: Uint16Array;
 }
 
 function grow<T extends Int32Array | Uint8Array>(from: T, to: T): T {
@@ -463,7 +501,26 @@ let buffers: Tokens = {
   shape: new Uint8Array(1024),
   candidates: new Int32Array(1024),
   candidateCount: 0,
+  lowerCodes: new Uint16Array(0),
 };
+
+/**
+ * The UTF-16 code units of a string, in a buffer reused from call to call (grown as needed; one beyond RETAINED_CODES
+ * is not kept). The tokenizer reads every character of a part twice over: from a typed array that costs a quarter of
+ * what charCodeAt does (which checks the string's representation on every call), and the copy itself is a memcpy.
+ */
+const RETAINED_CODES = 1 << 22;
+let textCodeBuffer: Uint16Array = new Uint16Array(4096);
+let lowCodeBuffer: Uint16Array = new Uint16Array(4096);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function codeUnits(s: string, buffer: Uint16Array): Uint16Array {
+  const n = s.length;
+  const into = buffer.length >= n ? buffer : new Uint16Array(Math.max(n, buffer.length * 2));
+  if (LITTLE_ENDIAN) Buffer.from(into.buffer, into.byteOffset, n * 2).write(s, 0, 'utf16le');
+  else for (let i = 0; i < n; i++) into[i] = s.charCodeAt(i);
+  return into;
+}
 
 function tokenize(text: string, lower: string): Tokens {
   const n = text.length;
@@ -475,9 +532,15 @@ function tokenize(text: string, lower: string): Tokens {
   let candidates = 0;
   /** The token before may be a lower-case cue: the next token is a candidate. */
   let afterCue = false;
-  // The lower-cased copy tells most characters apart (see the comment on `l`), and it is usually a flat string where
-  // the text is often a slice of a larger one, slower to read character by character.
-  const low = lower.length === n ? lower : text;
+  // The lower-cased copy tells most characters apart (see the comment on `l`); outside the engine it may differ in
+  // length, and then the text stands in for it.
+  const sameLength = lower.length === n;
+  const tx = codeUnits(text, textCodeBuffer);
+  const low = sameLength ? codeUnits(lower, lowCodeBuffer) : tx;
+  if (n <= RETAINED_CODES) {
+    textCodeBuffer = tx;
+    if (sameLength) lowCodeBuffer = low;
+  }
   // The arrays in locals (written for every word); replaced when they grow.
   let starts = t.start;
   let ends = t.end;
@@ -488,12 +551,12 @@ function tokenize(text: string, lower: string): Tokens {
   while (i < n) {
     // A character whose lower case is ASCII and no letter is that same character (no other character lowers to
     // one); one whose lower case is an ASCII letter is a letter (test/dlp/names-tokens.test.ts checks every code unit).
-    const l = low.charCodeAt(i);
+    const l = low[i]!;
     if (l < 0x80 && (l < 97 || l > 122)) {
       i++;
       continue;
     }
-    let c = text.charCodeAt(i);
+    let c = tx[i]!;
     // ASCII first, without a call: most characters of mail are ASCII, and this loop reads every one of them.
     let cls = c < 0x80 ? charClass[c]! : classOf(c);
     if ((cls & IS_LETTER) === 0) {
@@ -511,7 +574,7 @@ function tokenize(text: string, lower: string): Tokens {
     while (i < n) {
       // Letters past the first lower-case one change nothing but the position: most letters of mail.
       if (!allUpper) {
-        const d = low.charCodeAt(i);
+        const d = low[i]!;
         if (d >= 97 && d <= 122) {
           i++;
           continue;
@@ -519,7 +582,7 @@ function tokenize(text: string, lower: string): Tokens {
         // Other ASCII is that very character in the text, and no letter: the end of the word or an inner apostrophe
         // or hyphen (the same test as below, without reading the text).
         if (d < 0x80) {
-          if ((d === 39 || d === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+          if ((d === 39 || d === 45) && i + 1 < n && isLetterCode(tx[i + 1]!)) {
             if (d === 39) apostrophe = i;
             i++;
             continue;
@@ -527,7 +590,7 @@ function tokenize(text: string, lower: string): Tokens {
           break;
         }
       }
-      c = text.charCodeAt(i);
+      c = tx[i]!;
       cls = c < 0x80 ? charClass[c]! : classOf(c);
       if ((cls & IS_LETTER) !== 0) {
         // Most words start in lower case: their shape is known, and the count of letters is not needed.
@@ -539,7 +602,7 @@ function tokenize(text: string, lower: string): Tokens {
         continue;
       }
       // Inner apostrophe or hyphen followed by a letter stays in the word.
-      if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(text.charCodeAt(i + 1))) {
+      if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(tx[i + 1]!)) {
         if (c !== 45) apostrophe = i;
         i++;
         continue;
@@ -550,7 +613,7 @@ function tokenize(text: string, lower: string): Tokens {
     let possessive = false;
     // The apostrophe is inside the word, so the word is at least three characters long here.
     if (apostrophe === end - 2) {
-      const s = text.charCodeAt(end - 1);
+      const s = tx[end - 1]!;
       if (s === 115 || s === 83) {
         end -= 2;
         possessive = true;
@@ -587,15 +650,19 @@ function tokenize(text: string, lower: string): Tokens {
     afterCue =
       len >= 2 &&
       len <= 7 &&
-      LOWER_CUE_PREFIXES[
-        (len * 128 + (lower.charCodeAt(start) & 127)) * 128 + (lower.charCodeAt(start + 1) & 127)
-      ] === 1;
+      (sameLength
+        ? LOWER_CUE_PREFIXES[(len * 128 + (low[start]! & 127)) * 128 + (low[start + 1]! & 127)]
+        : LOWER_CUE_PREFIXES[
+            (len * 128 + (lower.charCodeAt(start) & 127)) * 128 + (lower.charCodeAt(start + 1) & 127)
+          ]) === 1;
     // The character that ended the word is no letter: the next word starts after it.
     i++;
     k++;
   }
   t.count = k;
   t.candidateCount = candidates;
+  t.lowerCodes = sameLength ? low : new Uint16Array(Math.max(n, lower.length));
+  if (!sameLength) codeUnits(lower, t.lowerCodes);
   return t;
 }
 
@@ -626,10 +693,16 @@ function isCommon(word: string): boolean {
 const kindCache = new Map<string, Kind>();
 /** The same for ASCII words, by hash, checked against the text. */
 const hashCache = new Map<number, { word: string; kind: Kind }>();
-/** In front of hashCache: the last ASCII word of each slot of a hash (a power of two slots), and its kind. */
+/**
+ * In front of hashCache: the last ASCII word of each slot of a hash (a power of two slots), as code units (up to
+ * RECENT_LENGTH of them: longer words go to hashCache), with its length and kind. Comparing code units in typed arrays
+ * costs a fraction of a startsWith on the text, and most words are found here.
+ */
 const RECENT_SIZE = 4096;
+const RECENT_LENGTH = 16;
 const RECENT_HASHES = new Int32Array(RECENT_SIZE);
-const RECENT_WORDS: string[] = new Array<string>(RECENT_SIZE).fill('');
+const RECENT_CODES = new Uint16Array(RECENT_SIZE * RECENT_LENGTH);
+const RECENT_LENGTHS = new Uint8Array(RECENT_SIZE);
 const RECENT_KINDS = new Uint8Array(RECENT_SIZE);
 
 function classifyCached(word: string): Kind {
@@ -726,6 +799,8 @@ class NameScanner {
   private readonly t: Tokens;
   /** Kind + 1 per token once looked up (0: not yet). */
   private readonly kinds: Uint8Array;
+  /** The code units of the lower-cased copy (Tokens.lowerCodes). */
+  private readonly lowerCodes: Uint16Array;
 
   /** Mostly lower-case text (chat, quick notes): lower-case given names count there too. */
   private readonly lowerText: boolean;
@@ -744,6 +819,7 @@ class NameScanner {
     private readonly lower: string,
   ) {
     this.t = tokenize(text, lower);
+    this.lowerCodes = this.t.lowerCodes;
     if (kindBuffer.length < this.t.count)
       kindBuffer = new Uint8Array(Math.max(this.t.count, kindBuffer.length * 2));
     this.kinds = kindBuffer.fill(0, 0, this.t.count);
@@ -777,6 +853,34 @@ class NameScanner {
     return w;
   }
 
+  /**
+   * FNV-1a hash of token i's lower-case code units, or -1 when one is beyond ASCII or the token runs past the lower-case
+   * copy (then fold or the copy's end may change its word: only the string tells).
+   */
+  private hashAt(i: number): number {
+    const s = this.t.start[i]!;
+    const e = this.t.end[i]!;
+    if (e > this.lower.length) return -1;
+    const lc = this.lowerCodes;
+    let h = 0x811c9dc5 | 0;
+    for (let p = s; p < e; p++) {
+      const c = lc[p]!;
+      if (c > 0x7f) return -1;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    return h;
+  }
+
+  /** Whether the word of token i is one of the set's: set.has(this.word(i)), mostly without making the word. */
+  isIn(i: number, set: WordSet): boolean {
+    const h = this.hashAt(i);
+    if (h !== -1) {
+      const slot = filterSlot(h);
+      if ((set.bits[slot >> 3]! & (1 << (slot & 7))) === 0) return false;
+    }
+    return set.has(this.word(i));
+  }
+
   kind(i: number): Kind {
     const known = this.kinds[i]!;
     if (known !== 0) return (known - 1) as Kind;
@@ -789,9 +893,10 @@ class NameScanner {
   private lookUp(i: number): Kind {
     const s = this.t.start[i]!;
     const e = this.t.end[i]!;
+    const lc = this.lowerCodes;
     let h = 0x811c9dc5 | 0;
     for (let p = s; p < e; p++) {
-      const c = this.lower.charCodeAt(p);
+      const c = lc[p]!;
       if (c > 0x7f) {
         // A word with diacritics is no English word, even when it folds into one ("Bašić" is not "basic").
         const folded = this.word(i);
@@ -804,9 +909,13 @@ class NameScanner {
     }
     // The words met most recently, by hash, in arrays (no Map look-up for most of them).
     const slot = (h ^ (h >>> 12)) & (RECENT_SIZE - 1);
-    const recent = RECENT_WORDS[slot]!;
-    if (RECENT_HASHES[slot] === h && recent.length === e - s && this.lower.startsWith(recent, s))
-      return RECENT_KINDS[slot] as Kind;
+    const len = e - s;
+    const base = slot * RECENT_LENGTH;
+    if (RECENT_HASHES[slot] === h && RECENT_LENGTHS[slot] === len) {
+      let p = 0;
+      while (p < len && RECENT_CODES[base + p] === lc[s + p]) p++;
+      if (p === len) return RECENT_KINDS[slot] as Kind;
+    }
     const seen = hashCache.get(h);
     let word: string;
     let kind: Kind;
@@ -819,9 +928,12 @@ class NameScanner {
       if (hashCache.size > 50_000) hashCache.clear();
       hashCache.set(h, { word, kind });
     }
-    RECENT_HASHES[slot] = h;
-    RECENT_WORDS[slot] = word;
-    RECENT_KINDS[slot] = kind;
+    if (len <= RECENT_LENGTH) {
+      RECENT_HASHES[slot] = h;
+      RECENT_LENGTHS[slot] = len;
+      RECENT_CODES.set(lc.subarray(s, e), base);
+      RECENT_KINDS[slot] = kind;
+    }
     return kind;
   }
 
@@ -924,9 +1036,9 @@ class NameScanner {
         if (q < 0 || this.text.charCodeAt(q) !== 58) return true;
       }
     }
-    if (first > 0 && STREET_PREFIXES.has(this.word(first - 1)) && this.joined(first - 1, first)) return true;
+    if (first > 0 && this.isIn(first - 1, STREET_PREFIXES) && this.joined(first - 1, first)) return true;
     const next = last + 1;
-    return next < this.count && this.joined(last, next) && STREET_WORDS.has(this.word(next));
+    return next < this.count && this.joined(last, next) && this.isIn(next, STREET_WORDS);
   }
 
   /** A single-letter word (an initial in lower-case text: "benjamin a seiler"). */
@@ -1012,7 +1124,7 @@ class NameScanner {
       return { score: 0.7, needsDictionary: true, allowsLower: false, pairOk: true };
     if (prev === 'for') {
       for (let k = i - 2; k >= Math.max(0, i - 6); k--) {
-        if (APPOINTMENT_WORDS.has(this.word(k)))
+        if (this.isIn(k, APPOINTMENT_WORDS))
           return { score: 0.75, needsDictionary: false, allowsLower: false };
       }
     }
@@ -1062,7 +1174,7 @@ class NameScanner {
 
   /** A name word already found in this text counts again on its own ("Mrs. Ann Kowalczyk … Kowalczyk's x-ray"). */
   private repeats(named: readonly Candidate[]): Out[] {
-    const words = new Set<string>();
+    const words = emptyWordSet();
     if (coveredBuffer.length < this.count)
       coveredBuffer = new Uint8Array(Math.max(this.count, coveredBuffer.length * 2));
     const covered = coveredBuffer.fill(0, 0, this.count);
@@ -1071,7 +1183,7 @@ class NameScanner {
         covered[k] = 1;
         const kind = this.kind(k);
         if (c.finding.score >= 0.5 && kind !== Kind.Common && kind !== Kind.Ambiguous && !this.isLetter(k))
-          words.add(this.word(k));
+          addWord(words, this.word(k));
       }
     }
     const out: Out[] = [];
@@ -1081,7 +1193,7 @@ class NameScanner {
       if (c.finding.score >= 0.6 || (c.next - c.first > 1 && c.finding.score < 0.3)) continue;
       // "Jouni … a huge Jouni Hahli fan": a name of two words that holds a counted word counts too.
       for (let k = c.first; k < c.next; k++)
-        if (this.kind(k) !== Kind.Common && !this.isLetter(k) && words.has(this.word(k))) {
+        if (this.kind(k) !== Kind.Common && !this.isLetter(k) && this.isIn(k, words)) {
           c.finding.score = 0.6;
           break;
         }
@@ -1094,7 +1206,7 @@ class NameScanner {
         covered[i] === 1 ||
         this.t.shape[i] === Shape.Lower ||
         this.kind(i) === Kind.Common ||
-        !words.has(this.word(i))
+        !this.isIn(i, words)
       )
         continue;
       out.push({
@@ -1127,7 +1239,7 @@ class NameScanner {
         (this.lowerText && this.kind(i) === Kind.Unknown && this.opensLine(i));
     if (lower ? !lowerStart : !this.nameShaped(i) || !isName(this.kind(i))) return null;
     // In lower case a name that is also an English word ("dean", "clay") is the word, unless a cue says otherwise.
-    if (lower && !cue?.allowsLower && WORD_LIKE.has(this.word(i))) return null;
+    if (lower && !cue?.allowsLower && this.isIn(i, WORD_LIKE)) return null;
     // Collect up to four name words (initials and particles in between do not count towards the four).
     const idx: number[] = [i];
     let initial = false;
@@ -1142,13 +1254,13 @@ class NameScanner {
       if (
         !lower &&
         this.t.shape[k] === Shape.Lower &&
-        PARTICLES.has(this.word(k)) &&
+        this.isIn(k, PARTICLES) &&
         k + 1 < this.count &&
         this.joined(k, k + 1) &&
         // One particle or two ("van de Noort", "de la Cruz") before the next name word.
         (this.nameShaped(k + 1) ||
           (this.t.shape[k + 1] === Shape.Lower &&
-            PARTICLES.has(this.word(k + 1)) &&
+            this.isIn(k + 1, PARTICLES) &&
             k + 2 < this.count &&
             this.joined(k + 1, k + 2) &&
             this.nameShaped(k + 2)))
@@ -1161,7 +1273,7 @@ class NameScanner {
         ? this.t.shape[k] === Shape.Lower &&
           isName(this.kind(k)) &&
           this.kind(k) !== Kind.Ambiguous &&
-          !WORD_LIKE.has(this.word(k))
+          !this.isIn(k, WORD_LIKE)
         : (this.nameShaped(k) && isName(this.kind(k))) || this.upperSurname(i, k);
       if (!ok) break;
       idx.push(k);
@@ -1276,7 +1388,7 @@ class NameScanner {
         kind === Kind.Ambiguous &&
         !this.sentenceInitial(first) &&
         (this.calledOut(first, last) || (before && this.pronounAfter(last))) &&
-        FIRST.has(this.word(first))
+        this.isIn(first, FIRST)
       )
         return Math.max(score, 0.5);
       // A listed name of another country, or a word spelled like a name ("Dzhambek"), counts where a given name would
@@ -1347,7 +1459,7 @@ class NameScanner {
   beforePersonOnlyVerb(i: number): boolean {
     const next = i + 1;
     if (next >= this.count || this.t.shape[next] !== Shape.Lower || !this.joined(i, next)) return false;
-    return PERSON_ONLY_VERBS.has(this.word(next));
+    return this.isIn(next, PERSON_ONLY_VERBS);
   }
 
   /**
@@ -1356,7 +1468,7 @@ class NameScanner {
    */
   plainMention(i: number): boolean {
     if (this.sentenceInitial(i)) return false;
-    if (i > 0 && NOT_MENTION_BEFORE.has(this.word(i - 1))) return false;
+    if (i > 0 && this.isIn(i - 1, NOT_MENTION_BEFORE)) return false;
     return !this.inList(i - 1, i - 2, i) && !this.inList(i + 1, i + 2, i + 1);
   }
 
@@ -1387,7 +1499,7 @@ class NameScanner {
       if (this.t.shape[k] !== Shape.Lower || !this.joined(k - 1, k)) return false;
       // "his", "her", "himself", "herself": look at words of those lengths only (no string for the others).
       const len = this.t.end[k]! - this.t.start[k]!;
-      if ((len === 3 || len === 7) && PERSON_PRONOUNS.has(this.word(k))) return true;
+      if ((len === 3 || len === 7) && this.isIn(k, PERSON_PRONOUNS)) return true;
     }
     return false;
   }
@@ -1460,7 +1572,7 @@ class NameScanner {
         next < this.count &&
         this.joined(k, next) &&
         this.t.shape[next] === Shape.Lower &&
-        !ROLE_FOLLOWERS.has(this.word(next))
+        !this.isIn(next, ROLE_FOLLOWERS)
       )
         return 0;
       return plural ? 2 : 1;
@@ -1479,7 +1591,7 @@ class NameScanner {
     const s = this.t.start[i - 1]!;
     if (this.t.end[i - 1]! - s !== 2 || !(this.lower.startsWith('at', s) || this.lower.startsWith('to', s)))
       return false;
-    return this.joined(i - 1, i) && this.joined(i - 2, i - 1) && TALK_VERBS.has(this.word(i - 2));
+    return this.joined(i - 1, i) && this.joined(i - 2, i - 1) && this.isIn(i - 2, TALK_VERBS);
   }
 
   /** Only punctuation, bullets or spaces before token i on its line. */
@@ -1542,11 +1654,9 @@ class NameScanner {
   }
 
   /** The word before token i takes a person as its object ("with", "to", "told", "thank" …), one space before. */
-  personBefore(i: number, words: ReadonlySet<string> = PERSON_BEFORE): boolean {
+  personBefore(i: number, words: WordSet = PERSON_BEFORE): boolean {
     if (i === 0 || !this.joined(i - 1, i) || this.t.shape[i - 1] !== Shape.Lower) return false;
-    return (
-      words.has(this.word(i - 1)) || (words === PERSON_BEFORE && PERSON_BEFORE_STRONG.has(this.word(i - 1)))
-    );
+    return this.isIn(i - 1, words) || (words === PERSON_BEFORE && this.isIn(i - 1, PERSON_BEFORE_STRONG));
   }
 
   /** Someone addressed: ", Roy!" / ", Mary?" mid-sentence, or "Leif, can I …" at a sentence start. */
@@ -1555,7 +1665,7 @@ class NameScanner {
     const next = this.text.charCodeAt(after);
     if (first > 0 && (next === 33 || next === 63 || next === 44)) {
       const gap = this.gapBefore(first);
-      if (gap === ', ' && !SIGN_OFF.has(this.word(first - 1))) return true;
+      if (gap === ', ' && !this.isIn(first - 1, SIGN_OFF)) return true;
     }
     return this.addressedOpening(first, last);
   }
@@ -1565,16 +1675,14 @@ class NameScanner {
     const after = this.t.end[last]! + (this.t.possessive[last] ? 2 : 0);
     if (this.text.charCodeAt(after) !== 44 || !this.sentenceInitial(first) || last + 1 >= this.count)
       return false;
-    return this.text.slice(after, this.t.start[last + 1]) === ', ' && ADDRESSING.has(this.word(last + 1));
+    return this.text.slice(after, this.t.start[last + 1]) === ', ' && this.isIn(last + 1, ADDRESSING);
   }
 
   /** Someone called out mid-sentence: "Stop right there, Ruby!", "Is that you, Will?" (not after a greeting). */
   calledOut(first: number, last: number): boolean {
     if (first === 0 || this.t.possessive[last]) return false;
     const next = this.text.charCodeAt(this.t.end[last]!);
-    return (
-      (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !SIGN_OFF.has(this.word(first - 1))
-    );
+    return (next === 33 || next === 63) && this.gapBefore(first) === ', ' && !this.isIn(first - 1, SIGN_OFF);
   }
 
   /** Tokens first..last fill their line (bullets and quote marks aside). */
@@ -1631,7 +1739,7 @@ class NameScanner {
       lastWord = k;
     }
     if (first < 0 || lastWord - first > 3) return false;
-    return JOB_TITLES.has(this.word(first)) || JOB_TITLES.has(this.word(lastWord));
+    return this.isIn(first, JOB_TITLES) || this.isIn(lastWord, JOB_TITLES);
   }
 
   private scoreShape(raw: Kind[], i: number, initial: boolean, idx: readonly number[]): number {
@@ -1645,7 +1753,7 @@ class NameScanner {
       // Both words in the list of names of many countries, or spelled like names ("Jaakko Virtanen"): a person's name.
       // Not after a preposition of place: "headquartered in Palo Alto".
       if (
-        !(i > 0 && PLACE_BEFORE.has(this.word(i - 1))) &&
+        !(i > 0 && this.isIn(i - 1, PLACE_BEFORE)) &&
         raw.every((_, n) => this.listed(idx[n]!) || spelledLikeName(this.word(idx[n]!)))
       )
         return 0.5;
@@ -1755,6 +1863,8 @@ class NameScanner {
   private raiseLists(found: Candidate[]): void {
     let run: Candidate[] = [];
     const flush = () => {
+      // (Most candidates end a run of none: nothing to do, nothing to allocate.)
+      if (run.length === 0) return;
       const known = run.filter((c) => c.known).length;
       // A list of given names counts; a list of surnames is as often a firm ("Owens, Duran and Oneal").
       const given = run.filter((c) => c.given).length;
