@@ -3,6 +3,7 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { GatewayError } from '../config/errors.js';
 import type { SealedWriteResult } from '../store/sealed-file.js';
+import { inSlices } from './bounded-parse.js';
 import { headlineOf, type Headline, type Scanner, type Verdict } from './scan.js';
 import type { EncryptedKind, MessageDecision, RecipientRoute, Triggers } from './policy.js';
 import type { CreatedPickup } from './protect.js';
@@ -77,7 +78,7 @@ export const PARSE_OPTIONS = {
 
 /** The message parsed by mailparser, once per message context, when a stage first needs it. */
 export function parsedOf(ctx: MessageContext): Promise<ParsedMail> {
-  ctx.parsing ??= simpleParser(ctx.raw, PARSE_OPTIONS);
+  ctx.parsing ??= simpleParser(inSlices(ctx.raw), PARSE_OPTIONS);
   return ctx.parsing;
 }
 

@@ -96,9 +96,16 @@ class ScanThread {
     const id = this.nextId++;
     return new Promise<ScanResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      // A copy, moved (not cloned again) to the thread: the caller keeps its buffer for the pipeline.
-      const copy = new Uint8Array(raw);
-      worker.postMessage({ type: 'scan', id, raw: copy } satisfies ScanRequest, [copy.buffer]);
+      if (raw.buffer instanceof SharedArrayBuffer) {
+        // A large message is read from the spool into shared memory: the thread reads those very bytes, no
+        // copy. Neither side writes to it.
+        const shared = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+        worker.postMessage({ type: 'scan', id, raw: shared } satisfies ScanRequest);
+      } else {
+        // A copy, moved (not cloned again) to the thread: the caller keeps its buffer for the pipeline.
+        const copy = new Uint8Array(raw);
+        worker.postMessage({ type: 'scan', id, raw: copy } satisfies ScanRequest, [copy.buffer]);
+      }
       signal?.addEventListener(
         'abort',
         () => {

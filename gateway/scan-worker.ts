@@ -2,9 +2,10 @@
 // the main thread has in force (sent as its YAML text). It answers with the verdict (types and positions,
 // never matched text) or an error code; it never logs, stores or sends anything.
 import { parentPort, workerData } from 'node:worker_threads';
-import { simpleParser } from 'mailparser';
 import { errorCode } from '../config/errors.js';
 import type { Analyzer } from '../dlp/analyzer.js';
+import { parseForScan } from './bounded-parse.js';
+import { DEFAULT_EXTRACT_LIMITS } from './extract.js';
 import { PARSE_OPTIONS } from './pipeline.js';
 import { analyzerFromText, warmAnalyzer } from './rules.js';
 import { DlpScanner, headlineOf, type ScanResult } from './scan.js';
@@ -42,7 +43,8 @@ port.on('message', (msg: ScanRequest) => {
   void (async () => {
     try {
       const raw = Buffer.from(msg.raw.buffer, msg.raw.byteOffset, msg.raw.byteLength);
-      const parsed = await simpleParser(raw, PARSE_OPTIONS);
+      // Attachment bodies the scan never reads (too large, images, unknown binaries) are counted, not kept.
+      const parsed = await parseForScan(raw, PARSE_OPTIONS, DEFAULT_EXTRACT_LIMITS.maxAttachmentBytes);
       const result = { verdict: await scanner.scan(parsed), headline: headlineOf(parsed) };
       port.postMessage({ type: 'result', id: msg.id, result } satisfies ScanReply);
     } catch (err) {

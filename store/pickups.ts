@@ -213,6 +213,11 @@ interface SerialMeta {
 }
 
 export function serializeContent(content: PickupContent): Buffer {
+  return Buffer.concat(serializedPieces(content));
+}
+
+/** The serialised content as pieces in order (the attachments are the caller's buffers, not copies). */
+function serializedPieces(content: PickupContent): Buffer[] {
   const meta: SerialMeta = {
     from: content.from,
     to: content.to,
@@ -232,7 +237,7 @@ export function serializeContent(content: PickupContent): Buffer {
   const metaBuf = Buffer.from(JSON.stringify(meta), 'utf8');
   const len = Buffer.alloc(4);
   len.writeUInt32BE(metaBuf.length);
-  return Buffer.concat([SERIAL_MAGIC, len, metaBuf, ...content.attachments.map((a) => a.content)]);
+  return [SERIAL_MAGIC, len, metaBuf, ...content.attachments.map((a) => a.content)];
 }
 
 export function deserializeContent(buf: Buffer): PickupContent {
@@ -267,12 +272,15 @@ function contentAad(header: Buffer, contentId: string): Buffer {
   return Buffer.concat([header, Buffer.from(`phigw-pickup-content:${contentId}`)]);
 }
 
+/** Plaintext encrypted and written per step when a content file is written. */
+const WRITE_SLICE = 1024 * 1024;
+
 /** Temp file, fsync, rename, directory fsync: the file is durable when this resolves. */
 async function writeContentFile(
   store: Store,
   contentId: string,
   dataKey: Buffer,
-  plain: Buffer,
+  pieces: readonly Buffer[],
 ): Promise<void> {
   const dir = pickupDir(store);
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -280,14 +288,21 @@ async function writeContentFile(
   const header = Buffer.concat([CONTENT_MAGIC, Buffer.from([VERSION]), iv]);
   const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
   cipher.setAAD(contentAad(header, contentId));
-  const body = Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
   const finalPath = path.join(dir, contentId);
   const tmpPath = `${finalPath}.tmp`;
   const handle = await open(tmpPath, 'wx', 0o600);
   let ok = false;
   try {
-    for (let off = 0; off < body.length;)
-      off += (await handle.write(body, off, body.length - off)).bytesWritten;
+    const writeAll = async (buf: Buffer): Promise<void> => {
+      for (let off = 0; off < buf.length; )
+        off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
+    };
+    await writeAll(header);
+    // Encrypted and written a slice at a time: a large attachment is never copied whole (no concatenation).
+    for (const piece of pieces)
+      for (let at = 0; at < piece.length; at += WRITE_SLICE)
+        await writeAll(cipher.update(piece.subarray(at, at + WRITE_SLICE)));
+    await writeAll(Buffer.concat([cipher.final(), cipher.getAuthTag()]));
     await handle.sync();
     ok = true;
   } finally {
@@ -348,8 +363,9 @@ export async function createPickups(
   const now = Date.now();
   const contentId = newId();
   const dataKey = randomBytes(KEY_LEN);
-  const plain = serializeContent(input.content);
-  await writeContentFile(store, contentId, dataKey, plain);
+  const pieces = serializedPieces(input.content);
+  const plainSize = pieces.reduce((n, p) => n + p.length, 0);
+  await writeContentFile(store, contentId, dataKey, pieces);
   const created: CreatedPickup[] = [];
   const rows: PickupRow[] = [];
   const escrowRows: Array<{
@@ -403,7 +419,7 @@ export async function createPickups(
           id: contentId,
           message_id: input.messageId,
           created_at: now,
-          size: plain.length,
+          size: plainSize,
           purged_at: null,
         });
         for (const row of rows) {

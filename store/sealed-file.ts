@@ -1,8 +1,8 @@
 // Sealed files: everything phi-gateway keeps on disk (spool, generated mail, outbox) is written here,
 // AES-256-GCM under a fresh key per file, that key wrapped by the master key. A file is durable when
 // writeSealed resolves (temp file, fsync, rename) and self-checking: a torn or edited file fails to open.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { open, rename, unlink, readFile, type FileHandle } from 'node:fs/promises';
+import { createCipheriv, createDecipheriv, randomBytes, type DecipherGCM } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { GatewayError } from '../config/errors.js';
@@ -130,24 +130,69 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Plaintext at least this large is read into shared memory, so a scan thread can read it without a copy. */
+export const SHARED_PLAIN_MIN = 1024 * 1024;
+/** Ciphertext read and decrypted per step: memory for reading a file does not grow with its size. */
+const READ_CHUNK = 1024 * 1024;
+
 /**
  * Reads and authenticates a sealed file. Resolves only with plaintext whose integrity is proven;
  * a torn, truncated, swapped or edited file is refused with SPOOL_CORRUPT, a missing one with SPOOL_MISSING.
+ * The file is decrypted step by step into one buffer of the plaintext's size (never the whole file plus
+ * copies of it); that buffer is shared memory (SharedArrayBuffer) from SHARED_PLAIN_MIN on. Nothing of it is
+ * returned before the final tag check passes.
  */
 export async function readSealed(
   dir: string,
   id: string,
   masterKey: Buffer | readonly Buffer[],
 ): Promise<Buffer> {
-  let data: Buffer;
+  let handle: FileHandle;
   try {
-    data = await readFile(path.join(dir, id));
+    handle = await open(path.join(dir, id), 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
       throw new GatewayError('SPOOL_MISSING', 'sealed file is missing', { cause: err });
     throw err;
   }
-  return openSealedBuffer(data, id, masterKey);
+  try {
+    const size = (await handle.stat()).size;
+    if (size < HEADER_LEN + TAG_LEN) throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated');
+    const readAt = async (buf: Buffer, position: number): Promise<void> => {
+      for (let off = 0; off < buf.length; ) {
+        const { bytesRead } = await handle.read(buf, off, buf.length - off, position + off);
+        if (bytesRead === 0) throw new GatewayError('SPOOL_CORRUPT', 'sealed file shrank while read');
+        off += bytesRead;
+      }
+    };
+    const header = Buffer.alloc(HEADER_LEN);
+    await readAt(header, 0);
+    const tag = Buffer.alloc(TAG_LEN);
+    await readAt(tag, size - TAG_LEN);
+    const decipher = openDecipher(header, id, Buffer.isBuffer(masterKey) ? [masterKey] : masterKey).decipher;
+    decipher.setAuthTag(tag);
+    const plainLen = size - HEADER_LEN - TAG_LEN;
+    const plain =
+      plainLen >= SHARED_PLAIN_MIN ? Buffer.from(new SharedArrayBuffer(plainLen)) : Buffer.alloc(plainLen);
+    const chunk = Buffer.alloc(Math.min(READ_CHUNK, Math.max(plainLen, 1)));
+    let at = 0;
+    try {
+      while (at < plainLen) {
+        const part = chunk.subarray(0, Math.min(chunk.length, plainLen - at));
+        await readAt(part, HEADER_LEN + at);
+        at += decipher.update(part).copy(plain, at);
+      }
+      decipher.final();
+    } catch (err) {
+      // Unauthenticated plaintext never leaves: wipe what was decrypted before the tag said no.
+      plain.fill(0);
+      if (err instanceof GatewayError) throw err;
+      throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
+    }
+    return plain;
+  } finally {
+    await handle.close();
+  }
 }
 
 export function openSealedBuffer(data: Buffer, id: string, masterKey: Buffer | readonly Buffer[]): Buffer {
@@ -163,10 +208,32 @@ export function openSealedWith(
   id: string,
   masterKeys: readonly Buffer[],
 ): { plain: Buffer; keyIndex: number } {
-  if (data.length < HEADER_LEN + TAG_LEN || !data.subarray(0, 4).equals(MAGIC) || data[4] !== VERSION) {
+  if (data.length < HEADER_LEN + TAG_LEN) {
     throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated or not a sealed file');
   }
-  const wrapped = data.subarray(5, 5 + IV_LEN + KEY_LEN + TAG_LEN);
+  const { decipher, keyIndex } = openDecipher(data.subarray(0, HEADER_LEN), id, masterKeys);
+  try {
+    decipher.setAuthTag(data.subarray(data.length - TAG_LEN));
+    const plain = Buffer.concat([
+      decipher.update(data.subarray(HEADER_LEN, data.length - TAG_LEN)),
+      decipher.final(),
+    ]);
+    return { plain, keyIndex };
+  } catch (err) {
+    throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
+  }
+}
+
+/** Checks a sealed header, unwraps its data key with the first master key that opens it, and sets up GCM. */
+function openDecipher(
+  header: Buffer,
+  id: string,
+  masterKeys: readonly Buffer[],
+): { decipher: DecipherGCM; keyIndex: number } {
+  if (!header.subarray(0, 4).equals(MAGIC) || header[4] !== VERSION) {
+    throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated or not a sealed file');
+  }
+  const wrapped = header.subarray(5, 5 + IV_LEN + KEY_LEN + TAG_LEN);
   let dataKey: Buffer | undefined;
   let keyIndex = -1;
   for (let i = 0; i < masterKeys.length && !dataKey; i++) {
@@ -179,19 +246,9 @@ export function openSealedWith(
   }
   if (!dataKey)
     throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication (no master key opens it)');
-  try {
-    const header = data.subarray(0, HEADER_LEN);
-    const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(HEADER_LEN - IV_LEN));
-    decipher.setAAD(header);
-    decipher.setAuthTag(data.subarray(data.length - TAG_LEN));
-    const plain = Buffer.concat([
-      decipher.update(data.subarray(HEADER_LEN, data.length - TAG_LEN)),
-      decipher.final(),
-    ]);
-    return { plain, keyIndex };
-  } catch (err) {
-    throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
-  }
+  const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(HEADER_LEN - IV_LEN));
+  decipher.setAAD(header.subarray(0, HEADER_LEN));
+  return { decipher, keyIndex };
 }
 
 /** Removes a sealed file. Its key dies with it: the wrapped key lives only in the file's header. */
