@@ -75,7 +75,7 @@ class AttachmentSink {
  * bytes to be unreadable (an image, an unknown binary …), is counted, not kept (extract.ts reads its size).
  */
 export async function parseForScan(
-  raw: Buffer,
+  raw: Buffer | Readable,
   options: MailParserOptions,
   maxAttachmentBytes: number,
 ): Promise<ParsedMail> {
@@ -134,7 +134,7 @@ export async function parseForScan(
     parser.once('end', resolve);
     parser.once('error', reject);
   });
-  await Promise.all([pipeline(inSlices(raw), parser), ended]);
+  await Promise.all([pipeline(Buffer.isBuffer(raw) ? inSlices(raw) : raw, parser), ended]);
   if (failed) throw failed;
   for (const key of [
     'subject',
@@ -148,7 +148,8 @@ export async function parseForScan(
     'in-reply-to',
     'reply-to',
   ]) {
-    if (mail.headers?.has(key)) mail[key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = mail.headers.get(key);
+    if (mail.headers?.has(key))
+      mail[key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = mail.headers.get(key);
   }
   // As simpleParser with keepCidLinks unset: cid links are resolved (skipImageLinks leaves the HTML as is).
   mail.html = await new Promise<string | false>((resolve, reject) =>

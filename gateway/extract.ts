@@ -252,7 +252,16 @@ function extensionOf(name: string | undefined): string {
 export const CLASSIFY_BYTES = 8192;
 
 /** Formats whose reading needs every byte; the others are decided by their first CLASSIFY_BYTES alone. */
-const READ_WHOLE: ReadonlySet<Format> = new Set(['text', 'html', 'rtf', 'pdf', 'zip', 'tnef', 'message', 'cfb']);
+const READ_WHOLE: ReadonlySet<Format> = new Set([
+  'text',
+  'html',
+  'rtf',
+  'pdf',
+  'zip',
+  'tnef',
+  'message',
+  'cfb',
+]);
 
 /**
  * Whether scanning an attachment needs all its bytes, from its first CLASSIFY_BYTES (or all of it when

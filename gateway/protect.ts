@@ -20,7 +20,7 @@ import {
   type Party,
 } from './notices.js';
 import type { MessageContext, PlannedEnvelope, Stage, StageVerdict } from './pipeline.js';
-import { parsedOf, traceHeaders } from './pipeline.js';
+import { parsedOf, rawOf, traceHeaders } from './pipeline.js';
 import {
   decideRoutes,
   findTriggers,
@@ -147,7 +147,9 @@ export function routeStage(
       const { verdict, headline } = ctx;
       if (!verdict || !headline) throw new GatewayError('STAGE_FAILED', 'route before scan');
       ctx.triggers = findTriggers(headline, config.policy);
-      ctx.encrypted = protection.detectEncrypted(ctx.raw);
+      // A streamed message whose header rules it out is not loaded whole just to be told it is not encrypted.
+      ctx.encrypted =
+        !ctx.raw && ctx.maybeEncrypted === false ? null : protection.detectEncrypted(await rawOf(ctx));
       const decision = await decideRoutes({
         verdict,
         triggers: ctx.triggers,
@@ -204,7 +206,7 @@ export function actStage(
             ctx,
             Buffer.concat([
               Buffer.from(trace, 'latin1'),
-              rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } }),
+              rewriteHeaders(await rawOf(ctx), { set: { Subject: tagRemoved } }),
             ]),
           );
           for (const rcpt of clean)
@@ -217,8 +219,8 @@ export function actStage(
 
       const pgp = byAction(routes, 'pgp');
       if (pgp.length > 0) {
-        const inner =
-          tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } });
+        const raw = await rawOf(ctx);
+        const inner = tagRemoved === null ? raw : rewriteHeaders(raw, { set: { Subject: tagRemoved } });
         const encrypted = await protection.encrypt({
           raw: inner,
           rcpts: pgp,
@@ -249,8 +251,9 @@ export function actStage(
             else {
               // clear-copy: the pickup keeps the original; each recipient also gets the message in clear with
               // its images redacted (only chosen when every acting rule that fired is about images alone).
+              const raw = await rawOf(ctx);
               const copy = await buildRedactedCopy(
-                tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } }),
+                tagRemoved === null ? raw : rewriteHeaders(raw, { set: { Subject: tagRemoved } }),
                 result.content,
               );
               const blobId = await seal(ctx, Buffer.concat([Buffer.from(trace, 'latin1'), copy]));

@@ -294,7 +294,7 @@ async function writeContentFile(
   let ok = false;
   try {
     const writeAll = async (buf: Buffer): Promise<void> => {
-      for (let off = 0; off < buf.length; )
+      for (let off = 0; off < buf.length;)
         off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
     };
     await writeAll(header);

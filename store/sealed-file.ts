@@ -136,17 +136,24 @@ export const SHARED_PLAIN_MIN = 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 
 /**
- * Reads and authenticates a sealed file. Resolves only with plaintext whose integrity is proven;
- * a torn, truncated, swapped or edited file is refused with SPOOL_CORRUPT, a missing one with SPOOL_MISSING.
- * The file is decrypted step by step into one buffer of the plaintext's size (never the whole file plus
- * copies of it); that buffer is shared memory (SharedArrayBuffer) from SHARED_PLAIN_MIN on. Nothing of it is
- * returned before the final tag check passes.
+ * A sealed file opened for reading step by step: its header checked and its key unwrapped (a wrong key or a
+ * file that is not sealed fails here, before any plaintext), the plaintext size known. `chunks` decrypts it
+ * READ_CHUNK at a time and checks the tag after the last one: it throws SPOOL_CORRUPT then if the file was
+ * edited or truncated. Plaintext seen before that is unauthenticated: a reader may look at it, but must commit
+ * or send nothing it derived from it unless `chunks` finished without error.
  */
-export async function readSealed(
+export interface SealedReader {
+  plainSize: number;
+  chunks(): AsyncGenerator<Buffer>;
+  /** Closes the file (done by `chunks` when it ends; for a reader given up before). Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function openSealedReader(
   dir: string,
   id: string,
   masterKey: Buffer | readonly Buffer[],
-): Promise<Buffer> {
+): Promise<SealedReader> {
   let handle: FileHandle;
   try {
     handle = await open(path.join(dir, id), 'r');
@@ -155,44 +162,86 @@ export async function readSealed(
       throw new GatewayError('SPOOL_MISSING', 'sealed file is missing', { cause: err });
     throw err;
   }
+  const readAt = async (buf: Buffer, position: number): Promise<void> => {
+    for (let off = 0; off < buf.length;) {
+      const { bytesRead } = await handle.read(buf, off, buf.length - off, position + off);
+      if (bytesRead === 0) throw new GatewayError('SPOOL_CORRUPT', 'sealed file shrank while read');
+      off += bytesRead;
+    }
+  };
+  let decipher: DecipherGCM;
+  let plainSize: number;
   try {
     const size = (await handle.stat()).size;
     if (size < HEADER_LEN + TAG_LEN) throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated');
-    const readAt = async (buf: Buffer, position: number): Promise<void> => {
-      for (let off = 0; off < buf.length; ) {
-        const { bytesRead } = await handle.read(buf, off, buf.length - off, position + off);
-        if (bytesRead === 0) throw new GatewayError('SPOOL_CORRUPT', 'sealed file shrank while read');
-        off += bytesRead;
-      }
-    };
     const header = Buffer.alloc(HEADER_LEN);
     await readAt(header, 0);
     const tag = Buffer.alloc(TAG_LEN);
     await readAt(tag, size - TAG_LEN);
-    const decipher = openDecipher(header, id, Buffer.isBuffer(masterKey) ? [masterKey] : masterKey).decipher;
+    decipher = openDecipher(header, id, Buffer.isBuffer(masterKey) ? [masterKey] : masterKey).decipher;
     decipher.setAuthTag(tag);
-    const plainLen = size - HEADER_LEN - TAG_LEN;
-    const plain =
-      plainLen >= SHARED_PLAIN_MIN ? Buffer.from(new SharedArrayBuffer(plainLen)) : Buffer.alloc(plainLen);
-    const chunk = Buffer.alloc(Math.min(READ_CHUNK, Math.max(plainLen, 1)));
-    let at = 0;
-    try {
-      while (at < plainLen) {
-        const part = chunk.subarray(0, Math.min(chunk.length, plainLen - at));
-        await readAt(part, HEADER_LEN + at);
-        at += decipher.update(part).copy(plain, at);
-      }
-      decipher.final();
-    } catch (err) {
-      // Unauthenticated plaintext never leaves: wipe what was decrypted before the tag said no.
-      plain.fill(0);
-      if (err instanceof GatewayError) throw err;
-      throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
-    }
-    return plain;
-  } finally {
+    plainSize = size - HEADER_LEN - TAG_LEN;
+  } catch (err) {
     await handle.close();
+    throw err;
   }
+  let started = false;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await handle.close();
+  };
+  return {
+    plainSize,
+    close,
+    async *chunks() {
+      if (started) throw new Error('a sealed reader is read once');
+      started = true;
+      try {
+        const chunk = Buffer.alloc(Math.min(READ_CHUNK, Math.max(plainSize, 1)));
+        for (let at = 0; at < plainSize;) {
+          const part = chunk.subarray(0, Math.min(chunk.length, plainSize - at));
+          await readAt(part, HEADER_LEN + at);
+          at += part.length;
+          yield decipher.update(part);
+        }
+        try {
+          decipher.final();
+        } catch (err) {
+          throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
+        }
+      } finally {
+        await close();
+      }
+    },
+  };
+}
+
+/**
+ * Reads and authenticates a sealed file. Resolves only with plaintext whose integrity is proven;
+ * a torn, truncated, swapped or edited file is refused with SPOOL_CORRUPT, a missing one with SPOOL_MISSING.
+ * The file is decrypted step by step into one buffer of the plaintext's size (never the whole file plus
+ * copies of it); that buffer is shared memory (SharedArrayBuffer) from SHARED_PLAIN_MIN on, so a scan
+ * thread can read it without a copy. Nothing of it is returned before the final tag check passes.
+ */
+export async function readSealed(
+  dir: string,
+  id: string,
+  masterKey: Buffer | readonly Buffer[],
+): Promise<Buffer> {
+  const reader = await openSealedReader(dir, id, masterKey);
+  const n = reader.plainSize;
+  const plain = n >= SHARED_PLAIN_MIN ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.alloc(n);
+  let at = 0;
+  try {
+    for await (const chunk of reader.chunks()) at += chunk.copy(plain, at);
+  } catch (err) {
+    // Unauthenticated plaintext never leaves: wipe what was decrypted before the tag said no.
+    plain.fill(0);
+    throw err;
+  }
+  return plain;
 }
 
 export function openSealedBuffer(data: Buffer, id: string, masterKey: Buffer | readonly Buffer[]): Buffer {
