@@ -24,8 +24,17 @@ export function inSlices(raw: Buffer): Readable {
   );
 }
 
-/** One attachment being read: all its chunks while the scan may need them, else its first bytes and a count. */
-class AttachmentSink {
+/**
+ * Where an attachment's body goes as it is decoded. `finish` sets `attachment.content` to what was kept; a sink
+ * may be async (a file): the parser waits for each chunk, so a slow sink slows the parse instead of piling up.
+ */
+export interface AttachmentSink {
+  take(chunk: Buffer): void | Promise<void>;
+  finish(): void | Promise<void>;
+}
+
+/** The scan's sink: all chunks while the scan may need them, else the attachment's first bytes and a count. */
+class ScanSink implements AttachmentSink {
   private chunks: Buffer[] = [];
   private kept = 0;
   private size = 0;
@@ -74,10 +83,22 @@ class AttachmentSink {
  * list, but the body of an attachment larger than `maxAttachmentBytes`, or one that is known from its first
  * bytes to be unreadable (an image, an unknown binary …), is counted, not kept (extract.ts reads its size).
  */
-export async function parseForScan(
+export function parseForScan(
   raw: Buffer | Readable,
   options: MailParserOptions,
   maxAttachmentBytes: number,
+): Promise<ParsedMail> {
+  return parseWithSinks(raw, options, (a) => new ScanSink(a, maxAttachmentBytes));
+}
+
+/**
+ * Parses `raw` like simpleParser(raw, options), each attachment's body going to the sink `sinkFor` gives it
+ * (its 0-based index among the attachments) instead of into memory. Fails if the input or any sink fails.
+ */
+export async function parseWithSinks(
+  raw: Buffer | Readable,
+  options: MailParserOptions,
+  sinkFor: (attachment: Attachment, index: number) => AttachmentSink,
 ): Promise<ParsedMail> {
   // Filled in as simpleParser fills its result; the shape is mailparser's ParsedMail.
   const attachments: Attachment[] = [];
@@ -90,46 +111,44 @@ export async function parseForScan(
     if (otp) mail.otp = otp;
   });
   let reading = false;
-  // A failure inside an attachment stream fails the whole parse (fail closed), as a parser error does.
+  // A failure inside an attachment stream or a sink fails the whole parse (fail closed), as a parser error does.
   let failed: Error | undefined;
-  const reader = (): void => {
+  const reader = async (): Promise<void> => {
     reading = true;
-    const data = parser.read() as
-      | null
-      | { type: 'text'; text?: string; html?: string; textAsHtml?: string; textConversionError?: Error }
-      | (Omit<Attachment, 'content' | 'release'> & {
-          type: 'attachment';
-          content: Readable;
-          release: () => void;
-        });
-    if (data === null) {
-      reading = false;
-      return;
-    }
-    if (data.type === 'text') {
-      for (const key of ['text', 'html', 'textAsHtml', 'textConversionError'] as const)
-        if (key in data) mail[key] = data[key];
-      reader();
-      return;
-    }
-    const stream = data.content;
-    const attachment = data as unknown as Attachment;
-    attachments.push(attachment);
-    const sink = new AttachmentSink(attachment, maxAttachmentBytes);
-    stream.on('readable', () => {
-      let chunk: Buffer | null;
-      while ((chunk = stream.read() as Buffer | null) !== null) sink.take(chunk);
-    });
-    stream.once('error', (err: Error) => (failed ??= err));
-    stream.once('end', () => {
-      sink.finish();
+    for (;;) {
+      const data = parser.read() as
+        | null
+        | { type: 'text'; text?: string; html?: string; textAsHtml?: string; textConversionError?: Error }
+        | (Omit<Attachment, 'content' | 'release'> & {
+            type: 'attachment';
+            content: Readable;
+            release: () => void;
+          });
+      if (data === null) break;
+      if (data.type === 'text') {
+        for (const key of ['text', 'html', 'textAsHtml', 'textConversionError'] as const)
+          if (key in data) mail[key] = data[key];
+        continue;
+      }
+      const stream = data.content;
+      const attachment = data as unknown as Attachment;
+      const sink = sinkFor(attachment, attachments.length);
+      attachments.push(attachment);
+      try {
+        for await (const chunk of stream) if (!failed) await sink.take(chunk as Buffer);
+        if (!failed) await sink.finish();
+      } catch (err) {
+        failed ??= err as Error;
+        stream.resume();
+      }
       data.release();
-      reader();
-    });
+    }
+    reading = false;
   };
-  parser.on('readable', () => {
-    if (!reading) reader();
-  });
+  const read = () => {
+    if (!reading) void reader();
+  };
+  parser.on('readable', read);
   const ended = new Promise<void>((resolve, reject) => {
     parser.once('end', resolve);
     parser.once('error', reject);
