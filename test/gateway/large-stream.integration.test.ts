@@ -2,7 +2,7 @@
 // leaves (relayed in clear, or picked up) is byte for byte what was sent, and a spool file edited or cut before
 // the message was processed is held — no pickup, no envelope, nothing sent — even though the scan read it.
 import { randomBytes } from 'node:crypto';
-import { open, stat, truncate } from 'node:fs/promises';
+import { open, readdir, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { spoolMessage } from '../../gateway/spool.js';
@@ -159,6 +159,8 @@ describe('large mail, streamed from the spool (integration)', function () {
       expect(await gw.store.db('envelopes').count({ n: '*' }).first()).to.deep.equal({ n: 0 });
       expect(await gw.store.db('pickups').count({ n: '*' }).first()).to.deep.equal({ n: 0 });
       expect(await gw.store.db('pickup_contents').count({ n: '*' }).first()).to.deep.equal({ n: 0 });
+      // A pickup file written while the damaged spool was read is removed, temp file and all.
+      expect(await readdir(path.join(dir, 'pickups')).catch(() => [])).to.deep.equal([]);
       await new Promise((r) => setTimeout(r, 300));
       expect(capture.count).to.equal(0);
     });
