@@ -229,11 +229,13 @@ export async function readSealed(
   dir: string,
   id: string,
   masterKey: Buffer | readonly Buffer[],
+  /** Bytes placed before the plaintext in the same buffer (trace headers for a relay): no copy to join them. */
+  prefix?: Buffer,
 ): Promise<Buffer> {
   const reader = await openSealedReader(dir, id, masterKey);
-  const n = reader.plainSize;
+  const n = reader.plainSize + (prefix?.length ?? 0);
   const plain = n >= SHARED_PLAIN_MIN ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.alloc(n);
-  let at = 0;
+  let at = prefix ? prefix.copy(plain) : 0;
   try {
     for await (const chunk of reader.chunks()) at += chunk.copy(plain, at);
   } catch (err) {

@@ -189,15 +189,18 @@ export class Store {
     return (await execute(trx, 'delete from "sealed_inline" where "area" = ? and "id" = ?', [area, id])) > 0;
   }
 
-  /** Reads sealed content (database or file), authenticated. Throws SPOOL_MISSING / SPOOL_CORRUPT. */
-  async unseal(area: SealedArea, id: string): Promise<Buffer> {
+  /**
+   * Reads sealed content (database or file), authenticated, after `prefix` if given (in one buffer). Throws
+   * SPOOL_MISSING / SPOOL_CORRUPT.
+   */
+  async unseal(area: SealedArea, id: string, prefix?: Buffer): Promise<Buffer> {
     const [row] = INLINE_AREAS.has(area)
       ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
       : [];
     const open = async () =>
       row
-        ? this.openSealedKeyIndex(Buffer.from(row.data), id).plain
-        : readSealed(this.areaDir(area), id, this.masterKeys);
+        ? Buffer.concat([prefix ?? Buffer.alloc(0), this.openSealedKeyIndex(Buffer.from(row.data), id).plain])
+        : readSealed(this.areaDir(area), id, this.masterKeys, prefix);
     try {
       return await open();
     } catch (err) {
