@@ -75,6 +75,8 @@ async function main(): Promise<void> {
       queue: queueSchema.parse({}),
       redaction: { gateway: 'off' },
       pickup: { passwordDelay: 0 },
+      // Room for the attachment asked for (base64 on the wire is 4/3 of it), above the 35 MB default.
+      smtp: { maxMessageSize: Math.max(35 * MB, Math.ceil(ATTACHMENT * 1.5)) },
     },
   });
   const db = new Database(path.join(dataDir, 'phi-gateway.sqlite'), { readonly: true, fileMustExist: true });

@@ -132,8 +132,10 @@ export class Delivery {
       return this.store.unseal('blobs', first.blob_id);
     }
     if (!first.message_id) throw new GatewayError('SPOOL_MISSING', 'envelope without message');
-    const raw = this.cache?.get(first.message_id) ?? (await this.store.unseal('spool', first.message_id));
-    return Buffer.concat([Buffer.from(first.prefix, 'latin1'), raw]);
+    const prefix = Buffer.from(first.prefix, 'latin1');
+    const cached = this.cache?.get(first.message_id);
+    // A large message is read from the spool straight after its trace headers: held once, never joined by a copy.
+    return cached ? Buffer.concat([prefix, cached]) : this.store.unseal('spool', first.message_id, prefix);
   }
 
   async handle(group: EnvelopeRow[]): Promise<void> {

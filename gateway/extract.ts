@@ -248,6 +248,37 @@ function extensionOf(name: string | undefined): string {
   return dot === -1 ? '' : base.slice(dot + 1);
 }
 
+/** Bytes at the start of an attachment that decide its format: classify reads no further than this. */
+export const CLASSIFY_BYTES = 8192;
+
+/** Formats whose reading needs every byte; the others are decided by their first CLASSIFY_BYTES alone. */
+const READ_WHOLE: ReadonlySet<Format> = new Set([
+  'text',
+  'html',
+  'rtf',
+  'pdf',
+  'zip',
+  'tnef',
+  'message',
+  'cfb',
+]);
+
+/**
+ * Whether scanning an attachment needs all its bytes, from its first CLASSIFY_BYTES (or all of it when
+ * shorter): false for an image, an encrypted part, a signature or a binary nothing here reads.
+ */
+export function needsWholeContent(head: Buffer, contentType: string, filename: string | undefined): boolean {
+  return READ_WHOLE.has(classify(head, contentType, filename));
+}
+
+/** Attachments whose body the scan's parse counted instead of keeping (bounded-parse.ts): their true size. */
+const drainedSizes = new WeakMap<Attachment, number>();
+
+/** Marks `a` as kept only in part: `a.content` holds its first bytes, `size` is how large it really is. */
+export function setDrainedSize(a: Attachment, size: number): void {
+  drainedSizes.set(a, size);
+}
+
 function classify(buf: Buffer, contentType: string, filename: string | undefined): Format {
   const sniffed = sniff(buf);
   if (sniffed) return sniffed;
@@ -1149,7 +1180,8 @@ class Extraction {
     for (const a of parsed.attachments) {
       n++;
       const meta: Meta = { contentType: a.contentType ?? '', filename: a.filename, charset: charsetOf(a) };
-      await this.attachment(a.content, meta, top ? `attachment:${n}` : `${prefix}/${n}`, depth);
+      const id = top ? `attachment:${n}` : `${prefix}/${n}`;
+      await this.attachment(a.content, meta, id, depth, drainedSizes.get(a));
     }
   }
 
@@ -1162,11 +1194,24 @@ class Extraction {
   }
 
   /** One attachment or archive member at `depth` (0 for the message's own attachments). Throws only when the caller aborts. */
-  async attachment(content: Buffer, meta: Meta, id: string, depth: number): Promise<void> {
+  /** `drainedSize`: only the first bytes of the attachment are in `content`, and this is its real size. */
+  async attachment(
+    content: Buffer,
+    meta: Meta,
+    id: string,
+    depth: number,
+    drainedSize?: number,
+  ): Promise<void> {
     this.signal?.throwIfAborted();
     if (meta.filename) this.addText(`${id}:name`, meta.filename, 'attachment');
-    if (content.length === 0) return;
-    if (content.length > this.limits.maxAttachmentBytes) {
+    const size = drainedSize ?? content.length;
+    if (size === 0) return;
+    if (size > this.limits.maxAttachmentBytes) {
+      this.flag(id, 'unreadable', 'too-large');
+      return;
+    }
+    // Only part of it was kept, yet reading it needs all: never scan half a part as if it were whole.
+    if (drainedSize !== undefined && needsWholeContent(content, meta.contentType, meta.filename)) {
       this.flag(id, 'unreadable', 'too-large');
       return;
     }

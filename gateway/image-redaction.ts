@@ -15,7 +15,7 @@ const IMAGE_TYPES = new Set(
 );
 
 /** An attachment redaction can take: an accepted image type, or DICOM (by type or a .dcm name). */
-function redactable(a: { contentType: string; filename: string }): boolean {
+export function redactable(a: { contentType: string; filename: string }): boolean {
   return IMAGE_TYPES.has(a.contentType.toLowerCase()) || /\.dcm$/i.test(a.filename);
 }
 

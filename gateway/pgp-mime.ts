@@ -397,6 +397,25 @@ function entity(raw: Buffer): { fields: Field[]; body: Buffer; get(name: string)
   };
 }
 
+/** Top-level types detectEncrypted looks into; any other type is never end-to-end encrypted for it. */
+const MAYBE_ENCRYPTED = new Set([
+  'multipart/encrypted',
+  'application/pkcs7-mime',
+  'application/x-pkcs7-mime',
+  'text/plain',
+]);
+
+/**
+ * From the first bytes of a message: false when detectEncrypted would surely return null (its top-level type
+ * is none it looks into), so a large message need not be read whole to know. True when unsure (the header
+ * does not end within `prefix`).
+ */
+export function mayBeEncrypted(prefix: Buffer): boolean {
+  if (prefix.indexOf('\r\n\r\n') === -1) return true;
+  const ct = parseContentType(entity(prefix).get('content-type'));
+  return ct === null || MAYBE_ENCRYPTED.has(ct.type);
+}
+
 /**
  * Whether a message is already encrypted end to end, so it may pass through as it is:
  * - `pgp-mime`: top-level multipart/encrypted, protocol application/pgp-encrypted, "Version: 1" then an

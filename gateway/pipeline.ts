@@ -3,6 +3,9 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { GatewayError } from '../config/errors.js';
 import type { SealedWriteResult } from '../store/sealed-file.js';
+import type { Readable } from 'node:stream';
+import { inSlices } from './bounded-parse.js';
+import { mayBeEncrypted } from './pgp-mime.js';
 import { headlineOf, type Headline, type Scanner, type Verdict } from './scan.js';
 import type { EncryptedKind, MessageDecision, RecipientRoute, Triggers } from './policy.js';
 import type { CreatedPickup } from './protect.js';
@@ -12,7 +15,21 @@ export interface MessageContext {
   mailFrom: string;
   rcptTo: string[];
   trace: string;
-  raw: Buffer;
+  /**
+   * The whole message in memory: set from the start for small messages, loaded on first use (`rawOf`) for
+   * large ones, which the scan and the pickup read as a stream from the sealed spool instead (`open`).
+   */
+  raw?: Buffer;
+  loading?: Promise<Buffer>;
+  /** Reads the whole message from the sealed spool (authenticated before it resolves). */
+  load: () => Promise<Buffer>;
+  /**
+   * The message as a stream from the sealed spool. Its tag is checked at its end: the stream fails there with
+   * SPOOL_CORRUPT if the file was edited or cut, so nothing derived from it may be used unless it ended cleanly.
+   */
+  open: () => Promise<Readable>;
+  /** From the first bytes, read by a streamed scan: false when the message cannot be end-to-end encrypted. */
+  maybeEncrypted?: boolean;
   /** The whole message parsed: made on first use (`parsedOf`), since clean mail never needs it here. */
   parsing?: Promise<ParsedMail>;
   /** The decoded subject and plain header fields, set by the scan stage. */
@@ -75,10 +92,31 @@ export const PARSE_OPTIONS = {
   maxHtmlLengthToParse: 10 * 1024 * 1024,
 };
 
-/** The message parsed by mailparser, once per message context, when a stage first needs it. */
+/** The whole message in memory, loaded from the spool on first use. */
+export async function rawOf(ctx: MessageContext): Promise<Buffer> {
+  if (ctx.raw) return ctx.raw;
+  ctx.loading ??= ctx.load();
+  ctx.raw = await ctx.loading;
+  return ctx.raw;
+}
+
+/**
+ * The message parsed by mailparser, once per message context, when a stage first needs it: from memory when
+ * it is there, else streamed from the sealed spool (the parse fails if the stream's final tag check does).
+ */
 export function parsedOf(ctx: MessageContext): Promise<ParsedMail> {
-  ctx.parsing ??= simpleParser(ctx.raw, PARSE_OPTIONS);
+  ctx.parsing ??= (async () => simpleParser(ctx.raw ? inSlices(ctx.raw) : await ctx.open(), PARSE_OPTIONS))();
   return ctx.parsing;
+}
+
+/** The first chunk of a stream, kept aside while every chunk passes on. */
+async function* withFirst(source: AsyncIterable<Buffer>, first: (chunk: Buffer) => void) {
+  let seen = false;
+  for await (const chunk of source) {
+    if (!seen) first(chunk);
+    seen = true;
+    yield chunk;
+  }
 }
 
 /**
@@ -89,13 +127,24 @@ export function scanStage(scanner: Scanner): Stage {
   return {
     name: 'scan',
     async run(ctx, signal) {
-      if (scanner.scanRaw) {
-        const { verdict, headline } = await scanner.scanRaw(ctx.raw, signal);
+      if (!ctx.raw && scanner.scanStream) {
+        // A large message: the scan thread reads it as it is decrypted, and its verdict counts only if the
+        // stream ended with the tag checked. The header (in the first chunk) tells routing whether it could be
+        // end-to-end encrypted, so clean or pickup mail is never loaded whole.
+        let prefix: Buffer | undefined;
+        const source = withFirst(await ctx.open(), (c) => (prefix = c));
+        const { verdict, headline } = await scanner.scanStream(source, signal);
+        ctx.verdict = verdict;
+        ctx.headline = headline;
+        ctx.maybeEncrypted = prefix ? mayBeEncrypted(prefix) : true;
+      } else if (scanner.scanRaw) {
+        const { verdict, headline } = await scanner.scanRaw(await rawOf(ctx), signal);
         ctx.verdict = verdict;
         ctx.headline = headline;
       } else {
+        const raw = await rawOf(ctx);
         const parsed = await parsedOf(ctx);
-        ctx.verdict = await scanner.scan(parsed, signal, ctx.raw);
+        ctx.verdict = await scanner.scan(parsed, signal, raw);
         ctx.headline = headlineOf(parsed);
       }
       return CONTINUE;

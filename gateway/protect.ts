@@ -2,11 +2,19 @@
 // the original in clear, one PGP/MIME message for the keyed recipients, or a sealed pickup with a notice
 // and a separate password for everyone else. Everything it produces is sealed before the envelopes that
 // point at it commit; it never hands anything readable to delivery for a protected recipient.
-import type { ParsedMail, AddressObject } from 'mailparser';
+import type { Readable } from 'node:stream';
+import type { Attachment, ParsedMail, AddressObject } from 'mailparser';
 import type { ResolvedConfig } from '../config/load.js';
 import { GatewayError } from '../config/errors.js';
 import type { Store } from '../store/store.js';
-import type { CreatedPickup, PickupContent } from '../store/pickups.js';
+import {
+  PickupContentWriter,
+  type CreatedPickup,
+  type PickupAttachment,
+  type PickupContent,
+  type WrittenContent,
+} from '../store/pickups.js';
+import { parseWithSinks } from './bounded-parse.js';
 import { newQueueId } from './ids.js';
 import { fieldName, rewriteHeaders, splitMessage } from './mime-headers.js';
 import MailComposer from 'nodemailer/lib/mail-composer';
@@ -20,7 +28,7 @@ import {
   type Party,
 } from './notices.js';
 import type { MessageContext, PlannedEnvelope, Stage, StageVerdict } from './pipeline.js';
-import { parsedOf, traceHeaders } from './pipeline.js';
+import { PARSE_OPTIONS, parsedOf, rawOf, traceHeaders } from './pipeline.js';
 import {
   decideRoutes,
   findTriggers,
@@ -29,7 +37,7 @@ import {
   type RecipientRoute,
 } from './policy.js';
 
-export type { CreatedPickup, PickupContent };
+export type { CreatedPickup, PickupContent, WrittenContent };
 
 /** What protection needs from the keyring, the PGP/MIME builder and the pickup store. */
 export interface Protection {
@@ -46,7 +54,8 @@ export interface Protection {
     messageId: string;
     sender: string;
     recipients: string[];
-    content: PickupContent;
+    /** In memory, or already sealed into a pickup content file (which createPickups then owns). */
+    content: PickupContent | WrittenContent;
     expiresAt: number;
   }): Promise<CreatedPickup[]>;
   /** Optional image redaction of pickup attachments (external recipients). Returns the content to seal. */
@@ -54,6 +63,8 @@ export interface Protection {
     content: PickupContent,
     signal: AbortSignal,
   ): Promise<{ content: PickupContent; redacted: number; boxes: number; indexes?: number[] }>;
+  /** Which attachments `redact` may change (those are kept in memory for it); without it, all are. */
+  redactable?(a: { contentType: string; filename: string }): boolean;
   /** Stops what it runs in the background (the PGP thread). */
   close?(): Promise<void>;
 }
@@ -81,14 +92,52 @@ export function pickupContent(parsed: ParsedMail, subject: string): PickupConten
     date: (parsed.date ?? new Date()).toISOString(),
     text: parsed.text ?? '',
     html: typeof parsed.html === 'string' ? parsed.html : null,
-    attachments: parsed.attachments.map((a, i) => ({
-      filename: a.filename ?? `attachment-${i + 1}`,
-      contentType: a.contentType || 'application/octet-stream',
-      content: a.content,
-      ...(a.cid ? { cid: a.cid } : {}),
-      ...(a.related || a.contentDisposition === 'inline' ? { inline: true } : {}),
-    })),
+    attachments: parsed.attachments.map((a, i) => ({ ...pickupAttachmentMeta(a, i), content: a.content })),
   };
+}
+
+/** How attachment `i` of the original is described in its pickup. */
+function pickupAttachmentMeta(a: Attachment, i: number): Omit<PickupAttachment, 'content'> {
+  return {
+    filename: a.filename ?? `attachment-${i + 1}`,
+    contentType: a.contentType || 'application/octet-stream',
+    ...(a.cid ? { cid: a.cid } : {}),
+    ...(a.related || a.contentDisposition === 'inline' ? { inline: true } : {}),
+  };
+}
+
+/**
+ * Reads the original (streamed from the spool) straight into a pickup content file: each attachment's body is
+ * encrypted and written as it is decoded, except those `keep` asks for (images to redact), which come back in
+ * memory in `parsed`; every other attachment there has an empty body. `written` is sealed only if the whole
+ * message was read, its spool tag checked; any failure removes the file.
+ */
+async function streamIntoPickup(
+  source: Buffer | Readable,
+  writer: PickupContentWriter,
+  keep: (a: Omit<PickupAttachment, 'content'>) => boolean,
+): Promise<{ parsed: ParsedMail; kept: Set<number> }> {
+  const kept = new Set<number>();
+  const parsed = await parseWithSinks(source, PARSE_OPTIONS, (a, i) => {
+    const meta = pickupAttachmentMeta(a, i);
+    if (keep(meta)) {
+      kept.add(i);
+      const chunks: Buffer[] = [];
+      return {
+        take: (c) => void chunks.push(c),
+        finish: () => void (a.content = Buffer.concat(chunks)),
+      };
+    }
+    writer.begin(i, meta);
+    return {
+      take: (c) => writer.body(c),
+      finish: () => {
+        writer.end();
+        a.content = Buffer.alloc(0);
+      },
+    };
+  });
+  return { parsed, kept };
 }
 
 /**
@@ -147,7 +196,9 @@ export function routeStage(
       const { verdict, headline } = ctx;
       if (!verdict || !headline) throw new GatewayError('STAGE_FAILED', 'route before scan');
       ctx.triggers = findTriggers(headline, config.policy);
-      ctx.encrypted = protection.detectEncrypted(ctx.raw);
+      // A streamed message whose header rules it out is not loaded whole just to be told it is not encrypted.
+      ctx.encrypted =
+        !ctx.raw && ctx.maybeEncrypted === false ? null : protection.detectEncrypted(await rawOf(ctx));
       const decision = await decideRoutes({
         verdict,
         triggers: ctx.triggers,
@@ -204,7 +255,7 @@ export function actStage(
             ctx,
             Buffer.concat([
               Buffer.from(trace, 'latin1'),
-              rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } }),
+              rewriteHeaders(await rawOf(ctx), { set: { Subject: tagRemoved } }),
             ]),
           );
           for (const rcpt of clean)
@@ -217,8 +268,8 @@ export function actStage(
 
       const pgp = byAction(routes, 'pgp');
       if (pgp.length > 0) {
-        const inner =
-          tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } });
+        const raw = await rawOf(ctx);
+        const inner = tagRemoved === null ? raw : rewriteHeaders(raw, { set: { Subject: tagRemoved } });
         const encrypted = await protection.encrypt({
           raw: inner,
           rcpts: pgp,
@@ -232,13 +283,33 @@ export function actStage(
       const pickup = byAction(routes, 'pickup');
       ctx.pickups = [];
       if (pickup.length > 0) {
-        const parsed = await parsedOf(ctx);
+        const mode = redactionMode(verdict, config.redaction.gateway);
+        const redacting = protection.redact !== undefined && mode !== 'off';
+        // clear-copy rebuilds the whole message around the redacted images: it needs every attachment in memory.
+        // Otherwise the original streams into the pickup file, and only images to redact are held.
+        const streamed = !(redacting && mode === 'clear-copy');
+        let writer: PickupContentWriter | undefined;
+        let parsed: ParsedMail;
+        let kept = new Set<number>();
+        if (streamed) {
+          writer = await PickupContentWriter.open(store);
+          try {
+            const source = ctx.raw ? ctx.raw : await ctx.open();
+            ({ parsed, kept } = await streamIntoPickup(
+              source,
+              writer,
+              (a) => redacting && (protection.redactable?.(a) ?? true),
+            ));
+          } catch (err) {
+            await writer.abort();
+            throw err;
+          }
+        } else parsed = await parsedOf(ctx);
         const original = pickupContent(parsed, realSubject);
         let content = original;
-        const mode = redactionMode(verdict, config.redaction.gateway);
-        if (protection.redact && mode !== 'off') {
+        if (redacting) {
           try {
-            const result = await protection.redact(original, signal);
+            const result = await protection.redact!(original, signal);
             ctx.redaction = {
               attachments: result.redacted,
               boxes: result.boxes,
@@ -249,8 +320,9 @@ export function actStage(
             else {
               // clear-copy: the pickup keeps the original; each recipient also gets the message in clear with
               // its images redacted (only chosen when every acting rule that fired is about images alone).
+              const raw = await rawOf(ctx);
               const copy = await buildRedactedCopy(
-                tagRemoved === null ? ctx.raw : rewriteHeaders(ctx.raw, { set: { Subject: tagRemoved } }),
+                tagRemoved === null ? raw : rewriteHeaders(raw, { set: { Subject: tagRemoved } }),
                 result.content,
               );
               const blobId = await seal(ctx, Buffer.concat([Buffer.from(trace, 'latin1'), copy]));
@@ -258,20 +330,38 @@ export function actStage(
                 plan.push({ rcpt, kind: 'relay-redacted', content: 'blob', blobId, prefix: '' });
             }
           } catch (err) {
+            await writer?.abort();
             // An image that still shows PHI after redaction is never released: the message is held.
             if (err instanceof GatewayError && err.code === 'REDACT_UNSAFE')
               return { verdict: 'quarantine', reason: 'REDACTION_UNSAFE' };
             throw err;
           }
         }
+        let sealedContent: PickupContent | WrittenContent = content;
+        if (writer) {
+          // The attachments held in memory (images, redacted or not) join the streamed ones in the file.
+          try {
+            for (const i of kept) await writer.attachment(i, content.attachments[i]!);
+            sealedContent = await writer.finish(content);
+          } catch (err) {
+            await writer.abort();
+            throw err;
+          }
+        }
         const sender = senderParty(parsed, ctx.mailFrom);
-        const created = await protection.createPickups({
-          messageId: ctx.id,
-          sender: sender.address,
-          recipients: pickup,
-          content,
-          expiresAt: Date.now() + config.pickup.expiry,
-        });
+        let created: CreatedPickup[];
+        try {
+          created = await protection.createPickups({
+            messageId: ctx.id,
+            sender: sender.address,
+            recipients: pickup,
+            content: sealedContent,
+            expiresAt: Date.now() + config.pickup.expiry,
+          });
+        } catch (err) {
+          if (writer) await writer.abort();
+          throw err;
+        }
         ctx.pickups = created;
         const notice: NoticeContext = {
           practice: config.practiceName,

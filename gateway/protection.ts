@@ -12,7 +12,7 @@ import { detectEncrypted } from './pgp-mime.js';
 import { PgpThread } from './pgp-thread.js';
 import type { Protection } from './protect.js';
 import { GatewayError } from '../config/errors.js';
-import type { ImageRedactor } from './image-redaction.js';
+import { redactable, type ImageRedactor } from './image-redaction.js';
 
 export function createProtection(
   store: Store,
@@ -62,7 +62,9 @@ export function createProtection(
         ...input,
         escrow: await escrowRecipientsFor(store.db, { messageId: input.messageId, sender: input.sender }),
       }),
-    ...(images ? { redact: (content, signal) => images.redact(content, signal) } : {}),
+    ...(images
+      ? { redact: (content, signal) => images.redact(content, signal), redactable: (a) => redactable(a) }
+      : {}),
     close: () => pgp.close(),
   };
 }

@@ -47,6 +47,12 @@ class ScanThread {
           resolve();
           return;
         }
+        if (msg.type === 'ack') {
+          const ack = this.acks.get(msg.id);
+          this.acks.delete(msg.id);
+          ack?.resolve();
+          return;
+        }
         const p = this.pending.get(msg.id);
         if (!p) return; // answered after its stage gave up on it
         this.pending.delete(msg.id);
@@ -71,6 +77,8 @@ class ScanThread {
     this.worker = undefined;
     for (const p of this.pending.values()) p.reject(new GatewayError('STAGE_FAILED', `scan thread ${why}`));
     this.pending.clear();
+    for (const a of this.acks.values()) a.reject(new GatewayError('STAGE_FAILED', `scan thread ${why}`));
+    this.acks.clear();
     if (this.closed) return;
     this.restarts++;
     const delay = Math.min(30_000, 100 * 2 ** Math.min(this.restarts, 8));
@@ -96,9 +104,16 @@ class ScanThread {
     const id = this.nextId++;
     return new Promise<ScanResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      // A copy, moved (not cloned again) to the thread: the caller keeps its buffer for the pipeline.
-      const copy = new Uint8Array(raw);
-      worker.postMessage({ type: 'scan', id, raw: copy } satisfies ScanRequest, [copy.buffer]);
+      if (raw.buffer instanceof SharedArrayBuffer) {
+        // A large message is read from the spool into shared memory: the thread reads those very bytes, no
+        // copy. Neither side writes to it.
+        const shared = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+        worker.postMessage({ type: 'scan', id, raw: shared } satisfies ScanRequest);
+      } else {
+        // A copy, moved (not cloned again) to the thread: the caller keeps its buffer for the pipeline.
+        const copy = new Uint8Array(raw);
+        worker.postMessage({ type: 'scan', id, raw: copy } satisfies ScanRequest, [copy.buffer]);
+      }
       signal?.addEventListener(
         'abort',
         () => {
@@ -116,6 +131,59 @@ class ScanThread {
     });
   }
 
+  /** Chunks of streamed scans waiting for the thread to take them (one chunk in flight per scan). */
+  private readonly acks = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+  /**
+   * Streams `source` into the thread's parser a chunk at a time (each chunk waits until the thread has taken
+   * the one before, so a large message is never queued whole in the thread). The thread answers only after
+   * 'end', which is sent only when `source` ended without error; a failing source aborts the scan.
+   */
+  async scanStream(source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<ScanResult> {
+    if (!this.worker || !this.ready) throw new GatewayError('STAGE_FAILED', 'scan thread not running');
+    await this.ready;
+    const worker = this.worker;
+    const id = this.nextId++;
+    const result = new Promise<ScanResult>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    // Rejections are taken up below; without this a thread dying mid-stream would be an unhandled one.
+    result.catch(() => undefined);
+    this.watchOverrun(id, worker, signal);
+    worker.postMessage({ type: 'scan-start', id } satisfies ScanRequest);
+    try {
+      for await (const chunk of source) {
+        signal?.throwIfAborted();
+        if (!this.pending.has(id)) break; // the thread failed the scan (or died): `result` says why
+        const taken = new Promise<void>((resolve, reject) => this.acks.set(id, { resolve, reject }));
+        const copy = new Uint8Array(chunk);
+        worker.postMessage({ type: 'chunk', id, data: copy } satisfies ScanRequest, [copy.buffer]);
+        await Promise.race([taken, result]);
+      }
+    } catch (err) {
+      this.acks.delete(id);
+      if (this.pending.delete(id)) worker.postMessage({ type: 'abort', id } satisfies ScanRequest);
+      throw err;
+    }
+    this.acks.delete(id);
+    worker.postMessage({ type: 'end', id } satisfies ScanRequest);
+    return result;
+  }
+
+  /** After the stage gave up (timeout), a thread still busy with the scan a grace period later is replaced. */
+  private watchOverrun(id: number, worker: Worker, signal?: AbortSignal): void {
+    signal?.addEventListener(
+      'abort',
+      () => {
+        setTimeout(() => {
+          if (this.pending.has(id) && this.worker === worker) {
+            this.log.warn({ evt: 'SCAN_THREAD_OVERRUN', thread: this.index }, 'scan thread replaced');
+            void worker.terminate();
+          }
+        }, OVERRUN_GRACE_MS).unref();
+      },
+      { once: true },
+    );
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const worker = this.worker;
@@ -123,6 +191,8 @@ class ScanThread {
     if (worker) await worker.terminate();
     for (const p of this.pending.values()) p.reject(new GatewayError('STAGE_FAILED', 'scan thread closed'));
     this.pending.clear();
+    for (const a of this.acks.values()) a.reject(new GatewayError('STAGE_FAILED', 'scan thread closed'));
+    this.acks.clear();
   }
 }
 
@@ -153,9 +223,18 @@ export class ScanPool implements Scanner {
 
   /** Parses and scans `raw` in the least busy thread; also returns the header fields routing reads. */
   scanRaw(raw: Buffer, signal?: AbortSignal): Promise<ScanResult> {
+    return this.leastBusy().scan(raw, signal);
+  }
+
+  /** Parses and scans a message streamed from the spool (see ScanThread.scanStream). */
+  scanStream(source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<ScanResult> {
+    return this.leastBusy().scanStream(source, signal);
+  }
+
+  private leastBusy(): ScanThread {
     let best = this.threads[0]!;
     for (const t of this.threads) if (t.load < best.load) best = t;
-    return best.scan(raw, signal);
+    return best;
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,11 @@ export interface Scanner {
    * header, so the pipeline parses the whole message only when it protects it.
    */
   scanRaw?(raw: Buffer, signal?: AbortSignal): Promise<ScanResult>;
+  /**
+   * Like scanRaw, reading the message as it arrives (a large message streamed from the sealed spool). Resolves
+   * only after `source` ended without error; a failing source (a spool that fails its tag check) fails the scan.
+   */
+  scanStream?(source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<ScanResult>;
 }
 
 /** What routing reads of a message's header: the decoded subject, and each field that is plain text. */

@@ -8,7 +8,7 @@ import { appendAudit } from '../store/audit.js';
 import { insertRow, updateByIds } from '../store/fast-sql.js';
 import type { Store } from '../store/store.js';
 import { uiSettings } from '../store/settings.js';
-import { runStage, type MessageContext, type Stage } from './pipeline.js';
+import { rawOf, runStage, type MessageContext, type Stage } from './pipeline.js';
 import type { Verdict } from './scan.js';
 import type { PlainCache } from './plain-cache.js';
 import { ENVELOPE_LEASE_MS, insertGeneratedEnvelope, type EnvelopeRow } from './delivery.js';
@@ -32,6 +32,9 @@ export interface MessageRow {
 }
 
 const LEASE_MS = 10 * 60 * 1000;
+
+/** Messages from this size (bytes as received) are streamed from the spool rather than loaded whole. */
+export const STREAM_MIN = 1024 * 1024;
 
 /**
  * Bytes of received mail in the pipeline at once. queue.workers bounds how many messages are processed
@@ -178,17 +181,23 @@ export class MessageWorkers {
 
   private async process(row: MessageRow): Promise<void> {
     const started = Date.now();
+    const size = Number(row.size) || 0;
     let stageName = 'load';
     let ctx: MessageContext | undefined;
     if (row.release === 'delete') return this.deleteReleased(row);
     try {
-      const raw = this.cache?.get(row.id) ?? (await this.store.unseal('spool', row.id));
+      const load = () => this.store.unseal('spool', row.id);
+      // A large message is not loaded whole: the scan and the pickup stream it from the sealed spool, and a
+      // stage that needs all of it at once (PGP, a subject rewrite) loads it then (rawOf).
+      const raw = this.cache?.get(row.id) ?? (size >= STREAM_MIN ? undefined : await load());
       ctx = {
         id: row.id,
         mailFrom: row.mail_from,
         rcptTo: JSON.parse(row.rcpt_to) as string[],
         trace: row.trace,
         raw,
+        load,
+        open: () => this.store.unsealStream('spool', row.id),
         release: row.release === 'protect' || row.release === 'clear' ? row.release : null,
       };
       for (const stage of this.stages) {
@@ -337,7 +346,7 @@ export class MessageWorkers {
           diagnostic: `refused by rule ${rules.join(', ') || 'policy'} (found: ${types.join(', ') || 'PHI'})`,
         })),
         arrivalDate: new Date(Number(row.created_at)),
-        originalHeaders: safeOriginalHeaders(ctx.raw),
+        originalHeaders: safeOriginalHeaders(await rawOf(ctx)),
         advice:
           `Nothing was sent to any recipient. The rule${rules.length === 1 ? '' : 's'} ${rules.join(', ')} ` +
           `found ${types.join(', ') || 'protected health information'} in it.\r\n\r\n` +

@@ -2,7 +2,8 @@
 // whose password-derived key wraps that data key. Never stores a token, password or data key in clear.
 //
 // At rest:
-//   data/pickups/<contentId>   'PHGP' v1 iv(12) AES-256-GCM(dataKey, serialised content) tag(16)
+//   data/pickups/<contentId>   'PHGP' v1 iv(12) AES-256-GCM(dataKey, serialised content) tag(16); the content is
+//                              written as the message is read (PickupContentWriter), attachments never held whole
 //   pickups.wrapped_key        salt(16) iv(12) AES-256-GCM(kek, dataKey) tag(16), AAD = pickup id + content id
 //   pickups.token_hash         SHA-256 of the link token
 //   pickup_escrow.wrapped      the data key sealed to the sender's and admins' X25519 keys (store/user-keys.ts),
@@ -12,12 +13,13 @@
 import {
   createCipheriv,
   createDecipheriv,
+  type CipherGCM,
   createHash,
   hkdfSync,
   randomBytes,
   timingSafeEqual,
 } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError, type ErrorCode } from '../config/errors.js';
 import type { PickupConfig } from '../config/schema.js';
@@ -85,6 +87,8 @@ export interface PickupRow {
 export const PICKUP_DIR = 'pickups';
 const CONTENT_MAGIC = Buffer.from('PHGP', 'ascii');
 const SERIAL_MAGIC = Buffer.from('PKC1', 'ascii');
+/** Streamed serialisation: 'PKC2', attachment bytes, then meta (with each attachment's offset) and u32be(metaLen). */
+const STREAM_MAGIC = Buffer.from('PKC2', 'ascii');
 const VERSION = 1;
 const IV_LEN = 12;
 const TAG_LEN = 16;
@@ -209,10 +213,23 @@ interface SerialMeta {
   date: string;
   text: string;
   html: string | null;
-  attachments: Array<{ filename: string; contentType: string; size: number; cid?: string; inline?: boolean }>;
+  attachments: Array<{
+    filename: string;
+    contentType: string;
+    size: number;
+    /** PKC2 only: where the attachment's bytes start in the serialised content. */
+    offset?: number;
+    cid?: string;
+    inline?: boolean;
+  }>;
 }
 
 export function serializeContent(content: PickupContent): Buffer {
+  return Buffer.concat(serializedPieces(content));
+}
+
+/** The serialised content as pieces in order (the attachments are the caller's buffers, not copies). */
+function serializedPieces(content: PickupContent): Buffer[] {
   const meta: SerialMeta = {
     from: content.from,
     to: content.to,
@@ -232,10 +249,11 @@ export function serializeContent(content: PickupContent): Buffer {
   const metaBuf = Buffer.from(JSON.stringify(meta), 'utf8');
   const len = Buffer.alloc(4);
   len.writeUInt32BE(metaBuf.length);
-  return Buffer.concat([SERIAL_MAGIC, len, metaBuf, ...content.attachments.map((a) => a.content)]);
+  return [SERIAL_MAGIC, len, metaBuf, ...content.attachments.map((a) => a.content)];
 }
 
 export function deserializeContent(buf: Buffer): PickupContent {
+  if (buf.length >= 8 && buf.subarray(0, 4).equals(STREAM_MAGIC)) return deserializeStreamed(buf);
   if (buf.length < 8 || !buf.subarray(0, 4).equals(SERIAL_MAGIC))
     throw new GatewayError('SPOOL_CORRUPT', 'not serialised pickup content');
   const metaLen = buf.readUInt32BE(4);
@@ -256,6 +274,26 @@ export function deserializeContent(buf: Buffer): PickupContent {
   return { ...meta, attachments };
 }
 
+function deserializeStreamed(buf: Buffer): PickupContent {
+  const metaLen = buf.readUInt32BE(buf.length - 4);
+  const metaStart = buf.length - 4 - metaLen;
+  if (metaStart < 4) throw new GatewayError('SPOOL_CORRUPT', 'pickup content is truncated');
+  const meta = JSON.parse(buf.subarray(metaStart, buf.length - 4).toString('utf8')) as SerialMeta;
+  const attachments = meta.attachments.map((a) => {
+    const off = a.offset ?? -1;
+    if (off < 4 || off + a.size > metaStart)
+      throw new GatewayError('SPOOL_CORRUPT', 'pickup content is truncated');
+    return {
+      filename: a.filename,
+      contentType: a.contentType,
+      content: buf.subarray(off, off + a.size),
+      ...(a.cid !== undefined ? { cid: a.cid } : {}),
+      ...(a.inline !== undefined ? { inline: a.inline } : {}),
+    };
+  });
+  return { ...meta, attachments };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Content files
 
@@ -267,35 +305,170 @@ function contentAad(header: Buffer, contentId: string): Buffer {
   return Buffer.concat([header, Buffer.from(`phigw-pickup-content:${contentId}`)]);
 }
 
-/** Temp file, fsync, rename, directory fsync: the file is durable when this resolves. */
-async function writeContentFile(
-  store: Store,
-  contentId: string,
-  dataKey: Buffer,
-  plain: Buffer,
-): Promise<void> {
-  const dir = pickupDir(store);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const iv = randomBytes(IV_LEN);
-  const header = Buffer.concat([CONTENT_MAGIC, Buffer.from([VERSION]), iv]);
-  const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
-  cipher.setAAD(contentAad(header, contentId));
-  const body = Buffer.concat([header, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-  const finalPath = path.join(dir, contentId);
-  const tmpPath = `${finalPath}.tmp`;
-  const handle = await open(tmpPath, 'wx', 0o600);
-  let ok = false;
-  try {
-    for (let off = 0; off < body.length;)
-      off += (await handle.write(body, off, body.length - off)).bytesWritten;
-    await handle.sync();
-    ok = true;
-  } finally {
-    await handle.close();
-    if (!ok) await unlink(tmpPath).catch(() => undefined);
+/** Plaintext encrypted and written per step when a content file is written. */
+const WRITE_SLICE = 1024 * 1024;
+
+/** Pickup content written and sealed by PickupContentWriter, ready for createPickups to hand out. */
+export interface WrittenContent {
+  contentId: string;
+  /** The content's data key; createPickups wraps it for each recipient, then wipes it. */
+  dataKey: Buffer;
+  /** Plaintext bytes. */
+  size: number;
+}
+
+/**
+ * Writes a pickup content file as the message is read: attachment bodies are encrypted and written as they
+ * arrive (in any order, each at its place in the attachment list), the rest of the content at the end. The
+ * file is a temp file until `finish` (fsync, rename, directory fsync); `abort` removes it. Nothing readable
+ * reaches the disk.
+ */
+export class PickupContentWriter {
+  private offset = 0;
+  private readonly entries: Array<SerialMeta['attachments'][number] | undefined> = [];
+  private current: { index: number; size: number } | undefined;
+  private done = false;
+
+  private constructor(
+    private readonly dir: string,
+    readonly contentId: string,
+    private readonly dataKey: Buffer,
+    private readonly cipher: CipherGCM,
+    private readonly handle: FileHandle,
+  ) {}
+
+  static async open(store: Store): Promise<PickupContentWriter> {
+    const dir = pickupDir(store);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const contentId = newId();
+    const dataKey = randomBytes(KEY_LEN);
+    const iv = randomBytes(IV_LEN);
+    const header = Buffer.concat([CONTENT_MAGIC, Buffer.from([VERSION]), iv]);
+    const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
+    cipher.setAAD(contentAad(header, contentId));
+    const handle = await open(path.join(dir, `${contentId}.tmp`), 'wx', 0o600);
+    const writer = new PickupContentWriter(dir, contentId, dataKey, cipher, handle);
+    try {
+      await writer.writeRaw(header, true);
+      await writer.write(STREAM_MAGIC);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    return writer;
   }
-  await rename(tmpPath, finalPath);
-  await syncDir(dir);
+
+  /** Encrypted bytes gathered into writes of about WRITE_SLICE (decoded attachments arrive in small chunks). */
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+
+  private async writeRaw(buf: Buffer, flush = false): Promise<void> {
+    this.pending.push(buf);
+    this.pendingLen += buf.length;
+    if (!flush && this.pendingLen < WRITE_SLICE) return;
+    const out = Buffer.concat(this.pending, this.pendingLen);
+    this.pending = [];
+    this.pendingLen = 0;
+    for (let off = 0; off < out.length;)
+      off += (await this.handle.write(out, off, out.length - off)).bytesWritten;
+  }
+
+  /** Encrypts and writes plaintext a slice at a time (a large buffer is never copied whole). */
+  private async write(plain: Buffer): Promise<void> {
+    for (let at = 0; at < plain.length; at += WRITE_SLICE)
+      await this.writeRaw(this.cipher.update(plain.subarray(at, at + WRITE_SLICE)));
+    this.offset += plain.length;
+    if (this.current) this.current.size += plain.length;
+  }
+
+  /** Starts attachment `index` (0-based, its place in the content); its body follows with `body`. */
+  begin(index: number, a: Omit<PickupAttachment, 'content'>): void {
+    if (this.current || this.entries[index]) throw new Error('pickup content: attachment out of turn');
+    this.entries[index] = {
+      filename: a.filename,
+      contentType: a.contentType,
+      size: 0,
+      offset: this.offset,
+      ...(a.cid !== undefined ? { cid: a.cid } : {}),
+      ...(a.inline !== undefined ? { inline: a.inline } : {}),
+    };
+    this.current = { index, size: 0 };
+  }
+
+  body(chunk: Buffer): Promise<void> {
+    if (!this.current) throw new Error('pickup content: body outside an attachment');
+    return this.write(chunk);
+  }
+
+  end(): void {
+    const cur = this.current!;
+    this.entries[cur.index]!.size = cur.size;
+    this.current = undefined;
+  }
+
+  /** A whole attachment at once. */
+  async attachment(index: number, a: PickupAttachment): Promise<void> {
+    this.begin(index, a);
+    await this.body(a.content);
+    this.end();
+  }
+
+  /** Writes the rest of the content, seals and syncs the file. Every attachment must have been written. */
+  async finish(rest: Omit<PickupContent, 'attachments'>): Promise<WrittenContent> {
+    if (this.current || [...this.entries].some((e) => e === undefined))
+      throw new Error('pickup content: attachment missing');
+    const meta: SerialMeta = {
+      from: rest.from,
+      to: rest.to,
+      cc: rest.cc,
+      subject: rest.subject,
+      date: rest.date,
+      text: rest.text,
+      html: rest.html,
+      attachments: this.entries as SerialMeta['attachments'],
+    };
+    const metaBuf = Buffer.from(JSON.stringify(meta), 'utf8');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(metaBuf.length);
+    try {
+      await this.write(metaBuf);
+      await this.write(len);
+      await this.writeRaw(Buffer.concat([this.cipher.final(), this.cipher.getAuthTag()]), true);
+      await this.handle.sync();
+      this.done = true;
+      await this.handle.close();
+      const finalPath = path.join(this.dir, this.contentId);
+      await rename(`${finalPath}.tmp`, finalPath);
+      await syncDir(this.dir);
+    } catch (err) {
+      await this.abort();
+      throw err;
+    }
+    return { contentId: this.contentId, dataKey: this.dataKey, size: this.offset };
+  }
+
+  /** Gives up: the temp file (or the file, after finish) is removed and the key wiped. Idempotent. */
+  async abort(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.handle.close().catch(() => undefined);
+    }
+    this.dataKey.fill(0);
+    await unlink(path.join(this.dir, `${this.contentId}.tmp`)).catch(() => undefined);
+    await unlink(path.join(this.dir, this.contentId)).catch(() => undefined);
+  }
+}
+
+/** Seals content held in memory (a reply, a file sent from the web) through the same writer. */
+export async function writePickupContent(store: Store, content: PickupContent): Promise<WrittenContent> {
+  const writer = await PickupContentWriter.open(store);
+  try {
+    for (const [i, a] of content.attachments.entries()) await writer.attachment(i, a);
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return writer.finish(content);
 }
 
 async function readContentFile(store: Store, contentId: string, dataKey: Buffer): Promise<PickupContent> {
@@ -337,19 +510,22 @@ export async function createPickups(
     messageId: string;
     sender: string;
     recipients: string[];
-    content: PickupContent;
+    /** The content, or content already written and sealed by a PickupContentWriter (createPickups owns it now). */
+    content: PickupContent | WrittenContent;
     expiresAt: number;
     actor?: string;
     /** Accounts that may re-issue the password later: the data key is sealed to each one's public key. */
     escrow?: EscrowRecipient[];
   },
 ): Promise<CreatedPickup[]> {
-  if (input.recipients.length === 0) return [];
+  if (input.recipients.length === 0) {
+    if ('contentId' in input.content) await removeWritten(store, input.content);
+    return [];
+  }
   const now = Date.now();
-  const contentId = newId();
-  const dataKey = randomBytes(KEY_LEN);
-  const plain = serializeContent(input.content);
-  await writeContentFile(store, contentId, dataKey, plain);
+  const written =
+    'contentId' in input.content ? input.content : await writePickupContent(store, input.content);
+  const { contentId, dataKey, size: plainSize } = written;
   const created: CreatedPickup[] = [];
   const rows: PickupRow[] = [];
   const escrowRows: Array<{
@@ -403,7 +579,7 @@ export async function createPickups(
           id: contentId,
           message_id: input.messageId,
           created_at: now,
-          size: plain.length,
+          size: plainSize,
           purged_at: null,
         });
         for (const row of rows) {
@@ -428,6 +604,12 @@ export async function createPickups(
     throw err;
   }
   return created;
+}
+
+/** Written content no pickup will point at: the file goes and its key is wiped. */
+async function removeWritten(store: Store, written: WrittenContent): Promise<void> {
+  written.dataKey.fill(0);
+  await unlink(path.join(pickupDir(store), written.contentId)).catch(() => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 // Sealed files: everything phi-gateway keeps on disk (spool, generated mail, outbox) is written here,
 // AES-256-GCM under a fresh key per file, that key wrapped by the master key. A file is durable when
 // writeSealed resolves (temp file, fsync, rename) and self-checking: a torn or edited file fails to open.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { open, rename, unlink, readFile, type FileHandle } from 'node:fs/promises';
+import { createCipheriv, createDecipheriv, randomBytes, type DecipherGCM } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { GatewayError } from '../config/errors.js';
@@ -130,24 +130,120 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Plaintext at least this large is read into shared memory, so a scan thread can read it without a copy. */
+export const SHARED_PLAIN_MIN = 1024 * 1024;
+/** Ciphertext read and decrypted per step: memory for reading a file does not grow with its size. */
+const READ_CHUNK = 1024 * 1024;
+
 /**
- * Reads and authenticates a sealed file. Resolves only with plaintext whose integrity is proven;
- * a torn, truncated, swapped or edited file is refused with SPOOL_CORRUPT, a missing one with SPOOL_MISSING.
+ * A sealed file opened for reading step by step: its header checked and its key unwrapped (a wrong key or a
+ * file that is not sealed fails here, before any plaintext), the plaintext size known. `chunks` decrypts it
+ * READ_CHUNK at a time and checks the tag after the last one: it throws SPOOL_CORRUPT then if the file was
+ * edited or truncated. Plaintext seen before that is unauthenticated: a reader may look at it, but must commit
+ * or send nothing it derived from it unless `chunks` finished without error.
  */
-export async function readSealed(
+export interface SealedReader {
+  plainSize: number;
+  chunks(): AsyncGenerator<Buffer>;
+  /** Closes the file (done by `chunks` when it ends; for a reader given up before). Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function openSealedReader(
   dir: string,
   id: string,
   masterKey: Buffer | readonly Buffer[],
-): Promise<Buffer> {
-  let data: Buffer;
+): Promise<SealedReader> {
+  let handle: FileHandle;
   try {
-    data = await readFile(path.join(dir, id));
+    handle = await open(path.join(dir, id), 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
       throw new GatewayError('SPOOL_MISSING', 'sealed file is missing', { cause: err });
     throw err;
   }
-  return openSealedBuffer(data, id, masterKey);
+  const readAt = async (buf: Buffer, position: number): Promise<void> => {
+    for (let off = 0; off < buf.length;) {
+      const { bytesRead } = await handle.read(buf, off, buf.length - off, position + off);
+      if (bytesRead === 0) throw new GatewayError('SPOOL_CORRUPT', 'sealed file shrank while read');
+      off += bytesRead;
+    }
+  };
+  let decipher: DecipherGCM;
+  let plainSize: number;
+  try {
+    const size = (await handle.stat()).size;
+    if (size < HEADER_LEN + TAG_LEN) throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated');
+    const header = Buffer.alloc(HEADER_LEN);
+    await readAt(header, 0);
+    const tag = Buffer.alloc(TAG_LEN);
+    await readAt(tag, size - TAG_LEN);
+    decipher = openDecipher(header, id, Buffer.isBuffer(masterKey) ? [masterKey] : masterKey).decipher;
+    decipher.setAuthTag(tag);
+    plainSize = size - HEADER_LEN - TAG_LEN;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  let started = false;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await handle.close();
+  };
+  return {
+    plainSize,
+    close,
+    async *chunks() {
+      if (started) throw new Error('a sealed reader is read once');
+      started = true;
+      try {
+        const chunk = Buffer.alloc(Math.min(READ_CHUNK, Math.max(plainSize, 1)));
+        for (let at = 0; at < plainSize;) {
+          const part = chunk.subarray(0, Math.min(chunk.length, plainSize - at));
+          await readAt(part, HEADER_LEN + at);
+          at += part.length;
+          yield decipher.update(part);
+        }
+        try {
+          decipher.final();
+        } catch (err) {
+          throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
+        }
+      } finally {
+        await close();
+      }
+    },
+  };
+}
+
+/**
+ * Reads and authenticates a sealed file. Resolves only with plaintext whose integrity is proven;
+ * a torn, truncated, swapped or edited file is refused with SPOOL_CORRUPT, a missing one with SPOOL_MISSING.
+ * The file is decrypted step by step into one buffer of the plaintext's size (never the whole file plus
+ * copies of it); that buffer is shared memory (SharedArrayBuffer) from SHARED_PLAIN_MIN on, so a scan
+ * thread can read it without a copy. Nothing of it is returned before the final tag check passes.
+ */
+export async function readSealed(
+  dir: string,
+  id: string,
+  masterKey: Buffer | readonly Buffer[],
+  /** Bytes placed before the plaintext in the same buffer (trace headers for a relay): no copy to join them. */
+  prefix?: Buffer,
+): Promise<Buffer> {
+  const reader = await openSealedReader(dir, id, masterKey);
+  const n = reader.plainSize + (prefix?.length ?? 0);
+  const plain = n >= SHARED_PLAIN_MIN ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.alloc(n);
+  let at = prefix ? prefix.copy(plain) : 0;
+  try {
+    for await (const chunk of reader.chunks()) at += chunk.copy(plain, at);
+  } catch (err) {
+    // Unauthenticated plaintext never leaves: wipe what was decrypted before the tag said no.
+    plain.fill(0);
+    throw err;
+  }
+  return plain;
 }
 
 export function openSealedBuffer(data: Buffer, id: string, masterKey: Buffer | readonly Buffer[]): Buffer {
@@ -163,10 +259,32 @@ export function openSealedWith(
   id: string,
   masterKeys: readonly Buffer[],
 ): { plain: Buffer; keyIndex: number } {
-  if (data.length < HEADER_LEN + TAG_LEN || !data.subarray(0, 4).equals(MAGIC) || data[4] !== VERSION) {
+  if (data.length < HEADER_LEN + TAG_LEN) {
     throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated or not a sealed file');
   }
-  const wrapped = data.subarray(5, 5 + IV_LEN + KEY_LEN + TAG_LEN);
+  const { decipher, keyIndex } = openDecipher(data.subarray(0, HEADER_LEN), id, masterKeys);
+  try {
+    decipher.setAuthTag(data.subarray(data.length - TAG_LEN));
+    const plain = Buffer.concat([
+      decipher.update(data.subarray(HEADER_LEN, data.length - TAG_LEN)),
+      decipher.final(),
+    ]);
+    return { plain, keyIndex };
+  } catch (err) {
+    throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
+  }
+}
+
+/** Checks a sealed header, unwraps its data key with the first master key that opens it, and sets up GCM. */
+function openDecipher(
+  header: Buffer,
+  id: string,
+  masterKeys: readonly Buffer[],
+): { decipher: DecipherGCM; keyIndex: number } {
+  if (!header.subarray(0, 4).equals(MAGIC) || header[4] !== VERSION) {
+    throw new GatewayError('SPOOL_CORRUPT', 'sealed file is truncated or not a sealed file');
+  }
+  const wrapped = header.subarray(5, 5 + IV_LEN + KEY_LEN + TAG_LEN);
   let dataKey: Buffer | undefined;
   let keyIndex = -1;
   for (let i = 0; i < masterKeys.length && !dataKey; i++) {
@@ -179,19 +297,9 @@ export function openSealedWith(
   }
   if (!dataKey)
     throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication (no master key opens it)');
-  try {
-    const header = data.subarray(0, HEADER_LEN);
-    const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(HEADER_LEN - IV_LEN));
-    decipher.setAAD(header);
-    decipher.setAuthTag(data.subarray(data.length - TAG_LEN));
-    const plain = Buffer.concat([
-      decipher.update(data.subarray(HEADER_LEN, data.length - TAG_LEN)),
-      decipher.final(),
-    ]);
-    return { plain, keyIndex };
-  } catch (err) {
-    throw new GatewayError('SPOOL_CORRUPT', 'sealed file failed authentication', { cause: err });
-  }
+  const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(HEADER_LEN - IV_LEN));
+  decipher.setAAD(header.subarray(0, HEADER_LEN));
+  return { decipher, keyIndex };
 }
 
 /** Removes a sealed file. Its key dies with it: the wrapped key lives only in the file's header. */

@@ -19,15 +19,17 @@ import {
 } from './fast-sql.js';
 import { migrationSource } from './migrations.js';
 import {
+  openSealedReader,
   openSealedWith,
   readSealed,
   removeSealed,
   sealBuffer,
   syncDir,
   writeSealed,
+  type SealedReader,
   type SealedWriteResult,
 } from './sealed-file.js';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 export type Trx = Knex.Transaction;
 
@@ -187,15 +189,18 @@ export class Store {
     return (await execute(trx, 'delete from "sealed_inline" where "area" = ? and "id" = ?', [area, id])) > 0;
   }
 
-  /** Reads sealed content (database or file), authenticated. Throws SPOOL_MISSING / SPOOL_CORRUPT. */
-  async unseal(area: SealedArea, id: string): Promise<Buffer> {
+  /**
+   * Reads sealed content (database or file), authenticated, after `prefix` if given (in one buffer). Throws
+   * SPOOL_MISSING / SPOOL_CORRUPT.
+   */
+  async unseal(area: SealedArea, id: string, prefix?: Buffer): Promise<Buffer> {
     const [row] = INLINE_AREAS.has(area)
       ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
       : [];
     const open = async () =>
       row
-        ? this.openSealedKeyIndex(Buffer.from(row.data), id).plain
-        : readSealed(this.areaDir(area), id, this.masterKeys);
+        ? Buffer.concat([prefix ?? Buffer.alloc(0), this.openSealedKeyIndex(Buffer.from(row.data), id).plain])
+        : readSealed(this.areaDir(area), id, this.masterKeys, prefix);
     try {
       return await open();
     } catch (err) {
@@ -207,6 +212,34 @@ export class Store {
       if (this.masterKey.equals(before)) throw err;
       return open();
     }
+  }
+
+  /**
+   * Opens sealed content for reading as a stream (see openSealedReader): the key is checked now, the tag when
+   * the stream ends; an edited or truncated file makes the stream fail with SPOOL_CORRUPT at its end.
+   */
+  async unsealStream(area: SealedArea, id: string): Promise<Readable> {
+    const [row] = INLINE_AREAS.has(area)
+      ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
+      : [];
+    if (row) return Readable.from([this.openSealedKeyIndex(Buffer.from(row.data), id).plain]);
+    const open = () => openSealedReader(this.areaDir(area), id, this.masterKeys);
+    let reader: SealedReader;
+    try {
+      reader = await open();
+    } catch (err) {
+      // As in unseal: a key rotated in by another process is learnt, then tried once more.
+      if (!(err instanceof GatewayError && err.code === 'SPOOL_CORRUPT') || this.env.PHIGW_MASTER_KEY)
+        throw err;
+      const before = this.masterKey;
+      await this.reloadKeys();
+      if (this.masterKey.equals(before)) throw err;
+      reader = await open();
+    }
+    const stream = Readable.from(reader.chunks(), { objectMode: false });
+    // A stream given up before it was read never runs the generator: close the file here too.
+    stream.once('close', () => void reader.close().catch(() => undefined));
+    return stream;
   }
 
   /** Seals `plain` in memory under the current master key (the sealed-file format). */

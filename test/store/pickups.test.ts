@@ -22,6 +22,7 @@ import {
   markFetched,
   markPickupNoticeSent,
   openPickup,
+  PickupContentWriter,
   pickupDir,
   recordDownload,
   revokePickup,
@@ -336,6 +337,70 @@ describe('store/pickups', function () {
       expectFailure(await openPickup(store, b!.token, a!.password, { ip: '192.0.2.1' }, limits), 401);
       expectFailure(await openPickup(store, b!.token, b!.password, { ip: '192.0.2.2' }, limits), 401);
       expect((await openPickup(store, a!.token, a!.password, { ip: '192.0.2.3' }, limits)).ok).to.equal(true);
+    });
+  });
+
+  describe('content written as the message is read (PickupContentWriter)', () => {
+    it('opens byte for byte, attachments in their places though written out of order and in pieces', async () => {
+      const big = Buffer.alloc(3 * 1024 * 1024 + 5, 7);
+      const content: PickupContent = {
+        ...makeContent(),
+        attachments: [
+          { filename: 'a.bin', contentType: 'application/octet-stream', content: big },
+          { filename: 'scan.png', contentType: 'image/png', content: Buffer.from(`png ${MARKER}`) },
+          {
+            filename: 'empty.txt',
+            contentType: 'text/plain',
+            content: Buffer.alloc(0),
+            inline: true,
+            cid: 'c1',
+          },
+        ],
+      };
+      const writer = await PickupContentWriter.open(store);
+      writer.begin(0, content.attachments[0]!);
+      for (let at = 0; at < big.length; at += 4099) await writer.body(big.subarray(at, at + 4099));
+      writer.end();
+      await writer.attachment(2, content.attachments[2]!);
+      await writer.attachment(1, content.attachments[1]!);
+      const written = await writer.finish(content);
+      const [p] = await createPickups(store, {
+        messageId: 'MSG1',
+        sender: 'dr.smith@clinic.example',
+        recipients: ['patient@example.org'],
+        content: written,
+        expiresAt: Date.now() + DAY,
+      });
+      const r = await openPickup(store, p!.token, p!.password, { ip: '192.0.2.1' }, limits);
+      if (!r.ok) throw new Error(r.code);
+      expect(r.content.text).to.equal(content.text);
+      expect(r.content.attachments.map((a) => [a.filename, a.contentType, a.content.length])).to.deep.equal(
+        content.attachments.map((a) => [a.filename, a.contentType, a.content.length]),
+      );
+      for (const [i, a] of content.attachments.entries())
+        expect(r.content.attachments[i]!.content.equals(a.content), a.filename).to.equal(true);
+      expect(r.content.attachments[2]).to.include({ inline: true, cid: 'c1' });
+      expect(await dataDirHolds(dir, [MARKER])).to.deep.equal([]);
+    });
+
+    it('leaves nothing behind when given up, before or after finishing', async () => {
+      const early = await PickupContentWriter.open(store);
+      await early.attachment(0, makeContent().attachments[0]!);
+      await early.abort();
+      const late = await PickupContentWriter.open(store);
+      const meta: Omit<PickupContent, 'attachments'> = makeContent();
+      await late.finish(meta);
+      await late.abort();
+      expect(await readdir(pickupDir(store))).to.deep.equal([]);
+    });
+
+    it('refuses to seal content with an attachment missing', async () => {
+      const writer = await PickupContentWriter.open(store);
+      await writer.attachment(1, makeContent().attachments[0]!);
+      let failed = false;
+      await writer.finish(makeContent()).catch(() => (failed = true));
+      await writer.abort();
+      expect(failed).to.equal(true);
     });
   });
 

@@ -9,7 +9,9 @@ import { Readable } from 'node:stream';
 import { GatewayError } from '../../config/errors.js';
 import {
   openSealedBuffer,
+  openSealedReader,
   readSealed,
+  SHARED_PLAIN_MIN,
   removeSealed,
   sealBuffer,
   writeSealed,
@@ -335,4 +337,69 @@ describe('store/sealed-file', () => {
       expect((await readSealed(dir, 'msg2', key)).toString()).to.equal('two');
     });
   });
+
+  describe('streamed reading (openSealedReader)', () => {
+    /** Reads every chunk; returns the plaintext seen and the error the stream ended with, if any. */
+    async function drain(id: string): Promise<{ seen: Buffer; sizes: number[]; err?: unknown }> {
+      const reader = await openSealedReader(dir, id, key);
+      const chunks: Buffer[] = [];
+      try {
+        for await (const c of reader.chunks()) chunks.push(c);
+      } catch (err) {
+        return { seen: Buffer.concat(chunks), sizes: chunks.map((c) => c.length), err };
+      }
+      return { seen: Buffer.concat(chunks), sizes: chunks.map((c) => c.length) };
+    }
+
+    it('yields the plaintext in chunks of at most 1 MB, and ends cleanly when the tag checks', async () => {
+      const plain = randomBytes(5 * MB + 123);
+      await writeSealed(dir, 'msg1', key, plain);
+      const { seen, sizes, err } = await drain('msg1');
+      expect(err).to.equal(undefined);
+      expect(seen.equals(plain)).to.equal(true);
+      expect(Math.max(...sizes)).to.be.at.most(MB);
+    });
+
+    const damages: { name: string; damage: (data: Buffer) => Buffer }[] = [
+      { name: 'a bit flipped in the middle of the body', damage: (d) => flip(d, d.length >> 1) },
+      { name: 'a bit flipped in the last body byte', damage: (d) => flip(d, d.length - TAG_LEN - 1) },
+      { name: 'a bit flipped in the tag', damage: (d) => flip(d, d.length - 1) },
+      { name: 'cut by one byte', damage: (d) => d.subarray(0, d.length - 1) },
+      { name: 'cut by a whole chunk', damage: (d) => d.subarray(0, d.length - MB) },
+    ];
+    for (const c of damages) {
+      it(`fails with SPOOL_CORRUPT at its end for a large file with ${c.name}`, async () => {
+        await writeSealed(dir, 'msg1', key, randomBytes(3 * MB));
+        const file = path.join(dir, 'msg1');
+        await writeFile(file, c.damage(await readFile(file)));
+        const { err } = await drain('msg1');
+        expectGatewayError(err, 'SPOOL_CORRUPT');
+        // readSealed, built on it, never hands out what it decrypted before the tag said no.
+        expectGatewayError(await rejectionOf(readSealed(dir, 'msg1', key)), 'SPOOL_CORRUPT');
+      });
+    }
+
+    it('refuses the wrong master key when opened, before any plaintext', async () => {
+      await writeSealed(dir, 'msg1', key, randomBytes(2 * MB));
+      expectGatewayError(await rejectionOf(openSealedReader(dir, 'msg1', makeKey())), 'SPOOL_CORRUPT');
+    });
+
+    it('reads large content into shared memory (a scan thread reads it without a copy), small content not', async () => {
+      const large = randomBytes(SHARED_PLAIN_MIN);
+      const small = randomBytes(SHARED_PLAIN_MIN - 1);
+      await writeSealed(dir, 'large', key, large);
+      await writeSealed(dir, 'small', key, small);
+      const gotLarge = await readSealed(dir, 'large', key);
+      const gotSmall = await readSealed(dir, 'small', key);
+      expect(gotLarge.equals(large) && gotSmall.equals(small)).to.equal(true);
+      expect(gotLarge.buffer).to.be.instanceOf(SharedArrayBuffer);
+      expect(gotSmall.buffer).to.not.be.instanceOf(SharedArrayBuffer);
+    });
+  });
 });
+
+function flip(data: Buffer, at: number): Buffer {
+  const out = Buffer.from(data);
+  out[at] = out[at]! ^ 0x01;
+  return out;
+}

@@ -1,0 +1,182 @@
+// The scan's parse of a message: mailparser's simpleParser, except that an attachment's body is kept only
+// when the scan will read it (extract.ts decides from its first bytes and size), so memory does not follow
+// attachment size. It must never change what the scan sees of a part it reads: same text, same flags.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MailParser, type Attachment, type ParsedMail } from 'mailparser';
+import { CLASSIFY_BYTES, needsWholeContent, setDrainedSize } from './extract.js';
+
+/** Slices fed to the parser: it works through a large message a slice at a time, never all of it at once. */
+const FEED_BYTES = 64 * 1024;
+
+type MailParserOptions = ConstructorParameters<typeof MailParser>[0];
+
+/**
+ * `raw` as a stream of slices (views, not copies). mailparser given one large buffer decodes it in one go
+ * (base64 bodies become one string as large as the message); given slices, it works through them in steps.
+ */
+export function inSlices(raw: Buffer): Readable {
+  return Readable.from(
+    (function* () {
+      for (let at = 0; at < raw.length; at += FEED_BYTES) yield raw.subarray(at, at + FEED_BYTES);
+    })(),
+    { objectMode: false },
+  );
+}
+
+/**
+ * Where an attachment's body goes as it is decoded. `finish` sets `attachment.content` to what was kept; a sink
+ * may be async (a file): the parser waits for each chunk, so a slow sink slows the parse instead of piling up.
+ */
+export interface AttachmentSink {
+  take(chunk: Buffer): void | Promise<void>;
+  finish(): void | Promise<void>;
+}
+
+/** The scan's sink: all chunks while the scan may need them, else the attachment's first bytes and a count. */
+class ScanSink implements AttachmentSink {
+  private chunks: Buffer[] = [];
+  private kept = 0;
+  private size = 0;
+  private head: Buffer | null = null;
+
+  constructor(
+    private readonly attachment: Attachment,
+    private readonly maxBytes: number,
+  ) {}
+
+  take(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.head) return;
+    this.chunks.push(chunk);
+    this.kept += chunk.length;
+    const decided = this.kept - chunk.length >= CLASSIFY_BYTES;
+    if (!decided && this.kept >= CLASSIFY_BYTES) {
+      const start = Buffer.concat(this.chunks, this.kept);
+      this.chunks = [start];
+      const a = this.attachment;
+      if (!needsWholeContent(start, a.contentType ?? '', a.filename)) this.drain(start);
+    }
+    // Past the limit the scan only flags the part 'too-large': its bytes are not needed either.
+    if (!this.head && this.kept > this.maxBytes) this.drain(Buffer.concat(this.chunks, this.kept));
+  }
+
+  private drain(start: Buffer): void {
+    this.head = Buffer.from(start.subarray(0, CLASSIFY_BYTES));
+    this.chunks = [];
+    this.kept = 0;
+  }
+
+  finish(): void {
+    if (this.head) {
+      this.attachment.content = this.head;
+      setDrainedSize(this.attachment, this.size);
+    } else {
+      this.attachment.content = Buffer.concat(this.chunks, this.kept);
+    }
+    this.chunks = [];
+  }
+}
+
+/**
+ * Parses `raw` like simpleParser(raw, options) for the scan: the same headers, text, HTML and attachment
+ * list, but the body of an attachment larger than `maxAttachmentBytes`, or one that is known from its first
+ * bytes to be unreadable (an image, an unknown binary …), is counted, not kept (extract.ts reads its size).
+ */
+export function parseForScan(
+  raw: Buffer | Readable,
+  options: MailParserOptions,
+  maxAttachmentBytes: number,
+): Promise<ParsedMail> {
+  return parseWithSinks(raw, options, (a) => new ScanSink(a, maxAttachmentBytes));
+}
+
+/**
+ * Parses `raw` like simpleParser(raw, options), each attachment's body going to the sink `sinkFor` gives it
+ * (its 0-based index among the attachments) instead of into memory. Fails if the input or any sink fails.
+ */
+export async function parseWithSinks(
+  raw: Buffer | Readable,
+  options: MailParserOptions,
+  sinkFor: (attachment: Attachment, index: number) => AttachmentSink,
+): Promise<ParsedMail> {
+  // Filled in as simpleParser fills its result; the shape is mailparser's ParsedMail.
+  const attachments: Attachment[] = [];
+  const mail: Record<string, unknown> & { headers?: ParsedMail['headers'] } = { attachments };
+  const parser = new MailParser(options);
+  parser.on('headers', (headers) => {
+    mail.headers = headers;
+    mail.headerLines = parser.headerLines;
+    const otp = (parser as unknown as { otp?: unknown }).otp;
+    if (otp) mail.otp = otp;
+  });
+  let reading = false;
+  // A failure inside an attachment stream or a sink fails the whole parse (fail closed), as a parser error does.
+  let failed: Error | undefined;
+  const reader = async (): Promise<void> => {
+    reading = true;
+    for (;;) {
+      const data = parser.read() as
+        | null
+        | { type: 'text'; text?: string; html?: string; textAsHtml?: string; textConversionError?: Error }
+        | (Omit<Attachment, 'content' | 'release'> & {
+            type: 'attachment';
+            content: Readable;
+            release: () => void;
+          });
+      if (data === null) break;
+      if (data.type === 'text') {
+        for (const key of ['text', 'html', 'textAsHtml', 'textConversionError'] as const)
+          if (key in data) mail[key] = data[key];
+        continue;
+      }
+      const stream = data.content;
+      const attachment = data as unknown as Attachment;
+      const sink = sinkFor(attachment, attachments.length);
+      attachments.push(attachment);
+      try {
+        for await (const chunk of stream) if (!failed) await sink.take(chunk as Buffer);
+        if (!failed) await sink.finish();
+      } catch (err) {
+        failed ??= err as Error;
+        stream.resume();
+      }
+      data.release();
+    }
+    reading = false;
+  };
+  const read = () => {
+    if (!reading) void reader();
+  };
+  parser.on('readable', read);
+  const ended = new Promise<void>((resolve, reject) => {
+    parser.once('end', resolve);
+    parser.once('error', reject);
+  });
+  await Promise.all([pipeline(Buffer.isBuffer(raw) ? inSlices(raw) : raw, parser), ended]);
+  if (failed) throw failed;
+  for (const key of [
+    'subject',
+    'references',
+    'date',
+    'to',
+    'from',
+    'cc',
+    'bcc',
+    'message-id',
+    'in-reply-to',
+    'reply-to',
+  ]) {
+    if (mail.headers?.has(key))
+      mail[key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = mail.headers.get(key);
+  }
+  // As simpleParser with keepCidLinks unset: cid links are resolved (skipImageLinks leaves the HTML as is).
+  mail.html = await new Promise<string | false>((resolve, reject) =>
+    parser.updateImageLinks(
+      (a, done) =>
+        done(null, `data:${a.contentType};base64,${(a.content as unknown as Buffer).toString('base64')}`),
+      (err: Error | null, html?: string | false) => (err ? reject(err) : resolve(html ?? false)),
+    ),
+  );
+  return mail as unknown as ParsedMail;
+}
