@@ -114,20 +114,7 @@ class ScanThread {
         const copy = new Uint8Array(raw);
         worker.postMessage({ type: 'scan', id, raw: copy } satisfies ScanRequest, [copy.buffer]);
       }
-      signal?.addEventListener(
-        'abort',
-        () => {
-          // The stage has already failed (timeout); if the thread is still busy with it after a grace
-          // period, it is replaced so one pathological message cannot hold the thread.
-          setTimeout(() => {
-            if (this.pending.has(id) && this.worker === worker) {
-              this.log.warn({ evt: 'SCAN_THREAD_OVERRUN', thread: this.index }, 'scan thread replaced');
-              void worker.terminate();
-            }
-          }, OVERRUN_GRACE_MS).unref();
-        },
-        { once: true },
-      );
+      this.watchOverrun(id, worker, signal);
     });
   }
 
@@ -168,7 +155,10 @@ class ScanThread {
     return result;
   }
 
-  /** After the stage gave up (timeout), a thread still busy with the scan a grace period later is replaced. */
+  /**
+   * After the stage gave up (timeout), a thread still busy with the scan a grace period later is replaced, so
+   * one pathological message cannot hold the thread.
+   */
   private watchOverrun(id: number, worker: Worker, signal?: AbortSignal): void {
     signal?.addEventListener(
       'abort',

@@ -197,14 +197,21 @@ export class Store {
     const [row] = INLINE_AREAS.has(area)
       ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
       : [];
-    const open = async () =>
+    return this.withKeyReload(async () =>
       row
         ? Buffer.concat([prefix ?? Buffer.alloc(0), this.openSealedKeyIndex(Buffer.from(row.data), id).plain])
-        : readSealed(this.areaDir(area), id, this.masterKeys, prefix);
+        : readSealed(this.areaDir(area), id, this.masterKeys, prefix),
+    );
+  }
+
+  /**
+   * Runs `open` once more after reloading the master keys when it failed authentication: content sealed by
+   * another process under a key rotated in after this one started. A fixed PHIGW_MASTER_KEY never changes.
+   */
+  private async withKeyReload<T>(open: () => Promise<T>): Promise<T> {
     try {
       return await open();
     } catch (err) {
-      // Sealed by another process under a key rotated in after this one started: learn it, try once more.
       if (!(err instanceof GatewayError && err.code === 'SPOOL_CORRUPT') || this.env.PHIGW_MASTER_KEY)
         throw err;
       const before = this.masterKey;
@@ -223,19 +230,9 @@ export class Store {
       ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
       : [];
     if (row) return Readable.from([this.openSealedKeyIndex(Buffer.from(row.data), id).plain]);
-    const open = () => openSealedReader(this.areaDir(area), id, this.masterKeys);
-    let reader: SealedReader;
-    try {
-      reader = await open();
-    } catch (err) {
-      // As in unseal: a key rotated in by another process is learnt, then tried once more.
-      if (!(err instanceof GatewayError && err.code === 'SPOOL_CORRUPT') || this.env.PHIGW_MASTER_KEY)
-        throw err;
-      const before = this.masterKey;
-      await this.reloadKeys();
-      if (this.masterKey.equals(before)) throw err;
-      reader = await open();
-    }
+    const reader: SealedReader = await this.withKeyReload(() =>
+      openSealedReader(this.areaDir(area), id, this.masterKeys),
+    );
     const stream = Readable.from(reader.chunks(), { objectMode: false });
     // A stream given up before it was read never runs the generator: close the file here too.
     stream.once('close', () => void reader.close().catch(() => undefined));
