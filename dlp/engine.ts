@@ -179,8 +179,8 @@ export function wordTokens(lower: string): WordTokens {
 /** Bits of a word hash that index a filter of hashes: 64 K bits (8 KB, so it stays in cache). */
 const FILTER_BITS = 16;
 
-/** Where a hash falls in a filter of FILTER_BITS bits. */
-function filterSlot(h: number): number {
+/** Where a hash falls in a filter of FILTER_BITS bits (for loops that test mayHave written out). */
+export function filterSlot(h: number): number {
   return (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
 }
 

@@ -1,7 +1,7 @@
 // Identifiers that look like any other number until a label says what they are (MRN, member ID, claim, DOB …), plus
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
-import { HOUSE_NUMBER_ANCHOR, leadingLetters, mayHave, wordHashFilter, wordListRegex } from '../engine.js';
+import { filterSlot, HOUSE_NUMBER_ANCHOR, leadingLetters, wordHashFilter, wordListRegex } from '../engine.js';
 import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
@@ -92,14 +92,27 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
         // The search below finds, from where its last match ended, the next label after a character that is no
         // letter, digit or "_": the same labels, tried at the tokens that may start one.
         const mixed = tokensWithDigits(lower);
+        const { count, start: starts, hash } = tokens;
+        // The next token of letters then digits at or after the current one (-1: none left).
         let next = 0;
+        let nextMixed = mixed[0] ?? -1;
         let searchFrom = 0;
-        for (let k = 0; k < tokens.count; k++) {
-          const at = tokens.start[k]!;
-          let candidate = mayHave(firstWords, tokens.hash[k]!);
+        for (let k = 0; k < count; k++) {
+          // mayHave, written out: this runs for every word of the part.
+          const h = hash[k]!;
+          const slot = filterSlot(h);
+          let candidate = (firstWords[slot >>> 5]! & (1 << (slot & 31))) !== 0;
+          if (!candidate && nextMixed < 0) continue;
+          const at = starts[k]!;
           // A token of letters then digits ("dob1985") starts with letters the hash of the whole token does not tell.
-          while (next < mixed.length && mixed[next]! < at) next++;
-          if (next < mixed.length && mixed[next] === at) candidate = true;
+          if (nextMixed >= 0 && nextMixed <= at) {
+            while (next < mixed.length && mixed[next]! < at) next++;
+            if (mixed[next] === at) {
+              candidate = true;
+              next++;
+            }
+            nextMixed = mixed[next] ?? -1;
+          }
           if (!candidate || at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
           atStart.lastIndex = at;
           const m = atStart.exec(lower);
