@@ -407,8 +407,11 @@ function findContexts(
     // The same positions in the same order as the search below: every word start where a word of some list begins.
     const filter = union.firstTokens;
     const re = union.atStart;
-    for (let k = 0; k < tokens.count; k++) {
-      if (!mayHave(filter, tokens.hash[k]!)) continue;
+    const { count, hash } = tokens;
+    for (let k = 0; k < count; k++) {
+      // mayHave, written out: this runs for every word of the part.
+      const slot = filterSlot(hash[k]!);
+      if ((filter[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
       const start = tokens.start[k]!;
       re.lastIndex = start;
       const m = re.exec(lower);
@@ -857,15 +860,23 @@ function byPosition(a: Finding, b: Finding): number {
 
 /** One group in sorted order, one sweep: only findings still open at a position can cover it. */
 function sweep(sorted: readonly Finding[], keep: Finding[]): void {
-  let open: Finding[] = [];
+  const open: Finding[] = [];
   for (const f of sorted) {
-    if (open.length > 0 && open.some((k) => k.end < f.start)) open = open.filter((k) => k.end >= f.start);
-    const beaten = open.some(
-      (k) =>
+    // Loops rather than some/filter with closures: this runs for every finding.
+    let still = 0;
+    for (const k of open) if (k.end >= f.start) open[still++] = k;
+    open.length = still;
+    let beaten = false;
+    for (const k of open) {
+      if (
         k.end >= f.end &&
         (k.score > f.score ||
-          (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start))),
-    );
+          (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start)))
+      ) {
+        beaten = true;
+        break;
+      }
+    }
     if (beaten) continue;
     keep.push(f);
     open.push(f);
@@ -893,12 +904,16 @@ export function analyzePart(
   if (!text) return [];
   const safeLower = lowerSameLength(text);
   const findings: Finding[] = [];
-  // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE) and some recognizer
+  // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE; ASCII text always
+  // does, and the search for a character beyond ASCII is cached for other recognizers to ask) and some recognizer
   // reads them anyway (tokenizing only to narrow searches would cost about what it saves); found at first need.
   let tokens: WordTokens | null | undefined;
   const tokensOf = (): WordTokens | null => {
     if (tokens === undefined)
-      tokens = usesTokens(compiled) && !TOKEN_UNSAFE.test(safeLower) ? wordTokens(safeLower) : null;
+      tokens =
+        usesTokens(compiled) && (isAscii(safeLower) || !TOKEN_UNSAFE.test(safeLower))
+          ? wordTokens(safeLower)
+          : null;
     return tokens;
   };
   const ctx: AnalyzeContext = { part, lower: safeLower, headerNames, tokens: tokensOf };

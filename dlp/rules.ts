@@ -201,7 +201,11 @@ function sortByPart(indices: readonly number[], findings: readonly Finding[]): M
   }
   const out = new Map<string, SortedSide>();
   for (const [part, list] of byPart) {
-    list.sort((p, q) => findings[p]!.start - findings[q]!.start);
+    // Findings come resolved, in order of part, category and start: a selection is often in order already.
+    let ordered = true;
+    for (let k = 1; k < list.length && ordered; k++)
+      ordered = findings[list[k - 1]!]!.start <= findings[list[k]!]!.start;
+    if (!ordered) list.sort((p, q) => findings[p]!.start - findings[q]!.start);
     const starts = new Float64Array(list.length);
     const maxEnds = new Float64Array(list.length);
     let max = -Infinity;
