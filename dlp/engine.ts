@@ -205,6 +205,8 @@ interface CompiledPattern {
   regex: RegExp;
   score: number;
   triggers?: readonly string[];
+  /** Several triggers as one search (a search per trigger read the whole text once per trigger). */
+  anyTrigger?: RegExp;
   /** With an anchor: the pattern's candidate starts, and the pattern as a sticky search tried at each of them. */
   anchor?: RegExp;
   sticky?: RegExp;
@@ -253,6 +255,8 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
         name: p.name,
         score: p.score,
         triggers: p.triggers,
+        anyTrigger:
+          p.triggers && p.triggers.length > 1 ? new RegExp(p.triggers.map(escapeRegex).join('|')) : undefined,
         regex: new RegExp(p.regex.source, [...new Set(`${flags}g`)].join('')),
         anchor: p.anchor ? globalAnchor(p.anchor) : undefined,
         tokens: p.tokens,
@@ -704,22 +708,27 @@ let tokenIndex: TokenIndex | null = null;
 
 function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
   if (tokenIndex?.tokens === tokens && tokenIndex.text === text) return tokenIndex;
-  const digit: number[] = [];
-  const upper: number[] = [];
-  const long: number[] = [];
-  for (let k = 0; k < tokens.count; k++) {
-    const at = tokens.start[k]!;
+  // Written into arrays of the tokens' count and cut to length: no array of numbers to grow and copy.
+  const { count, start, end } = tokens;
+  const digit = new Int32Array(count);
+  const upper = new Int32Array(count);
+  const long = new Int32Array(count);
+  let digits = 0;
+  let uppers = 0;
+  let longs = 0;
+  for (let k = 0; k < count; k++) {
+    const at = start[k]!;
     const c = text.charCodeAt(at);
-    if (c >= 48 && c <= 57) digit.push(k);
-    else if (c >= 65 && c <= 90) upper.push(k);
-    if (tokens.end[k]! - at >= LONG_TOKEN) long.push(k);
+    if (c >= 48 && c <= 57) digit[digits++] = k;
+    else if (c >= 65 && c <= 90) upper[uppers++] = k;
+    if (end[k]! - at >= LONG_TOKEN) long[longs++] = k;
   }
   tokenIndex = {
     text,
     tokens,
-    digit: Int32Array.from(digit),
-    upper: Int32Array.from(upper),
-    long: Int32Array.from(long),
+    digit: digit.slice(0, digits),
+    upper: upper.slice(0, uppers),
+    long: long.slice(0, longs),
   };
   return tokenIndex;
 }
@@ -764,7 +773,7 @@ function runPattern(
     out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
   };
   for (const pattern of rec.patterns) {
-    if (!hasTrigger(lower, pattern.triggers)) continue;
+    if (pattern.anyTrigger ? !pattern.anyTrigger.test(lower) : !hasTrigger(lower, pattern.triggers)) continue;
     const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
     if (tokens && pattern.tokens && pattern.sticky) {
       // Tried at the tokens where a match can start: the same matches as a search of the whole text.
