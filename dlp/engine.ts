@@ -72,6 +72,11 @@ export interface WordTokens {
   start: Int32Array;
   end: Int32Array;
   hash: Int32Array;
+  /**
+   * 1 where the token starts with ASCII letters a–z that a digit follows ("dob1985", "a1c"): such a token starts with
+   * letters its hash does not tell.
+   */
+  lettersThenDigit: Uint8Array;
 }
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
@@ -107,7 +112,12 @@ export function hashWord(word: string): number {
 }
 
 /** Token buffers reused from part to part (analysis is synchronous); see wordTokens for the one-part cache. */
-let buffers = { start: new Int32Array(1024), end: new Int32Array(1024), hash: new Int32Array(1024) };
+let buffers = {
+  start: new Int32Array(1024),
+  end: new Int32Array(1024),
+  hash: new Int32Array(1024),
+  lettersThenDigit: new Uint8Array(1024),
+};
 
 /** Lower-case word tokens (letters and digits) of a short text, in arrays of their own (see tokenize). */
 export function tokenizeWords(lower: string): WordTokens {
@@ -124,6 +134,7 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
   let start = reuse ? buffers.start : new Int32Array(size);
   let end = reuse ? buffers.end : new Int32Array(size);
   let hash = reuse ? buffers.hash : new Int32Array(size);
+  let lettersThenDigit = reuse ? buffers.lettersThenDigit : new Uint8Array(size);
   let k = 0;
   let i = 0;
   while (i < n) {
@@ -134,10 +145,13 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     }
     const s = i;
     let h = FNV_OFFSET;
+    // Letters a–z from the start, then a digit: 1 while in the letters, 2 once a digit came right after them.
+    let letters = c >= 97 && c <= 122 ? 1 : 0;
     while (i < n) {
       const d = lower.charCodeAt(i);
       if (!isWordChar(d)) break;
       h = Math.imul(h ^ d, FNV_PRIME);
+      if (letters === 1 && !(d >= 97 && d <= 122)) letters = d >= 48 && d <= 57 ? 2 : 0;
       i++;
     }
     if (k === size) {
@@ -150,10 +164,14 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
       start = grow(start);
       end = grow(end);
       hash = grow(hash);
+      const bigger = new Uint8Array(size);
+      bigger.set(lettersThenDigit);
+      lettersThenDigit = bigger;
     }
     start[k] = s;
     end[k] = i;
     hash[k] = h;
+    lettersThenDigit[k] = letters === 2 ? 1 : 0;
     k++;
     const a = lower.charCodeAt(i);
     if (
@@ -163,8 +181,8 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     )
       i += 2;
   }
-  if (reuse) buffers = { start, end, hash };
-  return { count: k, start, end, hash };
+  if (reuse) buffers = { start, end, hash, lettersThenDigit };
+  return { count: k, start, end, hash, lettersThenDigit };
 }
 
 /** The last part's tokens (in the shared buffers): every user of one part's tokens gets the same result. */

@@ -91,29 +91,16 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       if (firstWords && tokens) {
         // The search below finds, from where its last match ended, the next label after a character that is no
         // letter, digit or "_": the same labels, tried at the tokens that may start one.
-        const mixed = tokensWithDigits(lower);
-        const { count, start: starts, hash } = tokens;
-        // The next token of letters then digits at or after the current one (-1: none left).
-        let next = 0;
-        let nextMixed = mixed[0] ?? -1;
+        const { count, start: starts, hash, lettersThenDigit } = tokens;
         let searchFrom = 0;
         for (let k = 0; k < count; k++) {
-          // mayHave, written out: this runs for every word of the part.
-          const h = hash[k]!;
-          const slot = filterSlot(h);
-          let candidate = (firstWords[slot >>> 5]! & (1 << (slot & 31))) !== 0;
-          if (!candidate && nextMixed < 0) continue;
+          // mayHave, written out: this runs for every word of the part. A token of letters then digits ("dob1985")
+          // starts with letters the hash of the whole token does not tell.
+          const slot = filterSlot(hash[k]!);
+          const candidate = (firstWords[slot >>> 5]! & (1 << (slot & 31))) !== 0 || lettersThenDigit[k] === 1;
+          if (!candidate) continue;
           const at = starts[k]!;
-          // A token of letters then digits ("dob1985") starts with letters the hash of the whole token does not tell.
-          if (nextMixed >= 0 && nextMixed <= at) {
-            while (next < mixed.length && mixed[next]! < at) next++;
-            if (mixed[next] === at) {
-              candidate = true;
-              next++;
-            }
-            nextMixed = mixed[next] ?? -1;
-          }
-          if (!candidate || at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
+          if (at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
           atStart.lastIndex = at;
           const m = atStart.exec(lower);
           if (!m) continue;
@@ -127,28 +114,6 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       return out;
     },
   };
-}
-
-/** A letter, then a digit. */
-const LETTER_THEN_DIGIT = /[a-z][0-9]/g;
-
-/** Starts of the tokens of lower-cased text that begin with ASCII letters and go on with a digit, in text order. */
-function tokensWithDigits(lower: string): number[] {
-  const starts: number[] = [];
-  LETTER_THEN_DIGIT.lastIndex = 0;
-  for (let m = LETTER_THEN_DIGIT.exec(lower); m; m = LETTER_THEN_DIGIT.exec(lower)) {
-    let p = m.index;
-    while (p > 0 && isLowerLetter(lower.charCodeAt(p - 1))) p--;
-    // Only when these letters start the token (not after a digit: "1a2").
-    const before = p > 0 ? lower.charCodeAt(p - 1) : 32;
-    if (before >= 48 && before <= 57) continue;
-    if (starts[starts.length - 1] !== p) starts.push(p);
-  }
-  return starts;
-}
-
-function isLowerLetter(c: number): boolean {
-  return c >= 97 && c <= 122;
 }
 
 // "number" in its usual abbreviations, with or without a dot.
