@@ -606,6 +606,21 @@ interface Entry {
   /** The word as it stands in the text (a term's first word, or its plural). */
   word: string;
   term: Term;
+  /**
+   * For a term of several words, the hashes of the tokens that can be its second word (the word, and its plurals when
+   * it ends the term): most tokens after a first word are none of them, and the term is left without reading the text.
+   */
+  second: readonly number[] | null;
+}
+
+/** The hashes of the tokens a term's second word may stand as (see Entry.second). */
+function secondHashes(term: Term): number[] | null {
+  const word = term.tokens[1];
+  if (word === undefined) return null;
+  const forms = [word];
+  if (term.tokens.length === 2)
+    forms.push(`${word}s`, word.endsWith('y') ? `${word.slice(0, -1)}ies` : `${word}es`);
+  return forms.map(hashWord);
 }
 
 /** A word right after a term that modifies it ("covid-era", "cancer awareness"): a space or hyphen between, nothing else. */
@@ -663,7 +678,7 @@ class Vocabulary {
     const h = hashWord(word);
     const slot = filterSlot(h);
     this.filter[slot >>> 5]! |= 1 << (slot & 31);
-    this.byFirst.listFor(h).push({ word, term });
+    this.byFirst.listFor(h).push({ word, term, second: secondHashes(term) });
   }
 
   /** The longest term starting at token i. */
@@ -673,7 +688,11 @@ class Vocabulary {
     if ((this.filter[slot >>> 5]! & (1 << (slot & 31))) === 0) return null;
     const list = this.byFirst.get(h);
     if (!list) return null;
-    for (const e of list) if (is(lower, t, i, e.word) && this.rest(t, lower, i, e.term)) return e.term;
+    const next = i + 1 < t.count ? t.hash[i + 1]! : 0;
+    for (const e of list) {
+      if (e.second !== null && (i + 1 >= t.count || !e.second.includes(next))) continue;
+      if (is(lower, t, i, e.word) && this.rest(t, lower, i, e.term)) return e.term;
+    }
     return null;
   }
 
