@@ -72,6 +72,11 @@ export interface WordTokens {
   start: Int32Array;
   end: Int32Array;
   hash: Int32Array;
+  /**
+   * 1 where the token starts with ASCII letters a–z that a digit follows ("dob1985", "a1c"): such a token starts with
+   * letters its hash does not tell.
+   */
+  lettersThenDigit: Uint8Array;
 }
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
@@ -107,7 +112,12 @@ export function hashWord(word: string): number {
 }
 
 /** Token buffers reused from part to part (analysis is synchronous); see wordTokens for the one-part cache. */
-let buffers = { start: new Int32Array(1024), end: new Int32Array(1024), hash: new Int32Array(1024) };
+let buffers = {
+  start: new Int32Array(1024),
+  end: new Int32Array(1024),
+  hash: new Int32Array(1024),
+  lettersThenDigit: new Uint8Array(1024),
+};
 
 /** Lower-case word tokens (letters and digits) of a short text, in arrays of their own (see tokenize). */
 export function tokenizeWords(lower: string): WordTokens {
@@ -124,6 +134,7 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
   let start = reuse ? buffers.start : new Int32Array(size);
   let end = reuse ? buffers.end : new Int32Array(size);
   let hash = reuse ? buffers.hash : new Int32Array(size);
+  let lettersThenDigit = reuse ? buffers.lettersThenDigit : new Uint8Array(size);
   let k = 0;
   let i = 0;
   while (i < n) {
@@ -134,10 +145,13 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     }
     const s = i;
     let h = FNV_OFFSET;
+    // Letters a–z from the start, then a digit: 1 while in the letters, 2 once a digit came right after them.
+    let letters = c >= 97 && c <= 122 ? 1 : 0;
     while (i < n) {
       const d = lower.charCodeAt(i);
       if (!isWordChar(d)) break;
       h = Math.imul(h ^ d, FNV_PRIME);
+      if (letters === 1 && !(d >= 97 && d <= 122)) letters = d >= 48 && d <= 57 ? 2 : 0;
       i++;
     }
     if (k === size) {
@@ -150,10 +164,14 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
       start = grow(start);
       end = grow(end);
       hash = grow(hash);
+      const bigger = new Uint8Array(size);
+      bigger.set(lettersThenDigit);
+      lettersThenDigit = bigger;
     }
     start[k] = s;
     end[k] = i;
     hash[k] = h;
+    lettersThenDigit[k] = letters === 2 ? 1 : 0;
     k++;
     const a = lower.charCodeAt(i);
     if (
@@ -163,8 +181,8 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     )
       i += 2;
   }
-  if (reuse) buffers = { start, end, hash };
-  return { count: k, start, end, hash };
+  if (reuse) buffers = { start, end, hash, lettersThenDigit };
+  return { count: k, start, end, hash, lettersThenDigit };
 }
 
 /** The last part's tokens (in the shared buffers): every user of one part's tokens gets the same result. */
@@ -179,8 +197,8 @@ export function wordTokens(lower: string): WordTokens {
 /** Bits of a word hash that index a filter of hashes: 64 K bits (8 KB, so it stays in cache). */
 const FILTER_BITS = 16;
 
-/** Where a hash falls in a filter of FILTER_BITS bits. */
-function filterSlot(h: number): number {
+/** Where a hash falls in a filter of FILTER_BITS bits (for loops that test mayHave written out). */
+export function filterSlot(h: number): number {
   return (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
 }
 
@@ -205,6 +223,8 @@ interface CompiledPattern {
   regex: RegExp;
   score: number;
   triggers?: readonly string[];
+  /** Several triggers as one search (a search per trigger read the whole text once per trigger). */
+  anyTrigger?: RegExp;
   /** With an anchor: the pattern's candidate starts, and the pattern as a sticky search tried at each of them. */
   anchor?: RegExp;
   sticky?: RegExp;
@@ -253,6 +273,8 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
         name: p.name,
         score: p.score,
         triggers: p.triggers,
+        anyTrigger:
+          p.triggers && p.triggers.length > 1 ? new RegExp(p.triggers.map(escapeRegex).join('|')) : undefined,
         regex: new RegExp(p.regex.source, [...new Set(`${flags}g`)].join('')),
         anchor: p.anchor ? globalAnchor(p.anchor) : undefined,
         tokens: p.tokens,
@@ -407,8 +429,11 @@ function findContexts(
     // The same positions in the same order as the search below: every word start where a word of some list begins.
     const filter = union.firstTokens;
     const re = union.atStart;
-    for (let k = 0; k < tokens.count; k++) {
-      if (!mayHave(filter, tokens.hash[k]!)) continue;
+    const { count, hash } = tokens;
+    for (let k = 0; k < count; k++) {
+      // mayHave, written out: this runs for every word of the part.
+      const slot = filterSlot(hash[k]!);
+      if ((filter[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
       const start = tokens.start[k]!;
       re.lastIndex = start;
       const m = re.exec(lower);
@@ -701,22 +726,27 @@ let tokenIndex: TokenIndex | null = null;
 
 function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
   if (tokenIndex?.tokens === tokens && tokenIndex.text === text) return tokenIndex;
-  const digit: number[] = [];
-  const upper: number[] = [];
-  const long: number[] = [];
-  for (let k = 0; k < tokens.count; k++) {
-    const at = tokens.start[k]!;
+  // Written into arrays of the tokens' count and cut to length: no array of numbers to grow and copy.
+  const { count, start, end } = tokens;
+  const digit = new Int32Array(count);
+  const upper = new Int32Array(count);
+  const long = new Int32Array(count);
+  let digits = 0;
+  let uppers = 0;
+  let longs = 0;
+  for (let k = 0; k < count; k++) {
+    const at = start[k]!;
     const c = text.charCodeAt(at);
-    if (c >= 48 && c <= 57) digit.push(k);
-    else if (c >= 65 && c <= 90) upper.push(k);
-    if (tokens.end[k]! - at >= LONG_TOKEN) long.push(k);
+    if (c >= 48 && c <= 57) digit[digits++] = k;
+    else if (c >= 65 && c <= 90) upper[uppers++] = k;
+    if (end[k]! - at >= LONG_TOKEN) long[longs++] = k;
   }
   tokenIndex = {
     text,
     tokens,
-    digit: Int32Array.from(digit),
-    upper: Int32Array.from(upper),
-    long: Int32Array.from(long),
+    digit: digit.slice(0, digits),
+    upper: upper.slice(0, uppers),
+    long: long.slice(0, longs),
   };
   return tokenIndex;
 }
@@ -761,7 +791,7 @@ function runPattern(
     out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
   };
   for (const pattern of rec.patterns) {
-    if (!hasTrigger(lower, pattern.triggers)) continue;
+    if (pattern.anyTrigger ? !pattern.anyTrigger.test(lower) : !hasTrigger(lower, pattern.triggers)) continue;
     const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
     if (tokens && pattern.tokens && pattern.sticky) {
       // Tried at the tokens where a match can start: the same matches as a search of the whole text.
@@ -857,15 +887,23 @@ function byPosition(a: Finding, b: Finding): number {
 
 /** One group in sorted order, one sweep: only findings still open at a position can cover it. */
 function sweep(sorted: readonly Finding[], keep: Finding[]): void {
-  let open: Finding[] = [];
+  const open: Finding[] = [];
   for (const f of sorted) {
-    if (open.length > 0 && open.some((k) => k.end < f.start)) open = open.filter((k) => k.end >= f.start);
-    const beaten = open.some(
-      (k) =>
+    // Loops rather than some/filter with closures: this runs for every finding.
+    let still = 0;
+    for (const k of open) if (k.end >= f.start) open[still++] = k;
+    open.length = still;
+    let beaten = false;
+    for (const k of open) {
+      if (
         k.end >= f.end &&
         (k.score > f.score ||
-          (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start))),
-    );
+          (k.score === f.score && (k.type === f.type || k.end - k.start > f.end - f.start)))
+      ) {
+        beaten = true;
+        break;
+      }
+    }
     if (beaten) continue;
     keep.push(f);
     open.push(f);
@@ -893,12 +931,16 @@ export function analyzePart(
   if (!text) return [];
   const safeLower = lowerSameLength(text);
   const findings: Finding[] = [];
-  // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE) and some recognizer
+  // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE; ASCII text always
+  // does, and the search for a character beyond ASCII is cached for other recognizers to ask) and some recognizer
   // reads them anyway (tokenizing only to narrow searches would cost about what it saves); found at first need.
   let tokens: WordTokens | null | undefined;
   const tokensOf = (): WordTokens | null => {
     if (tokens === undefined)
-      tokens = usesTokens(compiled) && !TOKEN_UNSAFE.test(safeLower) ? wordTokens(safeLower) : null;
+      tokens =
+        usesTokens(compiled) && (isAscii(safeLower) || !TOKEN_UNSAFE.test(safeLower))
+          ? wordTokens(safeLower)
+          : null;
     return tokens;
   };
   const ctx: AnalyzeContext = { part, lower: safeLower, headerNames, tokens: tokensOf };

@@ -151,10 +151,6 @@ function ownFindings(findings: readonly Finding[], min: number, owner: string): 
   return out;
 }
 
-function distance(a: Finding, b: Finding): number {
-  return Math.max(0, Math.max(a.start, b.start) - Math.min(a.end, b.end));
-}
-
 /** The indices of the findings that make a condition hold, or null when it does not. */
 function evaluateCondition(
   c: Condition,
@@ -189,6 +185,9 @@ function evaluateCondition(
 interface SortedSide {
   starts: Float64Array;
   maxEnds: Float64Array;
+  /** The finding (index into the findings) whose end is maxEnds, and the largest end of the others. */
+  maxAt: Int32Array;
+  otherMaxEnds: Float64Array;
 }
 
 function sortByPart(indices: readonly number[], findings: readonly Finding[]): Map<string, SortedSide> {
@@ -201,16 +200,31 @@ function sortByPart(indices: readonly number[], findings: readonly Finding[]): M
   }
   const out = new Map<string, SortedSide>();
   for (const [part, list] of byPart) {
-    list.sort((p, q) => findings[p]!.start - findings[q]!.start);
+    // Findings come resolved, in order of part, category and start: a selection is often in order already.
+    let ordered = true;
+    for (let k = 1; k < list.length && ordered; k++)
+      ordered = findings[list[k - 1]!]!.start <= findings[list[k]!]!.start;
+    if (!ordered) list.sort((p, q) => findings[p]!.start - findings[q]!.start);
     const starts = new Float64Array(list.length);
     const maxEnds = new Float64Array(list.length);
+    const maxAt = new Int32Array(list.length);
+    const otherMaxEnds = new Float64Array(list.length);
     let max = -Infinity;
+    let at = -1;
+    let other = -Infinity;
     for (let k = 0; k < list.length; k++) {
       const f = findings[list[k]!]!;
       starts[k] = f.start;
-      maxEnds[k] = max = Math.max(max, f.end);
+      if (f.end > max) {
+        other = max;
+        max = f.end;
+        at = list[k]!;
+      } else if (f.end > other) other = f.end;
+      maxEnds[k] = max;
+      maxAt[k] = at;
+      otherMaxEnds[k] = other;
     }
-    out.set(part, { starts, maxEnds });
+    out.set(part, { starts, maxEnds, maxAt, otherMaxEnds });
   }
   return out;
 }
@@ -247,29 +261,27 @@ function pairedWith(
   for (const y of ys) inYs[y] = 1;
   const subjectYs = ys.filter((y) => subjectParts.has(findings[y]!.part));
   const out: number[] = [];
+  // The last part's sorted side: xs come mostly part by part.
+  let sidePart: string | null = null;
+  let side: SortedSide | undefined;
   for (const xi of xs) {
     const x = findings[xi]!;
     let paired = false;
-    if (inYs[xi] === 1) {
-      // A finding selected on both sides does not pair with itself: compare it with the others one by one.
-      paired = ys.some((yi) => {
-        const y = findings[yi]!;
-        return (
-          yi !== xi &&
-          ((y.part === x.part && distance(x, y) <= window) ||
-            (y.part !== x.part && (subjectParts.has(x.part) || subjectParts.has(y.part))))
-        );
-      });
-    } else {
-      const side = sorted.get(x.part);
-      if (side) {
-        // Some y starts at most `window` after x ends; the furthest-reaching of those must end at most `window` before x starts.
-        const k = lastAtMost(side.starts, x.end + window);
-        paired = k >= 0 && side.maxEnds[k]! >= x.start - window;
-      }
-      if (!paired && subjectParts.has(x.part)) paired = sorted.size > (side ? 1 : 0);
-      if (!paired) paired = subjectYs.some((y) => findings[y]!.part !== x.part);
+    if (x.part !== sidePart) {
+      sidePart = x.part;
+      side = sorted.get(x.part);
     }
+    if (side) {
+      // Some y starts at most `window` after x ends; the furthest-reaching of those must end at most `window` before
+      // x starts. A finding selected on both sides does not pair with itself: then the furthest of the others counts.
+      const k = lastAtMost(side.starts, x.end + window);
+      if (k >= 0) {
+        const reach = inYs[xi] === 1 && side.maxAt[k] === xi ? side.otherMaxEnds[k]! : side.maxEnds[k]!;
+        paired = reach >= x.start - window;
+      }
+    }
+    if (!paired && subjectParts.has(x.part)) paired = sorted.size > (side ? 1 : 0);
+    if (!paired) paired = subjectYs.some((y) => findings[y]!.part !== x.part);
     if (paired) out.push(xi);
   }
   return out;
@@ -312,11 +324,14 @@ export function evaluateRules(
     const typeSet = new Set<string>();
     const partSet = new Set<string>();
     let ruleScore = 0;
+    // Neighbours mostly share type and part: a set is asked only when they change.
+    let lastType: string | null = null;
+    let lastPart: string | null = null;
     for (const hits of contributing)
       for (const i of hits) {
         const f = findings[i]!;
-        typeSet.add(f.type);
-        partSet.add(f.part);
+        if (f.type !== lastType) typeSet.add((lastType = f.type));
+        if (f.part !== lastPart) partSet.add((lastPart = f.part));
         if (f.score > ruleScore) ruleScore = f.score;
       }
     explanation.push({

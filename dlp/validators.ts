@@ -131,9 +131,16 @@ export function isValidVin(text: string): boolean {
 
 /** A phone number's digits (without an extension) in a plausible count, and not shaped like a date. */
 export function isPlausiblePhone(text: string, minDigits: number, maxDigits: number): boolean {
-  const main = text.split(/[a-zA-Z]/)[0] ?? '';
-  const n = digitsOf(main).length;
+  // The text before its first letter (an extension), and its digits, counted in one loop (no strings made).
+  let n = 0;
+  let length = 0;
+  for (; length < text.length; length++) {
+    const c = text.charCodeAt(length);
+    if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90)) break;
+    if (c >= 48 && c <= 57) n++;
+  }
   if (n < minDigits || n > maxDigits) return false;
+  const main = text.slice(0, length);
   const bare = main.trim();
   return !/^(\d{4}[-./ ]\d{1,2}[-./ ]\d{1,2}|\d{1,2}[-./ ]\d{1,2}[-./ ]\d{4})$/.test(bare);
 }

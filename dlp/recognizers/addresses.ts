@@ -88,7 +88,7 @@ const TYPE_SEARCH = new RegExp(
  * token, and the search finds in each token its longest ending that is one. Null when some word is not made of ASCII
  * letters (a word with other characters is left out: it never occurs in ASCII text).
  */
-const REVERSED = ((): { next: Int32Array; end: Uint8Array } | null => {
+const REVERSED = ((): { next: Int32Array; end: Uint8Array; lastTwo: Uint8Array } | null => {
   const words = [...new Set([...STREET_TYPES, ...COMPOUND_ENDINGS])].filter((w) => !/[^\0-\x7f]/.test(w));
   if (words.some((w) => !/^[a-z]{2,}$/.test(w))) return null;
   const next: number[] = new Array<number>(26).fill(0);
@@ -108,7 +108,11 @@ const REVERSED = ((): { next: Int32Array; end: Uint8Array } | null => {
     }
     end[node] = 1;
   }
-  return { next: Int32Array.from(next), end: Uint8Array.from(end) };
+  // The last two letters of every word (all have two or more): most tokens end with no such pair and are left at once.
+  const lastTwo = new Uint8Array(26 * 26);
+  for (const w of words)
+    lastTwo[(w.charCodeAt(w.length - 1) - 97) * 26 + w.charCodeAt(w.length - 2) - 97] = 1;
+  return { next: Int32Array.from(next), end: Uint8Array.from(end), lastTwo };
 })();
 
 /**
@@ -128,20 +132,27 @@ function typeWordFinder(
     };
   }
   let k = 0;
+  // In locals: this loop reads every token of the part.
+  const { count, start: starts, end: ends } = tokens;
+  const { next, end: isEnd, lastTwo } = reversed;
   return (from) => {
-    while (k < tokens.count && tokens.end[k]! <= from) k++;
-    for (; k < tokens.count; k++) {
-      const end = tokens.end[k]!;
-      const low = Math.max(from, tokens.start[k]!);
+    while (k < count && ends[k]! <= from) k++;
+    for (; k < count; k++) {
+      const end = ends[k]!;
+      const low = Math.max(from, starts[k]!);
+      if (end - low < 2) continue;
+      const c1 = lower.charCodeAt(end - 1) - 97;
+      const c2 = lower.charCodeAt(end - 2) - 97;
+      if (c1 < 0 || c1 > 25 || c2 < 0 || c2 > 25 || lastTwo[c1 * 26 + c2] === 0) continue;
       // The leftmost start at or after `low` of a type word that ends the token: its longest such ending.
       let node = 0;
       let best = -1;
       for (let i = end - 1; i >= low; i--) {
         const c = lower.charCodeAt(i) - 97;
         if (c < 0 || c > 25) break;
-        node = reversed.next[node * 26 + c]!;
+        node = next[node * 26 + c]!;
         if (node === 0) break;
-        if (reversed.end[node] === 1) best = i;
+        if (isEnd[node] === 1) best = i;
       }
       if (best < 0) continue;
       // "str." takes its dot unless a letter or digit follows the dot.

@@ -485,7 +485,11 @@ function termTokens(term: string): string[] {
 
 /** Whether token k of the text is `word`. */
 function is(lower: string, t: Tokens, k: number, word: string): boolean {
-  return t.end[k]! - t.start[k]! === word.length && lower.startsWith(word, t.start[k]);
+  const start = t.start[k]!;
+  if (t.end[k]! - start !== word.length) return false;
+  // Compared by character codes: a startsWith call per word cost more than the few comparisons themselves.
+  for (let j = 0; j < word.length; j++) if (lower.charCodeAt(start + j) !== word.charCodeAt(j)) return false;
+  return true;
 }
 
 /** Whether token k is the plural of `word` ("crowns", "x-rays", "cavities"). */
@@ -501,22 +505,72 @@ function isPlural(lower: string, t: Tokens, k: number, word: string): boolean {
   return false;
 }
 
+/**
+ * Lists by word hash, in an open-addressed table of typed arrays: a Map keyed by hashes boxes half of them (those
+ * beyond the small-integer range), and its look-up was most of the cost of asking tens of thousands of words.
+ */
+class HashLists<T> {
+  private keys = new Int32Array(0);
+  /** 1 + the index of the slot's list in `lists`; 0 for an empty slot. */
+  private slots = new Int32Array(0);
+  private lists: T[][] = [];
+
+  /** The list for hash `h`, made empty on first use. */
+  listFor(h: number): T[] {
+    const found = this.get(h);
+    if (found) return found;
+    if ((this.lists.length + 1) * 2 > this.slots.length) this.grow();
+    const list: T[] = [];
+    this.lists.push(list);
+    this.place(h, this.lists.length);
+    return list;
+  }
+
+  get(h: number): T[] | undefined {
+    const mask = this.slots.length - 1;
+    if (mask < 0) return undefined;
+    for (let s = (h ^ (h >>> 15)) & mask; ; s = (s + 1) & mask) {
+      const slot = this.slots[s]!;
+      if (slot === 0) return undefined;
+      if (this.keys[s] === h) return this.lists[slot - 1];
+    }
+  }
+
+  /** Every list, in the order they were made. */
+  all(): readonly T[][] {
+    return this.lists;
+  }
+
+  private place(h: number, slot: number): void {
+    const mask = this.slots.length - 1;
+    let s = (h ^ (h >>> 15)) & mask;
+    while (this.slots[s] !== 0) s = (s + 1) & mask;
+    this.keys[s] = h;
+    this.slots[s] = slot;
+  }
+
+  private grow(): void {
+    const keys = this.keys;
+    const slots = this.slots;
+    this.keys = new Int32Array(Math.max(16, slots.length * 2));
+    this.slots = new Int32Array(this.keys.length);
+    for (let s = 0; s < slots.length; s++) if (slots[s] !== 0) this.place(keys[s]!, slots[s]!);
+  }
+}
+
 /** A set of words looked up by a token's hash, checked against the text (no strings made). */
 class WordSet {
-  private readonly byHash = new Map<number, string[]>();
+  private readonly byHash = new HashLists<string>();
 
   constructor(words: Iterable<string>) {
-    for (const w of words) {
-      const h = hashWord(w);
-      const list = this.byHash.get(h) ?? [];
-      list.push(w);
-      this.byHash.set(h, list);
-    }
+    for (const w of words) this.byHash.listFor(hashWord(w)).push(w);
   }
 
   has(lower: string, t: Tokens, k: number): boolean {
     const list = this.byHash.get(t.hash[k]!);
-    return list !== undefined && list.some((w) => is(lower, t, k, w));
+    if (list === undefined) return false;
+    for (const w of list) if (is(lower, t, k, w)) return true;
+    return false;
   }
 }
 
@@ -552,6 +606,21 @@ interface Entry {
   /** The word as it stands in the text (a term's first word, or its plural). */
   word: string;
   term: Term;
+  /**
+   * For a term of several words, the hashes of the tokens that can be its second word (the word, and its plurals when
+   * it ends the term): most tokens after a first word are none of them, and the term is left without reading the text.
+   */
+  second: readonly number[] | null;
+}
+
+/** The hashes of the tokens a term's second word may stand as (see Entry.second). */
+function secondHashes(term: Term): number[] | null {
+  const word = term.tokens[1];
+  if (word === undefined) return null;
+  const forms = [word];
+  if (term.tokens.length === 2)
+    forms.push(`${word}s`, word.endsWith('y') ? `${word.slice(0, -1)}ies` : `${word}es`);
+  return forms.map(hashWord);
 }
 
 /** A word right after a term that modifies it ("covid-era", "cancer awareness"): a space or hyphen between, nothing else. */
@@ -573,7 +642,7 @@ function filterSlot(h: number): number {
 
 class Vocabulary {
   /** First words of terms, and plurals of one-word terms ("crowns", "cavities"), by hash. */
-  private readonly byFirst = new Map<number, Entry[]>();
+  private readonly byFirst = new HashLists<Entry>();
   /**
    * A bit set where some first word's hash falls: most words of a text are no term's first word, and a typed-array read turns
    * them away before a Map look-up (this runs for every word of every part).
@@ -601,7 +670,7 @@ class Vocabulary {
       }
     }
     // Longest first; an exact word before a plural form.
-    for (const list of this.byFirst.values())
+    for (const list of this.byFirst.all())
       list.sort((a, b) => b.term.tokens.length - a.term.tokens.length || a.word.length - b.word.length);
   }
 
@@ -609,9 +678,7 @@ class Vocabulary {
     const h = hashWord(word);
     const slot = filterSlot(h);
     this.filter[slot >>> 5]! |= 1 << (slot & 31);
-    const list = this.byFirst.get(h) ?? [];
-    list.push({ word, term });
-    this.byFirst.set(h, list);
+    this.byFirst.listFor(h).push({ word, term, second: secondHashes(term) });
   }
 
   /** The longest term starting at token i. */
@@ -621,7 +688,11 @@ class Vocabulary {
     if ((this.filter[slot >>> 5]! & (1 << (slot & 31))) === 0) return null;
     const list = this.byFirst.get(h);
     if (!list) return null;
-    for (const e of list) if (is(lower, t, i, e.word) && this.rest(t, lower, i, e.term)) return e.term;
+    const next = i + 1 < t.count ? t.hash[i + 1]! : 0;
+    for (const e of list) {
+      if (e.second !== null && (i + 1 >= t.count || !e.second.includes(next))) continue;
+      if (is(lower, t, i, e.word) && this.rest(t, lower, i, e.term)) return e.term;
+    }
     return null;
   }
 

@@ -1,7 +1,7 @@
 // Identifiers that look like any other number until a label says what they are (MRN, member ID, claim, DOB …), plus
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
-import { HOUSE_NUMBER_ANCHOR, leadingLetters, mayHave, wordHashFilter, wordListRegex } from '../engine.js';
+import { filterSlot, HOUSE_NUMBER_ANCHOR, leadingLetters, wordHashFilter, wordListRegex } from '../engine.js';
 import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
@@ -91,16 +91,16 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       if (firstWords && tokens) {
         // The search below finds, from where its last match ended, the next label after a character that is no
         // letter, digit or "_": the same labels, tried at the tokens that may start one.
-        const mixed = tokensWithDigits(lower);
-        let next = 0;
+        const { count, start: starts, hash, lettersThenDigit } = tokens;
         let searchFrom = 0;
-        for (let k = 0; k < tokens.count; k++) {
-          const at = tokens.start[k]!;
-          let candidate = mayHave(firstWords, tokens.hash[k]!);
-          // A token of letters then digits ("dob1985") starts with letters the hash of the whole token does not tell.
-          while (next < mixed.length && mixed[next]! < at) next++;
-          if (next < mixed.length && mixed[next] === at) candidate = true;
-          if (!candidate || at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
+        for (let k = 0; k < count; k++) {
+          // mayHave, written out: this runs for every word of the part. A token of letters then digits ("dob1985")
+          // starts with letters the hash of the whole token does not tell.
+          const slot = filterSlot(hash[k]!);
+          const candidate = (firstWords[slot >>> 5]! & (1 << (slot & 31))) !== 0 || lettersThenDigit[k] === 1;
+          if (!candidate) continue;
+          const at = starts[k]!;
+          if (at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
           atStart.lastIndex = at;
           const m = atStart.exec(lower);
           if (!m) continue;
@@ -114,28 +114,6 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       return out;
     },
   };
-}
-
-/** A letter, then a digit. */
-const LETTER_THEN_DIGIT = /[a-z][0-9]/g;
-
-/** Starts of the tokens of lower-cased text that begin with ASCII letters and go on with a digit, in text order. */
-function tokensWithDigits(lower: string): number[] {
-  const starts: number[] = [];
-  LETTER_THEN_DIGIT.lastIndex = 0;
-  for (let m = LETTER_THEN_DIGIT.exec(lower); m; m = LETTER_THEN_DIGIT.exec(lower)) {
-    let p = m.index;
-    while (p > 0 && isLowerLetter(lower.charCodeAt(p - 1))) p--;
-    // Only when these letters start the token (not after a digit: "1a2").
-    const before = p > 0 ? lower.charCodeAt(p - 1) : 32;
-    if (before >= 48 && before <= 57) continue;
-    if (starts[starts.length - 1] !== p) starts.push(p);
-  }
-  return starts;
-}
-
-function isLowerLetter(c: number): boolean {
-  return c >= 97 && c <= 122;
 }
 
 // "number" in its usual abbreviations, with or without a dot.
