@@ -104,6 +104,45 @@ describe('scan threads (ScanPool)', function () {
     expect(verdict?.phi).to.equal(true);
   });
 
+  /** A message as the spool streams it: in chunks of `size` bytes, each handed over when asked for. */
+  async function* chunksOf(raw: Buffer, size: number, between?: (i: number) => Promise<void>) {
+    for (let at = 0, i = 0; at < raw.length; at += size, i++) {
+      if (between) await between(i);
+      yield raw.subarray(at, at + size);
+    }
+  }
+
+  it('streamed in small chunks, gives the verdict a scan of the whole message gives', async () => {
+    for (const [name, text] of Object.entries(MESSAGES)) {
+      const raw = Buffer.from(text);
+      const { main } = await scanBoth(text);
+      const streamed = await pool.scanStream(chunksOf(raw, 7));
+      expect(streamed.verdict, name).to.deep.equal(main);
+    }
+  });
+
+  it('fails a streamed scan whose source fails part way (a spool that fails its tag), and scans on', async () => {
+    const raw = Buffer.from(MESSAGES.phi);
+    const broken = chunksOf(raw, 16, (i) =>
+      i === 3 ? Promise.reject(new GatewayError('SPOOL_CORRUPT', 'tag check failed')) : Promise.resolve(),
+    );
+    const err = await pool.scanStream(broken).catch((e: unknown) => e);
+    expect((err as GatewayError).code).to.equal('SPOOL_CORRUPT');
+    expect((await pool.scanStream(chunksOf(raw, 16))).verdict.phi).to.equal(true);
+  });
+
+  it('fails a streamed scan whose thread dies part way, never passes it', async () => {
+    const raw = Buffer.from(MESSAGES.phi);
+    const threads = (pool as unknown as { threads: Array<{ worker?: { terminate(): Promise<number> } }> })
+      .threads;
+    const dying = chunksOf(raw, 16, async (i) => {
+      if (i === 2) for (const t of threads) await t.worker?.terminate();
+    });
+    const err = await pool.scanStream(dying).catch((e: unknown) => e);
+    expect(err, 'a streamed scan must not pass when its thread died').to.be.instanceOf(Error);
+    expect((err as GatewayError).code).to.equal('STAGE_FAILED');
+  });
+
   it('refuses to scan without the raw message rather than pass it', async () => {
     const parsed = await simpleParser(Buffer.from(MESSAGES.phi), PARSE_OPTIONS);
     const err = await pool.scan(parsed).catch((e: unknown) => e);
