@@ -13,6 +13,7 @@ import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } 
 import { newQueueId } from './ids.js';
 import type { PlainCache } from './plain-cache.js';
 import { retryDelay } from './retry.js';
+import type { BodySource } from './smtp-client.js';
 import { TransportError, type SendResult, type Transport } from './transport.js';
 
 export interface EnvelopeRow {
@@ -138,45 +139,69 @@ export class Delivery {
     return cached ? Buffer.concat([prefix, cached]) : this.store.unseal('spool', first.message_id, prefix);
   }
 
+  /**
+   * Spooled content the transport can send as it is read (a message that is not in memory already): its
+   * trace headers, then the spool decrypted a chunk at a time. A spool that fails authentication fails the
+   * stream before the message ends, so the next hop never accepts it.
+   */
+  private streamedContent(first: EnvelopeRow, transport: Transport): BodySource | null {
+    const messageId = first.message_id;
+    if (first.content !== 'spool' || !messageId || !transport.sendStream) return null;
+    if (this.cache?.get(messageId)) return null;
+    const store = this.store;
+    const prefix = Buffer.from(first.prefix, 'latin1');
+    return async function* () {
+      const spool = await store.unsealStream('spool', messageId);
+      yield prefix;
+      yield* spool as AsyncIterable<Buffer>;
+    };
+  }
+
+  /** The stored content is gone or fails authentication: hold, never send something else. */
+  private async holdUnreadable(group: EnvelopeRow[], code: string): Promise<void> {
+    const first = group[0]!;
+    await this.store.write(async (trx) => {
+      await trx('envelopes')
+        .whereIn(
+          'id',
+          group.map((e) => e.id),
+        )
+        .update({ state: 'held', last_response: code, lease_until: null, updated_at: Date.now() });
+      await appendAudit(trx, {
+        type: 'envelope.held',
+        messageId: first.message_id,
+        detail: { reason: code, envelopes: group.length },
+      });
+    });
+    this.log.error(
+      { evt: 'DELIVERY_HELD', qid: first.message_id, code },
+      'content unreadable; envelopes held',
+    );
+  }
+
   async handle(group: EnvelopeRow[]): Promise<void> {
     const first = group[0]!;
     const started = Date.now();
-    let raw: Buffer;
-    try {
-      raw = await this.content(first);
-    } catch (err) {
-      // The stored content is gone or fails authentication: hold, never send something else.
-      const code = errorCode(err);
-      await this.store.write(async (trx) => {
-        await trx('envelopes')
-          .whereIn(
-            'id',
-            group.map((e) => e.id),
-          )
-          .update({ state: 'held', last_response: code, lease_until: null, updated_at: Date.now() });
-        await appendAudit(trx, {
-          type: 'envelope.held',
-          messageId: first.message_id,
-          detail: { reason: code, envelopes: group.length },
-        });
-      });
-      this.log.error(
-        { evt: 'DELIVERY_HELD', qid: first.message_id, code },
-        'content unreadable; envelopes held',
-      );
-      return;
+    const transport = first.kind === 'pickup-password-sms' && this.sms ? this.sms : this.transport;
+    const body = this.streamedContent(first, transport);
+    let raw: Buffer | undefined;
+    if (!body) {
+      try {
+        raw = await this.content(first);
+      } catch (err) {
+        return this.holdUnreadable(group, errorCode(err));
+      }
     }
 
     let result: SendResult;
-    const transport = first.kind === 'pickup-password-sms' && this.sms ? this.sms : this.transport;
     try {
-      result = await transport.send({
-        from: first.mail_from,
-        to: group.map((e) => e.rcpt),
-        raw,
-        kind: first.kind,
-      });
+      const mail = { from: first.mail_from, to: group.map((e) => e.rcpt), kind: first.kind };
+      result = body
+        ? await transport.sendStream!({ ...mail, body })
+        : await transport.send({ ...mail, raw: raw! });
     } catch (err) {
+      if (err instanceof GatewayError && (err.code === 'SPOOL_MISSING' || err.code === 'SPOOL_CORRUPT'))
+        return this.holdUnreadable(group, err.code);
       const te =
         err instanceof TransportError
           ? err
@@ -348,13 +373,16 @@ export class Delivery {
   private async bounce(
     first: EnvelopeRow,
     permanent: Failure[],
-    raw: Buffer,
+    raw: Buffer | undefined,
     now: number,
     duration: number,
   ): Promise<void> {
     const sender = first.mail_from;
     let blobId: string | null = null;
     if (sender !== '' && first.kind !== 'bounce') {
+      // A streamed message is read again for its headers (bounces are rare); without it, a bounce still goes.
+      const original =
+        raw ?? (first.content === 'spool' ? await this.content(first).catch(() => undefined) : undefined);
       const recipients: BounceRecipient[] = permanent.map((f) => {
         const expired = f.code === null || f.code < 500;
         return {
@@ -373,8 +401,8 @@ export class Delivery {
         recipients,
         arrivalDate: new Date(Number(first.created_at)),
         originalHeaders:
-          first.content === 'spool'
-            ? safeOriginalHeaders(raw.subarray(Buffer.byteLength(first.prefix, 'latin1')))
+          first.content === 'spool' && original
+            ? safeOriginalHeaders(original.subarray(Buffer.byteLength(first.prefix, 'latin1')))
             : '',
       });
       blobId = newQueueId();

@@ -120,6 +120,63 @@ export function dataPayload(raw: Buffer): Buffer[] {
   return [body, endsWithCrlf ? DOT_CRLF : CRLF_DOT_CRLF];
 }
 
+/** A message body read as it is sent (a large message streamed from the spool), opened anew per attempt. */
+export type BodySource = () => AsyncIterable<Buffer>;
+
+/**
+ * dataPayload for a body that arrives in chunks: the same bytes on the wire however the body is split
+ * (CRLF line ends, leading dots doubled, the terminating dot after `end`), one chunk in memory at a time.
+ */
+export class DotStuffer {
+  private atLineStart = true;
+  /** A CR ended the last chunk: whether it begins a CRLF is known only from the next byte. */
+  private pendingCr = false;
+  private emitted = false;
+
+  push(chunk: Uint8Array): Buffer {
+    // Worst case: every byte a bare line end (2 bytes) or a line-leading dot (2 bytes), plus a held CR.
+    const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
+    let n = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (this.pendingCr) {
+        this.pendingCr = false;
+        out[n++] = 0x0d;
+        out[n++] = 0x0a;
+        this.atLineStart = true;
+        if (b === 0x0a) continue; // CRLF
+        // A lone CR became CRLF; `b` starts the next line.
+      }
+      if (b === 0x0d) {
+        this.pendingCr = true;
+        continue;
+      }
+      if (b === 0x0a) {
+        out[n++] = 0x0d;
+        out[n++] = 0x0a;
+        this.atLineStart = true;
+        continue;
+      }
+      if (this.atLineStart && b === 0x2e) out[n++] = 0x2e;
+      out[n++] = b;
+      this.atLineStart = false;
+    }
+    if (n > 0) this.emitted = true;
+    return out.subarray(0, n);
+  }
+
+  /** What ends the DATA: a held CR as CRLF, then the terminating dot (after a CRLF if the body lacks one). */
+  end(): Buffer {
+    if (this.pendingCr) {
+      this.pendingCr = false;
+      this.emitted = true;
+      this.atLineStart = true;
+      return Buffer.concat([CRLF, DOT_CRLF]);
+    }
+    return !this.emitted || this.atLineStart ? DOT_CRLF : CRLF_DOT_CRLF;
+  }
+}
+
 function xtextAddress(address: string): string {
   // Envelope addresses were validated at intake (no CR/LF/NUL, no '<' '>'); guard again, never inject.
   if (/[\r\n\0<>]/.test(address)) throw new SmtpError('invalid address', 'EENVELOPE', null, '');
@@ -363,8 +420,12 @@ export class SmtpConnection {
       throw new SmtpError('authentication failed', 'EAUTH', r.code, `${r.code} authentication failed`);
   }
 
-  /** One transaction: envelope and DATA, pipelined when the next hop offers PIPELINING. */
-  async send(from: string, to: readonly string[], raw: Buffer): Promise<EnvelopeResult> {
+  /**
+   * One transaction: envelope and DATA, pipelined when the next hop offers PIPELINING. A streamed body
+   * (`BodySource`) is sent as it is read; if reading it fails, the connection is dropped before the final
+   * dot (the next hop discards what it got) and the reader's error is thrown.
+   */
+  async send(from: string, to: readonly string[], raw: Buffer | BodySource): Promise<EnvelopeResult> {
     if (this.closed) throw this.failure ?? new SmtpError('connection closed', 'ECONNECTION', null, '');
     this.messages++;
     this.answered = false;
@@ -421,7 +482,8 @@ export class SmtpConnection {
       await this.reset();
       return { accepted: [], rejected, response: replyText(dataReply) };
     }
-    this.write(dataPayload(raw));
+    if (Buffer.isBuffer(raw)) this.write(dataPayload(raw));
+    else await this.writeStreamed(raw());
     // The next hop may check the message before it answers: give it the longer timeout for this reply.
     const dataTimeout = this.opts.dataTimeout ?? this.opts.replyTimeout;
     this.socket.setTimeout(Math.max(dataTimeout, this.opts.replyTimeout));
@@ -435,6 +497,36 @@ export class SmtpConnection {
       throw new SmtpError('message refused', 'EMESSAGE', final.code, replyText(final));
     }
     return { accepted, rejected, response: replyText(final) };
+  }
+
+  /** Writes a streamed body, dot-stuffed, waiting for the socket to drain; the final dot only once it all read. */
+  private async writeStreamed(source: AsyncIterable<Buffer>): Promise<void> {
+    const stuffer = new DotStuffer();
+    try {
+      for await (const chunk of source) {
+        if (this.closed) throw this.failure ?? new SmtpError('connection closed', 'ECONNECTION', null, '');
+        const out = stuffer.push(chunk);
+        if (out.length > 0 && !this.socket.write(out)) await this.drained();
+      }
+    } catch (err) {
+      // Never the final dot after a body that could not be read whole: the next hop must not accept it.
+      this.destroy();
+      throw err;
+    }
+    this.write(stuffer.end());
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        if (this.closed) reject(this.failure ?? new SmtpError('connection closed', 'ECONNECTION', null, ''));
+        else resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
   }
 
   /** Ends a failed transaction so the connection can carry the next one; a connection that cannot is closed. */
@@ -529,7 +621,7 @@ export class SmtpPool {
     this.next();
   }
 
-  async send(from: string, to: readonly string[], raw: Buffer): Promise<EnvelopeResult> {
+  async send(from: string, to: readonly string[], raw: Buffer | BodySource): Promise<EnvelopeResult> {
     for (let attempt = 0; ; attempt++) {
       const { conn, reused } = await this.acquire();
       try {

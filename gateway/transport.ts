@@ -3,7 +3,7 @@
 import type { RelayConfig } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import { newQueueId } from './ids.js';
-import { SmtpError, SmtpPool, type SmtpClientOptions } from './smtp-client.js';
+import { SmtpError, SmtpPool, type BodySource, type SmtpClientOptions } from './smtp-client.js';
 
 export interface OutboundMail {
   from: string;
@@ -38,9 +38,20 @@ export class TransportError extends Error {
   }
 }
 
+/** Mail whose content is read as it is sent (opened anew for each attempt). */
+export interface StreamedMail extends Omit<OutboundMail, 'raw'> {
+  body: BodySource;
+}
+
 export interface Transport {
   readonly name: string;
   send(mail: OutboundMail): Promise<SendResult>;
+  /**
+   * Sends content as it is read, so a large message is never held whole. Optional: delivery loads the
+   * content into memory for a transport without it. An error reading the body is thrown as it is (nothing
+   * was accepted: the message never ended); transport failures as TransportError.
+   */
+  sendStream?(mail: StreamedMail): Promise<SendResult>;
   close(): Promise<void>;
 }
 
@@ -84,15 +95,25 @@ export class RelayTransport implements Transport {
     this.pool = new SmtpPool(relayClientOptions(config, hostname));
   }
 
-  async send(mail: OutboundMail): Promise<SendResult> {
+  send(mail: OutboundMail): Promise<SendResult> {
+    return this.relay(mail.from, mail.to, mail.raw);
+  }
+
+  sendStream(mail: StreamedMail): Promise<SendResult> {
+    return this.relay(mail.from, mail.to, mail.body);
+  }
+
+  private async relay(from: string, to: string[], body: Buffer | BodySource): Promise<SendResult> {
     try {
-      const r = await this.pool.send(mail.from, mail.to, mail.raw);
+      const r = await this.pool.send(from, to, body);
       return {
         accepted: r.accepted,
         rejected: r.rejected.map((x) => ({ rcpt: x.rcpt, code: x.code, response: clip(x.response) })),
         response: clip(r.response),
       };
     } catch (err) {
+      // The body could not be read (a spool file gone or failing authentication): the caller's to judge.
+      if (!(err instanceof SmtpError) && typeof body === 'function') throw err;
       const e = err instanceof SmtpError ? err : new SmtpError('error', 'ECONNECTION', null, '');
       // A refused or failed STARTTLS (ETLS) is a fault of the path or of the next hop's set-up, which an
       // attacker who strips STARTTLS can also cause; a refused login is ours to fix. Both are retried like

@@ -1,5 +1,6 @@
 // Large mail through a real gateway on loopback, streamed from the sealed spool rather than loaded whole: what
-// leaves (relayed in clear, or picked up) is byte for byte what was sent, and a spool file edited or cut before
+// leaves (relayed in clear — streamed to the next hop when it is not in memory —, or picked up) is byte for
+// byte what was sent, and a spool file edited or cut before
 // the message was processed is held — no pickup, no envelope, nothing sent — even though the scan read it.
 import { randomBytes } from 'node:crypto';
 import { open, readdir, stat, truncate } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import { STREAM_MIN } from '../../gateway/workers.js';
 import { openPickup } from '../../store/pickups.js';
 import { Store } from '../../store/store.js';
 import { CaptureServer, kindOf } from '../support/capture-server.js';
-import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
+import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { until } from '../support/waiting.js';
 
@@ -165,6 +166,34 @@ describe('large mail, streamed from the spool (integration)', function () {
       expect(capture.count).to.equal(0);
     });
   }
+  it('holds a large clean message whose spool fails while it is relayed from it; the next hop never accepts it', async () => {
+    // Scanned and routed while the next hop is down; the gateway stops (nothing in memory any more), the spool
+    // file is damaged, the next hop comes up: the relay reads the spool as it sends and must abort.
+    const port = await freePort();
+    gw = await startGateway({ relayUrl: `smtp://127.0.0.1:${port}`, dataDir: dir });
+    expect(await send(gw.smtpPort, cleanMessage())).to.match(/^250/);
+    const deferred = await until(async () => {
+      const e = (await gw!.store.db('envelopes').first()) as
+        { state: string; message_id: string } | undefined;
+      return e?.state === 'deferred' ? e : undefined;
+    });
+    await gw.stop();
+    gw = undefined;
+    await flipMiddle(path.join(dir, 'spool', deferred.message_id));
+    await capture.stop();
+    capture = new CaptureServer();
+    await capture.start(port);
+    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
+    const held = await until(async () => {
+      const e = (await gw!.store.db('envelopes').first()) as
+        { state: string; last_response: string } | undefined;
+      return e?.state === 'held' ? e : undefined;
+    });
+    expect(held.last_response).to.equal('SPOOL_CORRUPT');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(capture.count, 'nothing accepted by the next hop').to.equal(0);
+  });
+
   // Sanity for the table above: the same messages, undamaged, are not held (so the damage is what is caught).
   for (const kind of ['clean', 'binary'] as const) {
     it(`processes the same large ${kind} message undamaged`, async () => {
@@ -203,6 +232,13 @@ describe('large mail, streamed from the spool (integration)', function () {
       expect(capture.messages.map(kindOf).sort()).to.deep.equal(
         kind === 'clean' ? ['relay'] : ['pickup-notice', 'pickup-password'],
       );
+      if (kind === 'clean') {
+        // Not in memory after the restart: relayed as it is read from the spool, byte for byte.
+        const sent = Buffer.from(body, 'latin1');
+        const got = capture.messages[0]!.raw;
+        expect(got.subarray(got.length - sent.length).equals(sent)).to.equal(true);
+        expect(got.subarray(0, got.length - sent.length).toString('latin1')).to.match(/^Received: /);
+      }
     });
   }
 });

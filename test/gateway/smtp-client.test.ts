@@ -4,7 +4,13 @@ import net from 'node:net';
 import { expect } from 'chai';
 import { generate } from 'selfsigned';
 import { SMTPServer } from 'smtp-server';
-import { dataPayload, SmtpError, SmtpPool, type SmtpClientOptions } from '../../gateway/smtp-client.js';
+import {
+  dataPayload,
+  DotStuffer,
+  SmtpError,
+  SmtpPool,
+  type SmtpClientOptions,
+} from '../../gateway/smtp-client.js';
 import { RelayTransport, TransportError } from '../../gateway/transport.js';
 import { relaySchema } from '../../config/schema.js';
 
@@ -164,6 +170,87 @@ describe('next-hop SMTP client', function () {
       const raw = Buffer.from([0x61, 0xe9, 0xff, 0x0d, 0x0a]);
       expect(Buffer.concat(dataPayload(raw)).subarray(0, 5).equals(raw)).to.equal(true);
     });
+
+    /** A streamed body, split at the given lengths, through DotStuffer: what goes on the wire. */
+    function stuffed(raw: Buffer, cuts: number[]): Buffer {
+      const st = new DotStuffer();
+      const out: Buffer[] = [];
+      let at = 0;
+      for (const n of cuts) {
+        out.push(st.push(raw.subarray(at, at + n)));
+        at += n;
+      }
+      out.push(st.push(raw.subarray(at)), st.end());
+      return Buffer.concat(out);
+    }
+
+    for (const [name, input, want] of rows) {
+      it(`streamed, split at every byte: ${name}`, () => {
+        const raw = Buffer.from(input, 'latin1');
+        expect(stuffed(raw, Array<number>(raw.length).fill(1)).toString('latin1')).to.equal(want);
+      });
+    }
+
+    it('streamed, gives the bytes the whole-message encoding gives, however the body is split', () => {
+      // Seeded: the same 2,000 bodies of line ends, dots and letters, each split at random places.
+      let seed = 7;
+      const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+      const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x20, 0xe9];
+      let differences = 0;
+      for (let k = 0; k < 2000; k++) {
+        const raw = Buffer.from(Array.from({ length: rnd(40) }, () => alphabet[rnd(alphabet.length)]!));
+        const cuts: number[] = [];
+        for (let left = raw.length; left > 0;) {
+          const n = 1 + rnd(left);
+          cuts.push(n);
+          left -= n;
+        }
+        if (!stuffed(raw, cuts).equals(Buffer.concat(dataPayload(raw)))) differences++;
+      }
+      expect(differences).to.equal(0);
+    });
+  });
+
+  /** A body read as it is sent, from `parts`; `fail` throws after that many parts. */
+  function streamed(parts: Buffer[], fail?: { after: number; err: Error }) {
+    return () =>
+      (async function* () {
+        for (const [i, part] of parts.entries()) {
+          if (fail && i === fail.after) throw fail.err;
+          await new Promise((r) => setImmediate(r));
+          yield part;
+        }
+      })();
+  }
+
+  it('sends a streamed body as it is read: the next hop gets the bytes a whole message gives', async () => {
+    const server = await scripted({ pipelining: true });
+    const p = pool(options(server.port));
+    const body = Buffer.from('Subject: big\r\n\r\n' + 'line of text\r\n.dot line\n'.repeat(5000));
+    const parts = Array.from({ length: Math.ceil(body.length / 4096) }, (_, i) =>
+      body.subarray(i * 4096, (i + 1) * 4096),
+    );
+    const r = await p.send('gw@clinic.example', ['a@partner.example'], streamed(parts));
+    expect(r.accepted).to.deep.equal(['a@partner.example']);
+    const want = Buffer.concat(dataPayload(body));
+    expect(Buffer.concat([server.bodies[0]!, Buffer.from('.\r\n')]).equals(want)).to.equal(true);
+  });
+
+  it('drops the connection before the final dot when a streamed body fails to read, and says why', async () => {
+    const server = await scripted({ pipelining: true });
+    const p = pool(options(server.port));
+    const parts = Array.from({ length: 8 }, () => Buffer.from('x'.repeat(1000) + '\r\n'));
+    const broken = new Error('spool failed its tag');
+    const err = await p
+      .send('gw@clinic.example', ['a@partner.example'], streamed(parts, { after: 5, err: broken }))
+      .catch((e: unknown) => e);
+    expect(err).to.equal(broken);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(server.bodies, 'the next hop must never see the message end').to.deep.equal([]);
+    // The pool goes on: the next message goes out on a new connection.
+    const ok = await p.send('gw@clinic.example', ['a@partner.example'], MSG);
+    expect(ok.accepted).to.deep.equal(['a@partner.example']);
+    expect(server.bodies).to.have.length(1);
   });
 
   it('pipelines MAIL, every RCPT and DATA when the next hop offers PIPELINING', async () => {
