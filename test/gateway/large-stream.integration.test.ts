@@ -78,6 +78,36 @@ describe('large mail, streamed from the spool (integration)', function () {
     await removeDir(dir);
   });
 
+  /** A large message spooled while the gateway is down (its first start made the keys and database). */
+  async function spoolWhileDown(
+    kind: 'clean' | 'binary',
+  ): Promise<{ spooled: { id: string }; body: string }> {
+    gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
+    const config = gw.config;
+    await gw.stop();
+    gw = undefined;
+    const store = await Store.open(config, {});
+    const body = kind === 'clean' ? cleanMessage() : binaryMessage(randomBytes(2 * 1024 * 1024));
+    try {
+      const spooled = await spoolMessage(
+        store,
+        {
+          mailFrom: 'frontdesk@clinic.example',
+          rcptTo: ['orders@vendor.example'],
+          clientIp: '127.0.0.1',
+          clientHelo: 'client.example',
+          authUser: null,
+          tls: false,
+        },
+        Buffer.from(body, 'latin1'),
+        { trace: () => 'Received: from client.example\r\n', state: 'queued' },
+      );
+      return { spooled, body };
+    } finally {
+      await store.close();
+    }
+  }
+
   it('relays a large clean message byte for byte, after its trace headers', async () => {
     const sent = Buffer.from(cleanMessage(), 'latin1');
     expect(sent.length).to.be.greaterThan(STREAM_MIN);
@@ -116,7 +146,7 @@ describe('large mail, streamed from the spool (integration)', function () {
   });
 
   // A message spooled while the gateway is down, its sealed file then damaged; the gateway, started, must hold it.
-  const damages: Array<[string, string, (file: string) => Promise<void>]> = [
+  const damages: Array<['clean' | 'binary', string, (file: string) => Promise<void>]> = [
     ['clean', 'one bit flipped in the middle', flipMiddle],
     ['clean', 'cut short by one byte', cutOne],
     ['binary', 'one bit flipped in the middle', flipMiddle],
@@ -125,26 +155,7 @@ describe('large mail, streamed from the spool (integration)', function () {
   for (const [kind, damage, apply] of damages) {
     it(`holds a large ${kind} message whose spool file was ${damage}, and sends nothing`, async () => {
       // First start creates the data directory (keys, database); the message is then spooled with it down.
-      gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
-      const config = gw.config;
-      await gw.stop();
-      gw = undefined;
-      const store = await Store.open(config, {});
-      const body = kind === 'clean' ? cleanMessage() : binaryMessage(randomBytes(2 * 1024 * 1024));
-      const spooled = await spoolMessage(
-        store,
-        {
-          mailFrom: 'frontdesk@clinic.example',
-          rcptTo: ['orders@vendor.example'],
-          clientIp: '127.0.0.1',
-          clientHelo: 'client.example',
-          authUser: null,
-          tls: false,
-        },
-        Buffer.from(body, 'latin1'),
-        { trace: () => 'Received: from client.example\r\n', state: 'queued' },
-      );
-      await store.close();
+      const { spooled } = await spoolWhileDown(kind);
       await apply(path.join(dir, 'spool', spooled.id));
       gw = await startGateway({
         relayUrl: capture.url,
@@ -197,26 +208,7 @@ describe('large mail, streamed from the spool (integration)', function () {
   // Sanity for the table above: the same messages, undamaged, are not held (so the damage is what is caught).
   for (const kind of ['clean', 'binary'] as const) {
     it(`processes the same large ${kind} message undamaged`, async () => {
-      gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
-      const config = gw.config;
-      await gw.stop();
-      gw = undefined;
-      const store = await Store.open(config, {});
-      const body = kind === 'clean' ? cleanMessage() : binaryMessage(randomBytes(2 * 1024 * 1024));
-      const spooled = await spoolMessage(
-        store,
-        {
-          mailFrom: 'frontdesk@clinic.example',
-          rcptTo: ['orders@vendor.example'],
-          clientIp: '127.0.0.1',
-          clientHelo: 'client.example',
-          authUser: null,
-          tls: false,
-        },
-        Buffer.from(body, 'latin1'),
-        { trace: () => 'Received: from client.example\r\n', state: 'queued' },
-      );
-      await store.close();
+      const { spooled, body } = await spoolWhileDown(kind);
       gw = await startGateway({
         relayUrl: capture.url,
         dataDir: dir,
