@@ -124,12 +124,35 @@ export function tokenizeWords(lower: string): WordTokens {
   return tokenize(lower, false);
 }
 
+/** 1 for the ASCII characters of a word token (letters and digits). */
+const ASCII_WORD = new Uint8Array(128);
+for (let c = 0; c < 128; c++) ASCII_WORD[c] = isWordCode(c) ? 1 : 0;
+
+/**
+ * The UTF-16 code units of a string, in a buffer reused from call to call (one beyond RETAINED_CODES is not kept):
+ * the tokenizer reads every character of a part, and a typed array costs well under half of what charCodeAt does
+ * (measured: 8.5 against 20 ms for 2 MB); the copy itself is a memcpy.
+ */
+const RETAINED_CODES = 1 << 22;
+let codeBuffer = new Uint16Array(4096);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function codeUnitsOf(s: string): Uint16Array {
+  const n = s.length;
+  const into = codeBuffer.length >= n ? codeBuffer : new Uint16Array(Math.max(n, codeBuffer.length * 2));
+  if (n <= RETAINED_CODES) codeBuffer = into;
+  if (LITTLE_ENDIAN) Buffer.from(into.buffer, into.byteOffset, n * 2).write(s, 0, 'utf16le');
+  else for (let i = 0; i < n; i++) into[i] = s.charCodeAt(i);
+  return into;
+}
+
 /**
  * Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". With `reuse`, the
  * arrays are the shared buffers, overwritten by the next call.
  */
 function tokenize(lower: string, reuse: boolean): WordTokens {
   const n = lower.length;
+  const u = codeUnitsOf(lower);
   let size = reuse ? buffers.start.length : (n >> 2) + 16;
   let start = reuse ? buffers.start : new Int32Array(size);
   let end = reuse ? buffers.end : new Int32Array(size);
@@ -138,8 +161,9 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
   let k = 0;
   let i = 0;
   while (i < n) {
-    const c = lower.charCodeAt(i);
-    if (!isWordChar(c)) {
+    const c = u[i]!;
+    // ASCII without a call: most characters of mail are ASCII, and this loop reads every one of them.
+    if (c < 0x80 ? ASCII_WORD[c] === 0 : !isWordChar(c)) {
       i++;
       continue;
     }
@@ -148,8 +172,8 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     // Letters a–z from the start, then a digit: 1 while in the letters, 2 once a digit came right after them.
     let letters = c >= 97 && c <= 122 ? 1 : 0;
     while (i < n) {
-      const d = lower.charCodeAt(i);
-      if (!isWordChar(d)) break;
+      const d = u[i]!;
+      if (d < 0x80 ? ASCII_WORD[d] === 0 : !isWordChar(d)) break;
       h = Math.imul(h ^ d, FNV_PRIME);
       if (letters === 1 && !(d >= 97 && d <= 122)) letters = d >= 48 && d <= 57 ? 2 : 0;
       i++;
@@ -173,13 +197,11 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     hash[k] = h;
     lettersThenDigit[k] = letters === 2 ? 1 : 0;
     k++;
-    const a = lower.charCodeAt(i);
-    if (
-      (a === 39 || a === 0x2019) &&
-      lower.charCodeAt(i + 1) === 115 &&
-      !isWordChar(lower.charCodeAt(i + 2) || 32)
-    )
-      i += 2;
+    // A possessive "'s" ending the word: skipped (i < n here, or the checks below read past the end as before).
+    if (i + 2 <= n) {
+      const a = u[i]!;
+      if ((a === 39 || a === 0x2019) && u[i + 1] === 115 && (i + 2 === n || !isWordChar(u[i + 2]!))) i += 2;
+    }
   }
   if (reuse) buffers = { start, end, hash, lettersThenDigit };
   return { count: k, start, end, hash, lettersThenDigit };

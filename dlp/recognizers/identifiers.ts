@@ -426,6 +426,8 @@ const ipv4: PatternRecognizer = {
         'u',
       ),
       score: IP_SCORE,
+      // The first number is a whole token ("10" of "10.0.0.1"): tried at tokens of one to three digits.
+      tokens: { minLength: 1, maxLength: 3, first: 'digit' },
     },
   ],
   context: IP_CONTEXT,

@@ -88,6 +88,11 @@ describe('dlp engine: findings with and without word tokens', () => {
       'Jose\u0301 DOB ٣/4/1950 😀 call 555-123-4567 😀dob 1/2/1990 Main Street 12',
     ],
     ['possessives and underscores', "crohn's disease, patient's chart #12345678, a_b dob 2/3/1980, ss's 1"],
+    [
+      'ages and IP addresses',
+      'Pt is 92 years old; a 101-year-old, 95 y/o, 90yo, 120yrold, 99YRS OLD, 91 y.o. and 19 years old. ' +
+        'Server 10.0.0.1, host 192.168.1.20, x.10.0.0.1, a_10.1.1.1, 1.2.3.4.5 and 300.1.1.1 logged in.',
+    ],
     ['nothing', 'Hi team, the quarterly supply order went out on Tuesday.'],
   ];
   for (const [what, text] of texts) {
