@@ -19,7 +19,8 @@ import {
   randomBytes,
   timingSafeEqual,
 } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { GatewayError, type ErrorCode } from '../config/errors.js';
 import type { PickupConfig } from '../config/schema.js';
@@ -48,6 +49,11 @@ export interface PickupContent {
   text: string;
   html: string | null;
   attachments: PickupAttachment[];
+}
+
+/** A pickup's content without its attachments' bytes (what its page and the API show). */
+export interface PickupOutline extends Omit<PickupContent, 'attachments'> {
+  attachments: Array<Omit<PickupAttachment, 'content'> & { size: number }>;
 }
 
 export interface CreatedPickup {
@@ -471,34 +477,199 @@ export async function writePickupContent(store: Store, content: PickupContent): 
   return writer.finish(content);
 }
 
-async function readContentFile(store: Store, contentId: string, dataKey: Buffer): Promise<PickupContent> {
-  let data: Buffer;
+/** Ciphertext read per step when a content file is read as a stream. */
+const READ_SLICE = 256 * 1024;
+
+/**
+ * A content file's plaintext in slices, read from start to end without holding it, each with its offset in the
+ * plaintext; the tag is checked after the last slice, and the generator completes only if it passed (a file that
+ * fails rejects with SPOOL_CORRUPT instead). Nothing from it may be trusted, or let go of as whole, before then.
+ */
+async function* contentSlices(
+  store: Store,
+  contentId: string,
+  dataKey: Buffer,
+): AsyncGenerator<{ plain: Buffer; offset: number }, number> {
+  let handle: FileHandle;
   try {
-    data = await readFile(path.join(pickupDir(store), contentId));
+    handle = await open(path.join(pickupDir(store), contentId), 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
       throw new GatewayError('SPOOL_MISSING', 'pickup content is gone', { cause: err });
     throw err;
   }
-  const headerLen = 4 + 1 + IV_LEN;
-  if (data.length < headerLen + TAG_LEN || !data.subarray(0, 4).equals(CONTENT_MAGIC) || data[4] !== VERSION)
-    throw new GatewayError('SPOOL_CORRUPT', 'not a pickup content file');
   try {
-    const header = data.subarray(0, headerLen);
+    const size = (await handle.stat()).size;
+    const headerLen = 4 + 1 + IV_LEN;
+    if (size < headerLen + TAG_LEN) throw new GatewayError('SPOOL_CORRUPT', 'not a pickup content file');
+    const header = Buffer.alloc(headerLen);
+    const tag = Buffer.alloc(TAG_LEN);
+    await handle.read(header, 0, headerLen, 0);
+    await handle.read(tag, 0, TAG_LEN, size - TAG_LEN);
+    if (!header.subarray(0, 4).equals(CONTENT_MAGIC) || header[4] !== VERSION)
+      throw new GatewayError('SPOOL_CORRUPT', 'not a pickup content file');
     const decipher = createDecipheriv('aes-256-gcm', dataKey, header.subarray(5));
     decipher.setAAD(contentAad(header, contentId));
-    decipher.setAuthTag(data.subarray(data.length - TAG_LEN));
-    return deserializeContent(
-      Buffer.concat([decipher.update(data.subarray(headerLen, data.length - TAG_LEN)), decipher.final()]),
-    );
-  } catch (err) {
-    throw new GatewayError('SPOOL_CORRUPT', 'pickup content failed authentication', { cause: err });
+    decipher.setAuthTag(tag);
+    const end = size - TAG_LEN;
+    const slice = Buffer.alloc(Math.max(1, Math.min(READ_SLICE, end - headerLen)));
+    let offset = 0;
+    for (let at = headerLen; at < end;) {
+      const { bytesRead } = await handle.read(slice, 0, Math.min(slice.length, end - at), at);
+      if (bytesRead === 0) throw new GatewayError('SPOOL_CORRUPT', 'pickup content is truncated');
+      at += bytesRead;
+      // update() answers with new memory: the slice read into next is not what is handed out.
+      const plain = decipher.update(slice.subarray(0, bytesRead));
+      yield { plain, offset };
+      offset += plain.length;
+    }
+    try {
+      decipher.final();
+    } catch (err) {
+      throw new GatewayError('SPOOL_CORRUPT', 'pickup content failed authentication', { cause: err });
+    }
+    return offset;
+  } finally {
+    await handle.close().catch(() => undefined);
   }
 }
 
-/** The content of a pickup for a holder of its data key (from openPickup or a pickup session). */
-export function readPickupContent(store: Store, pickup: Pick<PickupRow, 'content_id'>, dataKey: Buffer) {
-  return readContentFile(store, pickup.content_id, dataKey);
+/** The plaintext bytes of [start, end) (clamped to what the file has), from one pass over the file. */
+async function readContentRanges(
+  store: Store,
+  contentId: string,
+  dataKey: Buffer,
+  ranges: ReadonlyArray<readonly [number, number]>,
+): Promise<{ parts: Buffer[]; plainLength: number }> {
+  const pieces: Buffer[][] = ranges.map(() => []);
+  let plainLength = 0;
+  for await (const { plain, offset } of contentSlices(store, contentId, dataKey)) {
+    ranges.forEach(([start, end], k) => {
+      const from = Math.max(start, offset);
+      const to = Math.min(end, offset + plain.length);
+      // Copied: a few bytes must not keep a whole slice alive.
+      if (from < to) pieces[k]!.push(Buffer.from(plain.subarray(from - offset, to - offset)));
+    });
+    plainLength = offset + plain.length;
+  }
+  return { parts: pieces.map((p) => Buffer.concat(p)), plainLength };
+}
+
+/** What a content file holds: its outline and where each attachment's bytes are in the plaintext. */
+interface ContentLayout {
+  outline: PickupOutline;
+  offsets: number[];
+}
+
+/**
+ * A content file's layout, read without holding its attachments: a pass for the serialisation's frame (its first
+ * bytes, and the length of a streamed file's meta at its end), then a pass for the meta. Both passes check the tag:
+ * nothing is read from a file that fails it.
+ */
+async function readContentLayout(store: Store, contentId: string, dataKey: Buffer): Promise<ContentLayout> {
+  const size = await fileSize(store, contentId);
+  const plainLength = Math.max(0, size - (4 + 1 + IV_LEN) - TAG_LEN);
+  const frame = await readContentRanges(store, contentId, dataKey, [
+    [0, 8],
+    [plainLength - 4, plainLength],
+  ]);
+  const [head, tail] = frame.parts as [Buffer, Buffer];
+  if (frame.plainLength !== plainLength || head.length < 8 || tail.length < 4)
+    throw new GatewayError('SPOOL_CORRUPT', 'pickup content is truncated');
+  const streamed = head.subarray(0, 4).equals(STREAM_MAGIC);
+  if (!streamed && !head.subarray(0, 4).equals(SERIAL_MAGIC))
+    throw new GatewayError('SPOOL_CORRUPT', 'not serialised pickup content');
+  const metaLen = streamed ? tail.readUInt32BE(0) : head.readUInt32BE(4);
+  const metaStart = streamed ? plainLength - 4 - metaLen : 8;
+  if (metaStart < (streamed ? 4 : 8) || metaStart + metaLen > plainLength)
+    throw new GatewayError('SPOOL_CORRUPT', 'pickup content is truncated');
+  const [metaBuf] = (await readContentRanges(store, contentId, dataKey, [[metaStart, metaStart + metaLen]]))
+    .parts as [Buffer];
+  let meta: SerialMeta;
+  try {
+    meta = JSON.parse(metaBuf.toString('utf8')) as SerialMeta;
+  } catch (err) {
+    // Only a file changed between the passes can get here (each passed its tag).
+    throw new GatewayError('SPOOL_CORRUPT', 'pickup content changed while read', { cause: err });
+  }
+  const offsets: number[] = [];
+  let next = metaStart + metaLen;
+  for (const a of meta.attachments) {
+    const off = streamed ? (a.offset ?? -1) : next;
+    const limit = streamed ? metaStart : plainLength;
+    if (off < (streamed ? 4 : metaStart + metaLen) || off + a.size > limit)
+      throw new GatewayError('SPOOL_CORRUPT', 'pickup content is truncated');
+    offsets.push(off);
+    next = off + a.size;
+  }
+  const outline: PickupOutline = {
+    ...meta,
+    attachments: meta.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      size: a.size,
+      ...(a.cid !== undefined ? { cid: a.cid } : {}),
+      ...(a.inline !== undefined ? { inline: a.inline } : {}),
+    })),
+  };
+  return { outline, offsets };
+}
+
+async function fileSize(store: Store, contentId: string): Promise<number> {
+  try {
+    return (await stat(path.join(pickupDir(store), contentId))).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new GatewayError('SPOOL_MISSING', 'pickup content is gone', { cause: err });
+    throw err;
+  }
+}
+
+/** A pickup's content without its attachments' bytes: what its page shows, read in slices whatever its size. */
+export async function readPickupOutline(
+  store: Store,
+  pickup: Pick<PickupRow, 'content_id'>,
+  dataKey: Buffer,
+): Promise<PickupOutline> {
+  return (await readContentLayout(store, pickup.content_id, dataKey)).outline;
+}
+
+/**
+ * One attachment of a pickup as a stream of its bytes, read in slices (an attachment of any size is never held
+ * whole), or null when the content has no such attachment. The stream ends only after the whole file passed its
+ * tag: its last slice is held back until then, and a file that fails fails the stream (SPOOL_CORRUPT) before its
+ * last byte, so a reader never sees a complete attachment from a damaged file.
+ */
+export async function openPickupAttachment(
+  store: Store,
+  pickup: Pick<PickupRow, 'content_id'>,
+  dataKey: Buffer,
+  index: number,
+): Promise<{ attachment: PickupOutline['attachments'][number]; stream: Readable } | null> {
+  const { outline, offsets } = await readContentLayout(store, pickup.content_id, dataKey);
+  const attachment = outline.attachments[index];
+  const start = offsets[index];
+  if (!attachment || start === undefined) return null;
+  const end = start + attachment.size;
+  // The key is the caller's, wiped when its session ends: the stream reads with its own copy, wiped when done.
+  const key = Buffer.from(dataKey);
+  async function* bytes(): AsyncGenerator<Buffer> {
+    let held: Buffer | null = null;
+    try {
+      for await (const { plain, offset } of contentSlices(store, pickup.content_id, key)) {
+        const from = Math.max(start!, offset);
+        const to = Math.min(end, offset + plain.length);
+        if (from >= to) continue;
+        if (held) yield held;
+        held = plain.subarray(from - offset, to - offset);
+      }
+      // Here the whole file passed its tag.
+      if (held) yield held;
+    } finally {
+      key.fill(0);
+    }
+  }
+  return { attachment, stream: Readable.from(bytes()) };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -691,7 +862,7 @@ export type OpenFailure = {
 };
 
 export type OpenResult =
-  { ok: true; pickup: PickupRow; content: PickupContent; dataKey: Buffer; firstOpen: boolean } | OpenFailure;
+  { ok: true; pickup: PickupRow; content: PickupOutline; dataKey: Buffer; firstOpen: boolean } | OpenFailure;
 
 function fail(code: OpenFailure['code'], extra: Partial<OpenFailure> = {}): OpenFailure {
   const status = (
@@ -842,7 +1013,7 @@ export async function openPickup(
   );
   if (!decision.ok) return decision;
   try {
-    const content = await readContentFile(store, decision.pickup.content_id, decision.dataKey);
+    const content = await readPickupOutline(store, decision.pickup, decision.dataKey);
     return { ...decision, content };
   } catch (err) {
     // Purged between the check and the read (expired or revoked at that moment): gone, not an error.

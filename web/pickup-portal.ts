@@ -19,8 +19,10 @@
 // allow-same-origin (without scripts) lets the frame's own requests for cid images carry the SameSite
 // cookie; the document's CSP also sandboxes it when opened directly.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ResolvedConfig } from '../config/load.js';
+import { errorCode } from '../config/errors.js';
 import type { Logger } from '../config/log.js';
 import { createReply } from '../store/pickup-replies.js';
 import { createPickupSession, endPickupSession, resumePickupSession } from '../store/pickup-sessions.js';
@@ -29,10 +31,11 @@ import {
   isLive,
   markFetched,
   openPickup,
-  readPickupContent,
+  openPickupAttachment,
+  readPickupOutline,
   recordDownload,
   type OpenFailure,
-  type PickupContent,
+  type PickupOutline,
   type PickupRow,
 } from '../store/pickups.js';
 import { uiSettings } from '../store/settings.js';
@@ -219,7 +222,7 @@ function messagePage(opts: {
   csrf: string;
   practice: Brand;
   pickup: PickupRow;
-  content: PickupContent;
+  content: PickupOutline;
   remote: boolean;
   replied: boolean;
   replyDelivery: 'sealed' | 'direct';
@@ -259,7 +262,7 @@ ${files.map(
   ({
     a,
     i,
-  }) => html`<li><a href="/p/${token}/a/${i}" download="${safeFilename(a.filename)}">${safeFilename(a.filename)}</a> <span class="note">${formatSize(a.content.length)}</span></li>
+  }) => html`<li><a href="/p/${token}/a/${i}" download="${safeFilename(a.filename)}">${safeFilename(a.filename)}</a> <span class="note">${formatSize(a.size)}</span></li>
 `,
 )}
 </ul>
@@ -287,7 +290,7 @@ ${files.map(
 }
 
 /** Mail HTML for the sandboxed frame: cid images point at attachment URLs; refresh and base tags go. */
-export function prepareMailHtml(token: string, content: PickupContent): string {
+export function prepareMailHtml(token: string, content: PickupOutline): string {
   const cids = new Map<string, number>();
   content.attachments.forEach((a, i) => {
     if (a.cid) cids.set(a.cid.replace(/^<|>$/g, '').toLowerCase(), i);
@@ -398,7 +401,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
     const csrf = csrfFor(req, res, token);
     const session = await sessionFor(req, token);
     if (session) {
-      const content = await readPickupContent(store, session.pickup, session.dataKey);
+      const content = await readPickupOutline(store, session.pickup, session.dataKey);
       send(
         res,
         200,
@@ -481,7 +484,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
       noSession(res, token);
       return;
     }
-    const content = await readPickupContent(store, session.pickup, session.dataKey);
+    const content = await readPickupOutline(store, session.pickup, session.dataKey);
     res.set('Content-Security-Policy', MAIL_CSP(req.query.remote === '1'));
     res.set('X-Frame-Options', 'SAMEORIGIN');
     res.status(200).type('html').send(prepareMailHtml(token, content));
@@ -494,11 +497,12 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
       noSession(res, token);
       return;
     }
-    const content = await readPickupContent(store, session.pickup, session.dataKey);
     const id = String(req.params.id);
     const index = /^\d{1,4}$/.test(id) ? Number(id) : -1;
-    const att = content.attachments[index];
-    if (!att) {
+    // Read in slices from the sealed file: an attachment of any size is never held whole here.
+    const opened =
+      index >= 0 ? await openPickupAttachment(store, session.pickup, session.dataKey, index) : null;
+    if (!opened) {
       send(
         res,
         404,
@@ -510,16 +514,34 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
       );
       return;
     }
+    const { attachment: att, stream } = opened;
     const type = safeContentType(att.contentType);
     const inline = req.query.inline === '1' && INLINE_IMAGE.test(type);
-    if (!inline) await recordDownload(store, session.pickup, String(index), { ip: clientIp(req) });
+    try {
+      if (!inline) await recordDownload(store, session.pickup, String(index), { ip: clientIp(req) });
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
     res.set('Content-Security-Policy', FILE_CSP);
     res.set('Content-Disposition', contentDisposition(inline ? 'inline' : 'attachment', att.filename));
     res.set('Cross-Origin-Resource-Policy', 'same-origin');
     res
       .status(200)
       .type(inline ? type : type === 'text/html' ? 'application/octet-stream' : type)
-      .send(att.content);
+      .set('Content-Length', String(att.size));
+    try {
+      await pipeline(stream, res);
+    } catch (err) {
+      // The length was promised: a download cut short (a file that failed its tag, a client that left) ends
+      // without its last bytes, and the client sees it failed.
+      res.destroy();
+      if (!(err instanceof Error && 'code' in err && err.code === 'ERR_STREAM_PREMATURE_CLOSE'))
+        log.warn(
+          { evt: 'PICKUP_DOWNLOAD_FAILED', pickup: session.pickup.id, code: errorCode(err) },
+          'pickup attachment could not be read',
+        );
+    }
   });
 
   router.post(
@@ -570,7 +592,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
         res.redirect(303, `/p/${token}`);
         return;
       }
-      const original = await readPickupContent(store, session.pickup, session.dataKey);
+      const original = await readPickupOutline(store, session.pickup, session.dataKey);
       const replyId = await createReply(
         store,
         {
@@ -661,7 +683,7 @@ export function createPickupPortal({ config, store, log }: PickupPortalOptions):
           id: String(i),
           filename: a.filename,
           contentType: a.contentType,
-          size: a.content.length,
+          size: a.size,
           url: `/p/${token}/a/${i}`,
         })),
       });

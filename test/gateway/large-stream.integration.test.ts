@@ -13,6 +13,7 @@ import { Store } from '../../store/store.js';
 import { CaptureServer, kindOf } from '../support/capture-server.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
+import { attachmentBytes } from '../support/pickups.js';
 import { until } from '../support/waiting.js';
 
 const HEAD = [
@@ -139,7 +140,7 @@ describe('large mail, streamed from the spool (integration)', function () {
     if (!opened.ok) throw new Error(`pickup did not open: ${opened.code}`);
     expect(opened.content.text.trim()).to.equal('The supply catalogue is attached.');
     expect(opened.content.attachments).to.have.length(1);
-    expect(opened.content.attachments[0]!.content.equals(attachment)).to.equal(true);
+    expect((await attachmentBytes(gw.store, opened, 0)).equals(attachment)).to.equal(true);
     // The spool file went once the pickup was sealed.
     const row = (await gw.store.db('messages').first()) as { state: string };
     expect(row.state).to.equal('done');

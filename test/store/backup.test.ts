@@ -11,6 +11,7 @@ import { createPickups, openPickup, type PickupContent } from '../../store/picku
 import { Store } from '../../store/store.js';
 import { CaptureServer } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
+import { attachmentBytes } from '../support/pickups.js';
 import { RawSmtp, makeMessage } from '../support/smtp-client.js';
 
 /** Header: magic 7, version, kdf id, log2N, r, p, salt 16, chunk size 4, MAC 32. */
@@ -174,7 +175,7 @@ describe('backup and restore', function () {
         expect(r.content.subject).to.equal(content.subject);
         expect(r.content.text).to.equal(content.text);
         expect(r.content.html).to.equal(content.html);
-        expect(r.content.attachments[0]!.content.equals(content.attachments[0]!.content)).to.equal(true);
+        expect((await attachmentBytes(store, r, 0)).equals(content.attachments[0]!.content)).to.equal(true);
       } finally {
         await store.close();
       }

@@ -1,5 +1,8 @@
 // The pickup portal over real HTTP on loopback with a real SQLite store: the JSON API contract of DESIGN.md,
 // the pages (fetch changes nothing, CSRF, headers, sandboxed HTML), downloads and secure replies.
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { expect } from 'chai';
 import { listReplies, readReply } from '../../store/pickup-replies.js';
 import { createPickups, listPickups, revokePickup, type CreatedPickup } from '../../store/pickups.js';
@@ -409,6 +412,56 @@ describe('web/pickup-portal (integration)', function () {
     });
   });
 
+  describe('downloads read in slices', () => {
+    const withFile = async (content: Buffer) => {
+      const [p] = await createPickups(store, {
+        messageId: 'MSGW',
+        sender: 'dr.smith@clinic.example',
+        recipients: ['patient@example.org'],
+        content: {
+          ...makeWebContent(),
+          attachments: [{ filename: 'scan.bin', contentType: 'application/octet-stream', content }],
+        },
+        expiresAt: Date.now() + 86_400_000,
+      });
+      return p!;
+    };
+
+    it('a 6 MB attachment arrives whole, with its length, the page shows its size', async () => {
+      const bytes = randomBytes(6 * 1024 * 1024 + 7);
+      const p = await withFile(bytes);
+      const { jar } = await login(p);
+      const page = await (await fetch(`${base}/p/${p.token}`, { headers: { cookie: jar.header() } })).text();
+      expect(page).to.contain('scan.bin');
+      expect(page).to.match(/6(\.0)? MB/);
+      const res = await fetch(`${base}/p/${p.token}/a/0`, { headers: { cookie: jar.header() } });
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-length')).to.equal(String(bytes.length));
+      expect(res.headers.get('content-disposition')).to.match(/^attachment;/);
+      expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).to.equal(true);
+      const missing = await fetch(`${base}/p/${p.token}/a/1`, { headers: { cookie: jar.header() } });
+      expect(missing.status).to.equal(404);
+    });
+
+    it('a damaged content file: an error, never its bytes', async () => {
+      const bytes = randomBytes(600 * 1024);
+      const p = await withFile(bytes);
+      const { jar } = await login(p);
+      const row = (await store.db('pickups').where({ id: p.id }).first()) as { content_id: string };
+      const file = path.join(portal.dir, 'pickups', row.content_id);
+      const sealed = await readFile(file);
+      sealed[200_000] = sealed[200_000]! ^ 1;
+      await writeFile(file, sealed);
+      const res = await fetch(`${base}/p/${p.token}/a/0`, { headers: { cookie: jar.header() } });
+      expect(res.status).to.equal(500);
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(body.includes(bytes.subarray(0, 64))).to.equal(false);
+      const page = await fetch(`${base}/p/${p.token}`, { headers: { cookie: jar.header() } });
+      expect(page.status).to.equal(500);
+      expect(await page.text()).not.to.contain(MARKER);
+    });
+  });
+
   describe('helpers', () => {
     const names = [
       ['report.pdf', 'report.pdf'],
@@ -426,8 +479,10 @@ describe('web/pickup-portal (integration)', function () {
     }
 
     it('prepareMailHtml drops refresh and base tags and maps only known cids', () => {
+      const web = makeWebContent();
       const out = prepareMailHtml('TOKEN', {
-        ...makeWebContent(),
+        ...web,
+        attachments: web.attachments.map(({ content, ...a }) => ({ ...a, size: content.length })),
         html: '<meta http-equiv="refresh" content="0;url=https://evil.example"><base href="https://evil.example/"><img src="cid:LOGO@clinic"><img src="cid:unknown">',
       });
       expect(out).not.to.match(/refresh|<base/i);
