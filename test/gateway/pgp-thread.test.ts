@@ -167,6 +167,21 @@ describe('PGP thread', function () {
     expect(await decrypt(await thread.build(input()), partner)).to.include('HbA1c');
   });
 
+  it('fails a streamed build when its stage gives up (signal), and builds the next one', async () => {
+    const { source } = large(2 * 1024 * 1024);
+    const controller = new AbortController();
+    const parts: Buffer[] = [];
+    const err = await (async () => {
+      for await (const c of thread.buildStream(streamInput(source()), controller.signal)) {
+        parts.push(c as Buffer);
+        if (parts.length === 3) controller.abort(new GatewayError('STAGE_TIMEOUT', 'stage act timed out'));
+      }
+    })().catch((e: unknown) => e);
+    expect((err as GatewayError).code).to.equal('STAGE_TIMEOUT');
+    expect(Buffer.concat(parts).toString('latin1')).not.to.contain('-----END PGP MESSAGE-----');
+    expect(await decrypt(await thread.build(input()), partner)).to.include('HbA1c');
+  });
+
   it('refuses to build once closed', async () => {
     await thread.close();
     const err = await thread.build(input()).catch((e: unknown) => e);
