@@ -1,5 +1,5 @@
 // PGP/MIME (RFC 3156) for the gateway: wraps a whole original message body, with protected headers,
-// into one signed-and-encrypted OpenPGP message; and tells mail that is already encrypted. The outer
+// into one signed-and-encrypted OpenPGP message (from a buffer, or as a stream); and tells mail that is already encrypted. The outer
 // message must never carry anything of the original beyond the addressing headers and a neutral subject.
 import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';

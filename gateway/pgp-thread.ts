@@ -1,6 +1,7 @@
 // Runs PGP/MIME building in a worker thread (pgp-worker.ts). Fails closed: an error, a dead thread or a
 // closed pool makes the build fail (the message is deferred), never pass in clear. The thread starts on
-// first use and is replaced after it dies; keys are sent armored and parsed once there.
+// first use and is replaced after it dies; keys are sent armored and parsed once there. Large mail streams
+// through it both ways, one chunk in flight each way, so neither thread ever holds it whole.
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import type * as openpgp from 'openpgp';

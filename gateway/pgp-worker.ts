@@ -1,6 +1,7 @@
 // A PGP thread: builds PGP/MIME messages (encrypt to the recipients' keys, sign with the organisation's)
 // off the main thread, so SMTP intake and delivery never wait behind OpenPGP. Keys arrive armored and are
-// parsed once. It answers with the message or an error code; it never logs, stores or sends anything.
+// parsed once. It answers with the message (whole, or a chunk at a time for a streamed one, paced by the
+// main thread) or an error code; it never logs, stores or sends anything.
 import { parentPort } from 'node:worker_threads';
 import * as openpgp from 'openpgp';
 import { errorCode } from '../config/errors.js';

@@ -165,6 +165,25 @@ describe('large mail to a keyed partner, PGP/MIME as a stream (integration)', fu
     }
   });
 
+  it('keeps a large PGP message in the outbox as it is read back from its blob, when no relay is set', async () => {
+    gw = await startGateway({ dataDir: dir, overrides });
+    await importKey(gw.store, gw.config);
+    const sent = spy((gw.gateway as unknown as { transport: Transport }).transport);
+    expect(await send(gw.smtpPort, largeMessage(randomBytes(3 * 1024 * 1024)).raw)).to.match(/^250/);
+    const row = await until(async () => {
+      const r = (await gw!.store.db('outbox').first()) as
+        { id: string; kind: string; size: number } | undefined;
+      return r;
+    });
+    expect(row.kind).to.equal('pgp');
+    expect(sent).to.deep.equal({ stream: 1, whole: 0 });
+    const kept = await gw.store.unseal('outbox', row.id);
+    expect(kept.length).to.equal(row.size);
+    expect(kept.toString('latin1')).to.match(
+      /-----END PGP MESSAGE-----\r\n\r\n--phigw-pgp-[0-9a-f]{24}--\r\n$/,
+    );
+  });
+
   it('defers a large message whose PGP thread dies mid-stream: nothing is sent, no blob is left', async () => {
     const thread = new PgpThread();
     gw = await startGateway({
