@@ -2,14 +2,19 @@
 // it: its resident set before, and its peak while the messages pass (one at a time, then several at once),
 // against the size of what passed. The gateway keeps what it sends in its outbox; a run is over when the
 // database says every message was processed and every envelope delivered (a binary attachment cannot be
-// read as text, so by default such mail goes out as a secure pickup). Measures; asserts nothing.
+// read as text, so by default such mail goes out as a secure pickup; with BENCH_LARGE_PATH=pgp every message
+// goes to a partner whose key is in the gateway's keyring, so it leaves as PGP/MIME). Measures; asserts nothing.
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
+import { loadConfig } from '../config/load.js';
 import { queueSchema } from '../config/schema.js';
+import { Keyring } from '../store/pgp-keyring.js';
+import { Store } from '../store/store.js';
 import { removeDir, spawnGateway, tempDir } from '../test/support/gateway.js';
+import { makeKey } from '../test/support/pgp.js';
 import { makeMessages, type BenchMessage } from './message.js';
 import { readMemory } from './proc-stats.js';
 import { runLoad } from './smtp-load.js';
@@ -17,6 +22,9 @@ import { runLoad } from './smtp-load.js';
 const ATTACHMENT = Number(process.env.BENCH_ATTACHMENT_MB ?? 25) * 1024 * 1024;
 const AT_ONCE = Number(process.env.BENCH_LARGE_CONCURRENT ?? 3);
 const MB = 1024 * 1024;
+/** 'pickup' (default): the recipients have no key; 'pgp': one partner whose key the gateway holds. */
+const PATH = process.env.BENCH_LARGE_PATH === 'pgp' ? 'pgp' : 'pickup';
+const PARTNER = 'partner@lab.example';
 
 interface SqliteDb {
   prepare(sql: string): { get(): unknown; all(): unknown[] };
@@ -30,7 +38,7 @@ const Database = createRequire(import.meta.url)('better-sqlite3') as new (
 /** A clean message (office text) with a binary attachment of `bytes`, base64 in 76-column lines. */
 function largeMessage(seq: number, run: string, bytes: number): BenchMessage {
   const mailFrom = 'frontdesk@practice.example';
-  const rcptTo = `orders${seq}@vendor.example`;
+  const rcptTo = PATH === 'pgp' ? PARTNER : `orders${seq}@vendor.example`;
   const b64 = randomBytes(bytes).toString('base64').replace(/.{76}/g, '$&\r\n');
   const body =
     '--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe supply catalogue is attached.\r\n' +
@@ -64,9 +72,18 @@ function largeMessage(seq: number, run: string, bytes: number): BenchMessage {
 async function main(): Promise<void> {
   console.log(
     `phi-gateway large-mail memory: messages with a ${(ATTACHMENT / MB).toFixed(0)} MB attachment, ` +
-      `one at a time and ${AT_ONCE} at once; Node ${process.version}, ${os.cpus().length} CPUs`,
+      `one at a time and ${AT_ONCE} at once, ${PATH === 'pgp' ? 'to a keyed partner (PGP/MIME)' : 'as pickups'}; ` +
+      `Node ${process.version}, ${os.cpus().length} CPUs`,
   );
   const dataDir = await tempDir('phigw-large-');
+  if (PATH === 'pgp') {
+    // The partner's key goes into the keyring before the gateway starts, as `keys import` would put it.
+    const config = loadConfig({ PHIGW_DATA_DIR: dataDir });
+    const store = await Store.open(config);
+    const partner = await makeKey(PARTNER, { name: 'Lab Partner' });
+    await new Keyring(store, config.pgp).importArmored(partner.publicArmored, 'bench');
+    await store.close();
+  }
   const run = `large-${process.pid}`;
   const gw = await spawnGateway({
     dataDir,

@@ -2,13 +2,15 @@
 // to the transport and records the outcome. Acceptance by the next hop is committed before anything else,
 // so a crash after that commit cannot send the message twice; a crash in the instant between the next
 // hop's 250 and our commit can (delivery is at-least-once). 5xx and expiry bounce to the sender (RFC 3464).
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import type { ResolvedConfig } from '../config/load.js';
 import { errorCode, GatewayError } from '../config/errors.js';
 import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
 import { insertRow, selectRows, updateByIds } from '../store/fast-sql.js';
-import type { Store, Trx } from '../store/store.js';
+import { INLINE_MAX, type Store, type Trx } from '../store/store.js';
 import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } from './bounce.js';
 import { newQueueId } from './ids.js';
 import type { PlainCache } from './plain-cache.js';
@@ -140,15 +142,27 @@ export class Delivery {
   }
 
   /**
-   * Spooled content the transport can send as it is read (a message that is not in memory already): its
-   * trace headers, then the spool decrypted a chunk at a time. A spool that fails authentication fails the
-   * stream before the message ends, so the next hop never accepts it.
+   * Content the transport can send as it is read: spooled content not in memory already (its trace headers,
+   * then the spool decrypted a chunk at a time), and a generated blob stored as a file larger than INLINE_MAX
+   * (a large PGP/MIME message). Content that fails authentication fails the stream before the message ends,
+   * so the next hop never accepts it.
    */
-  private streamedContent(first: EnvelopeRow, transport: Transport): BodySource | null {
-    const messageId = first.message_id;
-    if (first.content !== 'spool' || !messageId || !transport.sendStream) return null;
-    if (this.cache?.get(messageId)) return null;
+  private async streamedContent(first: EnvelopeRow, transport: Transport): Promise<BodySource | null> {
+    if (!transport.sendStream) return null;
     const store = this.store;
+    if (first.content === 'blob') {
+      const blobId = first.blob_id;
+      if (!blobId) return null;
+      // Small blobs (in the database, or small files) are read whole: one buffer is quicker to send.
+      const file = await stat(path.join(store.areaDir('blobs'), blobId)).catch(() => null);
+      if (!file || file.size <= INLINE_MAX) return null;
+      return async function* () {
+        yield* (await store.unsealStream('blobs', blobId)) as AsyncIterable<Buffer>;
+      };
+    }
+    const messageId = first.message_id;
+    if (first.content !== 'spool' || !messageId) return null;
+    if (this.cache?.get(messageId)) return null;
     const prefix = Buffer.from(first.prefix, 'latin1');
     return async function* () {
       const spool = await store.unsealStream('spool', messageId);
@@ -183,7 +197,7 @@ export class Delivery {
     const first = group[0]!;
     const started = Date.now();
     const transport = first.kind === 'pickup-password-sms' && this.sms ? this.sms : this.transport;
-    const body = this.streamedContent(first, transport);
+    const body = await this.streamedContent(first, transport);
     let raw: Buffer | undefined;
     if (!body) {
       try {

@@ -12,6 +12,7 @@ import { Intake } from './intake.js';
 import { scanStage, type Stage } from './pipeline.js';
 import { actStage, routeStage, type Protection } from './protect.js';
 import { createProtection } from './protection.js';
+import type { PgpThread } from './pgp-thread.js';
 import { createImageRedactor, type ImageRedactor } from './image-redaction.js';
 import { PlainCache } from './plain-cache.js';
 import { Pump } from './pump.js';
@@ -35,6 +36,8 @@ export interface GatewayOptions {
   transport?: Transport;
   /** Keyring, PGP/MIME and pickups; built from the store when not given. */
   protection?: Protection;
+  /** The thread that protection built from the store runs OpenPGP in (a new one when not given). */
+  pgpThread?: PgpThread;
 }
 
 export class Gateway {
@@ -79,7 +82,8 @@ export class Gateway {
       const fallback = rules ? undefined : new RulesSource(config.dlp.rulesFile, log);
       this.images = createImageRedactor(config, () => (rules ?? fallback!).analyzer, log);
     }
-    this.protection = opts.protection ?? createProtection(store, config, log, hostname, this.images);
+    this.protection =
+      opts.protection ?? createProtection(store, config, log, hostname, this.images, opts.pgpThread);
     // Admins' UI settings (practice name, expiry, password delivery, internal domains) apply from the next message.
     const settings = uiSettings(store, config);
     const currentConfig = () => settings.effectiveConfig();

@@ -71,3 +71,27 @@ export function rewriteHeaders(
   }
   return Buffer.concat([Buffer.from(out.join('') + '\r\n', 'latin1'), body]);
 }
+
+/**
+ * rewriteHeaders for a message read as a stream: the same bytes, with only the header block held (chunks are
+ * gathered until the header's end is seen; a message whose header never ends is held whole, as it would be).
+ */
+export async function* rewriteHeadersStream(
+  source: AsyncIterable<Buffer>,
+  edit: { set?: Record<string, string>; remove?: readonly string[] },
+): AsyncGenerator<Buffer> {
+  let held: Buffer | null = Buffer.alloc(0);
+  for await (const chunk of source) {
+    if (held === null) {
+      yield chunk;
+      continue;
+    }
+    const from = Math.max(0, held.length - 3);
+    held = Buffer.concat([held, chunk]);
+    if (held.indexOf('\r\n\r\n', from) >= 0) {
+      yield rewriteHeaders(held, edit);
+      held = null;
+    }
+  }
+  if (held !== null) yield rewriteHeaders(held, edit);
+}

@@ -1,5 +1,5 @@
 // PGP/MIME (RFC 3156) for the gateway: wraps a whole original message body, with protected headers,
-// into one signed-and-encrypted OpenPGP message; and tells mail that is already encrypted. The outer
+// into one signed-and-encrypted OpenPGP message (from a buffer, or as a stream); and tells mail that is already encrypted. The outer
 // message must never carry anything of the original beyond the addressing headers and a neutral subject.
 import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
@@ -121,16 +121,20 @@ const CRC24_TABLES = (() => {
 })();
 
 function crc24(data: Uint8Array): number {
+  return (crc24Update(0xb704ce00 | 0, data) >>> 8) & 0xffffff;
+}
+
+/** Runs the CRC-24 register `r` (initially 0xb704ce00) over `data`; the CRC is `(r >>> 8) & 0xffffff` at the end. */
+function crc24Update(r: number, data: Uint8Array): number {
   const [t0, t1, t2, t3] = CRC24_TABLES;
   const n = data.length;
-  let r = 0xb704ce00 | 0;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     r ^= (data[i]! << 24) | (data[i + 1]! << 16) | (data[i + 2]! << 8) | data[i + 3]!;
     r = t3[r >>> 24]! ^ t2[(r >>> 16) & 0xff]! ^ t1[(r >>> 8) & 0xff]! ^ t0[r & 0xff]!;
   }
   for (; i < n; i++) r = (r << 8) ^ t0[((r >>> 24) ^ data[i]!) & 0xff]!;
-  return (r >>> 8) & 0xffffff;
+  return r;
 }
 
 /**
@@ -181,14 +185,24 @@ function validHeaderLines(text: string): boolean {
   );
 }
 
-/** Builds the RFC 3156 multipart/encrypted message for one envelope. Throws GatewayError PGP_FAILED. */
-export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
+/** What surrounds the ciphertext: the inner entity's header, and the outer message before and after the armour. */
+interface PgpMimeFrame {
+  /** The inner entity's header block, with its empty line (the original body follows it untouched). */
+  innerHead: Buffer;
+  /** Extra headers, the outer header, the version part and the encrypted part's header. */
+  outerHead: Buffer;
+  /** The closing boundary, after the armour. */
+  tail: Buffer;
+}
+
+function pgpMimeFrame(
+  head: string,
+  input: Pick<PgpMimeInput, 'recipientKeys' | 'outerSubject' | 'innerSubject' | 'extraHeaders'>,
+): PgpMimeFrame {
   if (input.recipientKeys.length === 0) throw new GatewayError('PGP_FAILED', 'no recipient key');
   const extra = input.extraHeaders ?? '';
   if (!validHeaderLines(extra))
     throw new GatewayError('PGP_FAILED', 'extraHeaders must be CRLF-terminated header lines');
-
-  const { head, body } = splitMessage(input.raw);
   const fields = parseFields(head);
 
   // The inner entity: the original body entity (its Content-* fields and body bytes untouched), with the
@@ -208,21 +222,6 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
   }
   if (input.innerSubject !== undefined) inner += subjectField(input.innerSubject);
   inner += '\r\n';
-  const payload = Buffer.concat([Buffer.from(inner, 'latin1'), body]);
-
-  let encrypted: Uint8Array;
-  try {
-    const message = await openpgp.createMessage({ binary: payload, format: 'binary' });
-    // The declared result type names web-stream types that type-aware lint cannot resolve: say what it is.
-    encrypted = (await openpgp.encrypt({
-      message,
-      encryptionKeys: input.recipientKeys.map((k) => k.key),
-      signingKeys: input.signingKey.privateKey,
-      format: 'binary',
-    })) as Uint8Array;
-  } catch (err) {
-    throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
-  }
 
   const boundary = `phigw-pgp-${randomBytes(12).toString('hex')}`;
   let outer = '';
@@ -245,12 +244,215 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
     'Content-Description: OpenPGP encrypted message\r\n' +
     'Content-Disposition: inline; filename="encrypted.asc"\r\n' +
     '\r\n';
-  return Buffer.concat([
-    Buffer.from(extra, 'utf8'), // our own lines, given as text
-    Buffer.from(outer, 'latin1'), // the original's lines: their bytes as received
-    armour(encrypted),
-    Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
-  ]);
+  return {
+    innerHead: Buffer.from(inner, 'latin1'),
+    outerHead: Buffer.concat([
+      Buffer.from(extra, 'utf8'), // our own lines, given as text
+      Buffer.from(outer, 'latin1'), // the original's lines: their bytes as received
+    ]),
+    tail: Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1'),
+  };
+}
+
+/** Builds the RFC 3156 multipart/encrypted message for one envelope. Throws GatewayError PGP_FAILED. */
+export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
+  const { head, body } = splitMessage(input.raw);
+  const frame = pgpMimeFrame(head, input);
+  const payload = Buffer.concat([frame.innerHead, body]);
+
+  let encrypted: Uint8Array;
+  try {
+    const message = await openpgp.createMessage({ binary: payload, format: 'binary' });
+    // The declared result type names web-stream types that type-aware lint cannot resolve: say what it is.
+    encrypted = (await openpgp.encrypt({
+      message,
+      encryptionKeys: input.recipientKeys.map((k) => k.key),
+      signingKeys: input.signingKey.privateKey,
+      format: 'binary',
+    })) as Uint8Array;
+  } catch (err) {
+    throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
+  }
+  return Buffer.concat([frame.outerHead, armour(encrypted), frame.tail]);
+}
+
+export type PgpMimeStreamInput = Omit<PgpMimeInput, 'raw'> & {
+  /** The original RFC 5322 message, read as it comes: only its header is ever held whole. */
+  source: AsyncIterable<Uint8Array>;
+};
+
+/**
+ * The original's header block and what follows it: chunks are gathered only until the header ends (the same
+ * split as splitMessage: the first CRLF CRLF, or a leading CRLF; a message with neither is held whole, as the
+ * buffer path would).
+ */
+async function readHead(
+  it: AsyncIterator<Uint8Array>,
+): Promise<{ head: string; body: Buffer; ended: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let searched = 0;
+  for (;;) {
+    const next = await it.next();
+    if (next.done) {
+      const { head, body } = splitMessage(Buffer.concat(chunks, size));
+      return { head, body, ended: true };
+    }
+    const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+    chunks.push(chunk);
+    size += chunk.length;
+    const all = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
+    chunks.length = 0;
+    chunks.push(all);
+    if (all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a) return { ...splitMessage(all), ended: false };
+    const end = all.indexOf('\r\n\r\n', Math.max(0, searched - 3));
+    searched = all.length;
+    if (end >= 0) {
+      return { head: all.toString('latin1', 0, end + 2), body: all.subarray(end + 4), ended: false };
+    }
+  }
+}
+
+/**
+ * ASCII armour as the ciphertext comes (the same bytes as `armour`): whole 48-byte groups become 64-column
+ * lines at once, the remainder waits for the next chunk; the CRC-24 runs over everything.
+ */
+class Armourer {
+  private crc = 0xb704ce00 | 0;
+  private held: Buffer = Buffer.alloc(0);
+
+  head(): Buffer {
+    return Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1');
+  }
+
+  push(data: Uint8Array): Buffer {
+    this.crc = crc24Update(this.crc, data);
+    const all = this.held.length === 0 ? Buffer.from(data) : Buffer.concat([this.held, data]);
+    const whole = all.length - (all.length % 48);
+    this.held = Buffer.from(all.subarray(whole));
+    return lines(all.subarray(0, whole));
+  }
+
+  end(): Buffer {
+    const crc = (this.crc >>> 8) & 0xffffff;
+    return Buffer.concat([
+      lines(this.held),
+      Buffer.from(
+        `=${Buffer.from([crc >> 16, (crc >> 8) & 0xff, crc & 0xff]).toString('base64')}\r\n-----END PGP MESSAGE-----\r\n`,
+        'latin1',
+      ),
+    ]);
+  }
+}
+
+/** Base64 of `data` in 64-column CRLF lines (the last one shorter). */
+function lines(data: Uint8Array): Buffer {
+  if (data.length === 0) return Buffer.alloc(0);
+  const b64 = Buffer.from(
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+    'latin1',
+  );
+  const count = Math.ceil(b64.length / 64);
+  const out = Buffer.allocUnsafe(b64.length + 2 * count);
+  const src = new Uint8Array(b64.buffer, b64.byteOffset, b64.length);
+  const dst = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const n = src.length;
+  let pos = 0;
+  for (let i = 0, col = 0; i < n; i++) {
+    dst[pos++] = src[i]!;
+    if (++col === 64 || i === n - 1) {
+      dst[pos++] = 0x0d;
+      dst[pos++] = 0x0a;
+      col = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * buildPgpMime for a message read as a stream: the same format, made as it goes. The header is read from the
+ * start of `source`, the body bytes follow it into OpenPGP untouched, and the PGP/MIME framing is yielded
+ * around the armour as the ciphertext comes. Only a source that ended cleanly gives a complete result; an
+ * error anywhere (source, OpenPGP) is thrown from the generator (PGP_FAILED for OpenPGP's own), so a caller
+ * writing what it yields must throw the partial result away then.
+ */
+export async function* buildPgpMimeStream(input: PgpMimeStreamInput): AsyncGenerator<Buffer> {
+  const it = input.source[Symbol.asyncIterator]();
+  let sourceDone = false;
+  let sourceError: Error | undefined;
+  try {
+    const { head, body, ended } = await readHead(it).catch((err: unknown) => {
+      sourceDone = true;
+      throw err;
+    });
+    sourceDone = ended;
+    const frame = pgpMimeFrame(head, input);
+    let first: Buffer | null = Buffer.concat([frame.innerHead, body]);
+    const plain = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (first) {
+          controller.enqueue(first);
+          first = null;
+          return;
+        }
+        if (sourceDone) return controller.close();
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await it.next();
+        } catch (err) {
+          sourceDone = true; // a failed iterator is finished: nothing to return
+          sourceError = err instanceof Error ? err : new Error(String(err));
+          throw err;
+        }
+        if (next.done) {
+          sourceDone = true;
+          controller.close();
+        } else controller.enqueue(next.value);
+      },
+      async cancel() {
+        sourceDone = true;
+        await it.return?.();
+      },
+    });
+    let encrypted: ReadableStream<Uint8Array>;
+    try {
+      const message = await openpgp.createMessage({ binary: plain, format: 'binary' });
+      encrypted = (await openpgp.encrypt({
+        message,
+        encryptionKeys: input.recipientKeys.map((k) => k.key),
+        signingKeys: input.signingKey.privateKey,
+        format: 'binary',
+      })) as ReadableStream<Uint8Array>;
+    } catch (err) {
+      throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
+    }
+    yield frame.outerHead;
+    const armourer = new Armourer();
+    yield armourer.head();
+    const reader = encrypted.getReader();
+    try {
+      for (;;) {
+        let next: ReadableStreamReadResult<Uint8Array>;
+        try {
+          next = await reader.read();
+        } catch (err) {
+          // The source's own error (a spool failing its tag) is passed on as it is: it decides the outcome.
+          if (sourceError !== undefined) throw sourceError;
+          throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
+        }
+        if (next.done) break;
+        const out = armourer.push(next.value);
+        if (out.length > 0) yield out;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+    if (!sourceDone || sourceError !== undefined)
+      throw new GatewayError('PGP_FAILED', 'OpenPGP ended before the message');
+    yield Buffer.concat([armourer.end(), frame.tail]);
+  } finally {
+    if (!sourceDone) await it.return?.();
+  }
 }
 
 // ---- Detection of mail that is already encrypted -------------------------------------------------------

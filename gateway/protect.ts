@@ -14,9 +14,10 @@ import {
   type PickupContent,
   type WrittenContent,
 } from '../store/pickups.js';
-import { parseWithSinks } from './bounded-parse.js';
+import { inSlices, parseWithSinks } from './bounded-parse.js';
+import { STREAM_MIN } from './workers.js';
 import { newQueueId } from './ids.js';
-import { fieldName, rewriteHeaders, splitMessage } from './mime-headers.js';
+import { fieldName, rewriteHeaders, rewriteHeadersStream, splitMessage } from './mime-headers.js';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Verdict } from './scan.js';
 import {
@@ -50,6 +51,15 @@ export interface Protection {
     outerSubject: string;
     extraHeaders: string;
   }): Promise<Buffer>;
+  /**
+   * `encrypt` for a message read as a stream (large mail): the PGP/MIME message is returned as a stream made as
+   * `source` is read. It fails (before its end) if `source` does, with the source's error, or if encryption or
+   * `signal` does: only a stream that ended cleanly is a whole message.
+   */
+  encryptStream?(
+    input: { source: AsyncIterable<Buffer>; rcpts: string[]; outerSubject: string; extraHeaders: string },
+    signal?: AbortSignal,
+  ): Promise<Readable>;
   createPickups(input: {
     messageId: string;
     sender: string;
@@ -228,9 +238,16 @@ export function actStage(
   hostname: string,
   current?: CurrentConfig,
 ): Stage {
-  const seal = async (ctx: MessageContext, content: Buffer): Promise<string> => {
+  const seal = async (ctx: MessageContext, content: Buffer | Readable): Promise<string> => {
     const id = newQueueId();
-    const sealed = await store.sealForRow('blobs', id, content);
+    let sealed;
+    try {
+      sealed = await store.sealForRow('blobs', id, content);
+    } catch (err) {
+      // A stream that failed, or was not read to its end: its producer stops (writeSealed removed the file).
+      if (!Buffer.isBuffer(content)) content.destroy();
+      throw err;
+    }
     (ctx.sealedBlobs ??= []).push({ id, sealed });
     return id;
   };
@@ -268,15 +285,37 @@ export function actStage(
 
       const pgp = byAction(routes, 'pgp');
       if (pgp.length > 0) {
-        const raw = await rawOf(ctx);
-        const inner = tagRemoved === null ? raw : rewriteHeaders(raw, { set: { Subject: tagRemoved } });
-        const encrypted = await protection.encrypt({
-          raw: inner,
-          rcpts: pgp,
-          outerSubject,
-          extraHeaders: trace,
-        });
-        const blobId = await seal(ctx, encrypted);
+        let blobId: string;
+        if (protection.encryptStream && (!ctx.raw || ctx.raw.length >= STREAM_MIN)) {
+          // Large mail: read from the spool, encrypted in the PGP thread and sealed as it comes; never whole.
+          // The blob counts only if the spool's tag passed at its end (else the stream fails, the file goes).
+          const spool = ctx.raw ? inSlices(ctx.raw) : await ctx.open();
+          const source =
+            tagRemoved === null
+              ? (spool as AsyncIterable<Buffer>)
+              : rewriteHeadersStream(spool, { set: { Subject: tagRemoved } });
+          let encrypted: Readable;
+          try {
+            encrypted = await protection.encryptStream(
+              { source, rcpts: pgp, outerSubject, extraHeaders: trace },
+              signal,
+            );
+          } catch (err) {
+            spool.destroy();
+            throw err;
+          }
+          blobId = await seal(ctx, encrypted);
+        } else {
+          const raw = await rawOf(ctx);
+          const inner = tagRemoved === null ? raw : rewriteHeaders(raw, { set: { Subject: tagRemoved } });
+          const encrypted = await protection.encrypt({
+            raw: inner,
+            rcpts: pgp,
+            outerSubject,
+            extraHeaders: trace,
+          });
+          blobId = await seal(ctx, encrypted);
+        }
         for (const rcpt of pgp) plan.push({ rcpt, kind: 'pgp', content: 'blob', blobId, prefix: '' });
       }
 

@@ -20,10 +20,10 @@ export function createProtection(
   log: Logger,
   hostname: string,
   images?: ImageRedactor,
+  // OpenPGP runs in its own thread: a PGP message costs milliseconds of CPU that intake must not wait for.
+  pgp: PgpThread = new PgpThread(),
 ): Protection {
   const keyring = new Keyring(store, config.pgp);
-  // OpenPGP runs in its own thread: a PGP message costs milliseconds of CPU that intake must not wait for.
-  const pgp = new PgpThread();
   let orgKey: Promise<OrgKey> | undefined;
   const signingKey = (): Promise<OrgKey> => {
     if (!orgKey) {
@@ -35,17 +35,21 @@ export function createProtection(
     }
     return orgKey;
   };
+  const keysFor = async (rcpts: string[]) => {
+    const keys = [];
+    for (const rcpt of rcpts) {
+      const key = await keyring.keyFor(rcpt);
+      // The key was valid when routing chose PGP; if it is gone now, defer rather than guess.
+      if (!key) throw new GatewayError('STAGE_FAILED', 'recipient key no longer valid');
+      keys.push(key);
+    }
+    return keys;
+  };
   return {
     detectEncrypted: (raw) => detectEncrypted(raw),
     hasKey: async (address) => (await keyring.keyFor(address)) !== null,
     async encrypt({ raw, rcpts, outerSubject, extraHeaders }) {
-      const keys = [];
-      for (const rcpt of rcpts) {
-        const key = await keyring.keyFor(rcpt);
-        // The key was valid when routing chose PGP; if it is gone now, defer rather than guess.
-        if (!key) throw new GatewayError('STAGE_FAILED', 'recipient key no longer valid');
-        keys.push(key);
-      }
+      const keys = await keysFor(rcpts);
       const out = await pgp.build({
         raw,
         recipientKeys: keys,
@@ -54,6 +58,17 @@ export function createProtection(
         extraHeaders,
       });
       log.debug({ evt: 'PGP_ENCRYPTED', rcpts: rcpts.length }, 'encrypted');
+      return out;
+    },
+    async encryptStream({ source, rcpts, outerSubject, extraHeaders }, signal) {
+      const keys = await keysFor(rcpts);
+      const out = pgp.buildStream(
+        { source, recipientKeys: keys, signingKey: await signingKey(), outerSubject, extraHeaders },
+        signal,
+      );
+      out.once('end', () =>
+        log.debug({ evt: 'PGP_ENCRYPTED', rcpts: rcpts.length, streamed: true }, 'encrypted'),
+      );
       return out;
     },
     // The data key is also sealed to the sender's and the admins' keys, so they can re-issue the password.

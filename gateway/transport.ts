@@ -1,5 +1,6 @@
 // The last hop out: the configured relay (pooled, pipelined: smtp-client.ts) or the built-in outbox. A transport reports
 // per-recipient results; it never decides retries or bounces (delivery.ts does).
+import { Readable } from 'node:stream';
 import type { RelayConfig } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import { newQueueId } from './ids.js';
@@ -138,9 +139,24 @@ export class OutboxTransport implements Transport {
   readonly name = 'outbox';
   constructor(private readonly store: Store) {}
 
-  async send(mail: OutboundMail): Promise<SendResult> {
+  send(mail: OutboundMail): Promise<SendResult> {
+    return this.keep(mail, mail.raw);
+  }
+
+  /** Sealed as it is read: a body that fails to read leaves no outbox file and no row, and its error is thrown. */
+  sendStream(mail: StreamedMail): Promise<SendResult> {
+    return this.keep(mail, Readable.from(mail.body(), { objectMode: false }));
+  }
+
+  private async keep(mail: Omit<OutboundMail, 'raw'>, content: Buffer | Readable): Promise<SendResult> {
     const id = newQueueId();
-    await this.store.seal('outbox', id, mail.raw);
+    let size: number;
+    try {
+      ({ size } = await this.store.seal('outbox', id, content));
+    } catch (err) {
+      if (!Buffer.isBuffer(content)) content.destroy(); // the reader stops, its file closes
+      throw err;
+    }
     await this.store.write(
       (trx) =>
         trx('outbox').insert({
@@ -149,7 +165,7 @@ export class OutboxTransport implements Transport {
           kind: mail.kind,
           mail_from: mail.from,
           rcpt_to: JSON.stringify(mail.to),
-          size: mail.raw.length,
+          size,
         }),
       { syncDirs: ['outbox'] },
     );

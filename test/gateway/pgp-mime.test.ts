@@ -2,11 +2,12 @@
 // byte for byte; Python's email package and mailparser read its structure; no PHI shows outside.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { simpleParser } from 'mailparser';
 import * as openpgp from 'openpgp';
 import { loadOrgKey, type OrgKey } from '../../store/org-key.js';
-import { buildPgpMime } from '../../gateway/pgp-mime.js';
+import { buildPgpMime, buildPgpMimeStream } from '../../gateway/pgp-mime.js';
 import type { RecipientKey } from '../../store/pgp-keyring.js';
 import type { Store } from '../../store/store.js';
 import { removeDir, tempDir } from '../support/gateway.js';
@@ -314,5 +315,147 @@ print(json.dumps({
       }
       expect(code).to.equal('PGP_FAILED');
     }
+  });
+});
+
+/** `data` in chunks of `size` bytes, as a stream gives them. */
+function chunked(data: Buffer, size: number): AsyncIterable<Buffer> {
+  return Readable.from(
+    (function* () {
+      for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+    })(),
+  );
+}
+
+async function collect(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/** The message with its random parts (boundary, armour) replaced: what must be the same on both paths. */
+function frameOf(mail: Buffer): string {
+  return mail
+    .toString('latin1')
+    .replace(/phigw-pgp-[0-9a-f]{24}/g, 'BOUNDARY')
+    .replace(/-----BEGIN PGP MESSAGE-----[\s\S]*-----END PGP MESSAGE-----\r\n/, 'ARMOUR');
+}
+
+async function innerOf(mail: Buffer, k: TestKey): Promise<Buffer> {
+  const message = await openpgp.readMessage({ armoredMessage: armourOf(mail) });
+  const { data } = (await openpgp.decrypt({
+    message,
+    decryptionKeys: k.privateKey,
+    format: 'binary',
+  })) as { data: Uint8Array };
+  return Buffer.from(data);
+}
+
+describe('PGP/MIME built as a stream', function () {
+  this.timeout(60000);
+  let dir: string;
+  let store: Store;
+  let org: OrgKey;
+  let alice: TestKey;
+  let original: Buffer;
+  const extraHeaders =
+    'Received: from gw ([127.0.0.1]) by gw.clinic.example; Mon, 1 Jun 2026 10:00:01 +0000\r\n';
+
+  before(async () => {
+    dir = await tempDir();
+    store = await openStore(dir);
+    org = await loadOrgKey(store, { practiceName: 'Smile Dental', hostname: 'gw.clinic.example' });
+    alice = await makeKey('alice@partner.example');
+    original = makeRichMessage(randomBytes(300 * 1024), randomBytes(2000));
+  });
+  after(async () => {
+    await store.close();
+    await removeDir(dir);
+  });
+
+  const input = async () => ({
+    recipientKeys: [await recipient(alice)],
+    signingKey: org,
+    outerSubject: 'Secure message from Smile Dental',
+    extraHeaders,
+  });
+
+  // Chunkings that split the header's end, the armour's 48-byte groups and OpenPGP's packets differently.
+  for (const size of [7, 1000, 64 * 1024, 1 << 30]) {
+    it(`gives what the buffer path gives, the message read in ${size >= 1 << 30 ? 'one chunk' : `${size}-byte chunks`}; GnuPG decrypts and verifies it`, async () => {
+      const whole = await buildPgpMime({ raw: original, ...(await input()) });
+      const streamed = await collect(
+        buildPgpMimeStream({ source: chunked(original, size), ...(await input()) }),
+      );
+      expect(frameOf(streamed)).to.equal(frameOf(whole));
+      const lines = armourOf(streamed).split('\r\n');
+      const base64 = lines.slice(
+        2,
+        lines.findIndex((l) => l.startsWith('=')),
+      );
+      expect(
+        base64.slice(0, -1).every((l) => l.length === 64),
+        '64-column armour lines',
+      ).to.equal(true);
+      const g = await gnupgHome();
+      try {
+        expect(g.gpg(['--import'], alice.privateArmored).code).to.equal(0);
+        expect(g.gpg(['--import'], org.publicArmored).code).to.equal(0);
+        const r = g.gpg(['--status-fd', '2', '--decrypt'], armourOf(streamed));
+        expect(r.code, r.stderr).to.equal(0);
+        const validsig = /\[GNUPG:\] VALIDSIG (\S+).* (\S+)\r?$/m.exec(r.stderr);
+        expect(validsig?.[2] ?? validsig?.[1]).to.equal(org.fingerprint);
+        expect(r.stderr).not.to.match(/invalid|CRC error|WARNING: message was not integrity protected/);
+        expect(r.stdout.equals(await innerOf(whole, alice)), 'the same inner entity').to.equal(true);
+        expect(bodyOf(r.stdout).equals(bodyOf(original)), 'the original body, byte for byte').to.equal(true);
+      } finally {
+        await g.close();
+      }
+    });
+  }
+
+  // Messages whose header is odd: the split must be the buffer path's, whatever the chunking.
+  const odd: Array<[string, Buffer]> = [
+    ['no header at all (a leading empty line)', Buffer.from('\r\nJust a body.\r\n')],
+    ['a header and no body', Buffer.from('From: a@b.example\r\nSubject: x\r\n')],
+    ['LF line ends only', Buffer.from('From: a@b.example\nSubject: x\n\nBody\nline 2\n')],
+    [
+      'no Content-Type, folded Subject',
+      Buffer.from('From: a@b.example\r\nSubject: one\r\n two\r\n\r\nBody\r\n'),
+    ],
+  ];
+  for (const [label, raw] of odd) {
+    it(`splits ${label} as the buffer path does`, async () => {
+      const whole = await buildPgpMime({ raw, ...(await input()) });
+      for (const size of [1, 3]) {
+        const streamed = await collect(
+          buildPgpMimeStream({ source: chunked(raw, size), ...(await input()) }),
+        );
+        expect(frameOf(streamed)).to.equal(frameOf(whole));
+        expect((await innerOf(streamed, alice)).equals(await innerOf(whole, alice))).to.equal(true);
+      }
+    });
+  }
+
+  it("fails with the source's own error when the source fails mid-way, and never yields the end", async () => {
+    const head = original.subarray(0, 200 * 1024);
+    const failing = () =>
+      Readable.from(
+        (function* () {
+          for (let at = 0; at < head.length; at += 16 * 1024) yield head.subarray(at, at + 16 * 1024);
+          throw Object.assign(new Error('spool tag'), { code: 'SPOOL_CORRUPT' });
+        })(),
+      );
+    const parts: Buffer[] = [];
+    let caught: unknown;
+    try {
+      for await (const c of buildPgpMimeStream({ source: failing(), ...(await input()) })) parts.push(c);
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as { code?: string }).code).to.equal('SPOOL_CORRUPT');
+    const got = Buffer.concat(parts).toString('latin1');
+    expect(got).not.to.contain('-----END PGP MESSAGE-----');
+    expect(got).not.to.match(/--phigw-pgp-[0-9a-f]{24}--/);
   });
 });
