@@ -608,14 +608,40 @@ const MAYBE_ENCRYPTED = new Set([
 ]);
 
 /**
- * From the first bytes of a message: false when detectEncrypted would surely return null (its top-level type
- * is none it looks into), so a large message need not be read whole to know. True when unsure (the header
- * does not end within `prefix`).
+ * From the first bytes of a message: false when detectEncrypted would surely return null, so a large message
+ * need not be read whole to know: its top-level type is none it looks into, or it is text whose body does not
+ * open with an armour block (inline PGP is a body that is one block and nothing else). True when unsure: the
+ * header does not end within `prefix`, too little of the body is in it, or its transfer encoding is not read
+ * here. (A false where detectEncrypted would say encrypted only means the message is protected once more.)
  */
 export function mayBeEncrypted(prefix: Buffer): boolean {
   if (prefix.indexOf('\r\n\r\n') === -1) return true;
-  const ct = parseContentType(entity(prefix).get('content-type'));
-  return ct === null || MAYBE_ENCRYPTED.has(ct.type);
+  const top = entity(prefix);
+  const ct = parseContentType(top.get('content-type'));
+  if (ct !== null && !MAYBE_ENCRYPTED.has(ct.type)) return false;
+  if (ct !== null && ct.type !== 'text/plain') return true;
+  const start = textStart(top.body, top.get('content-transfer-encoding'));
+  return start === null || start.length < ARMOUR_BEGIN.length || start.startsWith(ARMOUR_BEGIN);
+}
+
+const ARMOUR_BEGIN = '-----BEGIN PGP MESSAGE-----';
+
+/**
+ * The first characters of a text body (perhaps cut short) after its leading blanks, decoded as detectEncrypted
+ * decodes it (latin1, trimmed as String.trim does); null for a transfer encoding not read here.
+ */
+function textStart(body: Buffer, cte: string | undefined): string | null {
+  const enc = (cte ?? '').trim().toLowerCase();
+  const head = body.subarray(0, 4096);
+  if (enc === 'base64') {
+    // Whole groups of four only: the body may be cut anywhere.
+    const chars = head.toString('latin1').replace(/[^A-Za-z0-9+/]/g, '');
+    return Buffer.from(chars.slice(0, chars.length - (chars.length % 4)), 'base64')
+      .toString('latin1')
+      .trimStart();
+  }
+  if (enc === 'quoted-printable') return null;
+  return head.toString('latin1').trimStart();
 }
 
 /**

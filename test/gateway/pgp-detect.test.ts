@@ -6,7 +6,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import * as openpgp from 'openpgp';
 import { loadOrgKey } from '../../store/org-key.js';
-import { buildPgpMime, detectEncrypted } from '../../gateway/pgp-mime.js';
+import { buildPgpMime, detectEncrypted, mayBeEncrypted } from '../../gateway/pgp-mime.js';
 import { removeDir, tempDir } from '../support/gateway.js';
 import { makeKey, openStore } from '../support/pgp.js';
 
@@ -116,6 +116,14 @@ describe('detectEncrypted', function () {
         'pgp-inline',
       ],
       ['inline PGP without Content-Type', mail(`${HEAD}\r\n${encryptedArmour}`), 'pgp-inline'],
+      [
+        'inline PGP in base64',
+        mail(
+          `${HEAD}Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n` +
+            Buffer.from(`\r\n${encryptedArmour}`).toString('base64').replace(/.{76}/g, '$&\r\n'),
+        ),
+        'pgp-inline',
+      ],
       ['S/MIME enveloped (openssl, x-pkcs7-mime)', mail(smime.enveloped), 'smime'],
       [
         'S/MIME enveloped as application/pkcs7-mime',
@@ -200,5 +208,50 @@ describe('detectEncrypted', function () {
     expect(cases.length - positives).to.be.at.least(positives);
     for (const [name, make, expected] of cases)
       expect(detectEncrypted(await make()), name).to.equal(expected);
+  });
+
+  // A large message is read whole for detectEncrypted only when its first bytes say it may be encrypted.
+  it('mayBeEncrypted: true for every encrypted message, however its first bytes are cut', async () => {
+    for (const [name, make, expected] of cases) {
+      if (expected === null) continue;
+      const raw = await make();
+      for (let cut = 1; cut <= raw.length; cut += cut < 400 ? 1 : 97)
+        expect(mayBeEncrypted(raw.subarray(0, cut)), `${name} cut at ${cut}`).to.equal(true);
+    }
+  });
+
+  it('mayBeEncrypted: false when the header or the start of a text body rules it out (table)', () => {
+    const office = 'Hello team,\r\nthe supply order went out on Tuesday.\r\n'.repeat(2000);
+    const rows: Array<[string, string, boolean]> = [
+      ['plain text, 7bit', `${HEAD}Content-Type: text/plain\r\n\r\n${office}`, false],
+      ['plain text, no Content-Type', `${HEAD}\r\n\r\n\r\n  ${office}`, false],
+      [
+        'plain text in base64',
+        `${HEAD}Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(office).toString('base64')}`,
+        false,
+      ],
+      [
+        'multipart/mixed',
+        `${HEAD}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--`,
+        false,
+      ],
+      ['text/html', `${HEAD}Content-Type: text/html\r\n\r\n<p>hi</p>`, false],
+      // Unsure: the header is not over, the body is too short to tell, quoted-printable is not read here.
+      ['header cut short', `${HEAD}Content-Type: text/pl`, true],
+      ['body too short to tell', `${HEAD}Content-Type: text/plain\r\n\r\n\r\n-----BEGIN PGP`, true],
+      [
+        'quoted-printable',
+        `${HEAD}Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${office}`,
+        true,
+      ],
+      [
+        'an armour block first',
+        `${HEAD}Content-Type: text/plain\r\n\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n`,
+        true,
+      ],
+      ['multipart/encrypted', `${HEAD}Content-Type: multipart/encrypted; boundary=b\r\n\r\n${office}`, true],
+    ];
+    for (const [name, raw, expected] of rows)
+      expect(mayBeEncrypted(Buffer.from(raw, 'latin1').subarray(0, 65536)), name).to.equal(expected);
   });
 });
