@@ -2,7 +2,7 @@
 // the original in clear, one PGP/MIME message for the keyed recipients, or a sealed pickup with a notice
 // and a separate password for everyone else. Everything it produces is sealed before the envelopes that
 // point at it commit; it never hands anything readable to delivery for a protected recipient.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Attachment, ParsedMail, AddressObject } from 'mailparser';
 import type { ResolvedConfig } from '../config/load.js';
 import { GatewayError } from '../config/errors.js';
@@ -268,13 +268,18 @@ export function actStage(
         if (tagRemoved === null) {
           for (const rcpt of clean) plan.push({ rcpt, kind: 'relay', content: 'spool', prefix: trace });
         } else {
-          clearRaw = await seal(
-            ctx,
-            Buffer.concat([
-              Buffer.from(trace, 'latin1'),
-              rewriteHeaders(await rawOf(ctx), { set: { Subject: tagRemoved } }),
-            ]),
-          );
+          // The copy with the tag taken out of its subject, sealed as the original is read (never whole).
+          const original = ctx.raw ? inSlices(ctx.raw) : await ctx.open();
+          async function* copy(removed: string): AsyncGenerator<Buffer> {
+            yield Buffer.from(trace, 'latin1');
+            yield* rewriteHeadersStream(original, { set: { Subject: removed } });
+          }
+          try {
+            clearRaw = await seal(ctx, Readable.from(copy(tagRemoved), { objectMode: false }));
+          } catch (err) {
+            original.destroy(); // read part way, or not at all
+            throw err;
+          }
           for (const rcpt of clean)
             plan.push({ rcpt, kind: 'relay', content: 'blob', blobId: clearRaw, prefix: '' });
         }

@@ -165,6 +165,41 @@ describe('large mail to a keyed partner, PGP/MIME as a stream (integration)', fu
     }
   });
 
+  it('sends a large tagged message to an internal colleague in clear, only the tag taken out, as it is read', async () => {
+    const colleague = 'colleague@clinic.example';
+    const { raw, body } = largeMessage(randomBytes(2 * 1024 * 1024 + 5));
+    const toColleague = Buffer.from(
+      raw.toString('latin1').replace(`To: <${PARTNER}>`, `To: <${colleague}>`),
+      'latin1',
+    );
+    gw = await startGateway({
+      relayUrl: capture.url,
+      dataDir: dir,
+      overrides: { ...overrides, policy: { internalDomains: ['clinic.example'] } },
+    });
+    const sent = spy((gw.gateway as unknown as { transport: Transport }).transport);
+    const c = await RawSmtp.open(gw.smtpPort);
+    try {
+      await c.cmd('EHLO client.example');
+      await c.cmd('MAIL FROM:<ann@clinic.example>');
+      await c.cmd(`RCPT TO:<${colleague}>`);
+      await c.cmd('DATA');
+      expect(await c.raw(toColleague.toString('latin1') + '.\r\n')).to.match(/^250/);
+    } finally {
+      c.close();
+    }
+    await capture.waitFor(1, 60_000);
+    const [got] = capture.messages;
+    expect(got!.to).to.deep.equal([colleague]);
+    const text = got!.raw.toString('latin1');
+    const split = text.indexOf('\r\n\r\n');
+    expect(text.slice(0, split)).to.match(/\r\nSubject: Scans\r\n/);
+    expect(text.slice(0, split)).to.match(/\r\nX-PHI-Gateway-Scan: phi/);
+    expect(got!.raw.subarray(split + 4).equals(body), 'the body untouched').to.equal(true);
+    // Sealed as a file (too large for the database) and sent as it was read back.
+    expect(sent).to.deep.equal({ stream: 1, whole: 0 });
+  });
+
   it('keeps a large PGP message in the outbox as it is read back from its blob, when no relay is set', async () => {
     gw = await startGateway({ dataDir: dir, overrides });
     await importKey(gw.store, gw.config);
