@@ -100,6 +100,30 @@ export async function rawOf(ctx: MessageContext): Promise<Buffer> {
   return ctx.raw;
 }
 
+/** Header bytes kept by headOf at most (a header that has not ended by then is cut there). */
+const HEAD_MAX = 1024 * 1024;
+
+/**
+ * The message's header (its first bytes up to the blank line that ends it, at most HEAD_MAX), without loading
+ * it whole: from memory when it is there, else read from the sealed spool to its end (what is kept counts only
+ * once the whole spool passed its tag; a spool that fails rejects).
+ */
+export async function headOf(ctx: MessageContext): Promise<Buffer> {
+  if (ctx.raw) return ctx.raw;
+  const kept: Buffer[] = [];
+  let length = 0;
+  let ended = false;
+  for await (const chunk of await ctx.open()) {
+    if (ended) continue;
+    // The blank line may straddle two chunks: look from three bytes back.
+    const from = Math.max(0, length - 3);
+    kept.push(chunk as Buffer);
+    length += (chunk as Buffer).length;
+    ended = length >= HEAD_MAX || Buffer.concat(kept).indexOf('\r\n\r\n', from) >= 0;
+  }
+  return Buffer.concat(kept).subarray(0, HEAD_MAX);
+}
+
 /**
  * The message parsed by mailparser, once per message context, when a stage first needs it: from memory when
  * it is there, else streamed from the sealed spool (the parse fails if the stream's final tag check does).

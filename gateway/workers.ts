@@ -8,7 +8,7 @@ import { appendAudit } from '../store/audit.js';
 import { insertRow, updateByIds } from '../store/fast-sql.js';
 import type { Store } from '../store/store.js';
 import { uiSettings } from '../store/settings.js';
-import { rawOf, runStage, type MessageContext, type Stage } from './pipeline.js';
+import { headOf, runStage, type MessageContext, type Stage } from './pipeline.js';
 import type { Verdict } from './scan.js';
 import type { PlainCache } from './plain-cache.js';
 import { ENVELOPE_LEASE_MS, insertGeneratedEnvelope, type EnvelopeRow } from './delivery.js';
@@ -346,7 +346,7 @@ export class MessageWorkers {
           diagnostic: `refused by rule ${rules.join(', ') || 'policy'} (found: ${types.join(', ') || 'PHI'})`,
         })),
         arrivalDate: new Date(Number(row.created_at)),
-        originalHeaders: safeOriginalHeaders(await rawOf(ctx)),
+        originalHeaders: safeOriginalHeaders(await headOf(ctx)),
         advice:
           `Nothing was sent to any recipient. The rule${rules.length === 1 ? '' : 's'} ${rules.join(', ')} ` +
           `found ${types.join(', ') || 'protected health information'} in it.\r\n\r\n` +

@@ -112,6 +112,22 @@ describe('protection policies (integration)', function () {
     const row = (await gw.store.db('messages').where({ id }).first()) as { state: string };
     expect(row.state).to.equal('blocked');
 
+    // A large one (read as a stream from its spool, never whole): the bounce quotes its header all the same.
+    const padding = 'The supply order went out on Tuesday and the invoice is attached below.\r\n'.repeat(
+      20_000,
+    );
+    const large = await send(gw.smtpPort, ['patient@mail.example'], 'Results', PHI_BODY + padding);
+    const largeBounce = await until(
+      () => arrived((m) => kindOf(m) === 'bounce' && m.raw.toString().includes(large))[0],
+      30_000,
+    );
+    expect(largeBounce.raw.toString('latin1')).to.match(/\r\nMessage-ID: <[a-z0-9]+@clinic\.example>\r\n/i);
+    expect(largeBounce.raw.toString('latin1')).to.contain('From: Ann <ann@clinic.example>');
+    expect(largeBounce.raw.toString('latin1')).not.to.contain('Subject: Results');
+    expect(
+      ((await gw.store.db('messages').where({ id: large }).first()) as { state: string }).state,
+    ).to.equal('blocked');
+
     // The same message tagged [secure] is what the bounce tells the sender to do: it goes out protected.
     const tagged = await send(gw.smtpPort, ['patient@mail.example'], '[secure] Results');
     await until(
