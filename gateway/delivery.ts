@@ -13,6 +13,7 @@ import { insertRow, selectRows, updateByIds } from '../store/fast-sql.js';
 import { INLINE_MAX, type Store, type Trx } from '../store/store.js';
 import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } from './bounce.js';
 import { newQueueId } from './ids.js';
+import { headFrom } from './pipeline.js';
 import type { PlainCache } from './plain-cache.js';
 import { retryDelay } from './retry.js';
 import type { BodySource } from './smtp-client.js';
@@ -394,9 +395,17 @@ export class Delivery {
     const sender = first.mail_from;
     let blobId: string | null = null;
     if (sender !== '' && first.kind !== 'bounce') {
-      // A streamed message is read again for its headers (bounces are rare); without it, a bounce still goes.
+      // A streamed message is read again for its headers only (bounces are rare); without them, a bounce still goes.
+      const messageId = first.message_id;
       const original =
-        raw ?? (first.content === 'spool' ? await this.content(first).catch(() => undefined) : undefined);
+        raw ??
+        (first.content === 'spool' && messageId
+          ? await this.store
+              .unsealStream('spool', messageId)
+              .then(headFrom)
+              .then((head) => Buffer.concat([Buffer.from(first.prefix, 'latin1'), head]))
+              .catch(() => undefined)
+          : undefined);
       const recipients: BounceRecipient[] = permanent.map((f) => {
         const expired = f.code === null || f.code < 500;
         return {

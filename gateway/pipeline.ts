@@ -105,20 +105,27 @@ const HEAD_MAX = 1024 * 1024;
 
 /**
  * The message's header (its first bytes up to the blank line that ends it, at most HEAD_MAX), without loading
- * it whole: from memory when it is there, else read from the sealed spool to its end (what is kept counts only
- * once the whole spool passed its tag; a spool that fails rejects).
+ * it whole: from memory when it is there, else read from the sealed spool (see headFrom).
  */
 export async function headOf(ctx: MessageContext): Promise<Buffer> {
-  if (ctx.raw) return ctx.raw;
+  return ctx.raw ?? headFrom(await ctx.open());
+}
+
+/**
+ * The first bytes of a message read as a stream, up to the blank line that ends its header (at most HEAD_MAX).
+ * The stream is read to its end all the same: from a sealed file, what is kept counts only once the file passed
+ * its tag (a stream that fails rejects).
+ */
+export async function headFrom(source: AsyncIterable<Buffer>): Promise<Buffer> {
   const kept: Buffer[] = [];
   let length = 0;
   let ended = false;
-  for await (const chunk of await ctx.open()) {
+  for await (const chunk of source) {
     if (ended) continue;
     // The blank line may straddle two chunks: look from three bytes back.
     const from = Math.max(0, length - 3);
-    kept.push(chunk as Buffer);
-    length += (chunk as Buffer).length;
+    kept.push(chunk);
+    length += chunk.length;
     ended = length >= HEAD_MAX || Buffer.concat(kept).indexOf('\r\n\r\n', from) >= 0;
   }
   return Buffer.concat(kept).subarray(0, HEAD_MAX);

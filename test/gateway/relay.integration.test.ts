@@ -178,6 +178,30 @@ describe('relay (integration)', function () {
     });
   });
 
+  it('bounces a large message relayed from its spool (not kept in memory) the same way, quoting its headers', async () => {
+    await capture.stop();
+    capture = new CaptureServer({
+      onRcpt: (rcpt) =>
+        rcpt.startsWith('nobody@') ? { code: 550, message: '5.1.1 Recipient address rejected' } : undefined,
+    });
+    await capture.start();
+    gw = await startGateway({ relayUrl: capture.url });
+    // Larger than the cache of recent mail (8 MB): delivery streams it from the spool, and so reads it again.
+    const body = 'The supply order went out on Tuesday; the invoice follows next week.\r\n'.repeat(140_000);
+    await client(gw.smtpPort).sendMail({
+      envelope: { from: 'staff@clinic.example', to: ['nobody@partner.example'] },
+      raw: `Message-ID: <b2@clinic.example>\r\nFrom: Staff <staff@clinic.example>\r\nSubject: Figures for Jane\r\n\r\n${body}`,
+    });
+    await capture.waitFor(1, 30000);
+    const bounce = capture.messages.find((m) => m.to.includes('staff@clinic.example'))!;
+    const text = bounce.raw.toString();
+    expect(text).to.contain('Final-Recipient: rfc822; nobody@partner.example');
+    expect(text).to.contain('Message-ID: <b2@clinic.example>');
+    expect(text).to.contain('From: Staff <staff@clinic.example>');
+    expect(text).not.to.contain('Figures for Jane');
+    expect(bounce.raw.length, 'headers only, not the message').to.be.lessThan(10_000);
+  });
+
   it('keeps nothing of a message readable at rest: a marker is nowhere in the data directory', async () => {
     const marker = 'ZQX-MARKER-7731-PLAINTEXT';
     // A next hop that refuses for a while keeps the message in the spool while we look.
