@@ -254,25 +254,35 @@ function pgpMimeFrame(
   };
 }
 
+/**
+ * One OpenPGP message (binary) encrypted to the recipients and signed by the organisation: a byte array for bytes,
+ * a stream for a stream. Throws GatewayError PGP_FAILED.
+ */
+async function encryptAndSign(
+  input: Pick<PgpMimeInput, 'recipientKeys' | 'signingKey'>,
+  binary: Uint8Array | ReadableStream<Uint8Array>,
+): Promise<Uint8Array | ReadableStream<Uint8Array>> {
+  try {
+    const message = await openpgp.createMessage({ binary, format: 'binary' });
+    // The declared result type names web-stream types that type-aware lint cannot resolve: say what it is.
+    return (await openpgp.encrypt({
+      message,
+      encryptionKeys: input.recipientKeys.map((k) => k.key),
+      signingKeys: input.signingKey.privateKey,
+      format: 'binary',
+    })) as Uint8Array | ReadableStream<Uint8Array>;
+  } catch (err) {
+    throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
+  }
+}
+
 /** Builds the RFC 3156 multipart/encrypted message for one envelope. Throws GatewayError PGP_FAILED. */
 export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
   const { head, body } = splitMessage(input.raw);
   const frame = pgpMimeFrame(head, input);
   const payload = Buffer.concat([frame.innerHead, body]);
 
-  let encrypted: Uint8Array;
-  try {
-    const message = await openpgp.createMessage({ binary: payload, format: 'binary' });
-    // The declared result type names web-stream types that type-aware lint cannot resolve: say what it is.
-    encrypted = (await openpgp.encrypt({
-      message,
-      encryptionKeys: input.recipientKeys.map((k) => k.key),
-      signingKeys: input.signingKey.privateKey,
-      format: 'binary',
-    })) as Uint8Array;
-  } catch (err) {
-    throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
-  }
+  const encrypted = (await encryptAndSign(input, payload)) as Uint8Array;
   return Buffer.concat([frame.outerHead, armour(encrypted), frame.tail]);
 }
 
@@ -414,18 +424,7 @@ export async function* buildPgpMimeStream(input: PgpMimeStreamInput): AsyncGener
         await it.return?.();
       },
     });
-    let encrypted: ReadableStream<Uint8Array>;
-    try {
-      const message = await openpgp.createMessage({ binary: plain, format: 'binary' });
-      encrypted = (await openpgp.encrypt({
-        message,
-        encryptionKeys: input.recipientKeys.map((k) => k.key),
-        signingKeys: input.signingKey.privateKey,
-        format: 'binary',
-      })) as ReadableStream<Uint8Array>;
-    } catch (err) {
-      throw new GatewayError('PGP_FAILED', 'OpenPGP encryption failed', { cause: err });
-    }
+    const encrypted = (await encryptAndSign(input, plain)) as ReadableStream<Uint8Array>;
     yield frame.outerHead;
     const armourer = new Armourer();
     yield armourer.head();

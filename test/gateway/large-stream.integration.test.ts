@@ -3,7 +3,7 @@
 // byte what was sent, and a spool file edited or cut before
 // the message was processed is held — no pickup, no envelope, nothing sent — even though the scan read it.
 import { randomBytes } from 'node:crypto';
-import { open, readdir, stat, truncate } from 'node:fs/promises';
+import { readdir, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { spoolMessage } from '../../gateway/spool.js';
@@ -11,6 +11,7 @@ import { STREAM_MIN } from '../../gateway/workers.js';
 import { openPickup } from '../../store/pickups.js';
 import { Store } from '../../store/store.js';
 import { CaptureServer, kindOf } from '../support/capture-server.js';
+import { flipMiddle } from '../support/damage.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { RawSmtp } from '../support/smtp-client.js';
 import { attachmentBytes } from '../support/pickups.js';
@@ -236,19 +237,6 @@ describe('large mail, streamed from the spool (integration)', function () {
   }
 });
 
-async function flipMiddle(file: string): Promise<void> {
-  const { size } = await stat(file);
-  const handle = await open(file, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    const at = Math.floor(size / 2);
-    await handle.read(byte, 0, 1, at);
-    byte[0]! ^= 0x01;
-    await handle.write(byte, 0, 1, at);
-  } finally {
-    await handle.close();
-  }
-}
 
 async function cutOne(file: string): Promise<void> {
   await truncate(file, (await stat(file)).size - 1);

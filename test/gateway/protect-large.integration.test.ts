@@ -12,6 +12,7 @@ import { loadOrgKey } from '../../store/org-key.js';
 import { Keyring } from '../../store/pgp-keyring.js';
 import { INLINE_MAX, type Store } from '../../store/store.js';
 import { CaptureServer, kindOf } from '../support/capture-server.js';
+import { flipMiddle } from '../support/damage.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { gnupgHome, makeKey, type TestKey } from '../support/pgp.js';
 import { RawSmtp } from '../support/smtp-client.js';
@@ -52,19 +53,6 @@ async function send(port: number, raw: Buffer): Promise<string> {
   }
 }
 
-async function flipMiddle(file: string): Promise<void> {
-  const { size } = await stat(file);
-  const handle = await open(file, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    const at = Math.floor(size / 2);
-    await handle.read(byte, 0, 1, at);
-    byte[0]! ^= 0x01;
-    await handle.write(byte, 0, 1, at);
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Counts how the transport is asked to send: as read (`stream`) or from one buffer (`whole`). */
 function spy(t: Transport): { stream: number; whole: number } {
