@@ -142,36 +142,17 @@ function crc24Update(r: number, data: Uint8Array): number {
  * the Debian default) misreads the END line as data without it.
  */
 function armour(data: Uint8Array): Buffer {
-  // Built straight into one buffer: slicing a megabyte-sized base64 string into lines cost more than the
-  // encryption itself.
-  const b64 = Buffer.from(
-    Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
-    'latin1',
-  );
-  const crc = crc24(data);
-  const head = Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1');
-  const tail = Buffer.from(
+  return Buffer.concat([ARMOUR_HEAD, lines(data), armourTail(crc24(data))]);
+}
+
+const ARMOUR_HEAD = Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1');
+
+/** The CRC-24 line and the END line. */
+function armourTail(crc: number): Buffer {
+  return Buffer.from(
     `=${Buffer.from([crc >> 16, (crc >> 8) & 0xff, crc & 0xff]).toString('base64')}\r\n-----END PGP MESSAGE-----\r\n`,
     'latin1',
   );
-  const lines = Math.ceil(b64.length / 64);
-  const out = Buffer.allocUnsafe(head.length + b64.length + 2 * lines + tail.length);
-  let pos = head.copy(out, 0);
-  // A plain loop over Uint8Array views (Buffer element access is slower): per-line subarrays or string
-  // slices cost an object each on a megabyte.
-  const src = new Uint8Array(b64.buffer, b64.byteOffset, b64.length);
-  const dst = new Uint8Array(out.buffer, out.byteOffset, out.length);
-  const n = src.length;
-  for (let i = 0, col = 0; i < n; i++) {
-    dst[pos++] = src[i]!;
-    if (++col === 64 || i === n - 1) {
-      dst[pos++] = 0x0d;
-      dst[pos++] = 0x0a;
-      col = 0;
-    }
-  }
-  tail.copy(out, pos);
-  return out;
 }
 
 /** Header fields, each line CRLF-terminated, no empty line (which would end the header), no bare CR/LF. */
@@ -332,7 +313,8 @@ class Armourer {
   private held: Buffer = Buffer.alloc(0);
 
   head(): Buffer {
-    return Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1');
+    // A copy: what is yielded may be moved to another thread.
+    return Buffer.from(ARMOUR_HEAD);
   }
 
   push(data: Uint8Array): Buffer {
@@ -345,17 +327,14 @@ class Armourer {
 
   end(): Buffer {
     const crc = (this.crc >>> 8) & 0xffffff;
-    return Buffer.concat([
-      lines(this.held),
-      Buffer.from(
-        `=${Buffer.from([crc >> 16, (crc >> 8) & 0xff, crc & 0xff]).toString('base64')}\r\n-----END PGP MESSAGE-----\r\n`,
-        'latin1',
-      ),
-    ]);
+    return Buffer.concat([lines(this.held), armourTail(crc)]);
   }
 }
 
-/** Base64 of `data` in 64-column CRLF lines (the last one shorter). */
+/**
+ * Base64 of `data` in 64-column CRLF lines (the last one shorter), built straight into one buffer with a plain
+ * loop over Uint8Array views: slicing a megabyte-sized base64 string into lines cost more than the encryption.
+ */
 function lines(data: Uint8Array): Buffer {
   if (data.length === 0) return Buffer.alloc(0);
   const b64 = Buffer.from(
