@@ -736,7 +736,7 @@ export function anchorStarts(text: string, anchor: RegExp): Int32Array {
 const LONG_TOKEN = 9;
 
 /** A part's tokens by how they start, and its long ones: each pattern tried at tokens reads only its own list. */
-interface TokenIndex {
+export interface TokenIndex {
   text: string;
   tokens: WordTokens;
   digit: Int32Array;
@@ -746,7 +746,7 @@ interface TokenIndex {
 
 let tokenIndex: TokenIndex | null = null;
 
-function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
+export function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
   if (tokenIndex?.tokens === tokens && tokenIndex.text === text) return tokenIndex;
   // Written into arrays of the tokens' count and cut to length: no array of numbers to grow and copy.
   const { count, start, end } = tokens;

@@ -1,7 +1,15 @@
 // Identifiers that look like any other number until a label says what they are (MRN, member ID, claim, DOB …), plus
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
-import { filterSlot, HOUSE_NUMBER_ANCHOR, leadingLetters, wordHashFilter, wordListRegex } from '../engine.js';
+import {
+  filterSlot,
+  HOUSE_NUMBER_ANCHOR,
+  isAscii,
+  leadingLetters,
+  tokenIndexOf,
+  wordHashFilter,
+  wordListRegex,
+} from '../engine.js';
 import type { Category, CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import { isPlausibleDate } from '../validators.js';
 
@@ -425,7 +433,79 @@ const NAMED_STREET = new RegExp(
   String.raw`${NAMED_STREET_ADDRESS}(?:(${UNIT}${UNIT}?)|${ADDRESS_END})${PLACE_LINES}`,
   'gu',
 );
+const NAMED_STREET_AT = new RegExp(NAMED_STREET.source, 'uy');
 const ADDRESS_WORDS = wordListRegex(ADDRESS_CONTEXT);
+
+/** ASCII letters, apostrophe and hyphen: what a word of a street name is made of (STREET_WORD, in ASCII text). */
+function isNameCode(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 39 || c === 45;
+}
+
+function isDigitCode(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/**
+ * Every place where NAMED_STREET can start in ASCII text, in order (some cannot): read back from each house number
+ * instead of trying the pattern at every capital and digit, which cost a tenth of all scanning on capitalised prose.
+ * A match is at most three words, one blank apart, then one or two blanks and the number; it starts at a capital of its
+ * first word not preceded by a letter, digit or "_", or at the house number before that word. `digitTokens` are the
+ * indices of the tokens that start with a digit, `tokenStarts` the tokens' starts.
+ */
+function namedStreetStarts(text: string, digitTokens: Int32Array, tokenStarts: Int32Array): Int32Array {
+  let found = new Int32Array(256);
+  let n = 0;
+  const add = (at: number): void => {
+    if (n === found.length) {
+      const bigger = new Int32Array(n * 2);
+      bigger.set(found);
+      found = bigger;
+    }
+    found[n++] = at;
+  };
+  // A word is at most 32 letters and a dot (FIRST_WORD_REST, STREET_WORD): a longer run is read this far back only.
+  const WORD = 34;
+  for (let j = 0; j < digitTokens.length; j++) {
+    const d = tokenStarts[digitTokens[j]!]!;
+    if (d < 2 || !isBlank(text.charCodeAt(d - 1))) continue;
+    let e = d - 2;
+    if (isBlank(text.charCodeAt(e))) e--;
+    // Up to three words back from the number, the first of them (from the start) being where a match may open.
+    for (let word = 0; word < 3 && e >= 0; word++) {
+      if (text.charCodeAt(e) === 46) e--;
+      const last = e;
+      // Read back over the word; a capital opens a word when what precedes it is no letter, digit or "_" (an
+      // apostrophe, a hyphen, whatever is before the word).
+      let c = e >= 0 ? text.charCodeAt(e) : 0;
+      while (e >= 0 && last - e < WORD && isNameCode(c)) {
+        const b = e > 0 ? text.charCodeAt(e - 1) : 32;
+        if (c >= 65 && c <= 90 && (isNameCode(b) ? b === 39 || b === 45 : !isDigitCode(b) && b !== 95)) {
+          add(e);
+          // A house number before the word: "28245 Via Franscini 71".
+          let q = e - 1;
+          if (q >= 0 && isBlank(b)) {
+            q--;
+            if (q >= 0 && isBlank(text.charCodeAt(q))) q--;
+            const numberEnd = q;
+            while (q >= 0 && numberEnd - q < 7 && isDigitCode(text.charCodeAt(q))) q--;
+            if (q < numberEnd) add(q + 1);
+          }
+        }
+        e--;
+        c = b;
+      }
+      if (e === last) break;
+      // The word before is one blank before this one.
+      if (e < 1 || !isBlank(text.charCodeAt(e))) break;
+      e--;
+    }
+  }
+  return found.slice(0, n).sort();
+}
 
 /**
  * "Puruntie 82, Apt 595", "Rua do Arenque 1634": a street name and house number counts with a unit after it or an
@@ -436,9 +516,29 @@ const namedStreet: CustomRecognizer = {
   id: 'street-address-named',
   analyze(text, ctx) {
     const out: Array<Omit<Finding, 'part'>> = [];
+    const tokens = ctx.tokens?.() ?? null;
+    const starts = tokens && isAscii(ctx.lower) ? namedStreetStarts(text, tokenIndexOf(text, tokens).digit, tokens.start) : null;
+    const sticky = NAMED_STREET_AT;
     const re = NAMED_STREET;
     re.lastIndex = 0;
-    for (let m = re.exec(text); m; m = re.exec(text)) {
+    let k = 0;
+    let from = 0;
+    // With candidate starts, each tried in order from where the last match ended: the matches of the search below.
+    const next = (): RegExpExecArray | null => {
+      if (!starts) return re.exec(text);
+      for (; k < starts.length; k++) {
+        const at = starts[k]!;
+        if (at < from) continue;
+        sticky.lastIndex = at;
+        const m = sticky.exec(text);
+        if (m) {
+          from = at + m[0].length;
+          return m;
+        }
+      }
+      return null;
+    };
+    for (let m = next(); m; m = next()) {
       if (notOrdinaryWords(m[0]) === false) continue;
       const start = m.index;
       const end = start + m[0].length;
