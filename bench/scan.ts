@@ -21,9 +21,10 @@ const PARAGRAPHS = [
   'The shared drive will be offline Saturday from 8am to noon while IT upgrades the backup system to version 2.10.3.',
 ];
 
-function makeText(bytes: number): string {
+/** The paragraphs in turn; `variant` starts the turn elsewhere, so each variant is a text of its own, alike in mix. */
+function makeText(bytes: number, variant = 0): string {
   let out = '';
-  for (let i = 0; out.length < bytes; i++)
+  for (let i = variant; out.length < bytes; i++)
     out += PARAGRAPHS[i % PARAGRAPHS.length] + (i % 3 === 2 ? '\n\n' : ' ');
   return out.slice(0, bytes);
 }
@@ -156,18 +157,22 @@ async function main(): Promise<void> {
   const rules = new RulesSource();
   const scanner = new DlpScanner(rules);
   const analyzer = rules.analyzer;
-  const text = makeText(2 * 1024 * 1024);
-  analyzer.analyze([{ id: 'text', text: text.slice(0, 200_000), kind: 'body' }]);
+  // A text of its own for every run: the engine keeps the last part's tokens and such, and a run over the very text
+  // of the run before would find them made already, which no message in a gateway does.
+  const texts = Array.from({ length: 15 }, (_, v) => makeText(2 * 1024 * 1024, v));
+  let next = 0;
+  const scanNext = () => analyzer.analyze([{ id: 'text', text: texts[next++ % texts.length]!, kind: 'body' }]);
+  const bytes = texts[0]!.length;
+  analyzer.analyze([{ id: 'text', text: makeText(200_000, 1), kind: 'body' }]);
   // The first full run, cold: what a gateway that just started pays once.
   const t = performance.now();
-  analyzer.analyze([{ id: 'text', text, kind: 'body' }]);
-  const mbps = text.length / 1e6 / ((performance.now() - t) / 1000);
+  scanNext();
+  const mbps = bytes / 1e6 / ((performance.now() - t) / 1000);
   // Then the steady state, as a running gateway scans: a few more runs let V8 finish optimising (its
   // compiler threads count in the process's CPU time), then the best CPU time of 10 runs, the figure that
   // does not depend on what else the machine is doing.
-  for (let i = 0; i < 3; i++) analyzer.analyze([{ id: 'text', text, kind: 'body' }]);
-  const cpuMbps =
-    text.length / 1e6 / (bestCpuMs(() => analyzer.analyze([{ id: 'text', text, kind: 'body' }]), 10) / 1000);
+  for (let i = 0; i < 3; i++) scanNext();
+  const cpuMbps = bytes / 1e6 / (bestCpuMs(scanNext, 10) / 1000);
 
   const small = makeEml(5 * 1024);
   const large = makeEml(1024 * 1024);
