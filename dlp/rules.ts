@@ -101,40 +101,97 @@ export type Condition = z.infer<typeof conditionSchema>;
 
 const ACTION_RANK: Record<Action, number> = { log: 0, protect: 1, quarantine: 2, block: 3 };
 
-/** Selectors as two sets (made once per selector list: this runs for every finding of every rule). */
-const selectorSets = new WeakMap<readonly string[], { types: Set<string>; categories: Set<string> }>();
+/**
+ * The findings with their type, category and part as small numbers and their scores and positions in typed arrays:
+ * made once per message, read by every condition of every rule (a string compared per finding per selector was most
+ * of the rules' cost on dense text).
+ */
+interface Indexed {
+  findings: readonly Finding[];
+  type: Int32Array;
+  category: Int32Array;
+  part: Int32Array;
+  score: Float64Array;
+  start: Float64Array;
+  end: Float64Array;
+  typeIds: Map<string, number>;
+  categoryIds: Map<string, number>;
+  partCount: number;
+  /** 1 for the parts that are a subject. */
+  subject: Uint8Array;
+  /** The number of the category 'rule' (a rule's own keywords and patterns), -1 when no finding has it. */
+  ruleCategory: number;
+}
 
-function setsOf(selectors: readonly string[]): { types: Set<string>; categories: Set<string> } {
-  let sets = selectorSets.get(selectors);
-  if (!sets) {
-    sets = { types: new Set(), categories: new Set() };
-    for (const s of selectors) {
-      if (s.startsWith('@')) sets.categories.add(s.slice(1) as Category);
-      else sets.types.add(s);
-    }
-    selectorSets.set(selectors, sets);
+function idOf(ids: Map<string, number>, key: string): number {
+  let id = ids.get(key);
+  if (id === undefined) ids.set(key, (id = ids.size));
+  return id;
+}
+
+function indexFindings(findings: readonly Finding[], subjectParts: ReadonlySet<string>): Indexed {
+  const n = findings.length;
+  const type = new Int32Array(n);
+  const category = new Int32Array(n);
+  const part = new Int32Array(n);
+  const score = new Float64Array(n);
+  const start = new Float64Array(n);
+  const end = new Float64Array(n);
+  const typeIds = new Map<string, number>();
+  const categoryIds = new Map<string, number>();
+  const partIds = new Map<string, number>();
+  // Neighbours mostly share type and part: a map is asked only when they change.
+  let lastType: string | null = null;
+  let lastTypeId = -1;
+  let lastPart: string | null = null;
+  let lastPartId = -1;
+  for (let i = 0; i < n; i++) {
+    const f = findings[i]!;
+    if (f.type !== lastType) lastTypeId = idOf(typeIds, (lastType = f.type));
+    if (f.part !== lastPart) lastPartId = idOf(partIds, (lastPart = f.part));
+    type[i] = lastTypeId;
+    part[i] = lastPartId;
+    category[i] = idOf(categoryIds, f.category);
+    score[i] = f.score;
+    start[i] = f.start;
+    end[i] = f.end;
   }
-  return sets;
+  const subject = new Uint8Array(partIds.size);
+  for (const [name, id] of partIds) if (subjectParts.has(name)) subject[id] = 1;
+  return {
+    findings,
+    type,
+    category,
+    part,
+    score,
+    start,
+    end,
+    typeIds,
+    categoryIds,
+    partCount: partIds.size,
+    subject,
+    ruleCategory: categoryIds.get('rule') ?? -1,
+  };
 }
 
 /**
  * Indices of the findings that a selector list takes at a minimum score. A rule's own keyword and pattern
  * findings (category 'rule') are taken only for the rule that owns them (`owner`: its recognizer prefix).
  */
-function select(
-  selectors: readonly string[],
-  findings: readonly Finding[],
-  min: number,
-  owner: string,
-): number[] {
-  const { types, categories } = setsOf(selectors);
+function select(selectors: readonly string[], ix: Indexed, min: number, owner: string): number[] {
+  const types = new Uint8Array(ix.typeIds.size);
+  const categories = new Uint8Array(ix.categoryIds.size);
+  for (const s of selectors) {
+    const id = s.startsWith('@') ? ix.categoryIds.get(s.slice(1)) : ix.typeIds.get(s);
+    if (id !== undefined) (s.startsWith('@') ? categories : types)[id] = 1;
+  }
+  const { type, category, score, ruleCategory, findings } = ix;
   const out: number[] = [];
-  for (let i = 0; i < findings.length; i++) {
-    const f = findings[i]!;
+  for (let i = 0; i < score.length; i++) {
     if (
-      f.score >= min &&
-      (categories.has(f.category) || types.has(f.type)) &&
-      (f.category !== 'rule' || f.recognizer.startsWith(owner))
+      score[i]! >= min &&
+      (categories[category[i]!] === 1 || types[type[i]!] === 1) &&
+      (category[i] !== ruleCategory || findings[i]!.recognizer.startsWith(owner))
     )
       out.push(i);
   }
@@ -142,38 +199,32 @@ function select(
 }
 
 /** The rule's own keyword and pattern findings at its minimum score. */
-function ownFindings(findings: readonly Finding[], min: number, owner: string): number[] {
+function ownFindings(ix: Indexed, min: number, owner: string): number[] {
   const out: number[] = [];
-  for (let i = 0; i < findings.length; i++) {
-    const f = findings[i]!;
-    if (f.category === 'rule' && f.score >= min && f.recognizer.startsWith(owner)) out.push(i);
-  }
+  if (ix.ruleCategory < 0) return out;
+  for (let i = 0; i < ix.score.length; i++)
+    if (ix.category[i] === ix.ruleCategory && ix.score[i]! >= min && ix.findings[i]!.recognizer.startsWith(owner))
+      out.push(i);
   return out;
 }
 
 /** The indices of the findings that make a condition hold, or null when it does not. */
-function evaluateCondition(
-  c: Condition,
-  findings: readonly Finding[],
-  ruleMin: number,
-  subjectParts: ReadonlySet<string>,
-  owner: string,
-): number[] | null {
+function evaluateCondition(c: Condition, ix: Indexed, ruleMin: number, owner: string): number[] | null {
   const min = c.minScore ?? ruleMin;
   if ('any' in c) {
-    const hits = select(c.any, findings, min, owner);
+    const hits = select(c.any, ix, min, owner);
     return hits.length >= c.minCount ? hits : null;
   }
   const [as, bs] = c.near;
-  const a = select(as, findings, min, owner);
+  const a = select(as, ix, min, owner);
   if (a.length === 0) return null;
-  const b = select(bs, findings, min, owner);
+  const b = select(bs, ix, min, owner);
   if (b.length === 0) return null;
-  const pairedA = pairedWith(a, b, findings, c.window, subjectParts);
+  const pairedA = pairedWith(a, b, ix, c.window);
   if (pairedA.length === 0) return null;
-  const pairedB = pairedWith(b, a, findings, c.window, subjectParts);
+  const pairedB = pairedWith(b, a, ix, c.window);
   // Each finding once, in the order of the findings (a Set of objects per condition was a large part of the cost).
-  const used = new Uint8Array(findings.length);
+  const used = new Uint8Array(ix.score.length);
   for (const i of pairedA) used[i] = 1;
   for (const i of pairedB) used[i] = 1;
   const out: number[] = [];
@@ -190,21 +241,17 @@ interface SortedSide {
   otherMaxEnds: Float64Array;
 }
 
-function sortByPart(indices: readonly number[], findings: readonly Finding[]): Map<string, SortedSide> {
-  const byPart = new Map<string, number[]>();
-  for (const i of indices) {
-    const part = findings[i]!.part;
-    const list = byPart.get(part);
-    if (list) list.push(i);
-    else byPart.set(part, [i]);
-  }
-  const out = new Map<string, SortedSide>();
-  for (const [part, list] of byPart) {
+/** The sorted side of each part (by part number; undefined for a part none of `indices` is in). */
+function sortByPart(indices: readonly number[], ix: Indexed): Array<SortedSide | undefined> {
+  const byPart: number[][] = [];
+  for (const i of indices) (byPart[ix.part[i]!] ??= []).push(i);
+  const out: Array<SortedSide | undefined> = new Array<SortedSide | undefined>(ix.partCount);
+  const { start, end } = ix;
+  byPart.forEach((list, part) => {
     // Findings come resolved, in order of part, category and start: a selection is often in order already.
     let ordered = true;
-    for (let k = 1; k < list.length && ordered; k++)
-      ordered = findings[list[k - 1]!]!.start <= findings[list[k]!]!.start;
-    if (!ordered) list.sort((p, q) => findings[p]!.start - findings[q]!.start);
+    for (let k = 1; k < list.length && ordered; k++) ordered = start[list[k - 1]!]! <= start[list[k]!]!;
+    if (!ordered) list.sort((p, q) => start[p]! - start[q]!);
     const starts = new Float64Array(list.length);
     const maxEnds = new Float64Array(list.length);
     const maxAt = new Int32Array(list.length);
@@ -213,19 +260,19 @@ function sortByPart(indices: readonly number[], findings: readonly Finding[]): M
     let at = -1;
     let other = -Infinity;
     for (let k = 0; k < list.length; k++) {
-      const f = findings[list[k]!]!;
-      starts[k] = f.start;
-      if (f.end > max) {
+      const i = list[k]!;
+      starts[k] = start[i]!;
+      if (end[i]! > max) {
         other = max;
-        max = f.end;
-        at = list[k]!;
-      } else if (f.end > other) other = f.end;
+        max = end[i]!;
+        at = i;
+      } else if (end[i]! > other) other = end[i]!;
       maxEnds[k] = max;
       maxAt[k] = at;
       otherMaxEnds[k] = other;
     }
-    out.set(part, { starts, maxEnds, maxAt, otherMaxEnds });
-  }
+    out[part] = { starts, maxEnds, maxAt, otherMaxEnds };
+  });
   return out;
 }
 
@@ -245,43 +292,44 @@ function lastAtMost(sorted: Float64Array, value: number): number {
 }
 
 /**
- * The findings of `xs` that pair with some finding of `ys` (both indices into `findings`): within `window` characters
+ * The findings of `xs` that pair with some finding of `ys` (both indices into the findings): within `window` characters
  * in the same part, or in different parts when either is a subject. One sort and a binary search per finding: dense
  * text has tens of thousands of findings, and comparing every pair took seconds on a megabyte.
  */
-function pairedWith(
-  xs: readonly number[],
-  ys: readonly number[],
-  findings: readonly Finding[],
-  window: number,
-  subjectParts: ReadonlySet<string>,
-): number[] {
-  const sorted = sortByPart(ys, findings);
-  const inYs = new Uint8Array(findings.length);
+function pairedWith(xs: readonly number[], ys: readonly number[], ix: Indexed, window: number): number[] {
+  const sorted = sortByPart(ys, ix);
+  const inYs = new Uint8Array(ix.score.length);
   for (const y of ys) inYs[y] = 1;
-  const subjectYs = ys.filter((y) => subjectParts.has(findings[y]!.part));
-  const out: number[] = [];
-  // The last part's sorted side: xs come mostly part by part.
-  let sidePart: string | null = null;
-  let side: SortedSide | undefined;
-  for (const xi of xs) {
-    const x = findings[xi]!;
-    let paired = false;
-    if (x.part !== sidePart) {
-      sidePart = x.part;
-      side = sorted.get(x.part);
+  const { part, start, end, subject } = ix;
+  /** Parts that some y is in, and whether one of them is a subject. */
+  let partsWithYs = 0;
+  let subjectWithYs = -1;
+  let subjectsWithYs = 0;
+  sorted.forEach((side, p) => {
+    if (!side) return;
+    partsWithYs++;
+    if (subject[p] === 1) {
+      subjectsWithYs++;
+      subjectWithYs = p;
     }
+  });
+  const out: number[] = [];
+  for (const xi of xs) {
+    const p = part[xi]!;
+    const side = sorted[p];
+    let paired = false;
     if (side) {
       // Some y starts at most `window` after x ends; the furthest-reaching of those must end at most `window` before
       // x starts. A finding selected on both sides does not pair with itself: then the furthest of the others counts.
-      const k = lastAtMost(side.starts, x.end + window);
+      const k = lastAtMost(side.starts, end[xi]! + window);
       if (k >= 0) {
         const reach = inYs[xi] === 1 && side.maxAt[k] === xi ? side.otherMaxEnds[k]! : side.maxEnds[k]!;
-        paired = reach >= x.start - window;
+        paired = reach >= start[xi]! - window;
       }
     }
-    if (!paired && subjectParts.has(x.part)) paired = sorted.size > (side ? 1 : 0);
-    if (!paired) paired = subjectYs.some((y) => findings[y]!.part !== x.part);
+    // A subject pairs with any other part that has a y, and any part with a subject that has one.
+    if (!paired && subject[p] === 1) paired = partsWithYs > (side ? 1 : 0);
+    if (!paired) paired = subjectsWithYs > 1 || (subjectsWithYs === 1 && subjectWithYs !== p);
     if (paired) out.push(xi);
   }
   return out;
@@ -301,19 +349,20 @@ export function evaluateRules(
   let action: Verdict['action'] = 'clean';
   let score = 0;
   let phi = false;
+  const ix = indexFindings(findings, subjectParts);
   for (const rule of ruleSet.rules) {
     if (!rule.enabled) continue;
     const contributing: number[][] = [];
     const owner = ownerPrefix(rule.id);
     // A rule with keywords or patterns needs one of them, besides its conditions.
     if (hasOwnMatchers(rule)) {
-      const own = ownFindings(findings, rule.minScore, owner);
+      const own = ownFindings(ix, rule.minScore, owner);
       if (own.length === 0) continue;
       contributing.push(own);
     }
     let fired = true;
     for (const c of rule.conditions) {
-      const hits = evaluateCondition(c, findings, rule.minScore, subjectParts, owner);
+      const hits = evaluateCondition(c, ix, rule.minScore, owner);
       if (!hits) {
         fired = false;
         break;
