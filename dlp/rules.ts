@@ -2,7 +2,7 @@
 // The schema is strict so an admin's typo is refused with its path, never silently ignored.
 import { z } from 'zod';
 import { checkOwnMatchers, hasOwnMatchers, ownerPrefix } from './rule-matchers.js';
-import type { Action, Category, Finding, Verdict } from './types.js';
+import type { Action, Finding, Verdict } from './types.js';
 
 /** A detector selector: a finding type ("US_SSN") or a category ("@health"). */
 const selector = z
