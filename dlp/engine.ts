@@ -773,58 +773,6 @@ export function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
   return tokenIndex;
 }
 
-/**
- * Where a pattern that opens with a number may match: the start of every token that starts with a digit, and the
- * position before it when one of the `lead` characters is there ("+" or "(" before a phone number's digits); in order.
- */
-export function digitStarts(text: string, tokens: WordTokens, lead: string): Int32Array {
-  const digit = tokenIndexOf(text, tokens).digit;
-  const out = new Int32Array(digit.length * 2);
-  let n = 0;
-  for (let j = 0; j < digit.length; j++) {
-    const at = tokens.start[digit[j]!]!;
-    if (at > 0 && lead.includes(text[at - 1]!)) out[n++] = at - 1;
-    out[n++] = at;
-  }
-  return out.subarray(0, n);
-}
-
-/**
- * The matches of a global regex one by one, as its exec finds them from the start; with `starts` (every place where a
- * match may start, in order; more do no harm), found by `sticky` (the same pattern, flag y) tried only there.
- */
-export function matchesOf(
-  text: string,
-  global: RegExp,
-  sticky: RegExp,
-  starts: ArrayLike<number> | null,
-): () => RegExpExecArray | null {
-  if (!starts) {
-    global.lastIndex = 0;
-    return () => {
-      const m = global.exec(text);
-      if (m && m[0].length === 0) global.lastIndex++;
-      return m;
-    };
-  }
-  let k = 0;
-  let from = 0;
-  return () => {
-    for (; k < starts.length; k++) {
-      const at = starts[k]!;
-      if (at < from) continue;
-      sticky.lastIndex = at;
-      const m = sticky.exec(text);
-      if (m) {
-        from = at + Math.max(1, m[0].length);
-        k++;
-        return m;
-      }
-    }
-    return null;
-  };
-}
-
 /** Whether the lower-cased text holds one of a pattern's triggers (true when it has none). */
 export function hasTrigger(lower: string, triggers: readonly string[] | undefined): boolean {
   if (triggers === undefined) return true;
@@ -869,31 +817,26 @@ function runPattern(
     const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
     if (tokens && pattern.tokens && pattern.sticky) {
       // Tried at the tokens where a match can start: the same matches as a search of the whole text.
-      const { minLength, maxLength, first, lead } = pattern.tokens;
+      const { minLength, maxLength, first } = pattern.tokens;
       const index = tokenIndexOf(text, tokens);
       const list = first === 'digit' ? index.digit : first === 'upper' ? index.upper : index.long;
       const all = first === 'any' && minLength < LONG_TOKEN;
       const re = pattern.sticky;
       let from = 0;
-      const tryAt = (at: number): void => {
-        re.lastIndex = at;
-        const m = re.exec(text);
-        if (m === null) return;
-        if (m[0].length === 0) {
-          from = at + 1;
-          return;
-        }
-        from = at + m[0].length;
-        take(m, pattern);
-      };
       for (let j = 0, n = all ? tokens.count : list.length; j < n; j++) {
         const k = all ? j : list[j]!;
         const at = tokens.start[k]!;
         const length = tokens.end[k]! - at;
-        if (length < minLength || length > maxLength) continue;
-        // A lead character is no token character: the token before ends before it, so the order holds.
-        if (lead !== undefined && at > from && lead.includes(text[at - 1]!)) tryAt(at - 1);
-        if (at >= from) tryAt(at);
+        if (length < minLength || length > maxLength || at < from) continue;
+        re.lastIndex = at;
+        const m = re.exec(text);
+        if (m === null) continue;
+        if (m[0].length === 0) {
+          from = at + 1;
+          continue;
+        }
+        from = at + m[0].length;
+        take(m, pattern);
       }
       continue;
     }

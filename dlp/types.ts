@@ -66,13 +66,7 @@ export interface PatternSpec {
    * ("1HGCM82633A004352" is one token of 17). When a recognizer of the set reads the tokens anyway, `regex` is tried
    * at those tokens only; its findings are the same as with a search of the whole part.
    */
-  tokens?: {
-    minLength: number;
-    maxLength: number;
-    first: 'digit' | 'upper' | 'any';
-    /** Characters that may open a match right before such a token ("+" and "(" before a phone number's digits). */
-    lead?: string;
-  };
+  tokens?: { minLength: number; maxLength: number; first: 'digit' | 'upper' | 'any' };
 }
 
 export interface PatternRecognizer {

@@ -398,9 +398,7 @@ const ndc: PatternRecognizer = {
   patterns: [
     {
       name: 'ndc-dashed',
-      // Opens with a digit and checks what is before it after that: the regex engine then skips to digits instead of
-      // trying a lookbehind at every position.
-      regex: /\d(?<![\p{N}-]\d)(?:\d{3}-\d{4}-\d{2}|\d{4}-\d{3}-\d{2}|\d{4}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u,
+      regex: /(?<![\p{N}-])(?:\d{4}-\d{4}-\d{2}|\d{5}-\d{3}-\d{2}|\d{5}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u,
       score: 0.4,
     },
     {

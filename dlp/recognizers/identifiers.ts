@@ -1,6 +1,6 @@
 // Identifiers with a format or a checksum of their own: SSN, ITIN, NPI, DEA, MBI, payment card, e-mail, phone and
 // fax, URL, IP address, VIN. Every pattern is bounded and anchored on a boundary, so a scan is linear in the text.
-import { digitStarts, matchesOf, wordListRegex } from '../engine.js';
+import { wordListRegex } from '../engine.js';
 import type { CustomRecognizer, Finding, PatternRecognizer, Recognizer } from '../types.js';
 import {
   isPlausiblePhone,
@@ -307,8 +307,6 @@ const phone: PatternRecognizer = {
       name: 'phone-us',
       regex: new RegExp(String.raw`${START}${US_COUNTRY}${US_LOCAL}${EXTENSION}${PHONE_END}`, 'iu'),
       score: 0.6,
-      // Its first digits: "1" (1-, +1), "001", "555", or "1555" (+1555): tried there, or at the "+" or "(" before them.
-      tokens: { minLength: 1, maxLength: 4, first: 'digit', lead: '+(' },
     },
     // Anything written with a country code: "+1 555 123 4567", "+15551234567", "+46 (0)8 928 571 38".
     {
@@ -366,7 +364,6 @@ const LINE_AFTER = new RegExp(
   String.raw`${START}(${LOOSE_PHONE}${EXTENSION})[ \t]{0,2}[\-(/]?[ \t]{0,2}(?:(fax|facsimile)|phone|tel|cell|mobile|home|work|office|desk|landline|direct)(?![\p{L}])`,
   'giu',
 );
-const LINE_AFTER_AT = new RegExp(LINE_AFTER.source, 'iuy');
 const LINE_AFTER_SCORE = { fax: 1, phone: 0.6 };
 
 /**
@@ -375,12 +372,10 @@ const LINE_AFTER_SCORE = { fax: 1, phone: 0.6 };
  */
 const lineAfter: CustomRecognizer = {
   id: 'phone-line-after',
-  analyze(text, ctx) {
+  analyze(text) {
     const out: Array<Omit<Finding, 'part'>> = [];
-    // A number starts with a digit, or with the "+" or "(" before one: tried there when the tokens are at hand.
-    const tokens = ctx.tokens?.() ?? null;
-    const next = matchesOf(text, LINE_AFTER, LINE_AFTER_AT, tokens ? digitStarts(text, tokens, '+(') : null);
-    for (let m = next(); m; m = next()) {
+    LINE_AFTER.lastIndex = 0;
+    for (let m = LINE_AFTER.exec(text); m; m = LINE_AFTER.exec(text)) {
       const number = m[1] ?? '';
       if (!isPlausiblePhone(number, 7, 15)) continue;
       const fax = m[2] !== undefined;

@@ -6,7 +6,6 @@ import {
   HOUSE_NUMBER_ANCHOR,
   isAscii,
   leadingLetters,
-  matchesOf,
   tokenIndexOf,
   wordHashFilter,
   wordListRegex,
@@ -519,7 +518,26 @@ const namedStreet: CustomRecognizer = {
     const out: Array<Omit<Finding, 'part'>> = [];
     const tokens = ctx.tokens?.() ?? null;
     const starts = tokens && isAscii(ctx.lower) ? namedStreetStarts(text, tokenIndexOf(text, tokens).digit, tokens.start) : null;
-    const next = matchesOf(text, NAMED_STREET, NAMED_STREET_AT, starts);
+    const sticky = NAMED_STREET_AT;
+    const re = NAMED_STREET;
+    re.lastIndex = 0;
+    let k = 0;
+    let from = 0;
+    // With candidate starts, each tried in order from where the last match ended: the matches of the search below.
+    const next = (): RegExpExecArray | null => {
+      if (!starts) return re.exec(text);
+      for (; k < starts.length; k++) {
+        const at = starts[k]!;
+        if (at < from) continue;
+        sticky.lastIndex = at;
+        const m = sticky.exec(text);
+        if (m) {
+          from = at + m[0].length;
+          return m;
+        }
+      }
+      return null;
+    };
     for (let m = next(); m; m = next()) {
       if (notOrdinaryWords(m[0]) === false) continue;
       const start = m.index;
