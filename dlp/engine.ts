@@ -124,9 +124,27 @@ export function tokenizeWords(lower: string): WordTokens {
   return tokenize(lower, false);
 }
 
-/** 1 for the ASCII characters of a word token (letters and digits). */
-const ASCII_WORD = new Uint8Array(128);
-for (let c = 0; c < 128; c++) ASCII_WORD[c] = isWordCode(c) ? 1 : 0;
+/**
+ * The class of every code unit for the tokenizer: A_TO_Z, DIGIT, OTHER_WORD (A–Z, letters and marks beyond ASCII) or
+ * 0 (no word character); UNSEEN for one beyond ASCII not yet looked at. One table read per character, no branch on
+ * ASCII first: the tokenizer reads every character of a part.
+ */
+const A_TO_Z = 1;
+const DIGIT = 2;
+const OTHER_WORD = 4;
+const UNSEEN = 255;
+const wordClass = new Uint8Array(0x10000).fill(UNSEEN);
+for (let c = 0; c < 0x80; c++)
+  wordClass[c] = c >= 97 && c <= 122 ? A_TO_Z : c >= 48 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? OTHER_WORD : 0;
+
+function wordClassOf(c: number): number {
+  let k = wordClass[c]!;
+  if (k === UNSEEN) {
+    k = isWordChar(c) ? OTHER_WORD : 0;
+    wordClass[c] = k;
+  }
+  return k;
+}
 
 /**
  * The UTF-16 code units of a string, in a buffer reused from call to call (one beyond RETAINED_CODES is not kept):
@@ -158,25 +176,35 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
   let end = reuse ? buffers.end : new Int32Array(size);
   let hash = reuse ? buffers.hash : new Int32Array(size);
   let lettersThenDigit = reuse ? buffers.lettersThenDigit : new Uint8Array(size);
+  const classes = wordClass;
   let k = 0;
   let i = 0;
   while (i < n) {
-    const c = u[i]!;
-    // ASCII without a call: most characters of mail are ASCII, and this loop reads every one of them.
-    if (c < 0x80 ? ASCII_WORD[c] === 0 : !isWordChar(c)) {
+    let cls = classes[u[i]!]!;
+    if (cls === UNSEEN) cls = wordClassOf(u[i]!);
+    if (cls === 0) {
       i++;
       continue;
     }
     const s = i;
+    const first = cls;
     let h = FNV_OFFSET;
-    // Letters a–z from the start, then a digit: 1 while in the letters, 2 once a digit came right after them.
-    let letters = c >= 97 && c <= 122 ? 1 : 0;
-    while (i < n) {
-      const d = u[i]!;
-      if (d < 0x80 ? ASCII_WORD[d] === 0 : !isWordChar(d)) break;
-      h = Math.imul(h ^ d, FNV_PRIME);
-      if (letters === 1 && !(d >= 97 && d <= 122)) letters = d >= 48 && d <= 57 ? 2 : 0;
+    /** The classes seen in the token, or-ed: whether it is letters only, or letters then a digit, is told after. */
+    let seen = 0;
+    do {
+      h = Math.imul(h ^ u[i]!, FNV_PRIME);
+      seen |= cls;
       i++;
+      if (i >= n) break;
+      cls = classes[u[i]!]!;
+      if (cls === UNSEEN) cls = wordClassOf(u[i]!);
+    } while (cls !== 0);
+    // Letters a–z from the start, then a digit ("dob1985"): read again only for a token of a–z that has a digit.
+    let lettersThenDigitHere = 0;
+    if (first === A_TO_Z && (seen & DIGIT) !== 0) {
+      let j = s + 1;
+      while (classes[u[j]!] === A_TO_Z) j++;
+      lettersThenDigitHere = classes[u[j]!] === DIGIT ? 1 : 0;
     }
     if (k === size) {
       size *= 2;
@@ -195,7 +223,7 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
     start[k] = s;
     end[k] = i;
     hash[k] = h;
-    lettersThenDigit[k] = letters === 2 ? 1 : 0;
+    lettersThenDigit[k] = lettersThenDigitHere;
     k++;
     // A possessive "'s" ending the word: skipped (i < n here, or the checks below read past the end as before).
     if (i + 2 <= n) {

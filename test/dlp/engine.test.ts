@@ -2,7 +2,14 @@
 // and its pattern triggers. It must never drop a finding that nothing of its own part and category covers, and a
 // trigger must never keep a pattern from a text it matches.
 import { expect } from 'chai';
-import { analyzePart, compileRecognizers, hasTrigger, resolveOverlaps } from '../../dlp/engine.js';
+import {
+  analyzePart,
+  compileRecognizers,
+  hashWord,
+  hasTrigger,
+  resolveOverlaps,
+  tokenizeWords,
+} from '../../dlp/engine.js';
 import { builtinRecognizers } from '../../dlp/recognizers/index.js';
 import type { Category, Finding } from '../../dlp/types.js';
 
@@ -143,3 +150,31 @@ describe('dlp engine pattern triggers', () => {
           .map((x) => `${x.type}@${x.start}-${x.end}`),
       ).to.deep.equal(expected));
 });
+
+describe('dlp engine tokenizeWords', () => {
+  // [lower-cased text, its tokens as "text" or "text*" when letters a–z then a digit open it]
+  const cases: Array<[string, string[]]> = [
+    ['', []],
+    ['  ,.;  ', []],
+    ['dob1985 a1c 1985dob x_y', ['dob1985*', 'a1c*', '1985dob', 'x', 'y']],
+    ["crohn's disease, patient’s chart", ['crohn', 'disease', 'patient', 'chart']],
+    ["o'brien mary-jane it's", ['o', 'brien', 'mary', 'jane', 'it']],
+    ['müller josé́ straße 5', ['müller', 'josé́', 'straße', '5']],
+    ['ab٣ 😀x abc', ['ab', 'x', 'abc']],
+    ['end9', ['end9*']],
+  ];
+  for (const [text, expected] of cases) {
+    it(`${JSON.stringify(text)} → ${expected.join(' ') || 'none'}`, () => {
+      const t = tokenizeWords(text);
+      const got: string[] = [];
+      for (let k = 0; k < t.count; k++) {
+        const word = text.slice(t.start[k], t.end[k]);
+        // Each token's hash is the hash of its text.
+        expect(t.hash[k], word).to.equal(hashWord(word));
+        got.push(word + (t.lettersThenDigit[k] === 1 ? '*' : ''));
+      }
+      expect(got).to.deep.equal(expected);
+    });
+  }
+});
+
