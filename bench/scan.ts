@@ -161,7 +161,8 @@ async function main(): Promise<void> {
   // of the run before would find them made already, which no message in a gateway does.
   const texts = Array.from({ length: 15 }, (_, v) => makeText(2 * 1024 * 1024, v));
   let next = 0;
-  const scanNext = () => analyzer.analyze([{ id: 'text', text: texts[next++ % texts.length]!, kind: 'body' }]);
+  const scanNext = () =>
+    analyzer.analyze([{ id: 'text', text: texts[next++ % texts.length]!, kind: 'body' }]);
   const bytes = texts[0]!.length;
   analyzer.analyze([{ id: 'text', text: makeText(200_000, 1), kind: 'body' }]);
   // The first full run, cold: what a gateway that just started pays once.

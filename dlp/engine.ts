@@ -135,7 +135,8 @@ const OTHER_WORD = 4;
 const UNSEEN = 255;
 const wordClass = new Uint8Array(0x10000).fill(UNSEEN);
 for (let c = 0; c < 0x80; c++)
-  wordClass[c] = c >= 97 && c <= 122 ? A_TO_Z : c >= 48 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? OTHER_WORD : 0;
+  wordClass[c] =
+    c >= 97 && c <= 122 ? A_TO_Z : c >= 48 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? OTHER_WORD : 0;
 
 function wordClassOf(c: number): number {
   let k = wordClass[c]!;

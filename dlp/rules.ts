@@ -203,7 +203,11 @@ function ownFindings(ix: Indexed, min: number, owner: string): number[] {
   const out: number[] = [];
   if (ix.ruleCategory < 0) return out;
   for (let i = 0; i < ix.score.length; i++)
-    if (ix.category[i] === ix.ruleCategory && ix.score[i]! >= min && ix.findings[i]!.recognizer.startsWith(owner))
+    if (
+      ix.category[i] === ix.ruleCategory &&
+      ix.score[i]! >= min &&
+      ix.findings[i]!.recognizer.startsWith(owner)
+    )
       out.push(i);
   return out;
 }

@@ -517,7 +517,10 @@ const namedStreet: CustomRecognizer = {
   analyze(text, ctx) {
     const out: Array<Omit<Finding, 'part'>> = [];
     const tokens = ctx.tokens?.() ?? null;
-    const starts = tokens && isAscii(ctx.lower) ? namedStreetStarts(text, tokenIndexOf(text, tokens).digit, tokens.start) : null;
+    const starts =
+      tokens && isAscii(ctx.lower)
+        ? namedStreetStarts(text, tokenIndexOf(text, tokens).digit, tokens.start)
+        : null;
     const sticky = NAMED_STREET_AT;
     const re = NAMED_STREET;
     re.lastIndex = 0;

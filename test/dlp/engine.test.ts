@@ -177,4 +177,3 @@ describe('dlp engine tokenizeWords', () => {
     });
   }
 });
-

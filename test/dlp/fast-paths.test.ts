@@ -110,11 +110,62 @@ describe('dlp engine: street names and numbers read back from the number', () =>
   // Pieces that make and break "street name, then house number" in every way: capitals after apostrophes and hyphens,
   // words too long, two blanks, dots, house numbers before the name, units and address words after it.
   const pieces = [
-    'Via', 'delle', 'Coste', 'Puruntie', 'Rua', 'do', 'Arenque', "O'Neil", 'Saint-Denis', 'x-Main', "l'Eglise", 'St.',
-    'Mt.', 'the', 'in', 'lives', 'address', 'Type', 'Room', 'Suite 5', 'Apt 3B', 'Unit', 'a'.repeat(33),
-    'B' + 'c'.repeat(31), 'Ab', 'ABC', '_Main', 'Main_', '12', '82', '1634', '28245', '1234567', '5th', '4B', '9a.',
+    'Via',
+    'delle',
+    'Coste',
+    'Puruntie',
+    'Rua',
+    'do',
+    'Arenque',
+    "O'Neil",
+    'Saint-Denis',
+    'x-Main',
+    "l'Eglise",
+    'St.',
+    'Mt.',
+    'the',
+    'in',
+    'lives',
+    'address',
+    'Type',
+    'Room',
+    'Suite 5',
+    'Apt 3B',
+    'Unit',
+    'a'.repeat(33),
+    'B' + 'c'.repeat(31),
+    'Ab',
+    'ABC',
+    '_Main',
+    'Main_',
+    '12',
+    '82',
+    '1634',
+    '28245',
+    '1234567',
+    '5th',
+    '4B',
+    '9a.',
   ];
-  const between = [' ', ' ', ' ', ' ', ' ', '  ', '\t', ', ', '.', '\n', '\r\n', '; ', '(', ') ', '-', "'", ''];
+  const between = [
+    ' ',
+    ' ',
+    ' ',
+    ' ',
+    ' ',
+    '  ',
+    '\t',
+    ', ',
+    '.',
+    '\n',
+    '\r\n',
+    '; ',
+    '(',
+    ') ',
+    '-',
+    "'",
+    '',
+  ];
   let seed = 7;
   const random = (n: number) => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -124,7 +175,8 @@ describe('dlp engine: street names and numbers read back from the number', () =>
     let found = 0;
     for (let t = 0; t < 600; t++) {
       let text = '';
-      for (let i = 0, n = 10 + random(50); i < n; i++) text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      for (let i = 0, n = 10 + random(50); i < n; i++)
+        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
       const part = { id: 'text', text, kind: 'body' as const };
       const a = analyzePart(withTokens, part).map(key);
       const b = analyzePart(searched, part).map(key);
@@ -135,4 +187,3 @@ describe('dlp engine: street names and numbers read back from the number', () =>
     expect(found).to.be.greaterThan(50);
   });
 });
-
