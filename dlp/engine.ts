@@ -841,53 +841,39 @@ function runPattern(
     if (near) score = Math.min(1, score + (spec.contextBoost ?? DEFAULT_BOOST));
     out.push({ type: spec.type, category: spec.category, part, start, end, score, recognizer: spec.id });
   };
+  // A sticky pattern tried at chosen starts, in order, each at or after where the last match ended: the same matches as
+  // a search of the whole text when every place a match can start is among them.
+  let from = 0;
+  const tryAt = (re: RegExp, at: number, pattern: CompiledPattern): void => {
+    re.lastIndex = at;
+    const m = re.exec(text);
+    if (m === null) return;
+    from = at + Math.max(1, m[0].length);
+    if (m[0].length > 0) take(m, pattern);
+  };
   for (const pattern of rec.patterns) {
     if (pattern.anyTrigger ? !pattern.anyTrigger.test(lower) : !hasTrigger(lower, pattern.triggers)) continue;
+    from = 0;
     const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
     if (tokens && pattern.tokens && pattern.sticky) {
-      // Tried at the tokens where a match can start: the same matches as a search of the whole text.
+      // Tried at the tokens where a match can start.
       const { minLength, maxLength, first } = pattern.tokens;
       const index = tokenIndexOf(text, tokens);
       const list = first === 'digit' ? index.digit : first === 'upper' ? index.upper : index.long;
       const all = first === 'any' && minLength < LONG_TOKEN;
-      const re = pattern.sticky;
-      let from = 0;
       for (let j = 0, n = all ? tokens.count : list.length; j < n; j++) {
         const k = all ? j : list[j]!;
         const at = tokens.start[k]!;
         const length = tokens.end[k]! - at;
-        if (length < minLength || length > maxLength || at < from) continue;
-        re.lastIndex = at;
-        const m = re.exec(text);
-        if (m === null) continue;
-        if (m[0].length === 0) {
-          from = at + 1;
-          continue;
-        }
-        from = at + m[0].length;
-        take(m, pattern);
+        if (length >= minLength && length <= maxLength && at >= from) tryAt(pattern.sticky, at, pattern);
       }
       continue;
     }
     if (pattern.anchor && pattern.sticky) {
-      // Tried at its anchor's starts only: the same matches as a search of the whole text, which finds the leftmost
-      // match from where the last one ended, and cannot match where the anchor does not.
+      // Tried at its anchor's starts only (it cannot match where the anchor does not).
       const starts = anchorStarts(text, pattern.anchor);
-      const re = pattern.sticky;
-      let from = 0;
-      for (let k = 0; k < starts.length; k++) {
-        const at = starts[k]!;
-        if (at < from) continue;
-        re.lastIndex = at;
-        const m = re.exec(text);
-        if (m === null) continue;
-        if (m[0].length === 0) {
-          from = at + 1;
-          continue;
-        }
-        from = at + m[0].length;
-        take(m, pattern);
-      }
+      for (let k = 0; k < starts.length; k++)
+        if (starts[k]! >= from) tryAt(pattern.sticky, starts[k]!, pattern);
       continue;
     }
     const re = pattern.regex;
