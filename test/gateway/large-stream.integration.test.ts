@@ -13,7 +13,7 @@ import { Store } from '../../store/store.js';
 import { CaptureServer, kindOf } from '../support/capture-server.js';
 import { flipMiddle } from '../support/damage.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { sendMessage } from '../support/smtp-client.js';
 import { attachmentBytes } from '../support/pickups.js';
 import { until } from '../support/waiting.js';
 
@@ -48,17 +48,8 @@ function cleanMessage(): string {
   );
 }
 
-async function send(port: number, body: string): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<frontdesk@clinic.example>');
-    await c.cmd('RCPT TO:<orders@vendor.example>');
-    await c.cmd('DATA');
-    return await c.raw(body + '.\r\n');
-  } finally {
-    c.close();
-  }
+function send(port: number, body: string): Promise<string> {
+  return sendMessage(port, 'frontdesk@clinic.example', 'orders@vendor.example', body);
 }
 
 describe('large mail, streamed from the spool (integration)', function () {
@@ -236,7 +227,6 @@ describe('large mail, streamed from the spool (integration)', function () {
     });
   }
 });
-
 
 async function cutOne(file: string): Promise<void> {
   await truncate(file, (await stat(file)).size - 1);

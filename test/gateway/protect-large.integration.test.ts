@@ -15,7 +15,7 @@ import { CaptureServer, kindOf } from '../support/capture-server.js';
 import { flipMiddle } from '../support/damage.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
 import { gnupgHome, makeKey, type TestKey } from '../support/pgp.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { RawSmtp, sendMessage } from '../support/smtp-client.js';
 import { until } from '../support/waiting.js';
 
 const PARTNER = 'partner@lab.example';
@@ -40,19 +40,9 @@ function largeMessage(attachment: Buffer): { raw: Buffer; body: Buffer } {
   return { raw: Buffer.from(`${head}\r\n\r\n${body}`, 'latin1'), body: Buffer.from(body, 'latin1') };
 }
 
-async function send(port: number, raw: Buffer): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<ann@clinic.example>');
-    await c.cmd(`RCPT TO:<${PARTNER}>`);
-    await c.cmd('DATA');
-    return await c.raw(raw.toString('latin1') + '.\r\n');
-  } finally {
-    c.close();
-  }
+function send(port: number, raw: Buffer): Promise<string> {
+  return sendMessage(port, 'ann@clinic.example', PARTNER, raw);
 }
-
 
 /** Counts how the transport is asked to send: as read (`stream`) or from one buffer (`whole`). */
 function spy(t: Transport): { stream: number; whole: number } {

@@ -12,7 +12,7 @@ import { parse, stringify } from 'yaml';
 import { DEFAULT_RULES_FILE } from '../../gateway/rules.js';
 import { CaptureServer, type CapturedMessage } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { makeKey } from '../support/pgp.js';
 import { createReply } from '../../store/pickup-replies.js';
 import type { PickupRow } from '../../store/pickups.js';
@@ -28,22 +28,12 @@ async function send(
   body = PHI_BODY,
   extra = '',
 ): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<ann@clinic.example>');
-    for (const r of rcpts) await c.cmd(`RCPT TO:<${r}>`);
-    await c.cmd('DATA');
-    const msg =
-      `From: Ann <ann@clinic.example>\r\nTo: ${rcpts.join(', ')}\r\nSubject: ${subject}\r\n` +
-      `Message-ID: <${Math.random().toString(36).slice(2)}@clinic.example>\r\nMIME-Version: 1.0\r\n${extra}` +
-      (extra.includes('Content-Type') ? '' : 'Content-Type: text/plain; charset=utf-8\r\n') +
-      `\r\n${body}.\r\n`;
-    const reply = await c.raw(msg);
-    return /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  const msg =
+    `From: Ann <ann@clinic.example>\r\nTo: ${rcpts.join(', ')}\r\nSubject: ${subject}\r\n` +
+    `Message-ID: <${Math.random().toString(36).slice(2)}@clinic.example>\r\nMIME-Version: 1.0\r\n${extra}` +
+    (extra.includes('Content-Type') ? '' : 'Content-Type: text/plain; charset=utf-8\r\n') +
+    `\r\n${body}`;
+  return queueIdOf(await sendMessage(port, 'ann@clinic.example', rcpts, msg));
 }
 
 function kindOf(m: CapturedMessage): string {

@@ -18,7 +18,7 @@ import type { PickupRow } from '../../store/pickups.js';
 import { CaptureServer, kindOf, type CapturedMessage } from '../support/capture-server.js';
 import { until } from '../support/waiting.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { makeKey } from '../support/pgp.js';
 
 const run = promisify(execFile);
@@ -56,17 +56,7 @@ function phiMessage(): string {
 }
 
 async function send(port: number, message: string, rcpts: string[]): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<ann@clinic.example>');
-    for (const r of rcpts) await c.cmd(`RCPT TO:<${r}>`);
-    await c.cmd('DATA');
-    const reply = await c.raw(message + '.\r\n');
-    return /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  return queueIdOf(await sendMessage(port, 'ann@clinic.example', rcpts, message));
 }
 
 async function filesUnder(dir: string): Promise<string[]> {

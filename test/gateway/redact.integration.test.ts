@@ -11,7 +11,7 @@ import { OcrPool } from '../../redaction/ocr-pool.js';
 import { createWebApp } from '../../web/app.js';
 import { CaptureServer } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { HARMLESS_LINE, makePng, PHI_LINE, readText } from '../redaction/fixtures.js';
 import { redactionMode } from '../../gateway/protect.js';
 import type { Verdict } from '../../dlp/types.js';
@@ -110,16 +110,7 @@ async function sendImageMail(
     `--${b}--`,
     '',
   ].join('\r\n');
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<ann@clinic.example>');
-    await c.cmd(`RCPT TO:<${rcpt}>`);
-    await c.cmd('DATA');
-    return /queued as ([0-9A-Z]+)/.exec(await c.raw(message + '.\r\n'))![1]!;
-  } finally {
-    c.close();
-  }
+  return queueIdOf(await sendMessage(port, 'ann@clinic.example', rcpt, message));
 }
 
 describe('image redaction in the gateway (integration)', function () {

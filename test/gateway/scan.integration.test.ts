@@ -9,20 +9,10 @@ import { parse, stringify } from 'yaml';
 import { DEFAULT_RULES_FILE } from '../../gateway/rules.js';
 import { CaptureServer } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { makeMessage, RawSmtp } from '../support/smtp-client.js';
+import { makeMessage, queueIdOf, sendMessage } from '../support/smtp-client.js';
 
 async function send(port: number, message: string): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<staff@clinic.example>');
-    await c.cmd('RCPT TO:<partner@example.org>');
-    await c.cmd('DATA');
-    const reply = await c.raw(message + '.\r\n');
-    return /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  return queueIdOf(await sendMessage(port, 'staff@clinic.example', 'partner@example.org', message));
 }
 
 async function finalState(

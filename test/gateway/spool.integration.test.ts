@@ -6,19 +6,10 @@ import { expect } from 'chai';
 import { SHARED_LEFTOVER_AGE_MS } from '../../store/store.js';
 import { CaptureServer } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { makeMessage, RawSmtp } from '../support/smtp-client.js';
+import { makeMessage, sendMessage } from '../support/smtp-client.js';
 
-async function send(port: number, body = makeMessage()): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<staff@clinic.example>');
-    await c.cmd('RCPT TO:<p@partner.example>');
-    await c.cmd('DATA');
-    return await c.raw(body + '.\r\n');
-  } finally {
-    c.close();
-  }
+function send(port: number, body = makeMessage()): Promise<string> {
+  return sendMessage(port, 'staff@clinic.example', 'p@partner.example', body);
 }
 
 describe('spool (integration)', function () {

@@ -76,6 +76,36 @@ export class RawSmtp {
   }
 }
 
+/**
+ * One message the way the tests send it: EHLO, MAIL FROM, a RCPT TO per recipient, DATA, then `message` (CRLF
+ * lines, ending with CRLF) and the final dot. Returns the reply to the message; replies before it are not checked
+ * (a refused command shows in that last one).
+ */
+export async function sendMessage(
+  port: number,
+  from: string,
+  to: string | readonly string[],
+  message: string | Buffer,
+): Promise<string> {
+  const c = await RawSmtp.open(port);
+  try {
+    await c.cmd('EHLO client.example');
+    await c.cmd(`MAIL FROM:<${from}>`);
+    for (const rcpt of typeof to === 'string' ? [to] : to) await c.cmd(`RCPT TO:<${rcpt}>`);
+    await c.cmd('DATA');
+    return await c.raw(Buffer.concat([Buffer.from(message), Buffer.from('.\r\n')]));
+  } finally {
+    c.close();
+  }
+}
+
+/** The queue id in a "250 … queued as ID" reply; throws with the reply when there is none. */
+export function queueIdOf(reply: string): string {
+  const id = /queued as ([0-9A-Za-z]+)/.exec(reply)?.[1];
+  if (!id) throw new Error(`not queued: ${reply}`);
+  return id;
+}
+
 /** A minimal complete message with CRLF line endings. */
 export function makeMessage(
   opts: { from?: string; to?: string; subject?: string; body?: string; extraHeaders?: string[] } = {},

@@ -11,7 +11,7 @@ import { createLogger } from '../../config/log.js';
 import { activeRulesFile } from '../../config/rules-file.js';
 import { createWebApp } from '../../web/app.js';
 import { removeDir, startGateway, type RunningGateway } from '../support/gateway.js';
-import { makeMessage, RawSmtp } from '../support/smtp-client.js';
+import { makeMessage, queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { Browser, makeAdmin } from '../support/admin-browser.js';
 
 const KEYWORD = 'Project Nightingale';
@@ -55,19 +55,10 @@ describe('web/admin-rules: keywords and patterns (integration)', function () {
   }
 
   async function send(body: string): Promise<string> {
-    const c = await RawSmtp.open(gw.smtpPort);
-    try {
-      await c.cmd('EHLO client.example');
-      await c.cmd('MAIL FROM:<staff@clinic.example>');
-      await c.cmd('RCPT TO:<partner@partner.example>');
-      await c.cmd('DATA');
-      const reply = await c.raw(
-        makeMessage({ to: 'partner@partner.example', subject: 'Update', body }) + '.\r\n',
-      );
-      return /queued as ([0-9A-Za-z]+)/.exec(reply)![1]!;
-    } finally {
-      c.close();
-    }
+    const message = makeMessage({ to: 'partner@partner.example', subject: 'Update', body });
+    return queueIdOf(
+      await sendMessage(gw.smtpPort, 'staff@clinic.example', 'partner@partner.example', message),
+    );
   }
 
   async function verdictOf(id: string): Promise<{ state: string; rules: string[]; types: string[] }> {

@@ -12,7 +12,7 @@ import { createLogger } from '../../config/log.js';
 import { createWebApp } from '../../web/app.js';
 import { totp } from '../../web/totp.js';
 import { removeDir, startGateway, type RunningGateway } from '../support/gateway.js';
-import { makeMessage, RawSmtp } from '../support/smtp-client.js';
+import { makeMessage, queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { makeAdmin } from '../support/admin-browser.js';
 import { CHROMIUM_ARGS } from '../support/chromium.js';
 
@@ -21,17 +21,8 @@ const KEYWORD = 'Project Bluebird';
 const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: string }).source;
 
 async function send(port: number, body: string): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<staff@clinic.example>');
-    await c.cmd('RCPT TO:<patient@example.com>');
-    await c.cmd('DATA');
-    const reply = await c.raw(makeMessage({ to: 'patient@example.com', subject: 'Update', body }) + '.\r\n');
-    return /queued as ([0-9A-Za-z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  const message = makeMessage({ to: 'patient@example.com', subject: 'Update', body });
+  return queueIdOf(await sendMessage(port, 'staff@clinic.example', 'patient@example.com', message));
 }
 
 describe('web/admin-rules (browser)', function () {

@@ -11,7 +11,7 @@ import { CaptureServer, kindOf } from '../support/capture-server.js';
 import { until } from '../support/waiting.js';
 import { Browser, makeAdmin } from '../support/admin-browser.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { addStaff, StaffBrowser } from '../support/staff-browser.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -19,21 +19,11 @@ const PHI_BODY =
   'Patient: Jane Roe, DOB 04/12/1961, MRN 48213377.\r\nShe was diagnosed with type 2 diabetes.\r\n';
 
 async function send(port: number, rcpt: string, subject = 'Results'): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<ann@clinic.example>');
-    await c.cmd(`RCPT TO:<${rcpt}>`);
-    await c.cmd('DATA');
-    const reply = await c.raw(
-      `From: Ann <ann@clinic.example>\r\nTo: ${rcpt}\r\nSubject: ${subject}\r\n` +
-        `Message-ID: <${Math.random().toString(36).slice(2)}@clinic.example>\r\nMIME-Version: 1.0\r\n` +
-        `Content-Type: text/plain; charset=utf-8\r\n\r\n${PHI_BODY}.\r\n`,
-    );
-    return /queued as ([0-9A-Za-z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  const message =
+    `From: Ann <ann@clinic.example>\r\nTo: ${rcpt}\r\nSubject: ${subject}\r\n` +
+    `Message-ID: <${Math.random().toString(36).slice(2)}@clinic.example>\r\nMIME-Version: 1.0\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\n\r\n${PHI_BODY}`;
+  return queueIdOf(await sendMessage(port, 'ann@clinic.example', rcpt, message));
 }
 
 function multipart(fields: Record<string, string>, file?: { name: string; type: string; content: Buffer }) {

@@ -18,7 +18,7 @@ import { CaptureServer, kindOf } from '../support/capture-server.js';
 import { until } from '../support/waiting.js';
 import { CHROMIUM_ARGS } from '../support/chromium.js';
 import { freePort, removeDir, ROOT, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { addStaff, StaffBrowser } from '../support/staff-browser.js';
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -31,20 +31,10 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 async function sendPhi(port: number, from: string, rcpt: string): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd(`MAIL FROM:<${from}>`);
-    await c.cmd(`RCPT TO:<${rcpt}>`);
-    await c.cmd('DATA');
-    const reply = await c.raw(
-      `From: ${from}\r\nTo: ${rcpt}\r\nSubject: [secure] Your results\r\nMIME-Version: 1.0\r\n\r\n` +
-        `Patient: Jane Roe, MRN 48213377. Diagnosed with diabetes.\r\n.\r\n`,
-    );
-    return /queued as ([0-9A-Za-z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  const message =
+    `From: ${from}\r\nTo: ${rcpt}\r\nSubject: [secure] Your results\r\nMIME-Version: 1.0\r\n\r\n` +
+    `Patient: Jane Roe, MRN 48213377. Diagnosed with diabetes.\r\n`;
+  return queueIdOf(await sendMessage(port, from, rcpt, message));
 }
 
 const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: string }).source;

@@ -14,24 +14,14 @@ import { createWebApp } from '../../web/app.js';
 import { CaptureServer, kindOf } from '../support/capture-server.js';
 import { until } from '../support/waiting.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { addStaff, StaffBrowser } from '../support/staff-browser.js';
 
 async function send(port: number, rcpt: string, marker: string): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd('MAIL FROM:<ann@clinic.example>');
-    await c.cmd(`RCPT TO:<${rcpt}>`);
-    await c.cmd('DATA');
-    const reply = await c.raw(
-      `From: ann@clinic.example\r\nTo: ${rcpt}\r\nSubject: Results ${marker}\r\nMIME-Version: 1.0\r\n\r\n` +
-        `Patient: Jane Roe, MRN 48213377, SSN 123-45-6789. Diagnosed with diabetes. ${marker}\r\n.\r\n`,
-    );
-    return /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  const message =
+    `From: ann@clinic.example\r\nTo: ${rcpt}\r\nSubject: Results ${marker}\r\nMIME-Version: 1.0\r\n\r\n` +
+    `Patient: Jane Roe, MRN 48213377, SSN 123-45-6789. Diagnosed with diabetes. ${marker}\r\n`;
+  return queueIdOf(await sendMessage(port, 'ann@clinic.example', rcpt, message));
 }
 
 describe('quarantine (integration)', function () {

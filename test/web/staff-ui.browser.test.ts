@@ -18,7 +18,7 @@ import { totp } from '../../web/totp.js';
 import { CaptureServer, kindOf } from '../support/capture-server.js';
 import { until } from '../support/waiting.js';
 import { freePort, removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
-import { RawSmtp } from '../support/smtp-client.js';
+import { queueIdOf, sendMessage } from '../support/smtp-client.js';
 import { addStaff } from '../support/staff-browser.js';
 import { CHROMIUM_ARGS } from '../support/chromium.js';
 
@@ -30,20 +30,10 @@ interface AxeResult {
 }
 
 async function sendPhi(port: number, from: string, rcpt: string): Promise<string> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.cmd('EHLO client.example');
-    await c.cmd(`MAIL FROM:<${from}>`);
-    await c.cmd(`RCPT TO:<${rcpt}>`);
-    await c.cmd('DATA');
-    const reply = await c.raw(
-      `From: ${from}\r\nTo: ${rcpt}\r\nSubject: Your results\r\nMIME-Version: 1.0\r\n\r\n` +
-        `Patient: Jane Roe, MRN 48213377, SSN 123-45-6789. Diagnosed with diabetes.\r\n.\r\n`,
-    );
-    return /queued as ([0-9A-Za-z]+)/.exec(reply)![1]!;
-  } finally {
-    c.close();
-  }
+  const message =
+    `From: ${from}\r\nTo: ${rcpt}\r\nSubject: Your results\r\nMIME-Version: 1.0\r\n\r\n` +
+    `Patient: Jane Roe, MRN 48213377, SSN 123-45-6789. Diagnosed with diabetes.\r\n`;
+  return queueIdOf(await sendMessage(port, from, rcpt, message));
 }
 
 describe('web staff and admin UI (browser)', function () {
