@@ -96,8 +96,18 @@ async function start(config: ResolvedConfig, which: string | undefined): Promise
   await ensureFirstAdmin(store, config);
   const gateway = which === 'web' ? undefined : new Gateway({ config, store, log });
   const web = which === 'smtp' ? undefined : new WebServer({ config, store, log });
-  await gateway?.start();
-  const webAddr = await web?.start();
+  let webAddr: { host: string; port: number } | undefined;
+  try {
+    await gateway?.start();
+    webAddr = await web?.start();
+  } catch (err) {
+    // A port in use, a certificate that does not load: what did start (threads, timers, the queue's pumps)
+    // stops again, so the command ends with the error instead of running on without listening.
+    await web?.stop().catch(() => undefined);
+    await gateway?.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   if (gateway) {
     const a = gateway.intake.address();
     process.stderr.write(

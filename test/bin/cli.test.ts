@@ -1,12 +1,13 @@
 // The CLI as an operator runs it: a real process, real data directory, exit codes and printed output.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../config/load.js';
 import { Store } from '../../store/store.js';
 import { appendAudit } from '../../store/audit.js';
 import { authenticate } from '../../store/users.js';
-import { ROOT, removeDir, tempDir } from '../support/gateway.js';
+import { freePort, ROOT, removeDir, tempDir } from '../support/gateway.js';
 
 function run(dataDir: string, args: string[], input?: string) {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/phi-gateway.js'), ...args], {
@@ -186,4 +187,39 @@ describe('phi-gateway CLI', function () {
     expect(r.status).to.equal(2);
     expect(r.stderr).to.contain('PHIGW_SMTP_PORT must be a port number');
   });
+
+  for (const taken of ['smtp', 'web'] as const) {
+    it(`start ends with exit 1 and the reason when the ${taken} port is taken, instead of running on half started`, async () => {
+      const [smtpPort, webPort] = [await freePort(), await freePort()];
+      const blocker = createServer();
+      await new Promise<void>((resolve) =>
+        blocker.listen(taken === 'smtp' ? smtpPort : webPort, '127.0.0.1', resolve),
+      );
+      try {
+        // Asynchronous: the blocker answers while the command runs.
+        const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+          const child = spawn(process.execPath, [path.join(ROOT, 'bin/phi-gateway.js'), 'start'], {
+            env: {
+              ...process.env,
+              PHIGW_DATA_DIR: dir,
+              PHIGW_CONFIG: '',
+              PHIGW_SMTP_PORT: String(smtpPort),
+              PHIGW_WEB_PORT: String(webPort),
+            },
+          });
+          let err = '';
+          child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+          const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+          child.on('exit', (code) => {
+            clearTimeout(timer);
+            resolve({ code, err });
+          });
+        });
+        expect(r.code, r.err).to.equal(1);
+        expect(r.err).to.contain('EADDRINUSE');
+      } finally {
+        await new Promise<void>((resolve) => blocker.close(() => resolve()));
+      }
+    });
+  }
 });
