@@ -4,6 +4,7 @@
 // Every shortcut finds exactly what a search of the whole text finds; test/dlp/fast-paths.test.ts holds them to it.
 import type {
   AnalyzeContext,
+  Category,
   Finding,
   PatternRecognizer,
   PatternSpec,
@@ -111,17 +112,9 @@ export function hashWord(word: string): number {
   return hashRange(word, 0, word.length);
 }
 
-/** Token buffers reused from part to part (analysis is synchronous); see wordTokens for the one-part cache. */
-let buffers = {
-  start: new Int32Array(1024),
-  end: new Int32Array(1024),
-  hash: new Int32Array(1024),
-  lettersThenDigit: new Uint8Array(1024),
-};
-
-/** Lower-case word tokens (letters and digits) of a short text, in arrays of their own (see tokenize). */
+/** Lower-case word tokens (letters and digits) of a text, in arrays of their own (see tokenize). */
 export function tokenizeWords(lower: string): WordTokens {
-  return tokenize(lower, false);
+  return tokenize(lower);
 }
 
 /**
@@ -166,17 +159,18 @@ function codeUnitsOf(s: string): Uint16Array {
 }
 
 /**
- * Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". With `reuse`, the
- * arrays are the shared buffers, overwritten by the next call.
+ * Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". The arrays are the
+ * tokens' own (a part's scan keeps them while other parts are scanned), sized for a quarter of the text and grown when
+ * needed; allocating them costs a fraction of the pass.
  */
-function tokenize(lower: string, reuse: boolean): WordTokens {
+function tokenize(lower: string): WordTokens {
   const n = lower.length;
   const u = codeUnitsOf(lower);
-  let size = reuse ? buffers.start.length : (n >> 2) + 16;
-  let start = reuse ? buffers.start : new Int32Array(size);
-  let end = reuse ? buffers.end : new Int32Array(size);
-  let hash = reuse ? buffers.hash : new Int32Array(size);
-  let lettersThenDigit = reuse ? buffers.lettersThenDigit : new Uint8Array(size);
+  let size = (n >> 2) + 16;
+  let start = new Int32Array(size);
+  let end = new Int32Array(size);
+  let hash = new Int32Array(size);
+  let lettersThenDigit = new Uint8Array(size);
   const classes = wordClass;
   let k = 0;
   let i = 0;
@@ -232,16 +226,18 @@ function tokenize(lower: string, reuse: boolean): WordTokens {
       if ((a === 39 || a === 0x2019) && u[i + 1] === 115 && (i + 2 === n || !isWordChar(u[i + 2]!))) i += 2;
     }
   }
-  if (reuse) buffers = { start, end, hash, lettersThenDigit };
   return { count: k, start, end, hash, lettersThenDigit };
 }
 
-/** The last part's tokens (in the shared buffers): every user of one part's tokens gets the same result. */
+/**
+ * The last part's tokens: every user of one part's tokens gets the same object (later caches key on it). A part's
+ * scan that runs again after another part's puts its own tokens back here (PartScan.run).
+ */
 let lastTokens: { lower: string; tokens: WordTokens } | null = null;
 
 /** The word tokens of a part's lower-cased text, found once per part. */
 export function wordTokens(lower: string): WordTokens {
-  if (lastTokens?.lower !== lower) lastTokens = { lower, tokens: tokenize(lower, true) };
+  if (lastTokens?.lower !== lower) lastTokens = { lower, tokens: tokenize(lower) };
   return lastTokens.tokens;
 }
 
@@ -959,54 +955,152 @@ function lowerSameLength(text: string): string {
   return out;
 }
 
+/**
+ * One part's scan, a few recognizers at a time: the analyzer runs the recognizers a verdict may need and stops when no
+ * rule can fire any more (see Analyzer). Raw findings are kept per recognizer, so the findings of a category come out
+ * as from one run of every recognizer (ties between equal findings go to the recognizer that runs first).
+ */
+export class PartScan {
+  private readonly raw: Array<Finding[] | undefined>;
+  private readonly byCategory = new Map<string, Finding[]>();
+  private readonly lower: string;
+  private readonly ctx: AnalyzeContext;
+  private tokens: WordTokens | null | undefined;
+  private contexts: Map<RegExp, ContextPositions> | null = null;
+  private readonly tokensOf = (): WordTokens | null => {
+    // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE; ASCII text always
+    // does, and the search for a character beyond ASCII is cached for other recognizers to ask) and some recognizer
+    // reads them anyway (tokenizing only to narrow searches would cost about what it saves); found at first need.
+    if (this.tokens === undefined)
+      this.tokens =
+        usesTokens(this.compiled) && (isAscii(this.lower) || !TOKEN_UNSAFE.test(this.lower))
+          ? wordTokens(this.lower)
+          : null;
+    return this.tokens;
+  };
+  private readonly contextOf = (re: RegExp): ContextPositions => {
+    if (!this.contexts) {
+      const union = unionOf(this.compiled);
+      this.contexts = union
+        ? findContexts(this.lower, union, union.firstTokens ? this.tokensOf() : null)
+        : new Map<RegExp, ContextPositions>();
+    }
+    return this.contexts.get(re) ?? NO_POSITIONS;
+  };
+
+  constructor(
+    private readonly compiled: CompiledRecognizers,
+    readonly part: TextPart,
+    headerNames: readonly string[] = [],
+  ) {
+    this.raw = new Array<Finding[] | undefined>(compiled.length);
+    this.lower = part.text ? lowerSameLength(part.text) : '';
+    this.ctx = { part, lower: this.lower, headerNames, tokens: this.tokensOf };
+  }
+
+  /** Runs the recognizers at these indices of the compiled set (each at most once). */
+  run(indices: Iterable<number>): this {
+    const text = this.part.text;
+    // Another part may have been scanned since: recognizers that ask wordTokens for this part get these tokens again.
+    if (this.tokens && lastTokens?.tokens !== this.tokens)
+      lastTokens = { lower: this.lower, tokens: this.tokens };
+    for (const i of indices) {
+      if (this.raw[i]) continue;
+      const rec = this.compiled[i]!;
+      if (!text) this.raw[i] = [];
+      else if (rec.kind === 'pattern')
+        this.raw[i] = runPattern(rec, text, this.lower, this.part.id, this.contextOf, this.tokensOf);
+      else {
+        // Built with one shape for V8; a custom recognizer's findings must be of a type and category it declares.
+        const out: Finding[] = [];
+        const declared = declaredPairs(rec.spec);
+        for (const f of rec.spec.analyze(text, this.ctx)) {
+          if (declared && !declared.has(`${f.type}\u0000${f.category}`))
+            throw new Error(
+              `recognizer ${rec.spec.id} found ${f.type} (${f.category}), which it does not declare in emits`,
+            );
+          out.push({
+            type: f.type,
+            category: f.category,
+            part: this.part.id,
+            start: f.start,
+            end: f.end,
+            score: f.score,
+            recognizer: f.recognizer,
+          });
+        }
+        this.raw[i] = out;
+      }
+      this.byCategory.clear();
+    }
+    return this;
+  }
+
+  /** Runs every recognizer not run yet. */
+  runAll(): this {
+    return this.run(this.compiled.keys());
+  }
+
+  /**
+   * The part's findings of one category, overlaps resolved: what a run of every recognizer finds once every
+   * recognizer that can find the category has run (the caller knows which; see emittersOf).
+   */
+  category(category: string): Finding[] {
+    let found = this.byCategory.get(category);
+    if (!found) {
+      const group: Finding[] = [];
+      for (const list of this.raw) if (list) for (const f of list) if (f.category === category) group.push(f);
+      found = [];
+      sweep(group.sort(byPosition), found);
+      this.byCategory.set(category, found);
+    }
+    return found;
+  }
+
+  /** The findings of the recognizers run so far, overlaps resolved (in the order of resolveOverlaps). */
+  findings(): Finding[] {
+    const categories = new Set<string>();
+    for (const list of this.raw) if (list) for (const f of list) categories.add(f.category);
+    const out: Finding[] = [];
+    for (const c of [...categories].sort(byCodeUnits)) for (const f of this.category(c)) out.push(f);
+    return out;
+  }
+}
+
+const NO_POSITIONS = new Int32Array(0);
+
+/** The (type, category) pairs a custom recognizer declares, as "TYPE\0category" keys; null when it declares none. */
+const declaredSets = new WeakMap<object, Set<string> | null>();
+function declaredPairs(spec: Exclude<Recognizer, PatternRecognizer>): Set<string> | null {
+  let set = declaredSets.get(spec);
+  if (set === undefined) {
+    set = spec.emits ? new Set(spec.emits.map(([type, category]) => `${type}\u0000${category}`)) : null;
+    declaredSets.set(spec, set);
+  }
+  return set;
+}
+
+/**
+ * What each recognizer of a set can find: [type, category] pairs (a pattern recognizer finds its own; a custom one
+ * what it declares in `emits`), or null when a custom recognizer declares nothing (it could find anything).
+ */
+export function emitsOf(
+  compiled: CompiledRecognizers,
+): Array<ReadonlyArray<readonly [string, Category]>> | null {
+  const out: Array<ReadonlyArray<readonly [string, Category]>> = [];
+  for (const rec of compiled) {
+    if (rec.kind === 'pattern') out.push([[rec.spec.type, rec.spec.category]]);
+    else if (rec.spec.emits) out.push(rec.spec.emits);
+    else return null;
+  }
+  return out;
+}
+
 export function analyzePart(
   compiled: CompiledRecognizers,
   part: TextPart,
   headerNames: readonly string[] = [],
 ): Finding[] {
-  const text = part.text;
-  if (!text) return [];
-  const safeLower = lowerSameLength(text);
-  const findings: Finding[] = [];
-  // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE; ASCII text always
-  // does, and the search for a character beyond ASCII is cached for other recognizers to ask) and some recognizer
-  // reads them anyway (tokenizing only to narrow searches would cost about what it saves); found at first need.
-  let tokens: WordTokens | null | undefined;
-  const tokensOf = (): WordTokens | null => {
-    if (tokens === undefined)
-      tokens =
-        usesTokens(compiled) && (isAscii(safeLower) || !TOKEN_UNSAFE.test(safeLower))
-          ? wordTokens(safeLower)
-          : null;
-    return tokens;
-  };
-  const ctx: AnalyzeContext = { part, lower: safeLower, headerNames, tokens: tokensOf };
-  let contexts: Map<RegExp, ContextPositions> | null = null;
-  const none = new Int32Array(0);
-  const contextOf = (re: RegExp): ContextPositions => {
-    if (!contexts) {
-      const union = unionOf(compiled);
-      contexts = union ? findContexts(safeLower, union, union.firstTokens ? tokensOf() : null) : new Map();
-    }
-    return contexts.get(re) ?? none;
-  };
-  // Pushed one by one (spreading a huge array overflows the stack), built with one shape for V8.
-  for (const rec of compiled) {
-    if (rec.kind === 'pattern')
-      for (const f of runPattern(rec, text, safeLower, part.id, contextOf, tokensOf)) findings.push(f);
-    else {
-      for (const f of rec.spec.analyze(text, ctx)) {
-        findings.push({
-          type: f.type,
-          category: f.category,
-          part: part.id,
-          start: f.start,
-          end: f.end,
-          score: f.score,
-          recognizer: f.recognizer,
-        });
-      }
-    }
-  }
-  return resolveOverlaps(findings);
+  if (!part.text) return [];
+  return new PartScan(compiled, part, headerNames).runAll().findings();
 }

@@ -339,6 +339,39 @@ function pairedWith(xs: readonly number[], ys: readonly number[], ix: Indexed, w
   return out;
 }
 
+/**
+ * Whether some enabled rule may still fire when more findings can come. `final(selector)` tells whether every finding
+ * the selector can take is among `findings` already: a condition whose selectors are all final is decided as
+ * evaluateRules decides it, a `near` side that is final and takes nothing fails, and the rest may still hold. A rule's
+ * own keyword and pattern findings must be among `findings` (they are always final).
+ */
+export function someRuleMayFire(
+  ruleSet: RuleSet,
+  findings: readonly Finding[],
+  subjectParts: ReadonlySet<string>,
+  final: (selector: string) => boolean,
+): boolean {
+  const ix = indexFindings(findings, subjectParts);
+  for (const rule of ruleSet.rules) {
+    if (!rule.enabled) continue;
+    const owner = ownerPrefix(rule.id);
+    if (hasOwnMatchers(rule) && ownFindings(ix, rule.minScore, owner).length === 0) continue;
+    const mayHold = (c: Condition): boolean => {
+      if ('any' in c) return !c.any.every(final) || evaluateCondition(c, ix, rule.minScore, owner) !== null;
+      const min = c.minScore ?? rule.minScore;
+      const [as, bs] = c.near;
+      const aFinal = as.every(final);
+      const bFinal = bs.every(final);
+      if (aFinal && bFinal) return evaluateCondition(c, ix, rule.minScore, owner) !== null;
+      if (aFinal && select(as, ix, min, owner).length === 0) return false;
+      if (bFinal && select(bs, ix, min, owner).length === 0) return false;
+      return true;
+    };
+    if (rule.conditions.every(mayHold)) return true;
+  }
+  return false;
+}
+
 /** Applies the rules to a message's findings and explains the outcome (types and parts, never text). */
 export function evaluateRules(
   ruleSet: RuleSet,

@@ -100,6 +100,12 @@ export interface CustomRecognizer {
    * tokenizing only for that would cost more than the search it saves.
    */
   usesWordTokens?: boolean;
+  /**
+   * Every [type, category] this recognizer can find. With it, the analyzer knows which recognizers a rule's condition
+   * waits for, and stops scanning once no rule can fire (a recognizer that declares nothing could find anything: with
+   * one such, every recognizer runs). A finding of a pair not declared is an error: the scan fails, closed.
+   */
+  emits?: ReadonlyArray<readonly [type: string, category: Category]>;
 }
 
 export type Recognizer = PatternRecognizer | CustomRecognizer;

@@ -81,6 +81,8 @@ export class DlpScanner implements Scanner {
     return this.rules.analyzer.analyze(parts, {
       headerNames: recipientNames(parsed),
       extraFindings: flagFindings(flags),
+      // The pipeline keeps the findings that made the verdict (verdictSummary), never the others: it stops once clean.
+      findings: 'verdict',
     });
   }
 }

@@ -362,6 +362,7 @@ function extend(text: string, end: number): number {
 
 export const internationalStreetRecognizer: CustomRecognizer = {
   id: 'street-address-intl',
+  emits: [['STREET_ADDRESS', 'identifier']],
   analyze(text: string, ctx: AnalyzeContext): Out[] {
     const out: Out[] = [];
     const lower = ctx.lower;

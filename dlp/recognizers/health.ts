@@ -909,12 +909,16 @@ function findCareTerms(lower: string): Out[] {
 export const healthTermRecognizer: CustomRecognizer = {
   id: 'health-terms',
   usesWordTokens: true,
+  emits: (['CONDITION', 'MEDICATION', 'PROCEDURE', 'HEALTH_PHRASE', 'LAB_RESULT'] as const).map(
+    (type) => [type, 'health'] as const,
+  ),
   analyze: (text: string, ctx: AnalyzeContext) => findHealthTerms(text, ctx.lower),
 };
 
 export const careContextRecognizer: CustomRecognizer = {
   id: 'care-context',
   usesWordTokens: true,
+  emits: [['CARE_CONTEXT', 'care']],
   analyze: (text: string, ctx: AnalyzeContext) => findCareTerms(ctx.lower),
 };
 

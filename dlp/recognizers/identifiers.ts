@@ -245,6 +245,7 @@ const EMAIL_SCORE = 0.9;
  */
 const email: CustomRecognizer = {
   id: 'email-address',
+  emits: [['EMAIL_ADDRESS', 'identifier']],
   analyze(text) {
     const out: Array<Omit<Finding, 'part'>> = [];
     let from = 0;
@@ -372,6 +373,10 @@ const LINE_AFTER_SCORE = { fax: 1, phone: 0.6 };
  */
 const lineAfter: CustomRecognizer = {
   id: 'phone-line-after',
+  emits: [
+    ['PHONE_NUMBER', 'identifier'],
+    ['FAX_NUMBER', 'identifier'],
+  ],
   analyze(text) {
     const out: Array<Omit<Finding, 'part'>> = [];
     LINE_AFTER.lastIndex = 0;
@@ -453,6 +458,7 @@ function isHexDigit(c: number): boolean {
  */
 const ipv6: CustomRecognizer = {
   id: 'ipv6-address',
+  emits: [['IP_ADDRESS', 'identifier']],
   analyze(text, ctx) {
     const out: Array<Omit<Finding, 'part'>> = [];
     let from = 0;

@@ -67,6 +67,7 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
   const firstWords = letters && !letters.includes('s') ? wordHashFilter(letters) : null;
   return {
     id,
+    emits: kinds.map((k) => [k.type, k.category] as const),
     analyze(text, ctx) {
       const out: Array<Omit<Finding, 'part'>> = [];
       const taken = kinds.map(() => 0);
@@ -514,6 +515,7 @@ function namedStreetStarts(text: string, digitTokens: Int32Array, tokenStarts: I
  */
 const namedStreet: CustomRecognizer = {
   id: 'street-address-named',
+  emits: [['STREET_ADDRESS', 'identifier']],
   analyze(text, ctx) {
     const out: Array<Omit<Finding, 'part'>> = [];
     const tokens = ctx.tokens?.() ?? null;

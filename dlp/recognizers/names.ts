@@ -2008,6 +2008,7 @@ function findHeaderNames(scanner: NameScanner, shapes: Tokens, headerNames: read
 
 export const personNameRecognizer: CustomRecognizer = {
   id: 'person-name',
+  emits: [['PERSON', 'identifier']],
   analyze(text: string, ctx: AnalyzeContext): Out[] {
     const scanner = new NameScanner(text, ctx.lower);
     const found = scanner.scan();

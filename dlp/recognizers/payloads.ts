@@ -170,6 +170,7 @@ function scanHl7Block(text: string, start: number, fs: string): Hl7Block {
 
 export const hl7v2Recognizer: CustomRecognizer = {
   id: 'payload-hl7v2',
+  emits: [['HL7_V2', 'payload']],
   analyze(text) {
     const out: Found[] = [];
     let pos = 0;
@@ -375,6 +376,10 @@ function fhirXml(text: string): Found[] {
 
 export const fhirRecognizer: CustomRecognizer = {
   id: 'payload-fhir',
+  emits: [
+    ['FHIR_JSON', 'payload'],
+    ['FHIR_XML', 'payload'],
+  ],
   analyze(text) {
     return [...fhirJson(text), ...fhirXml(text)];
   },
@@ -388,6 +393,7 @@ const CDA_PATIENT = /<(?:[A-Za-z_][\w.-]{0,30}:)?(?:recordTarget|patientRole)[\s
 
 export const ccdaRecognizer: CustomRecognizer = {
   id: 'payload-ccda',
+  emits: [['CCDA_XML', 'payload']],
   analyze(text) {
     if (text.indexOf('ClinicalDocument') === -1) return [];
     const out: Found[] = [];
@@ -540,6 +546,7 @@ function fragmentTerminator(text: string, from: number, es: string): string {
 
 export const x12Recognizer: CustomRecognizer = {
   id: 'payload-x12',
+  emits: (['X12_837', 'X12_835', 'X12_HIPAA'] as const).map((type) => [type, 'payload'] as const),
   analyze(text) {
     const out: Found[] = [];
     const envelopes: Array<[number, number]> = [];
