@@ -967,6 +967,7 @@ export class PartScan {
   private readonly ctx: AnalyzeContext;
   private tokens: WordTokens | null | undefined;
   private contexts: Map<RegExp, ContextPositions> | null = null;
+  private memo: Memo | null = null;
   private readonly tokensOf = (): WordTokens | null => {
     // The part's word tokens when they agree with the patterns' word boundaries here (TOKEN_UNSAFE; ASCII text always
     // does, and the search for a character beyond ASCII is cached for other recognizers to ask) and some recognizer
@@ -1001,9 +1002,8 @@ export class PartScan {
   /** Runs the recognizers at these indices of the compiled set (each at most once). */
   run(indices: Iterable<number>): this {
     const text = this.part.text;
-    // Another part may have been scanned since: recognizers that ask wordTokens for this part get these tokens again.
-    if (this.tokens && lastTokens?.tokens !== this.tokens)
-      lastTokens = { lower: this.lower, tokens: this.tokens };
+    // Another part may have been scanned since: what this part's last run found once (tokens, anchors …) is found again.
+    if (this.memo) restoreMemo(this.memo);
     for (const i of indices) {
       if (this.raw[i]) continue;
       const rec = this.compiled[i]!;
@@ -1033,6 +1033,7 @@ export class PartScan {
       }
       this.byCategory.clear();
     }
+    this.memo = saveMemo();
     return this;
   }
 
@@ -1068,6 +1069,31 @@ export class PartScan {
 }
 
 const NO_POSITIONS = new Int32Array(0);
+
+/**
+ * The caches of what is found once per part for many recognizers (tokens, their index, ASCII or not, anchor starts).
+ * Each holds the last part asked about; a part's scan saves them after a run and puts them back before its next, so
+ * that scanning the parts of a message phase by phase finds nothing twice.
+ */
+interface Memo {
+  tokens: { lower: string; tokens: WordTokens } | null;
+  index: TokenIndex | null;
+  ascii: { text: string; ascii: boolean } | null;
+  anchorText: string | null;
+  anchorCache: Map<RegExp, Int32Array>;
+}
+
+function saveMemo(): Memo {
+  return { tokens: lastTokens, index: tokenIndex, ascii: asciiText, anchorText, anchorCache };
+}
+
+function restoreMemo(memo: Memo): void {
+  lastTokens = memo.tokens;
+  tokenIndex = memo.index;
+  asciiText = memo.ascii;
+  anchorText = memo.anchorText;
+  anchorCache = memo.anchorCache;
+}
 
 /** The (type, category) pairs a custom recognizer declares, as "TYPE\0category" keys; null when it declares none. */
 const declaredSets = new WeakMap<object, Set<string> | null>();
