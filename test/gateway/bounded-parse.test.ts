@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { simpleParser, type ParsedMail } from 'mailparser';
-import { parseForScan } from '../../gateway/bounded-parse.js';
+import { parseForScan, plainTextBody } from '../../gateway/bounded-parse.js';
 import { CLASSIFY_BYTES } from '../../gateway/extract.js';
 import { PARSE_OPTIONS } from '../../gateway/pipeline.js';
 import { RulesSource } from '../../gateway/rules.js';
@@ -122,5 +122,100 @@ describe('parseForScan', () => {
     let failed: unknown;
     await parsing.catch((err: unknown) => (failed = err));
     expect(failed).to.be.instanceOf(Error);
+  });
+});
+
+describe('parseForScan on a single plain-text part (the body read as it is)', () => {
+  const HEADERS = [
+    'From: "Front Desk" <desk@clinic.example>',
+    'To: "Pat Doe" <pat@lab.example>, =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <jm@lab.example>',
+    'Cc: Sam Roe <sam@lab.example>',
+    'Subject: =?utf-8?b?UmU6IGxhYiByZXN1bHRzIOKAkyBKw7ZyZw==?=',
+    'Message-ID: <a.1@clinic.example>',
+    'X-Long: a header folded',
+    '  over two lines',
+  ];
+  /** [Content-Type, Content-Transfer-Encoding, another field, whether the body is read as it is] */
+  const TYPES: Array<[string | null, string | null, string | null, boolean]> = [
+    [null, null, null, true],
+    ['text/plain', null, null, true],
+    ['text/plain; charset=utf-8', '7bit', null, true],
+    ['TEXT/Plain; Charset="UTF-8"', '8bit', null, true],
+    ['text/plain; charset=us-ascii;', ' 7BIT ', null, true],
+    ['text/plain;\r\n charset=utf-8', null, null, true],
+    ['text/plain; charset=utf-8; format=flowed', null, null, false],
+    ['text/plain; charset=iso-8859-1', '8bit', null, false],
+    ['text/plain; charset=utf-8', 'quoted-printable', null, false],
+    ['text/plain; charset=utf-8', 'base64', null, false],
+    ['text/html; charset=utf-8', null, null, false],
+    ['text/plain', null, 'Content-Disposition: attachment; filename="notes.txt"', false],
+    ['text/plain', null, 'Content-Type: text/html', false],
+    ['text/plain', null, 'Content-Transfer-Encoding: base64', false],
+  ];
+  const BODIES = [
+    'Hello Pat,\r\n\r\nThe results are in.\r\n-- \r\nFront desk\r\n',
+    'No line end at the end',
+    'Lines\nwith bare LF\r\nand a lone\rCR\r\n\r\n\r\n',
+    '.\r\n..dot lines\r\n.\r\n',
+    'J\u00f6rg M\u00fcller, \u2603 and \u{1f600}\r\n',
+    `${'a long line '.repeat(10_000)}\r\nend\r\n`,
+    'NUL\u0000 and tab\there\r\n',
+  ];
+
+  async function viaMailparser(raw: Buffer): Promise<unknown> {
+    return view(await simpleParser(raw, PARSE_OPTIONS));
+  }
+  function view(m: ParsedMail): unknown {
+    return {
+      subject: m.subject,
+      text: m.text,
+      html: m.html,
+      to: m.to,
+      cc: m.cc,
+      headers: [...m.headers],
+      attachments: m.attachments.length,
+    };
+  }
+
+  it('reads what mailparser reads, for every header and body, and skips its line splitting where it can', async () => {
+    let direct = 0;
+    for (const [type, encoding, other, plain] of TYPES)
+      for (const body of BODIES) {
+        const fields = [...HEADERS];
+        if (type !== null) fields.push(`Content-Type: ${type}`);
+        if (encoding !== null) fields.push(`Content-Transfer-Encoding: ${encoding}`);
+        if (other !== null) fields.push(other);
+        // A body in another transfer encoding is written in it, so mailparser reads it too.
+        const encoded =
+          encoding === 'base64' || other?.includes('base64')
+            ? Buffer.from(body).toString('base64')
+            : encoding === 'quoted-printable'
+              ? body.replace(/=/g, '=3D')
+              : body;
+        const raw = Buffer.from(`${fields.join('\r\n')}\r\n\r\n${encoded}`, 'utf8');
+        const what = `${type} / ${encoding} / ${other} / ${JSON.stringify(body.slice(0, 20))}`;
+        const asIs = plainTextBody(raw) !== null;
+        // Bytes beyond ASCII in a body declared US-ASCII or without charset: mailparser decides.
+        const beyondAscii = /[^\0-\x7f]/.test(body) && !/utf-8/i.test(type ?? '');
+        expect(asIs, what).to.equal(plain && !beyondAscii);
+        if (asIs) direct++;
+        expect(view(await parseForScan(raw, PARSE_OPTIONS, LIMIT)), what).to.deep.equal(
+          await viaMailparser(raw),
+        );
+      }
+    expect(direct).to.be.greaterThan(30);
+  });
+
+  it('leaves to mailparser a header with bare line ends, a body that is not UTF-8, and an empty body', async () => {
+    const bare = Buffer.from('From: a@b.example\nContent-Type: text/plain\r\n\r\nhello\r\n');
+    const latin1 = Buffer.concat([
+      Buffer.from('From: a@b.example\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncaf'),
+      Buffer.from([0xe9, 0x0d, 0x0a]),
+    ]);
+    const empty = Buffer.from('From: a@b.example\r\nContent-Type: text/plain\r\n\r\n');
+    for (const raw of [bare, latin1, empty]) {
+      expect(plainTextBody(raw)).to.equal(null);
+      expect(view(await parseForScan(raw, PARSE_OPTIONS, LIMIT))).to.deep.equal(await viaMailparser(raw));
+    }
   });
 });
