@@ -1044,7 +1044,7 @@ export class PartScan {
 
   /**
    * The part's findings of one category, overlaps resolved: what a run of every recognizer finds once every
-   * recognizer that can find the category has run (the caller knows which; see emittersOf).
+   * recognizer that can find the category has run (the caller knows which; see emitsOf).
    */
   category(category: string): Finding[] {
     let found = this.byCategory.get(category);

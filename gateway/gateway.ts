@@ -74,7 +74,7 @@ export class Gateway {
       );
       const threads = config.dlp.scanThreads ?? (os.availableParallelism() >= 2 ? 1 : 0);
       if (threads > 0) scanner = this.scanPool = new ScanPool(this.rules, threads, log);
-      else scanner = new DlpScanner(this.rules);
+      else scanner = new DlpScanner(this.rules, {}, 'verdict');
     }
     const hostname = config.smtp.hostname ?? os.hostname();
     if (config.redaction.gateway !== 'off') {

@@ -33,11 +33,15 @@ export type ScanReply =
 const port = parentPort!;
 const data = workerData as ScanWorkerData;
 let analyzer: Analyzer = analyzerFromText(data.rulesText, 'rules in force');
-const scanner = new DlpScanner({
-  get analyzer() {
-    return analyzer;
+const scanner = new DlpScanner(
+  {
+    get analyzer() {
+      return analyzer;
+    },
   },
-});
+  {},
+  'verdict',
+);
 
 port.on('message', (msg: ScanRequest) => {
   if (msg.type === 'rules') {

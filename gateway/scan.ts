@@ -71,9 +71,14 @@ export function flagFindings(flags: readonly AttachmentFlag[]): Finding[] {
 }
 
 export class DlpScanner implements Scanner {
+  /**
+   * `findings`: 'verdict' for the pipeline, which keeps only the findings that made a rule fire (verdictSummary):
+   * the scan stops once no rule can fire. 'all' (the CLI, evaluation) lists every finding.
+   */
   constructor(
     private readonly rules: { readonly analyzer: Analyzer },
     private readonly limits: Partial<ExtractLimits> = {},
+    private readonly findings: 'all' | 'verdict' = 'all',
   ) {}
 
   async scan(parsed: ParsedMail, signal?: AbortSignal): Promise<Verdict> {
@@ -81,8 +86,7 @@ export class DlpScanner implements Scanner {
     return this.rules.analyzer.analyze(parts, {
       headerNames: recipientNames(parsed),
       extraFindings: flagFindings(flags),
-      // The pipeline keeps the findings that made the verdict (verdictSummary), never the others: it stops once clean.
-      findings: 'verdict',
+      findings: this.findings,
     });
   }
 }

@@ -4,7 +4,10 @@ import { expect } from 'chai';
 import { Analyzer, parseRuleSet } from '../../dlp/analyzer.js';
 import { compileRecognizers, emitsOf, PartScan } from '../../dlp/engine.js';
 import { builtinRecognizers } from '../../dlp/recognizers/index.js';
-import { loadAnalyzer, DEFAULT_RULES_FILE } from '../../gateway/rules.js';
+import { simpleParser } from 'mailparser';
+import { PARSE_OPTIONS } from '../../gateway/pipeline.js';
+import { loadAnalyzer, DEFAULT_RULES_FILE, RulesSource } from '../../gateway/rules.js';
+import { DlpScanner } from '../../gateway/scan.js';
 import type { CustomRecognizer, Finding, TextPart, Verdict } from '../../dlp/types.js';
 
 /** Small deterministic PRNG (an LCG), so a failure names the seed that made it. */
@@ -195,6 +198,25 @@ describe("dlp analyzer 'verdict' mode", () => {
     const full = analyzer.analyze(phi);
     expect(full.rules).to.deep.equal(['identifier-near-health']);
     expect(analyzer.analyze(phi, { findings: 'verdict' })).to.deep.equal(full);
+  });
+
+  it("lists every finding in the CLI's scanner (the default), and stops in the pipeline's", async () => {
+    const raw = [
+      'From: desk@clinic.example',
+      'To: "Maria Gonzalez" <maria@home.example>',
+      'Subject: Portal',
+      '',
+      'Hi Maria Gonzalez, the patient portal is down; call (555) 201-3344.',
+      '',
+    ].join('\r\n');
+    const parsed = await simpleParser(raw, PARSE_OPTIONS);
+    const rules = new RulesSource();
+    const cli = await new DlpScanner(rules).scan(parsed);
+    const pipeline = await new DlpScanner(rules, {}, 'verdict').scan(parsed);
+    expect(cli.phi).to.equal(false);
+    expect(pipeline.phi).to.equal(false);
+    expect(cli.findings.map((f) => f.type)).to.include.members(['PERSON', 'PHONE_NUMBER']);
+    expect(pipeline.findings.map((f) => f.type)).to.not.include('PERSON');
   });
 
   it('runs every recognizer when one does not declare what it finds', () => {

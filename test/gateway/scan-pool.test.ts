@@ -55,7 +55,7 @@ describe('scan threads (ScanPool)', function () {
     const parsed = await simpleParser(raw, PARSE_OPTIONS);
     return {
       thread: await pool.scan(parsed, undefined, raw),
-      main: await new DlpScanner(rules).scan(parsed),
+      main: await new DlpScanner(rules, {}, 'verdict').scan(parsed),
     };
   };
 
