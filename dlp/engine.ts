@@ -160,17 +160,13 @@ function codeUnitsOf(s: string): Uint16Array {
 
 /**
  * Lower-case word tokens (letters and digits); a possessive "'s" is dropped so "crohn's" = "crohn". The arrays are the
- * tokens' own (a part's scan keeps them while other parts are scanned), sized for a quarter of the text and grown when
- * needed; allocating them costs a fraction of the pass.
+ * tokens' own (a part's scan keeps them while other parts are scanned).
  */
 function tokenize(lower: string): WordTokens {
   const n = lower.length;
   const u = codeUnitsOf(lower);
-  let size = (n >> 2) + 16;
-  let start = new Int32Array(size);
-  let end = new Int32Array(size);
-  let hash = new Int32Array(size);
-  let lettersThenDigit = new Uint8Array(size);
+  let { start, end, hash, lettersThenDigit } = scratch;
+  let size = start.length;
   const classes = wordClass;
   let k = 0;
   let i = 0;
@@ -226,8 +222,28 @@ function tokenize(lower: string): WordTokens {
       if ((a === 39 || a === 0x2019) && u[i + 1] === 115 && (i + 2 === n || !isWordChar(u[i + 2]!))) i += 2;
     }
   }
-  return { count: k, start, end, hash, lettersThenDigit };
+  if (start.length <= RETAINED_TOKENS) scratch = { start, end, hash, lettersThenDigit };
+  return {
+    count: k,
+    start: start.slice(0, k),
+    end: end.slice(0, k),
+    hash: hash.slice(0, k),
+    lettersThenDigit: lettersThenDigit.slice(0, k),
+  };
 }
+
+/**
+ * Where tokenize writes, reused from call to call and grown as needed; each result is copied out at its exact
+ * length (beyond RETAINED_TOKENS they are not kept). Fresh arrays sized for the text, per part, cost more (large
+ * allocations, page faults, GC) than the copy.
+ */
+const RETAINED_TOKENS = 1 << 18;
+let scratch = {
+  start: new Int32Array(4096),
+  end: new Int32Array(4096),
+  hash: new Int32Array(4096),
+  lettersThenDigit: new Uint8Array(4096),
+};
 
 /**
  * The last part's tokens: every user of one part's tokens gets the same object (later caches key on it). A part's
