@@ -87,9 +87,13 @@ describe('scan threads (ScanPool)', function () {
     const parsed = await simpleParser(raw, PARSE_OPTIONS);
     const threads = (pool as unknown as { threads: Array<{ worker?: { terminate(): Promise<number> } }> })
       .threads;
-    const inflight = [pool.scan(parsed, undefined, raw), pool.scan(parsed, undefined, raw)];
+    // Settled as they end (a caller awaits its scan at once): no rejection is left unhandled while threads stop.
+    const inflight = Promise.allSettled([
+      pool.scan(parsed, undefined, raw),
+      pool.scan(parsed, undefined, raw),
+    ]);
     for (const t of threads) await t.worker?.terminate();
-    const settled = await Promise.allSettled(inflight);
+    const settled = await inflight;
     for (const s of settled) {
       // Either it finished before the thread died, or it failed: never a clean pass of a PHI message.
       if (s.status === 'fulfilled') expect(s.value.phi).to.equal(true);
