@@ -165,7 +165,18 @@ function codeUnitsOf(s: string): Uint16Array {
 function tokenize(lower: string): WordTokens {
   const n = lower.length;
   const u = codeUnitsOf(lower);
-  let { start, end, hash, lettersThenDigit } = scratch;
+  // Room for a token every four characters, grown if needed: the scratch arrays for a part of up to a megabyte or so,
+  // arrays of its own (returned as they are) for a longer one.
+  const want = (n >> 2) + 16;
+  const own = want > RETAINED_TOKENS;
+  if (own) return tokenizeInto(lower, u, tokenArrays(want), true);
+  if (scratch.start.length < want) scratch = tokenArrays(want);
+  return tokenizeInto(lower, u, scratch, false);
+}
+
+function tokenizeInto(lower: string, u: Uint16Array, arrays: TokenArrays, own: boolean): WordTokens {
+  const n = lower.length;
+  let { start, end, hash, lettersThenDigit } = arrays;
   let size = start.length;
   const classes = wordClass;
   let k = 0;
@@ -222,6 +233,7 @@ function tokenize(lower: string): WordTokens {
       if ((a === 39 || a === 0x2019) && u[i + 1] === 115 && (i + 2 === n || !isWordChar(u[i + 2]!))) i += 2;
     }
   }
+  if (own) return { count: k, start, end, hash, lettersThenDigit };
   if (start.length <= RETAINED_TOKENS) scratch = { start, end, hash, lettersThenDigit };
   return {
     count: k,
@@ -238,12 +250,21 @@ function tokenize(lower: string): WordTokens {
  * allocations, page faults, GC) than the copy.
  */
 const RETAINED_TOKENS = 1 << 18;
-let scratch = {
-  start: new Int32Array(4096),
-  end: new Int32Array(4096),
-  hash: new Int32Array(4096),
-  lettersThenDigit: new Uint8Array(4096),
-};
+interface TokenArrays {
+  start: Int32Array;
+  end: Int32Array;
+  hash: Int32Array;
+  lettersThenDigit: Uint8Array;
+}
+function tokenArrays(size: number): TokenArrays {
+  return {
+    start: new Int32Array(size),
+    end: new Int32Array(size),
+    hash: new Int32Array(size),
+    lettersThenDigit: new Uint8Array(size),
+  };
+}
+let scratch = tokenArrays(4096);
 
 /**
  * The last part's tokens: every user of one part's tokens gets the same object (later caches key on it). A part's
@@ -1031,7 +1052,7 @@ export class PartScan {
         const out: Finding[] = [];
         const declared = declaredPairs(rec.spec);
         for (const f of rec.spec.analyze(text, this.ctx)) {
-          if (declared && !declared.has(`${f.type}\u0000${f.category}`))
+          if (declared && declared.get(f.type)?.has(f.category) !== true)
             throw new Error(
               `recognizer ${rec.spec.id} found ${f.type} (${f.category}), which it does not declare in emits`,
             );
@@ -1111,15 +1132,20 @@ function restoreMemo(memo: Memo): void {
   anchorCache = memo.anchorCache;
 }
 
-/** The (type, category) pairs a custom recognizer declares, as "TYPE\0category" keys; null when it declares none. */
-const declaredSets = new WeakMap<object, Set<string> | null>();
-function declaredPairs(spec: Exclude<Recognizer, PatternRecognizer>): Set<string> | null {
-  let set = declaredSets.get(spec);
-  if (set === undefined) {
-    set = spec.emits ? new Set(spec.emits.map(([type, category]) => `${type}\u0000${category}`)) : null;
-    declaredSets.set(spec, set);
+/** The categories a custom recognizer declares for each type it finds; null when it declares none. */
+const declaredSets = new WeakMap<object, Map<string, Set<string>> | null>();
+function declaredPairs(spec: Exclude<Recognizer, PatternRecognizer>): Map<string, Set<string>> | null {
+  let pairs = declaredSets.get(spec);
+  if (pairs === undefined) {
+    pairs = null;
+    if (spec.emits) {
+      const map = new Map<string, Set<string>>();
+      for (const [type, category] of spec.emits) map.set(type, (map.get(type) ?? new Set()).add(category));
+      pairs = map;
+    }
+    declaredSets.set(spec, pairs);
   }
-  return set;
+  return pairs;
 }
 
 /**
