@@ -141,13 +141,17 @@ export function plainTextBody(raw: Buffer): { bodyStart: number; text: string } 
     }
     field = line ?? '';
   }
+  // Spaces and tabs only around the values: another blank (a byte read as latin1 here) the parser reads otherwise.
   let utf8 = false;
   if (type !== null) {
-    const m = /^\s*text\/plain\s*(?:;\s*charset\s*=\s*("?)(utf-8|us-ascii)\1\s*)?;?\s*$/i.exec(type);
+    const m =
+      /^[ \t]*text\/plain[ \t]*(?:;[ \t]*charset[ \t]*=[ \t]*("?)(utf-8|us-ascii)\1[ \t]*)?;?[ \t]*$/i.exec(
+        type,
+      );
     if (!m) return null;
     utf8 = m[2]?.toLowerCase() === 'utf-8';
   }
-  if (encoding !== null && !/^\s*(?:7bit|8bit)\s*$/i.test(encoding)) return null;
+  if (encoding !== null && !/^[ \t]*(?:7bit|8bit)[ \t]*$/i.test(encoding)) return null;
   const body = raw.subarray(end + 4);
   if (body.length === 0 || !(utf8 ? isUtf8(body) : isAscii(body))) return null;
   return { bodyStart: end + 4, text: body.toString('utf8').replaceAll('\r\n', '\n') };

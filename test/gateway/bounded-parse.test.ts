@@ -206,14 +206,20 @@ describe('parseForScan on a single plain-text part (the body read as it is)', ()
     expect(direct).to.be.greaterThan(30);
   });
 
-  it('leaves to mailparser a header with bare line ends, a body that is not UTF-8, and an empty body', async () => {
+  it('leaves to mailparser a header with bare line ends or odd blanks, a body that is not UTF-8, and an empty body', async () => {
     const bare = Buffer.from('From: a@b.example\nContent-Type: text/plain\r\n\r\nhello\r\n');
     const latin1 = Buffer.concat([
       Buffer.from('From: a@b.example\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncaf'),
       Buffer.from([0xe9, 0x0d, 0x0a]),
     ]);
     const empty = Buffer.from('From: a@b.example\r\nContent-Type: text/plain\r\n\r\n');
-    for (const raw of [bare, latin1, empty]) {
+    // A no-break space (byte A0) after the type: a blank to a latin1 reading, not to the parser.
+    const nbsp = Buffer.concat([
+      Buffer.from('From: a@b.example\r\nContent-Type: text/plain'),
+      Buffer.from([0xa0]),
+      Buffer.from('\r\n\r\nhello\r\n'),
+    ]);
+    for (const raw of [bare, latin1, empty, nbsp]) {
       expect(plainTextBody(raw)).to.equal(null);
       expect(view(await parseForScan(raw, PARSE_OPTIONS, LIMIT))).to.deep.equal(await viaMailparser(raw));
     }
