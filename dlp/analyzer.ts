@@ -190,8 +190,10 @@ export class Analyzer {
       if (early) return early;
     }
     const findings: Finding[] = [];
-    for (const scan of scans)
+    for (const scan of scans) {
       for (const f of this.allowed(scan.part, scan.runAll().findings())) findings.push(f);
+      scan.release();
+    }
     for (const f of extra) findings.push(f);
     // Each part's findings are resolved already and overlaps are per part: only findings from outside need it.
     const all = extra.length > 0 ? resolveOverlaps(findings) : findings;

@@ -1000,8 +1000,9 @@ function lowerSameLength(text: string): string {
 export class PartScan {
   private readonly raw: Array<Finding[] | undefined>;
   private readonly byCategory = new Map<string, Finding[]>();
-  private readonly lower: string;
-  private readonly ctx: AnalyzeContext;
+  /** What the recognizers read of the part beside its text, made at the first run and dropped by release(). */
+  private lowerText: string | null = null;
+  private context: AnalyzeContext | null = null;
   private tokens: WordTokens | null | undefined;
   private contexts: Map<RegExp, ContextPositions> | null = null;
   private memo: Memo | null = null;
@@ -1029,11 +1030,34 @@ export class PartScan {
   constructor(
     private readonly compiled: CompiledRecognizers,
     readonly part: TextPart,
-    headerNames: readonly string[] = [],
+    private readonly headerNames: readonly string[] = [],
   ) {
     this.raw = new Array<Finding[] | undefined>(compiled.length);
-    this.lower = part.text ? lowerSameLength(part.text) : '';
-    this.ctx = { part, lower: this.lower, headerNames, tokens: this.tokensOf };
+  }
+
+  private get lower(): string {
+    return (this.lowerText ??= this.part.text ? lowerSameLength(this.part.text) : '');
+  }
+
+  private get ctx(): AnalyzeContext {
+    return (this.context ??= {
+      part: this.part,
+      lower: this.lower,
+      headerNames: this.headerNames,
+      tokens: this.tokensOf,
+    });
+  }
+
+  /**
+   * Drops what only running recognizers needs (the lower-cased copy, tokens, context positions), keeping the findings:
+   * a message's parts are then not all held at once. A later run makes them again.
+   */
+  release(): void {
+    this.lowerText = null;
+    this.context = null;
+    this.tokens = undefined;
+    this.contexts = null;
+    this.memo = null;
   }
 
   /** Runs the recognizers at these indices of the compiled set (each at most once). */
