@@ -1049,7 +1049,7 @@ export class PartScan {
   }
 
   /**
-   * Drops what only running recognizers needs (the lower-cased copy, tokens, context positions), keeping the findings:
+   * Drops what only running recognizers need (the lower-cased copy, tokens, context positions), keeping the findings:
    * a message's parts are then not all held at once. A later run makes them again.
    */
   release(): void {
