@@ -134,6 +134,14 @@ describe('parseForScan on a single plain-text part (the body read as it is)', ()
     'Message-ID: <a.1@clinic.example>',
     'X-Long: a header folded',
     '  over two lines',
+    'Date: Tue, 01 Dec 2026 07:00:00 +0000',
+    'References: <r.1@clinic.example>\r\n <r.2@clinic.example>',
+    'In-Reply-To: <r.2@clinic.example>',
+    'Reply-To: Desk <desk@clinic.example>',
+    'Bcc: audit@clinic.example',
+    'X-Priority: 1 (Highest)',
+    'List-Unsubscribe: <mailto:leave@clinic.example>',
+    'X-Mixed: =?iso-8859-1?q?caf=E9?= and more',
   ];
   /** [Content-Type, Content-Transfer-Encoding, another field, whether the body is read as it is] */
   const TYPES: Array<[string | null, string | null, string | null, boolean]> = [
@@ -165,16 +173,13 @@ describe('parseForScan on a single plain-text part (the body read as it is)', ()
   async function viaMailparser(raw: Buffer): Promise<unknown> {
     return view(await simpleParser(raw, PARSE_OPTIONS));
   }
+  /**
+   * Every field of the parse (the header map as its entries), in a fixed order; attachments counted (a large one's
+   * body is not kept here by design: see the tests above).
+   */
   function view(m: ParsedMail): unknown {
-    return {
-      subject: m.subject,
-      text: m.text,
-      html: m.html,
-      to: m.to,
-      cc: m.cc,
-      headers: [...m.headers],
-      attachments: m.attachments.length,
-    };
+    const fields = Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1)));
+    return { ...fields, headers: [...m.headers], attachments: m.attachments.length };
   }
 
   it('reads what mailparser reads, for every header and body, and skips its line splitting where it can', async () => {
@@ -222,6 +227,25 @@ describe('parseForScan on a single plain-text part (the body read as it is)', ()
     for (const raw of [bare, latin1, empty, nbsp]) {
       expect(plainTextBody(raw)).to.equal(null);
       expect(view(await parseForScan(raw, PARSE_OPTIONS, LIMIT))).to.deep.equal(await viaMailparser(raw));
+    }
+  });
+
+  it('reads as mailparser does with options that render the text as HTML, or with a small header limit', async () => {
+    const raw = Buffer.from(
+      `${HEADERS.join('\r\n')}\r\nContent-Type: text/plain\r\n\r\nSee https://clinic.example/a for\r\nthe form.\r\n`,
+    );
+    expect(plainTextBody(raw)).to.not.equal(null);
+    // Without skipTextToHtml the parser renders the whole body as HTML: the parse here must show the same.
+    const rendering = { ...PARSE_OPTIONS, skipTextToHtml: false };
+    const rendered = await parseForScan(raw, rendering, LIMIT);
+    expect(rendered.textAsHtml).to.include('the form.');
+    expect(view(rendered)).to.deep.equal(view(await simpleParser(raw, rendering)));
+    // A header past mailsplit's limit (each line counting 64 bytes at least) fails both ways alike.
+    for (const maxHeadSize of [600, 64 * 30, 10_000]) {
+      const options = { ...PARSE_OPTIONS, maxHeadSize } as typeof PARSE_OPTIONS;
+      const ours = await parseForScan(raw, options, LIMIT).then(view, (err: Error) => err.message);
+      const theirs = await simpleParser(raw, options).then(view, (err: Error) => err.message);
+      expect(ours, `maxHeadSize ${maxHeadSize}`).to.deep.equal(theirs);
     }
   });
 });
