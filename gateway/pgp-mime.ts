@@ -622,6 +622,14 @@ function textStart(body: Buffer, cte: string | undefined): string | null {
   return head.toString('latin1').trimStart();
 }
 
+const PGP_BEGIN = Buffer.from('-----BEGIN PGP MESSAGE-----');
+const PGP_END = Buffer.from('-----END PGP MESSAGE-----');
+
+/** Bytes that String.prototype.trim removes from a latin1 string: tab to carriage return, space, no-break space. */
+function isTrimmedByte(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d) || b === 0xa0;
+}
+
 /**
  * Whether a message is already encrypted end to end, so it may pass through as it is:
  * - `pgp-mime`: top-level multipart/encrypted, protocol application/pgp-encrypted, "Version: 1" then an
@@ -656,9 +664,20 @@ export function detectEncrypted(raw: Buffer): 'pgp-mime' | 'pgp-inline' | 'smime
     return cmsIsEnveloped(decodeBody(top.body, top.get('content-transfer-encoding'))) ? 'smime' : null;
   }
   if (ct.type === 'text/plain') {
-    const text = decodeBody(top.body, top.get('content-transfer-encoding')).toString('latin1').trim();
-    if (!text.startsWith('-----BEGIN PGP MESSAGE-----') || !text.endsWith('-----END PGP MESSAGE-----'))
+    // The armour alone, blanks around it allowed (as String.prototype.trim reads latin1): tested on the bytes, so that
+    // the common case, a plain message, never becomes a string as large as itself.
+    const body = decodeBody(top.body, top.get('content-transfer-encoding'));
+    let start = 0;
+    let end = body.length;
+    while (start < end && isTrimmedByte(body[start]!)) start++;
+    while (end > start && isTrimmedByte(body[end - 1]!)) end--;
+    if (
+      end - start < PGP_BEGIN.length || // (the longer of the two lines)
+      body.compare(PGP_BEGIN, 0, PGP_BEGIN.length, start, start + PGP_BEGIN.length) !== 0 ||
+      body.compare(PGP_END, 0, PGP_END.length, end - PGP_END.length, end) !== 0
+    )
       return null;
+    const text = body.toString('latin1', start, end);
     if (text.indexOf('-----BEGIN PGP MESSAGE-----', 1) >= 0) return null; // one block, nothing around it
     return armourIsEncrypted(text) ? 'pgp-inline' : null;
   }

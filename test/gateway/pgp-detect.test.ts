@@ -117,6 +117,20 @@ describe('detectEncrypted', function () {
       ],
       ['inline PGP without Content-Type', mail(`${HEAD}\r\n${encryptedArmour}`), 'pgp-inline'],
       [
+        // Blanks around the block as trim() reads them in latin1: tabs, form feeds, no-break spaces (byte A0).
+        'inline PGP with tabs, form feeds and no-break spaces around it',
+        () =>
+          Promise.resolve(
+            Buffer.concat([
+              Buffer.from(`${HEAD}Content-Type: text/plain\r\n\r\n \t\f`),
+              Buffer.from([0xa0]),
+              Buffer.from(encryptedArmour),
+              Buffer.from([0x0b, 0xa0, 0x20]),
+            ]),
+          ),
+        'pgp-inline',
+      ],
+      [
         'inline PGP in base64',
         mail(
           `${HEAD}Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n` +
@@ -149,6 +163,29 @@ describe('detectEncrypted', function () {
         null,
       ],
       ['inline PGP clear-signed', mail(`${HEAD}Content-Type: text/plain\r\n\r\n${clearSigned}`), null],
+      [
+        'inline PGP block with a word after it',
+        mail(`${HEAD}Content-Type: text/plain\r\n\r\n${encryptedArmour}\r\nThanks\r\n`),
+        null,
+      ],
+      [
+        'inline PGP block with a byte beyond ASCII before it (not a blank)',
+        () =>
+          Promise.resolve(
+            Buffer.concat([
+              Buffer.from(`${HEAD}Content-Type: text/plain\r\n\r\n`),
+              Buffer.from([0x85]),
+              Buffer.from(encryptedArmour),
+            ]),
+          ),
+        null,
+      ],
+      [
+        'the armour lines alone, overlapping',
+        mail(`${HEAD}Content-Type: text/plain\r\n\r\n-----BEGIN PGP MESSAGE-----END PGP MESSAGE-----`),
+        null,
+      ],
+      ['a body shorter than the armour line', mail(`${HEAD}Content-Type: text/plain\r\n\r\n-----BEGIN`), null],
       [
         'inline PGP MESSAGE that is only signed',
         mail(`${HEAD}Content-Type: text/plain\r\n\r\n${signedOnlyArmour}`),

@@ -303,6 +303,35 @@ describe('store/store', () => {
       });
     }
 
+    it('runs a writer on its transaction: it reads its own rows, a read outside never sees them before the commit', async () => {
+      const store = await openStore();
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let inside: unknown;
+      const write = store.write(async (trx) => {
+        await trx('outbox').insert(makeOutboxRow('open'));
+        inside = await trx('outbox').count({ n: '*' });
+        await held;
+        return 'done';
+      });
+      // Let the transaction start and insert, then read from outside while it is still open.
+      while (inside === undefined) await new Promise((r) => setTimeout(r, 5));
+      let outside: string[] | undefined;
+      const reading = outboxIds(store).then((ids) => (outside = ids));
+      await new Promise((r) => setTimeout(r, 50));
+      // SQLite: the read waits for the store's one connection; PostgreSQL: it runs and sees the last commit.
+      const during = outside;
+      expect([undefined, '[]'], 'a read while the transaction is open').to.include(
+        during && JSON.stringify(during),
+      );
+      release();
+      expect(await write).to.equal('done');
+      await reading;
+      expect(inside).to.deep.equal([{ n: 1 }]);
+      expect(await outboxIds(store), 'a read after the commit').to.deep.equal(['open']);
+      if (during === undefined) expect(outside, 'the waiting read, after the commit').to.deep.equal(['open']);
+    });
+
     it('rejects a lone failing writer and keeps working afterwards', async () => {
       const store = await openStore();
       const err = await rejectionOf(
