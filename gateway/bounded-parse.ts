@@ -116,6 +116,13 @@ const MAIL_FIELDS = [
   'reply-to',
 ] as const;
 
+/** Copies MAIL_FIELDS from the header map onto the mail, named as simpleParser names them ("message-id" → messageId). */
+function copyMailFields(headers: ParsedMail['headers'], mail: Record<string, unknown>): void {
+  for (const name of MAIL_FIELDS)
+    if (headers.has(name))
+      mail[name.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = headers.get(name);
+}
+
 /** mailsplit's default limit of a header block (MAX_HEAD_SIZE), unless the options set maxHeadSize. */
 const MAX_HEAD_BYTES = 1024 * 1024;
 
@@ -153,15 +160,16 @@ function readHeader(header: Buffer, options: MailParserOptions): ParsedMail | nu
   const key = options ?? headerReaders;
   let reader = headerReaders.get(key);
   if (!reader) {
-    reader = new MailParser(options) as unknown as { processHeaders?: (lines: unknown) => ParsedMail['headers'] };
+    reader = new MailParser(options) as unknown as {
+      processHeaders?: (lines: unknown) => ParsedMail['headers'];
+    };
     headerReaders.set(key, reader);
   }
   if (typeof reader.processHeaders !== 'function') return null;
   const fields = new mailsplit.Headers(header, options as { Iconv?: unknown }).getList();
   const headers = reader.processHeaders(fields);
   const mail: Record<string, unknown> = { attachments: [], headers, headerLines: fields };
-  for (const name of MAIL_FIELDS)
-    if (headers.has(name)) mail[name.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = headers.get(name);
+  copyMailFields(headers, mail);
   mail.html = false;
   // What the parser gives for a text it does not render (skipTextToHtml, which parseForScan requires here).
   mail.textAsHtml = '';
@@ -276,21 +284,7 @@ export async function parseWithSinks(
   });
   await Promise.all([pipeline(Buffer.isBuffer(raw) ? inSlices(raw) : raw, parser), ended]);
   if (failed) throw failed;
-  for (const key of [
-    'subject',
-    'references',
-    'date',
-    'to',
-    'from',
-    'cc',
-    'bcc',
-    'message-id',
-    'in-reply-to',
-    'reply-to',
-  ]) {
-    if (mail.headers?.has(key))
-      mail[key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = mail.headers.get(key);
-  }
+  if (mail.headers) copyMailFields(mail.headers, mail);
   // As simpleParser with keepCidLinks unset: cid links are resolved (skipImageLinks leaves the HTML as is).
   mail.html = await new Promise<string | false>((resolve, reject) =>
     parser.updateImageLinks(
