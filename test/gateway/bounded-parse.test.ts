@@ -218,13 +218,14 @@ describe('parseForScan on a single plain-text part (the body read as it is)', ()
       Buffer.from([0xe9, 0x0d, 0x0a]),
     ]);
     const empty = Buffer.from('From: a@b.example\r\nContent-Type: text/plain\r\n\r\n');
+    const headerOnly = Buffer.from('From: a@b.example\r\nContent-Type: text/plain\r\nSubject: no blank line');
     // A no-break space (byte A0) after the type: a blank to a latin1 reading, not to the parser.
     const nbsp = Buffer.concat([
       Buffer.from('From: a@b.example\r\nContent-Type: text/plain'),
       Buffer.from([0xa0]),
       Buffer.from('\r\n\r\nhello\r\n'),
     ]);
-    for (const raw of [bare, latin1, empty, nbsp]) {
+    for (const raw of [bare, latin1, empty, headerOnly, nbsp]) {
       expect(plainTextBody(raw)).to.equal(null);
       expect(view(await parseForScan(raw, PARSE_OPTIONS, LIMIT))).to.deep.equal(await viaMailparser(raw));
     }
