@@ -8,6 +8,7 @@ import {
   hashWord,
   hasTrigger,
   isAscii,
+  isWordChar,
   resolveOverlaps,
   tokenizeWords,
 } from '../../dlp/engine.js';
@@ -150,6 +151,105 @@ describe('dlp engine pattern triggers', () => {
           .filter((x) => x.category !== 'care')
           .map((x) => `${x.type}@${x.start}-${x.end}`),
       ).to.deep.equal(expected));
+});
+
+/**
+ * Word tokens as the tokenizer's contract says, written plainly for comparison: runs of word characters, a possessive
+ * "'s" right after a token dropped, each with its FNV-1a hash and whether a–z letters then a digit open it.
+ */
+function referenceTokens(lower: string): string[] {
+  const out: string[] = [];
+  let lastEnd = -1;
+  let i = 0;
+  while (i < lower.length) {
+    if (!isWordChar(lower.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const s = i;
+    while (i < lower.length && isWordChar(lower.charCodeAt(i))) i++;
+    const word = lower.slice(s, i);
+    const apostrophe = lower.charCodeAt(s - 1);
+    if (word === 's' && s - 1 === lastEnd && (apostrophe === 39 || apostrophe === 0x2019)) continue;
+    const lettersThenDigit = /^[a-z]+[0-9]/.test(word);
+    out.push(`${s}-${i}:${hashWord(word)}${lettersThenDigit ? '*' : ''}`);
+    lastEnd = i;
+  }
+  return out;
+}
+
+function tokensOf(lower: string): string[] {
+  const t = tokenizeWords(lower);
+  const out: string[] = [];
+  for (let k = 0; k < t.count; k++)
+    out.push(`${t.start[k]}-${t.end[k]}:${t.hash[k]}${t.lettersThenDigit[k] === 1 ? '*' : ''}`);
+  return out;
+}
+
+describe('dlp engine tokenizeWords against a plain reference', () => {
+  // Pieces that make every kind of boundary: letters, digits, case, marks and letters beyond ASCII, surrogate pairs,
+  // numbers beyond ASCII, apostrophes (possessive or not), hyphens, blanks.
+  const pieces = [
+    'a',
+    'bc',
+    'Z',
+    'Dob',
+    '7',
+    '19',
+    ' ',
+    '  ',
+    '\n',
+    "'",
+    '’',
+    "'s",
+    '’s',
+    's',
+    '-',
+    '.',
+    'é',
+    'ß',
+    '\u0301',
+    '\u{1F600}',
+    '\ud800',
+    '٣',
+    'x1',
+    '_',
+    '\t',
+    'straße',
+    'ab12cd',
+  ];
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const text = (pieceCount: number) => {
+    let s = '';
+    for (let p = 0; p < pieceCount; p++) s += pieces[random(pieces.length)]!;
+    return s;
+  };
+  it('agrees on 2,000 random texts', () => {
+    for (let r = 0; r < 2000; r++) {
+      const lower = text(1 + random(60));
+      expect(tokensOf(lower), JSON.stringify(lower)).to.deep.equal(referenceTokens(lower));
+    }
+  });
+  it('agrees across the chunks the tokenizer reads a long part in (a token on each side of 65,536 and across it)', () => {
+    for (const at of [65_534, 65_535, 65_536, 65_537, 131_071, 131_072]) {
+      for (const word of ['abc1', "it's", 'a', '9']) {
+        // A possessive, a long word and a digit sit across the boundary of the chunks.
+        const lower =
+          'x '.repeat(at >> 1).slice(0, at - 2) + word + ' ' + 'z'.repeat(70_000) + "'s " + text(40);
+        expect(tokensOf(lower)).to.deep.equal(referenceTokens(lower));
+      }
+    }
+  });
+  it('agrees on a text of 300,000 characters (more tokens than the reused arrays hold)', () => {
+    const lower = 'ab c1 d’s '.repeat(30_000);
+    const got = tokensOf(lower);
+    expect(got.length).to.equal(90_000);
+    expect(got).to.deep.equal(referenceTokens(lower));
+  });
 });
 
 describe('dlp engine isAscii', () => {
