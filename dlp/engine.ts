@@ -169,7 +169,12 @@ function tokenize(lower: string): WordTokens {
   const u = codeUnitsOf(lower);
   // Every character's class known before the loop, which then reads the table only (in ASCII text all are known).
   if (!isAscii(lower)) for (let i = 0; i < n; i++) if (wordClass[u[i]!] === UNSEEN) wordClassOf(u[i]!);
-  let out = scratch;
+  // Room for a token every four characters, grown if needed: the scratch arrays for a part of up to a megabyte or so,
+  // arrays of its own for a longer one.
+  const want = (n >> 2) + 16;
+  const own = want > RETAINED_TOKENS;
+  if (!own && scratch.start.length < want) scratch = tokenArrays(want);
+  let out = own ? tokenArrays(want) : scratch;
   let k = 0;
   /** The end of the last token kept (a possessive "'s" right after it is none). */
   let lastEnd = -1;

@@ -358,12 +358,16 @@ const LOWER_CUES = [
 const LOWER_CUE_INITIALS = new Uint8Array(128);
 for (const w of LOWER_CUES) LOWER_CUE_INITIALS[w.charCodeAt(0)] = 1;
 /**
- * 1 at (length, first letter, second letter) of each cue, the char codes taken & 127: the tokenizer's test of whether
- * a word may be one (a word of two letters passes only if it is one), so that the token after it may start a name.
+ * 1 at (length, first letter, second letter) of each cue, the char codes taken & 31: the tokenizer's test of whether a
+ * word may be one, so that the token after it may start a name. Letters a–z keep apart (1–26); other characters fall
+ * together with them, which lets more words through, never fewer (the scan then asks lowerCueBefore). 8 KB, so it
+ * stays in the cache: a table by & 127 (128 KB) was read for most words of a text, and missed.
  */
-const LOWER_CUE_PREFIXES = new Uint8Array(8 * 128 * 128);
-for (const w of LOWER_CUES)
-  LOWER_CUE_PREFIXES[(w.length * 128 + w.charCodeAt(0)) * 128 + w.charCodeAt(1)] = 1;
+const LOWER_CUE_PREFIXES = new Uint8Array(8 * 32 * 32);
+function cuePrefixSlot(length: number, first: number, second: number): number {
+  return (length * 32 + (first & 31)) * 32 + (second & 31);
+}
+for (const w of LOWER_CUES) LOWER_CUE_PREFIXES[cuePrefixSlot(w.length, w.charCodeAt(0), w.charCodeAt(1))] = 1;
 
 /** Words by length, so a look-up compares only words of the token's length (it runs for most words of a text). */
 function byLength(words: readonly string[]): string[][] {
@@ -413,12 +417,15 @@ const LETTER = /[\p{L}\p{M}]/u;
 const IS_LETTER = 1;
 const IS_UPPER = 2;
 const KNOWN = 4;
+/** An apostrophe or hyphen: inside a word when letters are on both sides ("O'Brien", "Mary-Jane", "patient’s"). */
+const JOINER = 8;
 /** Character classes of UTF-16 code units, filled in on first sight (a regex test per character would be slow). */
 const charClass = new Uint8Array(0x10000);
 for (let c = 0; c < 0x80; c++) {
   const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
   charClass[c] = KNOWN | (letter ? IS_LETTER : 0) | (c >= 65 && c <= 90 ? IS_UPPER : 0);
 }
+for (const c of [39, 45, 0x2019]) charClass[c] = KNOWN | JOINER;
 
 function classOf(c: number): number {
   let k = charClass[c]!;
@@ -433,10 +440,6 @@ function classOf(c: number): number {
 
 function isLetterCode(c: number): boolean {
   return (classOf(c) & IS_LETTER) !== 0;
-}
-
-function isUpperCode(c: number): boolean {
-  return (classOf(c) & IS_UPPER) !== 0;
 }
 
 const enum Shape {
@@ -514,17 +517,23 @@ let textCodeBuffer: Uint16Array = new Uint16Array(4096);
 let lowCodeBuffer: Uint16Array = new Uint16Array(4096);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function codeUnits(s: string, buffer: Uint16Array): Uint16Array {
+function codeUnits(s: string, buffer: Uint16Array, spaces = 0): Uint16Array {
   const n = s.length;
-  const into = buffer.length >= n ? buffer : new Uint16Array(Math.max(n, buffer.length * 2));
+  const into =
+    buffer.length >= n + spaces ? buffer : new Uint16Array(Math.max(n + spaces, buffer.length * 2));
   if (LITTLE_ENDIAN) Buffer.from(into.buffer, into.byteOffset, n * 2).write(s, 0, 'utf16le');
   else for (let i = 0; i < n; i++) into[i] = s.charCodeAt(i);
+  into.fill(0x20, n, n + spaces);
   return into;
+}
+
+/** Exported for the tests only: the word tokens of a text and its lower-cased copy. */
+export function nameTokens(text: string, lower: string): Readonly<Tokens> {
+  return tokenize(text, lower);
 }
 
 function tokenize(text: string, lower: string): Tokens {
   const n = text.length;
-  let size = buffers.start.length;
   const t = buffers;
   t.count = 0;
   t.capitalised = 0;
@@ -532,132 +541,72 @@ function tokenize(text: string, lower: string): Tokens {
   let candidates = 0;
   /** The token before may be a lower-case cue: the next token is a candidate. */
   let afterCue = false;
-  // The lower-cased copy tells most characters apart (see the comment on `l`); outside the engine it may differ in
-  // length, and then the text stands in for it.
+  // The lower-cased copy gives the cue test its letters; outside the engine it may differ in length, and then the text
+  // stands in for it. Two spaces after the text's code units: the marks read one character ahead and end at the first.
   const sameLength = lower.length === n;
-  const tx = codeUnits(text, textCodeBuffer);
+  const tx = codeUnits(text, textCodeBuffer, 2);
   const low = sameLength ? codeUnits(lower, lowCodeBuffer) : tx;
   if (n <= RETAINED_CODES) {
     textCodeBuffer = tx;
     if (sameLength) lowCodeBuffer = low;
   }
-  // The arrays in locals (written for every word); replaced when they grow.
-  let starts = t.start;
-  let ends = t.end;
-  let possessives = t.possessive;
-  let shapes = t.shape;
-  let candidateList = t.candidates;
-  let i = 0;
-  while (i < n) {
-    // A character whose lower case is ASCII and no letter is that same character (no other character lowers to
-    // one); one whose lower case is an ASCII letter is a letter (test/dlp/names-tokens.test.ts checks every code unit).
-    const l = low[i]!;
-    if (l < 0x80 && (l < 97 || l > 122)) {
-      i++;
-      continue;
-    }
-    let c = tx[i]!;
-    // ASCII first, without a call: most characters of mail are ASCII, and this loop reads every one of them.
-    let cls = c < 0x80 ? charClass[c]! : classOf(c);
-    if ((cls & IS_LETTER) === 0) {
-      i++;
-      continue;
-    }
-    const start = i;
-    const firstUpper = (cls & IS_UPPER) !== 0;
-    // Shape in the same pass: upper case until a lower-case letter is seen.
-    let allUpper = firstUpper;
-    let letters = 1;
-    /** The last inner apostrophe: a possessive "'s" is one right before the last letter. */
-    let apostrophe = -1;
-    i++;
-    while (i < n) {
-      // Letters past the first lower-case one change nothing but the position: most letters of mail.
-      if (!allUpper) {
-        const d = low[i]!;
-        if (d >= 97 && d <= 122) {
-          i++;
-          continue;
-        }
-        // Other ASCII is that very character in the text, and no letter: the end of the word or an inner apostrophe
-        // or hyphen (the same test as below, without reading the text).
-        if (d < 0x80) {
-          if ((d === 39 || d === 45) && i + 1 < n && isLetterCode(tx[i + 1]!)) {
-            if (d === 39) apostrophe = i;
-            i++;
-            continue;
-          }
-          break;
-        }
-      }
-      c = tx[i]!;
-      cls = c < 0x80 ? charClass[c]! : classOf(c);
-      if ((cls & IS_LETTER) !== 0) {
-        // Most words start in lower case: their shape is known, and the count of letters is not needed.
-        if (allUpper) {
-          letters++;
-          if ((cls & IS_UPPER) === 0) allUpper = false;
-        }
-        i++;
-        continue;
-      }
-      // Inner apostrophe or hyphen followed by a letter stays in the word.
-      if ((c === 39 || c === 0x2019 || c === 45) && i + 1 < n && isLetterCode(tx[i + 1]!)) {
-        if (c !== 45) apostrophe = i;
-        i++;
-        continue;
-      }
-      break;
-    }
-    let end = i;
-    let possessive = false;
-    // The apostrophe is inside the word, so the word is at least three characters long here.
-    if (apostrophe === end - 2) {
-      const s = tx[end - 1]!;
-      if (s === 115 || s === 83) {
-        end -= 2;
+  // Every character's class known before the marks, which read the table only (in ASCII text all are known).
+  if (Buffer.byteLength(text, 'utf8') !== n)
+    for (let i = 0; i < n; i++) if (charClass[tx[i]!] === 0) classOf(tx[i]!);
+  mark = 0;
+  inWord = 0;
+  for (let from = 0; from <= n;) {
+    const to = Math.min(n + 1, from + MARK_CHUNK);
+    markWords(tx, from, to);
+    const done = mark >> 1;
+    if (t.start.length < k + done) growTokens(t, Math.max(k + done, t.start.length * 2));
+    // The arrays in locals (written for every word).
+    const { start: starts, end: ends, possessive: possessives, shape: shapes, candidates: candidateList } = t;
+    for (let m = 0; m < done; m++) {
+      const start = MARKS[2 * m]!;
+      let end = MARKS[2 * m + 1]!;
+      // A possessive "'s": an apostrophe inside the word (a letter before it, so not its first character) right before
+      // a last "s".
+      let possessive = false;
+      const apostrophe = tx[end - 2]!;
+      if (
+        end - start >= 3 &&
+        (apostrophe === 39 || apostrophe === 0x2019) &&
+        (tx[end - 1] === 115 || tx[end - 1] === 83)
+      ) {
         possessive = true;
+        end -= 2;
       }
+      let shape = Shape.Lower;
+      const firstUpper = (charClass[tx[start]!]! & IS_UPPER) !== 0;
+      if (firstUpper) {
+        t.capitalised++;
+        // The shape is that of the word without its "'s" ("JOHN's" is upper case).
+        shape = upperLetters(tx, start, end) ? Shape.Upper : Shape.Cap;
+      }
+      possessives[k] = possessive ? 1 : 0;
+      starts[k] = start;
+      ends[k] = end;
+      shapes[k] = shape;
+      if (firstUpper || afterCue) candidateList[candidates++] = k;
+      // A cheap test that lets through every word lowerCueBefore accepts, for the token after this one.
+      const len = end - start;
+      afterCue =
+        len >= 2 &&
+        len <= 7 &&
+        LOWER_CUE_PREFIXES[
+          sameLength
+            ? cuePrefixSlot(len, low[start]!, low[start + 1]!)
+            : cuePrefixSlot(len, lower.charCodeAt(start), lower.charCodeAt(start + 1))
+        ] === 1;
+      k++;
     }
-    let shape = Shape.Lower;
-    if (firstUpper) {
-      t.capitalised++;
-      // The shape is that of the word without its "'s" ("JOHN's" is upper case).
-      const upper = possessive ? upperWithoutPossessive(text, start, end) : allUpper && letters >= 2;
-      shape = upper ? Shape.Upper : Shape.Cap;
-    }
-    if (k === size) {
-      size *= 2;
-      t.start = grow(t.start, new Int32Array(size));
-      t.end = grow(t.end, new Int32Array(size));
-      t.possessive = grow(t.possessive, new Uint8Array(size));
-      t.shape = grow(t.shape, new Uint8Array(size));
-      t.candidates = grow(t.candidates, new Int32Array(size));
-      buffers = t;
-      starts = t.start;
-      ends = t.end;
-      possessives = t.possessive;
-      shapes = t.shape;
-      candidateList = t.candidates;
-    }
-    possessives[k] = possessive ? 1 : 0;
-    starts[k] = start;
-    ends[k] = end;
-    shapes[k] = shape;
-    if (firstUpper || afterCue) candidateList[candidates++] = k;
-    // A cheap test that lets through every word lowerCueBefore accepts, for the token after this one.
-    const len = end - start;
-    afterCue =
-      len >= 2 &&
-      len <= 7 &&
-      (sameLength
-        ? LOWER_CUE_PREFIXES[(len * 128 + (low[start]! & 127)) * 128 + (low[start + 1]! & 127)]
-        : LOWER_CUE_PREFIXES[
-            (len * 128 + (lower.charCodeAt(start) & 127)) * 128 + (lower.charCodeAt(start + 1) & 127)
-          ]) === 1;
-    // The character that ended the word is no letter: the next word starts after it.
-    i++;
-    k++;
+    // A word still open goes on into the next chunk: its start moves to the front.
+    if ((mark & 1) === 1) {
+      MARKS[0] = MARKS[mark - 1]!;
+      mark = 1;
+    } else mark = 0;
+    from = to;
   }
   t.count = k;
   t.candidateCount = candidates;
@@ -666,16 +615,59 @@ function tokenize(text: string, lower: string): Tokens {
   return t;
 }
 
-/** Whether the letters of [start, end) are all upper case (a possessive "'s" after an upper-case word). */
-function upperWithoutPossessive(text: string, start: number, end: number): boolean {
+function growTokens(t: Tokens, size: number): void {
+  t.start = grow(t.start, new Int32Array(size));
+  t.end = grow(t.end, new Int32Array(size));
+  t.possessive = grow(t.possessive, new Uint8Array(size));
+  t.shape = grow(t.shape, new Uint8Array(size));
+  t.candidates = grow(t.candidates, new Int32Array(size));
+  buffers = t;
+}
+
+/** Whether [start, end) has two letters or more and all of them upper case. */
+function upperLetters(tx: Uint16Array, start: number, end: number): boolean {
   let letters = 0;
   for (let p = start; p < end; p++) {
-    const d = text.charCodeAt(p);
-    if (!isLetterCode(d)) continue;
+    const cls = charClass[tx[p]!]!;
+    if ((cls & IS_LETTER) === 0) continue;
+    if ((cls & IS_UPPER) === 0) return false;
     letters++;
-    if (!isUpperCode(d)) return false;
   }
   return letters >= 2;
+}
+
+/**
+ * Word starts and ends, interleaved (a word's start at an even index, its end at the next), for one chunk of a part at
+ * a time, which moves the start of a word still open to index 0: the same marks as the engine's tokenizer makes, and
+ * for the same reason (see markWords in engine.ts: a loop without a branch per word, on fixed arrays named directly).
+ */
+const MARK_CHUNK = 1 << 16;
+const MARKS = new Int32Array(MARK_CHUNK + 2);
+/** Where markWords stands between chunks: the next mark, and whether the last character was in a word. */
+let mark = 0;
+let inWord = 0;
+
+/**
+ * Marks the words among the characters [from, to): letters, with an apostrophe or hyphen inside when a letter is on
+ * both sides. A character is in a word when it is a letter, or a joiner after a character in a word and before a
+ * letter: one expression of table bits, no branch. `tx` has two spaces after the text (codeUnits), so the look ahead
+ * reads a character, and the last word ends.
+ */
+function markWords(tx: Uint16Array, from: number, to: number): void {
+  const classes = charClass;
+  let b = mark;
+  let w0 = inWord;
+  let next = classes[tx[from]!]!;
+  for (let i = from; i < to; i++) {
+    const cls = next;
+    next = classes[tx[i + 1]!]!;
+    const w = (cls & IS_LETTER) | ((cls >> 3) & next & w0);
+    MARKS[b] = i;
+    b += w ^ w0;
+    w0 = w;
+  }
+  mark = b;
+  inWord = w0;
 }
 
 /** A common word, or the plural of one ("investments", "services", "companies"). */
