@@ -860,13 +860,19 @@ export interface TokenIndex {
 
 let tokenIndex: TokenIndex | null = null;
 
+function indexArrays(size: number): { digit: Int32Array; upper: Int32Array; long: Int32Array } {
+  return { digit: new Int32Array(size), upper: new Int32Array(size), long: new Int32Array(size) };
+}
+let indexScratch = indexArrays(1024);
+
 export function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
   if (tokenIndex?.tokens === tokens && tokenIndex.text === text) return tokenIndex;
-  // Written into arrays of the tokens' count and cut to length: no array of numbers to grow and copy.
+  // Written into arrays of at least the tokens' count, reused from part to part (fresh ones, zeroed and paged in per
+  // part, cost as much as the loop on a large part), and copied out at their length.
   const { count, start, end } = tokens;
-  const digit = new Int32Array(count);
-  const upper = new Int32Array(count);
-  const long = new Int32Array(count);
+  if (indexScratch.digit.length < count) indexScratch = indexArrays(count);
+  const { digit, upper, long } = indexScratch;
+  if (count > RETAINED_TOKENS) indexScratch = indexArrays(1024);
   let digits = 0;
   let uppers = 0;
   let longs = 0;
