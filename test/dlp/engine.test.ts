@@ -140,6 +140,12 @@ describe('dlp engine pattern triggers', () => {
     ['PSC 0413, Box 8144, APO AA 42323', ['STREET_ADDRESS@0-32']],
     ['Call +44 20 7946 0958 tomorrow.', ['PHONE_NUMBER@5-21']],
     ['NDC 00093721410 dispensed', ['NDC_CODE@4-15']],
+    // The label's words as the part's tokens show them (PatternSpec.triggerWords).
+    ['Dispensed ndc#00093721410 today', ['NDC_CODE@14-25']],
+    ['NDCcode 00093721410 given', ['NDC_CODE@8-19']],
+    ['NDC number: 0009372141 given', ['NDC_CODE@12-22']],
+    ['NDC Code 00093721410', ['NDC_CODE@9-20']],
+    ['xndc 00093721410', []],
     ['The box of gloves is in the office; see the portal.', []],
     ['Grand total 00093721410', []],
     ['Visit the web site or write to the post office.', []],

@@ -3,6 +3,7 @@
 // Hostile parts must not make the scan slow: every recognizer has to stay linear on a 1 MB part.
 import { expect } from 'chai';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
+import { builtinRecognizers } from '../../dlp/recognizers/index.js';
 import { payloadRecognizers } from '../../dlp/recognizers/payloads.js';
 import type { Finding, TextPart } from '../../dlp/types.js';
 
@@ -391,6 +392,18 @@ describe('dlp/recognizers/payloads', () => {
       const [hit] = scan(text);
       expect(text.slice(hit!.start, hit!.start + 4)).to.equal('MSH|');
       expect(text.slice(hit!.start, hit!.end)).to.equal(hl7.trimEnd());
+    });
+
+    it("finds the C-CDA documents alike when the part's word tokens are at hand (with every recognizer)", () => {
+      // With tokens, the recognizer asks them first whether "ClinicalDocument" can be in the part at all.
+      const all = compileRecognizers(builtinRecognizers());
+      const ccda = (text: string) =>
+        analyzePart(all, { id: 'text', text, kind: 'body' }).filter((f) => f.type === 'CCDA_XML').length;
+      for (const doc of [makeCcda(), makeCcda('cda'), `Please see:\n${makeCcda('v3')}\nThanks`]) {
+        expect(ccda(doc)).to.equal(1);
+        expect(scan(doc).filter((f) => f.type === 'CCDA_XML')).to.have.length(1);
+      }
+      expect(ccda(makeCcda().replaceAll('ClinicalDocument', 'ClinicalNote'))).to.equal(0);
     });
 
     it('spans the C-CDA document to its closing tag', () => {
