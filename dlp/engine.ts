@@ -220,8 +220,17 @@ function tokenize(lower: string): WordTokens {
     } else mark = 0;
     from = to;
   }
-  // More tokens than RETAINED_TOKENS: the arrays are the tokens' own, as they are (longer than the count).
-  if (out.start.length > RETAINED_TOKENS) return { count: k, ...out };
+  // More tokens than RETAINED_TOKENS: the arrays are the tokens' own, as they are (longer than the count). Built
+  // field by field as below, so that every token object has one shape for V8 (a spread made another, and the
+  // readers of tokens then saw two).
+  if (out.start.length > RETAINED_TOKENS)
+    return {
+      count: k,
+      start: out.start,
+      end: out.end,
+      hash: out.hash,
+      lettersThenDigit: out.lettersThenDigit,
+    };
   scratch = out;
   return {
     count: k,

@@ -1,5 +1,5 @@
-// The names recognizer's word tokens: the shortcuts of its tokenizer (letters told by the lower-cased copy, the list of
-// tokens that may start a name) must find exactly the words and names that reading every character of the text finds.
+// The names recognizer's word tokens: its tokenizer (words marked without a branch per word, read a chunk at a time; the
+// list of tokens that may start a name) must find exactly the words and names that reading every character finds.
 import { expect } from 'chai';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
 import { nameRecognizers, nameTokens } from '../../dlp/recognizers/names.js';
@@ -8,7 +8,8 @@ const LETTER = /[\p{L}\p{M}]/u;
 
 describe('dlp names tokens', () => {
   it('a code unit whose lower case is an ASCII letter is a letter, and one that lowers to other ASCII is that character', () => {
-    // The tokenizer reads the lower-cased copy and looks at the text only where these two rules do not tell.
+    // The cue tests and word look-ups read a word's letters from the lower-cased copy: an ASCII letter there is a
+    // letter of the text, and other ASCII there is that very character.
     const wrong: string[] = [];
     for (let c = 0; c < 0x10000; c++) {
       const ch = String.fromCharCode(c);
