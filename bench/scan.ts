@@ -170,10 +170,11 @@ async function main(): Promise<void> {
   const t = performance.now();
   scanNext();
   const mbps = bytes / 1e6 / ((performance.now() - t) / 1000);
-  // Then the steady state, as a running gateway scans: a few more runs let V8 finish optimising (its
-  // compiler threads count in the process's CPU time), then the best CPU time of 10 runs, the figure that
-  // does not depend on what else the machine is doing.
-  for (let i = 0; i < 3; i++) scanNext();
+  // Then the steady state, as a running gateway scans: more runs let V8 finish optimising (its compiler
+  // threads count in the process's CPU time), then the best CPU time of 10 runs, the figure that does not
+  // depend on what else the machine is doing. Twelve: the CPU time per run, printed run by run, was still
+  // falling past the fourth (740, 370, 287, 147, 142, 151, 131, … 110 ms) and settled by about the twelfth.
+  for (let i = 0; i < 12; i++) scanNext();
   const cpuMbps = bytes / 1e6 / (bestCpuMs(scanNext, 10) / 1000);
   // The office mail that bench:peers sends (clean text, few findings), 1 MB of bodies at a time, each run its own.
   const office = Array.from({ length: 12 }, (_, v) =>
