@@ -14,6 +14,7 @@ import {
 } from '../../dlp/engine.js';
 import { builtinRecognizers } from '../../dlp/recognizers/index.js';
 import type { Category, Finding } from '../../dlp/types.js';
+import { randomFrom } from '../support/random.js';
 
 function f(
   start: number,
@@ -224,11 +225,7 @@ describe('dlp engine tokenizeWords against a plain reference', () => {
     'straße',
     'ab12cd',
   ];
-  let seed = 7;
-  const random = (n: number) => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed % n;
-  };
+  const random = randomFrom(7);
   const text = (pieceCount: number) => {
     let s = '';
     for (let p = 0; p < pieceCount; p++) s += pieces[random(pieces.length)]!;

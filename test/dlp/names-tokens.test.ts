@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
 import { nameRecognizers, nameTokens } from '../../dlp/recognizers/names.js';
+import { randomFrom } from '../support/random.js';
 
 const LETTER = /[\p{L}\p{M}]/u;
 
@@ -170,11 +171,7 @@ describe('dlp names tokens', () => {
       'İ',
       'ǅ',
     ];
-    let seed = 99;
-    const random = (n: number) => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      return seed % n;
-    };
+    const random = randomFrom(99);
     for (let r = 0; r < 2000; r++) {
       let text = '';
       for (let p = 1 + random(40); p > 0; p--) text += pieces[random(pieces.length)]!;

@@ -9,15 +9,7 @@ import { PARSE_OPTIONS } from '../../gateway/pipeline.js';
 import { loadAnalyzer, DEFAULT_RULES_FILE, RulesSource } from '../../gateway/rules.js';
 import { DlpScanner } from '../../gateway/scan.js';
 import type { CustomRecognizer, Finding, TextPart, Verdict } from '../../dlp/types.js';
-
-/** Small deterministic PRNG (an LCG), so a failure names the seed that made it. */
-function randomFrom(seed: number): (n: number) => number {
-  let s = seed >>> 0;
-  return (n) => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return (s >>> 8) % n;
-  };
-}
+import { randomFrom } from '../support/random.js';
 
 // Pieces of mail: office chatter, and each kind of finding the recognizers make.
 const PIECES = [

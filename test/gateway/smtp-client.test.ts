@@ -13,6 +13,7 @@ import {
 } from '../../gateway/smtp-client.js';
 import { RelayTransport, TransportError } from '../../gateway/transport.js';
 import { relaySchema } from '../../config/schema.js';
+import { randomFrom } from '../support/random.js';
 
 interface Script {
   pipelining: boolean;
@@ -193,8 +194,7 @@ describe('next-hop SMTP client', function () {
 
     it('streamed, gives the bytes the whole-message encoding gives, however the body is split', () => {
       // Seeded: the same 2,000 bodies of line ends, dots and letters, each split at random places.
-      let seed = 7;
-      const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+      const rnd = randomFrom(7);
       const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x20, 0xe9];
       let differences = 0;
       for (let k = 0; k < 2000; k++) {
