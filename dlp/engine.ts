@@ -74,11 +74,17 @@ export interface WordTokens {
   end: Int32Array;
   hash: Int32Array;
   /**
-   * 1 where the token starts with ASCII letters a–z that a digit follows ("dob1985", "a1c"): such a token starts with
-   * letters its hash does not tell.
+   * The token's digits, as bits: HAS_DIGIT when it holds a digit ("20931", "1234fax", "a1c"), and LETTERS_THEN_DIGIT
+   * too when it starts with ASCII letters a–z that a digit follows ("dob1985", "a1c"). Such tokens hold words their
+   * hash does not tell.
    */
-  lettersThenDigit: Uint8Array;
+  digits: Uint8Array;
 }
+
+/** WordTokens.digits: the token holds a digit. */
+export const HAS_DIGIT = 2;
+/** WordTokens.digits: the token starts with letters a–z that a digit follows (HAS_DIGIT is set too). */
+export const LETTERS_THEN_DIGIT = 1;
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
@@ -188,7 +194,7 @@ function tokenize(lower: string): WordTokens {
     markWords(u, from, to);
     const done = mark >> 1;
     if (out.start.length < k + done) out = grownTokenArrays(out, Math.max(k + done, out.start.length * 2));
-    const { start, end, hash, lettersThenDigit } = out;
+    const { start, end, hash, digits } = out;
     const classes = wordClass;
     for (let t = 0; t < done; t++) {
       const s = MARKS[2 * t]!;
@@ -198,16 +204,19 @@ function tokenize(lower: string): WordTokens {
       if (e - s === 1 && u[s] === 115 && s - 1 === lastEnd && (u[lastEnd] === 39 || u[lastEnd] === 0x2019))
         continue;
       // Letters a–z from the start, then a digit ("dob1985"): read again only for a token of a–z that has a digit.
-      let lettersThenDigitHere = 0;
-      if (marked >= DIGIT_SEEN && classes[u[s]!] === A_TO_Z) {
-        let j = s + 1;
-        while (classes[u[j]!] === A_TO_Z) j++;
-        lettersThenDigitHere = classes[u[j]!] === DIGIT ? 1 : 0;
+      let digitsHere = 0;
+      if (marked >= DIGIT_SEEN) {
+        digitsHere = HAS_DIGIT;
+        if (classes[u[s]!] === A_TO_Z) {
+          let j = s + 1;
+          while (classes[u[j]!] === A_TO_Z) j++;
+          if (classes[u[j]!] === DIGIT) digitsHere |= LETTERS_THEN_DIGIT;
+        }
       }
       start[k] = s;
       end[k] = e;
       hash[k] = MARK_HASHES[2 * t + 1]!;
-      lettersThenDigit[k] = lettersThenDigitHere;
+      digits[k] = digitsHere;
       lastEnd = e;
       k++;
     }
@@ -229,7 +238,7 @@ function tokenize(lower: string): WordTokens {
       start: out.start,
       end: out.end,
       hash: out.hash,
-      lettersThenDigit: out.lettersThenDigit,
+      digits: out.digits,
     };
   scratch = out;
   return {
@@ -237,7 +246,7 @@ function tokenize(lower: string): WordTokens {
     start: out.start.slice(0, k),
     end: out.end.slice(0, k),
     hash: out.hash.slice(0, k),
-    lettersThenDigit: out.lettersThenDigit.slice(0, k),
+    digits: out.digits.slice(0, k),
   };
 }
 
@@ -298,7 +307,7 @@ function grownTokenArrays(from: TokenArrays, size: number): TokenArrays {
   to.start.set(from.start);
   to.end.set(from.end);
   to.hash.set(from.hash);
-  to.lettersThenDigit.set(from.lettersThenDigit);
+  to.digits.set(from.digits);
   return to;
 }
 
@@ -312,14 +321,14 @@ interface TokenArrays {
   start: Int32Array;
   end: Int32Array;
   hash: Int32Array;
-  lettersThenDigit: Uint8Array;
+  digits: Uint8Array;
 }
 function tokenArrays(size: number): TokenArrays {
   return {
     start: new Int32Array(size),
     end: new Int32Array(size),
     hash: new Int32Array(size),
-    lettersThenDigit: new Uint8Array(size),
+    digits: new Uint8Array(size),
   };
 }
 let scratch = tokenArrays(4096);
@@ -361,24 +370,33 @@ export function mayHave(filter: Uint32Array, hash: number): boolean {
 }
 
 /**
- * A filter of a part's words: the hash of every token, and of the letters a–z that open each token of letters then
- * digits ("ndc" of "ndc12345678901"). Asking it for a word costs one look-up where a search of the part for the word
- * cost a pass over it (76 µs for "ndc" in 100 KB of mail, whose many n's each stop the search).
+ * A filter of a part's words: the hash of every token, and of every run of letters a–z inside a token that holds a
+ * digit ("ndc" of "ndc12345678901", "fax" of "5550100fax"). Asking it for a word costs one look-up where a search of
+ * the part for the word cost a pass over it (76 µs for "ndc" in 100 KB of mail, whose many n's each stop the search).
  */
 function tokenWordFilter(lower: string, tokens: WordTokens): Uint32Array {
   const filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
-  const { count, start, hash, lettersThenDigit } = tokens;
+  const { count, start, end, hash, digits } = tokens;
   const add = (h: number): void => {
     const slot = filterSlot(h);
     filter[slot >>> 5]! |= 1 << (slot & 31);
   };
   for (let k = 0; k < count; k++) {
     add(hash[k]!);
-    if (lettersThenDigit[k] === 1) {
-      let h = FNV_OFFSET;
-      for (let i = start[k]!, c = lower.charCodeAt(i); c >= 97 && c <= 122; c = lower.charCodeAt(++i))
+    if (digits[k] === 0) continue;
+    // Each run of a–z, ended by any other character of the token or by its end.
+    let h = FNV_OFFSET;
+    let letters = 0;
+    for (let i = start[k]!, e = end[k]!; i <= e; i++) {
+      const c = i < e ? lower.charCodeAt(i) : 0;
+      if (c >= 97 && c <= 122) {
         h = Math.imul(h ^ c, FNV_PRIME);
-      add(h);
+        letters++;
+      } else if (letters > 0) {
+        add(h);
+        h = FNV_OFFSET;
+        letters = 0;
+      }
     }
   }
   return filter;
@@ -1135,13 +1153,17 @@ export class PartScan {
           : null;
     return this.tokens;
   };
-  private wordFilter: Uint32Array | null = null;
-  /** Whether a word of this hash may be in the part (mayHaveWord); true when the part's tokens are null. */
+  /** The part's word filter (tokenWordFilter), or null when it cannot tell: every word may then be in the part. */
+  private wordFilter: Uint32Array | null | undefined;
+  /** Whether a word of this hash may be in the part (mayHaveWord). */
   private readonly mayHaveHash = (hash: number): boolean => {
-    const tokens = this.tokensOf();
-    if (!tokens) return true;
-    this.wordFilter ??= tokenWordFilter(this.lower, tokens);
-    return mayHave(this.wordFilter, hash);
+    if (this.wordFilter === undefined) {
+      const tokens = this.tokensOf();
+      // Without tokens the filter cannot tell; nor with a long s, which lower-casing keeps and a case-insensitive
+      // pattern reads as "s" ("httpſ://", "deſk").
+      this.wordFilter = tokens && !this.lower.includes('\u017f') ? tokenWordFilter(this.lower, tokens) : null;
+    }
+    return this.wordFilter === null || mayHave(this.wordFilter, hash);
   };
   private readonly contextOf = (re: RegExp): ContextPositions => {
     if (!this.contexts) {
@@ -1183,7 +1205,7 @@ export class PartScan {
     this.lowerText = null;
     this.context = null;
     this.tokens = undefined;
-    this.wordFilter = null;
+    this.wordFilter = undefined;
     this.contexts = null;
     this.memo = null;
   }

@@ -55,9 +55,10 @@ export interface PatternSpec {
   triggers?: readonly string[];
   /**
    * A prefilter told by the part's word tokens, asked before `triggers` when the tokens are at hand: lower-case words
-   * (letters a–z) one of which every match holds as a whole word token, or as the letters that open a token of letters
-   * then digits ("ndc12345678901"). A part without any of them is not searched with this pattern. Only words whose
-   * letters match no character beyond ASCII (not k or s, which the i and u flags also match to K and ſ).
+   * (letters a–z) one of which every match holds as a whole word token, or as a run of letters inside a token that
+   * holds a digit ("ndc12345678901", "5550100fax"). A part without any of them is not searched with this pattern.
+   * Case-insensitive patterns may use them: the tokens are of the lower-cased text (the Kelvin sign becomes k), and a
+   * part with a long s (ſ, which lower-casing keeps and the i and u flags read as s) passes every prefilter.
    */
   triggerWords?: readonly string[];
   /**
@@ -130,9 +131,10 @@ export interface AnalyzeContext {
    */
   tokens?: () => WordTokens | null;
   /**
-   * Whether a lower-case word (letters a–z) may be among the part's word tokens, whole or as the letters that open a
-   * token of letters then digits: false when it surely is not, true when it may be (or the tokens cannot tell, as in a
-   * part whose tokens are null); absent outside the engine. One look-up in a filter made once per part.
+   * Whether a lower-case word (letters a–z) may be among the part's word tokens, whole or as a run of letters a–z inside
+   * a token that holds a digit ("fax" of "5550100fax", "ndc" of "ndc12345"): false when it surely is not, true when it
+   * may be (or the tokens cannot tell, as in a part whose tokens are null); absent outside the engine. One look-up in a
+   * filter made once per part.
    */
   mayHaveWord?: (word: string) => boolean;
 }

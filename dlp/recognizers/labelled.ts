@@ -5,6 +5,7 @@ import {
   filterSlot,
   HOUSE_NUMBER_ANCHOR,
   isAscii,
+  LETTERS_THEN_DIGIT,
   leadingLetters,
   tokenIndexOf,
   wordHashFilter,
@@ -100,13 +101,14 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       if (firstWords && tokens) {
         // The search below finds, from where its last match ended, the next label after a character that is no
         // letter, digit or "_": the same labels, tried at the tokens that may start one.
-        const { count, start: starts, hash, lettersThenDigit } = tokens;
+        const { count, start: starts, hash, digits } = tokens;
         let searchFrom = 0;
         for (let k = 0; k < count; k++) {
           // mayHave, written out: this runs for every word of the part. A token of letters then digits ("dob1985")
           // starts with letters the hash of the whole token does not tell.
           const slot = filterSlot(hash[k]!);
-          const candidate = (firstWords[slot >>> 5]! & (1 << (slot & 31))) !== 0 || lettersThenDigit[k] === 1;
+          const candidate =
+            (firstWords[slot >>> 5]! & (1 << (slot & 31))) !== 0 || (digits[k]! & LETTERS_THEN_DIGIT) !== 0;
           if (!candidate) continue;
           const at = starts[k]!;
           if (at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;

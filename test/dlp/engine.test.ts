@@ -5,10 +5,12 @@ import { expect } from 'chai';
 import {
   analyzePart,
   compileRecognizers,
+  HAS_DIGIT,
   hashWord,
   hasTrigger,
   isAscii,
   isWordChar,
+  LETTERS_THEN_DIGIT,
   resolveOverlaps,
   tokenizeWords,
 } from '../../dlp/engine.js';
@@ -147,6 +149,16 @@ describe('dlp engine pattern triggers', () => {
     ['NDC number: 0009372141 given', ['NDC_CODE@12-22']],
     ['NDC Code 00093721410', ['NDC_CODE@9-20']],
     ['xndc 00093721410', []],
+    // A line word after a number, whole, glued to it, before a digit, in any case, or with a long s ("ſ" reads as s).
+    ['Use 555-201-3344 (Mobile) today', ['PHONE_NUMBER@4-16']],
+    ['Use 555-201-3344mobile today', ['PHONE_NUMBER@4-16']],
+    ['Use 555-201-3344fax2 today', ['FAX_NUMBER@4-16']],
+    ['Use 5552013344FAX today', ['FAX_NUMBER@4-14']],
+    ['Use 085 175 7641 deſk', ['PHONE_NUMBER@4-16']],
+    ['Use 085 175 7641 mobilephone', []],
+    ['Use 085 175 7641 telly', []],
+    ['Open httpſ://portal.example.org/x now', ['URL@5-33']],
+    ['Open https2://portal.example.org/x now', []],
     ['The box of gloves is in the office; see the portal.', []],
     ['Grand total 00093721410', []],
     ['Visit the web site or write to the post office.', []],
@@ -179,17 +191,23 @@ function referenceTokens(lower: string): string[] {
     const apostrophe = lower.charCodeAt(s - 1);
     if (word === 's' && s - 1 === lastEnd && (apostrophe === 39 || apostrophe === 0x2019)) continue;
     const lettersThenDigit = /^[a-z]+[0-9]/.test(word);
-    out.push(`${s}-${i}:${hashWord(word)}${lettersThenDigit ? '*' : ''}`);
+    const digit = /[0-9]/.test(word);
+    out.push(`${s}-${i}:${hashWord(word)}${digit ? '#' : ''}${lettersThenDigit ? '*' : ''}`);
     lastEnd = i;
   }
   return out;
+}
+
+/** A token's digits bits as the references write them: "#" when it holds a digit, "*" when letters a–z then a digit open it. */
+function digitMarks(bits: number): string {
+  return `${bits & HAS_DIGIT ? '#' : ''}${bits & LETTERS_THEN_DIGIT ? '*' : ''}`;
 }
 
 function tokensOf(lower: string): string[] {
   const t = tokenizeWords(lower);
   const out: string[] = [];
   for (let k = 0; k < t.count; k++)
-    out.push(`${t.start[k]}-${t.end[k]}:${t.hash[k]}${t.lettersThenDigit[k] === 1 ? '*' : ''}`);
+    out.push(`${t.start[k]}-${t.end[k]}:${t.hash[k]}${digitMarks(t.digits[k]!)}`);
   return out;
 }
 
@@ -283,16 +301,17 @@ describe('dlp engine isAscii', () => {
 });
 
 describe('dlp engine tokenizeWords', () => {
-  // [lower-cased text, its tokens as "text" or "text*" when letters a–z then a digit open it]
+  // [lower-cased text, its tokens, each with digitMarks: "#" when it holds a digit, "*" when letters a–z then a digit open it]
   const cases: Array<[string, string[]]> = [
     ['', []],
     ['  ,.;  ', []],
-    ['dob1985 a1c 1985dob x_y', ['dob1985*', 'a1c*', '1985dob', 'x', 'y']],
+    ['dob1985 a1c 1985dob x_y', ['dob1985#*', 'a1c#*', '1985dob#', 'x', 'y']],
     ["crohn's disease, patient’s chart", ['crohn', 'disease', 'patient', 'chart']],
     ["o'brien mary-jane it's", ['o', 'brien', 'mary', 'jane', 'it']],
-    ['müller josé́ straße 5', ['müller', 'josé́', 'straße', '5']],
+    ['müller josé́ straße 5', ['müller', 'josé́', 'straße', '5#']],
     ['ab٣ 😀x abc', ['ab', 'x', 'abc']],
-    ['end9', ['end9*']],
+    ['end9', ['end9#*']],
+    ['5550100fax x1y2z é9a', ['5550100fax#', 'x1y2z#*', 'é9a#']],
   ];
   for (const [text, expected] of cases) {
     it(`${JSON.stringify(text)} → ${expected.join(' ') || 'none'}`, () => {
@@ -302,7 +321,7 @@ describe('dlp engine tokenizeWords', () => {
         const word = text.slice(t.start[k], t.end[k]);
         // Each token's hash is the hash of its text.
         expect(t.hash[k], word).to.equal(hashWord(word));
-        got.push(word + (t.lettersThenDigit[k] === 1 ? '*' : ''));
+        got.push(word + digitMarks(t.digits[k]!));
       }
       expect(got).to.deep.equal(expected);
     });
