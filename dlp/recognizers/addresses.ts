@@ -191,6 +191,11 @@ const PO_BOX =
  * much (4.8 against 0.7 ms for 2 MB).
  */
 const PO_BOX_WORDS = /box|postfach|apartado|postal|pocztowa/;
+/**
+ * The same as the part's words: a box starts a word (the search below keeps only those), and its last word before
+ * the number is one of these, whole or before the number's digits ("pobox12"; "p.obox 12" has "obox").
+ */
+const PO_BOX_TOKENS = ['box', 'pobox', 'obox', 'postfach', 'apartado', 'postal', 'postale', 'pocztowa'];
 /** A house number or postcode right before a box ("45818 P.O. Box 242"). */
 const NUMBER_BEFORE = /(?:^|[^\p{L}\p{N}])(\d{1,6}[ \t]{1,2})$/u;
 /**
@@ -463,7 +468,9 @@ export const internationalStreetRecognizer: CustomRecognizer = {
     }
     // Post-office boxes ("45818 P.O. Box 242" and the lines under it), searched for only in text that has a word
     // every box has (a search of the whole text for a rare pattern cost as much as the street search above).
-    PO_BOX.lastIndex = PO_BOX_WORDS.test(lower) ? 0 : lower.length;
+    const mayHaveWord = ctx.mayHaveWord;
+    const boxes = (!mayHaveWord || PO_BOX_TOKENS.some(mayHaveWord)) && PO_BOX_WORDS.test(lower);
+    PO_BOX.lastIndex = boxes ? 0 : lower.length;
     for (let m = PO_BOX.exec(lower); m; m = PO_BOX.exec(lower)) {
       // Its own word: nothing of a word or number before it.
       if (m.index > 0 && isWordChar(lower.charCodeAt(m.index - 1))) continue;

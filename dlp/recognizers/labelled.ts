@@ -423,6 +423,8 @@ const streetAddress: PatternRecognizer = {
       score: 0.7,
       // "Box" in one of its cases, or a military post office.
       triggers: ['box', 'apo', 'fpo', 'dpo'],
+      // The same as words: "box", or "pobox" or "obox" ("POBox 12", "P.OBox 12"), or a military post office.
+      triggerWords: ['box', 'pobox', 'obox', 'apo', 'fpo', 'dpo'],
     },
   ],
   context: ADDRESS_CONTEXT,
