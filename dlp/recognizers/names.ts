@@ -1154,12 +1154,12 @@ class NameScanner {
     this.raiseSpeakers(found);
     this.raiseLinked(found);
     this.raiseCoordinated(found);
-    const named = found.filter((c) => c.finding.score > 0);
+    const named = found.filter((c) => c.score > 0);
     const repeated = this.repeats(named);
     // Findings below the rules' threshold are hints only; a flood of them (a list of capitalised words) is cut short.
     let weak = 0;
     const out: Out[] = [];
-    for (const c of named) if (c.finding.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS) out.push(c.finding);
+    for (const c of named) if (c.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS) out.push(personFinding(c));
     for (const f of repeated) if (f.score >= 0.5 || ++weak <= MAX_WEAK_FINDINGS) out.push(f);
     return out;
   }
@@ -1174,7 +1174,7 @@ class NameScanner {
       for (let k = c.first; k < c.next; k++) {
         covered[k] = 1;
         const kind = this.kind(k);
-        if (c.finding.score >= 0.5 && kind !== Kind.Common && kind !== Kind.Ambiguous && !this.isLetter(k))
+        if (c.score >= 0.5 && kind !== Kind.Common && kind !== Kind.Ambiguous && !this.isLetter(k))
           addWord(words, this.word(k));
       }
     }
@@ -1182,11 +1182,11 @@ class NameScanner {
     if (words.size === 0) return out;
     // A weaker finding of one of those words counts too.
     for (const c of named) {
-      if (c.finding.score >= 0.6 || (c.next - c.first > 1 && c.finding.score < 0.3)) continue;
+      if (c.score >= 0.6 || (c.next - c.first > 1 && c.score < 0.3)) continue;
       // "Jouni … a huge Jouni Hahli fan": a name of two words that holds a counted word counts too.
       for (let k = c.first; k < c.next; k++)
         if (this.kind(k) !== Kind.Common && !this.isLetter(k) && this.isIn(k, words)) {
-          c.finding.score = 0.6;
+          c.score = 0.6;
           break;
         }
     }
@@ -1339,14 +1339,9 @@ class NameScanner {
     const single = idx.length === 1 && !cue && !lower;
     if (score <= 0 && !single) return null;
     return {
-      finding: {
-        type: 'PERSON',
-        category: 'identifier',
-        start: this.t.start[i]!,
-        end: this.t.end[last]!,
-        score,
-        recognizer: 'person-name',
-      },
+      start: this.t.start[i]!,
+      end: this.t.end[last]!,
+      score,
       first: i,
       next: last + 1,
       single,
@@ -1796,8 +1791,8 @@ class NameScanner {
       if (this.kind(c.first) === Kind.First) given = true;
       if (
         this.kind(c.first) !== Kind.Common &&
-        c.finding.end - c.finding.start >= 3 &&
-        !this.text.slice(c.finding.start, c.finding.end).includes('-') &&
+        c.end - c.start >= 3 &&
+        !this.text.slice(c.start, c.end).includes('-') &&
         this.quoteAfterLabel(c.first)
       )
         quoted++;
@@ -1806,7 +1801,7 @@ class NameScanner {
     if (labels < 2 || (!given && quoted < 2)) return;
     for (const c of found)
       if (c.next - c.first === 1 && this.speakerLabel(c.first) && this.kind(c.first) !== Kind.Common)
-        c.finding.score = Math.max(c.finding.score, 0.55);
+        c.score = Math.max(c.score, 0.55);
   }
 
   /**
@@ -1817,13 +1812,12 @@ class NameScanner {
     for (let n = 0; n + 1 < found.length; n++) {
       const a = found[n]!;
       const b = found[n + 1]!;
-      if (a.finding.score >= 0.5 === b.finding.score >= 0.5) continue;
-      const weak = a.finding.score >= 0.5 ? b : a;
-      if (weak.next - weak.first !== 1 || weak.finding.score <= 0) continue;
+      if (a.score >= 0.5 === b.score >= 0.5) continue;
+      const weak = a.score >= 0.5 ? b : a;
+      if (weak.next - weak.first !== 1 || weak.score <= 0) continue;
       const kind = this.kind(weak.first);
       if (kind !== Kind.First && kind !== Kind.Last && !this.listed(weak.first)) continue;
-      if (NAME_LINKS.test(this.text.slice(a.finding.end, b.finding.start)))
-        weak.finding.score = Math.max(weak.finding.score, 0.5);
+      if (NAME_LINKS.test(this.text.slice(a.end, b.start))) weak.score = Math.max(weak.score, 0.5);
     }
   }
 
@@ -1842,12 +1836,11 @@ class NameScanner {
     for (let n = 1; n < found.length; n++) {
       const b = found[n]!;
       // Only a name joined to the one before it (", " or " and ") can end a coordinated subject: test that first.
-      if (b.finding.start - found[n - 1]!.finding.end > 6 || this.rolePredicate(b.next - 1) !== 2) continue;
+      if (b.start - found[n - 1]!.end > 6 || this.rolePredicate(b.next - 1) !== 2) continue;
       let m = n;
-      while (m > 0 && COORDINATION.test(this.text.slice(found[m - 1]!.finding.end, found[m]!.finding.start)))
-        m--;
+      while (m > 0 && COORDINATION.test(this.text.slice(found[m - 1]!.end, found[m]!.start))) m--;
       if (m === n) continue;
-      for (let k = m; k <= n; k++) found[k]!.finding.score = Math.max(found[k]!.finding.score, 0.55);
+      for (let k = m; k <= n; k++) found[k]!.score = Math.max(found[k]!.score, 0.55);
     }
   }
 
@@ -1862,17 +1855,14 @@ class NameScanner {
       const given = run.filter((c) => c.given).length;
       // A list that a colon introduces ("our founders: Kónya, Becker and Vasquez") is a list of people, not a firm.
       const introduced =
-        run.length > 0 &&
-        /:\s{0,2}$/.test(this.text.slice(Math.max(0, run[0]!.finding.start - 3), run[0]!.finding.start));
+        run.length > 0 && /:\s{0,2}$/.test(this.text.slice(Math.max(0, run[0]!.start - 3), run[0]!.start));
       // A list that a plural word for people introduces ("our founders: Vesk, Lindqvist and Brown"): all are people.
       if (run.length >= 2 && this.introducedByPeople(run[0]!.first))
-        for (const c of run) c.finding.score = Math.max(c.finding.score, 0.55);
+        for (const c of run) c.score = Math.max(c.score, 0.55);
       else if (run.length >= 3 && known >= 2)
-        for (const c of run)
-          c.finding.score = Math.max(c.finding.score, given >= 2 || introduced ? 0.55 : 0.45);
+        for (const c of run) c.score = Math.max(c.score, given >= 2 || introduced ? 0.55 : 0.45);
       // Two known names joined by "and" ("Marrero and Murphy"): likely people, not enough to count alone.
-      else if (run.length === 2 && known === 2)
-        for (const c of run) c.finding.score = Math.max(c.finding.score, 0.45);
+      else if (run.length === 2 && known === 2) for (const c of run) c.score = Math.max(c.score, 0.45);
       run = [];
     };
     for (const c of found) {
@@ -1882,7 +1872,7 @@ class NameScanner {
       }
       const prev = run[run.length - 1];
       if (prev !== undefined) {
-        const between = this.text.slice(prev.finding.end, c.finding.start);
+        const between = this.text.slice(prev.end, c.start);
         if (!/^(?:,\s?|,?\s(?:and|or|&)\s)$/.test(between)) flush();
       }
       run.push(c);
@@ -1891,8 +1881,15 @@ class NameScanner {
   }
 }
 
+/**
+ * A name tried at a token, kept while the raise steps may change its score; a finding is made only of one that is
+ * reported (most candidates are single capitalised words that stay at 0: one object each, not two).
+ */
 interface Candidate {
-  finding: Out;
+  /** The text range [start, end) and the score of its finding. */
+  start: number;
+  end: number;
+  score: number;
   /** Token range [first, next). */
   first: number;
   next: number;
@@ -1900,6 +1897,17 @@ interface Candidate {
   single: boolean;
   known: boolean;
   given: boolean;
+}
+
+function personFinding(c: Candidate): Out {
+  return {
+    type: 'PERSON',
+    category: 'identifier',
+    start: c.start,
+    end: c.end,
+    score: c.score,
+    recognizer: 'person-name',
+  };
 }
 
 interface HeaderWord {
