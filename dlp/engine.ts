@@ -74,17 +74,19 @@ export interface WordTokens {
   end: Int32Array;
   hash: Int32Array;
   /**
-   * The token's digits, as bits: HAS_DIGIT when it holds a digit ("20931", "1234fax", "a1c"), and LETTERS_THEN_DIGIT
-   * too when it starts with ASCII letters a–z that a digit follows ("dob1985", "a1c"). Such tokens hold words their
-   * hash does not tell.
+   * The token's digits, as bits: HAS_DIGIT when it holds a digit ("20931", "1234fax", "a1c"); DIGIT_AND_LETTERS too
+   * when it also holds a letter a–z ("1234fax", "a1c"); LETTERS_THEN_DIGIT too when it starts with letters a–z that a
+   * digit follows ("dob1985", "a1c"). Such tokens hold words their hash does not tell.
    */
   digits: Uint8Array;
 }
 
 /** WordTokens.digits: the token holds a digit. */
 export const HAS_DIGIT = 2;
-/** WordTokens.digits: the token starts with letters a–z that a digit follows (HAS_DIGIT is set too). */
+/** WordTokens.digits: the token starts with letters a–z that a digit follows (the other two bits are set too). */
 export const LETTERS_THEN_DIGIT = 1;
+/** WordTokens.digits: the token holds a digit and a letter a–z (HAS_DIGIT is set too). */
+export const DIGIT_AND_LETTERS = 4;
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
@@ -205,12 +207,15 @@ function tokenize(lower: string): WordTokens {
         continue;
       // Letters a–z from the start, then a digit ("dob1985"): read again only for a token of a–z that has a digit.
       let digitsHere = 0;
-      if (marked >= DIGIT_SEEN) {
+      if ((marked & DIGIT_SEEN) !== 0) {
         digitsHere = HAS_DIGIT;
-        if (classes[u[s]!] === A_TO_Z) {
-          let j = s + 1;
-          while (classes[u[j]!] === A_TO_Z) j++;
-          if (classes[u[j]!] === DIGIT) digitsHere |= LETTERS_THEN_DIGIT;
+        if ((marked & LETTER_SEEN) !== 0) {
+          digitsHere |= DIGIT_AND_LETTERS;
+          if (classes[u[s]!] === A_TO_Z) {
+            let j = s + 1;
+            while (classes[u[j]!] === A_TO_Z) j++;
+            if (classes[u[j]!] === DIGIT) digitsHere |= LETTERS_THEN_DIGIT;
+          }
         }
       }
       start[k] = s;
@@ -250,13 +255,18 @@ function tokenize(lower: string): WordTokens {
   };
 }
 
-/** Set on a token's end in MARKS when it holds a digit (positions fit below it: a string is < 2^29 long). */
-const DIGIT_SEEN = 1 << 29;
-const POSITION = DIGIT_SEEN - 1;
+/**
+ * Set on a token's end in MARKS when it holds a letter a–z, and a digit: the classes seen (A_TO_Z, DIGIT) shifted
+ * above the position, which fits below them (a string is < 2^29 long).
+ */
+const SEEN_SHIFT = 29;
+const LETTER_SEEN = A_TO_Z << SEEN_SHIFT;
+const DIGIT_SEEN = DIGIT << SEEN_SHIFT;
+const POSITION = (1 << SEEN_SHIFT) - 1;
 
 /**
- * Token starts and ends, interleaved (a token's start at an even index, its end at the next; the end has DIGIT_SEEN
- * set when the token holds a digit), and each token's hash at its end's index; for one chunk of a part at a time, which
+ * Token starts and ends, interleaved (a token's start at an even index, its end at the next; the end has LETTER_SEEN
+ * and DIGIT_SEEN set when the token holds such characters), and each token's hash at its end's index; for one chunk of a part at a time, which
  * moves the start of a token still open to index 0. Fixed arrays, named directly in the loop: the loop ran two fifths
  * slower when they were arrays it was given or that could change (V8 then reloads where their data is at every access).
  */
@@ -288,7 +298,7 @@ function markWords(u: Uint16Array, from: number, to: number): void {
     const c = u[i]!;
     const cls = classes[c]!;
     const w = (cls + 7) >> 3;
-    MARKS[b] = i | ((cs & DIGIT) << 28);
+    MARKS[b] = i | ((cs & (A_TO_Z | DIGIT)) << SEEN_SHIFT);
     b += w ^ w0;
     w0 = w;
     const keep = -w;
@@ -383,7 +393,7 @@ function tokenWordFilter(lower: string, tokens: WordTokens): Uint32Array {
   };
   for (let k = 0; k < count; k++) {
     add(hash[k]!);
-    if (digits[k] === 0) continue;
+    if ((digits[k]! & DIGIT_AND_LETTERS) === 0) continue;
     // Each run of a–z, ended by any other character of the token or by its end.
     let h = FNV_OFFSET;
     let letters = 0;

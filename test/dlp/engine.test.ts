@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import {
   analyzePart,
   compileRecognizers,
+  DIGIT_AND_LETTERS,
   HAS_DIGIT,
   hashWord,
   hasTrigger,
@@ -200,15 +201,21 @@ function referenceTokens(lower: string): string[] {
     if (word === 's' && s - 1 === lastEnd && (apostrophe === 39 || apostrophe === 0x2019)) continue;
     const lettersThenDigit = /^[a-z]+[0-9]/.test(word);
     const digit = /[0-9]/.test(word);
-    out.push(`${s}-${i}:${hashWord(word)}${digit ? '#' : ''}${lettersThenDigit ? '*' : ''}`);
+    const both = digit && /[a-z]/.test(word);
+    out.push(
+      `${s}-${i}:${hashWord(word)}${digit ? '#' : ''}${both ? '+' : ''}${lettersThenDigit ? '*' : ''}`,
+    );
     lastEnd = i;
   }
   return out;
 }
 
-/** A token's digits bits as the references write them: "#" when it holds a digit, "*" when letters a–z then a digit open it. */
+/**
+ * A token's digits bits as the references write them: "#" when it holds a digit, "+" when a letter a–z too, "*" when
+ * letters a–z then a digit open it.
+ */
 function digitMarks(bits: number): string {
-  return `${bits & HAS_DIGIT ? '#' : ''}${bits & LETTERS_THEN_DIGIT ? '*' : ''}`;
+  return `${bits & HAS_DIGIT ? '#' : ''}${bits & DIGIT_AND_LETTERS ? '+' : ''}${bits & LETTERS_THEN_DIGIT ? '*' : ''}`;
 }
 
 function tokensOf(lower: string): string[] {
@@ -309,17 +316,17 @@ describe('dlp engine isAscii', () => {
 });
 
 describe('dlp engine tokenizeWords', () => {
-  // [lower-cased text, its tokens, each with digitMarks: "#" when it holds a digit, "*" when letters a–z then a digit open it]
+  // [lower-cased text, its tokens, each with digitMarks]
   const cases: Array<[string, string[]]> = [
     ['', []],
     ['  ,.;  ', []],
-    ['dob1985 a1c 1985dob x_y', ['dob1985#*', 'a1c#*', '1985dob#', 'x', 'y']],
+    ['dob1985 a1c 1985dob x_y', ['dob1985#+*', 'a1c#+*', '1985dob#+', 'x', 'y']],
     ["crohn's disease, patient’s chart", ['crohn', 'disease', 'patient', 'chart']],
     ["o'brien mary-jane it's", ['o', 'brien', 'mary', 'jane', 'it']],
     ['müller josé́ straße 5', ['müller', 'josé́', 'straße', '5#']],
     ['ab٣ 😀x abc', ['ab', 'x', 'abc']],
-    ['end9', ['end9#*']],
-    ['5550100fax x1y2z é9a', ['5550100fax#', 'x1y2z#*', 'é9a#']],
+    ['end9', ['end9#+*']],
+    ['5550100fax x1y2z é9a é9', ['5550100fax#+', 'x1y2z#+*', 'é9a#+', 'é9#']],
   ];
   for (const [text, expected] of cases) {
     it(`${JSON.stringify(text)} → ${expected.join(' ') || 'none'}`, () => {
