@@ -9,6 +9,7 @@ import { authenticate } from '../store/users.js';
 import { ensureUserKey } from '../store/user-keys.js';
 import type { Store } from '../store/store.js';
 import { makeNetworkMatcher } from './networks.js';
+import { installDataReader } from './smtp-data-reader.js';
 import { spoolMessage, type IntakeMeta, type SpooledMessage } from './spool.js';
 import { checkTls, loadTls } from './tls.js';
 
@@ -103,6 +104,8 @@ export class Intake {
     const { config, log, store } = this.opts;
     const smtp = config.smtp;
     const tls = await loadTls(smtp, config.dataDir, this.hostname);
+    // smtp-server's DATA reader with a native search for line-starting dots (when its version is the one replaced).
+    installDataReader();
     const server = new SMTPServer({
       name: this.hostname,
       banner: 'phi-gateway ESMTP',
