@@ -74,9 +74,9 @@ export interface WordTokens {
   end: Int32Array;
   hash: Int32Array;
   /**
-   * The token's digits, as bits: HAS_DIGIT when it holds a digit ("20931", "1234fax", "a1c"); DIGIT_AND_LETTERS too
-   * when it also holds a letter a–z ("1234fax", "a1c"); LETTERS_THEN_DIGIT too when it starts with letters a–z that a
-   * digit follows ("dob1985", "a1c"). Such tokens hold words their hash does not tell.
+   * The token's digits, as bits: HAS_DIGIT when it holds a digit ("20931", "1234fax", "a1c"); DIGIT_AND_LETTERS
+   * too when it also holds a letter a–z ("1234fax", "a1c"); LETTERS_THEN_DIGIT too when it starts with letters a–z
+   * that a digit follows ("dob1985", "a1c"). Such tokens hold words their hash does not tell.
    */
   digits: Uint8Array;
 }
@@ -205,7 +205,8 @@ function tokenize(lower: string): WordTokens {
       // A possessive "'s" right after the token before it: not a token ("it's", "patient’s").
       if (e - s === 1 && u[s] === 115 && s - 1 === lastEnd && (u[lastEnd] === 39 || u[lastEnd] === 0x2019))
         continue;
-      // Letters a–z from the start, then a digit ("dob1985"): read again only for a token of a–z that has a digit.
+      // Its digits bits from the classes its end mark carries; letters a–z from the start, then a digit ("dob1985"),
+      // read again only for a token of a–z that has a digit.
       let digitsHere = 0;
       if ((marked & DIGIT_SEEN) !== 0) {
         digitsHere = HAS_DIGIT;
@@ -266,9 +267,10 @@ const POSITION = (1 << SEEN_SHIFT) - 1;
 
 /**
  * Token starts and ends, interleaved (a token's start at an even index, its end at the next; the end has LETTER_SEEN
- * and DIGIT_SEEN set when the token holds such characters), and each token's hash at its end's index; for one chunk of a part at a time, which
- * moves the start of a token still open to index 0. Fixed arrays, named directly in the loop: the loop ran two fifths
- * slower when they were arrays it was given or that could change (V8 then reloads where their data is at every access).
+ * and DIGIT_SEEN set when the token holds such characters), and each token's hash at its end's index; for one chunk
+ * of a part at a time, which moves the start of a token still open to index 0. Fixed arrays, named directly in the
+ * loop: the loop ran two fifths slower when they were arrays it was given or that could change (V8 then reloads where
+ * their data is at every access).
  */
 const MARK_CHUNK = 1 << 16;
 const MARKS = new Int32Array(MARK_CHUNK + 2);

@@ -131,10 +131,10 @@ export interface AnalyzeContext {
    */
   tokens?: () => WordTokens | null;
   /**
-   * Whether a lower-case word (letters a–z) may be among the part's word tokens, whole or as a run of letters a–z inside
-   * a token that holds a digit ("fax" of "5550100fax", "ndc" of "ndc12345"): false when it surely is not, true when it
-   * may be (or the tokens cannot tell, as in a part whose tokens are null); absent outside the engine. One look-up in a
-   * filter made once per part.
+   * Whether a lower-case word (letters a–z) may be among the part's word tokens, whole or as a run of letters a–z
+   * inside a token that holds a digit ("fax" of "5550100fax", "ndc" of "ndc12345"): false when it surely is not, true
+   * when it may be (or the tokens cannot tell, as in a part whose tokens are null or that has a long s); absent outside
+   * the engine. One look-up in a filter made once per part.
    */
   mayHaveWord?: (word: string) => boolean;
 }

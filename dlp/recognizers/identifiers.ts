@@ -394,7 +394,7 @@ const lineAfter: CustomRecognizer = {
   analyze(text, ctx) {
     const out: Array<Omit<Finding, 'part'>> = [];
     // No line word in the part, whole or right after a number ("5550100fax"): no match, and no search of the part for
-    // one (a tenth of this recognizer's cost was a search that found nothing in most mail).
+    // one (the search tries every number of the part: 2% of the scan of mixed office and clinical text).
     const mayHaveWord = ctx.mayHaveWord;
     if (mayHaveWord && !LINE_WORDS.some(mayHaveWord)) return out;
     LINE_AFTER.lastIndex = 0;
