@@ -105,7 +105,7 @@ export class Intake {
     const smtp = config.smtp;
     const tls = await loadTls(smtp, config.dataDir, this.hostname);
     // smtp-server's DATA reader with a native search for line-starting dots (when its version is the one replaced).
-    installDataReader();
+    await installDataReader();
     const server = new SMTPServer({
       name: this.hostname,
       banner: 'phi-gateway ESMTP',

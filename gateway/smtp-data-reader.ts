@@ -7,7 +7,7 @@
 // finds those places with one native search instead. It replaces smtp-server's method only when that method is the one
 // it was written against (same source text, checked by hash): any other version keeps its own reader.
 import { createHash } from 'node:crypto';
-import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 
 /** SHA-256 of the source text of smtp-server 3.21.6's SMTPStream.prototype._feedDataStream (ESM build). */
 const REPLACED_READER = '9d8b903f9a3a63542d72e19a9e2f67009a3b1107a28d57e8e7369355454ff230';
@@ -89,27 +89,43 @@ function feedDataStream(this: SMTPStream, input: Buffer, done: (err?: Error) => 
   dataStream.once('close', resume);
 }
 
-/** smtp-server's own reader, as it was before installDataReader (for the tests that compare the two). */
-export const librarysDataReader = SMTPStream.prototype._feedDataStream;
+type DataReader = SMTPStream['_feedDataStream'];
 
-/** Whether smtp-server's reader is the one feedDataStream was written against. */
-export function dataReaderReplaceable(reader: (...args: never[]) => unknown = librarysDataReader): boolean {
-  return createHash('sha256').update(reader.toString()).digest('hex') === REPLACED_READER;
+/** Whether `reader` is the smtp-server reader feedDataStream was written against (its source text, by hash). */
+export function dataReaderReplaceable(reader: unknown): boolean {
+  return (
+    typeof reader === 'function' &&
+    createHash('sha256').update(Function.prototype.toString.call(reader)).digest('hex') === REPLACED_READER
+  );
 }
 
-let installed = false;
+/** smtp-server's own reader, once installDataReader has put feedDataStream in its place. */
+let replaced: DataReader | null = null;
 
 /**
  * Puts feedDataStream in place of smtp-server's reader, once, when that reader is the version it replaces. Returns
- * whether the fast reader is in use.
+ * whether the fast reader is in use. Anything else (another smtp-server version, a module that moved) leaves
+ * smtp-server's reader as it is: the intake works the same, only slower.
  */
-export function installDataReader(): boolean {
-  if (!installed && dataReaderReplaceable()) {
-    SMTPStream.prototype._feedDataStream = feedDataStream;
-    installed = true;
+export async function installDataReader(): Promise<boolean> {
+  if (replaced) return true;
+  let stream: { prototype: { _feedDataStream: DataReader } } | undefined;
+  try {
+    stream = (await import('smtp-server/lib/smtp-stream.js')).SMTPStream;
+  } catch {
+    return false;
   }
-  return installed;
+  const reader = stream?.prototype?._feedDataStream;
+  if (!stream || !dataReaderReplaceable(reader)) return false;
+  replaced = reader;
+  stream.prototype._feedDataStream = feedDataStream;
+  return true;
 }
 
-/** The reader itself, for the tests that feed it and smtp-server's side by side. */
-export const fastDataReader = feedDataStream;
+/** smtp-server's own reader (for the tests that feed it and feedDataStream side by side). */
+export async function librarysDataReader(): Promise<DataReader> {
+  return replaced ?? (await import('smtp-server/lib/smtp-stream.js')).SMTPStream.prototype._feedDataStream;
+}
+
+/** The reader itself, for the tests. */
+export const fastDataReader: DataReader = feedDataStream;
