@@ -427,6 +427,7 @@ interface CompiledPattern {
   anchor?: RegExp;
   sticky?: RegExp;
   tokens?: PatternSpec['tokens'];
+  digitRun?: PatternSpec['digitRun'];
 }
 
 interface CompiledPatternRecognizer {
@@ -477,8 +478,11 @@ export function compileRecognizers(recognizers: readonly Recognizer[]): Compiled
         regex: new RegExp(p.regex.source, [...new Set(`${flags}g`)].join('')),
         anchor: p.anchor ? globalAnchor(p.anchor) : undefined,
         tokens: p.tokens,
+        digitRun: p.digitRun,
         sticky:
-          p.anchor || p.tokens ? new RegExp(p.regex.source, [...new Set(`${flags}y`)].join('')) : undefined,
+          p.anchor || p.tokens || p.digitRun
+            ? new RegExp(p.regex.source, [...new Set(`${flags}y`)].join(''))
+            : undefined,
       };
     });
     return {
@@ -959,6 +963,72 @@ export function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
   return tokenIndex;
 }
 
+/** Where the runs of digits 0–9 of a part start (a digit with none right before it), and how long each is. */
+export interface DigitRuns {
+  text: string;
+  tokens: WordTokens;
+  count: number;
+  start: Int32Array;
+  length: Int32Array;
+}
+
+let digitRuns: DigitRuns | null = null;
+
+/**
+ * The runs of digits of a part, in text order, read in its tokens that hold a digit: every digit 0–9 is in a token
+ * (digits are word characters), and only tokens with HAS_DIGIT hold one. In ASCII text such a token without a letter
+ * a–z is all digits (the tokens are lower case, so a–z and 0–9 are all its word characters): one run, read from its
+ * start and end alone. The tokens are of the lower-cased text, as long as `text`; lower-casing changes no digit and
+ * makes none.
+ */
+export function digitRunsOf(text: string, tokens: WordTokens): DigitRuns {
+  if (digitRuns?.tokens === tokens && digitRuns.text === text) return digitRuns;
+  const { count, start, end, digits } = tokens;
+  const ascii = isAscii(text);
+  // Written into arrays reused from part to part, grown when full, and copied out at their length (as tokenIndexOf).
+  let starts = runScratch.start;
+  let lengths = runScratch.length;
+  let n = 0;
+  for (let k = 0; k < count; k++) {
+    const bits = digits[k]!;
+    if ((bits & HAS_DIGIT) === 0) continue;
+    const at = start[k]!;
+    const to = end[k]!;
+    // A token holds at most (length + 1) / 2 runs.
+    if (n + ((to - at + 1) >> 1) > starts.length) {
+      runScratch = runArrays(Math.max(starts.length * 2, n + to - at + 1));
+      runScratch.start.set(starts.subarray(0, n));
+      runScratch.length.set(lengths.subarray(0, n));
+      starts = runScratch.start;
+      lengths = runScratch.length;
+    }
+    if (ascii && (bits & DIGIT_AND_LETTERS) === 0) {
+      starts[n] = at;
+      lengths[n++] = to - at;
+      continue;
+    }
+    let run = -1;
+    for (let i = at; i <= to; i++) {
+      const d = i < to ? text.charCodeAt(i) : 0;
+      if (d >= 48 && d <= 57) {
+        if (run < 0) run = i;
+      } else if (run >= 0) {
+        starts[n] = run;
+        lengths[n++] = i - run;
+        run = -1;
+      }
+    }
+  }
+  digitRuns = { text, tokens, count: n, start: starts.slice(0, n), length: lengths.slice(0, n) };
+  if (starts.length > RETAINED_TOKENS) runScratch = runArrays(1024);
+  return digitRuns;
+}
+
+function runArrays(size: number): { start: Int32Array; length: Int32Array } {
+  return { start: new Int32Array(size), length: new Int32Array(size) };
+}
+let runScratch = runArrays(1024);
+
 /** Whether the lower-cased text holds one of a pattern's triggers (true when it has none). */
 export function hasTrigger(lower: string, triggers: readonly string[] | undefined): boolean {
   if (triggers === undefined) return true;
@@ -1013,7 +1083,18 @@ function runPattern(
     if (pattern.triggerHashes && !pattern.triggerHashes.some(mayHaveHash)) continue;
     if (pattern.anyTrigger ? !pattern.anyTrigger.test(lower) : !hasTrigger(lower, pattern.triggers)) continue;
     from = 0;
-    const tokens = pattern.tokens && pattern.sticky ? tokensOf() : null;
+    const tokens = (pattern.tokens || pattern.digitRun) && pattern.sticky ? tokensOf() : null;
+    if (tokens && pattern.digitRun && pattern.sticky) {
+      // Tried where a run of digits of the pattern's length starts: every match starts at one.
+      const { minLength, maxLength } = pattern.digitRun;
+      const runs = digitRunsOf(text, tokens);
+      for (let j = 0; j < runs.count; j++) {
+        const at = runs.start[j]!;
+        const length = runs.length[j]!;
+        if (length >= minLength && length <= maxLength && at >= from) tryAt(pattern.sticky, at, pattern);
+      }
+      continue;
+    }
     if (tokens && pattern.tokens && pattern.sticky) {
       // Tried at the tokens where a match can start.
       const { minLength, maxLength, first } = pattern.tokens;
@@ -1309,18 +1390,27 @@ const NO_POSITIONS = new Int32Array(0);
 interface Memo {
   tokens: { lower: string; tokens: WordTokens } | null;
   index: TokenIndex | null;
+  runs: DigitRuns | null;
   ascii: { text: string; ascii: boolean } | null;
   anchorText: string | null;
   anchorCache: Map<RegExp, Int32Array>;
 }
 
 function saveMemo(): Memo {
-  return { tokens: lastTokens, index: tokenIndex, ascii: asciiText, anchorText, anchorCache };
+  return {
+    tokens: lastTokens,
+    index: tokenIndex,
+    runs: digitRuns,
+    ascii: asciiText,
+    anchorText,
+    anchorCache,
+  };
 }
 
 function restoreMemo(memo: Memo): void {
   lastTokens = memo.tokens;
   tokenIndex = memo.index;
+  digitRuns = memo.runs;
   asciiText = memo.ascii;
   anchorText = memo.anchorText;
   anchorCache = memo.anchorCache;

@@ -75,6 +75,14 @@ export interface PatternSpec {
    * at those tokens only; its findings are the same as with a search of the whole part.
    */
   tokens?: { minLength: number; maxLength: number; first: 'digit' | 'upper' | 'any' };
+  /**
+   * Every match opens with a run of `minLength` to `maxLength` digits 0–9 that no digit 0–9 comes right before (the
+   * pattern says so with a look-behind, as `\d(?<![\p{N}-]\d)` does, and the character after the run is not a digit).
+   * Such a run is always inside a word token; when a recognizer of the set reads the tokens anyway, `regex` is tried
+   * only where such a run starts (found in the tokens that hold a digit), and not at all in a part without one. Its
+   * findings are the same as with a search of the whole part.
+   */
+  digitRun?: { minLength: number; maxLength: number };
 }
 
 export interface PatternRecognizer {

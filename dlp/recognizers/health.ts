@@ -402,6 +402,9 @@ const ndc: PatternRecognizer = {
       // was as costly as every other health recognizer on mail with no code at all.
       regex: /\d(?<![\p{N}-]\d)(?:\d{3}-\d{4}-\d{2}|\d{4}-\d{3}-\d{2}|\d{4}-\d{4}-\d{1,2})(?![\p{N}]|-\d)/u,
       score: 0.4,
+      // Tried only where a run of 4 or 5 digits starts (with tokens): on office mail the search of every character
+      // for a digit was the costliest pattern of the health set.
+      digitRun: { minLength: 4, maxLength: 5 },
     },
     {
       name: 'ndc-labelled',

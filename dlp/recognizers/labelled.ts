@@ -283,6 +283,8 @@ const ageOver89: PatternRecognizer = {
         'iu',
       ),
       score: 0.5,
+      // "9x" or "1xx", a space, hyphen or "y" after it: a run of 2 or 3 digits.
+      digitRun: { minLength: 2, maxLength: 3 },
     },
   ],
   contextBoost: 0.35,

@@ -5,8 +5,10 @@ import {
   analyzePart,
   anchorStarts,
   compileRecognizers,
+  digitRunsOf,
   HOUSE_NUMBER_ANCHOR,
   leadingLetters,
+  tokenizeWords,
 } from '../../dlp/engine.js';
 import { builtinRecognizers } from '../../dlp/recognizers/index.js';
 import type { Finding, Recognizer } from '../../dlp/types.js';
@@ -93,6 +95,12 @@ describe('dlp engine: findings with and without word tokens', () => {
       'ages and IP addresses',
       'Pt is 92 years old; a 101-year-old, 95 y/o, 90yo, 120yrold, 99YRS OLD, 91 y.o. and 19 years old. ' +
         'Server 10.0.0.1, host 192.168.1.20, x.10.0.0.1, a_10.1.1.1, 1.2.3.4.5 and 300.1.1.1 logged in.',
+    ],
+    [
+      'NDC codes and ages where a run of digits starts inside a word',
+      'NDC 0002-1234-01, x1234-5678-90, ab12cd3456-7890-12, Renée12345-6789-01, Kelvin\u212a1234-567-89, ' +
+        '-1234-5678-90, 12345-678-9, 123456-7890-12; ages 104 years old, x95 yo, 7,92 years old, é93 yrs old, ' +
+        '1920 years old and 9 years old.',
     ],
     ['nothing', 'Hi team, the quarterly supply order went out on Tuesday.'],
   ];
@@ -182,5 +190,65 @@ describe('dlp engine: street names and numbers read back from the number', () =>
     }
     // The texts do hold such addresses: the comparison is not one of two empty lists.
     expect(found).to.be.greaterThan(50);
+  });
+});
+
+describe('dlp engine: patterns tried where a run of digits starts', () => {
+  it('digitRunsOf reads every run of digits with its length, inside words too', () => {
+    const text = 'Ab12cd345 6789-01 é7 x 00 Renée42';
+    const part = { id: 'text', text, kind: 'body' as const };
+    const tokens = tokenizeWords(part.text.toLowerCase());
+    const runs = digitRunsOf(text, tokens);
+    const got = Array.from({ length: runs.count }, (_, j) => [runs.start[j], runs.length[j]]);
+    const want: Array<[number, number]> = [];
+    for (const m of text.matchAll(/\d+/g)) want.push([m.index, m[0].length]);
+    expect(got).to.deep.equal(want);
+  });
+
+  // Runs of digits of every length, next to letters (ASCII and not), hyphens, ages' words and numbers of other
+  // scripts: the NDC and age patterns, tried at runs of their length only, find what a search of the whole text finds.
+  const pieces = [
+    '0002-1234-01',
+    '12345-6789-0',
+    '1234-567-89',
+    '1234-5678',
+    '104',
+    '95',
+    '9',
+    '1920',
+    '7',
+    'x',
+    'ab',
+    'é',
+    'Renée',
+    '\u212a',
+    '٣',
+    '-',
+    ' years old',
+    ' yo',
+    '-year-old',
+    ' y/o',
+    'NDC ',
+  ];
+  const between = ['', '', ' ', '-', ', ', '\n', '_'];
+  const random = randomFrom(11);
+  it('finds what a search of the whole text finds, in 1000 generated texts', () => {
+    const counts = new Map<string, number>();
+    for (let t = 0; t < 1000; t++) {
+      let text = '';
+      for (let i = 0, n = 4 + random(30); i < n; i++)
+        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      const part = { id: 'text', text, kind: 'body' as const };
+      const a = analyzePart(withTokens, part).map(key);
+      const b = analyzePart(searched, part).map(key);
+      expect(a, JSON.stringify(text)).to.deep.equal(b);
+      for (const k of a) {
+        const id = k.slice(0, k.indexOf(':'));
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+    }
+    // The texts do hold both: the comparison is not one of two empty lists.
+    expect(counts.get('ndc-code') ?? 0, 'NDC findings').to.be.greaterThan(50);
+    expect(counts.get('age-over-89') ?? 0, 'age findings').to.be.greaterThan(50);
   });
 });
