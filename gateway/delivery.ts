@@ -130,16 +130,22 @@ export class Delivery {
     );
   }
 
-  private async content(first: EnvelopeRow): Promise<Buffer> {
+  /**
+   * The content to send whole, and where the part the intake checked for bare CR and LF starts in it (a message in
+   * the plain cache: only the intake puts one there, once its line-ending check passed).
+   */
+  private async content(first: EnvelopeRow): Promise<{ raw: Buffer; crlfFrom?: number }> {
     if (first.content === 'blob') {
       if (!first.blob_id) throw new GatewayError('SPOOL_MISSING', 'envelope without blob');
-      return this.store.unseal('blobs', first.blob_id);
+      return { raw: await this.store.unseal('blobs', first.blob_id) };
     }
     if (!first.message_id) throw new GatewayError('SPOOL_MISSING', 'envelope without message');
     const prefix = Buffer.from(first.prefix, 'latin1');
     const cached = this.cache?.get(first.message_id);
     // A large message is read from the spool straight after its trace headers: held once, never joined by a copy.
-    return cached ? Buffer.concat([prefix, cached]) : this.store.unseal('spool', first.message_id, prefix);
+    return cached
+      ? { raw: Buffer.concat([prefix, cached]), crlfFrom: prefix.length }
+      : { raw: await this.store.unseal('spool', first.message_id, prefix) };
   }
 
   /**
@@ -199,10 +205,10 @@ export class Delivery {
     const started = Date.now();
     const transport = first.kind === 'pickup-password-sms' && this.sms ? this.sms : this.transport;
     const body = await this.streamedContent(first, transport);
-    let raw: Buffer | undefined;
+    let whole: { raw: Buffer; crlfFrom?: number } | undefined;
     if (!body) {
       try {
-        raw = await this.content(first);
+        whole = await this.content(first);
       } catch (err) {
         return this.holdUnreadable(group, errorCode(err));
       }
@@ -213,7 +219,7 @@ export class Delivery {
       const mail = { from: first.mail_from, to: group.map((e) => e.rcpt), kind: first.kind };
       result = body
         ? await transport.sendStream!({ ...mail, body })
-        : await transport.send({ ...mail, raw: raw! });
+        : await transport.send({ ...mail, raw: whole!.raw, crlfFrom: whole!.crlfFrom });
     } catch (err) {
       if (err instanceof GatewayError && (err.code === 'SPOOL_MISSING' || err.code === 'SPOOL_CORRUPT'))
         return this.holdUnreadable(group, err.code);
@@ -358,7 +364,7 @@ export class Delivery {
 
     // 2. Permanent failures bounce to the sender (a bounce itself is never bounced).
     if (permanent.length > 0) {
-      await this.bounce(first, permanent, raw, now, duration);
+      await this.bounce(first, permanent, whole?.raw, now, duration);
       await this.finalise(first);
     } else if (first.content === 'spool') {
       if (spoolDone) await this.dropSpool(first.message_id!, spoolDone);

@@ -12,6 +12,11 @@ export interface OutboundMail {
   raw: Buffer;
   /** X-PHI-Gateway-Kind of generated mail, or 'relay' for staff mail passed on. */
   kind: string;
+  /**
+   * From this offset on, every CR and LF of `raw` is known to be part of a CRLF (content the intake checked): the
+   * relay does not search it for bare ones again (dataPayload).
+   */
+  crlfFrom?: number;
 }
 
 export interface RecipientFailure {
@@ -97,16 +102,21 @@ export class RelayTransport implements Transport {
   }
 
   send(mail: OutboundMail): Promise<SendResult> {
-    return this.relay(mail.from, mail.to, mail.raw);
+    return this.relay(mail.from, mail.to, mail.raw, mail.crlfFrom);
   }
 
   sendStream(mail: StreamedMail): Promise<SendResult> {
     return this.relay(mail.from, mail.to, mail.body);
   }
 
-  private async relay(from: string, to: string[], body: Buffer | BodySource): Promise<SendResult> {
+  private async relay(
+    from: string,
+    to: string[],
+    body: Buffer | BodySource,
+    crlfFrom?: number,
+  ): Promise<SendResult> {
     try {
-      const r = await this.pool.send(from, to, body);
+      const r = await this.pool.send(from, to, body, crlfFrom);
       return {
         accepted: r.accepted,
         rejected: r.rejected.map((x) => ({ rcpt: x.rcpt, code: x.code, response: clip(x.response) })),

@@ -209,6 +209,43 @@ describe('next-hop SMTP client', function () {
       }
       expect(differences).to.equal(0);
     });
+
+    describe('with the part from crlfFrom known to be CRLF only (a message the intake checked)', () => {
+      const rows: Array<[string, string, number, string]> = [
+        ['no line-leading dot: as is', 'Received: x\r\nb\r\n', 13, 'Received: x\r\nb\r\n.\r\n'],
+        ['a line-leading dot in the checked part', 'R: x\r\na\r\n.b\r\n', 6, 'R: x\r\na\r\n..b\r\n.\r\n'],
+        ['a checked part that opens with a dot', 'R: x\r\n.b\r\n', 6, 'R: x\r\n..b\r\n.\r\n'],
+        ['a bare LF before it is still mended', 'R\nx\r\nb\r\n', 5, 'R\r\nx\r\nb\r\n.\r\n'],
+        ['a lone CR before it is still mended', 'R\rx\r\nb\r\n', 5, 'R\r\nx\r\nb\r\n.\r\n'],
+        ['a CR that ends the unchecked part', 'R\r\nb\r\n', 1, 'R\r\nb\r\n.\r\n'],
+      ];
+      for (const [name, input, from, want] of rows) {
+        it(name, () => {
+          const out = Buffer.concat(dataPayload(Buffer.from(input, 'latin1'), from)).toString('latin1');
+          expect(out).to.equal(want);
+        });
+      }
+
+      it('gives the bytes a full check gives, on 2,000 random messages', () => {
+        // A prefix of anything, then a part made of CRLF, dots and letters only (as the intake lets through).
+        const rnd = randomFrom(19);
+        const alphabet = ['\r', '\n', '.', 'a', ' '];
+        const clean = ['\r\n', '.', 'a', ' ', '\u00e9'];
+        let differences = 0;
+        let stuffedLines = 0;
+        for (let k = 0; k < 2000; k++) {
+          const prefix = Array.from({ length: rnd(12) }, () => alphabet[rnd(alphabet.length)]!).join('');
+          const rest = Array.from({ length: rnd(30) }, () => clean[rnd(clean.length)]!).join('');
+          const raw = Buffer.from(prefix + rest, 'latin1');
+          const full = Buffer.concat(dataPayload(raw));
+          if (!Buffer.concat(dataPayload(raw, prefix.length)).equals(full)) differences++;
+          if (full.length > raw.length + 3) stuffedLines++;
+        }
+        expect(differences).to.equal(0);
+        // Most of them needed a dot doubled or a line end mended: the comparison is not of messages sent as they are.
+        expect(stuffedLines).to.be.greaterThan(1000);
+      });
+    });
   });
 
   /** A body read as it is sent, from `parts`; `fail` throws after that many parts. */
