@@ -976,15 +976,15 @@ let digitRuns: DigitRuns | null = null;
 
 /**
  * The runs of digits of a part, in text order, read in its tokens that hold a digit: every digit 0–9 is in a token
- * (digits are word characters), and only tokens with HAS_DIGIT hold one. In ASCII text such a token without a letter
- * a–z is all digits (the tokens are lower case, so a–z and 0–9 are all its word characters): one run, read from its
- * start and end alone. The tokens are of the lower-cased text, as long as `text`; lower-casing changes no digit and
- * makes none.
+ * (digits are word characters), and only tokens with HAS_DIGIT hold one. The tokens are of the lower-cased text, as
+ * long as `text`; lower-casing changes no digit and makes none. When that lower-cased text is ASCII (`lowerIsAscii`),
+ * a token without a letter a–z is all digits (a–z and 0–9 are then its only word characters): one run, read from its
+ * start and end alone.
  */
-export function digitRunsOf(text: string, tokens: WordTokens): DigitRuns {
+export function digitRunsOf(text: string, tokens: WordTokens, lowerIsAscii: boolean): DigitRuns {
   if (digitRuns?.tokens === tokens && digitRuns.text === text) return digitRuns;
   const { count, start, end, digits } = tokens;
-  const ascii = isAscii(text);
+  const ascii = lowerIsAscii;
   // Written into arrays reused from part to part, grown when full, and copied out at their length (as tokenIndexOf).
   let starts = runScratch.start;
   let lengths = runScratch.length;
@@ -1087,7 +1087,7 @@ function runPattern(
     if (tokens && pattern.digitRun && pattern.sticky) {
       // Tried where a run of digits of the pattern's length starts: every match starts at one.
       const { minLength, maxLength } = pattern.digitRun;
-      const runs = digitRunsOf(text, tokens);
+      const runs = digitRunsOf(text, tokens, isAscii(lower));
       for (let j = 0; j < runs.count; j++) {
         const at = runs.start[j]!;
         const length = runs.length[j]!;

@@ -7,6 +7,7 @@ import {
   compileRecognizers,
   digitRunsOf,
   HOUSE_NUMBER_ANCHOR,
+  isAscii,
   leadingLetters,
   tokenizeWords,
 } from '../../dlp/engine.js';
@@ -197,8 +198,9 @@ describe('dlp engine: patterns tried where a run of digits starts', () => {
   it('digitRunsOf reads every run of digits with its length, inside words too', () => {
     const text = 'Ab12cd345 6789-01 é7 x 00 Renée42';
     const part = { id: 'text', text, kind: 'body' as const };
-    const tokens = tokenizeWords(part.text.toLowerCase());
-    const runs = digitRunsOf(text, tokens);
+    const lower = part.text.toLowerCase();
+    const tokens = tokenizeWords(lower);
+    const runs = digitRunsOf(text, tokens, isAscii(lower));
     const got = Array.from({ length: runs.count }, (_, j) => [runs.start[j], runs.length[j]]);
     const want: Array<[number, number]> = [];
     for (const m of text.matchAll(/\d+/g)) want.push([m.index, m[0].length]);
