@@ -977,14 +977,13 @@ let digitRuns: DigitRuns | null = null;
 /**
  * The runs of digits of a part, in text order, read in its tokens that hold a digit: every digit 0–9 is in a token
  * (digits are word characters), and only tokens with HAS_DIGIT hold one. The tokens are of the lower-cased text, as
- * long as `text`; lower-casing changes no digit and makes none. When that lower-cased text is ASCII (`lowerIsAscii`),
- * a token without a letter a–z is all digits (a–z and 0–9 are then its only word characters): one run, read from its
+ * long as `text`; lower-casing changes no digit and makes none. When that lower-cased text is ASCII (`ascii`), a
+ * token without a letter a–z is all digits (a–z and 0–9 are then its only word characters): one run, read from its
  * start and end alone.
  */
-export function digitRunsOf(text: string, tokens: WordTokens, lowerIsAscii: boolean): DigitRuns {
+export function digitRunsOf(text: string, tokens: WordTokens, ascii: boolean): DigitRuns {
   if (digitRuns?.tokens === tokens && digitRuns.text === text) return digitRuns;
   const { count, start, end, digits } = tokens;
-  const ascii = lowerIsAscii;
   // Written into arrays reused from part to part, grown when full, and copied out at their length (as tokenIndexOf).
   let starts = runScratch.start;
   let lengths = runScratch.length;
