@@ -47,6 +47,14 @@ const MAX_BATCH = 256;
 
 /** Sealed content up to this size is kept in the database with its row (see sealForRow). */
 export const INLINE_MAX = 256 * 1024;
+
+/**
+ * WAL pages between automatic checkpoints (SQLite's default is 1000, 4 MB): about 40 MB. Measured alone (100 KB
+ * sealed blobs inserted in batches of 5 and deleted 40 messages later): 0.17-0.19 ms of CPU per message at 1000
+ * pages, 0.13-0.14 at 10,000. The WAL file stays at the size it reached (it is reused, not truncated).
+ */
+export const WAL_CHECKPOINT_PAGES = 10_000;
+
 /** The areas whose content may live in the database (spooled messages, and what the act stage builds). */
 const INLINE_AREAS: ReadonlySet<SealedArea> = new Set(['spool', 'blobs']);
 
@@ -125,9 +133,14 @@ export class Store {
             max: 1,
             afterCreate: (conn: SqliteConn, done: (err: Error | null, conn: SqliteConn) => void) => {
               // WAL for concurrent readers; synchronous=FULL so a commit is on disk when it returns.
+              // A checkpoint every WAL_CHECKPOINT_PAGES instead of SQLite's 1000: message content stored inline
+              // is inserted, then deleted once delivered, and its pages are used again. A checkpoint copies
+              // each page once however often it changed since the last one, so a longer interval copies less
+              // (a 100 KB message every 40 of them at 1000 pages).
               try {
                 conn.exec(
-                  'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;',
+                  'PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; ' +
+                    `PRAGMA wal_autocheckpoint=${WAL_CHECKPOINT_PAGES};`,
                 );
                 cachePreparedStatements(conn);
                 sqlite.conn = conn;

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { migrationSource } from '../../store/migrations.js';
 import { readSealed } from '../../store/sealed-file.js';
-import { SHARED_LEFTOVER_AGE_MS, Store, type Trx } from '../../store/store.js';
+import { SHARED_LEFTOVER_AGE_MS, Store, WAL_CHECKPOINT_PAGES, type Trx } from '../../store/store.js';
 import { TEST_DATABASE_URL } from '../support/test-database.js';
 
 const TABLES = ['audit_events', 'delivery_attempts', 'envelopes', 'messages', 'outbox', 'users'];
@@ -94,6 +94,18 @@ describe('store/store', () => {
       const dbFiles = names.filter((n) => n.startsWith('phi-gateway.sqlite'));
       expect(dbFiles).to.include('phi-gateway.sqlite-wal');
       for (const name of dbFiles) expect(await modeOf(path.join(dataDir, name)), name).to.equal(0o600);
+    });
+
+    it('checkpoints the SQLite WAL every WAL_CHECKPOINT_PAGES pages, not at SQLite\'s 1000', async () => {
+      const store = await openStore();
+      if (store.engine === 'postgres') {
+        // No WAL of ours to checkpoint: PostgreSQL runs its own.
+        expect((await readdir(dataDir)).filter((n) => n.startsWith('phi-gateway.sqlite'))).to.deep.equal([]);
+        return;
+      }
+      const rows = (await store.db.raw('PRAGMA wal_autocheckpoint')) as Array<{ wal_autocheckpoint: number }>;
+      expect(rows[0]!.wal_autocheckpoint).to.equal(WAL_CHECKPOINT_PAGES);
+      expect(WAL_CHECKPOINT_PAGES).to.be.greaterThan(1000);
     });
 
     it('indexes every envelope lookup delivery makes per message, so none reads the whole history', async () => {
