@@ -919,48 +919,69 @@ export function anchorStarts(text: string, anchor: RegExp): Int32Array {
 /** Tokens of a length that few words have (9 and more), for patterns of long codes that may start with any character. */
 const LONG_TOKEN = 9;
 
-/** A part's tokens by how they start, and its long ones: each pattern tried at tokens reads only its own list. */
+/** Which of a part's tokens a list holds: those whose first character is a digit 0–9 or a capital A–Z, or the long ones. */
+export type TokenList = 'digit' | 'upper' | 'long';
+
+/**
+ * A part's tokens by how they start, and its long ones: each pattern tried at tokens reads only its own list, made
+ * when a pattern first asks for it (a clean message is often decided before any pattern that reads `long` runs).
+ */
 export interface TokenIndex {
   text: string;
   tokens: WordTokens;
-  digit: Int32Array;
-  upper: Int32Array;
-  long: Int32Array;
+  digit: Int32Array | null;
+  upper: Int32Array | null;
+  long: Int32Array | null;
 }
 
 let tokenIndex: TokenIndex | null = null;
 
-function indexArrays(size: number): { digit: Int32Array; upper: Int32Array; long: Int32Array } {
-  return { digit: new Int32Array(size), upper: new Int32Array(size), long: new Int32Array(size) };
-}
-let indexScratch = indexArrays(1024);
+/**
+ * Where a list is written before it is copied out at its length, reused from part to part: fresh arrays, zeroed and
+ * paged in per part, cost as much as the loop on a large part.
+ */
+let listScratch = new Int32Array(1024);
 
-export function tokenIndexOf(text: string, tokens: WordTokens): TokenIndex {
-  if (tokenIndex?.tokens === tokens && tokenIndex.text === text) return tokenIndex;
-  // Written into arrays of at least the tokens' count, reused from part to part (fresh ones, zeroed and paged in per
-  // part, cost as much as the loop on a large part), and copied out at their length.
-  const { count, start, end } = tokens;
-  if (indexScratch.digit.length < count) indexScratch = indexArrays(count);
-  const { digit, upper, long } = indexScratch;
-  if (count > RETAINED_TOKENS) indexScratch = indexArrays(1024);
-  let digits = 0;
-  let uppers = 0;
-  let longs = 0;
-  for (let k = 0; k < count; k++) {
-    const at = start[k]!;
-    const c = text.charCodeAt(at);
-    if (c >= 48 && c <= 57) digit[digits++] = k;
-    else if (c >= 65 && c <= 90) upper[uppers++] = k;
-    if (end[k]! - at >= LONG_TOKEN) long[longs++] = k;
+/** The indices, in text order, of the tokens of `text` in list `kind` (tokens: of its lower-cased copy). */
+export function tokenListOf(text: string, tokens: WordTokens, kind: TokenList): Int32Array {
+  let index = tokenIndex;
+  if (index === null || index.tokens !== tokens || index.text !== text)
+    index = tokenIndex = { text, tokens, digit: null, upper: null, long: null };
+  return (index[kind] ??= listTokens(text, tokens, kind));
+}
+
+/**
+ * Each loop writes every token's index and moves on by one where the token belongs (a sum, not a branch: capitals and
+ * long tokens come at random among words, and a branch on them mispredicted). A token that starts with a digit 0–9
+ * holds one (HAS_DIGIT: lower-casing changes no digit), so only those read the text for `digit`.
+ */
+function listTokens(text: string, tokens: WordTokens, kind: TokenList): Int32Array {
+  const { count, start, end, digits } = tokens;
+  if (listScratch.length < count) listScratch = new Int32Array(count);
+  const out = listScratch;
+  if (count > RETAINED_TOKENS) listScratch = new Int32Array(1024);
+  let n = 0;
+  if (kind === 'digit') {
+    for (let k = 0; k < count; k++) {
+      if ((digits[k]! & HAS_DIGIT) === 0) continue;
+      const c = text.charCodeAt(start[k]!);
+      if (c >= 48 && c <= 57) out[n++] = k;
+    }
+  } else if (kind === 'upper') {
+    for (let k = 0; k < count; k++) {
+      const c = text.charCodeAt(start[k]!);
+      out[n] = k;
+      // 1 exactly when 65 <= c <= 90: c - 65 is then not negative and c - 91 is.
+      n += ((c - 65) ^ (c - 91)) >>> 31;
+    }
+  } else {
+    for (let k = 0; k < count; k++) {
+      out[n] = k;
+      // 1 exactly when the length is LONG_TOKEN or more.
+      n += (LONG_TOKEN - 1 - (end[k]! - start[k]!)) >>> 31;
+    }
   }
-  tokenIndex = {
-    text,
-    tokens,
-    digit: digit.slice(0, digits),
-    upper: upper.slice(0, uppers),
-    long: long.slice(0, longs),
-  };
-  return tokenIndex;
+  return out.slice(0, n);
 }
 
 /** Where the runs of digits 0–9 of a part start (a digit with none right before it), and how long each is. */
@@ -984,7 +1005,7 @@ let digitRuns: DigitRuns | null = null;
 export function digitRunsOf(text: string, tokens: WordTokens, ascii: boolean): DigitRuns {
   if (digitRuns?.tokens === tokens && digitRuns.text === text) return digitRuns;
   const { count, start, end, digits } = tokens;
-  // Written into arrays reused from part to part, grown when full, and copied out at their length (as tokenIndexOf).
+  // Written into arrays reused from part to part, grown when full, and copied out at their length (as tokenListOf).
   let starts = runScratch.start;
   let lengths = runScratch.length;
   let n = 0;
@@ -1097,11 +1118,10 @@ function runPattern(
     if (tokens && pattern.tokens && pattern.sticky) {
       // Tried at the tokens where a match can start.
       const { minLength, maxLength, first } = pattern.tokens;
-      const index = tokenIndexOf(text, tokens);
-      const list = first === 'digit' ? index.digit : first === 'upper' ? index.upper : index.long;
       const all = first === 'any' && minLength < LONG_TOKEN;
-      for (let j = 0, n = all ? tokens.count : list.length; j < n; j++) {
-        const k = all ? j : list[j]!;
+      const list = all ? null : tokenListOf(text, tokens, first === 'any' ? 'long' : first);
+      for (let j = 0, n = list === null ? tokens.count : list.length; j < n; j++) {
+        const k = list === null ? j : list[j]!;
         const at = tokens.start[k]!;
         const length = tokens.end[k]! - at;
         if (length >= minLength && length <= maxLength && at >= from) tryAt(pattern.sticky, at, pattern);

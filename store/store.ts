@@ -410,7 +410,8 @@ export class Store {
         for (const item of batch) out.push(await item.fn(trx));
         return out;
       };
-      const results = this.engine === 'sqlite' ? await this.sqliteTransaction(run) : await this.db.transaction(run);
+      const results =
+        this.engine === 'sqlite' ? await this.sqliteTransaction(run) : await this.db.transaction(run);
       const durable: Array<[PendingWrite, unknown]> = [];
       batch.forEach((item, i) =>
         item.durable ? durable.push([item, results[i]]) : item.resolve(results[i]),

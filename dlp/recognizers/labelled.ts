@@ -7,7 +7,7 @@ import {
   isAscii,
   LETTERS_THEN_DIGIT,
   leadingLetters,
-  tokenIndexOf,
+  tokenListOf,
   wordHashFilter,
   wordListRegex,
 } from '../engine.js';
@@ -527,7 +527,7 @@ const namedStreet: CustomRecognizer = {
     const tokens = ctx.tokens?.() ?? null;
     const starts =
       tokens && isAscii(ctx.lower)
-        ? namedStreetStarts(text, tokenIndexOf(text, tokens).digit, tokens.start)
+        ? namedStreetStarts(text, tokenListOf(text, tokens, 'digit'), tokens.start)
         : null;
     const sticky = NAMED_STREET_AT;
     const re = NAMED_STREET;

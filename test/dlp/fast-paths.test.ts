@@ -10,6 +10,9 @@ import {
   isAscii,
   leadingLetters,
   tokenizeWords,
+  tokenListOf,
+  type TokenList,
+  type WordTokens,
 } from '../../dlp/engine.js';
 import { builtinRecognizers } from '../../dlp/recognizers/index.js';
 import type { Finding, Recognizer } from '../../dlp/types.js';
@@ -252,5 +255,76 @@ describe('dlp engine: patterns tried where a run of digits starts', () => {
     // The texts do hold both: the comparison is not one of two empty lists.
     expect(counts.get('ndc-code') ?? 0, 'NDC findings').to.be.greaterThan(50);
     expect(counts.get('age-over-89') ?? 0, 'age findings').to.be.greaterThan(50);
+  });
+});
+
+describe('dlp engine: token lists (tokenListOf)', () => {
+  // What each list holds, read plainly from the text: a token's first character, or its length.
+  const plain = (text: string, tokens: WordTokens, kind: TokenList): number[] => {
+    const out: number[] = [];
+    for (let k = 0; k < tokens.count; k++) {
+      const first = text[tokens.start[k]!]!;
+      const keep =
+        kind === 'digit'
+          ? /[0-9]/.test(first)
+          : kind === 'upper'
+            ? /[A-Z]/.test(first)
+            : tokens.end[k]! - tokens.start[k]! >= 9;
+      if (keep) out.push(k);
+    }
+    return out;
+  };
+  const kinds: TokenList[] = ['digit', 'upper', 'long'];
+
+  it('lists the tokens that start with a digit or a capital, and those of 9 characters or more', () => {
+    const text = 'Zebra 9lives ABCDEFGHI abcdefgh 12345678 123456789 Éclair @Mark a1 Z9 ’s 0';
+    const tokens = tokenizeWords(text.toLowerCase());
+    const words = (kind: TokenList) =>
+      Array.from(tokenListOf(text, tokens, kind), (k) => text.slice(tokens.start[k], tokens.end[k]));
+    expect(words('digit')).to.deep.equal(['9lives', '12345678', '123456789', '0']);
+    expect(words('upper')).to.deep.equal(['Zebra', 'ABCDEFGHI', 'Mark', 'Z9']);
+    expect(words('long')).to.deep.equal(['ABCDEFGHI', '123456789']);
+  });
+
+  const pieces = [
+    'A',
+    'Z',
+    '@',
+    '[',
+    '`',
+    '{',
+    '0',
+    '9',
+    '/',
+    ':',
+    'abcdefgh',
+    'abcdefghi',
+    'É',
+    'é',
+    '٣',
+    '-',
+    ' ',
+    '\n',
+  ];
+  const random = randomFrom(23);
+  it('matches a plain reading of the text, in 500 generated texts (each list asked first in turn)', () => {
+    const total = new Map<TokenList, number>();
+    for (let t = 0; t < 500; t++) {
+      let text = '';
+      for (let i = 0, n = 1 + random(60); i < n; i++) text += pieces[random(pieces.length)]!;
+      const tokens = tokenizeWords(text.toLowerCase());
+      // Lists are made when first asked for and kept for the part: ask in a different order each time.
+      const order = [
+        kinds[t % 3]!,
+        kinds[(t + 1 + ((t >> 2) % 2)) % 3]!,
+        kinds[(t + 2 - ((t >> 2) % 2)) % 3]!,
+      ];
+      for (const kind of order) {
+        const got = Array.from(tokenListOf(text, tokens, kind));
+        expect(got, `${kind} of ${JSON.stringify(text)}`).to.deep.equal(plain(text, tokens, kind));
+        total.set(kind, (total.get(kind) ?? 0) + got.length);
+      }
+    }
+    for (const kind of kinds) expect(total.get(kind) ?? 0, kind).to.be.greaterThan(200);
   });
 });

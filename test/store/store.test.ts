@@ -96,7 +96,7 @@ describe('store/store', () => {
       for (const name of dbFiles) expect(await modeOf(path.join(dataDir, name)), name).to.equal(0o600);
     });
 
-    it('checkpoints the SQLite WAL every WAL_CHECKPOINT_PAGES pages, not at SQLite\'s 1000', async () => {
+    it("checkpoints the SQLite WAL every WAL_CHECKPOINT_PAGES pages, not at SQLite's 1000", async () => {
       const store = await openStore();
       if (store.engine === 'postgres') {
         // No WAL of ours to checkpoint: PostgreSQL runs its own.
