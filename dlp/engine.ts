@@ -919,8 +919,11 @@ export function anchorStarts(text: string, anchor: RegExp): Int32Array {
 /** Tokens of a length that few words have (9 and more), for patterns of long codes that may start with any character. */
 const LONG_TOKEN = 9;
 
-/** Which of a part's tokens a list holds: those whose first character is a digit 0–9 or a capital A–Z, or the long ones. */
-export type TokenList = 'digit' | 'upper' | 'long';
+/**
+ * Which of a part's tokens a list holds: those whose first character is a digit 0–9, those whose first character is a
+ * capital A–Z and that hold a digit 0–9 too, or the long ones (PatternSpec.tokens).
+ */
+export type TokenList = 'digit' | 'upper-digit' | 'long';
 
 /**
  * A part's tokens by how they start, and its long ones: each pattern tried at tokens reads only its own list, made
@@ -930,7 +933,7 @@ export interface TokenIndex {
   text: string;
   tokens: WordTokens;
   digit: Int32Array | null;
-  upper: Int32Array | null;
+  'upper-digit': Int32Array | null;
   long: Int32Array | null;
 }
 
@@ -946,14 +949,15 @@ let listScratch = new Int32Array(1024);
 export function tokenListOf(text: string, tokens: WordTokens, kind: TokenList): Int32Array {
   let index = tokenIndex;
   if (index === null || index.tokens !== tokens || index.text !== text)
-    index = tokenIndex = { text, tokens, digit: null, upper: null, long: null };
+    index = tokenIndex = { text, tokens, digit: null, 'upper-digit': null, long: null };
   return (index[kind] ??= listTokens(text, tokens, kind));
 }
 
 /**
- * Each loop writes every token's index and moves on by one where the token belongs (a sum, not a branch: capitals and
- * long tokens come at random among words, and a branch on them mispredicted). A token that starts with a digit 0–9
- * holds one (HAS_DIGIT: lower-casing changes no digit), so only those read the text for `digit`.
+ * Only the tokens that hold a digit 0–9 (HAS_DIGIT: lower-casing changes no digit) read the text for `digit` and
+ * `upper-digit` (a token that starts with a digit holds one): in most mail few do. The loop for `long` writes every
+ * token's index and moves on by one where the token belongs (a sum, not a branch: long words come at random, and a
+ * branch on them mispredicted).
  */
 function listTokens(text: string, tokens: WordTokens, kind: TokenList): Int32Array {
   const { count, start, end, digits } = tokens;
@@ -961,18 +965,13 @@ function listTokens(text: string, tokens: WordTokens, kind: TokenList): Int32Arr
   const out = listScratch;
   if (count > RETAINED_TOKENS) listScratch = new Int32Array(1024);
   let n = 0;
-  if (kind === 'digit') {
+  if (kind !== 'long') {
+    const low = kind === 'digit' ? 48 : 65;
+    const high = kind === 'digit' ? 57 : 90;
     for (let k = 0; k < count; k++) {
       if ((digits[k]! & HAS_DIGIT) === 0) continue;
       const c = text.charCodeAt(start[k]!);
-      if (c >= 48 && c <= 57) out[n++] = k;
-    }
-  } else if (kind === 'upper') {
-    for (let k = 0; k < count; k++) {
-      const c = text.charCodeAt(start[k]!);
-      out[n] = k;
-      // 1 exactly when 65 <= c <= 90: c - 65 is then not negative and c - 91 is.
-      n += ((c - 65) ^ (c - 91)) >>> 31;
+      if (c >= low && c <= high) out[n++] = k;
     }
   } else {
     for (let k = 0; k < count; k++) {

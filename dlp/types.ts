@@ -70,11 +70,13 @@ export interface PatternSpec {
   anchor?: RegExp;
   /**
    * Where a match can start, told by the part's word tokens (runs of letters and digits): every match starts where a
-   * token starts, with a character of kind `first` (any: no check), and that token is `minLength` to `maxLength` long
-   * ("1HGCM82633A004352" is one token of 17). When a recognizer of the set reads the tokens anyway, `regex` is tried
-   * at those tokens only; its findings are the same as with a search of the whole part.
+   * token starts, with a character of kind `first`, and that token is `minLength` to `maxLength` long
+   * ("1HGCM82633A004352" is one token of 17). `first`: 'digit', a digit 0–9; 'upper-digit', a capital A–Z, in a token
+   * that holds a digit 0–9 too (codes of a letter and digits: ICD-10, HCPCS, CDT, DEA; "E11", not "Eleven"); 'any', no
+   * check. When a recognizer of the set reads the tokens anyway, `regex` is tried at those tokens only; its findings
+   * are the same as with a search of the whole part.
    */
-  tokens?: { minLength: number; maxLength: number; first: 'digit' | 'upper' | 'any' };
+  tokens?: { minLength: number; maxLength: number; first: 'digit' | 'upper-digit' | 'any' };
   /**
    * Every match opens with a run of `minLength` to `maxLength` digits 0–9 that no digit 0–9 comes right before (the
    * pattern says so with a look-behind, as `\d(?<![\p{N}-]\d)` does, and the character after the run is not a digit).

@@ -228,7 +228,7 @@ const icd10Dotted: PatternRecognizer = {
       name: 'icd10-dotted',
       regex: /(?<![\p{L}\p{N}.\-/])[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}(?![\p{L}\p{N}]|\.[\p{L}\p{N}])/u,
       score: 0.55,
-      tokens: { minLength: 3, maxLength: 3, first: 'upper' },
+      tokens: { minLength: 3, maxLength: 3, first: 'upper-digit' },
     },
   ],
   context: ICD_LABELS,
@@ -258,9 +258,9 @@ const ICD_SHAPE = '[A-Z][0-9][0-9A-Z](?:\\.?[0-9A-Z]{1,4})?';
 const ICD_LABEL = `(?:${ci('dx')}|${ci('diagnos')}[iIeE][sS]|${ci('diagnosis')}[ -]${ci('code')}[sS]?|${ci('dx')}[ -]${ci('code')}[sS]?|${ci('icd')}(?:[ -]?10)?(?:[ -]?${ci('cm')})?(?:[ -]?${ci('code')}[sS]?)?)`;
 const ICD_BARE = '[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}';
 /** A bare code is a word token of its own (see PatternSpec.tokens), as are CPT and HCPCS codes. */
-const ICD_TOKEN = { minLength: 3, maxLength: 7, first: 'upper' } as const;
+const ICD_TOKEN = { minLength: 3, maxLength: 7, first: 'upper-digit' } as const;
 const CPT_TOKEN = { minLength: 5, maxLength: 5, first: 'digit' } as const;
-const HCPCS_TOKEN = { minLength: 5, maxLength: 5, first: 'upper' } as const;
+const HCPCS_TOKEN = { minLength: 5, maxLength: 5, first: 'upper-digit' } as const;
 
 const icd10Bare: PatternRecognizer = {
   id: 'icd10-labelled',
@@ -366,7 +366,7 @@ const cdt: PatternRecognizer = {
       name: 'cdt',
       regex: /(?<![\p{L}\p{N}.\-/])D\d{4}(?![\p{L}\p{N}]|\.\d)/u,
       score: 0.6,
-      tokens: { minLength: 5, maxLength: 5, first: 'upper' },
+      tokens: { minLength: 5, maxLength: 5, first: 'upper-digit' },
     },
   ],
   context: [

@@ -141,7 +141,7 @@ const dea: PatternRecognizer = {
       name: 'dea',
       regex: new RegExp(String.raw`[ABCDEFGHJKLMPRSTUX]${AFTER_FIRST_CHAR}[A-Z9]\d{7}${END}`, 'u'),
       score: 0.3,
-      tokens: { minLength: 9, maxLength: 9, first: 'upper' },
+      tokens: { minLength: 9, maxLength: 9, first: 'upper-digit' },
     },
   ],
   context: [

@@ -267,23 +267,24 @@ describe('dlp engine: token lists (tokenListOf)', () => {
       const keep =
         kind === 'digit'
           ? /[0-9]/.test(first)
-          : kind === 'upper'
-            ? /[A-Z]/.test(first)
+          : kind === 'upper-digit'
+            ? /[A-Z]/.test(first) && /[0-9]/.test(text.slice(tokens.start[k], tokens.end[k]))
             : tokens.end[k]! - tokens.start[k]! >= 9;
       if (keep) out.push(k);
     }
     return out;
   };
-  const kinds: TokenList[] = ['digit', 'upper', 'long'];
+  const kinds: TokenList[] = ['digit', 'upper-digit', 'long'];
 
-  it('lists the tokens that start with a digit or a capital, and those of 9 characters or more', () => {
-    const text = 'Zebra 9lives ABCDEFGHI abcdefgh 12345678 123456789 Éclair @Mark a1 Z9 ’s 0';
+  it('lists the tokens that start with a digit, with a capital and hold a digit, and those of 9 characters or more', () => {
+    const text =
+      'Zebra 9lives ABCDEFGHI abcdefgh 12345678 123456789 Éclair @Mark a1 Z9 ’s 0 E11 É11 AB1234563';
     const tokens = tokenizeWords(text.toLowerCase());
     const words = (kind: TokenList) =>
       Array.from(tokenListOf(text, tokens, kind), (k) => text.slice(tokens.start[k], tokens.end[k]));
     expect(words('digit')).to.deep.equal(['9lives', '12345678', '123456789', '0']);
-    expect(words('upper')).to.deep.equal(['Zebra', 'ABCDEFGHI', 'Mark', 'Z9']);
-    expect(words('long')).to.deep.equal(['ABCDEFGHI', '123456789']);
+    expect(words('upper-digit')).to.deep.equal(['Z9', 'E11', 'AB1234563']);
+    expect(words('long')).to.deep.equal(['ABCDEFGHI', '123456789', 'AB1234563']);
   });
 
   const pieces = [
@@ -305,6 +306,8 @@ describe('dlp engine: token lists (tokenListOf)', () => {
     '-',
     ' ',
     '\n',
+    'E1',
+    'AB12',
   ];
   const random = randomFrom(23);
   it('matches a plain reading of the text, in 500 generated texts (each list asked first in turn)', () => {
