@@ -79,6 +79,8 @@ export interface WordTokens {
    * that a digit follows ("dob1985", "a1c"). Such tokens hold words their hash does not tell.
    */
   digits: Uint8Array;
+  /** The indices of the tokens that hold a digit (HAS_DIGIT), in order: in most mail a few of them. */
+  withDigit: Int32Array;
 }
 
 /** WordTokens.digits: the token holds a digit. */
@@ -184,6 +186,8 @@ function tokenize(lower: string): WordTokens {
   if (!own && scratch.start.length < want) scratch = tokenArrays(want);
   let out = own ? tokenArrays(want) : scratch;
   let k = 0;
+  /** How many tokens hold a digit (out.withDigit). */
+  let d = 0;
   /** The end of the last token kept (a possessive "'s" right after it is none). */
   let lastEnd = -1;
   mark = 0;
@@ -196,7 +200,7 @@ function tokenize(lower: string): WordTokens {
     markWords(u, from, to);
     const done = mark >> 1;
     if (out.start.length < k + done) out = grownTokenArrays(out, Math.max(k + done, out.start.length * 2));
-    const { start, end, hash, digits } = out;
+    const { start, end, hash, digits, withDigit } = out;
     const classes = wordClass;
     for (let t = 0; t < done; t++) {
       const s = MARKS[2 * t]!;
@@ -209,6 +213,7 @@ function tokenize(lower: string): WordTokens {
       // read again only for a token of a–z that has a digit.
       let digitsHere = 0;
       if ((marked & DIGIT_SEEN) !== 0) {
+        withDigit[d++] = k;
         digitsHere = HAS_DIGIT;
         if ((marked & LETTER_SEEN) !== 0) {
           digitsHere |= DIGIT_AND_LETTERS;
@@ -245,6 +250,7 @@ function tokenize(lower: string): WordTokens {
       end: out.end,
       hash: out.hash,
       digits: out.digits,
+      withDigit: out.withDigit.slice(0, d),
     };
   scratch = out;
   return {
@@ -253,6 +259,7 @@ function tokenize(lower: string): WordTokens {
     end: out.end.slice(0, k),
     hash: out.hash.slice(0, k),
     digits: out.digits.slice(0, k),
+    withDigit: out.withDigit.slice(0, d),
   };
 }
 
@@ -320,6 +327,7 @@ function grownTokenArrays(from: TokenArrays, size: number): TokenArrays {
   to.end.set(from.end);
   to.hash.set(from.hash);
   to.digits.set(from.digits);
+  to.withDigit.set(from.withDigit);
   return to;
 }
 
@@ -334,6 +342,7 @@ interface TokenArrays {
   end: Int32Array;
   hash: Int32Array;
   digits: Uint8Array;
+  withDigit: Int32Array;
 }
 function tokenArrays(size: number): TokenArrays {
   return {
@@ -341,6 +350,7 @@ function tokenArrays(size: number): TokenArrays {
     end: new Int32Array(size),
     hash: new Int32Array(size),
     digits: new Uint8Array(size),
+    withDigit: new Int32Array(size),
   };
 }
 let scratch = tokenArrays(4096);
@@ -388,13 +398,14 @@ export function mayHave(filter: Uint32Array, hash: number): boolean {
  */
 function tokenWordFilter(lower: string, tokens: WordTokens): Uint32Array {
   const filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
-  const { count, start, end, hash, digits } = tokens;
+  const { count, start, end, hash, digits, withDigit } = tokens;
   const add = (h: number): void => {
     const slot = filterSlot(h);
     filter[slot >>> 5]! |= 1 << (slot & 31);
   };
-  for (let k = 0; k < count; k++) {
-    add(hash[k]!);
+  for (let k = 0; k < count; k++) add(hash[k]!);
+  for (let j = 0; j < withDigit.length; j++) {
+    const k = withDigit[j]!;
     if ((digits[k]! & DIGIT_AND_LETTERS) === 0) continue;
     // Each run of a–z, ended by any other character of the token or by its end.
     let h = FNV_OFFSET;
@@ -954,13 +965,13 @@ export function tokenListOf(text: string, tokens: WordTokens, kind: TokenList): 
 }
 
 /**
- * Only the tokens that hold a digit 0–9 (HAS_DIGIT: lower-casing changes no digit) read the text for `digit` and
+ * Only the tokens that hold a digit 0–9 (withDigit; lower-casing changes no digit) are read for `digit` and
  * `upper-digit` (a token that starts with a digit holds one): in most mail few do. The loop for `long` writes every
  * token's index and moves on by one where the token belongs (a sum, not a branch: long words come at random, and a
  * branch on them mispredicted).
  */
 function listTokens(text: string, tokens: WordTokens, kind: TokenList): Int32Array {
-  const { count, start, end, digits } = tokens;
+  const { count, start, end, withDigit } = tokens;
   if (listScratch.length < count) listScratch = new Int32Array(count);
   const out = listScratch;
   if (count > RETAINED_TOKENS) listScratch = new Int32Array(1024);
@@ -968,8 +979,8 @@ function listTokens(text: string, tokens: WordTokens, kind: TokenList): Int32Arr
   if (kind !== 'long') {
     const low = kind === 'digit' ? 48 : 65;
     const high = kind === 'digit' ? 57 : 90;
-    for (let k = 0; k < count; k++) {
-      if ((digits[k]! & HAS_DIGIT) === 0) continue;
+    for (let j = 0; j < withDigit.length; j++) {
+      const k = withDigit[j]!;
       const c = text.charCodeAt(start[k]!);
       if (c >= low && c <= high) out[n++] = k;
     }
@@ -996,21 +1007,21 @@ let digitRuns: DigitRuns | null = null;
 
 /**
  * The runs of digits of a part, in text order, read in its tokens that hold a digit: every digit 0–9 is in a token
- * (digits are word characters), and only tokens with HAS_DIGIT hold one. The tokens are of the lower-cased text, as
+ * (digits are word characters), and only the tokens listed in withDigit hold one. The tokens are of the lower-cased text, as
  * long as `text`; lower-casing changes no digit and makes none. When that lower-cased text is ASCII (`ascii`), a
  * token without a letter a–z is all digits (a–z and 0–9 are then its only word characters): one run, read from its
  * start and end alone.
  */
 export function digitRunsOf(text: string, tokens: WordTokens, ascii: boolean): DigitRuns {
   if (digitRuns?.tokens === tokens && digitRuns.text === text) return digitRuns;
-  const { count, start, end, digits } = tokens;
+  const { start, end, digits, withDigit } = tokens;
   // Written into arrays reused from part to part, grown when full, and copied out at their length (as tokenListOf).
   let starts = runScratch.start;
   let lengths = runScratch.length;
   let n = 0;
-  for (let k = 0; k < count; k++) {
+  for (let j = 0; j < withDigit.length; j++) {
+    const k = withDigit[j]!;
     const bits = digits[k]!;
-    if ((bits & HAS_DIGIT) === 0) continue;
     const at = start[k]!;
     const to = end[k]!;
     // A token holds at most (length + 1) / 2 runs.

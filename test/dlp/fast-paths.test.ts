@@ -287,6 +287,21 @@ describe('dlp engine: token lists (tokenListOf)', () => {
     expect(words('long')).to.deep.equal(['ABCDEFGHI', '123456789', 'AB1234563']);
   });
 
+  it('lists withDigit in long parts too, where the token arrays grow (a token every 2 or 3 characters)', () => {
+    for (const [unit, times] of [
+      ['a1 b ', 40_000],
+      ['7 ', 650_000],
+    ] as const) {
+      const text = unit.repeat(times);
+      const tokens = tokenizeWords(text);
+      const perUnit = unit === '7 ' ? 1 : 2;
+      expect(tokens.count).to.equal(perUnit * times);
+      const want = Array.from({ length: times }, (_, i) => i * perUnit);
+      expect(Array.from(tokens.withDigit)).to.deep.equal(want);
+      expect(Array.from(tokenListOf(text, tokens, 'digit')).length).to.equal(unit === '7 ' ? times : 0);
+    }
+  });
+
   const pieces = [
     'A',
     'Z',
@@ -310,12 +325,16 @@ describe('dlp engine: token lists (tokenListOf)', () => {
     'AB12',
   ];
   const random = randomFrom(23);
-  it('matches a plain reading of the text, in 500 generated texts (each list asked first in turn)', () => {
+  it('matches a plain reading of the text, in 500 generated texts (each list asked first in turn), as do withDigit', () => {
     const total = new Map<TokenList, number>();
     for (let t = 0; t < 500; t++) {
       let text = '';
       for (let i = 0, n = 1 + random(60); i < n; i++) text += pieces[random(pieces.length)]!;
       const tokens = tokenizeWords(text.toLowerCase());
+      const withDigit: number[] = [];
+      for (let k = 0; k < tokens.count; k++)
+        if (/[0-9]/.test(text.slice(tokens.start[k], tokens.end[k]))) withDigit.push(k);
+      expect(Array.from(tokens.withDigit), `withDigit of ${JSON.stringify(text)}`).to.deep.equal(withDigit);
       // Lists are made when first asked for and kept for the part: ask in a different order each time.
       const order = [
         kinds[t % 3]!,
