@@ -530,8 +530,19 @@ interface ContextUnion {
    * those first tokens' hashes picks the few tokens to try `atStart` at, instead of a search at every word start. Null
    * when some word could start elsewhere (with a sign, or as a lone "s" that the tokens drop after an apostrophe).
    */
-  firstTokens: Uint32Array | null;
+  firstTokens: FirstTokens | null;
+  /**
+   * A match of `atStart` or `after` (its text) → the words of the lists it holds from its start: its length and the
+   * lists that hold it, for the whole match and each shorter prefix that ends on a word boundary, longest first. The
+   * same few words recur all through a part ("desk" in a front desk's every signature): each is read out once.
+   */
+  expansions: Map<string, ContextExpansion>;
 }
+
+/** ContextUnion.expansions: pairs of a word's length and the indices of the lists that hold it. */
+type ContextExpansion = Array<readonly [number, readonly number[]]>;
+/** Matches whose expansion is kept, per union (a text of many distinct matches does not grow it further). */
+const MAX_EXPANSIONS = 4096;
 
 const unions = new WeakMap<readonly Compiled[], ContextUnion | null>();
 
@@ -569,23 +580,56 @@ function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
       after: new RegExp(`[^\\p{L}\\p{N}]${source}`, 'gu'),
       atStart: new RegExp(source, 'uy'),
       firstTokens: firstTokenFilter(owners.keys()),
+      expansions: new Map(),
     };
   }
   unions.set(compiled, union);
   return union;
 }
 
-/** The filter of the first tokens of the words that can occur in text with tokens, or null (ContextUnion.firstTokens). */
-function firstTokenFilter(words: Iterable<string>): Uint32Array | null {
-  const firsts: string[] = [];
+/**
+ * ContextUnion.firstTokens: where a word of the lists may start. A word of one token starts at a token in `single`; a
+ * word of several starts at a token in `several` whose next token makes a pair in `pairs` (pairHash of the two
+ * tokens' hashes). Common words open phrases ("supply" of "supply code", "schedule" of "schedule ii"): the pair test
+ * spares a search at each of them.
+ */
+interface FirstTokens {
+  single: Uint32Array;
+  several: Uint32Array;
+  pairs: Uint32Array;
+}
+
+/** The hash of two tokens in a row, from their hashes (for a filter of pairs). */
+export function pairHash(first: number, second: number): number {
+  return Math.imul(first ^ 0x5bd1e995, FNV_PRIME) ^ second;
+}
+
+/** The first tokens of the words that can occur in text with tokens, or null (ContextUnion.firstTokens). */
+function firstTokenFilter(words: Iterable<string>): FirstTokens | null {
+  const single = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  const several = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  const pairs = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  const add = (filter: Uint32Array, h: number): void => {
+    const slot = filterSlot(h);
+    filter[slot >>> 5]! |= 1 << (slot & 31);
+  };
   for (const word of words) {
     // A word with such a character never occurs in a text that has tokens to read.
     if (TOKEN_UNSAFE.test(word)) continue;
     const first = /^[\p{L}0-9]+/u.exec(word)?.[0];
     if (first === undefined || first === 's') return null;
-    firsts.push(first);
+    // The word's tokens as the text's are read. A word with an apostrophe (whose "s" the tokens may drop) or whose
+    // second token is not what follows its first is tried wherever its first token is.
+    const t = tokenize(word);
+    const tokens = Array.from({ length: t.count }, (_, k) => word.slice(t.start[k], t.end[k]));
+    if (tokens[0] !== first) return null;
+    if (tokens.length < 2 || /['\u2019]/.test(word)) add(single, hashWord(first));
+    else {
+      add(several, hashWord(first));
+      add(pairs, pairHash(hashWord(first), hashWord(tokens[1]!)));
+    }
   }
-  return wordHashFilter(firsts);
+  return { single, several, pairs };
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
@@ -625,32 +669,35 @@ function findContexts(
 ): Map<RegExp, ContextPositions> {
   const found: number[][] = union.lists.map(() => []);
   const lastEnd = new Int32Array(union.lists.length).fill(-1);
-  const give = (start: number, word: string): void => {
-    const own = union.owners.get(/\s[\s]|[^\S ]/.test(word) ? word.replace(/\s+/g, ' ') : word);
-    if (!own) return;
-    const end = start + word.length;
-    for (const k of own) {
-      if (start <= lastEnd[k]!) continue;
-      found[k]!.push(start, end);
-      lastEnd[k] = end;
-    }
-  };
   const take = (start: number, matched: string): void => {
-    // The whole match is the longest word here of any list; a list's own longest word is one of its shorter
-    // prefixes that end on a boundary, longest first.
-    give(start, matched);
-    for (let j = matched.length - 1; j > 0; j--)
-      if (!isLetterOrDigit(matched.charCodeAt(j))) give(start, matched.slice(0, j));
+    let expansion = union.expansions.get(matched);
+    if (expansion === undefined) {
+      expansion = expand(union, matched);
+      if (union.expansions.size < MAX_EXPANSIONS) union.expansions.set(matched, expansion);
+    }
+    for (const [length, own] of expansion) {
+      const end = start + length;
+      for (const k of own) {
+        if (start <= lastEnd[k]!) continue;
+        found[k]!.push(start, end);
+        lastEnd[k] = end;
+      }
+    }
   };
   if (union.firstTokens && tokens) {
     // The same positions in the same order as the search below: every word start where a word of some list begins.
-    const filter = union.firstTokens;
+    const { single, several, pairs } = union.firstTokens;
     const re = union.atStart;
     const { count, hash } = tokens;
     for (let k = 0; k < count; k++) {
       // mayHave, written out: this runs for every word of the part.
       const slot = filterSlot(hash[k]!);
-      if ((filter[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
+      const bit = 1 << (slot & 31);
+      if ((single[slot >>> 5]! & bit) === 0) {
+        if ((several[slot >>> 5]! & bit) === 0 || k + 1 === count) continue;
+        const pair = filterSlot(pairHash(hash[k]!, hash[k + 1]!));
+        if ((pairs[pair >>> 5]! & (1 << (pair & 31))) === 0) continue;
+      }
       const start = tokens.start[k]!;
       re.lastIndex = start;
       const m = re.exec(lower);
@@ -669,6 +716,22 @@ function findContexts(
     re.lastIndex = m.index + 1;
   }
   return listPositions(union, found);
+}
+
+/**
+ * The words of the lists in a match, longest first: the whole match is the longest word here of any list; a list's
+ * own longest word is one of its shorter prefixes that end on a boundary.
+ */
+function expand(union: ContextUnion, matched: string): ContextExpansion {
+  const out: ContextExpansion = [];
+  const add = (word: string): void => {
+    const own = union.owners.get(/\s[\s]|[^\S ]/.test(word) ? word.replace(/\s+/g, ' ') : word);
+    if (own) out.push([word.length, own]);
+  };
+  add(matched);
+  for (let j = matched.length - 1; j > 0; j--)
+    if (!isLetterOrDigit(matched.charCodeAt(j))) add(matched.slice(0, j));
+  return out;
 }
 
 function listPositions(union: ContextUnion, found: number[][]): Map<RegExp, ContextPositions> {

@@ -106,6 +106,13 @@ describe('dlp engine: findings with and without word tokens', () => {
         '-1234-5678-90, 12345-678-9, 123456-7890-12; ages 104 years old, x95 yo, 7,92 years old, é93 yrs old, ' +
         '1920 years old and 9 years old.',
     ],
+    [
+      'context words of several tokens, and their first words alone',
+      'Social  Security\nnumber 123-45-6789; social work 123-45-6780. Billing provider 1234567893, billing 1234567893. ' +
+        'Schedule II DEA AB1234563; schedule AB1234563. Supply code J1100, supply J1100. ICD-10 E11.9, icd 10 F32.9. ' +
+        'J-code J3490. Medicare beneficiary 1EG4-TE5-MK73, Medicare 1EG4TE5MK73. Cell phone 555-201-3344, cell ' +
+        '555-201-3345. Lives at 12 Main St; lives 14 Oak Ave. Card number 4111 1111 1111 1111.',
+    ],
     ['nothing', 'Hi team, the quarterly supply order went out on Tuesday.'],
   ];
   for (const [what, text] of texts) {
