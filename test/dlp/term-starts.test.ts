@@ -1,7 +1,8 @@
 // The health vocabulary's prefilter: the tokens it lets through are the only places health and care terms are looked
 // for, so it must never leave out a word that starts a term (a false start only costs a look-up).
 import { expect } from 'chai';
-import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
+import { TERM_GROUPS } from '../../dlp/data/medical-terms.js';
+import { analyzePart, compileRecognizers, tokenizeWords } from '../../dlp/engine.js';
 import { healthRecognizers, termStartOffsets } from '../../dlp/recognizers/health.js';
 
 const compiled = compileRecognizers(healthRecognizers);
@@ -20,7 +21,8 @@ describe('dlp health term starts', () => {
     ['metformin', true],
     ['crowns', true],
     ['cavities', true],
-    ['diagnosed', true],
+    ['diagnosed with', true],
+    ['diagnosed', false],
     ['appointment', true],
     ['patient', true],
     ['x-ray', true],
@@ -44,6 +46,44 @@ describe('dlp health term starts', () => {
     const offsets = termStartOffsets(lower);
     expect(offsets).to.include.members([20, 32, 55]);
     expect([...offsets].sort((a, b) => a - b)).to.deep.equal(offsets);
+  });
+
+  // A first word of terms of several words counts only with a second word of one of them after it (a pair filter):
+  // every term of both vocabularies, and a two-word term with its last word plural, must still be let through.
+  it('lets through the first word of every term of both vocabularies, plurals of two-word terms too', () => {
+    let terms = 0;
+    let several = 0;
+    for (const group of TERM_GROUPS) {
+      for (const raw of group.terms.split('|')) {
+        const term = raw.trim().toLowerCase();
+        if (!term) continue;
+        const t = tokenizeWords(term);
+        if (t.count === 0) continue;
+        const forms = [term];
+        if (t.count === 2 && /[a-z]$/.test(term)) {
+          const stem = term.slice(0, t.end[1]);
+          forms.push(`${stem}s`, term.endsWith('y') ? `${stem.slice(0, -1)}ies` : `${stem}es`);
+        }
+        for (const form of forms) {
+          const text = `so ${form} then`;
+          expect(termStartOffsets(text), JSON.stringify(form)).to.include(3 + t.start[0]!);
+        }
+        terms++;
+        if (t.count > 1) several++;
+      }
+    }
+    expect(terms).to.be.greaterThan(500);
+    expect(several).to.be.greaterThan(100);
+  });
+
+  it('leaves out first words of terms of several words when no second word of theirs follows', () => {
+    // "high" opens "high blood pressure", "type" opens "type 2 diabetes", "blood" opens "blood work".
+    expect(termStartOffsets(' high school ')).to.deep.equal([]);
+    expect(termStartOffsets(' high blood pressure ')).to.include(1);
+    expect(termStartOffsets(' type of paper ')).to.deep.equal([]);
+    expect(termStartOffsets(' type 2 diabetes ')).to.include(1);
+    expect(termStartOffsets(' blood orange ')).to.deep.equal([]);
+    expect(termStartOffsets(' blood work ')).to.deep.equal([1]);
   });
 
   // Terms after skipped words, terms of several words, and words inside a term that must not start another one.
