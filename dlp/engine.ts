@@ -200,7 +200,7 @@ function tokenize(lower: string): WordTokens {
     markWords(u, from, to);
     const done = mark >> 1;
     if (out.start.length < k + done) out = grownTokenArrays(out, Math.max(k + done, out.start.length * 2));
-    const { start, end, hash, digits, withDigit } = out;
+    const { start, end, hash, digits } = out;
     const classes = wordClass;
     for (let t = 0; t < done; t++) {
       const s = MARKS[2 * t]!;
@@ -213,7 +213,8 @@ function tokenize(lower: string): WordTokens {
       // read again only for a token of a–z that has a digit.
       let digitsHere = 0;
       if ((marked & DIGIT_SEEN) !== 0) {
-        withDigit[d++] = k;
+        if (d === withDigitScratch.length) withDigitScratch = grownInt32(withDigitScratch, d * 2);
+        withDigitScratch[d++] = k;
         digitsHere = HAS_DIGIT;
         if ((marked & LETTER_SEEN) !== 0) {
           digitsHere |= DIGIT_AND_LETTERS;
@@ -250,7 +251,7 @@ function tokenize(lower: string): WordTokens {
       end: out.end,
       hash: out.hash,
       digits: out.digits,
-      withDigit: out.withDigit.slice(0, d),
+      withDigit: withDigitOf(d),
     };
   scratch = out;
   return {
@@ -259,7 +260,7 @@ function tokenize(lower: string): WordTokens {
     end: out.end.slice(0, k),
     hash: out.hash.slice(0, k),
     digits: out.digits.slice(0, k),
-    withDigit: out.withDigit.slice(0, d),
+    withDigit: withDigitOf(d),
   };
 }
 
@@ -327,8 +328,26 @@ function grownTokenArrays(from: TokenArrays, size: number): TokenArrays {
   to.end.set(from.end);
   to.hash.set(from.hash);
   to.digits.set(from.digits);
-  to.withDigit.set(from.withDigit);
   return to;
+}
+
+function grownInt32(from: Int32Array, size: number): Int32Array<ArrayBuffer> {
+  const to = new Int32Array(size);
+  to.set(from);
+  return to;
+}
+
+/**
+ * Where tokenize lists the tokens that hold a digit, reused from call to call and grown when full (in most text few
+ * tokens do: it is not sized for every token, as the other arrays are).
+ */
+let withDigitScratch = new Int32Array(1024);
+
+/** The first `d` entries of withDigitScratch, copied out; a scratch grown beyond RETAINED_TOKENS is not kept. */
+function withDigitOf(d: number): Int32Array {
+  const out = withDigitScratch.slice(0, d);
+  if (withDigitScratch.length > RETAINED_TOKENS) withDigitScratch = new Int32Array(1024);
+  return out;
 }
 
 /**
@@ -342,7 +361,6 @@ interface TokenArrays {
   end: Int32Array;
   hash: Int32Array;
   digits: Uint8Array;
-  withDigit: Int32Array;
 }
 function tokenArrays(size: number): TokenArrays {
   return {
@@ -350,7 +368,6 @@ function tokenArrays(size: number): TokenArrays {
     end: new Int32Array(size),
     hash: new Int32Array(size),
     digits: new Uint8Array(size),
-    withDigit: new Int32Array(size),
   };
 }
 let scratch = tokenArrays(4096);
