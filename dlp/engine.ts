@@ -612,6 +612,11 @@ function unionOf(compiled: readonly Compiled[]): ContextUnion | null {
  */
 interface FirstTokens {
   single: Uint32Array;
+  /**
+   * The hashes `single` was made of, exactly: a word that only shares its filter bit with one of them (on the bench
+   * mail, "masks" with a context word, 175 times per 100 KB) is turned away before a search.
+   */
+  singleHashes: Set<number>;
   several: Uint32Array;
   pairs: Uint32Array;
 }
@@ -626,6 +631,7 @@ function firstTokenFilter(words: Iterable<string>): FirstTokens | null {
   const single = new Uint32Array((1 << FILTER_BITS) >>> 5);
   const several = new Uint32Array((1 << FILTER_BITS) >>> 5);
   const pairs = new Uint32Array((1 << FILTER_BITS) >>> 5);
+  const singleHashes = new Set<number>();
   const add = (filter: Uint32Array, h: number): void => {
     const slot = filterSlot(h);
     filter[slot >>> 5]! |= 1 << (slot & 31);
@@ -640,13 +646,15 @@ function firstTokenFilter(words: Iterable<string>): FirstTokens | null {
     const t = tokenize(word);
     const tokens = Array.from({ length: t.count }, (_, k) => word.slice(t.start[k], t.end[k]));
     if (tokens[0] !== first) return null;
-    if (tokens.length < 2 || /['\u2019]/.test(word)) add(single, hashWord(first));
-    else {
+    if (tokens.length < 2 || /['\u2019]/.test(word)) {
+      add(single, hashWord(first));
+      singleHashes.add(hashWord(first));
+    } else {
       add(several, hashWord(first));
       add(pairs, pairHash(hashWord(first), hashWord(tokens[1]!)));
     }
   }
-  return { single, several, pairs };
+  return { single, singleHashes, several, pairs };
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
@@ -703,14 +711,14 @@ function findContexts(
   };
   if (union.firstTokens && tokens) {
     // The same positions in the same order as the search below: every word start where a word of some list begins.
-    const { single, several, pairs } = union.firstTokens;
+    const { single, singleHashes, several, pairs } = union.firstTokens;
     const re = union.atStart;
     const { count, hash } = tokens;
     for (let k = 0; k < count; k++) {
       // mayHave, written out: this runs for every word of the part.
       const slot = filterSlot(hash[k]!);
       const bit = 1 << (slot & 31);
-      if ((single[slot >>> 5]! & bit) === 0) {
+      if ((single[slot >>> 5]! & bit) === 0 || !singleHashes.has(hash[k]!)) {
         if ((several[slot >>> 5]! & bit) === 0 || k + 1 === count) continue;
         const pair = filterSlot(pairHash(hash[k]!, hash[k + 1]!));
         if ((pairs[pair >>> 5]! & (1 << (pair & 31))) === 0) continue;
