@@ -669,9 +669,9 @@ class Vocabulary {
    * them away before a Map look-up (this runs for every word of every part).
    */
   readonly filter = new Uint32Array((1 << FILTER_BITS) >>> 5);
-  /** Where the hash of a first word of a term of one word (or its plural) falls: `filter` without the next two. */
+  /** Where the hash of a first word of a term of one word (or its plural) falls (`filter` is this and `several`). */
   readonly single = new Uint32Array((1 << FILTER_BITS) >>> 5);
-  /** The first words of terms of several words ("the" of "the flu", "follow" of "follow up visit"). */
+  /** The first words of terms of several words ("the" of "the flu", "follow" of "follow-up visit"). */
   readonly several = new Uint32Array((1 << FILTER_BITS) >>> 5);
   /** Such a first word with a form of its term's second word (pairHash; the forms `match` accepts there). */
   readonly pairs = new Uint32Array((1 << FILTER_BITS) >>> 5);
