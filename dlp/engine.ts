@@ -1025,8 +1025,9 @@ const LONG_TOKEN = 9;
 export type TokenList = 'digit' | 'upper-digit' | 'long';
 
 /**
- * A part's tokens by how they start, and its long ones: each pattern tried at tokens reads only its own list, made
- * when a pattern first asks for it (a clean message is often decided before any pattern that reads `long` runs).
+ * What patterns read of a part's tokens beside the tokens themselves: its tokens by how they start, its long ones and
+ * its runs of digits, each made when a pattern first asks for it (a clean message is often decided before any pattern
+ * that reads `long` runs).
  */
 export interface TokenIndex {
   text: string;
@@ -1034,9 +1035,17 @@ export interface TokenIndex {
   digit: Int32Array | null;
   'upper-digit': Int32Array | null;
   long: Int32Array | null;
+  runs: DigitRuns | null;
 }
 
 let tokenIndex: TokenIndex | null = null;
+
+/** The part's TokenIndex, a new (empty) one when the last was another part's. */
+function indexOf(text: string, tokens: WordTokens): TokenIndex {
+  const index = tokenIndex;
+  if (index !== null && index.tokens === tokens && index.text === text) return index;
+  return (tokenIndex = { text, tokens, digit: null, 'upper-digit': null, long: null, runs: null });
+}
 
 /**
  * Where a list is written before it is copied out at its length, reused from part to part: fresh arrays, zeroed and
@@ -1046,9 +1055,7 @@ let listScratch = new Int32Array(1024);
 
 /** The indices, in text order, of the tokens of `text` in list `kind` (tokens: of its lower-cased copy). */
 export function tokenListOf(text: string, tokens: WordTokens, kind: TokenList): Int32Array {
-  let index = tokenIndex;
-  if (index === null || index.tokens !== tokens || index.text !== text)
-    index = tokenIndex = { text, tokens, digit: null, 'upper-digit': null, long: null };
+  const index = indexOf(text, tokens);
   return (index[kind] ??= listTokens(text, tokens, kind));
 }
 
@@ -1084,14 +1091,10 @@ function listTokens(text: string, tokens: WordTokens, kind: TokenList): Int32Arr
 
 /** Where the runs of digits 0–9 of a part start (a digit with none right before it), and how long each is. */
 export interface DigitRuns {
-  text: string;
-  tokens: WordTokens;
   count: number;
   start: Int32Array;
   length: Int32Array;
 }
-
-let digitRuns: DigitRuns | null = null;
 
 /**
  * The runs of digits of a part, in text order, read in its tokens that hold a digit: every digit 0–9 is in a token
@@ -1101,7 +1104,11 @@ let digitRuns: DigitRuns | null = null;
  * start and end alone.
  */
 export function digitRunsOf(text: string, tokens: WordTokens, ascii: boolean): DigitRuns {
-  if (digitRuns?.tokens === tokens && digitRuns.text === text) return digitRuns;
+  const index = indexOf(text, tokens);
+  return (index.runs ??= readDigitRuns(text, tokens, ascii));
+}
+
+function readDigitRuns(text: string, tokens: WordTokens, ascii: boolean): DigitRuns {
   const { start, end, digits, withDigit } = tokens;
   // Written into arrays reused from part to part, grown when full, and copied out at their length (as tokenListOf).
   let starts = runScratch.start;
@@ -1137,9 +1144,9 @@ export function digitRunsOf(text: string, tokens: WordTokens, ascii: boolean): D
       }
     }
   }
-  digitRuns = { text, tokens, count: n, start: starts.slice(0, n), length: lengths.slice(0, n) };
+  const runs = { count: n, start: starts.slice(0, n), length: lengths.slice(0, n) };
   if (starts.length > RETAINED_TOKENS) runScratch = runArrays(1024);
-  return digitRuns;
+  return runs;
 }
 
 function runArrays(size: number): { start: Int32Array; length: Int32Array } {
@@ -1507,7 +1514,6 @@ const NO_POSITIONS = new Int32Array(0);
 interface Memo {
   tokens: { lower: string; tokens: WordTokens } | null;
   index: TokenIndex | null;
-  runs: DigitRuns | null;
   ascii: { text: string; ascii: boolean } | null;
   anchorText: string | null;
   anchorCache: Map<RegExp, Int32Array>;
@@ -1517,7 +1523,6 @@ function saveMemo(): Memo {
   return {
     tokens: lastTokens,
     index: tokenIndex,
-    runs: digitRuns,
     ascii: asciiText,
     anchorText,
     anchorCache,
@@ -1527,7 +1532,6 @@ function saveMemo(): Memo {
 function restoreMemo(memo: Memo): void {
   lastTokens = memo.tokens;
   tokenIndex = memo.index;
-  digitRuns = memo.runs;
   asciiText = memo.ascii;
   anchorText = memo.anchorText;
   anchorCache = memo.anchorCache;
