@@ -117,6 +117,17 @@ function hashRange(lower: string, start: number, end: number): number {
   return h;
 }
 
+/** The hash of the letters a–z that start text at `from` (of "id" for "id12345"; of "" when none do). */
+export function letterRunHash(text: string, from: number): number {
+  let h = FNV_OFFSET;
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 97 || c > 122) break;
+    h = Math.imul(h ^ c, FNV_PRIME);
+  }
+  return h;
+}
+
 /** The hash a token of `word` gets (FNV-1a over its UTF-16 code units). */
 export function hashWord(word: string): number {
   return hashRange(word, 0, word.length);
@@ -385,7 +396,7 @@ export function wordTokens(lower: string): WordTokens {
 }
 
 /** Bits of a word hash that index a filter of hashes: 64 K bits (8 KB, so it stays in cache). */
-const FILTER_BITS = 16;
+export const FILTER_BITS = 16;
 
 /** Where a hash falls in a filter of FILTER_BITS bits (for loops that test mayHave written out). */
 export function filterSlot(h: number): number {
@@ -406,6 +417,125 @@ export function wordHashFilter(words: Iterable<string>): Uint32Array {
 export function mayHave(filter: Uint32Array, hash: number): boolean {
   const slot = filterSlot(hash);
   return (filter[slot >>> 5]! & (1 << (slot & 31))) !== 0;
+}
+
+/**
+ * Filters of word hashes that recognizers test a part's every token against (the first words of labels, of context
+ * words, of health terms …). Each made a pass over the tokens of its own, ~100 µs per 100 KB of mail each; one pass
+ * now lists the tokens of all of them, from a table of which filters have each slot (filterSlot).
+ */
+export class TokenFilters {
+  private readonly filters: Array<Uint32Array | null> = [];
+  /** Counts up each time a slot takes a filter: lists made for the filter a slot held before are not used. */
+  private readonly serials: number[] = [];
+  private serial = 0;
+  /** For each slot, a bit for each filter that has it. */
+  private readonly masks = new Uint16Array(1 << FILTER_BITS);
+  private readonly made = new WeakMap<WordTokens, { serials: number[]; lists: Int32Array[] }>();
+  /** Where the lists are written before they are copied out at their lengths, reused from part to part. */
+  private readonly scratch: Int32Array[] = [];
+
+  constructor(readonly capacity = 16) {
+    if (capacity > 16) throw new Error('TokenFilters: at most 16 filters');
+  }
+
+  /** Takes a filter (wordHashFilter; copied) and returns its id, or -1 when `capacity` others are held. */
+  add(filter: Uint32Array): number {
+    if (filter.length !== (1 << FILTER_BITS) >>> 5) throw new Error('TokenFilters: not a word hash filter');
+    let id = this.filters.indexOf(null);
+    if (id < 0) {
+      if (this.filters.length === this.capacity) return -1;
+      id = this.filters.length;
+      this.filters.push(null);
+      this.serials.push(0);
+    }
+    this.filters[id] = filter.slice();
+    this.serials[id] = ++this.serial;
+    for (let slot = 0; slot < 1 << FILTER_BITS; slot++)
+      if ((filter[slot >>> 5]! & (1 << (slot & 31))) !== 0) this.masks[slot]! |= 1 << id;
+    return id;
+  }
+
+  /** Gives up a filter's id (its owner is gone): the id may be given to another filter. */
+  remove(id: number): void {
+    if (!this.filters[id]) return;
+    this.filters[id] = null;
+    const keep = ~(1 << id);
+    for (let slot = 0; slot < 1 << FILTER_BITS; slot++) this.masks[slot]! &= keep;
+  }
+
+  /**
+   * The indices, in order, of the tokens whose hash may be in filter `id`: exactly those a loop over all tokens with
+   * mayHave(filter, hash) lets through. The first call for a part lists the tokens of every filter held then, in one
+   * pass; a filter added since gets a pass of its own.
+   */
+  tokens(tokens: WordTokens, id: number): Int32Array {
+    const filter = this.filters[id];
+    if (!filter) throw new Error(`TokenFilters: no filter ${id}`);
+    let made = this.made.get(tokens);
+    if (!made) {
+      made = this.listAll(tokens);
+      this.made.set(tokens, made);
+    }
+    if (made.serials[id] !== this.serials[id]) {
+      made.lists[id] = listFilteredOne(tokens, filter);
+      made.serials[id] = this.serials[id]!;
+    }
+    return made.lists[id]!;
+  }
+
+  private listAll(tokens: WordTokens): { serials: number[]; lists: Int32Array[] } {
+    const n = this.filters.length;
+    const lists = this.scratch;
+    while (lists.length < n) lists.push(new Int32Array(256));
+    const lengths = new Int32Array(n);
+    const { count, hash } = tokens;
+    const masks = this.masks;
+    for (let k = 0; k < count; k++) {
+      const h = hash[k]!;
+      const inFilters = masks[(h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1)]!;
+      // In most text few tokens are in any filter.
+      if (inFilters === 0) continue;
+      for (let m = inFilters; m !== 0; m &= m - 1) {
+        const id = 31 - Math.clz32(m & -m);
+        let list = lists[id]!;
+        if (lengths[id] === list.length) list = lists[id] = grownInt32(list, list.length * 2);
+        list[lengths[id]!++] = k;
+      }
+    }
+    const out: Int32Array[] = [];
+    for (let id = 0; id < n; id++) {
+      out.push(lists[id]!.slice(0, lengths[id]));
+      // A list grown for a very large part is not kept.
+      if (lists[id]!.length > RETAINED_TOKENS) lists[id] = new Int32Array(256);
+    }
+    return { serials: this.serials.slice(), lists: out };
+  }
+}
+
+function listFilteredOne(tokens: WordTokens, filter: Uint32Array): Int32Array {
+  const out: number[] = [];
+  for (let k = 0; k < tokens.count; k++) if (mayHave(filter, tokens.hash[k]!)) out.push(k);
+  return Int32Array.from(out);
+}
+
+/** The engine's token filters: the recognizers' (for as long as they live) and the context words' of each set. */
+const tokenFilters = new TokenFilters();
+const releaseFilter = new FinalizationRegistry<number>((id) => tokenFilters.remove(id));
+
+/**
+ * The id of a filter (wordHashFilter) for filteredTokens, held until `owner` is collected; -1 when the engine holds
+ * as many as it can (the caller then reads every token itself).
+ */
+export function tokenFilterId(filter: Uint32Array, owner: object): number {
+  const id = tokenFilters.add(filter);
+  if (id >= 0) releaseFilter.register(owner, id);
+  return id;
+}
+
+/** The indices, in order, of the tokens whose hash may be in filter `id` (tokenFilterId). */
+export function filteredTokens(tokens: WordTokens, id: number): Int32Array {
+  return tokenFilters.tokens(tokens, id);
 }
 
 /**
@@ -619,6 +749,8 @@ interface FirstTokens {
   singleHashes: Set<number>;
   several: Uint32Array;
   pairs: Uint32Array;
+  /** The tokenFilterId of `single` and `several` together (or -1). */
+  id: number;
 }
 
 /** The hash of two tokens in a row, from their hashes (for a filter of pairs). */
@@ -654,7 +786,10 @@ function firstTokenFilter(words: Iterable<string>): FirstTokens | null {
       add(pairs, pairHash(hashWord(first), hashWord(tokens[1]!)));
     }
   }
-  return { single, singleHashes, several, pairs };
+  const either = single.map((bits, i) => bits | several[i]!);
+  const firstTokens = { single, singleHashes, several, pairs, id: -1 };
+  firstTokens.id = tokenFilterId(either, firstTokens);
+  return firstTokens;
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
@@ -711,11 +846,15 @@ function findContexts(
   };
   if (union.firstTokens && tokens) {
     // The same positions in the same order as the search below: every word start where a word of some list begins.
-    const { single, singleHashes, several, pairs } = union.firstTokens;
+    const { single, singleHashes, several, pairs, id } = union.firstTokens;
     const re = union.atStart;
     const { count, hash } = tokens;
-    for (let k = 0; k < count; k++) {
-      // mayHave, written out: this runs for every word of the part.
+    // The tokens in single or several (every token when the filter has no id).
+    const listed = id >= 0 ? filteredTokens(tokens, id) : null;
+    const n = listed ? listed.length : count;
+    for (let j = 0; j < n; j++) {
+      const k = listed ? listed[j]! : j;
+      // mayHave, written out: this runs for many words of the part.
       const slot = filterSlot(hash[k]!);
       const bit = 1 << (slot & 31);
       if ((single[slot >>> 5]! & bit) === 0 || !singleHashes.has(hash[k]!)) {
@@ -910,6 +1049,32 @@ function isAsciiLetter(c: number): boolean {
  * letter, a match starts with the letters of the word it starts.
  */
 export function leadingLetters(source: string): string[] | null {
+  // States: "o" + letters so far (open), "c" + letters (closed: a non-letter came, or the match may end here).
+  const final = matchStates(source, 'o', (s, c) => {
+    if (s[0] === 'c') return s;
+    if (s.length > 64) throw new Error('too long');
+    return isAsciiLetter(c) ? s + String.fromCharCode(c) : `c${s.slice(1)}`;
+  });
+  if (!final) return null;
+  const words = new Set<string>();
+  for (const s of final) {
+    const word = s.slice(1);
+    if (word === '') return null;
+    words.add(word.toLowerCase());
+  }
+  return [...words];
+}
+
+/**
+ * The states a match of a pattern in the plain subset (see parseSimpleRegex) may end in, from `initial`, where `next`
+ * gives the state after a character (it may throw to give up); null when that cannot be told (a construct outside
+ * the subset, too many states).
+ */
+function matchStates(
+  source: string,
+  initial: string,
+  next: (state: string, code: number) => string,
+): Set<string> | null {
   let tree: Node;
   try {
     tree = parseSimpleRegex(source);
@@ -917,21 +1082,12 @@ export function leadingLetters(source: string): string[] | null {
     return null;
   }
   const LIMIT = 20_000;
-  // States: "o" + letters so far (open), "c" + letters (closed: a non-letter came, or the match may end here).
   const step = (node: Node, states: Set<string>): Set<string> => {
     if (states.size > LIMIT) throw new Error('too many');
     switch (node.kind) {
       case 'set': {
         const out = new Set<string>();
-        for (const s of states) {
-          if (s[0] === 'c') {
-            out.add(s);
-            continue;
-          }
-          for (const c of node.codes)
-            out.add(isAsciiLetter(c) ? s + String.fromCharCode(c) : `c${s.slice(1)}`);
-          if (s.length > 64) throw new Error('too long');
-        }
+        for (const s of states) for (const c of node.codes) out.add(next(s, c));
         return out;
       }
       case 'seq':
@@ -946,33 +1102,79 @@ export function leadingLetters(source: string): string[] | null {
         for (let k = 0; k < node.min; k++) acc = step(node.node, acc);
         const out = new Set(acc);
         for (let k = node.min; k < Math.min(node.max, node.min + 66); k++) {
-          const next = step(node.node, acc);
+          const more = step(node.node, acc);
           let grew = false;
-          for (const s of next)
+          for (const s of more)
             if (!out.has(s)) {
               out.add(s);
               grew = true;
             }
           if (!grew) break;
-          acc = next;
+          acc = more;
         }
         return out;
       }
     }
   };
-  let final: Set<string>;
   try {
-    final = step(tree, new Set(['o']));
+    return step(tree, new Set([initial]));
   } catch {
     return null;
   }
-  const words = new Set<string>();
+}
+
+/**
+ * What a match of a pattern in the plain subset needs after its first word (the leading letters, see leadingLetters)
+ * where blanks (spaces, tabs) and then a word token follow that word in the text:
+ * - `alone`: first words a match may also end with, or continue after with blanks and no letter (a digit, or
+ *   nothing): a token of one of them may start a match whatever follows it;
+ * - `pairs`: [first word, second word] where a match goes on with blanks and then letters, the second word being
+ *   those letters up to the next character that is no letter a–z (or the end).
+ * - `after`: [first word, character] for every character other than a letter a–z that may come right after the first
+ *   word in a match (a word not in `alone` is followed by one of its characters, or starts no match).
+ * Any other way on (a sign, a digit or a letter beyond a–z right after the first word, or a sign after its blanks)
+ * puts more than blanks between the word and the next token, or makes one token of letters then digits. So at a
+ * first word whose next token follows after blanks only, a match can start only when the word is in `alone` or the
+ * two make one of `pairs`. Null when that cannot be told (as for leadingLetters).
+ */
+export function labelPairs(
+  source: string,
+): { alone: string[]; pairs: Array<[string, string]>; after: Array<[string, number]> } | null {
+  const after = new Map<string, [string, number]>();
+  // States: "o" + first word so far; "w" + first word (blanks after it); "p" + first word + "|" + second word so far;
+  // "q" + first word + "|" + second word (ended); "a" + first word (alone); "x" (no requirement); "n" (no first word).
+  const final = matchStates(source, 'o', (s, c) => {
+    if (s.length > 130) throw new Error('too long');
+    const kind = s[0];
+    const blank = c === 32 || c === 9;
+    const letter = isAsciiLetter(c) ? String.fromCharCode(c).toLowerCase() : null;
+    if (kind === 'o') {
+      if (letter) return s + letter;
+      if (s.length === 1) return 'n';
+      after.set(`${s}:${c}`, [s.slice(1), c]);
+      return blank ? `w${s.slice(1)}` : 'x';
+    }
+    if (kind === 'w') {
+      if (blank) return s;
+      if (letter) return `p${s.slice(1)}|${letter}`;
+      return c >= 48 && c <= 57 ? `a${s.slice(1)}` : 'x';
+    }
+    if (kind === 'p') return letter ? s + letter : `q${s.slice(1)}`;
+    return s;
+  });
+  if (!final) return null;
+  const alone = new Set<string>();
+  const pairs = new Map<string, [string, string]>();
   for (const s of final) {
-    const word = s.slice(1);
-    if (word === '') return null;
-    words.add(word.toLowerCase());
+    const kind = s[0];
+    if (kind === 'n' || s === 'o') return null;
+    if (kind === 'o' || kind === 'w' || kind === 'a') alone.add(s.slice(1));
+    else if (kind === 'p' || kind === 'q') {
+      const [first, second] = s.slice(1).split('|') as [string, string];
+      pairs.set(s.slice(1), [first, second]);
+    }
   }
-  return [...words];
+  return { alone: [...alone], pairs: [...pairs.values()], after: [...after.values()] };
 }
 
 /** Anchors as given when global, else a global copy (one per anchor, so patterns that share one share its starts). */

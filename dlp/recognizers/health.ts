@@ -19,9 +19,13 @@
 //   HEALTH_PHRASE clinical phrasing ("diagnosed with", "tested positive for", "weeks pregnant", "allergic to")
 //   CARE_CONTEXT  (category care) the message is about care: patient, appointment, chart, copay, claim, referral … 0.65
 import {
+  FILTER_BITS,
+  filteredTokens,
+  filterSlot,
   hashWord,
   isWordChar,
   pairHash,
+  tokenFilterId,
   tokenizeWords,
   wordTokens,
   type WordTokens as Tokens,
@@ -476,7 +480,11 @@ function termStartsOf(lower: string): TermStarts {
   let count = 0;
   const hash = t.hash;
   const n = t.count;
-  for (let k = 0; k < n; k++) {
+  // The tokens in START_SINGLE or START_SEVERAL (every token when that filter has no id).
+  const listed = START_EITHER >= 0 ? filteredTokens(t, START_EITHER) : null;
+  const m = listed ? listed.length : n;
+  for (let j = 0; j < m; j++) {
+    const k = listed ? listed[j]! : j;
     const slot = filterSlot(hash[k]!);
     const bit = 1 << (slot & 31);
     if ((START_SINGLE[slot >>> 5]! & bit) === 0) {
@@ -654,13 +662,6 @@ function modifies(lower: string, from: number, to: number): boolean {
   return true;
 }
 
-/** Bits of a word hash that index the vocabularies' filters: 64 K bits (8 KB, so it stays in cache), a few per cent set. */
-const FILTER_BITS = 16;
-
-function filterSlot(h: number): number {
-  return (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
-}
-
 class Vocabulary {
   /** First words of terms, and plurals of one-word terms ("crowns", "cavities"), by hash. */
   private readonly byFirst = new HashLists<Entry>();
@@ -756,6 +757,11 @@ const careVocabulary = new Vocabulary(CARE_GROUPS);
 const START_SINGLE = healthVocabulary.single.map((bits, k) => bits | careVocabulary.single[k]!);
 const START_SEVERAL = healthVocabulary.several.map((bits, k) => bits | careVocabulary.several[k]!);
 const START_PAIRS = healthVocabulary.pairs.map((bits, k) => bits | careVocabulary.pairs[k]!);
+/** The tokenFilterId of START_SINGLE and START_SEVERAL together. */
+const START_EITHER = tokenFilterId(
+  START_SINGLE.map((bits, k) => bits | START_SEVERAL[k]!),
+  START_SINGLE,
+);
 const GENERIC = new WordSet(GENERIC_AFTER);
 const DENTAL = new WordSet(DENTAL_CUES.flatMap((c) => termTokens(c)));
 /** Care words that make an everyday health word clinical ("patient has the flu"). */

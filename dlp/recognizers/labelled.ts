@@ -3,10 +3,16 @@
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
 import {
   filterSlot,
+  hashWord,
   HOUSE_NUMBER_ANCHOR,
   isAscii,
+  labelPairs,
   LETTERS_THEN_DIGIT,
   leadingLetters,
+  letterRunHash,
+  pairHash,
+  filteredTokens,
+  tokenFilterId,
   tokenListOf,
   wordHashFilter,
   wordListRegex,
@@ -23,6 +29,26 @@ const E = String.raw`(?![\p{L}\p{N}_]|[\-./]\p{N})`;
 const WORDS_GAP = String.raw`[^\d.,;!?]{0,20}?`;
 /** Between a label that is also an ordinary word ("chart", "claim", "account") and its value: separators and one filler word. */
 const SHORT_GAP = String.raw`[ \t]{0,3}[:#=\-]?[ \t]{0,3}(?:(?:is|no\.?|number|#)[ \t:#]{1,3})?`;
+
+/** Whether text[from, to) is one or more spaces and tabs, nothing else. */
+function onlyBlanks(text: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 32 && c !== 9) return false;
+  }
+  return true;
+}
+
+/** A filter of word pairs (pairHash of the two words' hashes). */
+function pairFilter(pairs: ReadonlyArray<readonly [string, string]>): Uint32Array {
+  const filter = new Uint32Array(wordHashFilter([]).length);
+  for (const [first, second] of pairs) {
+    const slot = filterSlot(pairHash(hashWord(first), hashWord(second)));
+    filter[slot >>> 5]! |= 1 << (slot & 31);
+  }
+  return filter;
+}
 
 /** One kind of labelled identifier: a label, a gap, the value. */
 export interface LabelledKind {
@@ -64,8 +90,17 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
   // In text with tokens (AnalyzeContext.tokens) a label starts a word token, with the letters of one of its words ("call" of "callback"): when the
   // part's tokens are at hand, the labels are tried at tokens with such letters only, not searched for at every word.
   // A lone "s" is no token after an apostrophe ("crohn's"), so no label may start so.
-  const letters = leadingLetters(kinds.map((k) => `(?:${k.label})`).join('|'));
+  const labelSource = kinds.map((k) => `(?:${k.label})`).join('|');
+  const letters = leadingLetters(labelSource);
   const firstWords = letters && !letters.includes('s') ? wordHashFilter(letters) : null;
+  // Many labels open with an ordinary word that is no label alone ("service" of "service date", "policy" of "policy
+  // no", "a" of "a/c"): at such a word followed by blanks and a token, the labels are tried only when the two words
+  // make a pair some label starts with (labelPairs). On office mail this spares ~450 of ~560 tries per 100 KB.
+  const pairing = firstWords ? labelPairs(labelSource) : null;
+  const alone = pairing ? wordHashFilter(pairing.alone) : null;
+  const pairs = pairing ? pairFilter(pairing.pairs) : null;
+  const after = pairing ? pairFilter(pairing.after.map(([word, c]) => [word, String.fromCharCode(c)])) : null;
+  const firstWordsId = firstWords ? tokenFilterId(firstWords, firstWords) : -1;
   return {
     id,
     emits: kinds.map((k) => [k.type, k.category] as const),
@@ -101,17 +136,47 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
       if (firstWords && tokens) {
         // The search below finds, from where its last match ended, the next label after a character that is no
         // letter, digit or "_": the same labels, tried at the tokens that may start one.
-        const { count, start: starts, hash, digits } = tokens;
+        const { count, start: starts, end: ends, hash, digits, withDigit } = tokens;
+        // The tokens in firstWords, and those of letters then digits ("dob1985": they start with letters the hash of
+        // the whole token does not tell), in order; every token when firstWords has no id.
+        const listed = firstWordsId >= 0 ? filteredTokens(tokens, firstWordsId) : null;
+        let i = 0;
+        let d = 0;
         let searchFrom = 0;
-        for (let k = 0; k < count; k++) {
-          // mayHave, written out: this runs for every word of the part. A token of letters then digits ("dob1985")
-          // starts with letters the hash of the whole token does not tell.
+        for (let j = 0; j < count; j++) {
+          let k = j;
+          if (listed) {
+            while (d < withDigit.length && (digits[withDigit[d]!]! & LETTERS_THEN_DIGIT) === 0) d++;
+            const fromList = i < listed.length ? listed[i]! : count;
+            const fromDigits = d < withDigit.length ? withDigit[d]! : count;
+            k = Math.min(fromList, fromDigits);
+            if (k === count) break;
+            if (fromList === k) i++;
+            if (fromDigits === k) d++;
+          }
           const slot = filterSlot(hash[k]!);
-          const candidate =
-            (firstWords[slot >>> 5]! & (1 << (slot & 31))) !== 0 || (digits[k]! & LETTERS_THEN_DIGIT) !== 0;
-          if (!candidate) continue;
+          const lettersThenDigit = (digits[k]! & LETTERS_THEN_DIGIT) !== 0;
+          if ((firstWords[slot >>> 5]! & (1 << (slot & 31))) === 0 && !lettersThenDigit) continue;
           const at = starts[k]!;
           if (at === 0 || at <= searchFrom || lower.charCodeAt(at - 1) === 95) continue;
+          if (
+            alone &&
+            pairs &&
+            after &&
+            !lettersThenDigit &&
+            (alone[slot >>> 5]! & (1 << (slot & 31))) === 0
+          ) {
+            // A first word that is no label alone: the character after it must be one a label goes on with, and
+            // after blanks, the next token must make a pair with it.
+            const end = ends[k]!;
+            if (end >= lower.length) continue;
+            const next = filterSlot(pairHash(hash[k]!, hashWord(lower[end]!)));
+            if ((after[next >>> 5]! & (1 << (next & 31))) === 0) continue;
+            if (k + 1 < count && onlyBlanks(lower, end, starts[k + 1]!)) {
+              const pair = filterSlot(pairHash(hash[k]!, letterRunHash(lower, starts[k + 1]!)));
+              if ((pairs[pair >>> 5]! & (1 << (pair & 31))) === 0) continue;
+            }
+          }
           atStart.lastIndex = at;
           const m = atStart.exec(lower);
           if (!m) continue;

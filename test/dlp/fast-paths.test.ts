@@ -8,8 +8,12 @@ import {
   digitRunsOf,
   HOUSE_NUMBER_ANCHOR,
   isAscii,
+  labelPairs,
   leadingLetters,
+  mayHave,
+  TokenFilters,
   tokenizeWords,
+  wordHashFilter,
   tokenListOf,
   type TokenList,
   type WordTokens,
@@ -43,6 +47,120 @@ describe('dlp engine leadingLetters', () => {
       expect(got === null ? null : [...got].sort()).to.deep.equal(words);
     });
   }
+});
+
+describe('dlp engine labelPairs', () => {
+  const sorted = (r: ReturnType<typeof labelPairs>) =>
+    r && {
+      alone: [...r.alone].sort(),
+      pairs: r.pairs.map((p) => p.join(' ')).sort(),
+      after: r.after.map(([w, c]) => `${w}${String.fromCharCode(c)}`).sort(),
+    };
+  // [pattern, what it needs after each first word, or null when that cannot be told]
+  const cases: Array<[string, ReturnType<typeof sorted>]> = [
+    // A word that is a label alone, and the same word before a second one.
+    // Blanks {0,2}: with none, "chartno" is one token.
+    [
+      'chart(?:[ \\t]{0,2}(?:no|#))?',
+      { alone: ['chart', 'chartno'], pairs: ['chart no'], after: ['chart\t', 'chart ', 'chart#'] },
+    ],
+    // Words that open labels only: their next character, and after blanks, the next word.
+    [
+      '(?:service|visit)[ \\t]{1,2}date|a/c|policy[ \\t]{0,2}(?:#|no\\.?|id)',
+      {
+        alone: ['policyid', 'policyno'],
+        pairs: ['policy id', 'policy no', 'service date', 'visit date'],
+        after: [
+          'a/',
+          'policy\t',
+          'policy ',
+          'policy#',
+          'policyno.',
+          'service\t',
+          'service ',
+          'visit\t',
+          'visit ',
+        ],
+      },
+    ],
+    // Blanks then a digit, or blanks at the end: the word alone may start a match.
+    [
+      'age[ \\t]\\d|zip[ \\t]',
+      { alone: ['age', 'zip'], pairs: [], after: ['age\t', 'age ', 'zip\t', 'zip '] },
+    ],
+    // Three words: the pair is the first two; the second word ends where its letters do.
+    [
+      'social[ \\t]security(?:[ \\t]number|#)|call[ \\t]?back',
+      {
+        alone: ['callback'],
+        pairs: ['call back', 'social security'],
+        after: ['call\t', 'call ', 'social\t', 'social '],
+      },
+    ],
+    // Cannot be told, as for leadingLetters.
+    ['#\\d', null],
+    ['x*', null],
+    ['(?=x)abc', null],
+  ];
+  for (const [pattern, expected] of cases) {
+    it(`${pattern}`, () => {
+      expect(sorted(labelPairs(pattern))).to.deep.equal(expected);
+    });
+  }
+});
+
+describe('dlp engine: the tokens of token filters (TokenFilters)', () => {
+  const words = ['service', 'policy', 'a', 'date', 'patient', 'the', 'x1', 'é', 'renée', 'ndc'];
+  const random = randomFrom(11);
+  const textOf = () => {
+    let text = '';
+    for (let i = 0, n = random(80); i < n; i++)
+      text += words[random(words.length)]! + [' ', '  ', '.', '\n', "'s ", '-', ''][random(7)]!;
+    return text;
+  };
+  const plain = (tokens: WordTokens, filter: Uint32Array) =>
+    Array.from({ length: tokens.count }, (_, k) => k).filter((k) => mayHave(filter, tokens.hash[k]!));
+  it('lists exactly the tokens whose hash each filter may have, in 300 generated texts', () => {
+    const table = new TokenFilters();
+    const filters = [['service', 'policy', 'a'], ['date'], ['the', 'renée', 'x1']].map((w) =>
+      wordHashFilter(w),
+    );
+    const ids = filters.map((f) => table.add(f));
+    expect(ids).to.deep.equal([0, 1, 2]);
+    let listed = 0;
+    for (let t = 0; t < 300; t++) {
+      const tokens = tokenizeWords(textOf());
+      filters.forEach((filter, j) => {
+        const got = [...table.tokens(tokens, ids[j]!)];
+        expect(got).to.deep.equal(plain(tokens, filter));
+        listed += got.length;
+      });
+    }
+    expect(listed).to.be.greaterThan(1000);
+  });
+  it('lists a filter added after a part was listed, and one that took the id of a filter removed', () => {
+    const table = new TokenFilters(2);
+    const tokens = tokenizeWords('the patient service date: ndc 1234 policy');
+    const patient = table.add(wordHashFilter(['patient']));
+    expect([...table.tokens(tokens, patient)]).to.deep.equal([1]);
+    const late = table.add(wordHashFilter(['ndc', 'policy', 'nowhere']));
+    expect([...table.tokens(tokens, late)]).to.deep.equal([4, 6]);
+    // Full: no id. Then the first is given up, and its id goes to the next.
+    expect(table.add(wordHashFilter(['date']))).to.equal(-1);
+    table.remove(patient);
+    expect(() => table.tokens(tokens, patient)).to.throw(/no filter/);
+    const date = table.add(wordHashFilter(['date']));
+    expect(date).to.equal(patient);
+    expect([...table.tokens(tokens, date)]).to.deep.equal([3]);
+    // A part listed after the change: the removed filter's bits are gone from the table.
+    const again = tokenizeWords('patient date patient');
+    expect([...table.tokens(again, date)]).to.deep.equal([1]);
+    expect([...table.tokens(again, late)]).to.deep.equal([]);
+  });
+  it('refuses what is no word hash filter, and more than 16 filters', () => {
+    expect(() => new TokenFilters().add(new Uint32Array(3))).to.throw(/not a word hash filter/);
+    expect(() => new TokenFilters(17)).to.throw(/at most 16/);
+  });
 });
 
 describe('dlp engine anchorStarts', () => {
@@ -113,6 +231,12 @@ describe('dlp engine: findings with and without word tokens', () => {
         'J-code J3490. Medicare beneficiary 1EG4-TE5-MK73, Medicare 1EG4TE5MK73. Cell phone 555-201-3344, cell ' +
         '555-201-3345. Lives at 12 Main St; lives 14 Oak Ave. Card number 4111 1111 1111 1111.',
     ],
+    [
+      'labels opened by ordinary words',
+      'Service date 01/02/2020, service\tdate: 03/04/2021; visit  date 05/06/2022. Policy # A1234567, policy no. ' +
+        'B7654321, policy id12345678, policy holder. A/c 12345678, a holiday, acct. 87654321. Social security ' +
+        'number 123-45-6789, mr # 1234567, MR. Smith, pre-auth 1234567, claim\n12345678, callback 555-201-3344.',
+    ],
     ['nothing', 'Hi team, the quarterly supply order went out on Tuesday.'],
   ];
   for (const [what, text] of texts) {
@@ -124,6 +248,73 @@ describe('dlp engine: findings with and without word tokens', () => {
       expect(a.length).to.be.greaterThan(what === 'nothing' ? -1 : 0);
     });
   }
+});
+
+describe('dlp engine: labels tried where their first words are', () => {
+  // First words of labels that are no label alone, second words that make labels with them or not, values, and what
+  // may stand between, put together at random: labelPairs must never skip a place where a label starts.
+  const first = [
+    'service',
+    'Service',
+    'visit',
+    'policy',
+    'Policy',
+    'member',
+    'plan',
+    'a',
+    'A',
+    'social',
+    'mr',
+    'pre',
+    'call',
+  ];
+  const second = [
+    'date',
+    'Date',
+    'id',
+    'no.',
+    'number',
+    'holder',
+    'c',
+    'C',
+    'security',
+    'auth',
+    'back',
+    '#',
+    'x9',
+    '',
+  ];
+  const values = ['A1234567', '12345678', '01/02/2020', '3/4/2021', '555-201-3344', 'id12345678', 'today'];
+  const between = [' ', ' ', ' ', '  ', '\t', ': ', '. ', '.', '\n', '-', '/', '/', "'", '', ' # '];
+  const random = randomFrom(13);
+  const pick = (list: string[]) => list[random(list.length)]!;
+  it('finds what a search of the whole text finds, in 2000 generated texts', () => {
+    // Labels that start with such words: each must be found many times for the comparison to mean something.
+    const found = new Map([
+      ['date-of-service', 0],
+      ['health-plan-id', 0],
+      ['account-number', 0],
+    ]);
+    const least = new Map([
+      ['date-of-service', 15],
+      ['health-plan-id', 100],
+      ['account-number', 5],
+    ]);
+    for (let t = 0; t < 2000; t++) {
+      let text = '';
+      for (let i = 0, n = 1 + random(8); i < n; i++)
+        text += pick(first) + pick(between) + pick(second) + pick(between) + pick(values) + pick(between);
+      const part = { id: 'text', text, kind: 'body' as const };
+      const a = analyzePart(withTokens, part).map(key);
+      const b = analyzePart(searched, part).map(key);
+      expect(a, JSON.stringify(text)).to.deep.equal(b);
+      for (const k of a) {
+        const recognizer = k.slice(0, k.indexOf(':'));
+        if (found.has(recognizer)) found.set(recognizer, found.get(recognizer)! + 1);
+      }
+    }
+    for (const [recognizer, n] of found) expect(n, recognizer).to.be.at.least(least.get(recognizer)!);
+  });
 });
 
 describe('dlp engine: street names and numbers read back from the number', () => {
