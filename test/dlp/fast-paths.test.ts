@@ -315,6 +315,23 @@ describe('dlp engine: labels tried where their first words are', () => {
     }
     for (const [recognizer, n] of found) expect(n, recognizer).to.be.at.least(least.get(recognizer)!);
   });
+  it('finds what a search finds in parts long enough for the shared pass over their tokens', () => {
+    // Parts of more than SHARED_PASS_TOKENS tokens: the labels, context words and health terms are read from the
+    // lists of TokenFilters there.
+    let checked = 0;
+    for (let t = 0; t < 6; t++) {
+      let text = 'Patient seen for diabetes follow-up. ';
+      while (text.length < 40_000)
+        text += pick(first) + pick(between) + pick(second) + pick(between) + pick(values) + pick(between);
+      const part = { id: 'text', text, kind: 'body' as const };
+      expect(tokenizeWords(text.toLowerCase()).count).to.be.greaterThan(4000);
+      const a = analyzePart(withTokens, part).map(key);
+      const b = analyzePart(searched, part).map(key);
+      expect(a).to.deep.equal(b);
+      checked += a.length;
+    }
+    expect(checked).to.be.greaterThan(1000);
+  });
 });
 
 describe('dlp engine: street names and numbers read back from the number', () => {
