@@ -544,6 +544,8 @@ export class TokenFilters {
   private unionOf(ids: number): Uint32Array {
     let union = this.unions.get(ids);
     if (!union) {
+      // A few sets are asked for in turn; more than that is a changing workload, and old sets go.
+      if (this.unions.size === MAX_UNIONS) this.unions.clear();
       union = new Uint32Array((1 << FILTER_BITS) >>> 5);
       for (let id = 0; id < this.filters.length; id++) {
         const filter = this.filters[id];
@@ -557,6 +559,8 @@ export class TokenFilters {
 
 /** TokenFilters forgets which filters were asked for after this many parts. */
 const WANTED_PARTS = 4096;
+/** How many union filters (8 KB each) TokenFilters keeps. */
+const MAX_UNIONS = 16;
 
 /** What TokenFilters made of a part's tokens: every filter's list, one after the other. */
 interface Listed {
