@@ -237,8 +237,8 @@ function messagePage(opts: {
     html`${opts.replied ? html`<div class="notice" role="status">Your reply was sent securely.</div>` : ''}
 <h1>${content.subject || '(no subject)'}</h1>
 <dl class="meta">
-<dt>From</dt><dd>${content.from}</dd>
-<dt>To</dt><dd>${content.to.join(', ')}</dd>
+<dt>From</dt><dd>${content.from || pickup.sender}</dd>
+<dt>To</dt><dd>${content.to.length ? content.to.join(', ') : pickup.rcpt}</dd>
 ${content.cc.length ? html`<dt>Copy to</dt><dd>${content.cc.join(', ')}</dd>` : ''}
 <dt>Date</dt><dd>${formatDate(content.date)}</dd>
 <dt>Available until</dt><dd>${formatDate(pickup.expires_at)}</dd>

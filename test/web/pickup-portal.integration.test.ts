@@ -328,6 +328,22 @@ describe('web/pickup-portal (integration)', function () {
       expect(Buffer.from(await inline.arrayBuffer()).equals(PNG)).to.equal(true);
     });
 
+    it('a message without From or To headers shows who sent it and to whom (the envelope), never an empty line', async () => {
+      const [p] = await createPickups(store, {
+        messageId: 'MSGNOHDR',
+        sender: 'front.desk@clinic.example',
+        recipients: ['patient2@example.org'],
+        content: { ...makeWebContent(), from: '', to: [] },
+        expiresAt: Date.now() + 86_400_000,
+      });
+      const { jar } = await login(p!);
+      const page = await (await fetch(`${base}/p/${p!.token}`, { headers: { cookie: jar.header() } })).text();
+      const meta = /<dl class="meta">([\s\S]*?)<\/dl>/.exec(page)?.[1] ?? '';
+      expect(meta).to.contain('<dt>From</dt><dd>front.desk@clinic.example</dd>');
+      expect(meta).to.contain('<dt>To</dt><dd>patient2@example.org</dd>');
+      expect(meta).not.to.match(/<dd>\s*<\/dd>/);
+    });
+
     it('the session cookie is Secure when the public URL is HTTPS', async () => {
       const secure = await startPortal({}, 'https://pickup.clinic.example');
       try {
