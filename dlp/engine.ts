@@ -483,8 +483,8 @@ export class TokenFilters {
 
   /**
    * The indices, in order, of the tokens whose hash may be in filter `id`: exactly those a loop over all tokens with
-   * mayHave(filter, hash) lets through. The first call for a part lists the tokens of every filter held then, in one
-   * pass; a filter added since gets a pass of its own.
+   * mayHave(filter, hash) lets through. The first call for a part lists, in one pass, the tokens of `id` and of the
+   * filters asked for in recent parts; a filter outside those, or added since, gets a pass of its own.
    */
   tokens(tokens: WordTokens, id: number): Int32Array {
     const filter = this.filters[id];

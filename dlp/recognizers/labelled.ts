@@ -143,6 +143,7 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
         let i = 0;
         let d = 0;
         let searchFrom = 0;
+        // With the lists, each turn takes the next token of either (j only bounds the turns: at most every token).
         for (let j = 0; j < count; j++) {
           let k = j;
           if (listed) {
