@@ -104,6 +104,8 @@ export function labelScanner(id: string, kinds: readonly LabelledKind[]): Custom
   return {
     id,
     emits: kinds.map((k) => [k.type, k.category] as const),
+    // The labels are tried at the tokens that may start one: the search over every word costs more than the tokens.
+    usesWordTokens: firstWords !== null,
     analyze(text, ctx) {
       const out: Array<Omit<Finding, 'part'>> = [];
       const taken = kinds.map(() => 0);
