@@ -6,7 +6,6 @@ import {
   filterSlot,
   hashWord,
   HOUSE_NUMBER_ANCHOR,
-  isAscii,
   labelPairs,
   LETTERS_THEN_DIGIT,
   leadingLetters,
@@ -511,10 +510,35 @@ const NAMED_STREET = new RegExp(
 const NAMED_STREET_AT = new RegExp(NAMED_STREET.source, 'uy');
 const ADDRESS_WORDS = wordListRegex(ADDRESS_CONTEXT);
 
-/** ASCII letters, apostrophe and hyphen: what a word of a street name is made of (STREET_WORD, in ASCII text). */
-function isNameCode(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 39 || c === 45;
+/**
+ * What a code unit is to a street name, as NAMED_STREET reads it: NAME_CHAR for what a word is made of ([\p{L}'’\-]),
+ * UPPER for a capital that may open one (\p{Lu}), and LETTER and NUMBER for what may not stand before such a capital
+ * (\p{L}, \p{N}). Filled in as code units are first met; every entry has KNOWN. Read only in text whose tokens the
+ * engine made: no surrogate there, so a code unit is a code point.
+ */
+const NAME_CHAR = 1;
+const UPPER = 2;
+const LETTER = 4;
+const NUMBER = 8;
+const KNOWN = 128;
+const streetClasses = new Uint8Array(0x10000);
+
+function streetClass(c: number): number {
+  let k = streetClasses[c]!;
+  if (k === 0) {
+    const s = String.fromCharCode(c);
+    const letter = /\p{L}/u.test(s);
+    k =
+      KNOWN |
+      (letter || c === 39 || c === 0x2019 || c === 45 ? NAME_CHAR : 0) |
+      (letter ? LETTER : 0) |
+      (/\p{Lu}/u.test(s) ? UPPER : 0) |
+      (/\p{N}/u.test(s) ? NUMBER : 0);
+    streetClasses[c] = k;
+  }
+  return k;
 }
+for (let c = 0; c < 0x80; c++) streetClass(c);
 
 function isDigitCode(c: number): boolean {
   return c >= 48 && c <= 57;
@@ -525,7 +549,7 @@ function isBlank(c: number): boolean {
 }
 
 /**
- * Every place where NAMED_STREET can start in ASCII text, in order (some cannot): read back from each house number
+ * Every place where NAMED_STREET can start in text with tokens, in order (some cannot): read back from each house number
  * instead of trying the pattern at every capital and digit, which cost a tenth of all scanning on capitalised prose.
  * A match is at most three words, one blank apart, then one or two blanks and the number; it starts at a capital of its
  * first word not preceded by a letter, digit or "_", or at the house number before that word. `digitTokens` are the
@@ -556,9 +580,9 @@ function namedStreetStarts(text: string, digitTokens: Int32Array, tokenStarts: I
       // Read back over the word; a capital opens a word when what precedes it is no letter, digit or "_" (an
       // apostrophe, a hyphen, whatever is before the word).
       let c = e >= 0 ? text.charCodeAt(e) : 0;
-      while (e >= 0 && last - e < WORD && isNameCode(c)) {
+      while (e >= 0 && last - e < WORD && (streetClass(c) & NAME_CHAR) !== 0) {
         const b = e > 0 ? text.charCodeAt(e - 1) : 32;
-        if (c >= 65 && c <= 90 && (isNameCode(b) ? b === 39 || b === 45 : !isDigitCode(b) && b !== 95)) {
+        if ((streetClass(c) & UPPER) !== 0 && (streetClass(b) & (LETTER | NUMBER)) === 0 && b !== 95) {
           add(e);
           // A house number before the word: "28245 Via Franscini 71".
           let q = e - 1;
@@ -592,11 +616,9 @@ const namedStreet: CustomRecognizer = {
   emits: [['STREET_ADDRESS', 'identifier']],
   analyze(text, ctx) {
     const out: Array<Omit<Finding, 'part'>> = [];
+    // Tokens are made only for text without surrogates, marks or digits beyond ASCII (the engine's TOKEN_UNSAFE).
     const tokens = ctx.tokens?.() ?? null;
-    const starts =
-      tokens && isAscii(ctx.lower)
-        ? namedStreetStarts(text, tokenListOf(text, tokens, 'digit'), tokens.start)
-        : null;
+    const starts = tokens ? namedStreetStarts(text, tokenListOf(text, tokens, 'digit'), tokens.start) : null;
     const sticky = NAMED_STREET_AT;
     const re = NAMED_STREET;
     re.lastIndex = 0;

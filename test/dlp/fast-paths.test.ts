@@ -374,6 +374,17 @@ describe('dlp engine: street names and numbers read back from the number', () =>
     '5th',
     '4B',
     '9a.',
+    // Beyond ASCII: capitals, letters and the typographic apostrophe as the pattern reads them (\p{Lu}, \p{L}, ’).
+    'Alésia',
+    'd’Alésia',
+    'Straße',
+    'Öland',
+    'ÉCOLE',
+    'Łódź',
+    'Ünter-Öl',
+    'é',
+    'ſt',
+    '’s',
   ];
   const between = [
     ' ',
@@ -392,11 +403,14 @@ describe('dlp engine: street names and numbers read back from the number', () =>
     ') ',
     '-',
     "'",
+    '’',
+    ' — ',
     '',
   ];
   const random = randomFrom(7);
   it('finds what a search of the whole text finds, in 600 generated texts', () => {
     let found = 0;
+    let foundBeyondAscii = 0;
     for (let t = 0; t < 600; t++) {
       let text = '';
       for (let i = 0, n = 10 + random(50); i < n; i++)
@@ -405,10 +419,13 @@ describe('dlp engine: street names and numbers read back from the number', () =>
       const a = analyzePart(withTokens, part).map(key);
       const b = analyzePart(searched, part).map(key);
       expect(a, JSON.stringify(text)).to.deep.equal(b);
-      found += a.filter((k) => k.startsWith('street-address-named:')).length;
+      const named = a.filter((k) => k.startsWith('street-address-named:')).length;
+      found += named;
+      if (/[^\0-\x7f]/.test(text)) foundBeyondAscii += named;
     }
-    // The texts do hold such addresses: the comparison is not one of two empty lists.
+    // The texts do hold such addresses, in ASCII text and beyond: the comparison is not one of two empty lists.
     expect(found).to.be.greaterThan(50);
+    expect(foundBeyondAscii).to.be.greaterThan(20);
   });
 });
 
