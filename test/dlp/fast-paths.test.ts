@@ -15,6 +15,8 @@ import {
   tokenizeWords,
   wordHashFilter,
   tokenListOf,
+  TOKEN_UNSAFE,
+  tokenUnsafe,
   type TokenList,
   type WordTokens,
 } from '../../dlp/engine.js';
@@ -580,5 +582,45 @@ describe('dlp engine: token lists (tokenListOf)', () => {
       }
     }
     for (const kind of kinds) expect(total.get(kind) ?? 0, kind).to.be.greaterThan(200);
+  });
+});
+
+describe('dlp engine: the token-safety test of a part', () => {
+  it("gives the regular expression's answer for 100,000 generated strings", () => {
+    // ASCII, letters and punctuation beyond it (safe); marks, numbers beyond ASCII, surrogate pairs and lone halves
+    // (unsafe): alone, together, at the ends.
+    const pool = [
+      'a',
+      ' ',
+      '1',
+      '’',
+      'é',
+      'ß',
+      '—',
+      'ǅ',
+      'Ł',
+      '\u0301',
+      '\u200d',
+      '٣',
+      '²',
+      'Ⅻ',
+      '\u0660',
+      '😀',
+      '𝟘',
+      '\ud800',
+      '\udc00',
+    ];
+    const random = randomFrom(11);
+    let unsafe = 0;
+    for (let i = 0; i < 100_000; i++) {
+      let s = '';
+      for (let j = 0, n = random(7); j < n; j++) s += pool[random(pool.length)]!;
+      const expected = TOKEN_UNSAFE.test(s);
+      expect(tokenUnsafe(s), JSON.stringify(s)).to.equal(expected);
+      if (expected) unsafe++;
+    }
+    // Both answers occur often: not a comparison of two constant answers.
+    expect(unsafe).to.be.greaterThan(20_000);
+    expect(unsafe).to.be.lessThan(80_000);
   });
 });
