@@ -97,18 +97,40 @@ function isWordCode(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
 }
 
-const NON_ASCII_LETTER = /[\p{L}\p{M}]/u;
-const letterClass = new Uint8Array(0x10000);
+/**
+ * What a code unit is, in Unicode's general categories, as the patterns read it: CHAR_LETTER (\p{L}), CHAR_UPPER
+ * (\p{Lu}), CHAR_MARK (\p{M}), CHAR_NUMBER (\p{N}), CHAR_SURROGATE (half of a pair, or alone). One table for
+ * every reader (word tokens, the token-safety test, recognizers), filled in as code units are first met.
+ */
+export const CHAR_LETTER = 1;
+export const CHAR_UPPER = 2;
+export const CHAR_MARK = 4;
+export const CHAR_NUMBER = 8;
+export const CHAR_SURROGATE = 16;
+const CHAR_KNOWN = 128;
+const charClasses = new Uint8Array(0x10000);
+
+export function charClass(c: number): number {
+  let k = charClasses[c]!;
+  if (k === 0) {
+    const s = String.fromCharCode(c);
+    k =
+      CHAR_KNOWN |
+      (/\p{L}/u.test(s) ? CHAR_LETTER : 0) |
+      (/\p{Lu}/u.test(s) ? CHAR_UPPER : 0) |
+      (/\p{M}/u.test(s) ? CHAR_MARK : 0) |
+      (/\p{N}/u.test(s) ? CHAR_NUMBER : 0) |
+      (c >= 0xd800 && c <= 0xdfff ? CHAR_SURROGATE : 0);
+    charClasses[c] = k;
+  }
+  return k;
+}
+for (let c = 0; c < 0x80; c++) charClass(c);
 
 /** A character of a word token: an ASCII letter or digit, or a letter or mark beyond ASCII. */
 export function isWordChar(c: number): boolean {
   if (c < 0x80) return isWordCode(c);
-  let k = letterClass[c]!;
-  if (k === 0) {
-    k = NON_ASCII_LETTER.test(String.fromCharCode(c)) ? 1 : 2;
-    letterClass[c] = k;
-  }
-  return k === 1;
+  return (charClass(c) & (CHAR_LETTER | CHAR_MARK)) !== 0;
 }
 
 function hashRange(lower: string, start: number, end: number): number {
@@ -870,30 +892,18 @@ const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
  * without them, a token is exactly a run of letters and digits as the patterns see one.
  */
 export const TOKEN_UNSAFE = /[^\0-\x7f](?<=[^\0-\uFFFF]|[\uD800-\uDFFF]|[\p{M}\p{N}])/u;
-/** For each code unit beyond ASCII, once met: SAFE, or UNSAFE (a surrogate, or a mark or number: TOKEN_UNSAFE). */
-const SAFE = 1;
-const UNSAFE = 2;
-const unsafeClasses = new Uint8Array(0x10000);
-
 /**
  * Whether `s` holds a TOKEN_UNSAFE character. The same answer as the regular expression's (a test compares them), read
- * a code unit at a time against a table: the expression took ~3 ns a character on text with characters beyond ASCII
- * (12.5 ms for 2 MB with a typographic apostrophe in every third sentence; this loop 4 ms).
+ * a code unit at a time against charClass's table: the expression took ~3 ns a character on text with characters
+ * beyond ASCII (12.5 ms for 2 MB with a typographic apostrophe in every third sentence; this loop 4 ms).
  */
 export function tokenUnsafe(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    let k = unsafeClasses[c]!;
-    if (k === 0) {
-      k = (c >= 0xd800 && c <= 0xdfff) || MARK_OR_NUMBER.test(String.fromCharCode(c)) ? UNSAFE : SAFE;
-      unsafeClasses[c] = k;
-    }
-    if (k === UNSAFE) return true;
+    if (c >= 0x80 && (charClass(c) & (CHAR_MARK | CHAR_NUMBER | CHAR_SURROGATE)) !== 0) return true;
   }
   return false;
 }
-const MARK_OR_NUMBER = /[\p{M}\p{N}]/u;
 
 /** The last text asked about, and whether it is all ASCII. */
 let asciiText: { text: string; ascii: boolean } | null = null;

@@ -2,6 +2,10 @@
 // the ones with a shape of their own that a label only confirms (ages over 89, street addresses, ZIP after a state).
 // A labelled identifier is found with its label in the match, so it counts only with its label by construction.
 import {
+  CHAR_LETTER,
+  CHAR_NUMBER,
+  CHAR_UPPER,
+  charClass,
   filteredTokens,
   filterSlot,
   hashWord,
@@ -510,35 +514,10 @@ const NAMED_STREET = new RegExp(
 const NAMED_STREET_AT = new RegExp(NAMED_STREET.source, 'uy');
 const ADDRESS_WORDS = wordListRegex(ADDRESS_CONTEXT);
 
-/**
- * What a code unit is to a street name, as NAMED_STREET reads it: NAME_CHAR for what a word is made of ([\p{L}'’\-]),
- * UPPER for a capital that may open one (\p{Lu}), and LETTER and NUMBER for what may not stand before such a capital
- * (\p{L}, \p{N}). Filled in as code units are first met; every entry has KNOWN. Read only in text whose tokens the
- * engine made: no surrogate there, so a code unit is a code point.
- */
-const NAME_CHAR = 1;
-const UPPER = 2;
-const LETTER = 4;
-const NUMBER = 8;
-const KNOWN = 128;
-const streetClasses = new Uint8Array(0x10000);
-
-function streetClass(c: number): number {
-  let k = streetClasses[c]!;
-  if (k === 0) {
-    const s = String.fromCharCode(c);
-    const letter = /\p{L}/u.test(s);
-    k =
-      KNOWN |
-      (letter || c === 39 || c === 0x2019 || c === 45 ? NAME_CHAR : 0) |
-      (letter ? LETTER : 0) |
-      (/\p{Lu}/u.test(s) ? UPPER : 0) |
-      (/\p{N}/u.test(s) ? NUMBER : 0);
-    streetClasses[c] = k;
-  }
-  return k;
+/** What a word of a street name is made of ([\p{L}'’\-] in NAMED_STREET). */
+function isNameChar(c: number): boolean {
+  return c === 39 || c === 0x2019 || c === 45 || (charClass(c) & CHAR_LETTER) !== 0;
 }
-for (let c = 0; c < 0x80; c++) streetClass(c);
 
 function isDigitCode(c: number): boolean {
   return c >= 48 && c <= 57;
@@ -580,9 +559,13 @@ function namedStreetStarts(text: string, digitTokens: Int32Array, tokenStarts: I
       // Read back over the word; a capital opens a word when what precedes it is no letter, digit or "_" (an
       // apostrophe, a hyphen, whatever is before the word).
       let c = e >= 0 ? text.charCodeAt(e) : 0;
-      while (e >= 0 && last - e < WORD && (streetClass(c) & NAME_CHAR) !== 0) {
+      while (e >= 0 && last - e < WORD && isNameChar(c)) {
         const b = e > 0 ? text.charCodeAt(e - 1) : 32;
-        if ((streetClass(c) & UPPER) !== 0 && (streetClass(b) & (LETTER | NUMBER)) === 0 && b !== 95) {
+        if (
+          (charClass(c) & CHAR_UPPER) !== 0 &&
+          (charClass(b) & (CHAR_LETTER | CHAR_NUMBER)) === 0 &&
+          b !== 95
+        ) {
           add(e);
           // A house number before the word: "28245 Via Franscini 71".
           let q = e - 1;
