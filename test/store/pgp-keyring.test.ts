@@ -56,7 +56,6 @@ describe('pgp keyring', function () {
   });
 
   it('does not use an expired, revoked, sign-only or mismatched key', async () => {
-    const now = new Date();
     const expiring = await makeKey('exp@partner.example', { expiresIn: 3600 });
     const old = await makeKey('old@partner.example', {
       date: new Date(Date.now() - 48 * HOUR),
@@ -65,6 +64,9 @@ describe('pgp keyring', function () {
     const signOnly = await makeKey('sign@partner.example', { signOnly: true });
     const mismatch = await makeKey('someone-else@partner.example');
     const good = await makeKey('good@partner.example');
+    // Taken after the keys are made: a key's creation time is whole seconds, and a key made in the second after
+    // `now` would not be valid yet at `now`.
+    const now = new Date();
     const file = [expiring, old, signOnly, mismatch, good].map((k) => k.publicArmored).join('\n');
     const r = await keyring.importArmored(file, 'import:partners.asc', now);
     expect(r.imported.map((k) => k.fingerprint)).to.have.members([
