@@ -3,7 +3,7 @@
 // sides of a name ("4923 Parmova 109"), then units and place lines. Must never count a street name without a number.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { anchorStarts, HOUSE_NUMBER_ANCHOR, isAscii, trieSource, type WordTokens } from '../engine.js';
+import { anchorStarts, digitRunsOf, HOUSE_NUMBER_ANCHOR, isAscii, trieSource, type WordTokens } from '../engine.js';
 import type { AnalyzeContext, CustomRecognizer, Finding } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -485,7 +485,8 @@ export const internationalStreetRecognizer: CustomRecognizer = {
     out.sort((a, b) => a.start - b.start);
     // House number, name, house number.
     const sandwich = NUMBER_NAME_NUMBER;
-    const houses = anchorStarts(text, HOUSE_NUMBER_ANCHOR);
+    const tokens = ctx.tokens?.() ?? null;
+    const houses = anchorStarts(text, HOUSE_NUMBER_ANCHOR, tokens ? digitRunsOf(text, tokens, isAscii(lower)) : null);
     const typed = out.length;
     let k = 0;
     // As a search from each match's end would go: the next house number at or after it.

@@ -180,6 +180,27 @@ describe('dlp engine anchorStarts', () => {
       expect([...anchorStarts(text, HOUSE_NUMBER_ANCHOR)]).to.deep.equal(starts);
     });
   }
+
+  // Numbers of every length with what can follow a house number and what cannot, in ASCII text and beyond.
+  const pieces = ['1', '42', '123', '4567', '12345', '123456', '1234567', '12345678', 'B', 'b', 'É', 'Ł', 'é'];
+  const between = [' ', '  ', '   ', '\t', '-', '-7', ' 1/2 ', '/', '_', '.', ',', '’', '٣', 'x', ' Main', ' é', ''];
+  const random = randomFrom(5);
+  it('reads the same house numbers from the runs of digits as a search of the text, in 2000 generated texts', () => {
+    let found = 0;
+    for (let t = 0; t < 2000; t++) {
+      let text = '';
+      for (let i = 0, n = 2 + random(12); i < n; i++)
+        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      const want: number[] = [];
+      for (const m of text.matchAll(new RegExp(HOUSE_NUMBER_ANCHOR.source, 'gu'))) want.push(m.index);
+      const lower = text.toLowerCase();
+      if (tokenUnsafe(lower)) continue;
+      const runs = digitRunsOf(text, tokenizeWords(lower), isAscii(lower));
+      expect([...anchorStarts(text, HOUSE_NUMBER_ANCHOR, runs)], JSON.stringify(text)).to.deep.equal(want);
+      found += want.length;
+    }
+    expect(found).to.be.greaterThan(500);
+  });
 });
 
 /** The built-in recognizers with nothing that reads word tokens: every pattern is then searched for in the whole text. */
