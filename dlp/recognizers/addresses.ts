@@ -3,7 +3,14 @@
 // sides of a name ("4923 Parmova 109"), then units and place lines. Must never count a street name without a number.
 import { COMMON_WORDS } from '../data/common-words.js';
 import { vocabularyWords } from '../data/medical-terms.js';
-import { anchorStarts, digitRunsOf, HOUSE_NUMBER_ANCHOR, isAscii, trieSource, type WordTokens } from '../engine.js';
+import {
+  anchorStarts,
+  digitRunsOf,
+  HOUSE_NUMBER_ANCHOR,
+  isAscii,
+  trieSource,
+  type WordTokens,
+} from '../engine.js';
 import type { AnalyzeContext, CustomRecognizer, Finding } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -84,48 +91,60 @@ const TYPE_SEARCH = new RegExp(
 );
 
 /**
- * The ASCII type words and endings as a trie read backwards from a word's end: in ASCII text a type word ends a word
- * token, and the search finds in each token its longest ending that is one. Null when some word is not made of ASCII
- * letters (a word with other characters is left out: it never occurs in ASCII text).
+ * The type words and endings as a trie read backwards from a word's end: in text with word tokens a type word ends a
+ * token (it is letters, and TYPE_SEARCH wants no letter or number after it), and the search finds in each token its
+ * longest ending that is one. Its alphabet is the words' letters (a–z first, then those beyond ASCII: "ß", "ä", "ú" …),
+ * each a number in `letter` (-1 for every other code unit). Null when some word is not all letters.
  */
-const REVERSED = ((): { next: Int32Array; end: Uint8Array; lastTwo: Uint8Array } | null => {
-  const words = [...new Set([...STREET_TYPES, ...COMPOUND_ENDINGS])].filter((w) => !/[^\0-\x7f]/.test(w));
-  if (words.some((w) => !/^[a-z]{2,}$/.test(w))) return null;
-  const next: number[] = new Array<number>(26).fill(0);
+const REVERSED = ((): {
+  letter: Int8Array;
+  size: number;
+  next: Int32Array;
+  end: Uint8Array;
+  lastTwo: Uint8Array;
+} | null => {
+  const words = [...new Set([...STREET_TYPES, ...COMPOUND_ENDINGS])];
+  if (words.some((w) => !/^\p{L}{2,}$/u.test(w))) return null;
+  const letter = new Int8Array(0x10000).fill(-1);
+  for (let c = 97; c <= 122; c++) letter[c] = c - 97;
+  let size = 26;
+  for (const w of words)
+    for (let i = 0; i < w.length; i++) if (letter[w.charCodeAt(i)] === -1) letter[w.charCodeAt(i)] = size++;
+  const next: number[] = new Array<number>(size).fill(0);
   const end: number[] = [0];
   for (const w of words) {
     let node = 0;
     for (let i = w.length - 1; i >= 0; i--) {
-      const c = w.charCodeAt(i) - 97;
-      let child = next[node * 26 + c]!;
+      const c = letter[w.charCodeAt(i)]!;
+      let child = next[node * size + c]!;
       if (child === 0) {
         child = end.length;
         end.push(0);
-        for (let k = 0; k < 26; k++) next.push(0);
-        next[node * 26 + c] = child;
+        for (let k = 0; k < size; k++) next.push(0);
+        next[node * size + c] = child;
       }
       node = child;
     }
     end[node] = 1;
   }
   // The last two letters of every word (all have two or more): most tokens end with no such pair and are left at once.
-  const lastTwo = new Uint8Array(26 * 26);
-  for (const w of words)
-    lastTwo[(w.charCodeAt(w.length - 1) - 97) * 26 + w.charCodeAt(w.length - 2) - 97] = 1;
-  return { next: Int32Array.from(next), end: Uint8Array.from(end), lastTwo };
+  const lastTwo = new Uint8Array(size * size);
+  for (const w of words) lastTwo[letter[w.charCodeAt(w.length - 1)]! * size + letter[w.charCodeAt(w.length - 2)]!] = 1;
+  return { letter, size, next: Int32Array.from(next), end: Uint8Array.from(end), lastTwo };
 })();
 
 /**
  * A search for type words from a position on: the match (its index and text, a final dot included as TYPE_SEARCH
- * includes it) or null. With the tokens of ASCII text, read from the tokens' ends instead of tried at every letter.
+ * includes it) or null. With the part's word tokens, read from the tokens' ends instead of tried at every letter:
+ * where the engine makes tokens, a word character is a letter or a digit 0–9 (no mark, no other number), as for
+ * TYPE_SEARCH's [\p{L}\p{N}].
  */
 function typeWordFinder(
   lower: string,
   tokens: WordTokens | null,
 ): (from: number) => { index: number; 0: string } | null {
   const reversed = REVERSED;
-  // Type words beyond ASCII ("straße", "út") are not in the trie: it reads ASCII text only.
-  if (!tokens || !reversed || !isAscii(lower)) {
+  if (!tokens || !reversed) {
     return (from) => {
       TYPE_SEARCH.lastIndex = from;
       return TYPE_SEARCH.exec(lower);
@@ -137,7 +156,7 @@ function typeWordFinder(
     // Everything in locals, written back when the search ends: the loop reads every token of the part, and one
     // variable of the closure's context written per token (as `next` was) cost five times the rest of the loop.
     const { count, start: starts, end: ends } = tokens;
-    const { next: trie, end: isEnd, lastTwo } = reversed;
+    const { letter, size, next: trie, end: isEnd, lastTwo } = reversed;
     const text = lower;
     let k = next;
     while (k < count && ends[k]! <= from) k++;
@@ -145,32 +164,28 @@ function typeWordFinder(
       const end = ends[k]!;
       const low = Math.max(from, starts[k]!);
       if (end - low < 2) continue;
-      const c1 = text.charCodeAt(end - 1) - 97;
-      const c2 = text.charCodeAt(end - 2) - 97;
-      if (c1 < 0 || c1 > 25 || c2 < 0 || c2 > 25 || lastTwo[c1 * 26 + c2] === 0) continue;
+      const c1 = letter[text.charCodeAt(end - 1)]!;
+      const c2 = letter[text.charCodeAt(end - 2)]!;
+      if (c1 < 0 || c2 < 0 || lastTwo[c1 * size + c2] === 0) continue;
       // The leftmost start at or after `low` of a type word that ends the token: its longest such ending.
       let node = 0;
       let best = -1;
       for (let i = end - 1; i >= low; i--) {
-        const c = text.charCodeAt(i) - 97;
-        if (c < 0 || c > 25) break;
-        node = trie[node * 26 + c]!;
+        const c = letter[text.charCodeAt(i)]!;
+        if (c < 0) break;
+        node = trie[node * size + c]!;
         if (node === 0) break;
         if (isEnd[node] === 1) best = i;
       }
       if (best < 0) continue;
       next = k;
       // "str." takes its dot unless a letter or digit follows the dot.
-      const dot = text.charCodeAt(end) === 46 && !isAsciiAlnum(text.charCodeAt(end + 1));
+      const dot = text.charCodeAt(end) === 46 && !isWordChar(text.charCodeAt(end + 1));
       return { index: best, 0: text.slice(best, dot ? end + 1 : end) };
     }
     next = k;
     return null;
   };
-}
-
-function isAsciiAlnum(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57);
 }
 
 const WORD = String.raw`[\p{L}][\p{L}'’\-]{0,30}\.?`;

@@ -448,6 +448,57 @@ describe('dlp engine: street names and numbers read back from the number', () =>
   });
 });
 
+describe('dlp engine: street-type words read from the ends of word tokens', () => {
+  // Type words and compound endings of many languages, beyond ASCII too, whole and inside longer words, with and
+  // without their dot, and a letter beyond ASCII after the dot ("str.é" is no "str.").
+  const pieces = [
+    'Straße',
+    'Hauptstraße',
+    'str.',
+    'str',
+    'út',
+    'útja',
+    'Árpád',
+    'tér',
+    'náměstí',
+    'Nybyvägen',
+    'Storgränd',
+    'vägen',
+    'sokağı',
+    'gatvė',
+    'Rua',
+    'rúa',
+    'allée',
+    'Allee',
+    'praça',
+    'Via',
+    'ul.',
+    'Łódź',
+    'Kossuth',
+    'utca',
+    'é',
+    'ß',
+    '12',
+    '5a',
+    '98',
+    '1634',
+  ];
+  const between = [' ', ' ', ' ', '  ', ', ', '.', '.é', '’', '-', '\n', ''];
+  const random = randomFrom(13);
+  it('finds what a search of the whole text finds, in 800 generated texts', () => {
+    let beyondAscii = 0;
+    for (let t = 0; t < 800; t++) {
+      let text = '';
+      for (let i = 0, n = 6 + random(30); i < n; i++)
+        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      const a = sameFindings(text);
+      if (/[^\0-\x7f]/.test(text)) beyondAscii += a.filter((k) => k.startsWith('street-address-intl:')).length;
+    }
+    // Such addresses are in the texts beyond ASCII: the comparison is not one of two empty lists.
+    expect(beyondAscii).to.be.greaterThan(300);
+  });
+});
+
 describe('dlp engine: patterns tried where a run of digits starts', () => {
   it('digitRunsOf reads every run of digits with its length, inside words too', () => {
     const text = 'Ab12cd345 6789-01 é7 x 00 Renée42';
