@@ -100,32 +100,41 @@ function isWordCode(c: number): boolean {
 /**
  * What a code unit is, in Unicode's general categories, as the patterns read it: CHAR_LETTER (\p{L}), CHAR_UPPER
  * (\p{Lu}), CHAR_MARK (\p{M}), CHAR_NUMBER (\p{N}), CHAR_SURROGATE (half of a pair, or alone). One table for
- * every reader (word tokens, the token-safety test, recognizers), filled in as code units are first met.
+ * every reader (word tokens, the token-safety test, recognizers), complete from the start: a reader of a part's every
+ * character then needs no pass of its own to fill in the code units it meets (text beyond ASCII paid two such passes
+ * and a test per character). Filled by the same \p{…} classes the patterns use, run over every code unit at once
+ * (~10 ms when the module loads; a test compares it with a test of each code unit alone).
  */
 export const CHAR_LETTER = 1;
 export const CHAR_UPPER = 2;
 export const CHAR_MARK = 4;
 export const CHAR_NUMBER = 8;
 export const CHAR_SURROGATE = 16;
-const CHAR_KNOWN = 128;
-const charClasses = new Uint8Array(0x10000);
+
+/** Every code unit but the surrogates, in order (a surrogate's place holds a space), for filling tables by class. */
+export function everyCodeUnit(): string {
+  const units = new Uint16Array(0x10000);
+  for (let c = 0; c < 0x10000; c++) units[c] = c >= 0xd800 && c <= 0xdfff ? 0x20 : c;
+  return Buffer.from(units.buffer).toString('utf16le');
+}
+
+const charClasses = ((): Uint8Array => {
+  const table = new Uint8Array(0x10000);
+  const all = everyCodeUnit();
+  const mark = (re: RegExp, bit: number): void => {
+    for (const m of all.matchAll(re)) for (let i = m.index, e = i + m[0].length; i < e; i++) table[i]! |= bit;
+  };
+  mark(/\p{L}+/gu, CHAR_LETTER);
+  mark(/\p{Lu}+/gu, CHAR_UPPER);
+  mark(/\p{M}+/gu, CHAR_MARK);
+  mark(/\p{N}+/gu, CHAR_NUMBER);
+  table.fill(CHAR_SURROGATE, 0xd800, 0xe000);
+  return table;
+})();
 
 export function charClass(c: number): number {
-  let k = charClasses[c]!;
-  if (k === 0) {
-    const s = String.fromCharCode(c);
-    k =
-      CHAR_KNOWN |
-      (/\p{L}/u.test(s) ? CHAR_LETTER : 0) |
-      (/\p{Lu}/u.test(s) ? CHAR_UPPER : 0) |
-      (/\p{M}/u.test(s) ? CHAR_MARK : 0) |
-      (/\p{N}/u.test(s) ? CHAR_NUMBER : 0) |
-      (c >= 0xd800 && c <= 0xdfff ? CHAR_SURROGATE : 0);
-    charClasses[c] = k;
-  }
-  return k;
+  return charClasses[c]!;
 }
-for (let c = 0; c < 0x80; c++) charClass(c);
 
 /** A character of a word token: an ASCII letter or digit, or a letter or mark beyond ASCII. */
 export function isWordChar(c: number): boolean {
@@ -162,26 +171,16 @@ export function tokenizeWords(lower: string): WordTokens {
 
 /**
  * The class of every code unit for the tokenizer: A_TO_Z, DIGIT, OTHER_WORD (A–Z, letters and marks beyond ASCII) or
- * 0 (no word character); UNSEEN for one beyond ASCII not yet looked at. One table read per character, no branch on
- * ASCII first: the tokenizer reads every character of a part.
+ * 0 (no word character). One table read per character, no branch on ASCII first: the tokenizer reads every character
+ * of a part.
  */
 const A_TO_Z = 1;
 const DIGIT = 2;
 const OTHER_WORD = 4;
-const UNSEEN = 255;
-const wordClass = new Uint8Array(0x10000).fill(UNSEEN);
-for (let c = 0; c < 0x80; c++)
+const wordClass = new Uint8Array(0x10000);
+for (let c = 0; c < 0x10000; c++)
   wordClass[c] =
-    c >= 97 && c <= 122 ? A_TO_Z : c >= 48 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? OTHER_WORD : 0;
-
-function wordClassOf(c: number): number {
-  let k = wordClass[c]!;
-  if (k === UNSEEN) {
-    k = isWordChar(c) ? OTHER_WORD : 0;
-    wordClass[c] = k;
-  }
-  return k;
-}
+    c >= 97 && c <= 122 ? A_TO_Z : c >= 48 && c <= 57 ? DIGIT : isWordChar(c) ? OTHER_WORD : 0;
 
 /**
  * The UTF-16 code units of a string, in a buffer reused from call to call (one beyond RETAINED_CODES is not kept):
@@ -210,8 +209,6 @@ function codeUnitsOf(s: string): Uint16Array {
 function tokenize(lower: string): WordTokens {
   const n = lower.length;
   const u = codeUnitsOf(lower);
-  // Every character's class known before the loop, which then reads the table only (in ASCII text all are known).
-  if (!isAscii(lower)) for (let i = 0; i < n; i++) if (wordClass[u[i]!] === UNSEEN) wordClassOf(u[i]!);
   // Room for a token every four characters, grown if needed: the scratch arrays for a part of up to a megabyte or so,
   // arrays of its own for a longer one.
   const want = (n >> 2) + 16;
@@ -892,16 +889,22 @@ const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
  * without them, a token is exactly a run of letters and digits as the patterns see one.
  */
 export const TOKEN_UNSAFE = /[^\0-\x7f](?<=[^\0-\uFFFF]|[\uD800-\uDFFF]|[\p{M}\p{N}])/u;
+/** 1 for a code unit beyond ASCII that is a mark, a number or a surrogate (TOKEN_UNSAFE), 0 for any other. */
+const unsafeUnits = new Uint8Array(0x10000);
+for (let c = 0x80; c < 0x10000; c++)
+  unsafeUnits[c] = (charClass(c) & (CHAR_MARK | CHAR_NUMBER | CHAR_SURROGATE)) !== 0 ? 1 : 0;
+
 /**
  * Whether `s` holds a TOKEN_UNSAFE character. The same answer as the regular expression's (a test compares them), read
- * a code unit at a time against charClass's table: the expression took ~3 ns a character on text with characters
- * beyond ASCII (12.5 ms for 2 MB with a typographic apostrophe in every third sentence; this loop 4 ms).
+ * from the string's code units (codeUnitsOf) against a table: the expression took ~3 ns a character on text with
+ * characters beyond ASCII (12.5 ms for 2 MB with a typographic apostrophe in every third sentence), a loop of
+ * charCodeAt ~2 ns.
  */
 export function tokenUnsafe(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x80 && (charClass(c) & (CHAR_MARK | CHAR_NUMBER | CHAR_SURROGATE)) !== 0) return true;
-  }
+  const n = s.length;
+  const u = codeUnitsOf(s);
+  const unsafe = unsafeUnits;
+  for (let i = 0; i < n; i++) if (unsafe[u[i]!] !== 0) return true;
   return false;
 }
 

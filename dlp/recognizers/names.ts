@@ -46,6 +46,7 @@ import {
   SURNAMES,
   WORD_NAMES,
 } from '../data/person-names.js';
+import { CHAR_LETTER, CHAR_MARK, charClass as engineCharClass, everyCodeUnit } from '../engine.js';
 import type { AnalyzeContext, CustomRecognizer, Finding, Recognizer } from '../types.js';
 
 type Out = Omit<Finding, 'part'>;
@@ -413,33 +414,47 @@ function fold(word: string): string {
     .replace(/ß/g, 'ss');
 }
 
-const LETTER = /[\p{L}\p{M}]/u;
 const IS_LETTER = 1;
 const IS_UPPER = 2;
-const KNOWN = 4;
 /** An apostrophe or hyphen: inside a word when letters are on both sides ("O'Brien", "Mary-Jane", "patient’s"). */
 const JOINER = 8;
-/** Character classes of UTF-16 code units, filled in on first sight (a regex test per character would be slow). */
-const charClass = new Uint8Array(0x10000);
-for (let c = 0; c < 0x80; c++) {
-  const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
-  charClass[c] = KNOWN | (letter ? IS_LETTER : 0) | (c >= 65 && c <= 90 ? IS_UPPER : 0);
-}
-for (const c of [39, 45, 0x2019]) charClass[c] = KNOWN | JOINER;
-
-function classOf(c: number): number {
-  let k = charClass[c]!;
-  if (k === 0) {
-    const ch = String.fromCharCode(c);
-    const letter = LETTER.test(ch);
-    k = KNOWN | (letter ? IS_LETTER : 0) | (letter && ch !== ch.toLowerCase() ? IS_UPPER : 0);
-    charClass[c] = k;
+/**
+ * Character classes of UTF-16 code units, for every code unit from the start (the marks of words read every character
+ * of a part): IS_LETTER for a letter or mark ([\p{L}\p{M}], the engine's table), IS_UPPER for one that lower-casing
+ * changes, JOINER. Lower-casing every code unit at once keeps each in its place but for U+0130 ("İ", which becomes
+ * "i̇"): the units after it are read one further on. Should lower-casing ever make another unit longer, each letter
+ * is lower-cased alone instead.
+ */
+const charClass = ((): Uint8Array => {
+  const table = new Uint8Array(0x10000);
+  const all = everyCodeUnit();
+  const lowered = all.toLowerCase();
+  const inPlace =
+    lowered.length === 0x10001 && lowered.charCodeAt(0x130) === 0x69 && lowered.charCodeAt(0x131) === 0x307;
+  for (let c = 0; c < 0x10000; c++) {
+    if ((engineCharClass(c) & (CHAR_LETTER | CHAR_MARK)) === 0) continue;
+    const lower = inPlace
+      ? c < 0x130
+        ? lowered.charCodeAt(c)
+        : c === 0x130
+          ? -1
+          : lowered.charCodeAt(c + 1)
+      : String.fromCharCode(c).toLowerCase() === String.fromCharCode(c)
+        ? c
+        : -1;
+    table[c] = IS_LETTER | (lower !== c ? IS_UPPER : 0);
   }
-  return k;
+  for (const c of [39, 45, 0x2019]) table[c] = JOINER;
+  return table;
+})();
+
+/** The class bits of a code unit as the name recognizer reads it (IS_LETTER 1, IS_UPPER 2, JOINER 8). */
+export function nameCharClass(c: number): number {
+  return charClass[c]!;
 }
 
 function isLetterCode(c: number): boolean {
-  return (classOf(c) & IS_LETTER) !== 0;
+  return (charClass[c]! & IS_LETTER) !== 0;
 }
 
 const enum Shape {
@@ -550,9 +565,6 @@ function tokenize(text: string, lower: string): Tokens {
     textCodeBuffer = tx;
     if (sameLength) lowCodeBuffer = low;
   }
-  // Every character's class known before the marks, which read the table only (in ASCII text all are known).
-  if (Buffer.byteLength(text, 'utf8') !== n)
-    for (let i = 0; i < n; i++) if (charClass[tx[i]!] === 0) classOf(tx[i]!);
   mark = 0;
   inWord = 0;
   for (let from = 0; from <= n;) {

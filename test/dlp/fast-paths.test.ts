@@ -4,6 +4,12 @@ import { expect } from 'chai';
 import {
   analyzePart,
   anchorStarts,
+  CHAR_LETTER,
+  CHAR_MARK,
+  CHAR_NUMBER,
+  CHAR_SURROGATE,
+  CHAR_UPPER,
+  charClass,
   compileRecognizers,
   digitRunsOf,
   HOUSE_NUMBER_ANCHOR,
@@ -647,6 +653,27 @@ describe('dlp engine: token lists (tokenListOf)', () => {
       }
     }
     for (const kind of kinds) expect(total.get(kind) ?? 0, kind).to.be.greaterThan(200);
+  });
+});
+
+describe('dlp engine: the table of character classes', () => {
+  it('holds for every code unit what a test of that code unit alone gives', () => {
+    const wrong: string[] = [];
+    const counts = [0, 0, 0, 0, 0];
+    for (let c = 0; c < 0x10000; c++) {
+      const ch = String.fromCharCode(c);
+      const want =
+        (/\p{L}/u.test(ch) ? CHAR_LETTER : 0) |
+        (/\p{Lu}/u.test(ch) ? CHAR_UPPER : 0) |
+        (/\p{M}/u.test(ch) ? CHAR_MARK : 0) |
+        (/\p{N}/u.test(ch) ? CHAR_NUMBER : 0) |
+        (c >= 0xd800 && c <= 0xdfff ? CHAR_SURROGATE : 0);
+      if (charClass(c) !== want) wrong.push(c.toString(16));
+      for (let b = 0; b < 5; b++) if ((want & (1 << b)) !== 0) counts[b]!++;
+    }
+    expect(wrong.slice(0, 20), `${wrong.length} code units differ`).to.deep.equal([]);
+    // Each class is there, and large: not a table of zeros compared with zeros.
+    for (const n of counts) expect(n).to.be.greaterThan(500);
   });
 });
 

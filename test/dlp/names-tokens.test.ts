@@ -2,12 +2,27 @@
 // list of tokens that may start a name) must find exactly the words and names that reading every character finds.
 import { expect } from 'chai';
 import { analyzePart, compileRecognizers } from '../../dlp/engine.js';
-import { nameRecognizers, nameTokens } from '../../dlp/recognizers/names.js';
+import { nameCharClass, nameRecognizers, nameTokens } from '../../dlp/recognizers/names.js';
 import { randomFrom } from '../support/random.js';
 
 const LETTER = /[\p{L}\p{M}]/u;
 
 describe('dlp names tokens', () => {
+  it('classes every code unit as a test of it alone does: letter or mark, changed by lower-casing, joiner', () => {
+    const wrong: string[] = [];
+    let upper = 0;
+    for (let c = 0; c < 0x10000; c++) {
+      const ch = String.fromCharCode(c);
+      const letter = LETTER.test(ch);
+      const want =
+        c === 39 || c === 45 || c === 0x2019 ? 8 : letter ? 1 | (ch !== ch.toLowerCase() ? 2 : 0) : 0;
+      if (nameCharClass(c) !== want) wrong.push(c.toString(16));
+      if (want === 3) upper++;
+    }
+    expect(wrong.slice(0, 20), `${wrong.length} code units differ`).to.deep.equal([]);
+    expect(upper).to.be.greaterThan(1000);
+  });
+
   it('a code unit whose lower case is an ASCII letter is a letter, and one that lowers to other ASCII is that character', () => {
     // The cue tests and word look-ups read a word's letters from the lower-cased copy: an ASCII letter there is a
     // letter of the text, and other ASCII there is that very character.
