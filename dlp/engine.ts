@@ -179,8 +179,7 @@ const DIGIT = 2;
 const OTHER_WORD = 4;
 const wordClass = new Uint8Array(0x10000);
 for (let c = 0; c < 0x10000; c++)
-  wordClass[c] =
-    c >= 97 && c <= 122 ? A_TO_Z : c >= 48 && c <= 57 ? DIGIT : isWordChar(c) ? OTHER_WORD : 0;
+  wordClass[c] = c >= 97 && c <= 122 ? A_TO_Z : c >= 48 && c <= 57 ? DIGIT : isWordChar(c) ? OTHER_WORD : 0;
 
 /**
  * The UTF-16 code units of a string, in a buffer reused from call to call (one beyond RETAINED_CODES is not kept):

@@ -129,7 +129,8 @@ const REVERSED = ((): {
   }
   // The last two letters of every word (all have two or more): most tokens end with no such pair and are left at once.
   const lastTwo = new Uint8Array(size * size);
-  for (const w of words) lastTwo[letter[w.charCodeAt(w.length - 1)]! * size + letter[w.charCodeAt(w.length - 2)]!] = 1;
+  for (const w of words)
+    lastTwo[letter[w.charCodeAt(w.length - 1)]! * size + letter[w.charCodeAt(w.length - 2)]!] = 1;
   return { letter, size, next: Int32Array.from(next), end: Uint8Array.from(end), lastTwo };
 })();
 
@@ -501,7 +502,11 @@ export const internationalStreetRecognizer: CustomRecognizer = {
     // House number, name, house number.
     const sandwich = NUMBER_NAME_NUMBER;
     const tokens = ctx.tokens?.() ?? null;
-    const houses = anchorStarts(text, HOUSE_NUMBER_ANCHOR, tokens ? digitRunsOf(text, tokens, isAscii(lower)) : null);
+    const houses = anchorStarts(
+      text,
+      HOUSE_NUMBER_ANCHOR,
+      tokens ? digitRunsOf(text, tokens, isAscii(lower)) : null,
+    );
     const typed = out.length;
     let k = 0;
     // As a search from each match's end would go: the next house number at or after it.

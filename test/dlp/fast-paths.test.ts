@@ -188,8 +188,40 @@ describe('dlp engine anchorStarts', () => {
   }
 
   // Numbers of every length with what can follow a house number and what cannot, in ASCII text and beyond.
-  const pieces = ['1', '42', '123', '4567', '12345', '123456', '1234567', '12345678', 'B', 'b', 'É', 'Ł', 'é'];
-  const between = [' ', '  ', '   ', '\t', '-', '-7', ' 1/2 ', '/', '_', '.', ',', '’', '٣', 'x', ' Main', ' é', ''];
+  const pieces = [
+    '1',
+    '42',
+    '123',
+    '4567',
+    '12345',
+    '123456',
+    '1234567',
+    '12345678',
+    'B',
+    'b',
+    'É',
+    'Ł',
+    'é',
+  ];
+  const between = [
+    ' ',
+    '  ',
+    '   ',
+    '\t',
+    '-',
+    '-7',
+    ' 1/2 ',
+    '/',
+    '_',
+    '.',
+    ',',
+    '’',
+    '٣',
+    'x',
+    ' Main',
+    ' é',
+    '',
+  ];
   const random = randomFrom(5);
   it('reads the same house numbers from the runs of digits as a search of the text, in 2000 generated texts', () => {
     let found = 0;
@@ -498,7 +530,8 @@ describe('dlp engine: street-type words read from the ends of word tokens', () =
       for (let i = 0, n = 6 + random(30); i < n; i++)
         text += pieces[random(pieces.length)]! + between[random(between.length)]!;
       const a = sameFindings(text);
-      if (/[^\0-\x7f]/.test(text)) beyondAscii += a.filter((k) => k.startsWith('street-address-intl:')).length;
+      if (/[^\0-\x7f]/.test(text))
+        beyondAscii += a.filter((k) => k.startsWith('street-address-intl:')).length;
     }
     // Such addresses are in the texts beyond ASCII: the comparison is not one of two empty lists.
     expect(beyondAscii).to.be.greaterThan(300);
