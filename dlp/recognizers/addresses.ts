@@ -94,7 +94,8 @@ const TYPE_SEARCH = new RegExp(
  * The type words and endings as a trie read backwards from a word's end: in text with word tokens a type word ends a
  * token (it is letters, and TYPE_SEARCH wants no letter or number after it), and the search finds in each token its
  * longest ending that is one. Its alphabet is the words' letters (a–z first, then those beyond ASCII: "ß", "ä", "ú" …),
- * each a number in `letter` (-1 for every other code unit). Null when some word is not all letters.
+ * each a number in `letter` (-1 for every other code unit). Null when some word is not all letters, or when there
+ * are more than 127 letters.
  */
 const REVERSED = ((): {
   letter: Int8Array;
@@ -110,6 +111,8 @@ const REVERSED = ((): {
   let size = 26;
   for (const w of words)
     for (let i = 0; i < w.length; i++) if (letter[w.charCodeAt(i)] === -1) letter[w.charCodeAt(i)] = size++;
+  // A letter's number must fit the table (Int8Array): more letters than that, and the search does the work.
+  if (size > 127) return null;
   const next: number[] = new Array<number>(size).fill(0);
   const end: number[] = [0];
   for (const w of words) {
