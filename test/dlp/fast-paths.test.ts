@@ -171,6 +171,20 @@ describe('dlp engine: the tokens of token filters (TokenFilters)', () => {
   });
 });
 
+/** A text of `least` to `least + more - 1` pieces, each followed by one of `between`, drawn with `random`. */
+function piecesText(
+  random: (n: number) => number,
+  pieces: readonly string[],
+  between: readonly string[],
+  least: number,
+  more: number,
+): string {
+  let text = '';
+  for (let i = 0, n = least + random(more); i < n; i++)
+    text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+  return text;
+}
+
 describe('dlp engine anchorStarts', () => {
   const cases: Array<[string, number[]]> = [
     ['1420 N Oak Avenue', [0]],
@@ -226,9 +240,7 @@ describe('dlp engine anchorStarts', () => {
   it('reads the same house numbers from the runs of digits as a search of the text, in 2000 generated texts', () => {
     let found = 0;
     for (let t = 0; t < 2000; t++) {
-      let text = '';
-      for (let i = 0, n = 2 + random(12); i < n; i++)
-        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      const text = piecesText(random, pieces, between, 2, 12);
       const want: number[] = [];
       for (const m of text.matchAll(new RegExp(HOUSE_NUMBER_ANCHOR.source, 'gu'))) want.push(m.index);
       const lower = text.toLowerCase();
@@ -472,9 +484,7 @@ describe('dlp engine: street names and numbers read back from the number', () =>
     let found = 0;
     let foundBeyondAscii = 0;
     for (let t = 0; t < 600; t++) {
-      let text = '';
-      for (let i = 0, n = 10 + random(50); i < n; i++)
-        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      const text = piecesText(random, pieces, between, 10, 50);
       const a = sameFindings(text);
       const named = a.filter((k) => k.startsWith('street-address-named:')).length;
       found += named;
@@ -526,9 +536,7 @@ describe('dlp engine: street-type words read from the ends of word tokens', () =
   it('finds what a search of the whole text finds, in 800 generated texts', () => {
     let beyondAscii = 0;
     for (let t = 0; t < 800; t++) {
-      let text = '';
-      for (let i = 0, n = 6 + random(30); i < n; i++)
-        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      const text = piecesText(random, pieces, between, 6, 30);
       const a = sameFindings(text);
       if (/[^\0-\x7f]/.test(text))
         beyondAscii += a.filter((k) => k.startsWith('street-address-intl:')).length;
@@ -581,9 +589,7 @@ describe('dlp engine: patterns tried where a run of digits starts', () => {
   it('finds what a search of the whole text finds, in 1000 generated texts', () => {
     const counts = new Map<string, number>();
     for (let t = 0; t < 1000; t++) {
-      let text = '';
-      for (let i = 0, n = 4 + random(30); i < n; i++)
-        text += pieces[random(pieces.length)]! + between[random(between.length)]!;
+      const text = piecesText(random, pieces, between, 4, 30);
       const a = sameFindings(text);
       for (const k of a) {
         const id = k.slice(0, k.indexOf(':'));
