@@ -881,7 +881,6 @@ function firstTokenFilter(words: Iterable<string>): FirstTokens | null {
   return firstTokens;
 }
 
-const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 /**
  * Characters that make word tokens and the patterns' word boundaries ([\p{L}\p{N}]) disagree: marks and numbers beyond
  * ASCII (a token's letters, or not), and characters beyond the 16-bit range (a token sees their halves). In a text
@@ -925,9 +924,9 @@ export function isAscii(text: string): boolean {
   return asciiText.ascii;
 }
 
-function isLetterOrDigit(c: number): boolean {
-  if (c < 0x80) return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
-  return LETTER_OR_DIGIT.test(String.fromCharCode(c));
+/** A letter or number, as the patterns' [\p{L}\p{N}] reads one code unit (a surrogate is neither). */
+export function isLetterOrDigit(c: number): boolean {
+  return (charClasses[c]! & (CHAR_LETTER | CHAR_NUMBER)) !== 0;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   digitRunsOf,
   HOUSE_NUMBER_ANCHOR,
   isAscii,
+  isLetterOrDigit,
   trieSource,
   type WordTokens,
 } from '../engine.js';
@@ -184,7 +185,7 @@ function typeWordFinder(
       if (best < 0) continue;
       next = k;
       // "str." takes its dot unless a letter or digit follows the dot.
-      const dot = text.charCodeAt(end) === 46 && !isWordChar(text.charCodeAt(end + 1));
+      const dot = text.charCodeAt(end) === 46 && !isLetterOrDigit(text.charCodeAt(end + 1));
       return { index: best, 0: text.slice(best, dot ? end + 1 : end) };
     }
     next = k;
@@ -239,12 +240,6 @@ const POSTCODE = String.raw`(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|[A-Z]\d[A-Z]
 const PLACE_WORD = String.raw`\p{L}(?:[\p{L}'’.\-]{0,29}\p{L})?(?![\p{L}\p{N}])`;
 const PLACE_PART = String.raw`(?:,[ \t]{0,2}(?:${PLACE_WORD}(?:[ \t]${PLACE_WORD}){0,2}(?:[ \t]{1,2}${POSTCODE})?|${POSTCODE}))`;
 const TAIL = new RegExp(`${UNIT}?${UNIT}?(?:${PLACE_PART}){0,3}(?:${PLACE_LINE}){0,4}`, 'iuy');
-
-const LETTER = /[\p{L}\p{N}]/u;
-function isWordChar(c: number): boolean {
-  if (c < 0x80) return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57);
-  return LETTER.test(String.fromCharCode(c));
-}
 
 const ORDINALS = wordSet('first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth');
 
@@ -305,14 +300,14 @@ function wordStartBefore(text: string, end: number): number {
   const last = p;
   while (p > 0 && last - p < 32) {
     const c = text.charCodeAt(p - 1);
-    if (c === 39 || c === 0x2019 || c === 45 || (!isDigit(c) && isWordChar(c))) p--;
+    if (c === 39 || c === 0x2019 || c === 45 || (!isDigit(c) && isLetterOrDigit(c))) p--;
     else break;
   }
   if (p === last) return -1;
   const first = text.charCodeAt(p);
   if (isDigit(first) || first === 39 || first === 0x2019 || first === 45) return -1;
   // Not the tail of a longer token ("x1Abc").
-  return p > 0 && isWordChar(text.charCodeAt(p - 1)) ? -1 : p;
+  return p > 0 && isLetterOrDigit(text.charCodeAt(p - 1)) ? -1 : p;
 }
 
 /** Start of one or two blanks ending at `end` (spaces or tabs), or -1. */
@@ -355,7 +350,7 @@ function numberThenName(text: string, pos: number): { number: string; words: str
       p--;
       digits++;
     }
-    if (digits >= 1 && digits <= 6 && (p === 0 || !isWordChar(text.charCodeAt(p - 1)))) {
+    if (digits >= 1 && digits <= 6 && (p === 0 || !isLetterOrDigit(text.charCodeAt(p - 1)))) {
       // Another number before it ("13813 3784 Archwood Avenue").
       const blank2 = blanksBefore(text, p);
       if (blank2 > 0) {
@@ -365,7 +360,7 @@ function numberThenName(text: string, pos: number): { number: string; words: str
           q--;
           more++;
         }
-        if (more >= 1 && more <= 6 && (q === 0 || !isWordChar(text.charCodeAt(q - 1)))) p = q;
+        if (more >= 1 && more <= 6 && (q === 0 || !isLetterOrDigit(text.charCodeAt(q - 1)))) p = q;
       }
       return { number: text.slice(p, wordsStart), words: text.slice(wordsStart, pos) };
     }
@@ -421,7 +416,7 @@ export const internationalStreetRecognizer: CustomRecognizer = {
       if (hit < covered) continue;
       // The word the hit ends: the type word itself, or a compound ("Magasinsgatan").
       let wordStart = hit;
-      while (wordStart > 0 && isWordChar(lower.charCodeAt(wordStart - 1))) wordStart--;
+      while (wordStart > 0 && isLetterOrDigit(lower.charCodeAt(wordStart - 1))) wordStart--;
       const typeWord = m[0].replace(/\.$/, '');
       const compound = wordStart < hit;
       if (compound) {
@@ -492,7 +487,7 @@ export const internationalStreetRecognizer: CustomRecognizer = {
     PO_BOX.lastIndex = boxes ? 0 : lower.length;
     for (let m = PO_BOX.exec(lower); m; m = PO_BOX.exec(lower)) {
       // Its own word: nothing of a word or number before it.
-      if (m.index > 0 && isWordChar(lower.charCodeAt(m.index - 1))) continue;
+      if (m.index > 0 && isLetterOrDigit(lower.charCodeAt(m.index - 1))) continue;
       const number = NUMBER_BEFORE.exec(lower.slice(Math.max(0, m.index - 10), m.index));
       const start = m.index - (number ? number[1]!.length : 0);
       if (start < covered) continue;
