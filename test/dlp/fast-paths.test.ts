@@ -602,6 +602,43 @@ describe('dlp engine: patterns tried where a run of digits starts', () => {
   });
 });
 
+describe('dlp engine: codes that need a label, tried at their tokens before the labels are looked for', () => {
+  // Billing and diagnosis codes count only within 120 characters of a label. With word tokens the codes are tried
+  // first and the labels found only for a candidate; without, the labels are found first and the text searched only
+  // when one is there. Codes near labels, far from them (fillers of 60 characters), and labels alone.
+  const filler = 'the supply order for the front desk went out on Tuesday and ';
+  const pieces = [
+    'CPT 99213',
+    '90837',
+    'procedure code: 0001F',
+    'billed as J1100',
+    'HCPCS',
+    'E0114',
+    'Dx: I10',
+    'E11.65',
+    'ICD-10 F329',
+    'zip code 99213',
+    'code',
+    'D2740',
+    filler,
+    filler,
+    filler,
+  ];
+  const between = [' ', ', ', ' and ', '\n', '. '];
+  const random = randomFrom(17);
+  it('finds what the search after the labels finds, in 1500 generated texts', () => {
+    const counts = new Map<string, number>();
+    for (let t = 0; t < 1500; t++) {
+      for (const k of sameFindings(piecesText(random, pieces, between, 1, 12))) {
+        const id = k.slice(0, k.indexOf(':'));
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+    }
+    for (const id of ['cpt-code', 'hcpcs-code', 'icd10-labelled'])
+      expect(counts.get(id) ?? 0, `${id} findings`).to.be.greaterThan(100);
+  });
+});
+
 describe('dlp engine: token lists (tokenListOf)', () => {
   // What each list holds, read plainly from the text: a token's first character, or its length.
   const plain = (text: string, tokens: WordTokens, kind: TokenList): number[] => {
