@@ -528,32 +528,39 @@ export class TokenFilters {
   private listAll(tokens: WordTokens, ids: number): Listed {
     const n = this.filters.length;
     const lengths = this.lengths.fill(0);
-    // First the counts, then each filter's tokens at its place in one array.
     const { count, hash } = tokens;
     const masks = this.masks;
     const union = this.unionOf(ids);
-    let hits = this.scratch;
+    if (this.scratch.length < count) this.scratch = new Int32Array(Math.max(count, this.scratch.length * 2));
+    const hits = this.scratch;
+    // First the tokens in any of the filters, without a branch: each token's index is written, and kept (the count
+    // moves on) when its slot is in the union. A test per token mispredicted wherever the part's words alternate in
+    // and out of the filters (office mail: 15,000 tokens, 1,900 in: 119 against 37-55 µs in a micro-benchmark).
     let h0 = 0;
     for (let k = 0; k < count; k++) {
       const h = hash[k]!;
       const slot = (h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
-      // In most text few tokens are in any filter.
-      if ((union[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
-      if (h0 + 2 > hits.length) hits = this.scratch = grownInt32(hits, hits.length * 2);
-      const inFilters = masks[slot]! & ids;
-      hits[h0++] = k;
-      hits[h0++] = inFilters;
-      for (let m = inFilters; m !== 0; m &= m - 1) lengths[31 - Math.clz32(m & -m)]!++;
+      hits[h0] = k;
+      h0 += (union[slot >>> 5]! >>> (slot & 31)) & 1;
+    }
+    // Then each filter's count, and its tokens at its place in one array.
+    for (let j = 0; j < h0; j++) {
+      const h = hash[hits[j]!]!;
+      for (let m = masks[(h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1)]! & ids; m !== 0; m &= m - 1)
+        lengths[31 - Math.clz32(m & -m)]!++;
     }
     const offsets = new Int32Array(n + 1);
     for (let id = 0; id < n; id++) offsets[id + 1] = offsets[id]! + lengths[id]!;
     const all = new Int32Array(offsets[n]!);
     lengths.fill(0);
-    for (let j = 0; j < h0; j += 2)
-      for (let m = hits[j + 1]!; m !== 0; m &= m - 1) {
+    for (let j = 0; j < h0; j++) {
+      const k = hits[j]!;
+      const h = hash[k]!;
+      for (let m = masks[(h ^ (h >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1)]! & ids; m !== 0; m &= m - 1) {
         const id = 31 - Math.clz32(m & -m);
-        all[offsets[id]! + lengths[id]!++] = hits[j]!;
+        all[offsets[id]! + lengths[id]!++] = k;
       }
+    }
     // Scratch grown for a very large part is not kept.
     if (hits.length > RETAINED_TOKENS) this.scratch = new Int32Array(1024);
     return { added: this.added, ids, all, offsets, late: null };
