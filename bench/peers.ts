@@ -27,6 +27,8 @@ const N = Number(process.env.BENCH_N ?? 2000);
  * median ratio reported: on a shared machine one pair of runs can differ from the next by more than the gap measured.
  */
 const REPEAT = Math.max(1, Math.floor(Number(process.env.BENCH_REPEAT ?? 1)) || 1);
+/** BENCH_THREADS=1: also the CPU per message of each thread of the relay's root process (Row.threads). */
+const THREADS = !!process.env.BENCH_THREADS;
 const SIZES = (process.env.BENCH_SIZES ?? '5120,102400').split(',').map(Number);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS_LIST ?? '10,1').split(',').map(Number);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 180) * 1000;
@@ -99,6 +101,21 @@ function treeStats(root: number): TreeStat {
   return { cpuMs, rssKb };
 }
 
+/** CPU time (ms) of each thread of one process, by thread id, from /proc/<pid>/task/<tid>/stat. */
+function threadCpuMs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, ((Number(f[11]) + Number(f[12])) * 1000) / 100);
+    }
+  } catch {
+    // the process or a thread ended meanwhile: what was read stands
+  }
+  return out;
+}
+
 interface Row {
   peer: string;
   /** The size asked for (BENCH_SIZES); rows are compared to Postfix's at the same one. */
@@ -118,6 +135,11 @@ interface Row {
   ok: boolean;
   /** Why the row has no figures (the peer could not run). */
   note?: string;
+  /**
+   * BENCH_THREADS: CPU ms per message of each thread of the relay's root process over the measured phase, its main
+   * thread first, then the others by CPU (phi-gateway: the scan thread, V8's helpers, libuv's pool …).
+   */
+  threads?: number[];
 }
 
 function pct(sorted: number[], p: number): number {
@@ -134,6 +156,7 @@ async function measure(
   root: number | null,
 ): Promise<Row> {
   const before = root ? treeStats(root) : null;
+  const threadsBefore = root && THREADS ? threadCpuMs(root) : null;
   const signal = AbortSignal.timeout(TIMEOUT_MS);
   const t0 = performance.now();
   const load = await runLoad({ host: '127.0.0.1', port, connections, messages, signal });
@@ -142,6 +165,7 @@ async function measure(
   const allArrived = await server.waitFor(accepted, signal);
   const tDelivered = performance.now();
   const after = root ? treeStats(root) : null;
+  const threadsAfter = root && threadsBefore ? threadCpuMs(root) : null;
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const lat: number[] = [];
   for (let i = 0; i < messages.length; i++) {
@@ -168,6 +192,18 @@ async function measure(
     rssMb: after ? after.rssKb / 1024 : null,
     complete: problems.length ? `NO: ${problems.join(', ')}` : 'yes',
     ok: problems.length === 0,
+    ...(threadsBefore && threadsAfter
+      ? {
+          threads: [...threadsAfter]
+            .map(([tid, ms]): [string, number] => [
+              tid,
+              (ms - (threadsBefore.get(tid) ?? 0)) / messages.length,
+            ])
+            .filter(([, ms]) => ms > 0)
+            .sort(([a, x], [b, y]) => (a === String(root) ? -1 : b === String(root) ? 1 : y - x))
+            .map(([, ms]) => ms),
+        }
+      : {}),
   };
 }
 
@@ -495,6 +531,18 @@ async function main(): Promise<number> {
     );
     if (i === 0) console.log('-'.repeat(widths.reduce((a, b) => a + b + 2, -2)));
   }
+  for (const r of rows)
+    if (r.threads)
+      console.log(
+        `${r.peer}, ${(r.size / 1024).toFixed(0)} KB, ${r.connections} conn${REPEAT > 1 ? `, round ${r.round}` : ''}: ` +
+          `CPU ms per message by thread of its root process: main ${r.threads[0]!.toFixed(2)}` +
+          (r.threads.length > 1
+            ? `, then ${r.threads
+                .slice(1)
+                .map((ms) => ms.toFixed(2))
+                .join(', ')}`
+            : ''),
+      );
   const notes = rows.filter((r) => r.note);
   if (notes.length) console.log('');
   for (const r of notes)
