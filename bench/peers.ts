@@ -56,15 +56,24 @@ interface TreeStat {
   rssKb: number;
 }
 
+/** The fields of a /proc stat file after the command name (which is in parentheses and may hold spaces). */
+function statFields(file: string): string[] {
+  const stat = readFileSync(file, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU ms of `ticks` clock ticks (USER_HZ on Linux). */
+const ticksMs = (ticks: number): number => (ticks * 1000) / 100;
+
 /** Parent pid, own CPU and reaped children's CPU (ms) of a process, from /proc/<pid>/stat. */
 function readStat(pid: string): { ppid: number; cpuMs: number } | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const tick = 100; // USER_HZ on Linux
+    const f = statFields(`/proc/${pid}/stat`);
     // utime + stime + cutime + cstime: CPU of children that already exited counts for their parent.
-    const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-    return { ppid: Number(f[1]), cpuMs: (ticks * 1000) / tick };
+    return {
+      ppid: Number(f[1]),
+      cpuMs: ticksMs(Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])),
+    };
   } catch {
     return undefined; // the process ended between listing and reading
   }
@@ -106,9 +115,8 @@ function threadCpuMs(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, ((Number(f[11]) + Number(f[12])) * 1000) / 100);
+      const f = statFields(`/proc/${pid}/task/${tid}/stat`);
+      out.set(tid, ticksMs(Number(f[11]) + Number(f[12])));
     }
   } catch {
     // the process or a thread ended meanwhile: what was read stands
@@ -142,6 +150,9 @@ interface Row {
   threads?: number[];
 }
 
+/** A row as measured, before main() puts it in its round. */
+type Measured = Omit<Row, 'round'>;
+
 function pct(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN;
 }
@@ -154,7 +165,7 @@ async function measure(
   messages: BenchMessage[],
   connections: number,
   root: number | null,
-): Promise<Row> {
+): Promise<Measured> {
   const before = root ? treeStats(root) : null;
   const threadsBefore = root && THREADS ? threadCpuMs(root) : null;
   const signal = AbortSignal.timeout(TIMEOUT_MS);
@@ -182,7 +193,6 @@ async function measure(
     peer,
     size,
     connections,
-    round: 1,
     messages: messages.length,
     acceptRate: accepted / ((tAccepted - t0) / 1000),
     deliverRate: server.distinct / ((tDelivered - t0) / 1000),
@@ -207,12 +217,11 @@ async function measure(
   };
 }
 
-function skipped(peer: string, size: number, connections: number, note: string): Row {
+function skipped(peer: string, size: number, connections: number, note: string): Measured {
   return {
     peer,
     size,
     connections,
-    round: 1,
     messages: 0,
     acceptRate: NaN,
     deliverRate: NaN,
@@ -272,7 +281,7 @@ async function gatewayPath(
   n: number,
   size: number,
   connections: number,
-): Promise<Row> {
+): Promise<Measured> {
   const kinds =
     kind === 'pgp' ? ['pgp'] : kind === 'pickup' ? ['pickup-notice', 'pickup-password'] : ['relay'];
   const server = new ArrivalServer(t, n, kinds);
@@ -353,7 +362,7 @@ async function main(): Promise<number> {
       for (let round = 1; round <= REPEAT; round++) {
         const n = connections === 1 ? Math.min(N, 500) : N;
         const tag = () => `peers-${process.pid}-${run++}`;
-        const push = (row: Row): void => {
+        const push = (row: Measured): void => {
           rows.push({ ...row, round });
         };
         // 1. The limit: the load generator straight into the next hop.
