@@ -269,11 +269,6 @@ export class Segments {
     return out;
   }
 
-  /** Bytes in a segment file (0 if it is gone). */
-  async sizeOf(seq: number): Promise<number> {
-    return (await stat(this.fileName(seq)).catch(() => undefined))?.size ?? 0;
-  }
-
   /** Unlinks a segment (its records die with it). */
   async remove(seq: number): Promise<void> {
     const mine = this.open.get(seq);

@@ -68,9 +68,7 @@ export const SHARED_LEFTOVER_AGE_MS = 60 * 60 * 1000;
 
 /**
  * Records still live in a segment this long after it stopped taking appends (held or deferred messages) are
- * copied to the current segment, so the old file with its delivered mail can go: 1 minute. Only when at most
- * half its bytes are live: copying then frees at least as much as it writes, and a backlog (the next hop down
- * for hours) stays where it is instead of being copied from segment to segment.
+ * copied to the current segment, so the old file with its delivered mail can go: 1 minute.
  */
 export const SEGMENT_RELOCATE_AFTER_MS = 60 * 1000;
 
@@ -560,8 +558,7 @@ export class Store {
 
   /**
    * Removes segment files no row points into, and copies the records still live in a segment that stopped
-   * taking appends SEGMENT_RELOCATE_AFTER_MS ago, when they are at most half of it, into the current one, so that
-   * its file can go next time.
+   * taking appends SEGMENT_RELOCATE_AFTER_MS ago into the current one, so that its file can go next time.
    * Run by the gateway at start and every half minute; one sweep at a time.
    */
   sweepSegments(now = Date.now()): Promise<{ removed: number; relocated: number }> {
@@ -585,8 +582,6 @@ export class Store {
         await segments.remove(seq);
         removed++;
       } else if (idleMs >= SEGMENT_RELOCATE_AFTER_MS) {
-        const live = refs.reduce((sum, r) => sum + Number(r.len), 0);
-        if (live * 2 > (await segments.sizeOf(seq))) continue;
         for (const ref of refs) if (await this.moveRecord(ref)) relocated++;
       }
     }
