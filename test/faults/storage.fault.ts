@@ -99,8 +99,8 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
       gw = await startGateway({ relayUrl: capture.url, dataDir });
       const spool = path.join(dataDir, 'spool');
       const ledger = new Ledger();
-      // Messages above INLINE_MAX are sealed to files in spool/, smaller ones into segment files their rows
-      // point at: with only the spool on the small disk, the large ones are what fill it.
+      // Messages above INLINE_MAX are sealed to files in spool/, smaller ones into the database with their
+      // row: with only the spool on the small disk, the large ones are what fill it.
       const small = where === 'spool' ? 300_000 : 40_000;
       const medium = where === 'spool' ? 300_000 : 100_000;
       // 1. Completely full: every message is refused with a 4xx, and nothing is left behind.
@@ -112,7 +112,7 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
       ).to.equal(true);
       expect(await spoolFiles(spool), 'partial spool files').to.deep.equal([]);
       if (where === 'spool') {
-        // A small message does not need the spool directory: it is still accepted, durably, in a segment.
+        // A small message does not need the spool directory: it is still accepted, durably, in the database.
         const inline = await sendBatch(gw.smtpPort, ledger, [5], 4_000);
         expect(inline[0], 'a small message while the spool is full').to.match(/^250 /);
       }
@@ -176,7 +176,7 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
     execFileSync('mount', ['--bind', spool, spool], { stdio: 'pipe' });
     mounts.push(spool);
     const ledger = new Ledger();
-    // Above INLINE_MAX (256 KB) a message is sealed to a file in spool/; smaller ones go into segments/.
+    // Above INLINE_MAX (256 KB) a message is sealed to a file in spool/; smaller ones go into the database.
     const large = 300_000;
     const before = await sendBatch(gw.smtpPort, ledger, [0, 1], large);
     expect(
@@ -188,7 +188,7 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
     let ro: string[];
     try {
       ro = await sendBatch(gw.smtpPort, ledger, [10, 11, 12], large);
-      // A small message does not touch the spool directory: accepted, durably, in a segment.
+      // A small message does not touch the spool directory: accepted, durably, in the database.
       const inline = await sendBatch(gw.smtpPort, ledger, [13], 5000);
       expect(inline[0], 'a small message while the spool is read-only').to.match(/^250 /);
     } finally {
@@ -213,41 +213,6 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
     const [row] = (await gw.store.db('messages').count({ n: '*' })) as Array<{ n: number }>;
     expect(Number(row!.n), 'no row for a refused message').to.equal(6);
     report(`      read-only spool: ${ro.map((x) => x.slice(0, 3)).join(',')} while ro; 250 after rw`);
-  });
-
-  it('read-only segments (a read-only bind mount): small mail gets 4xx until a segment can be made again', async () => {
-    gw = await startGateway({ relayUrl: capture.url, dataDir });
-    const segments = path.join(dataDir, 'segments');
-    execFileSync('mount', ['--bind', segments, segments], { stdio: 'pipe' });
-    mounts.push(segments);
-    const ledger = new Ledger();
-    // No mail yet, so no segment is open: the first small message needs a new file there.
-    remount(segments, 'remount,bind,ro');
-    let ro: string[];
-    try {
-      ro = await sendBatch(gw.smtpPort, ledger, [0, 1, 2], 5000);
-    } finally {
-      remount(segments, 'remount,bind,rw');
-    }
-    expect(
-      ro.every((x) => /^45[12] /.test(x)),
-      ro.join(' | '),
-    ).to.equal(true);
-    const after = await sendBatch(gw.smtpPort, ledger, [10, 11, 12], 5000);
-    expect(
-      after.every((x) => x.startsWith('250 ')),
-      after.join(' | '),
-    ).to.equal(true);
-    await capture.waitFor(3, 20000);
-    await sleep(500);
-    const r = ledger.check(capture.messages);
-    expect(r.lost).to.deep.equal([]);
-    expect(r.corrupted).to.deep.equal([]);
-    expect(r.duplicates).to.equal(0);
-    expect(capture.count, 'nothing refused was delivered').to.equal(3);
-    const [row] = (await gw.store.db('messages').count({ n: '*' })) as Array<{ n: number }>;
-    expect(Number(row!.n), 'no row for a refused message').to.equal(3);
-    report(`      read-only segments: ${ro.map((x) => x.slice(0, 3)).join(',')} while ro; 250 after rw`);
   });
 
   it('database locked by another connection (BEGIN IMMEDIATE): waits or answers 4xx, loses nothing, recovers', async () => {
