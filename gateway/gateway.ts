@@ -212,13 +212,6 @@ export class Gateway {
           }
         })
         .catch((err: unknown) => log.error({ evt: 'QUEUE_SWEEP_FAILED', err }, 'lease sweep failed'));
-      store.sweepSegments().then(
-        (r) => {
-          if (r.relocated > 0)
-            log.info({ evt: 'SEGMENTS_SWEPT', ...r }, 'moved live records out of old segments');
-        },
-        (err: unknown) => log.error({ evt: 'SEGMENT_SWEEP_FAILED', err }, 'segment sweep failed'),
-      );
     }, 30_000);
     this.sweeper.unref();
     this.senderNotices.start(Math.max(this.opts.config.queue.pollInterval, 1000));

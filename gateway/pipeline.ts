@@ -2,7 +2,7 @@
 // A stage that throws or runs past its timeout defers the message; nothing passes because a stage failed.
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { GatewayError } from '../config/errors.js';
-import type { StoredSealed } from '../store/store.js';
+import type { SealedWriteResult } from '../store/sealed-file.js';
 import type { Readable } from 'node:stream';
 import { inSlices } from './bounded-parse.js';
 import { mayBeEncrypted } from './pgp-mime.js';
@@ -46,11 +46,10 @@ export interface MessageContext {
   /** Images redacted for a pickup: how many, which attachments (1-based), boxes in all, and the mode. */
   redaction?: { attachments: number; boxes: number; mode?: string; indexes?: number[] };
   /**
-   * Blobs sealed by the act stage (what leaves instead of the original). Small ones are in a segment (or in
-   * memory, for the database) and get their pointer (or bytes) in the enqueue transaction; what is not
-   * enqueued after all is given back (Store.discardSealed).
+   * Blobs sealed by the act stage (what leaves instead of the original). Small ones are still in memory and
+   * go into the database in the enqueue transaction; files are removed again if the message is not enqueued.
    */
-  sealedBlobs?: Array<{ id: string; sealed: StoredSealed }>;
+  sealedBlobs?: Array<{ id: string; sealed: SealedWriteResult }>;
 }
 
 /** One envelope to enqueue. */

@@ -94,8 +94,8 @@ export async function spoolMessage(
       { syncDirs: store.sealedSyncDirs('spool', sealed), durable: true },
     );
   } catch (err) {
-    // The row and any inline copy or pointer were in the failed transaction; a file or segment record is left.
-    await store.discardSealed('spool', id, sealed).catch(() => undefined);
+    // The row and any inline copy were in the failed transaction; only a file can be left.
+    await store.removeSealedFile('spool', id).catch(() => undefined);
     throw err;
   }
   return { id, mail_from: meta.mailFrom, rcpt_to: rcptTo, trace, attempts: 0, created_at: now, size };
@@ -123,8 +123,6 @@ export async function recoverSpool(store: Store, log: Logger): Promise<void> {
     }
   }
   const blobs = await store.scanArea('blobs');
-  // Segment files no row points into any more (the last one of a clean stop is one of them).
-  await store.sweepSegments();
   if (tornRemoved || orphans || blobs.tornRemoved) {
     log.warn(
       {

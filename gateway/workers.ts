@@ -459,9 +459,9 @@ export class MessageWorkers {
 
   /** Blobs the act stage sealed for a message that is not enqueued after all are removed again. */
   private async dropSealed(ctx: MessageContext): Promise<void> {
-    // Content kept in memory for the database was never stored; files and segment records are given back.
+    // Content kept in memory for the database was never stored: only files need removing.
     for (const b of ctx.sealedBlobs ?? [])
-      await this.store.discardSealed('blobs', b.id, b.sealed).catch(() => undefined);
+      if (!b.sealed.inline) await this.store.removeSealedFile('blobs', b.id).catch(() => undefined);
     ctx.sealedBlobs = [];
   }
 

@@ -28,7 +28,6 @@ import path from 'node:path';
 import { GatewayError } from '../config/errors.js';
 import { loadMasterKey } from './master-key.js';
 import { syncDir } from './sealed-file.js';
-import { segmentName } from './segments.js';
 
 const MAGIC = Buffer.from('PHGWBAK', 'ascii');
 const VERSION = 1;
@@ -342,25 +341,12 @@ function missingReferences(dbCopy: string, have: Set<string>): number {
   try {
     const ids = (sql: string) => (db.prepare(sql).all() as Array<{ id: string }>).map((r) => r.id);
     let missing = 0;
-    // A small message's sealed content is in a segment file (sealed_refs: that file must be there) or in the
-    // database itself (sealed_inline, so in the snapshot).
-    const hasRefs =
-      db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sealed_refs'`).all().length >
-      0;
+    // A small message's sealed content is in the database itself (sealed_inline), so in the snapshot.
     for (const id of ids(
       `SELECT m.id AS id FROM messages m WHERE m.spool_removed = 0
-         AND NOT EXISTS (SELECT 1 FROM sealed_inline s WHERE s.area = 'spool' AND s.id = m.id)` +
-        (hasRefs
-          ? ` AND NOT EXISTS (SELECT 1 FROM sealed_refs r WHERE r.area = 'spool' AND r.id = m.id)`
-          : ''),
+         AND NOT EXISTS (SELECT 1 FROM sealed_inline s WHERE s.area = 'spool' AND s.id = m.id)`,
     ))
       if (!have.has(`spool/${id}`)) missing++;
-    if (hasRefs) {
-      const segments = db.prepare('SELECT DISTINCT segment FROM sealed_refs').all() as Array<{
-        segment: number;
-      }>;
-      for (const { segment } of segments) if (!have.has(`segments/${segmentName(segment)}`)) missing++;
-    }
     for (const id of ids(
       `SELECT c.id AS id FROM pickup_contents c WHERE c.purged_at IS NULL
          AND EXISTS (SELECT 1 FROM pickups p WHERE p.content_id = c.id AND p.status = 'active')`,

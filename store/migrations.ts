@@ -461,24 +461,6 @@ const migrations: Record<string, Migration> = {
       });
     },
   },
-  '0011_sealed_refs': {
-    async up(knex) {
-      // Sealed content up to 256 KB kept in segment files (store/segments.ts) rather than in the database's
-      // pages: the row points at its bytes. Several rows share a segment; a segment goes when none points in.
-      await knex.schema.createTable('sealed_refs', (t) => {
-        t.string('area', 16).notNullable(); // spool | blobs
-        t.string('id', 64).notNullable();
-        t.bigInteger('segment').notNullable();
-        t.bigInteger('pos').notNullable();
-        t.integer('len').notNullable();
-        t.primary(['area', 'id']);
-        t.index(['segment']);
-      });
-    },
-    async down(knex) {
-      await knex.schema.dropTableIfExists('sealed_refs');
-    },
-  },
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -100,10 +100,6 @@ export async function rewrapAll(store: Store): Promise<RewrapResult> {
     if (changed > 0) result.files++;
     else result.gone++;
   }
-  // Sealed content in segment files: re-sealed into the current segment and its row pointed there.
-  const moved = await store.resealSegmentRecords();
-  result.files += moved.resealed;
-  result.gone += moved.gone;
   for (const col of VALUE_COLUMNS) {
     const rows = (await store.db(col.table).whereNotNull(col.column).select(col.key, col.column)) as Array<
       Record<string, unknown>
@@ -132,7 +128,6 @@ export async function countUnderOldKeys(store: Store): Promise<number> {
   let n = 0;
   for await (const item of sealedUnderOldKeys(store)) if (item) n++;
   n += (await inlineUnderOldKeys(store)).length;
-  n += (await store.resealSegmentRecords(true)).resealed;
   for (const col of VALUE_COLUMNS) {
     const rows = (await store.db(col.table).whereNotNull(col.column).select(col.key, col.column)) as Array<
       Record<string, unknown>

@@ -30,7 +30,6 @@ import {
   type SealedWriteResult,
 } from './sealed-file.js';
 import { Readable } from 'node:stream';
-import { Segments, type SegmentRef } from './segments.js';
 
 export type Trx = Knex.Transaction;
 
@@ -66,35 +65,12 @@ const INLINE_AREAS: ReadonlySet<SealedArea> = new Set(['spool', 'blobs']);
  */
 export const SHARED_LEFTOVER_AGE_MS = 60 * 60 * 1000;
 
-/**
- * Records still live in a segment this long after it stopped taking appends (held or deferred messages) are
- * copied to the current segment, so the old file with its delivered mail can go: 1 minute.
- */
-export const SEGMENT_RELOCATE_AFTER_MS = 60 * 1000;
-
-/** Where `sealForRow` put sealed content that a row will point at. */
-export type StoredSealed = SealedWriteResult & {
-  /** In a segment file (SQLite stores): the row gets this pointer instead of the bytes. */
-  segment?: SegmentRef;
-};
-
-interface RefRow {
-  area: string;
-  id: string;
-  segment: number;
-  pos: number;
-  len: number;
-}
-
 export class Store {
   private pending: PendingWrite[] = [];
   private writing = false;
   private closed = false;
   private syncMode: 'FULL' | 'NORMAL' | undefined;
   private walHandle?: Promise<FileHandle>;
-  /** Segment records whose rows the transaction running now inserts: settled once it commits. */
-  private batchRefs: SegmentRef[] = [];
-  private sweeping?: Promise<unknown>;
 
   private constructor(
     readonly db: Knex,
@@ -105,11 +81,6 @@ export class Store {
     private readonly env: NodeJS.ProcessEnv,
     /** This node's name on the leases it takes (unique per node sharing a PostgreSQL database). */
     readonly nodeId: string,
-    /**
-     * Segment files for sealed content up to INLINE_MAX (SQLite: the data directory is this node's own). On
-     * PostgreSQL the content stays in the shared database, where every node can read it.
-     */
-    private readonly segments: Segments | undefined,
   ) {}
 
   private get masterKey(): Buffer {
@@ -132,8 +103,6 @@ export class Store {
   static async open(
     config: Pick<ResolvedConfig, 'dataDir' | 'databaseUrl'> & Partial<Pick<ResolvedConfig, 'nodeId'>>,
     env = process.env,
-    /** Segment limits other than the defaults (tests). */
-    tuning: { segments?: { maxBytes?: number; maxAgeMs?: number } } = {},
   ): Promise<Store> {
     const dataDir = config.dataDir;
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -190,16 +159,7 @@ export class Store {
       throw err;
     }
     const nodeId = (config.nodeId ?? os.hostname()).slice(0, 64);
-    let segments: Segments | undefined;
-    if (!postgres) {
-      try {
-        segments = await Segments.open(path.join(dataDir, 'segments'), tuning.segments);
-      } catch (err) {
-        await db.destroy();
-        throw err;
-      }
-    }
-    return new Store(db, dataDir, masterKeys, postgres ? 'postgres' : 'sqlite', env, nodeId, segments);
+    return new Store(db, dataDir, masterKeys, postgres ? 'postgres' : 'sqlite', env, nodeId);
   }
 
   areaDir(area: SealedArea): string {
@@ -212,41 +172,24 @@ export class Store {
   }
 
   /**
-   * Seals content that a database row will point at. Up to INLINE_MAX sealed bytes are not a file of their own:
-   * on SQLite they are appended to a segment file (durable when this resolves; one fdatasync for the appends
-   * that arrive together) and the row gets a pointer; on PostgreSQL they stay in memory and go into the database
-   * with the row. Either way `commitSealed` in the row's transaction stores the pointer or the bytes, and no file
-   * is created, synced, renamed or unlinked per message. Larger content becomes a sealed file as with `seal`, and
-   * the caller syncs the area directory before committing (`sealedSyncDirs`). A result that is not committed
-   * after all is given back with `discardSealed`.
+   * Seals content that a database row will point at. Up to INLINE_MAX sealed bytes stay in memory and go into
+   * the database with the row (`commitSealed` in the row's transaction: one fsync covers both, no file is
+   * created, synced, renamed or unlinked); larger content becomes a sealed file as with `seal`, and the
+   * caller syncs the area directory before committing (`sealedSyncDirs`).
    */
-  async sealForRow(
+  sealForRow(
     area: SealedArea,
     id: string,
     source: Readable | Buffer,
     inspect?: (chunk: Buffer) => void,
-  ): Promise<StoredSealed> {
+  ): Promise<SealedWriteResult> {
     if (!INLINE_AREAS.has(area)) throw new Error(`sealForRow: ${area} content is always a file`);
-    const sealed: StoredSealed = await writeSealed(this.areaDir(area), id, this.masterKey, source, inspect, {
-      inlineMax: INLINE_MAX,
-    });
-    if (sealed.inline && this.segments) sealed.segment = await this.segments.append(sealed.inline);
-    return sealed;
+    return writeSealed(this.areaDir(area), id, this.masterKey, source, inspect, { inlineMax: INLINE_MAX });
   }
 
-  /** In the row's transaction: stores the pointer or the sealed bytes `sealForRow` kept (nothing for a file). */
-  async commitSealed(trx: Trx, area: SealedArea, id: string, sealed: StoredSealed): Promise<void> {
-    if (sealed.segment) {
-      const { segment, offset, length } = sealed.segment;
-      await insertRow(trx, 'sealed_refs', { area, id, segment, pos: offset, len: length });
-      this.batchRefs.push(sealed.segment);
-    } else if (sealed.inline) await insertRow(trx, 'sealed_inline', { area, id, data: sealed.inline });
-  }
-
-  /** Gives back what `sealForRow` stored when its row is not committed after all (a refused message). */
-  async discardSealed(area: SealedArea, id: string, sealed: StoredSealed): Promise<void> {
-    if (sealed.segment) this.segments?.settle(sealed.segment);
-    if (!sealed.inline) await this.removeSealedFile(area, id);
+  /** In the row's transaction: stores the sealed bytes `sealForRow` kept in memory (nothing for a file). */
+  async commitSealed(trx: Trx, area: SealedArea, id: string, sealed: SealedWriteResult): Promise<void> {
+    if (sealed.inline) await insertRow(trx, 'sealed_inline', { area, id, data: sealed.inline });
   }
 
   /** The directories to sync before committing a row that points at `sealed`. */
@@ -254,43 +197,22 @@ export class Store {
     return sealed.inline ? [] : [area];
   }
 
-  /**
-   * In a transaction: removes content stored by commitSealed (its pointer, or the bytes with their wrapped key);
-   * true if there was some. A segment's bytes go with the whole segment (sweepSegments).
-   */
+  /** In a transaction: removes content stored by commitSealed (with its wrapped key); true if there was some. */
   async deleteInline(trx: Trx, area: SealedArea, id: string): Promise<boolean> {
-    if (
-      this.segments &&
-      (await execute(trx, 'delete from "sealed_refs" where "area" = ? and "id" = ?', [area, id])) > 0
-    )
-      return true;
     return (await execute(trx, 'delete from "sealed_inline" where "area" = ? and "id" = ?', [area, id])) > 0;
   }
 
-  /** The sealed bytes commitSealed stored for `id` (segment or database), if it stored any. */
-  private async storedSealed(area: SealedArea, id: string): Promise<Buffer | undefined> {
-    if (!INLINE_AREAS.has(area)) return undefined;
-    if (this.segments) {
-      const [ref] = (await this.db('sealed_refs')
-        .where({ area, id })
-        .select('segment', 'pos', 'len')) as RefRow[];
-      if (ref) return this.segments.read({ segment: ref.segment, offset: ref.pos, length: ref.len });
-    }
-    const [row] = (await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{
-      data: Buffer;
-    }>;
-    return row ? Buffer.from(row.data) : undefined;
-  }
-
   /**
-   * Reads sealed content (segment, database or file), authenticated, after `prefix` if given (in one buffer).
-   * Throws SPOOL_MISSING / SPOOL_CORRUPT.
+   * Reads sealed content (database or file), authenticated, after `prefix` if given (in one buffer). Throws
+   * SPOOL_MISSING / SPOOL_CORRUPT.
    */
   async unseal(area: SealedArea, id: string, prefix?: Buffer): Promise<Buffer> {
-    const stored = await this.storedSealed(area, id);
+    const [row] = INLINE_AREAS.has(area)
+      ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
+      : [];
     return this.withKeyReload(async () =>
-      stored
-        ? Buffer.concat([prefix ?? Buffer.alloc(0), this.openSealedKeyIndex(stored, id).plain])
+      row
+        ? Buffer.concat([prefix ?? Buffer.alloc(0), this.openSealedKeyIndex(Buffer.from(row.data), id).plain])
         : readSealed(this.areaDir(area), id, this.masterKeys, prefix),
     );
   }
@@ -317,11 +239,10 @@ export class Store {
    * the stream ends; an edited or truncated file makes the stream fail with SPOOL_CORRUPT at its end.
    */
   async unsealStream(area: SealedArea, id: string): Promise<Readable> {
-    const stored = await this.storedSealed(area, id);
-    if (stored)
-      return Readable.from([
-        await this.withKeyReload(() => Promise.resolve(this.openSealedKeyIndex(stored, id).plain)),
-      ]);
+    const [row] = INLINE_AREAS.has(area)
+      ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
+      : [];
+    if (row) return Readable.from([this.openSealedKeyIndex(Buffer.from(row.data), id).plain]);
     const reader: SealedReader = await this.withKeyReload(() =>
       openSealedReader(this.areaDir(area), id, this.masterKeys),
     );
@@ -531,14 +452,11 @@ export class Store {
       releaseConnection(conn: SqliteConn): Promise<unknown>;
     };
     const conn = await client.acquireConnection();
-    this.batchRefs = [];
     try {
       conn.exec('BEGIN');
       try {
         const result = await fn(sqliteTrx(this.db, conn));
         conn.exec('COMMIT');
-        // Their rows are in now: the segments they point into are no longer removed as rowless.
-        for (const ref of this.batchRefs) this.segments?.settle(ref);
         return result;
       } catch (err) {
         // A failed COMMIT may leave the transaction open (SQLITE_BUSY); a failed writer always does.
@@ -556,100 +474,11 @@ export class Store {
     }
   }
 
-  /**
-   * Removes segment files no row points into, and copies the records still live in a segment that stopped
-   * taking appends SEGMENT_RELOCATE_AFTER_MS ago into the current one, so that its file can go next time.
-   * Run by the gateway at start and every half minute; one sweep at a time.
-   */
-  sweepSegments(now = Date.now()): Promise<{ removed: number; relocated: number }> {
-    const run = (this.sweeping ?? Promise.resolve()).then(() => this.sweepOnce(now));
-    this.sweeping = run.catch(() => undefined);
-    return run;
-  }
-
-  private async sweepOnce(now: number): Promise<{ removed: number; relocated: number }> {
-    const segments = this.segments;
-    let removed = 0;
-    let relocated = 0;
-    if (!segments || this.closed) return { removed, relocated };
-    await segments.retireIfOld(now);
-    for (const { seq, idleMs } of await segments.removable(SHARED_LEFTOVER_AGE_MS, now)) {
-      if (this.closed) break;
-      const refs = (await this.db('sealed_refs')
-        .where({ segment: seq })
-        .select('area', 'id', 'segment', 'pos', 'len')) as RefRow[];
-      if (refs.length === 0) {
-        await segments.remove(seq);
-        removed++;
-      } else if (idleMs >= SEGMENT_RELOCATE_AFTER_MS) {
-        for (const ref of refs) if (await this.moveRecord(ref)) relocated++;
-      }
-    }
-    return { removed, relocated };
-  }
-
-  /**
-   * Appends a record again (as it is, or `resealed`) and points its row at the copy, unless the row changed or
-   * went meanwhile (compare-and-set on the old pointer); the old bytes go with their segment. True if moved.
-   */
-  private async moveRecord(ref: RefRow, resealed?: Buffer): Promise<boolean> {
-    const segments = this.segments!;
-    const from = { segment: ref.segment, offset: ref.pos, length: ref.len };
-    const to = await segments.append(resealed ?? (await segments.read(from)));
-    try {
-      const changed = await this.write(
-        (trx) =>
-          execute(
-            trx,
-            'update "sealed_refs" set "segment" = ?, "pos" = ?, "len" = ? where "area" = ? and "id" = ? and "segment" = ? and "pos" = ?',
-            [to.segment, to.offset, to.length, ref.area, ref.id, ref.segment, ref.pos],
-          ),
-        { durable: true },
-      );
-      return changed > 0;
-    } finally {
-      segments.settle(to);
-    }
-  }
-
-  /**
-   * Master key rotation: every record in a segment still sealed under a retired key, re-sealed under the current
-   * one and moved (`count` only counts them). Returns how many were re-sealed (or found) and how many went
-   * meanwhile.
-   */
-  async resealSegmentRecords(count = false): Promise<{ resealed: number; gone: number }> {
-    let resealed = 0;
-    let gone = 0;
-    if (!this.segments) return { resealed, gone };
-    const refs = (await this.db('sealed_refs').select('area', 'id', 'segment', 'pos', 'len')) as RefRow[];
-    for (const ref of refs) {
-      let data: Buffer;
-      try {
-        data = await this.segments.read({ segment: ref.segment, offset: ref.pos, length: ref.len });
-      } catch (err) {
-        // Moved by a sweep (its old segment then removed) or delivered meanwhile: look again next run.
-        if (err instanceof GatewayError && err.code === 'SPOOL_MISSING') {
-          gone++;
-          continue;
-        }
-        throw err;
-      }
-      const { plain, keyIndex } = this.openSealedKeyIndex(data, ref.id);
-      if (keyIndex === 0) continue;
-      if (count) resealed++;
-      else if (await this.moveRecord(ref, this.sealToBuffer(ref.id, plain))) resealed++;
-      else gone++;
-    }
-    return { resealed, gone };
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     while (this.writing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 10));
-    await this.sweeping;
     await this.syncWal().catch(() => undefined);
     if (this.walHandle) await (await this.walHandle).close();
-    await this.segments?.close();
     await this.db.destroy();
   }
 }

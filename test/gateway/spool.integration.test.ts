@@ -1,9 +1,8 @@
 // The spool's promises: a local failure answers 451 (never 250), torn or tampered sealed content (a file, or
-// the segment record or database copy of a small message) is found and held instead of delivered, and an unacknowledged file left by a crash is discarded.
-import { open, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
+// the database copy of a small message) is found and held instead of delivered, and an unacknowledged file left by a crash is discarded.
+import { readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { segmentName } from '../../store/segments.js';
 import { SHARED_LEFTOVER_AGE_MS } from '../../store/store.js';
 import { CaptureServer } from '../support/capture-server.js';
 import { removeDir, startGateway, tempDir, type RunningGateway } from '../support/gateway.js';
@@ -64,8 +63,7 @@ describe('spool (integration)', function () {
     expect(capture.count).to.equal(0);
   }
 
-  // Above INLINE_MAX a message is sealed to a file in spool/; below it, into a segment its row points at
-  // (SQLite) or into the database with its row (PostgreSQL).
+  // Above INLINE_MAX a message is sealed to a file in spool/; below it, into the database with its row.
   const large = () => makeMessage({ body: `${'0123456789abcdef '.repeat(64)}\r\n`.repeat(300) });
 
   it('answers 451 when a large message cannot be written to the spool, and keeps serving', async () => {
@@ -82,51 +80,32 @@ describe('spool (integration)', function () {
     await capture.waitFor(1);
   });
 
-  /** Where a small message's sealed copy is recorded: a pointer into a segment (SQLite) or the bytes (PostgreSQL). */
-  const contentTable = (g: RunningGateway) => (g.store.engine === 'sqlite' ? 'sealed_refs' : 'sealed_inline');
-
   it('answers 451 when a small message cannot be stored with its row, leaving neither behind', async () => {
     gw = await startGateway({ relayUrl: capture.url, dataDir: dir });
-    // The sealed content (or its pointer) and the row commit together: without that table the row must not commit.
-    const table = contentTable(gw);
-    await gw.store.db.schema.renameTable(table, `${table}_away`);
+    // The sealed content and the row commit together: without the content table the row must not commit.
+    await gw.store.db.schema.renameTable('sealed_inline', 'sealed_inline_away');
     expect(await send(gw.smtpPort)).to.match(/^451 4\.3\.0/);
     const [row] = (await gw.store.db('messages').count({ n: '*' })) as Array<{ n: number }>;
     expect(Number(row!.n)).to.equal(0);
     expect(await readdir(path.join(dir, 'spool'))).to.deep.equal([]);
-    await gw.store.db.schema.renameTable(`${table}_away`, table);
+    await gw.store.db.schema.renameTable('sealed_inline_away', 'sealed_inline');
     expect(await send(gw.smtpPort)).to.match(/^250/);
     await capture.waitFor(1);
   });
 
-  it('holds a small message whose sealed copy (segment or database) was edited, and never delivers it', async () => {
+  it('holds a small message whose sealed copy in the database was edited, and never delivers it', async () => {
     const { id, port } = await spoolDeferred(makeMessage());
     gw = await startGateway({ relayUrl: `smtp://127.0.0.1:${port}`, dataDir: dir });
-    if (gw.store.engine === 'sqlite') {
-      const [ref] = (await gw.store.db('sealed_refs').where({ area: 'spool', id }).select('*')) as Array<{
-        segment: number;
-        pos: number;
-        len: number;
-      }>;
-      await gw.stop();
-      const file = await open(path.join(dir, 'segments', segmentName(ref!.segment)), 'r+');
-      const byte = Buffer.alloc(1);
-      await file.read(byte, 0, 1, ref!.pos + ref!.len - 40);
-      byte[0]! ^= 1;
-      await file.write(byte, 0, 1, ref!.pos + ref!.len - 40);
-      await file.close();
-    } else {
-      const [stored] = (await gw.store
-        .db('sealed_inline')
-        .where({ area: 'spool', id })
-        .select('data')) as Array<{
-        data: Buffer;
-      }>;
-      const edited = Buffer.from(stored!.data);
-      edited[edited.length - 40]! ^= 1;
-      await gw.store.db('sealed_inline').where({ area: 'spool', id }).update({ data: edited });
-      await gw.stop();
-    }
+    const [stored] = (await gw.store
+      .db('sealed_inline')
+      .where({ area: 'spool', id })
+      .select('data')) as Array<{
+      data: Buffer;
+    }>;
+    const edited = Buffer.from(stored!.data);
+    edited[edited.length - 40]! ^= 1;
+    await gw.store.db('sealed_inline').where({ area: 'spool', id }).update({ data: edited });
+    await gw.stop();
     await expectHeldCorrupt(port);
   });
 

@@ -7,7 +7,6 @@ import { GatewayError } from '../../config/errors.js';
 import { loadMasterKeys, masterKeyId, rotateMasterKey, RETIRED_KEYS_DIR } from '../../store/master-key.js';
 import { countUnderOldKeys, retireOldKeys, rewrapAll } from '../../store/rewrap.js';
 import { openSealedBuffer } from '../../store/sealed-file.js';
-import { segmentName } from '../../store/segments.js';
 import { Store } from '../../store/store.js';
 import { removeDir, tempDir } from '../support/gateway.js';
 
@@ -22,12 +21,12 @@ describe('master key rotation', function () {
     dir = await tempDir('phigw-rotate-');
     running = await open(dir);
     await running.seal('spool', 'S1', Buffer.from('spooled before rotation'));
-    // A small spooled message: its sealed copy lives in a segment file its row points at, not in a file of its own.
+    // A small spooled message: its sealed copy lives in the database (sealed_inline), not in a file.
     const inline = await running.sealForRow('spool', 'S2', Buffer.from('small, in the database'));
-    expect(inline.segment).to.include({ offset: 0 });
+    expect(inline.inline).to.be.instanceOf(Buffer);
     await running.write((trx) => running.commitSealed(trx, 'spool', 'S2', inline), { durable: true });
     await running.seal('blobs', 'B1', Buffer.from('blob before rotation'));
-    // A small blob the act stage built (PGP message, notice): in a segment too.
+    // A small blob the act stage built (PGP message, notice): in the database too.
     const inlineBlob = await running.sealForRow('blobs', 'B3', Buffer.from('small blob, in the database'));
     expect(inlineBlob.inline).to.be.instanceOf(Buffer);
     await running.write((trx) => running.commitSealed(trx, 'blobs', 'B3', inlineBlob), { durable: true });
@@ -110,15 +109,16 @@ describe('master key rotation', function () {
         expect(openSealedBuffer(raw, id, current!).toString(), id).to.equal(text);
         expect(() => openSealedBuffer(raw, id, oldKey), `${id} under the old key`).to.throw(GatewayError);
       }
-      const [ref] = (await cli.db('sealed_refs').where({ area: 'spool', id: 'S2' }).select('*')) as Array<{
-        segment: number;
-        pos: number;
-        len: number;
+      const [row] = (await cli
+        .db('sealed_inline')
+        .where({ area: 'spool', id: 'S2' })
+        .select('data')) as Array<{
+        data: Buffer;
       }>;
-      const segment = await readFile(path.join(dir, 'segments', segmentName(ref!.segment)));
-      const data = segment.subarray(ref!.pos, ref!.pos + ref!.len);
-      expect(openSealedBuffer(data, 'S2', current!).toString()).to.equal('small, in the database');
-      expect(() => openSealedBuffer(data, 'S2', oldKey)).to.throw(GatewayError);
+      expect(openSealedBuffer(Buffer.from(row!.data), 'S2', current!).toString()).to.equal(
+        'small, in the database',
+      );
+      expect(() => openSealedBuffer(Buffer.from(row!.data), 'S2', oldKey)).to.throw(GatewayError);
       expect(await countUnderOldKeys(cli)).to.equal(0);
     } finally {
       await cli.close();
