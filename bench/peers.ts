@@ -343,6 +343,61 @@ async function gatewayPath(
   }
 }
 
+/** A relay under test other than phi-gateway, started on a next hop. */
+interface PeerRelay {
+  port: number;
+  /** The root of its process tree, whose CPU and memory are measured (none for the limit); read after the warm-up. */
+  pid(): number | null;
+  stop(): Promise<void>;
+  /** What the relay itself said, for a row that did not arrive whole. */
+  failureNote?(): string;
+}
+
+/**
+ * One row of a relay other than phi-gateway: a fresh next hop, the relay started on it, the warm-up and the
+ * measured run, then both stopped. A relay that cannot start or run gives a skipped row (`why` before the reason).
+ */
+async function peerRow(
+  label: string,
+  size: number,
+  n: number,
+  connections: number,
+  t: string,
+  start: (server: ArrivalServer) => Promise<PeerRelay>,
+  why = '',
+): Promise<Measured> {
+  const server = new ArrivalServer(t, n);
+  await server.start();
+  try {
+    const relay = await start(server);
+    try {
+      await warmUp(
+        relay.port,
+        server,
+        (count, w, cache) => makeMessages(count, `${t}${w}`, size, cache),
+        connections,
+      );
+      const row = await measure(
+        label,
+        size,
+        relay.port,
+        server,
+        makeMessages(n, t, size),
+        connections,
+        relay.pid(),
+      );
+      if (!row.ok && relay.failureNote) row.note = relay.failureNote();
+      return row;
+    } finally {
+      await relay.stop();
+    }
+  } catch (err) {
+    return skipped(label, size, connections, `${why}${firstLine(err)}`);
+  } finally {
+    await server.stop();
+  }
+}
+
 async function main(): Promise<number> {
   console.log(
     `phi-gateway vs peers: ${N} messages per run (at most 500 over 1 connection), sizes ${SIZES.map((s) => `${s / 1024} KB`).join(' and ')}, ` +
@@ -366,115 +421,59 @@ async function main(): Promise<number> {
           rows.push({ ...row, round });
         };
         // 1. The limit: the load generator straight into the next hop.
-        if (PEERS.has('limit')) {
-          const t = tag();
-          const server = new ArrivalServer(t, n);
-          await server.start();
-          try {
-            await warmUp(
-              server.port,
-              server,
-              (count, w, cache) => makeMessages(count, `${t}${w}`, size, cache),
-              connections,
-            );
-            push(
-              await measure(
-                'limit (direct)',
-                size,
-                server.port,
-                server,
-                makeMessages(n, t, size),
-                connections,
-                null,
-              ),
-            );
-          } finally {
-            await server.stop();
-          }
-        }
+        if (PEERS.has('limit'))
+          push(
+            await peerRow('limit (direct)', size, n, connections, tag(), (server) =>
+              Promise.resolve({ port: server.port, pid: () => null, stop: () => Promise.resolve() }),
+            ),
+          );
         // 2. Postfix, a plain relay with its durable queue, relayhost = the next hop.
-        if (PEERS.has('postfix')) {
-          const t = tag();
-          const server = new ArrivalServer(t, n);
-          await server.start();
-          try {
-            if (postfixMissing) throw new Error(postfixMissing);
-            const postfix = await startPostfix({
-              main: [
-                `relayhost = [127.0.0.1]:${server.port}`,
-                'smtp_tls_security_level = none',
-                'default_destination_concurrency_limit = 20',
-                'smtpd_client_connection_count_limit = 0',
-                'message_size_limit = 104857600',
-              ],
-            });
-            try {
-              await warmUp(
-                postfix.port,
-                server,
-                (count, w, cache) => makeMessages(count, `${t}${w}`, size, cache),
-                connections,
-              );
+        if (PEERS.has('postfix'))
+          push(
+            await peerRow('Postfix relay', size, n, connections, tag(), async (server) => {
+              if (postfixMissing) throw new Error(postfixMissing);
+              const postfix = await startPostfix({
+                main: [
+                  `relayhost = [127.0.0.1]:${server.port}`,
+                  'smtp_tls_security_level = none',
+                  'default_destination_concurrency_limit = 20',
+                  'smtpd_client_connection_count_limit = 0',
+                  'message_size_limit = 104857600',
+                ],
+              });
               const pidFile = path.join(postfix.dir, 'queue', 'pid', 'master.pid');
-              const master = Number(readFileSync(pidFile, 'utf8').trim()) || null;
-              push(
-                await measure(
-                  'Postfix relay',
-                  size,
-                  postfix.port,
-                  server,
-                  makeMessages(n, t, size),
-                  connections,
-                  master,
-                ),
-              );
-            } finally {
-              await postfix.stop();
-            }
-          } catch (err) {
-            push(skipped('Postfix relay', size, connections, firstLine(err)));
-          } finally {
-            await server.stop();
-          }
-        }
+              return {
+                port: postfix.port,
+                pid: () => Number(readFileSync(pidFile, 'utf8').trim()) || null,
+                stop: () => postfix.stop(),
+              };
+            }),
+          );
         // 3. Haraka, a pass-through relay: forwards each message to the next hop before its 250.
-        if (PEERS.has('haraka')) {
-          const t = tag();
-          const server = new ArrivalServer(t, n);
-          await server.start();
-          try {
-            const haraka = await startHaraka({
-              nextHopPort: server.port,
-              ...(HARAKA_NODES ? { nodes: HARAKA_NODES } : {}),
-            });
-            try {
-              await warmUp(
-                haraka.port,
-                server,
-                (count, w, cache) => makeMessages(count, `${t}${w}`, size, cache),
-                connections,
-              );
-              const row = await measure(
-                'Haraka relay',
-                size,
-                haraka.port,
-                server,
-                makeMessages(n, t, size),
-                connections,
-                haraka.pid,
-              );
-              if (!row.ok)
-                row.note = `Haraka said: ${haraka.output().trim().split('\n').slice(-3).join(' | ')}`;
-              push(row);
-            } finally {
-              await haraka.stop();
-            }
-          } catch (err) {
-            push(skipped('Haraka relay', size, connections, `Haraka could not run: ${firstLine(err)}`));
-          } finally {
-            await server.stop();
-          }
-        }
+        if (PEERS.has('haraka'))
+          push(
+            await peerRow(
+              'Haraka relay',
+              size,
+              n,
+              connections,
+              tag(),
+              async (server) => {
+                const haraka = await startHaraka({
+                  nextHopPort: server.port,
+                  ...(HARAKA_NODES ? { nodes: HARAKA_NODES } : {}),
+                });
+                return {
+                  port: haraka.port,
+                  pid: () => haraka.pid,
+                  stop: () => haraka.stop(),
+                  failureNote: () =>
+                    `Haraka said: ${haraka.output().trim().split('\n').slice(-3).join(' | ')}`,
+                };
+              },
+              'Haraka could not run: ',
+            ),
+          );
         // 4. phi-gateway: clean path (scan included, fsync before 250), PGP path, pickup path.
         for (const kind of ['clean', 'pgp', 'pickup'] as const) {
           if (!PEERS.has(kind)) continue;
