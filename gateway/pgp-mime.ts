@@ -138,11 +138,23 @@ function crc24Update(r: number, data: Uint8Array): number {
 }
 
 /**
- * ASCII armour with CRLF line ends. With the CRC24 line: RFC 9580 makes it optional, but GnuPG 2.2 (still
- * the Debian default) misreads the END line as data without it.
+ * `before`, then `data` in ASCII armour with CRLF line ends, then `after`: one buffer, written once. With the CRC24
+ * line: RFC 9580 makes it optional, but GnuPG 2.2 (still the Debian default) misreads the END line as data without
+ * it.
  */
-function armour(data: Uint8Array): Buffer {
-  return Buffer.concat([ARMOUR_HEAD, lines(data), armourTail(crc24(data))]);
+function armoured(data: Uint8Array, before: Buffer, after: Buffer): Buffer {
+  const tail = armourTail(crc24(data));
+  const start = before.length + ARMOUR_HEAD.length;
+  const size = start + linesLength(data.length) + tail.length + after.length;
+  // Whole lines are written two characters at a time: they must start at an even offset of the memory.
+  const skew = start & 1;
+  const out = Buffer.allocUnsafeSlow(size + skew).subarray(skew);
+  before.copy(out, 0);
+  ARMOUR_HEAD.copy(out, before.length);
+  const end = writeLines(data, out, start);
+  tail.copy(out, end);
+  after.copy(out, end + tail.length);
+  return out;
 }
 
 const ARMOUR_HEAD = Buffer.from('-----BEGIN PGP MESSAGE-----\r\n\r\n', 'latin1');
@@ -264,7 +276,7 @@ export async function buildPgpMime(input: PgpMimeInput): Promise<Buffer> {
   const payload = Buffer.concat([frame.innerHead, body]);
 
   const encrypted = (await encryptAndSign(input, payload)) as Uint8Array;
-  return Buffer.concat([frame.outerHead, armour(encrypted), frame.tail]);
+  return armoured(encrypted, frame.outerHead, frame.tail);
 }
 
 export type PgpMimeStreamInput = Omit<PgpMimeInput, 'raw'> & {
@@ -331,30 +343,75 @@ class Armourer {
   }
 }
 
+const BASE64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'latin1');
 /**
- * Base64 of `data` in 64-column CRLF lines (the last one shorter), built straight into one buffer with a plain
- * loop over Uint8Array views: slicing a megabyte-sized base64 string into lines cost more than the encryption.
+ * The two base64 characters of every 12-bit value, as one 16-bit unit each: written through a byte view, so
+ * the units hold the characters in memory order whatever the machine's byte order.
  */
-function lines(data: Uint8Array): Buffer {
-  if (data.length === 0) return Buffer.alloc(0);
-  const b64 = Buffer.from(
-    Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
-    'latin1',
-  );
-  const count = Math.ceil(b64.length / 64);
-  const out = Buffer.allocUnsafe(b64.length + 2 * count);
-  const src = new Uint8Array(b64.buffer, b64.byteOffset, b64.length);
-  const dst = new Uint8Array(out.buffer, out.byteOffset, out.length);
-  const n = src.length;
-  let pos = 0;
-  for (let i = 0, col = 0; i < n; i++) {
-    dst[pos++] = src[i]!;
-    if (++col === 64 || i === n - 1) {
-      dst[pos++] = 0x0d;
-      dst[pos++] = 0x0a;
-      col = 0;
-    }
+const BASE64_PAIRS = (() => {
+  const pairs = new Uint16Array(4096);
+  const bytes = new Uint8Array(pairs.buffer);
+  for (let v = 0; v < 4096; v++) {
+    bytes[2 * v] = BASE64[v >> 6]!;
+    bytes[2 * v + 1] = BASE64[v & 63]!;
   }
+  return pairs;
+})();
+const CRLF_UNIT = new Uint16Array(Uint8Array.of(0x0d, 0x0a).buffer)[0]!;
+
+/** The length of the base64 of `n` bytes in 64-column CRLF lines (the last one shorter; none for none). */
+function linesLength(n: number): number {
+  const chars = 4 * Math.ceil(n / 3);
+  return chars + 2 * Math.ceil(chars / 64);
+}
+
+/**
+ * Writes the base64 of `src` in 64-column CRLF lines into `dst` from `pos` (an even offset of the memory
+ * underneath) and returns where it ended: exactly `pos + linesLength(src.length)`. Whole lines (48 bytes in)
+ * go two characters per store from a table, straight into the output: Node's own base64 makes a string, and
+ * cutting that into lines cost more than the encryption; the string itself (over 100 KB for a 100 KB message)
+ * went to V8's large-object space and set off a full collection every dozen messages.
+ */
+function writeLines(src: Uint8Array, dst: Uint8Array, pos: number): number {
+  const n = src.length;
+  const whole = n - (n % 48);
+  const units = new Uint16Array(dst.buffer, dst.byteOffset + pos, (whole / 48) * 33);
+  let u = 0;
+  let i = 0;
+  while (i < whole) {
+    for (const end = i + 48; i < end; i += 3) {
+      const b0 = src[i]!;
+      const b1 = src[i + 1]!;
+      const b2 = src[i + 2]!;
+      units[u++] = BASE64_PAIRS[(b0 << 4) | (b1 >> 4)]!;
+      units[u++] = BASE64_PAIRS[((b1 & 15) << 8) | b2]!;
+    }
+    units[u++] = CRLF_UNIT;
+  }
+  let p = pos + 2 * u;
+  if (i < n) {
+    // The last, shorter line: a byte at a time, with "=" padding.
+    for (; i < n; i += 3) {
+      const b0 = src[i]!;
+      const b1 = i + 1 < n ? src[i + 1]! : 0;
+      const b2 = i + 2 < n ? src[i + 2]! : 0;
+      dst[p++] = BASE64[b0 >> 2]!;
+      dst[p++] = BASE64[((b0 & 3) << 4) | (b1 >> 4)]!;
+      dst[p++] = i + 1 < n ? BASE64[((b1 & 15) << 2) | (b2 >> 6)]! : 0x3d;
+      dst[p++] = i + 2 < n ? BASE64[b2 & 63]! : 0x3d;
+    }
+    dst[p++] = 0x0d;
+    dst[p++] = 0x0a;
+  }
+  // Every byte of the span is written, so nothing of a buffer allocated unfilled can show through.
+  if (p !== pos + linesLength(n)) throw new GatewayError('PGP_FAILED', 'armour length mismatch');
+  return p;
+}
+
+/** The base64 of `data` in 64-column CRLF lines, in a buffer of its own. */
+function lines(data: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(linesLength(data.length));
+  writeLines(data, out, 0);
   return out;
 }
 

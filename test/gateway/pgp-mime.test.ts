@@ -73,6 +73,19 @@ function bodyOf(raw: Buffer): Buffer {
   return raw.subarray(raw.indexOf('\r\n\r\n') + 4);
 }
 
+/** RFC 4880 §6.1's CRC-24, a bit at a time as the RFC writes it: an independent check of the armour's. */
+function crc24Bitwise(data: Uint8Array): number {
+  let crc = 0xb704ce;
+  for (const byte of data) {
+    crc ^= byte << 16;
+    for (let i = 0; i < 8; i++) {
+      crc <<= 1;
+      if (crc & 0x1000000) crc ^= 0x1864cfb;
+    }
+  }
+  return crc & 0xffffff;
+}
+
 function armourOf(mail: Buffer): string {
   const s = mail.toString('latin1');
   const m = /-----BEGIN PGP MESSAGE-----[\s\S]*?-----END PGP MESSAGE-----\r?\n/.exec(s);
@@ -304,6 +317,47 @@ print(json.dumps({
       'Content-Type: text/plain; charset=us-ascii; protected-headers="v1"\r\n' +
         'From: a@clinic.example\r\nTo: alice@partner.example\r\nSubject: hi\r\n\r\nplain body\r\n',
     );
+  });
+
+  it("armours every ciphertext length the same way as Node's base64, in 64-column lines with the right CRC-24", async () => {
+    // Bodies of 0..95 bytes give ciphertexts of every length modulo 48 (the armour's whole-line unit), and the
+    // extra header's length changes the parity of where the armour starts in the output.
+    const seen = new Set<number>();
+    for (let n = 0; n < 96; n++) {
+      const raw = Buffer.from(`From: a@clinic.example\r\nSubject: s\r\n\r\n${'x'.repeat(n)}`);
+      const mail = await buildPgpMime({
+        raw,
+        recipientKeys: [await recipient(alice)],
+        signingKey: org,
+        outerSubject: 'Secure',
+        extraHeaders: `X-Pad: ${'p'.repeat(n % 3)}\r\n`,
+      });
+      const armour = armourOf(mail);
+      const [head, ...rest] = armour.split('\r\n\r\n');
+      expect(head).to.equal('-----BEGIN PGP MESSAGE-----');
+      const body = rest.join('\r\n\r\n').split('\r\n');
+      expect(body.slice(-2)).to.deep.equal(['-----END PGP MESSAGE-----', '']);
+      const crcLine = body[body.length - 3]!;
+      const b64 = body.slice(0, -3);
+      b64.forEach((line, i) => {
+        expect(line, `line ${i} of ${b64.length}`).to.match(/^[A-Za-z0-9+/]+=*$/);
+        if (i < b64.length - 1) expect(line.length).to.equal(64);
+        else expect(line.length).to.be.within(4, 64);
+      });
+      const binary = Buffer.from(b64.join(''), 'base64');
+      seen.add(binary.length % 48);
+      expect(b64.join('')).to.equal(binary.toString('base64'));
+      expect(crcLine).to.equal(
+        `=${Buffer.from(crc24Bitwise(binary).toString(16).padStart(6, '0'), 'hex').toString('base64')}`,
+      );
+      const { data } = (await openpgp.decrypt({
+        message: await openpgp.readMessage({ binaryMessage: binary }),
+        decryptionKeys: alice.privateKey,
+        format: 'binary',
+      })) as { data: Uint8Array };
+      expect(Buffer.from(data).toString('latin1')).to.match(new RegExp(`\r\n\r\nx{${n}}$`));
+    }
+    expect(seen.size, 'ciphertext lengths modulo 48').to.equal(48);
   });
 
   it('refuses to build without a recipient key or with extra headers that would end the header', async () => {
