@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import { errorCode, GatewayError } from '../config/errors.js';
 import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
-import { insertRow, selectRows, updateByIds } from '../store/fast-sql.js';
+import { insertRow, readRows, selectRows, updateByIds } from '../store/fast-sql.js';
 import { INLINE_MAX, type Store, type Trx } from '../store/store.js';
 import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } from './bounce.js';
 import { newQueueId } from './ids.js';
@@ -160,7 +160,9 @@ export class Delivery {
     if (first.content === 'blob') {
       const blobId = first.blob_id;
       if (!blobId) return null;
-      // Small blobs (in the database, or small files) are read whole: one buffer is quicker to send.
+      // Small blobs (in the database, or small files) are read whole: one buffer is quicker to send. Most are in
+      // the database: asking it first spares a failing stat (and its error) per message.
+      if (await store.isInline('blobs', blobId)) return null;
       const file = await stat(path.join(store.areaDir('blobs'), blobId)).catch(() => null);
       if (!file || file.size <= INLINE_MAX) return null;
       return async function* () {
@@ -499,11 +501,11 @@ export class Delivery {
   /** When every envelope of a message is final, its spool file is destroyed (with its key). */
   private async finalise(first: EnvelopeRow): Promise<void> {
     if (first.content === 'blob' && first.blob_id) {
-      const open = (await this.store
-        .db('envelopes')
-        .where({ blob_id: first.blob_id })
-        .whereNotIn('state', TERMINAL)
-        .first('id')) as { id: number } | undefined;
+      const [open] = await readRows<{ id: number }>(
+        this.store.db,
+        `select "id" from "envelopes" where "blob_id" = ? and "state" not in (${TERMINAL.map(() => '?').join(', ')}) limit 1`,
+        [first.blob_id, ...TERMINAL],
+      );
       if (!open) await this.store.removeSealed('blobs', first.blob_id);
       return;
     }

@@ -57,6 +57,27 @@ export async function selectRows<T>(db: Db, sql: string, params: readonly unknow
   return Array.isArray(res) ? res : res.rows;
 }
 
+/**
+ * Rows of a SELECT from anywhere (a transaction or not), without the query builder. On SQLite outside a
+ * transaction, the statement runs on the store's one connection taken from knex's pool for the moment it runs,
+ * as a transaction takes it, so it never reads inside another writer's open transaction. On PostgreSQL (and on
+ * a SQLite store whose connection is not registered) it is knex.raw. `?` placeholders.
+ */
+export async function readRows<T>(db: Db, sql: string, params: readonly unknown[] = []): Promise<T[]> {
+  if ((db as Knex.Transaction).isTransaction || isPg(db) || !connections.get(clientConfig(db))?.conn)
+    return selectRows<T>(db, sql, params);
+  const client = db.client as {
+    acquireConnection(): Promise<SqliteConnection>;
+    releaseConnection(conn: SqliteConnection): Promise<unknown>;
+  };
+  const conn = await client.acquireConnection();
+  try {
+    return statement(conn, sql).all(...params.map(sqliteValue)) as T[];
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
 /** Runs an UPDATE or DELETE; resolves with the number of rows changed. */
 export async function execute(db: Db, sql: string, params: readonly unknown[] = []): Promise<number> {
   const conn = direct(db);

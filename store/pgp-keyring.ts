@@ -5,6 +5,7 @@ import { request } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import * as openpgp from 'openpgp';
 import type { PgpConfig } from '../config/schema.js';
+import { readRows } from './fast-sql.js';
 import { appendAudit } from './audit.js';
 import type { Store, Trx } from './store.js';
 
@@ -329,13 +330,13 @@ export class Keyring {
     addr: string,
     now: Date,
   ): Promise<{ chosen: RecipientKey; importedAt: number } | null> {
-    const rows = (await this.store
-      .db('pgp_keys as k')
-      .join('pgp_key_emails as e', 'e.fingerprint', 'k.fingerprint')
-      .where('e.email', addr)
-      .select('k.fingerprint', 'k.imported_at', 'k.source')) as Array<
-      Pick<KeyRow, 'fingerprint' | 'imported_at' | 'source'>
-    >;
+    // On every PGP message (routing, then the build): fast-sql, not the query builder.
+    const rows = await readRows<Pick<KeyRow, 'fingerprint' | 'imported_at' | 'source'>>(
+      this.store.db,
+      'select k."fingerprint", k."imported_at", k."source" from "pgp_keys" k ' +
+        'join "pgp_key_emails" e on e."fingerprint" = k."fingerprint" where e."email" = ?',
+      [addr],
+    );
     let best: { chosen: RecipientKey; importedAt: number; created: number } | null = null;
     for (const r of rows) {
       const importedAt = Number(r.imported_at);

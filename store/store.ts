@@ -14,6 +14,7 @@ import {
   clientConfig,
   execute,
   insertRow,
+  readRows,
   registerSqliteConnection,
   type SqliteConnection,
 } from './fast-sql.js';
@@ -202,14 +203,31 @@ export class Store {
     return (await execute(trx, 'delete from "sealed_inline" where "area" = ? and "id" = ?', [area, id])) > 0;
   }
 
+  /** Whether the content is stored in the database (commitSealed) rather than as a file. */
+  async isInline(area: SealedArea, id: string): Promise<boolean> {
+    if (!INLINE_AREAS.has(area)) return false;
+    const rows = await readRows(
+      this.db,
+      'select 1 as "one" from "sealed_inline" where "area" = ? and "id" = ?',
+      [area, id],
+    );
+    return rows.length > 0;
+  }
+
+  private inlineRows(area: SealedArea, id: string): Promise<Array<{ data: Buffer }>> {
+    return readRows<{ data: Buffer }>(
+      this.db,
+      'select "data" from "sealed_inline" where "area" = ? and "id" = ?',
+      [area, id],
+    );
+  }
+
   /**
    * Reads sealed content (database or file), authenticated, after `prefix` if given (in one buffer). Throws
    * SPOOL_MISSING / SPOOL_CORRUPT.
    */
   async unseal(area: SealedArea, id: string, prefix?: Buffer): Promise<Buffer> {
-    const [row] = INLINE_AREAS.has(area)
-      ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
-      : [];
+    const [row] = INLINE_AREAS.has(area) ? await this.inlineRows(area, id) : [];
     return this.withKeyReload(async () =>
       row
         ? Buffer.concat([prefix ?? Buffer.alloc(0), this.openSealedKeyIndex(Buffer.from(row.data), id).plain])
@@ -239,9 +257,7 @@ export class Store {
    * the stream ends; an edited or truncated file makes the stream fail with SPOOL_CORRUPT at its end.
    */
   async unsealStream(area: SealedArea, id: string): Promise<Readable> {
-    const [row] = INLINE_AREAS.has(area)
-      ? ((await this.db('sealed_inline').where({ area, id }).select('data')) as Array<{ data: Buffer }>)
-      : [];
+    const [row] = INLINE_AREAS.has(area) ? await this.inlineRows(area, id) : [];
     if (row) return Readable.from([this.openSealedKeyIndex(Buffer.from(row.data), id).plain]);
     const reader: SealedReader = await this.withKeyReload(() =>
       openSealedReader(this.areaDir(area), id, this.masterKeys),

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readRows } from '../../store/fast-sql.js';
 import { migrationSource } from '../../store/migrations.js';
 import { readSealed } from '../../store/sealed-file.js';
 import { SHARED_LEFTOVER_AGE_MS, Store, WAL_CHECKPOINT_PAGES, type Trx } from '../../store/store.js';
@@ -342,6 +343,38 @@ describe('store/store', () => {
       expect(inside).to.deep.equal([{ n: 1 }]);
       expect(await outboxIds(store), 'a read after the commit').to.deep.equal(['open']);
       if (during === undefined) expect(outside, 'the waiting read, after the commit').to.deep.equal(['open']);
+    });
+
+    it("fast-sql's readRows from outside a transaction: never inside another writer's open one; the rows after", async () => {
+      const store = await openStore();
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let inserted = false;
+      const write = store.write(async (trx) => {
+        await trx('outbox').insert(makeOutboxRow('fast'));
+        inserted = true;
+        await held;
+        return 'done';
+      });
+      while (!inserted) await new Promise((r) => setTimeout(r, 5));
+      const sql = 'select "id" from "outbox" where "id" = ?';
+      let outside: Array<{ id: string }> | undefined;
+      const reading = readRows<{ id: string }>(store.db, sql, ['fast']).then((rows) => (outside = rows));
+      await new Promise((r) => setTimeout(r, 50));
+      // SQLite: waits for the store's one connection; PostgreSQL: runs and sees the last commit (nothing yet).
+      const during = outside;
+      expect([undefined, '[]'], 'a read while the transaction is open').to.include(
+        during && JSON.stringify(during),
+      );
+      release();
+      expect(await write).to.equal('done');
+      await reading;
+      if (during === undefined)
+        expect(outside, 'the waiting read, after the commit').to.deep.equal([{ id: 'fast' }]);
+      expect(await readRows(store.db, sql, ['fast']), 'a read after the commit').to.deep.equal([
+        { id: 'fast' },
+      ]);
+      expect(await readRows(store.db, sql, ['none'])).to.deep.equal([]);
     });
 
     it('rejects a lone failing writer and keeps working afterwards', async () => {
