@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import { errorCode, GatewayError } from '../config/errors.js';
 import type { Logger } from '../config/log.js';
 import { appendAudit } from '../store/audit.js';
-import { insertRow, readRows, selectRows, updateByIds } from '../store/fast-sql.js';
+import { insertRow, selectRows, updateByIds } from '../store/fast-sql.js';
 import { INLINE_MAX, type Store, type Trx } from '../store/store.js';
 import { bounceStatus, buildBounce, safeOriginalHeaders, type BounceRecipient } from './bounce.js';
 import { newQueueId } from './ids.js';
@@ -501,7 +501,7 @@ export class Delivery {
   /** When every envelope of a message is final, its spool file is destroyed (with its key). */
   private async finalise(first: EnvelopeRow): Promise<void> {
     if (first.content === 'blob' && first.blob_id) {
-      const [open] = await readRows<{ id: number }>(
+      const [open] = await selectRows<{ id: number }>(
         this.store.db,
         `select "id" from "envelopes" where "blob_id" = ? and "state" not in (${TERMINAL.map(() => '?').join(', ')}) limit 1`,
         [first.blob_id, ...TERMINAL],

@@ -1,7 +1,8 @@
 // Hot-path SQL without the query builder. knex costs ~40 µs per statement in building and dispatch, against
 // ~2 µs for a prepared better-sqlite3 statement; every message runs about twenty. On SQLite, inside a write
-// transaction (which owns the store's single connection), these run directly on that connection; anywhere
-// else, and on PostgreSQL, the same SQL goes through knex.raw. Never for user-supplied SQL.
+// transaction (which owns the store's single connection), these run directly on that connection, and a SELECT
+// outside one takes that connection from knex's pool for the moment it runs; writes outside a transaction, and
+// everything on PostgreSQL, go through knex.raw with the same SQL. Never for user-supplied SQL.
 import type { Knex } from 'knex';
 
 interface Statement {
@@ -49,33 +50,29 @@ function statement(conn: SqliteConnection, sql: string): Statement {
   return conn.prepare(sql) as Statement;
 }
 
-/** Rows of a SELECT. `?` placeholders. */
+/**
+ * Rows of a SELECT. `?` placeholders. On SQLite outside a transaction (a read on a message's path: a key lookup, a
+ * blob), the statement runs on the store's one connection taken from knex's pool for the moment it runs, as a
+ * transaction takes it, so it never reads inside another writer's open transaction.
+ */
 export async function selectRows<T>(db: Db, sql: string, params: readonly unknown[] = []): Promise<T[]> {
+  const values = params.map(sqliteValue);
   const conn = direct(db);
-  if (conn) return statement(conn, sql).all(...params.map(sqliteValue)) as T[];
+  if (conn) return statement(conn, sql).all(...values) as T[];
+  if (!(db as Knex.Transaction).isTransaction && !isPg(db) && connections.get(clientConfig(db))?.conn) {
+    const client = db.client as {
+      acquireConnection(): Promise<SqliteConnection>;
+      releaseConnection(conn: SqliteConnection): Promise<unknown>;
+    };
+    const pooled = await client.acquireConnection();
+    try {
+      return statement(pooled, sql).all(...values) as T[];
+    } finally {
+      await client.releaseConnection(pooled);
+    }
+  }
   const res = (await db.raw(sql, params as Knex.RawBinding[])) as T[] | { rows: T[] };
   return Array.isArray(res) ? res : res.rows;
-}
-
-/**
- * Rows of a SELECT from anywhere (a transaction or not), without the query builder. On SQLite outside a
- * transaction, the statement runs on the store's one connection taken from knex's pool for the moment it runs,
- * as a transaction takes it, so it never reads inside another writer's open transaction. On PostgreSQL (and on
- * a SQLite store whose connection is not registered) it is knex.raw. `?` placeholders.
- */
-export async function readRows<T>(db: Db, sql: string, params: readonly unknown[] = []): Promise<T[]> {
-  if ((db as Knex.Transaction).isTransaction || isPg(db) || !connections.get(clientConfig(db))?.conn)
-    return selectRows<T>(db, sql, params);
-  const client = db.client as {
-    acquireConnection(): Promise<SqliteConnection>;
-    releaseConnection(conn: SqliteConnection): Promise<unknown>;
-  };
-  const conn = await client.acquireConnection();
-  try {
-    return statement(conn, sql).all(...params.map(sqliteValue)) as T[];
-  } finally {
-    await client.releaseConnection(conn);
-  }
 }
 
 /** Runs an UPDATE or DELETE; resolves with the number of rows changed. */

@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import * as openpgp from 'openpgp';
 import type { PgpConfig } from '../config/schema.js';
-import { readRows } from './fast-sql.js';
+import { selectRows } from './fast-sql.js';
 import { appendAudit } from './audit.js';
 import type { Store, Trx } from './store.js';
 
@@ -331,7 +331,7 @@ export class Keyring {
     now: Date,
   ): Promise<{ chosen: RecipientKey; importedAt: number } | null> {
     // On every PGP message (routing, then the build): fast-sql, not the query builder.
-    const rows = await readRows<Pick<KeyRow, 'fingerprint' | 'imported_at' | 'source'>>(
+    const rows = await selectRows<Pick<KeyRow, 'fingerprint' | 'imported_at' | 'source'>>(
       this.store.db,
       'select k."fingerprint", k."imported_at", k."source" from "pgp_keys" k ' +
         'join "pgp_key_emails" e on e."fingerprint" = k."fingerprint" where e."email" = ?',

@@ -14,8 +14,8 @@ import {
   clientConfig,
   execute,
   insertRow,
-  readRows,
   registerSqliteConnection,
+  selectRows,
   type SqliteConnection,
 } from './fast-sql.js';
 import { migrationSource } from './migrations.js';
@@ -206,7 +206,7 @@ export class Store {
   /** Whether the content is stored in the database (commitSealed) rather than as a file. */
   async isInline(area: SealedArea, id: string): Promise<boolean> {
     if (!INLINE_AREAS.has(area)) return false;
-    const rows = await readRows(
+    const rows = await selectRows(
       this.db,
       'select 1 as "one" from "sealed_inline" where "area" = ? and "id" = ?',
       [area, id],
@@ -215,7 +215,7 @@ export class Store {
   }
 
   private inlineRows(area: SealedArea, id: string): Promise<Array<{ data: Buffer }>> {
-    return readRows<{ data: Buffer }>(
+    return selectRows<{ data: Buffer }>(
       this.db,
       'select "data" from "sealed_inline" where "area" = ? and "id" = ?',
       [area, id],

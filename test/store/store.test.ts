@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readRows } from '../../store/fast-sql.js';
+import { selectRows } from '../../store/fast-sql.js';
 import { migrationSource } from '../../store/migrations.js';
 import { readSealed } from '../../store/sealed-file.js';
 import { SHARED_LEFTOVER_AGE_MS, Store, WAL_CHECKPOINT_PAGES, type Trx } from '../../store/store.js';
@@ -319,9 +319,9 @@ describe('store/store', () => {
     const outsideReaders: Array<{ name: string; ids(store: Store): Promise<string[]> }> = [
       { name: "knex's query builder", ids: outboxIds },
       {
-        name: "fast-sql's readRows",
+        name: "fast-sql's selectRows",
         ids: async (store) =>
-          (await readRows<{ id: string }>(store.db, 'select "id" from "outbox" order by "id"')).map(
+          (await selectRows<{ id: string }>(store.db, 'select "id" from "outbox" order by "id"')).map(
             (r) => r.id,
           ),
       },
