@@ -270,8 +270,8 @@ describe('dlp engine tokenizeWords against a plain reference', () => {
       expect(tokensOf(lower), JSON.stringify(lower)).to.deep.equal(referenceTokens(lower));
     }
   });
-  it('agrees across the chunks the tokenizer reads a long part in (a token on each side of 65,536 and across it)', () => {
-    for (const at of [65_534, 65_535, 65_536, 65_537, 131_071, 131_072]) {
+  it('agrees across the pieces the tokenizer reads a long part in (a token on each side of 262,144 and across it)', () => {
+    for (const at of [63, 64, 65, 65_536, 262_142, 262_143, 262_144, 262_145, 524_288]) {
       for (const word of ['abc1', "it's", 'a', '9']) {
         // A possessive, a long word and a digit sit across the boundary of the chunks.
         const lower =
@@ -285,6 +285,46 @@ describe('dlp engine tokenizeWords against a plain reference', () => {
     const got = tokensOf(lower);
     expect(got.length).to.equal(90_000);
     expect(got).to.deep.equal(referenceTokens(lower));
+  });
+});
+
+describe('dlp engine hashWord', () => {
+  // The hash as dlp/tokens.wat defines it, written again with BigInt: a seed with the length in, then per group of
+  // four UTF-16 code units (zero beyond the word, at least two groups) xor and multiply mod 2^64, then the high half
+  // folded into the low one.
+  const MASK = (1n << 64n) - 1n;
+  function reference(word: string): number {
+    let h = 0x9e3779b97f4a7c15n ^ BigInt(word.length);
+    const groups = Math.max(2, Math.ceil(word.length / 4));
+    for (let g = 0; g < groups; g++) {
+      let x = 0n;
+      for (let j = 0; j < 4; j++) {
+        const i = 4 * g + j;
+        if (i < word.length) x |= BigInt(word.charCodeAt(i)) << BigInt(16 * j);
+      }
+      h = ((h ^ x) * 0xff51afd7ed558ccdn) & MASK;
+    }
+    return Number(BigInt.asIntN(32, (h ^ (h >> 32n)) & 0xffffffffn));
+  }
+  const random = randomFrom(11);
+  const units = [0x61, 0x7a, 0x30, 0x20, 0x27, 0xe9, 0x2019, 0xd83d, 0xde00, 0xffff, 0x7f, 0x80];
+  it('is the hash tokens.wat describes, for words of 0 to 40 code units', () => {
+    for (let r = 0; r < 2000; r++) {
+      const length = random(41);
+      let word = '';
+      for (let i = 0; i < length; i++) word += String.fromCharCode(units[random(units.length)]!);
+      expect(hashWord(word), JSON.stringify(word)).to.equal(reference(word));
+    }
+    // Words that differ only in a zero-filled place or in length do not meet.
+    expect(hashWord('ab')).not.to.equal(hashWord('ab\u0000'));
+    expect(hashWord('')).not.to.equal(hashWord('\u0000'));
+  });
+  it('gives a word the hash its token gets, beyond a short word too', () => {
+    for (const word of ['x', 'abcd', 'abcdefgh', 'abcdefghi', 'straße', 'hypertension', 'z'.repeat(1000)]) {
+      const t = tokenizeWords(` ${word} `);
+      expect(t.count).to.equal(1);
+      expect(t.hash[0], word).to.equal(hashWord(word));
+    }
   });
 });
 

@@ -26,20 +26,26 @@ describe('dlp health term starts', () => {
     ['appointment', true],
     ['patient', true],
     ['x-ray', true],
-    ['parking', false],
-    ['meeting', false],
-    ['invoice', false],
-    ['quarterly', false],
-    ['sterilizer', false],
-    ['tuesday', false],
-    ['laptops', false],
-    ['repaving', false],
-    ['vendor', false],
-    ['backup', false],
   ];
   for (const [word, starts] of words)
     it(`${starts ? 'lets through' : 'leaves out'} "${word}"`, () =>
       expect(termStartOffsets(` ${word} `)).to.deep.equal(starts ? [1] : []));
+
+  // A filter of hashes lets some other words through too (a look-up then turns them away): as many as its bits
+  // set, ~5% of the words of office mail. Which ones depends on the hash; how many must stay low, or the filter
+  // does nothing.
+  it('leaves out most words of office mail', () => {
+    const office = (
+      'parking meeting invoice quarterly sterilizer tuesday laptops repaving vendor backup the and with from ' +
+      'this that have will about report project team budget review plan update monday friday week month ' +
+      'schedule email phone printer lunch coffee contract sales market price order delivery shipping account ' +
+      'bank file folder document page table server network password website ticket policy training manager ' +
+      'holiday travel hotel flight road street city country agenda minutes slides deadline'
+    ).split(' ');
+    const through = office.filter((word) => termStartOffsets(` ${word} `).length > 0);
+    expect(office.length).to.equal(70);
+    expect(through.length, through.join(' ')).to.be.at.most(10);
+  });
 
   it('gives token starts in text order', () => {
     const lower = 'the vendor said the patient has hypertension and takes lisinopril';
@@ -78,12 +84,13 @@ describe('dlp health term starts', () => {
 
   it('leaves out first words of terms of several words when no second word of theirs follows', () => {
     // "high" opens "high blood pressure", "type" opens "type 2 diabetes", "blood" opens "blood work".
-    expect(termStartOffsets(' high school ')).to.deep.equal([]);
+    // (The words after them may pass the filter of single words by chance: only the first word's start counts.)
+    expect(termStartOffsets(' high school ')).not.to.include(1);
     expect(termStartOffsets(' high blood pressure ')).to.include(1);
-    expect(termStartOffsets(' type of paper ')).to.deep.equal([]);
+    expect(termStartOffsets(' type of paper ')).not.to.include(1);
     expect(termStartOffsets(' type 2 diabetes ')).to.include(1);
-    expect(termStartOffsets(' blood orange ')).to.deep.equal([]);
-    expect(termStartOffsets(' blood work ')).to.deep.equal([1]);
+    expect(termStartOffsets(' blood orange ')).not.to.include(1);
+    expect(termStartOffsets(' blood work ')).to.include(1);
   });
 
   // Terms after skipped words, terms of several words, and words inside a term that must not start another one.
