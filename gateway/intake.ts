@@ -1,5 +1,6 @@
 // SMTP intake: the thin edge. It checks who may relay, size, recipients and line endings, spools the
 // message durably and only then answers 250. It never parses or scans content (the workers do).
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.js';
@@ -23,23 +24,31 @@ export interface IntakeOptions {
 
 type Reply = Error & { responseCode: number };
 
-/** Finds bare CR or bare LF across chunk boundaries (SMTP smuggling relies on them). */
+/** gateway/line-ends.wat, built into line-ends.wasm next to this module: one instance per thread. */
+const lineEnds = new WebAssembly.Instance(
+  new WebAssembly.Module(readFileSync(new URL('./line-ends.wasm', import.meta.url))),
+).exports as unknown as { memory: WebAssembly.Memory; bare(n: number, carry: bigint): number };
+/** The bytes after a chunk that the WebAssembly overwrites (see line-ends.wat). */
+const LINE_ENDS_AFTER = 64;
+let lineEndsBytes = new Uint8Array(lineEnds.memory.buffer);
+
+/**
+ * Finds bare CR or bare LF across chunk boundaries (SMTP smuggling relies on them). Each chunk is copied into the
+ * WebAssembly's memory and read there 64 bytes at a time (line-ends.wat).
+ */
 export class LineEndingChecker {
   private lastWasCR = false;
 
   /** Returns false as soon as a bare CR or LF is seen. */
   check(chunk: Buffer): boolean {
     if (chunk.length === 0) return true;
-    if (this.lastWasCR !== (chunk[0] === 0x0a)) {
-      // A CR ending the last chunk needs an LF here; an LF here needs that CR.
-      if (this.lastWasCR || chunk[0] === 0x0a) return false;
+    const room = chunk.length + LINE_ENDS_AFTER;
+    if (lineEndsBytes.length < room) {
+      lineEnds.memory.grow(Math.ceil((room - lineEndsBytes.length) / 65536));
+      lineEndsBytes = new Uint8Array(lineEnds.memory.buffer);
     }
-    for (let i = chunk.indexOf(0x0a, 1); i !== -1; i = chunk.indexOf(0x0a, i + 1)) {
-      if (chunk[i - 1] !== 0x0d) return false;
-    }
-    for (let i = chunk.indexOf(0x0d); i !== -1 && i < chunk.length - 1; i = chunk.indexOf(0x0d, i + 1)) {
-      if (chunk[i + 1] !== 0x0a) return false;
-    }
+    lineEndsBytes.set(chunk, 0);
+    if (lineEnds.bare(chunk.length, this.lastWasCR ? 1n : 0n) !== 0) return false;
     this.lastWasCR = chunk[chunk.length - 1] === 0x0d;
     return true;
   }

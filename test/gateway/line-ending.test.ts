@@ -3,6 +3,7 @@
 // DATA as the socket delivers it, so every case is also tried split across chunk boundaries.
 import { expect } from 'chai';
 import { LineEndingChecker } from '../../gateway/intake.js';
+import { randomFrom } from '../support/random.js';
 
 /** Feeds chunks the way the intake does (stops at the first refusal), then checks the end of data. */
 function accepts(chunks: readonly string[]): boolean {
@@ -86,6 +87,40 @@ describe('gateway/intake LineEndingChecker', () => {
 
   it('accepts CRLF data fed one byte at a time', () => {
     expect(accepts(oneByteChunks(MESSAGE))).to.equal(true);
+  });
+
+  // The checker reads 64 bytes at a time: line ends on each side of those blocks, in chunks of any length, against
+  // a byte-by-byte reference.
+  it('agrees with a byte-by-byte reference on 3,000 random texts cut into random chunks', () => {
+    const reference = (data: string): boolean => {
+      for (let i = 0; i < data.length; i++) {
+        if (data[i] === '\n' && data[i - 1] !== '\r') return false;
+        if (data[i] === '\r' && data[i + 1] !== '\n') return false;
+      }
+      return true;
+    };
+    const random = randomFrom(5);
+    const pieces = ['\r\n', '\r\n', 'a', 'text of a line', '.', '\t', '\x00', '\r', '\n', 'x'.repeat(61)];
+    let refused = 0;
+    for (let r = 0; r < 3000; r++) {
+      let data = '';
+      const count = 1 + random(40);
+      for (let p = 0; p < count; p++) {
+        // Mostly CRLF text; now and then a bare CR or LF.
+        const piece = pieces[random(pieces.length)]!;
+        data += (piece === '\r' || piece === '\n') && random(4) !== 0 ? '\r\n' : piece;
+      }
+      const chunks: string[] = [];
+      for (let at = 0; at < data.length;) {
+        const size = random(4) === 0 ? random(3) : 1 + random(200);
+        chunks.push(data.slice(at, at + size));
+        at += size;
+      }
+      const expected = reference(data);
+      if (!expected) refused++;
+      expect(accepts(chunks), JSON.stringify(data)).to.equal(expected);
+    }
+    expect(refused).to.be.within(300, 2700);
   });
 
   describe('SMTP smuggling sequences inside otherwise-CRLF data', () => {
