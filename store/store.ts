@@ -414,6 +414,33 @@ export class Store {
     await (await this.walHandle).datasync();
   }
 
+  /** The WAL's fsync in progress, and the one that will follow it (see walSyncedAfterNow). */
+  private walSyncing: Promise<void> | null = null;
+  private walSyncNext: Promise<void> | null = null;
+
+  /**
+   * Resolves once an fsync of the WAL that started after this call has finished, so every commit made before the
+   * call is durable. One fsync at a time: the commits made while one runs share the next. Each fsync handed to
+   * libuv's thread pool wakes a pool thread, which on a busy machine took the main thread's core (the call's own
+   * time on the event loop: p50 0.06, p90 0.48 ms, ~0.9 s in a 2,000-message bench run with one fsync per batch).
+   */
+  private walSyncedAfterNow(): Promise<void> {
+    if (!this.walSyncing) {
+      const syncing = this.syncWal().finally(() => {
+        if (this.walSyncing === syncing) this.walSyncing = null;
+      });
+      this.walSyncing = syncing;
+      return syncing;
+    }
+    this.walSyncNext ??= this.walSyncing
+      .catch(() => undefined)
+      .then(() => {
+        this.walSyncNext = null;
+        return this.walSyncedAfterNow();
+      });
+    return this.walSyncNext;
+  }
+
   private async commitBatch(batch: PendingWrite[], retries = 3): Promise<void> {
     try {
       // Commits themselves do not fsync (synchronous=NORMAL, set once): with a synchronous driver an fsync
@@ -434,7 +461,7 @@ export class Store {
       );
       if (durable.length > 0) {
         const dirs = new Set(durable.flatMap(([w]) => w.syncDirs));
-        Promise.all([this.syncWal(), ...[...dirs].map((d) => syncDir(d))]).then(
+        Promise.all([this.walSyncedAfterNow(), ...[...dirs].map((d) => syncDir(d))]).then(
           () => durable.forEach(([w, r]) => w.resolve(r)),
           (err: unknown) => durable.forEach(([w]) => w.reject(err)),
         );

@@ -10,6 +10,7 @@ import { migrationSource } from '../../store/migrations.js';
 import { readSealed } from '../../store/sealed-file.js';
 import { SHARED_LEFTOVER_AGE_MS, Store, WAL_CHECKPOINT_PAGES, type Trx } from '../../store/store.js';
 import { TEST_DATABASE_URL } from '../support/test-database.js';
+import { until } from '../support/waiting.js';
 
 const TABLES = ['audit_events', 'delivery_attempts', 'envelopes', 'messages', 'outbox', 'users'];
 
@@ -372,6 +373,47 @@ describe('store/store', () => {
       });
       expect(after).to.equal('ok');
       expect(await outboxIds(store)).to.deep.equal(['after']);
+    });
+
+    it('answers a durable write after a WAL fsync that started after its commit, one fsync at a time', async () => {
+      const store = await openStore();
+      // The WAL's fsync, held open by the test: each call waits until the test settles it.
+      const syncs: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+      (store as unknown as { syncWal: () => Promise<void> }).syncWal = () =>
+        new Promise<void>((resolve, reject) => syncs.push({ resolve, reject }));
+      const settled: string[] = [];
+      const durable = (id: string) =>
+        store
+          .write((trx) => trx('outbox').insert(makeOutboxRow(id)), { durable: true })
+          .then(
+            () => settled.push(id),
+            (err: Error) => settled.push(`${id}: ${err.message}`),
+          );
+      const a = durable('a');
+      await until(() => syncs.length === 1 || undefined);
+      // Committed while a's fsync runs, which may not hold them: they wait for the next one, which does not start
+      // before a's ends.
+      const later = [durable('b'), durable('c')];
+      await until(async () => (await outboxIds(store)).length === 3 || undefined);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(syncs.length, 'fsyncs started').to.equal(1);
+      expect(settled).to.deep.equal([]);
+      // a's fsync fails: a is refused; b and c get an fsync of their own.
+      syncs[0]!.reject(new Error('fsync failed'));
+      await a;
+      await until(() => syncs.length === 2 || undefined);
+      expect(settled).to.deep.equal(['a: fsync failed']);
+      syncs[1]!.resolve();
+      await Promise.all(later);
+      expect(settled).to.deep.equal(['a: fsync failed', 'b', 'c']);
+      // Nothing in flight: the next durable write starts an fsync at once.
+      const d = durable('d');
+      await until(() => syncs.length === 3 || undefined);
+      syncs[2]!.resolve();
+      await d;
+      expect(settled.at(-1)).to.equal('d');
+      // The real fsync again, for close.
+      delete (store as unknown as { syncWal?: unknown }).syncWal;
     });
 
     it('refuses writes once the store is closed', async () => {
