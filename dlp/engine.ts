@@ -144,13 +144,11 @@ export function isWordChar(c: number): boolean {
 }
 
 /**
- * The tokenizer and the word hash, in WebAssembly (dlp/tokens.wat, built into tokens.wasm next to this module): one
- * instance per thread, loaded with the module. Its memory holds the class table, then the code units of the text
- * being read, then the tokens found (see layOut).
+ * The tokenizer and the word hash, in WebAssembly (dlp/tokens.wat, built into tokens.wasm next to this module),
+ * compiled once per thread.
  */
-const wasm = new WebAssembly.Instance(
-  new WebAssembly.Module(readFileSync(new URL('./tokens.wasm', import.meta.url))),
-).exports as unknown as {
+const tokensModule = new WebAssembly.Module(readFileSync(new URL('./tokens.wasm', import.meta.url)));
+interface TokensExports {
   memory: WebAssembly.Memory;
   classes: WebAssembly.Global;
   units: WebAssembly.Global;
@@ -163,7 +161,7 @@ const wasm = new WebAssembly.Instance(
   lastEnd: WebAssembly.Global;
   tokenize(n: number, base: number, lastEnd: number): number;
   hashAt(at: number, len: number): number;
-};
+}
 
 /**
  * The class of every code unit for the tokenizer: A_TO_Z, DIGIT, OTHER_WORD (A–Z, letters and marks beyond ASCII) or
@@ -179,73 +177,93 @@ for (let c = 0; c < 0x10000; c++)
 
 /** Code units the tokenizer reads at a time: a text is read in pieces of about this many, cut between tokens. */
 const TOKEN_CHUNK = 1 << 18;
+/**
+ * The most tokens a piece holds: those before TOKEN_CHUNK (every other code unit at most), and one that runs on
+ * past it (a piece goes on to that token's end).
+ */
+const MAX_PIECE_TOKENS = (TOKEN_CHUNK >> 1) + 2;
 /** Code units after a piece that the WebAssembly may read (and zeroes): see tokens.wat. */
 const UNITS_AFTER = 80;
 
-/** The memory's layout for pieces of up to `capacity` code units, and views of it (remade when it grows). */
-let capacity = 0;
-let memoryBytes: Buffer = Buffer.alloc(0);
-let unitsAt = 0;
-let unitsView = new Uint16Array(0);
-let startsView = new Int32Array(0);
-let endsView = new Int32Array(0);
-let hashesView = new Int32Array(0);
-let digitsView = new Uint8Array(0);
-let withDigitView = new Int32Array(0);
+/**
+ * An instance of the WebAssembly and the layout of its memory for pieces of up to `capacity` code units: the class
+ * table, the code units, then the tokens found (typed-array views of each).
+ */
+class TokenArena {
+  readonly wasm = new WebAssembly.Instance(tokensModule).exports as unknown as TokensExports;
+  readonly bytes: Buffer;
+  readonly unitsAt: number;
+  readonly units: Uint16Array;
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  readonly hashes: Int32Array;
+  readonly digits: Uint8Array;
+  readonly withDigit: Int32Array;
 
-function layOut(units: number): void {
-  // Only this grows the memory (which detaches the views): while the layout has room, they are current.
-  if (units <= capacity) return;
-  capacity = Math.max(units, capacity, 4096);
-  const maxTokens = (capacity >> 1) + 2;
-  const align = (n: number): number => (n + 15) & ~15;
-  const classesAt = 0;
-  unitsAt = align(classesAt + 0x10000);
-  const startsAt = align(unitsAt + 2 * (capacity + UNITS_AFTER));
-  const endsAt = align(startsAt + 4 * maxTokens);
-  const hashesAt = align(endsAt + 4 * maxTokens);
-  const withDigitAt = align(hashesAt + 4 * maxTokens);
-  const digitsAt = align(withDigitAt + 4 * maxTokens);
-  const size = digitsAt + maxTokens;
-  const pages = Math.ceil(size / 65536) - wasm.memory.buffer.byteLength / 65536;
-  if (pages > 0) wasm.memory.grow(pages);
-  const buffer = wasm.memory.buffer;
-  memoryBytes = Buffer.from(buffer);
-  memoryBytes.set(wordClass, classesAt);
-  wasm.classes.value = classesAt;
-  wasm.units.value = unitsAt;
-  wasm.starts.value = startsAt;
-  wasm.ends.value = endsAt;
-  wasm.hashes.value = hashesAt;
-  wasm.withDigit.value = withDigitAt;
-  wasm.digits.value = digitsAt;
-  unitsView = new Uint16Array(buffer, unitsAt, capacity + UNITS_AFTER);
-  startsView = new Int32Array(buffer, startsAt, maxTokens);
-  endsView = new Int32Array(buffer, endsAt, maxTokens);
-  hashesView = new Int32Array(buffer, hashesAt, maxTokens);
-  withDigitView = new Int32Array(buffer, withDigitAt, maxTokens);
-  digitsView = new Uint8Array(buffer, digitsAt, maxTokens);
+  constructor(readonly capacity: number) {
+    const align = (n: number): number => (n + 15) & ~15;
+    const tokens = Math.min((capacity >> 1) + 2, MAX_PIECE_TOKENS);
+    const classesAt = 0;
+    this.unitsAt = align(classesAt + 0x10000);
+    const startsAt = align(this.unitsAt + 2 * (capacity + UNITS_AFTER));
+    const endsAt = align(startsAt + 4 * tokens);
+    const hashesAt = align(endsAt + 4 * tokens);
+    const withDigitAt = align(hashesAt + 4 * tokens);
+    const digitsAt = align(withDigitAt + 4 * tokens);
+    const pages = Math.ceil((digitsAt + tokens) / 65536) - this.wasm.memory.buffer.byteLength / 65536;
+    if (pages > 0) this.wasm.memory.grow(pages);
+    const buffer = this.wasm.memory.buffer;
+    this.bytes = Buffer.from(buffer);
+    this.bytes.set(wordClass, classesAt);
+    const w = this.wasm;
+    w.classes.value = classesAt;
+    w.units.value = this.unitsAt;
+    w.starts.value = startsAt;
+    w.ends.value = endsAt;
+    w.hashes.value = hashesAt;
+    w.withDigit.value = withDigitAt;
+    w.digits.value = digitsAt;
+    this.units = new Uint16Array(buffer, this.unitsAt, capacity + UNITS_AFTER);
+    this.starts = new Int32Array(buffer, startsAt, tokens);
+    this.ends = new Int32Array(buffer, endsAt, tokens);
+    this.hashes = new Int32Array(buffer, hashesAt, tokens);
+    this.withDigit = new Int32Array(buffer, withDigitAt, tokens);
+    this.digits = new Uint8Array(buffer, digitsAt, tokens);
+  }
+
+  /** Copies lower's code units [start, end) to the start of the code units. */
+  write(lower: string, start: number, end: number): void {
+    if (end - start <= SHORT_WORD) {
+      // A word's few code units one by one: a string made and written whole costs more.
+      const units = this.units;
+      for (let i = start; i < end; i++) units[i - start] = lower.charCodeAt(i);
+    } else {
+      const text = start === 0 && end === lower.length ? lower : lower.substring(start, end);
+      this.bytes.write(text, this.unitsAt, 'utf16le');
+    }
+  }
 }
-layOut(4096);
+const SHORT_WORD = 32;
+
+/**
+ * The thread's arena, sized for a whole piece. A longer piece (a token of more than TOKEN_CHUNK code units at its
+ * end: a hostile part, a long run of hex) gets an arena of its own, dropped after it: a memory, once grown, never
+ * shrinks.
+ */
+let arena: TokenArena | undefined;
+function arenaFor(units: number): TokenArena {
+  // Made at the first use: ~2.8 MB, which a thread that never scans does not need.
+  arena ??= new TokenArena(TOKEN_CHUNK);
+  return units <= arena.capacity ? arena : new TokenArena(units);
+}
 
 /** The hash of lower's code units [start, end): the hash of that word (hashWord), as its token carries it. */
 function hashRange(lower: string, start: number, end: number): number {
   const len = end - start;
-  if (len <= SHORT_WORD) {
-    // A word's few code units one by one: a string made and written whole costs more.
-    const units = unitsView;
-    for (let i = 0; i < len; i++) units[i] = lower.charCodeAt(start + i);
-  } else {
-    layOut(len);
-    memoryBytes.write(
-      start === 0 && end === lower.length ? lower : lower.substring(start, end),
-      unitsAt,
-      'utf16le',
-    );
-  }
-  return wasm.hashAt(unitsAt, len);
+  const a = arenaFor(len);
+  a.write(lower, start, end);
+  return a.wasm.hashAt(a.unitsAt, len);
 }
-const SHORT_WORD = 32;
 
 /** The hash of the letters a–z that start text at `from` (of "id" for "id12345"; of "" when none do). */
 export function letterRunHash(text: string, from: number): number {
@@ -285,21 +303,21 @@ function tokenize(lower: string): WordTokens {
     let to = Math.min(n, from + TOKEN_CHUNK);
     while (to < n && wordClass[lower.charCodeAt(to)] !== 0) to++;
     const len = to - from;
-    layOut(len);
-    memoryBytes.write(from === 0 && to === n ? lower : lower.substring(from, to), unitsAt, 'utf16le');
+    const a = arenaFor(len);
+    a.write(lower, from, to);
     const lastIn = lastEnd >= from ? lastEnd - from : -2;
-    const count = wasm.tokenize(len, from, lastIn);
-    const lastOut = wasm.lastEnd.value as number;
+    const count = a.wasm.tokenize(len, from, lastIn);
+    const lastOut = a.wasm.lastEnd.value as number;
     if (lastOut !== lastIn) lastEnd = lastOut + from;
-    const digitCount = wasm.digitCount.value as number;
+    const digitCount = a.wasm.digitCount.value as number;
     if (from === 0 && to === n)
       return {
         count,
-        start: startsView.slice(0, count),
-        end: endsView.slice(0, count),
-        hash: hashesView.slice(0, count),
-        digits: digitsView.slice(0, count),
-        withDigit: withDigitView.slice(0, digitCount),
+        start: a.starts.slice(0, count),
+        end: a.ends.slice(0, count),
+        hash: a.hashes.slice(0, count),
+        digits: a.digits.slice(0, count),
+        withDigit: a.withDigit.slice(0, digitCount),
       };
     if (!out || out.start.length < k + count) {
       const grown = tokenArrays(Math.max(k + count, (out?.start.length ?? 0) * 2));
@@ -311,16 +329,16 @@ function tokenize(lower: string): WordTokens {
       }
       out = grown;
     }
-    out.start.set(startsView.subarray(0, count), k);
-    out.end.set(endsView.subarray(0, count), k);
-    out.hash.set(hashesView.subarray(0, count), k);
-    out.digits.set(digitsView.subarray(0, count), k);
+    out.start.set(a.starts.subarray(0, count), k);
+    out.end.set(a.ends.subarray(0, count), k);
+    out.hash.set(a.hashes.subarray(0, count), k);
+    out.digits.set(a.digits.subarray(0, count), k);
     if (withDigit.length < d + digitCount) {
       const grown = new Int32Array(Math.max(d + digitCount, withDigit.length * 2));
       grown.set(withDigit.subarray(0, d));
       withDigit = grown;
     }
-    for (let j = 0; j < digitCount; j++) withDigit[d + j] = withDigitView[j]! + k;
+    for (let j = 0; j < digitCount; j++) withDigit[d + j] = a.withDigit[j]! + k;
     d += digitCount;
     k += count;
     from = to;

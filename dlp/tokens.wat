@@ -14,7 +14,7 @@
 ;; (xor-shift, multiply, xor-shift); the result is h's low 32 bits. For a given length the groups' steps are a
 ;; bijection of the 64-bit state, so two words of one length differ in h before the final fold to 32 bits.
 (module
-  (memory (export "memory") 64)
+  (memory (export "memory") 1)
 
   ;; Where engine.ts put each array (byte offsets): the class table, the code units of the text (with room for
   ;; 80 more after the last one), and the tokens' starts, ends, hashes (i32 each), digits bits (u8), and the

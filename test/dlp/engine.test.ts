@@ -280,6 +280,12 @@ describe('dlp engine tokenizeWords against a plain reference', () => {
       }
     }
   });
+  it('agrees when a token is longer than a piece (the piece then runs on to its end)', () => {
+    const lower = `a1 b’s ${'q'.repeat(300_000)}7 c’s ${text(30)} ${'k'.repeat(270_000)} end`;
+    expect(tokensOf(lower)).to.deep.equal(referenceTokens(lower));
+    // And the thread's own arena still serves the next text.
+    expect(tokensOf('after it, x9')).to.deep.equal(referenceTokens('after it, x9'));
+  });
   it('agrees on a text of 300,000 characters (more tokens than the reused arrays hold)', () => {
     const lower = 'ab c1 d’s '.repeat(30_000);
     const got = tokensOf(lower);
