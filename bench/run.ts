@@ -1,7 +1,7 @@
 // `npm run bench`: clean mail through a real gateway process into a real next hop, against the same load sent
 // straight to that next hop (the limit). It measures and reports; it asserts nothing about speed, and exits
 // non-zero only when the run itself breaks (messages missing, duplicated or altered, a process dying, timeout).
-import fs from "node:fs";
+import fs from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -341,9 +341,7 @@ async function main(): Promise<number> {
       // BENCH_CPU_PROF=DIR: a V8 CPU profile of the gateway process, for `--cpu-prof` analysis.
       // BENCH_NODE_ARGS: extra node flags for the gateway (V8 heap settings, for comparisons).
       nodeArgs: [
-        ...(process.env.BENCH_CPU_PROF
-          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-          : []),
+        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
         ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
       ],
     });

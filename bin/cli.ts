@@ -93,7 +93,11 @@ async function ensureFirstAdmin(store: Store, config: ResolvedConfig): Promise<v
  * later get it too; a value given on the command line wins.
  */
 function tuneHeapGrowth(): void {
-  if (process.execArgv.some((a) => a.startsWith('--heap-growing-percent') || a.startsWith('--heap_growing_percent')))
+  if (
+    process.execArgv.some(
+      (a) => a.startsWith('--heap-growing-percent') || a.startsWith('--heap_growing_percent'),
+    )
+  )
     return;
   v8.setFlagsFromString('--heap-growing-percent=100');
 }

@@ -185,7 +185,11 @@ describe('detectEncrypted', function () {
         mail(`${HEAD}Content-Type: text/plain\r\n\r\n-----BEGIN PGP MESSAGE-----END PGP MESSAGE-----`),
         null,
       ],
-      ['a body shorter than the armour line', mail(`${HEAD}Content-Type: text/plain\r\n\r\n-----BEGIN`), null],
+      [
+        'a body shorter than the armour line',
+        mail(`${HEAD}Content-Type: text/plain\r\n\r\n-----BEGIN`),
+        null,
+      ],
       [
         'inline PGP MESSAGE that is only signed',
         mail(`${HEAD}Content-Type: text/plain\r\n\r\n${signedOnlyArmour}`),
