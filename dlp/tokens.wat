@@ -1,5 +1,5 @@
 ;; The word tokenizer of dlp/engine.ts (wordTokens) and the word hash every token look-up uses (hashWord).
-;; Built into dist/dlp/tokens.wasm by scripts/build-wasm.mjs (npm run build). engine.ts lays out the memory and
+;; Built into dist/dlp/tokens.wasm by scripts/build-wasm.ts (npm run build). engine.ts lays out the memory and
 ;; sets the globals below; it reads the results through typed arrays over the same memory.
 ;;
 ;; A token is a run of word characters: a-z, 0-9, A-Z, and beyond ASCII the letters and marks of $classes (a
@@ -9,10 +9,10 @@
 ;; 0-9); the tokens' starts and ends are the masks' edges, and each token is hashed once, four characters (64 bits)
 ;; at a time, from its code units.
 ;;
-;; The hash of a word (code units u[0..len)): h = SEED; for each group g of four code units, the last ones zero
-;; beyond the word, and at least two groups: h = (h xor group) * M (mod 2^64); then h xor= len, and a final mix
-;; (xor-shift, multiply, xor-shift); the result is h's low 32 bits. For a given length the groups' steps are a
-;; bijection of the 64-bit state, so two words of one length differ in h before the final fold to 32 bits.
+;; The hash of a word (code units u[0..len)): h = SEED xor len; for each group of four code units, the last ones
+;; zero beyond the word, and at least two groups: h = (h xor group) * M (mod 2^64); the result is the low 32 bits of
+;; h xor (h >> 32). For a given length the groups' steps are a bijection of the 64-bit state, so two words of one
+;; length differ in h before the fold to 32 bits. (test/dlp/engine.test.ts writes it again with BigInt.)
 (module
   (memory (export "memory") 1)
 
@@ -37,7 +37,7 @@
 
   (global $SEED i64 (i64.const 0x9e3779b97f4a7c15))
   (global $M i64 (i64.const 0xff51afd7ed558ccd))
-  
+
   ;; A word's hash from the state after its last group: the high half folded into the low one.
   (func $finish (param $h i64) (result i32)
     (i32.wrap_i64 (i64.xor (local.get $h) (i64.shr_u (local.get $h) (i64.const 32)))))

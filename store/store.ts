@@ -444,9 +444,10 @@ export class Store {
   private async commitBatch(batch: PendingWrite[], retries = 3): Promise<void> {
     try {
       // Commits themselves do not fsync (synchronous=NORMAL, set once): with a synchronous driver an fsync
-      // would stall the event loop. Durability is added after the commit, asynchronously: one fsync of the
-      // WAL (and of the directories sealed files were renamed into) for the whole batch, awaited only by
-      // the writers that asked for it. A durable writer resolves after both; the next batch need not wait.
+      // would stall the event loop. Durability is added after the commit, asynchronously: an fsync of the
+      // WAL that starts after it (shared with other batches, see walSyncedAfterNow) and of the directories
+      // sealed files were renamed into, awaited only by the writers that asked for it. A durable writer
+      // resolves after both; the next batch need not wait.
       await this.setSyncMode('NORMAL');
       const run = async (trx: Trx) => {
         const out: unknown[] = [];
