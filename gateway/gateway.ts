@@ -192,6 +192,7 @@ export class Gateway {
   async start(): Promise<void> {
     const { store, log } = this.opts;
     await recoverSpool(store, log);
+    await store.startCheckpointer(log);
     await this.resumeOwnWork();
     this.rules?.watch(this.opts.config.dlp.reloadInterval);
     this.rules?.warm();

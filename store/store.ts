@@ -5,10 +5,13 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { GatewayError } from '../config/errors.js';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { ResolvedConfig } from '../config/load.js';
+import type { Logger } from '../config/log.js';
+import type { CheckpointReply, CheckpointRequest, CheckpointWorkerData } from './checkpoint-worker.js';
 import { loadMasterKeys } from './master-key.js';
 import {
   clientConfig,
@@ -56,6 +59,18 @@ export const INLINE_MAX = 256 * 1024;
  */
 export const WAL_CHECKPOINT_PAGES = 10_000;
 
+/**
+ * With the checkpointer thread (Store.startCheckpointer), the store's own connection checkpoints only if the WAL
+ * grows this long anyway (the thread is behind or gone): a bound, not the usual way.
+ */
+export const WAL_BACKSTOP_PAGES = 4 * WAL_CHECKPOINT_PAGES;
+
+/** Time between the checkpointer thread's passive checkpoints. */
+export const CHECKPOINT_INTERVAL_MS = 200;
+
+/** The longest the store holds its writers for the checkpointer thread (it answers in milliseconds). */
+const CHECKPOINT_HOLD_MAX_MS = 2000;
+
 /** The areas whose content may live in the database (spooled messages, and what the act stage builds). */
 const INLINE_AREAS: ReadonlySet<SealedArea> = new Set(['spool', 'blobs']);
 
@@ -72,6 +87,13 @@ export class Store {
   private closed = false;
   private syncMode: 'FULL' | 'NORMAL' | undefined;
   private walHandle?: Promise<FileHandle>;
+  /** The WAL's checkpointer thread, when started (SQLite). */
+  private checkpointer?: Worker;
+  /** Set while the checkpointer thread finishes a checkpoint: no transaction begins until it resolves. */
+  private writeHold?: { held: Promise<void>; release: () => void };
+  /** A batch is being committed (between BEGIN and COMMIT, or its writers still running). */
+  private batchRunning = false;
+  private afterBatch?: () => void;
 
   private constructor(
     readonly db: Knex,
@@ -399,12 +421,120 @@ export class Store {
     this.writing = true;
     try {
       while (this.pending.length > 0) {
+        while (this.writeHold) await this.writeHold.held;
         const batch = this.pending.splice(0, MAX_BATCH);
-        await this.commitBatch(batch);
+        this.batchRunning = true;
+        try {
+          await this.commitBatch(batch);
+        } finally {
+          this.batchRunning = false;
+          this.afterBatch?.();
+        }
       }
     } finally {
       this.writing = false;
     }
+  }
+
+  /**
+   * Moves the SQLite WAL's checkpoints to a thread of their own (the gateway; short-lived commands keep SQLite's
+   * automatic ones). A checkpoint copies the pages committed since the last one into the database file and fsyncs
+   * the WAL and the file; run by the connection that commits, inside a COMMIT, it held the event loop for tens of
+   * milliseconds every WAL_CHECKPOINT_PAGES pages (about every second at 100 KB messages under load), and every SMTP
+   * client waited. The thread checkpoints passively every CHECKPOINT_INTERVAL_MS and, once the WAL is
+   * WAL_CHECKPOINT_PAGES long, asks the store to hold its next transaction while it copies the last frames, so the
+   * WAL starts again from its beginning (see checkpoint-worker.ts). If the thread fails, this connection checkpoints
+   * as before.
+   */
+  async startCheckpointer(
+    log: Logger,
+    opts: { intervalMs?: number; resetFrames?: number } = {},
+  ): Promise<void> {
+    if (this.engine !== 'sqlite' || this.checkpointer || this.closed) return;
+    const worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url), {
+      workerData: {
+        file: path.join(this.dataDir, 'phi-gateway.sqlite'),
+        intervalMs: opts.intervalMs ?? CHECKPOINT_INTERVAL_MS,
+        resetFrames: opts.resetFrames ?? WAL_CHECKPOINT_PAGES,
+      } satisfies CheckpointWorkerData,
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        worker.once('message', (msg: CheckpointReply) =>
+          msg.type === 'ready' ? resolve() : reject(new Error(`checkpointer: ${msg.type}`)),
+        );
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`checkpointer exited (${code})`)));
+      });
+    } catch (err) {
+      // Only slower: this connection keeps checkpointing by itself.
+      log.warn({ evt: 'CHECKPOINTER_FAILED', err }, 'WAL checkpointer did not start');
+      await worker.terminate();
+      return;
+    }
+    this.checkpointer = worker;
+    // Never what keeps a process alive; a checkpoint cut short by the process's exit is a crash SQLite recovers.
+    worker.unref();
+    await this.db.raw(`PRAGMA wal_autocheckpoint=${WAL_BACKSTOP_PAGES}`);
+    worker.on('message', (msg: CheckpointReply) => {
+      if (msg.type === 'hold') {
+        void this.holdWrites().then(() => worker.postMessage({ type: 'held' } satisfies CheckpointRequest));
+      } else if (msg.type === 'release') {
+        this.releaseWrites();
+      }
+    });
+    worker.on('error', (err) => log.error({ evt: 'CHECKPOINTER_FAILED', err }, 'WAL checkpointer failed'));
+    worker.once('exit', () => {
+      if (this.checkpointer !== worker) return;
+      // Gone without being stopped: this connection checkpoints by itself again.
+      this.checkpointer = undefined;
+      this.releaseWrites();
+      if (this.closed) return;
+      log.warn({ evt: 'CHECKPOINTER_STOPPED' }, 'WAL checkpoints back on the store connection');
+      this.db.raw(`PRAGMA wal_autocheckpoint=${WAL_CHECKPOINT_PAGES}`).catch(() => undefined);
+    });
+  }
+
+  /** Resolves once no batch is being committed, and from then on holds new ones until releaseWrites. */
+  private holdWrites(): Promise<void> {
+    if (!this.writeHold) {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      // Bounded: a thread that never answers cannot stop the gateway's writes.
+      const timer = setTimeout(() => this.releaseWrites(), CHECKPOINT_HOLD_MAX_MS);
+      this.writeHold = {
+        held,
+        release: () => {
+          clearTimeout(timer);
+          release();
+        },
+      };
+    }
+    if (!this.batchRunning) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.afterBatch = () => {
+        this.afterBatch = undefined;
+        resolve();
+      };
+    });
+  }
+
+  private releaseWrites(): void {
+    const hold = this.writeHold;
+    this.writeHold = undefined;
+    hold?.release();
+  }
+
+  private async stopCheckpointer(): Promise<void> {
+    const worker = this.checkpointer;
+    if (!worker) return;
+    this.checkpointer = undefined;
+    this.releaseWrites();
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ type: 'stop' } satisfies CheckpointRequest);
+    const timer = setTimeout(() => void worker.terminate(), 5000);
+    await exited;
+    clearTimeout(timer);
   }
 
   /** fsync of the SQLite WAL, off the event loop: makes every commit so far durable. */
@@ -520,6 +650,8 @@ export class Store {
 
   async close(): Promise<void> {
     this.closed = true;
+    // The checkpointer's connection closes first: the store's, closing last, checkpoints the whole WAL.
+    await this.stopCheckpointer();
     while (this.writing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 10));
     await this.syncWal().catch(() => undefined);
     if (this.walHandle) await (await this.walHandle).close();
