@@ -18,6 +18,8 @@ export type CheckpointReply =
   | { type: 'ready' }
   | { type: 'hold' }
   | { type: 'release'; log: number; checkpointed: number }
+  /** A checkpoint failed (the first of a run of failures; SQLite's message, which names no data). */
+  | { type: 'failed'; error: string }
   | { type: 'stopped' };
 
 /** From the store: its writers are held (`held`), or the thread should close its connection and end. */
@@ -92,16 +94,37 @@ async function cycle(): Promise<void> {
       port.postMessage({ type: 'release', ...last } satisfies CheckpointReply);
     }
   }
-  if (stopping) stop();
-  else timer = setTimeout(() => void cycle().catch(fail), intervalMs);
 }
 
-/** A checkpoint that throws (an I/O error): the thread ends with the error, and the store checkpoints as before. */
-function fail(err: unknown): void {
-  setImmediate(() => {
-    throw err;
-  });
+let failing = false;
+
+/**
+ * A checkpoint that throws (disk full, an I/O error) is tried again at the next interval: nothing is lost by
+ * waiting (the WAL holds every commit; the store's connection checkpoints by itself past WAL_BACKSTOP_PAGES).
+ */
+function next(): void {
+  if (stopping) {
+    stop();
+    return;
+  }
+  timer = setTimeout(() => {
+    cycle().then(
+      () => {
+        failing = false;
+        next();
+      },
+      (err: unknown) => {
+        if (!failing)
+          port.postMessage({
+            type: 'failed',
+            error: String((err as Error)?.message ?? err),
+          } satisfies CheckpointReply);
+        failing = true;
+        next();
+      },
+    );
+  }, intervalMs);
 }
 
 port.postMessage({ type: 'ready' } satisfies CheckpointReply);
-timer = setTimeout(() => void cycle().catch(fail), intervalMs);
+next();

@@ -443,8 +443,8 @@ export class Store {
    * milliseconds every WAL_CHECKPOINT_PAGES pages (about every second at 100 KB messages under load), and every SMTP
    * client waited. The thread checkpoints passively every CHECKPOINT_INTERVAL_MS and, once the WAL is
    * WAL_CHECKPOINT_PAGES long, asks the store to hold its next transaction while it copies the last frames, so the
-   * WAL starts again from its beginning (see checkpoint-worker.ts). If the thread fails, this connection checkpoints
-   * as before.
+   * WAL starts again from its beginning (see checkpoint-worker.ts). A checkpoint that fails (disk full) is tried
+   * again at the next interval; if the thread itself is gone, this connection checkpoints as before.
    */
   async startCheckpointer(
     log: Logger,
@@ -481,6 +481,8 @@ export class Store {
         void this.holdWrites().then(() => worker.postMessage({ type: 'held' } satisfies CheckpointRequest));
       } else if (msg.type === 'release') {
         this.releaseWrites();
+      } else if (msg.type === 'failed') {
+        log.warn({ evt: 'CHECKPOINT_FAILED', error: msg.error }, 'WAL checkpoint failed; retrying');
       }
     });
     worker.on('error', (err) => log.error({ evt: 'CHECKPOINTER_FAILED', err }, 'WAL checkpointer failed'));

@@ -103,11 +103,15 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
       // row: with only the spool on the small disk, the large ones are what fill it.
       const small = where === 'spool' ? 300_000 : 40_000;
       const medium = where === 'spool' ? 300_000 : 100_000;
-      // 1. Completely full: every message is refused with a 4xx, and nothing is left behind.
+      // 1. Completely full: messages are refused with a 4xx, and nothing is left behind. With the data dir on the
+      // full disk, the first few may still be accepted, durably: once checkpointed, SQLite's WAL is written again
+      // from its beginning, in space its file already holds. Beyond that room, 4xx.
       const ballast = await fill(mountAt);
-      const full = await sendBatch(gw.smtpPort, ledger, [0, 1, 2, 3, 4], small);
+      const full = await sendBatch(gw.smtpPort, ledger, [0, 1, 2, 3, 4, 6, 7, 8, 9, 30], small);
+      const room = where === 'spool' ? 0 : full.findIndex((r) => !/^250 /.test(r));
+      expect(room, full.join(' | ')).to.be.within(0, 6);
       expect(
-        full.every((r) => /^45[12] /.test(r)),
+        full.slice(room).every((r) => /^45[12] /.test(r)),
         full.join(' | '),
       ).to.equal(true);
       expect(await spoolFiles(spool), 'partial spool files').to.deep.equal([]);
@@ -163,7 +167,7 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
       expect(notAcked.length, 'a refused message was delivered anyway').to.equal(0);
       await waitUntil(async () => (await spoolFiles(spool)).length === 0, 10000, 'an empty spool');
       report(
-        `      disk full (${where}): full → ${full.length}×4xx; partial → ${accepted}×250 ${refused}×4xx; recovered, lost 0`,
+        `      disk full (${where}): full → ${room}×250 then ${full.length - room}×4xx; partial → ${accepted}×250 ${refused}×4xx; recovered, lost 0`,
       );
     });
   }
