@@ -39,6 +39,13 @@ const LEASE_MS = ENVELOPE_LEASE_MS;
 // cancelled: a pickup password whose notice bounced (a password alone is never sent).
 const TERMINAL = ['delivered', 'bounced', 'cancelled'];
 
+/**
+ * How long a delivery keeps trying to record its outcome (well inside its lease, so no one else takes the envelope
+ * meanwhile), and the longest pause between tries.
+ */
+export const RECORD_RETRY_MS = 5 * 60 * 1000;
+const RECORD_PAUSE_MAX_MS = 5000;
+
 interface Failure {
   env: EnvelopeRow;
   code: number | null;
@@ -264,7 +271,7 @@ export class Delivery {
     // 1. Record what the next hop accepted, and the retries, before anything else.
     let releasedWaiting = false;
     let spoolDone: false | 'file' | 'inline' = false;
-    await this.store.write(async (trx) => {
+    await this.recordOutcome(first.message_id, async (trx) => {
       if (delivered.length > 0) {
         const ids = delivered.map((e) => e.id);
         await updateByIds(trx, 'envelopes', ids, {
@@ -371,6 +378,31 @@ export class Delivery {
     } else if (first.content === 'spool') {
       if (spoolDone) await this.dropSpool(first.message_id!, spoolDone);
     } else await this.finalise(first);
+  }
+
+  /**
+   * Step 1's transaction, tried again until it commits (for up to RECORD_RETRY_MS, pausing 0.25 s, doubling, at most
+   * 5 s). Once the next hop has taken the message, the only true record is that it did: giving the envelopes back
+   * after a failed write (the database locked beyond its busy timeout, the disk full) sent the message again. The
+   * envelopes stay leased meanwhile; a failed transaction left nothing behind, so it runs again whole.
+   */
+  private async recordOutcome(messageId: string | null, fn: (trx: Trx) => Promise<void>): Promise<void> {
+    const deadline = Date.now() + RECORD_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store.write(fn);
+        return;
+      } catch (err) {
+        if (Date.now() >= deadline || this.store.isClosed) throw err;
+        if (attempt === 1) {
+          this.log.warn(
+            { evt: 'DELIVERY_RECORD_RETRY', qid: messageId, code: errorCode(err) },
+            'could not record a delivery outcome; trying again',
+          );
+        }
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** (attempt - 1), RECORD_PAUSE_MAX_MS)));
+      }
+    }
   }
 
   /**

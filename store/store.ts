@@ -106,6 +106,11 @@ export class Store {
     readonly nodeId: string,
   ) {}
 
+  /** close() was called: writes are refused from now on. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   private get masterKey(): Buffer {
     return this.masterKeys[0]!;
   }
@@ -451,6 +456,8 @@ export class Store {
     opts: { intervalMs?: number; resetFrames?: number } = {},
   ): Promise<void> {
     if (this.engine !== 'sqlite' || this.checkpointer || this.closed) return;
+    // Before the thread starts, so that nothing can set it after the thread has gone.
+    await this.db.raw(`PRAGMA wal_autocheckpoint=${WAL_BACKSTOP_PAGES}`);
     const worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url), {
       workerData: {
         file: path.join(this.dataDir, 'phi-gateway.sqlite'),
@@ -458,26 +465,18 @@ export class Store {
         resetFrames: opts.resetFrames ?? WAL_CHECKPOINT_PAGES,
       } satisfies CheckpointWorkerData,
     });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        worker.once('message', (msg: CheckpointReply) =>
-          msg.type === 'ready' ? resolve() : reject(new Error(`checkpointer: ${msg.type}`)),
-        );
-        worker.once('error', reject);
-        worker.once('exit', (code) => reject(new Error(`checkpointer exited (${code})`)));
-      });
-    } catch (err) {
-      // Only slower: this connection keeps checkpointing by itself.
-      log.warn({ evt: 'CHECKPOINTER_FAILED', err }, 'WAL checkpointer did not start');
-      await worker.terminate();
-      return;
-    }
-    this.checkpointer = worker;
-    // Never what keeps a process alive; a checkpoint cut short by the process's exit is a crash SQLite recovers.
-    worker.unref();
-    await this.db.raw(`PRAGMA wal_autocheckpoint=${WAL_BACKSTOP_PAGES}`);
+    let ready!: () => void;
+    const started = new Promise<void>((resolve, reject) => {
+      ready = resolve;
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`checkpointer exited (${code})`)));
+    });
+    // One listener from the start: a message nobody listens for is dropped, and a dropped hold would leave the
+    // thread waiting.
     worker.on('message', (msg: CheckpointReply) => {
-      if (msg.type === 'hold') {
+      if (msg.type === 'ready') {
+        ready();
+      } else if (msg.type === 'hold') {
         void this.holdWrites().then(() => worker.postMessage({ type: 'held' } satisfies CheckpointRequest));
       } else if (msg.type === 'release') {
         this.releaseWrites();
@@ -485,6 +484,18 @@ export class Store {
         log.warn({ evt: 'CHECKPOINT_FAILED', error: msg.error }, 'WAL checkpoint failed; retrying');
       }
     });
+    try {
+      await started;
+    } catch (err) {
+      // Only slower: this connection keeps checkpointing by itself.
+      log.warn({ evt: 'CHECKPOINTER_FAILED', err }, 'WAL checkpointer did not start');
+      await worker.terminate();
+      await this.db.raw(`PRAGMA wal_autocheckpoint=${WAL_CHECKPOINT_PAGES}`);
+      return;
+    }
+    this.checkpointer = worker;
+    // Never what keeps a process alive; a checkpoint cut short by the process's exit is a crash SQLite recovers.
+    worker.unref();
     worker.on('error', (err) => log.error({ evt: 'CHECKPOINTER_FAILED', err }, 'WAL checkpointer failed'));
     worker.once('exit', () => {
       if (this.checkpointer !== worker) return;

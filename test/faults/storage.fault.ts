@@ -219,6 +219,46 @@ describe('fault: storage (disk full, read-only, database locked)', function () {
     report(`      read-only spool: ${ro.map((x) => x.slice(0, 3)).join(',')} while ro; 250 after rw`);
   });
 
+  it('database locked past its busy timeout just as the next hop takes a message: recorded once free, sent once', async () => {
+    // The lock is taken by the next hop itself, before its 250: the gateway's record of the delivery waits for it,
+    // longer than its busy timeout (10 s).
+    await capture.stop();
+    let locker: ReturnType<typeof openSqlite> | undefined;
+    let locked = false;
+    capture = new CaptureServer({
+      onMessage: () => {
+        if (locked) return;
+        locked = true;
+        locker = openSqlite(dataDir, false);
+        locker.exec('BEGIN IMMEDIATE');
+      },
+    });
+    await capture.start();
+    const child = await spawnGateway({ dataDir, relayUrl: capture.url, overrides: { logLevel: 'warn' } });
+    try {
+      const ledger = new Ledger();
+      const sent = await sendBatch(child.smtpPort, ledger, [0], 3000);
+      expect(sent[0], 'accepted').to.match(/^250 /);
+      await capture.waitFor(1);
+      await sleep(11_500);
+      locker!.exec('ROLLBACK');
+      locker!.close();
+      locker = undefined;
+      await waitUntil(() => openWork(dataDir).envelopes === 0, 20000, 'the delivery recorded');
+      // Several retry delays (200 ms in tests) later, still one copy.
+      await sleep(1500);
+      const r = ledger.check(capture.messages);
+      expect(r.lost).to.deep.equal([]);
+      expect(r.duplicates, 'sent again after the lock').to.equal(0);
+      expect(capture.count).to.equal(1);
+      expect(child.child.exitCode, 'the gateway survived the lock').to.equal(null);
+      report(`      lock at the next hop's 250: delivered ${capture.count}×, recorded after the lock`);
+    } finally {
+      locker?.close();
+      await child.kill('SIGTERM');
+    }
+  });
+
   it('database locked by another connection (BEGIN IMMEDIATE): waits or answers 4xx, loses nothing, recovers', async () => {
     const child = await spawnGateway({ dataDir, relayUrl: capture.url, overrides: { logLevel: 'warn' } });
     try {

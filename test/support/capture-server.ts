@@ -18,6 +18,8 @@ export interface CaptureOptions {
   onRcpt?: (rcpt: string) => { code: number; message: string } | undefined;
   /** Keep message bodies (default true); benchmarks may keep counts only. */
   keep?: boolean;
+  /** Called with each message once it is kept, before the 250 is sent. */
+  onMessage?: (m: CapturedMessage) => void;
 }
 
 export class CaptureServer {
@@ -54,14 +56,14 @@ export class CaptureServer {
         });
         stream.on('end', () => {
           this.count++;
-          if (this.opts.keep !== false) {
-            this.messages.push({
-              from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-              to: session.envelope.rcptTo.map((r) => r.address),
-              raw: Buffer.concat(chunks),
-              at: Date.now(),
-            });
-          }
+          const m: CapturedMessage = {
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks),
+            at: Date.now(),
+          };
+          if (this.opts.keep !== false) this.messages.push(m);
+          this.opts.onMessage?.(m);
           cb(null, `2.0.0 Ok: captured ${this.count}`);
           this.waiters = this.waiters.filter((w) => {
             if (this.count >= w.n) w.resolve();
