@@ -18,8 +18,8 @@ export type CheckpointReply =
   | { type: 'ready' }
   | { type: 'hold' }
   | { type: 'release'; log: number; checkpointed: number }
-  /** A checkpoint failed (the first of a run of failures; SQLite's message, which names no data). */
-  | { type: 'failed'; error: string }
+  /** A checkpoint failed (the first of a run of failures): SQLite's error code, e.g. SQLITE_FULL. */
+  | { type: 'failed'; code: string }
   | { type: 'stopped' };
 
 /** From the store: its writers are held (`held`), or the thread should close its connection and end. */
@@ -114,10 +114,11 @@ function next(): void {
         next();
       },
       (err: unknown) => {
+        const code = (err as { code?: unknown } | null)?.code;
         if (!failing)
           port.postMessage({
             type: 'failed',
-            error: String((err as Error)?.message ?? err),
+            code: typeof code === 'string' ? code : 'ERROR',
           } satisfies CheckpointReply);
         failing = true;
         next();

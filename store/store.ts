@@ -481,7 +481,7 @@ export class Store {
       } else if (msg.type === 'release') {
         this.releaseWrites();
       } else if (msg.type === 'failed') {
-        log.warn({ evt: 'CHECKPOINT_FAILED', error: msg.error }, 'WAL checkpoint failed; retrying');
+        log.warn({ evt: 'CHECKPOINT_FAILED', code: msg.code }, 'WAL checkpoint failed; retrying');
       }
     });
     try {
