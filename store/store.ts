@@ -493,6 +493,11 @@ export class Store {
       await this.db.raw(`PRAGMA wal_autocheckpoint=${WAL_CHECKPOINT_PAGES}`);
       return;
     }
+    if (this.closed) {
+      // close() ran while the thread started: it must not outlive the store's connection.
+      worker.postMessage({ type: 'stop' } satisfies CheckpointRequest);
+      return;
+    }
     this.checkpointer = worker;
     // Never what keeps a process alive; a checkpoint cut short by the process's exit is a crash SQLite recovers.
     worker.unref();
